@@ -1,0 +1,26 @@
+"""tracejit: write training code as plain NumPy; run it eagerly, or traced and compiled.
+
+>>> import numpy as np, tracejit as tj
+>>> @tj.trace
+... def f(x):
+...     return np.tanh(x) * 2
+>>> f(np.ones(3, np.float32))
+array([1.5231884, 1.5231884, 1.5231884], dtype=float32)
+
+See ``README.md`` for the tour and ``ARCHITECTURE.md`` for how the pieces fit.
+"""
+from . import numpy  # imports (and so registers) the primitives in ``ops`` first
+from .core import Aval, Const, Eqn, Graph, Var, verify
+from .errors import ConcretizationError, TracerError, UnsupportedError
+from .interpret import interpret
+from .jit import Traced, trace
+from .modes import get_mode, mode, set_mode
+from .primitives import defop, registry as primitives
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "trace", "Traced", "mode", "set_mode", "get_mode", "numpy",
+    "Graph", "Aval", "Var", "Const", "Eqn", "verify", "interpret", "defop", "primitives",
+    "TracerError", "ConcretizationError", "UnsupportedError",
+]

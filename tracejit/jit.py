@@ -1,0 +1,356 @@
+"""``@tj.trace``: the cache of traced programs and the call path.
+
+Layer: runtime, on top of everything else. A call flattens the arguments, builds the cache
+key (pytree structure, each leaf's shape and dtype -- Python scalars by kind only, never by
+value -- and the values of static arguments), looks it up and runs the entry. On a miss it
+traces (``graph_builder``), runs the pass pipeline (``transforms``), and for compiled mode
+hands the graph to the backend. Every retrace records which argument changed and how.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+import time
+import warnings
+
+import numpy as np
+
+from . import pytree
+from .core import Aval
+from .errors import TracerError, UnsupportedError
+from .graph_builder import make_graph
+from .interpret import interpret
+from .modes import check_mode, get_mode
+from .primitives import Tracer, trace_stack
+from .transforms import DEFAULT_PASSES, run_passes
+
+__all__ = ["trace", "Traced", "RETRACE_WARNING_THRESHOLD"]
+
+RETRACE_WARNING_THRESHOLD = 8
+
+# Python scalars are traced as 0-d "weak" values of their kind's default dtype (NEP 50).
+_SCALAR_DTYPES = {bool: np.dtype(np.bool_), int: np.dtype(np.int64), float: np.dtype(np.float64),
+                  complex: np.dtype(np.complex128)}
+_SCALAR_SIGS = {t: ("py", t.__name__) for t in _SCALAR_DTYPES}
+
+
+def _leaf_signature(leaf):
+    """The part of the cache key one leaf contributes, or None if the leaf cannot be traced."""
+    t = type(leaf)
+    if t is np.ndarray:
+        if leaf.dtype.hasobject or leaf.dtype.kind in "SUVMm":
+            return None
+        return (leaf.shape, leaf.dtype)
+    sig = _SCALAR_SIGS.get(t)
+    if sig is not None:
+        return sig
+    if isinstance(leaf, np.generic) and not isinstance(leaf, (np.str_, np.bytes_, np.void, np.object_)):
+        return ((), leaf.dtype)
+    return None
+
+
+def _leaf_aval(sig) -> Aval:
+    if sig[0] == "py":
+        return Aval((), _SCALAR_DTYPES[{"bool": bool, "int": int, "float": float, "complex": complex}[sig[1]]],
+                    weak=True)
+    return Aval(sig[0], sig[1])
+
+
+def _describe(sig) -> str:
+    if sig is None:
+        return "untraceable"
+    if sig[0] == "py":
+        return f"Python {sig[1]}"
+    return str(Aval(sig[0], sig[1]))
+
+
+def _as_runtime_array(leaf, sig):
+    if sig[0] == "py":
+        return np.asarray(leaf, dtype=_leaf_aval(sig).dtype)
+    return leaf if type(leaf) is np.ndarray else np.asarray(leaf)
+
+
+class _Entry:
+    """One traced signature: its optimised program and, lazily, its runners per mode."""
+
+    __slots__ = ("program", "raw_graph", "runners", "leaf_sigs", "compiled")
+
+    def __init__(self, program, raw_graph, leaf_sigs):
+        self.program = program
+        self.raw_graph = raw_graph
+        self.leaf_sigs = leaf_sigs
+        self.runners = {}
+        self.compiled = None
+
+
+class Traced:
+    """A function decorated with ``@tj.trace``. Call it like the original function.
+
+    Attributes: ``stats`` (see ``DESIGN.md``), ``graph(...)``, ``source(...)``.
+    """
+
+    def __init__(self, fn, *, static_argnums=(), static_argnames=(), mode=None, fastmath=False, parallel=None,
+                 passes=None):
+        if not callable(fn):
+            raise TypeError(f"tj.trace: expected a function, got {type(fn).__name__}")
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.mode = None if mode is None else check_mode(mode)
+        self.fastmath = bool(fastmath)
+        if parallel not in (None, True, False):
+            raise ValueError(f"tj.trace: parallel must be None, True or False, got {parallel!r}")
+        self.parallel = parallel
+        self.passes = list(DEFAULT_PASSES if passes is None else passes)
+        static_argnums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+        static_argnames = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
+        try:
+            self._params = list(inspect.signature(fn).parameters.values())
+        except (TypeError, ValueError):
+            self._params = []
+        names = [p.name for p in self._params
+                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        for n in static_argnames:
+            if self._params and n not in {p.name for p in self._params} and not any(
+                    p.kind == p.VAR_KEYWORD for p in self._params):
+                raise ValueError(f"tj.trace: static_argnames names {n!r}, which is not a parameter of {fn.__name__}")
+        self._static_nums = frozenset(static_argnums) | {i for i, n in enumerate(names) if n in static_argnames}
+        self._static_names = frozenset(static_argnames) | {names[i] for i in static_argnums if i < len(names)}
+        self._positional_names = names
+        self._cache: dict = {}
+        self._last_key = None
+        self._lock = threading.RLock()
+        self._warned = False
+        self.stats = {"traces": 0, "cache_hits": 0, "retraces": [], "compile_seconds": 0.0, "kernels": 0,
+                      "fused_ops": 0}
+
+    def __repr__(self):
+        return f"<tj.trace of {getattr(self.fn, '__qualname__', self.fn)}>"
+
+    def __get__(self, obj, objtype=None):
+        return self if obj is None else functools.partial(self, obj)
+
+    # ------------------------------------------------------------------------- call path
+    def _split(self, args, kwargs):
+        if not self._static_nums and not self._static_names:
+            return args, kwargs, ()
+        dyn_args = tuple(a for i, a in enumerate(args) if i not in self._static_nums)
+        statics = tuple(("#", i, a) for i, a in enumerate(args) if i in self._static_nums)
+        dyn_kwargs = {k: v for k, v in kwargs.items() if k not in self._static_names}
+        statics += tuple(("=", k, kwargs[k]) for k in sorted(kwargs) if k in self._static_names)
+        return dyn_args, dyn_kwargs, statics
+
+    def _key(self, args, kwargs):
+        dyn_args, dyn_kwargs, statics = self._split(args, kwargs)
+        leaves, treedef = pytree.flatten((dyn_args, dyn_kwargs))
+        sigs = tuple(_leaf_signature(x) for x in leaves)
+        return (treedef, sigs, statics), leaves
+
+    def __call__(self, *args, **kwargs):
+        mode = self.mode or get_mode()
+        if mode == "eager" or trace_stack() and self._has_tracer(args, kwargs):
+            # Eager, or called from inside another traced function: run the body inline.
+            return self.fn(*args, **kwargs)
+        key, leaves = self._key(args, kwargs)
+        try:
+            entry = self._cache.get(key)
+        except TypeError:
+            raise self._unhashable_static(key) from None
+        if entry is None:
+            entry = self._miss(key, leaves, args, kwargs)
+        else:
+            self.stats["cache_hits"] += 1
+        return self._run(entry, leaves, mode)
+
+    def _has_tracer(self, args, kwargs):
+        return any(isinstance(x, Tracer) for x in pytree.flatten((args, kwargs))[0])
+
+    def _run(self, entry, leaves, mode):
+        runner = entry.runners.get(mode) or self._make_runner(entry, mode)
+        program = entry.program
+        arrays = [_as_runtime_array(x, s) for x, s in zip(leaves, entry.leaf_sigs)] + program.captured
+        if program.mutated:
+            self._check_writable(leaves, program.mutated)
+        outs = runner(arrays)
+        n = program.n_results
+        for position, new_value in zip(program.mutated, outs[n:]):
+            target = leaves[position]
+            if type(target) is np.ndarray:
+                np.copyto(target, new_value)
+        results = [o[()] if o.ndim == 0 else o for o in outs[:n]]
+        return pytree.unflatten(program.out_tree, results)
+
+    def _check_writable(self, leaves, mutated):
+        names = None
+        for position in mutated:
+            target = leaves[position]
+            if type(target) is np.ndarray and not target.flags.writeable:
+                names = names or self._leaf_names(leaves)
+                raise ValueError(f"{self.__name__}: argument {names[position]} is updated in place but is read-only")
+
+    # ------------------------------------------------------------------------- tracing
+    def _miss(self, key, leaves, args, kwargs):
+        with self._lock:
+            entry = self._cache.get(key)
+            if entry is not None:  # another thread traced it while we waited
+                return entry
+            names = self._leaf_names(leaves, args, kwargs)
+            self._validate(key, leaves, names)
+            if self._cache:
+                self._record_retrace(key, names)
+            entry = self._trace(key, args, kwargs, names)
+            self._cache[key] = entry
+            self._last_key = key
+            return entry
+
+    def _trace(self, key, args, kwargs, names):
+        treedef, sigs, statics = key
+        in_avals = [_leaf_aval(s) for s in sigs]
+
+        def unflatten_args(tracers):
+            dyn_args, dyn_kwargs = pytree.unflatten(treedef, tracers)
+            return self._merge_statics(dyn_args, dyn_kwargs, statics)
+
+        def flatten_out(result):
+            out_leaves, out_tree = pytree.flatten(result)
+            for i, leaf in enumerate(out_leaves):
+                if not isinstance(leaf, (Tracer, np.ndarray, np.generic, bool, int, float, complex)):
+                    raise TypeError(f"{self.__name__} returned a {type(leaf).__name__} (output {i}); traced functions "
+                                    "return arrays, Python numbers, or tuples/lists/dicts of them")
+            return out_leaves, out_tree
+
+        program = make_graph(self.fn, in_avals, unflatten_args, flatten_out, names)
+        self.stats["traces"] += 1
+        raw = program.graph
+        program.graph = run_passes(raw, self.passes)
+        return _Entry(program, raw, sigs)
+
+    def _merge_statics(self, dyn_args, dyn_kwargs, statics):
+        args = list(dyn_args)
+        kwargs = dict(dyn_kwargs)
+        for kind, where, value in statics:
+            if kind == "#":
+                args.insert(where, value)
+            else:
+                kwargs[where] = value
+        return tuple(args), kwargs
+
+    def _make_runner(self, entry, mode):
+        if mode == "graph":
+            graph = entry.program.graph
+            runner = functools.partial(interpret, graph)
+        else:
+            from .backend import compile_graph
+            start = time.perf_counter()
+            entry.compiled = compile_graph(entry.program.graph, fastmath=self.fastmath, parallel=self.parallel,
+                                           name=getattr(self.fn, "__name__", "fn"))
+            self.stats["compile_seconds"] += time.perf_counter() - start
+            self.stats["kernels"] = entry.compiled.kernels
+            self.stats["fused_ops"] = entry.compiled.fused_ops
+            runner = entry.compiled
+        entry.runners[mode] = runner
+        return runner
+
+    # ------------------------------------------------------------------------- messages
+    def _leaf_names(self, leaves, args=None, kwargs=None):
+        if args is None:
+            return [f"leaf {i}" for i in range(len(leaves))]
+        dyn_args, dyn_kwargs, _ = self._split(args, kwargs)
+        dyn_positions = [i for i in range(len(args)) if i not in self._static_nums]
+        names = []
+        for pos, a in zip(dyn_positions, dyn_args):
+            base = self._positional_names[pos] if pos < len(self._positional_names) else f"args[{pos}]"
+            names += pytree.leaf_paths(pytree.flatten(a)[1], repr(base)[1:-1])
+        for k in sorted(dyn_kwargs):
+            names += pytree.leaf_paths(pytree.flatten(dyn_kwargs[k])[1], k)
+        return names
+
+    def _validate(self, key, leaves, names):
+        for leaf, sig, name in zip(leaves, key[1], names):
+            if sig is not None:
+                continue
+            fname = getattr(self.fn, "__name__", "function")
+            if isinstance(leaf, (str, bytes)):
+                raise TypeError(f"{fname}: argument {name!r} is a string, which cannot be traced. Mark it static: "
+                                f"@tj.trace(static_argnames=({name.split('[')[0]!r},))")
+            if isinstance(leaf, np.ndarray):
+                raise TypeError(f"{fname}: argument {name!r} has dtype {leaf.dtype}, which tracejit cannot trace "
+                                "(numeric and bool dtypes only)")
+            raise TypeError(f"{fname}: argument {name!r} is a {type(leaf).__name__}; traced arguments must be "
+                            "NumPy arrays, Python numbers, or tuples/lists/dicts/None of them. Convert it with "
+                            "np.asarray, or mark it static with static_argnums/static_argnames")
+
+    def _unhashable_static(self, key):
+        for kind, where, value in key[2]:
+            try:
+                hash(value)
+            except TypeError:
+                label = where if kind == "=" else (self._positional_names[where] if where < len(
+                    self._positional_names) else f"args[{where}]")
+                return TypeError(f"{self.__name__}: static argument {label!r} must be hashable (it is part of the "
+                                 f"cache key), got a {type(value).__name__}")
+        return TypeError("unhashable argument")
+
+    def _record_retrace(self, key, names):
+        reason = self._diff(self._last_key, key, names)
+        self.stats["retraces"].append(reason)
+        if len(self.stats["retraces"]) >= RETRACE_WARNING_THRESHOLD and not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"tj.trace: {self.__name__} has been retraced {len(self.stats['retraces'])} times; the last time "
+                f"because {reason}. Each new signature traces and compiles again. Keep shapes and dtypes fixed "
+                "(e.g. pad or drop the last partial batch, cast inputs once), and pass values that change "
+                "per call as arrays or Python numbers rather than static arguments.",
+                RuntimeWarning, stacklevel=4)
+
+    def _diff(self, old, new, names) -> str:
+        old_tree, old_sigs, old_static = old
+        new_tree, new_sigs, new_static = new
+        if old_static != new_static:
+            old_d = {(k, w): v for k, w, v in old_static}
+            for k, w, v in new_static:
+                if old_d.get((k, w), object()) != v:
+                    label = w if k == "=" else (self._positional_names[w] if w < len(self._positional_names) else w)
+                    return f"static argument {label!r} changed: {old_d.get((k, w))!r} -> {v!r}"
+        if old_tree != new_tree:
+            return (f"the argument structure changed: {len(old_sigs)} leaves -> {len(new_sigs)} leaves "
+                    f"(now {', '.join(names)})")
+        for name, a, b in zip(names, old_sigs, new_sigs):
+            if a != b:
+                return f"argument {name!r} changed: {_describe(a)} -> {_describe(b)}"
+        return "the signature changed"
+
+    # ------------------------------------------------------------------------- inspection
+    def _entry_for(self, args, kwargs):
+        key, leaves = self._key(args, kwargs)
+        entry = self._cache.get(key)
+        if entry is None:
+            entry = self._miss(key, leaves, args, kwargs)
+        return entry
+
+    def graph(self, *args, optimize=True, **kwargs):
+        """The ``tj.Graph`` that runs for these arguments (after all passes; ``optimize=False``:
+        as traced). Traces if needed, never runs the function."""
+        entry = self._entry_for(args, kwargs)
+        return entry.program.graph if optimize else entry.raw_graph
+
+    def source(self, *args, **kwargs):
+        """The generated Numba source for these arguments."""
+        from .backend import generate_source
+        entry = self._entry_for(args, kwargs)
+        return generate_source(entry.program.graph, fastmath=self.fastmath, parallel=self.parallel,
+                               name=getattr(self.fn, "__name__", "fn"))
+
+
+def trace(fn=None, *, static_argnums=(), static_argnames=(), mode=None, fastmath=False, parallel=None, passes=None):
+    """Decorator: trace ``fn`` once per input signature and run it in the current mode.
+
+    Use bare (``@tj.trace``) or with options (``@tj.trace(static_argnames=("n",))``).
+    ``mode`` pins this function's mode; ``passes`` replaces the optimisation pipeline
+    (a list of ``Graph -> Graph`` functions, see ``tj.transforms``).
+    """
+    options = dict(static_argnums=static_argnums, static_argnames=static_argnames, mode=mode, fastmath=fastmath,
+                   parallel=parallel, passes=passes)
+    if fn is None:
+        return lambda f: Traced(f, **options)
+    return Traced(fn, **options)

@@ -1,0 +1,1120 @@
+"""``tj.numpy``: the NumPy-named front end that turns NumPy calls into primitives.
+
+Layer: front end, between user code and ``ops``. Tracers route ``np.exp(t)``, ``t + 1``,
+``np.mean(t, axis=0)`` ... here (through ``__array_ufunc__``/``__array_function__`` and
+their operators). Each function works out NumPy 2's result dtype (NEP 50: Python scalars
+are weak), inserts explicit ``cast`` and ``broadcast_to`` equations, and binds primitives.
+Called with plain arrays (no tracer among the arguments) the functions simply call NumPy,
+so eager code is NumPy itself.
+
+Anything with a data-dependent output shape (``np.nonzero``, ``np.unique``, boolean masks
+computed from traced values) and any NumPy function not listed here raises
+``UnsupportedError``: tracejit never falls back silently.
+"""
+from __future__ import annotations
+
+import builtins
+import functools
+import numbers
+import operator
+
+import numpy as np
+
+from . import ops as P
+from .errors import TracerError, UnsupportedError, where as _where_msg
+from .primitives import Tracer, top_trace
+
+__all__ = []  # filled in at the bottom with every NumPy-named function defined here
+
+
+class ShapeError(TracerError, ValueError):
+    """Operands whose shapes do not fit (the traced version of NumPy's broadcasting error)."""
+
+
+_PY_SCALARS = (bool, int, float, complex)
+
+
+def _is_tracer(x) -> bool:
+    return isinstance(x, Tracer)
+
+
+def _any_tracer(args) -> bool:
+    return builtins.any(isinstance(a, Tracer) for a in args)
+
+
+class _Literal(np.ndarray):
+    """Marks arrays the front end made itself (index tables, scalars in a known dtype), which
+    a graph inlines as constants; all other arrays are captured by reference."""
+
+
+def literal(value, dtype=None) -> np.ndarray:
+    """A NumPy value that traced code should inline as a constant."""
+    return np.asarray(value, dtype=dtype).view(_Literal)
+
+
+def _dtype_of(x):
+    return x.dtype if isinstance(x, (Tracer, np.ndarray, np.generic)) else np.asarray(x).dtype
+
+
+def _weak_kind(x):
+    """The Python type NumPy 2 treats as a weak operand, or None for a strongly typed one."""
+    if isinstance(x, Tracer):
+        return _PY_TYPE_OF_KIND[x.dtype.kind] if x.aval.weak else None
+    if isinstance(x, _PY_SCALARS):
+        return type(x)
+    return None
+
+
+_PY_TYPE_OF_KIND = {"b": bool, "i": int, "u": int, "f": float, "c": complex}
+
+
+def _is_weak(x) -> bool:
+    return _weak_kind(x) is not None
+
+
+def _check_operand(x, fname):
+    if isinstance(x, (Tracer, np.ndarray, np.generic) + _PY_SCALARS):
+        if isinstance(x, np.ndarray) and x.dtype == object:
+            raise TypeError(f"{fname}: object arrays are not supported by tracejit{_where_msg()}")
+        return x
+    if isinstance(x, (list, tuple)):
+        return asarray(x)
+    raise TypeError(f"{fname}: unsupported operand of type {type(x).__name__}{_where_msg()}")
+
+
+def _shape(x):
+    return x.shape if isinstance(x, (Tracer, np.ndarray, np.generic)) else ()
+
+
+def _broadcast_shapes(fname, *shapes):
+    try:
+        return np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise ShapeError(f"{fname}: operands could not be broadcast together with shapes "
+                         f"{' '.join(str(tuple(s)) for s in shapes)}{_where_msg()}") from None
+
+
+def _to(x, dtype, shape, ref=()):
+    """``x`` as dtype ``dtype`` and shape ``shape``. Constants become literals; one that must be
+    broadcast is first lifted into the trace of the tracers in ``ref``, so the broadcast is an
+    equation and not a large constant."""
+    if not _is_tracer(x):
+        value = np.asarray(x, dtype=dtype) if isinstance(x, _PY_SCALARS) else np.asarray(x).astype(dtype, copy=False)
+        if value.shape == tuple(shape):
+            return literal(value)
+        trace = top_trace(ref)
+        if trace is None:
+            return literal(np.broadcast_to(value, shape))
+        x = trace.full_raise(literal(value))
+    elif x.dtype != dtype:
+        x = P.cast(x, dtype=np.dtype(dtype))
+    if tuple(x.shape) != tuple(shape):
+        x = P.broadcast_to(x, shape=tuple(shape))
+    return x
+
+
+@functools.lru_cache(maxsize=None)
+def _resolve(ufunc, signature):
+    try:
+        return ufunc.resolve_dtypes(signature)
+    except TypeError as e:
+        raise TypeError(f"np.{ufunc.__name__} does not support operands of types "
+                        f"{tuple(getattr(s, '__name__', str(s)) for s in signature if s is not None)}: {e}") from None
+
+
+def _ufunc_dtypes(ufunc, args):
+    signature = tuple(_weak_kind(a) or _dtype_of(a) for a in args) + (None,) * ufunc.nout
+    return _resolve(ufunc, signature)
+
+
+def _elementwise(ufunc, prim, *args):
+    """Apply ``prim`` with NumPy's promotion (as ``ufunc`` would) and explicit broadcasting."""
+    args = [_check_operand(a, f"np.{ufunc.__name__}") for a in args]
+    if not _any_tracer(args):
+        return ufunc(*args)
+    dtypes = _ufunc_dtypes(ufunc, args)
+    shape = _broadcast_shapes(f"np.{ufunc.__name__}", *[_shape(a) for a in args])
+    out = prim(*[_to(a, dt, shape, args) for a, dt in zip(args, dtypes)])
+    if out.dtype != dtypes[-1]:  # e.g. a loop computed in float64 whose NumPy result is declared otherwise
+        out = P.cast(out, dtype=dtypes[-1])
+    if builtins.all(_is_weak(a) for a in args) and not out.aval.weak:
+        out = _as_weak(out)
+    return out
+
+
+def _as_weak(t):
+    # A result computed only from weak operands stays weak (NEP 50), e.g. lr * 0.5.
+    from .core import Aval
+    t.aval = Aval(t.aval.shape, t.aval.dtype, True)
+    return t
+
+
+# ----------------------------------------------------------------------------- ufuncs
+
+def _ufunc_fn(ufunc, prim):
+    def fn(*args):
+        return _elementwise(ufunc, prim, *args)
+    fn.__name__ = ufunc.__name__
+    fn.__doc__ = f"``numpy.{ufunc.__name__}`` on arrays or traced values."
+    return fn
+
+
+add = _ufunc_fn(np.add, P.add)
+subtract = _ufunc_fn(np.subtract, P.sub)
+multiply = _ufunc_fn(np.multiply, P.mul)
+true_divide = divide = _ufunc_fn(np.true_divide, P.div)
+floor_divide = _ufunc_fn(np.floor_divide, P.floordiv)
+mod = remainder = _ufunc_fn(np.remainder, P.mod)
+power = _ufunc_fn(np.power, P.pow)
+maximum = _ufunc_fn(np.maximum, P.maximum)
+minimum = _ufunc_fn(np.minimum, P.minimum)
+negative = _ufunc_fn(np.negative, P.neg)
+absolute = abs = _ufunc_fn(np.absolute, P.abs)
+sign = _ufunc_fn(np.sign, P.sign)
+floor = _ufunc_fn(np.floor, P.floor)
+exp = _ufunc_fn(np.exp, P.exp)
+log = _ufunc_fn(np.log, P.log)
+log1p = _ufunc_fn(np.log1p, P.log1p)
+expm1 = _ufunc_fn(np.expm1, P.expm1)
+sqrt = _ufunc_fn(np.sqrt, P.sqrt)
+tanh = _ufunc_fn(np.tanh, P.tanh)
+sin = _ufunc_fn(np.sin, P.sin)
+cos = _ufunc_fn(np.cos, P.cos)
+equal = _ufunc_fn(np.equal, P.eq)
+not_equal = _ufunc_fn(np.not_equal, P.ne)
+less = _ufunc_fn(np.less, P.lt)
+less_equal = _ufunc_fn(np.less_equal, P.le)
+greater = _ufunc_fn(np.greater, P.gt)
+greater_equal = _ufunc_fn(np.greater_equal, P.ge)
+logical_and = _ufunc_fn(np.logical_and, P.logical_and)
+logical_or = _ufunc_fn(np.logical_or, P.logical_or)
+logical_not = _ufunc_fn(np.logical_not, P.logical_not)
+
+
+def _composite(ufunc):
+    """Decorator: a ufunc written with other front-end functions; plain arrays go to NumPy."""
+    def wrap(body):
+        @functools.wraps(body)
+        def fn(*args):
+            args = [_check_operand(a, f"np.{ufunc.__name__}") for a in args]
+            if not _any_tracer(args):
+                return ufunc(*args)
+            dtypes = _ufunc_dtypes(ufunc, args)
+            out = body(*[astype(a, dt) if _is_tracer(a) else _to(a, dt, _shape(a)) for a, dt in zip(args, dtypes)])
+            return astype(out, dtypes[-1])
+        fn.__doc__ = f"``numpy.{ufunc.__name__}`` on arrays or traced values."
+        return fn
+    return wrap
+
+
+@_composite(np.positive)
+def positive(x):
+    return x
+
+
+@_composite(np.square)
+def square(x):
+    return multiply(x, x)
+
+
+@_composite(np.reciprocal)
+def reciprocal(x):
+    return true_divide(np.ones((), x.dtype).view(_Literal), x)
+
+
+@_composite(np.ceil)
+def ceil(x):
+    return negative(floor(negative(x)))
+
+
+@_composite(np.trunc)
+def trunc(x):
+    return where(less(x, 0), ceil(x), floor(x))
+
+
+@_composite(np.exp2)
+def exp2(x):
+    return exp(multiply(x, np.log(2.0)))
+
+
+@_composite(np.log2)
+def log2(x):
+    return true_divide(log(x), np.log(2.0))
+
+
+@_composite(np.log10)
+def log10(x):
+    return true_divide(log(x), np.log(10.0))
+
+
+@_composite(np.tan)
+def tan(x):
+    return true_divide(sin(x), cos(x))
+
+
+@_composite(np.sinh)
+def sinh(x):
+    return multiply(subtract(exp(x), exp(negative(x))), 0.5)
+
+
+@_composite(np.cosh)
+def cosh(x):
+    return multiply(add(exp(x), exp(negative(x))), 0.5)
+
+
+@_composite(np.logical_xor)
+def logical_xor(x, y):
+    return not_equal(astype(x, bool), astype(y, bool))
+
+
+@_composite(np.isnan)
+def isnan(x):
+    return not_equal(x, x)
+
+
+@_composite(np.isfinite)
+def isfinite(x):
+    if x.dtype.kind in "biu":
+        return equal(x, x)
+    return equal(subtract(x, x), 0)
+
+
+@_composite(np.isinf)
+def isinf(x):
+    return logical_and(logical_not(isfinite(x)), logical_not(isnan(x)))
+
+
+def _bool_only(name, logical):
+    def fn(x, y=None):
+        args = (x,) if y is None else (x, y)
+        if not _any_tracer(args):
+            return getattr(np, name)(*args)
+        if builtins.any(_dtype_of(a) != np.bool_ for a in args):
+            raise UnsupportedError(f"np.{name} (operator {'~&|^'[['invert','bitwise_and','bitwise_or','bitwise_xor'].index(name)]}) "
+                                   f"is only supported on booleans by tracejit, got {[str(_dtype_of(a)) for a in args]}{_where_msg()}")
+        return logical(*args)
+    fn.__name__ = name
+    fn.__doc__ = f"``numpy.{name}`` on boolean arrays or traced values."
+    return fn
+
+
+invert = bitwise_not = _bool_only("invert", logical_not)
+bitwise_and = _bool_only("bitwise_and", logical_and)
+bitwise_or = _bool_only("bitwise_or", logical_or)
+bitwise_xor = _bool_only("bitwise_xor", logical_xor)
+
+
+def where(condition, x=None, y=None):
+    """``numpy.where(condition, x, y)``; the one-argument form is ``nonzero`` and is refused."""
+    if x is None and y is None:
+        return nonzero(condition)
+    if not _any_tracer((condition, x, y)):
+        return np.where(condition, x, y)
+    condition, x, y = (_check_operand(a, "np.where") for a in (condition, x, y))
+    if _weak_kind(x) and _weak_kind(y):
+        dtype = np.result_type(_weak_kind(x)(0), _weak_kind(y)(0))
+    else:
+        dtype = np.result_type(*[_weak_kind(a)(0) if _weak_kind(a) else _dtype_of(a) for a in (x, y)])
+    shape = _broadcast_shapes("np.where", _shape(condition), _shape(x), _shape(y))
+    ref = (condition, x, y)
+    out = P.where(_to(condition, np.bool_, shape, ref), _to(x, dtype, shape, ref), _to(y, dtype, shape, ref))
+    return _as_weak(out) if _is_weak(x) and _is_weak(y) else out
+
+
+def clip(a, a_min=None, a_max=None, out=None, **kwargs):
+    """``numpy.clip`` as ``minimum(maximum(a, a_min), a_max)``."""
+    if out is not None:
+        raise UnsupportedError("np.clip(..., out=) is not supported in traced code")
+    a_min = kwargs.pop("min", a_min)
+    a_max = kwargs.pop("max", a_max)
+    if not _any_tracer((a, a_min, a_max)):
+        return np.clip(a, a_min, a_max)
+    if a_min is not None:
+        a = maximum(a, a_min)
+    if a_max is not None:
+        a = minimum(a, a_max)
+    return a
+
+
+def astype(x, dtype):
+    """``x.astype(dtype)``: a ``cast`` equation when the dtype changes."""
+    dtype = np.dtype(dtype)
+    if not _is_tracer(x):
+        return np.asarray(x).astype(dtype)
+    if dtype == object or dtype.kind in "SUV":
+        raise UnsupportedError(f"astype({dtype}): only numeric and bool dtypes can be traced{_where_msg()}")
+    if x.dtype == dtype:
+        return x if not x.aval.weak else P.cast(x, dtype=dtype)
+    return P.cast(x, dtype=dtype)
+
+
+# ----------------------------------------------------------------------------- creation
+
+def asarray(a, dtype=None, order=None, *, copy=None, like=None):
+    """Tracers pass through (cast to ``dtype`` if given); anything else goes to ``numpy.asarray``.
+    Nested lists holding tracers are stacked."""
+    if _is_tracer(a):
+        return a if dtype is None else astype(a, dtype)
+    if isinstance(a, (list, tuple)) and _contains_tracer(a):
+        return stack([asarray(x, dtype) for x in a]) if a else np.asarray(a, dtype)
+    try:
+        out = np.asarray(a, dtype=dtype)
+    except ValueError as e:
+        raise ValueError(f"cannot make an array from this value ({e}){_where_msg()}") from None
+    if out.dtype == object:
+        raise TypeError(f"object arrays are not supported by tracejit (ragged nested lists?){_where_msg()}")
+    return out
+
+
+array = asarray
+
+
+def _contains_tracer(seq) -> bool:
+    return builtins.any(_is_tracer(x) or (isinstance(x, (list, tuple)) and _contains_tracer(x)) for x in seq)
+
+
+def zeros_like(a, dtype=None, shape=None):
+    """``numpy.zeros_like``: for a tracer, a broadcast zero constant (no data dependence)."""
+    return full_like(a, 0, dtype, shape)
+
+
+def ones_like(a, dtype=None, shape=None):
+    """``numpy.ones_like``: for a tracer, a broadcast one constant."""
+    return full_like(a, 1, dtype, shape)
+
+
+def full_like(a, fill_value, dtype=None, shape=None):
+    """``numpy.full_like``; the fill value may be traced."""
+    if not _any_tracer((a, fill_value)):
+        return np.full_like(a, fill_value, dtype=dtype, shape=shape)
+    dtype = np.dtype(dtype) if dtype is not None else _dtype_of(a)
+    shape = tuple(shape) if shape is not None else _shape(a)
+    return _to(fill_value, dtype, shape, (a, fill_value))
+
+
+# ----------------------------------------------------------------------------- shapes
+
+def _norm_axis(axis, ndim, fname="axis"):
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+        raise TypeError(f"{fname} must be an integer, got {type(axis).__name__}{_where_msg()}")
+    if not -ndim <= axis < builtins.max(ndim, 1):
+        raise np.exceptions.AxisError(f"axis {axis} is out of bounds for array of dimension {ndim}")
+    return int(axis) % builtins.max(ndim, 1)
+
+
+def _norm_axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (tuple, list)):
+        axes = tuple(_norm_axis(a, ndim) for a in axis)
+        if len(set(axes)) != len(axes):
+            raise ValueError(f"duplicate value in 'axis': {axis}")
+        return axes
+    return (_norm_axis(axis, ndim),)
+
+
+def _mark_view(out, base):
+    if _is_tracer(out) and out is not base:
+        out.view_of = base
+    return out
+
+
+def reshape(a, newshape=None, order="C", *, shape=None):
+    """``numpy.reshape`` (C order; one ``-1`` is inferred)."""
+    newshape = shape if shape is not None else newshape
+    if not _is_tracer(a):
+        return np.reshape(a, newshape, order=order)
+    if order != "C":
+        raise UnsupportedError(f"reshape(order={order!r}): only order='C' is supported{_where_msg()}")
+    if isinstance(newshape, (int, np.integer)):
+        newshape = (newshape,)
+    newshape = tuple(int(d) for d in newshape)
+    if newshape.count(-1) > 1:
+        raise ValueError("can only specify one unknown dimension")
+    if -1 in newshape:
+        known = int(np.prod([d for d in newshape if d != -1], dtype=np.int64))
+        if known == 0 or a.size % known:
+            raise ShapeError(f"cannot reshape array of size {a.size} into shape {newshape}{_where_msg()}")
+        newshape = tuple(a.size // known if d == -1 else d for d in newshape)
+    if int(np.prod(newshape, dtype=np.int64)) != a.size:
+        raise ShapeError(f"cannot reshape array of size {a.size} into shape {newshape}{_where_msg()}")
+    if newshape == a.shape:
+        return a
+    return _mark_view(P.reshape(a, shape=newshape), a)
+
+
+def ravel(a, order="C"):
+    """``numpy.ravel``."""
+    return reshape(a, (-1,), order=order) if _is_tracer(a) else np.ravel(a, order=order)
+
+
+def transpose(a, axes=None):
+    """``numpy.transpose``; ``axes=None`` reverses them."""
+    if not _is_tracer(a):
+        return np.transpose(a, axes)
+    perm = tuple(reversed(range(a.ndim))) if axes is None else tuple(_norm_axis(x, a.ndim) for x in axes)
+    if sorted(perm) != list(range(a.ndim)):
+        raise ValueError(f"axes {axes} don't match array of dimension {a.ndim}")
+    if perm == tuple(range(a.ndim)):
+        return a
+    return _mark_view(P.transpose(a, perm=perm), a)
+
+
+def swapaxes(a, axis1, axis2):
+    """``numpy.swapaxes``."""
+    if not _is_tracer(a):
+        return np.swapaxes(a, axis1, axis2)
+    perm = list(range(a.ndim))
+    i, j = _norm_axis(axis1, a.ndim), _norm_axis(axis2, a.ndim)
+    perm[i], perm[j] = perm[j], perm[i]
+    return transpose(a, perm)
+
+
+def moveaxis(a, source, destination):
+    """``numpy.moveaxis``."""
+    if not _is_tracer(a):
+        return np.moveaxis(a, source, destination)
+    src = _norm_axes(source, a.ndim)
+    dst = _norm_axes(destination, a.ndim)
+    order = [n for n in range(a.ndim) if n not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return transpose(a, order)
+
+
+def expand_dims(a, axis):
+    """``numpy.expand_dims``."""
+    if not _is_tracer(a):
+        return np.expand_dims(a, axis)
+    axes = axis if isinstance(axis, (tuple, list)) else (axis,)
+    ndim = a.ndim + len(axes)
+    axes = {_norm_axis(x, ndim) for x in axes}
+    it = iter(a.shape)
+    return reshape(a, tuple(1 if i in axes else next(it) for i in range(ndim)))
+
+
+def squeeze(a, axis=None):
+    """``numpy.squeeze``."""
+    if not _is_tracer(a):
+        return np.squeeze(a, axis)
+    axes = tuple(i for i, d in enumerate(a.shape) if d == 1) if axis is None else _norm_axes(axis, a.ndim)
+    for i in axes:
+        if a.shape[i] != 1:
+            raise ValueError("cannot select an axis to squeeze out which has size not equal to one")
+    return reshape(a, tuple(d for i, d in enumerate(a.shape) if i not in axes))
+
+
+def atleast_1d(a):
+    return reshape(a, (1,)) if _is_tracer(a) and a.ndim == 0 else (a if _is_tracer(a) else np.atleast_1d(a))
+
+
+def atleast_2d(a):
+    if not _is_tracer(a):
+        return np.atleast_2d(a)
+    return reshape(a, (1,) * (2 - a.ndim) + a.shape) if a.ndim < 2 else a
+
+
+def broadcast_to(array, shape):
+    """``numpy.broadcast_to``."""
+    if not _is_tracer(array):
+        return np.broadcast_to(array, shape)
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    if _broadcast_shapes("np.broadcast_to", array.shape, shape) != shape:
+        raise ShapeError(f"cannot broadcast shape {array.shape} to {shape}{_where_msg()}")
+    return array if array.shape == shape else P.broadcast_to(array, shape=shape)
+
+
+def broadcast_arrays(*args):
+    """``numpy.broadcast_arrays``."""
+    if not _any_tracer(args):
+        return np.broadcast_arrays(*args)
+    shape = _broadcast_shapes("np.broadcast_arrays", *[_shape(a) for a in args])
+    return [broadcast_to(a, shape) if _is_tracer(a) else np.broadcast_to(a, shape) for a in args]
+
+
+def concatenate(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
+    """``numpy.concatenate``; ``axis=None`` flattens first."""
+    arrays = list(arrays)
+    if not _any_tracer(arrays):
+        return np.concatenate(arrays, axis=axis, dtype=dtype)
+    if out is not None:
+        raise UnsupportedError("np.concatenate(..., out=) is not supported in traced code")
+    if axis is None:
+        arrays, axis = [ravel(a) for a in arrays], 0
+    arrays = [_check_operand(a, "np.concatenate") for a in arrays]
+    ndim = builtins.max(len(_shape(a)) for a in arrays)
+    if ndim == 0:
+        raise ValueError("zero-dimensional arrays cannot be concatenated")
+    axis = _norm_axis(axis, ndim)
+    result_dtype = np.dtype(dtype) if dtype is not None else np.result_type(
+        *[_weak_kind(a)(0) if _weak_kind(a) else _dtype_of(a) for a in arrays])
+    parts = [_to(a, result_dtype, _shape(a)) for a in arrays]
+    for p in parts:
+        if len(p.shape) != ndim or builtins.any(d != e for i, (d, e) in enumerate(zip(p.shape, parts[0].shape)) if i != axis):
+            raise ShapeError(f"np.concatenate: all input array dimensions except for the concatenation axis must "
+                             f"match, got shapes {[tuple(_shape(a)) for a in arrays]}{_where_msg()}")
+    parts = [p for p in parts if p.shape[axis] > 0] or parts[:1]
+    if len(parts) == 1:
+        return parts[0] if _is_tracer(parts[0]) else P.reshape(parts[0], shape=parts[0].shape)
+    return P.concatenate(*parts, axis=axis)
+
+
+def stack(arrays, axis=0, out=None, dtype=None):
+    """``numpy.stack``: ``expand_dims`` + ``concatenate``."""
+    arrays = list(arrays)
+    if not _any_tracer(arrays):
+        return np.stack(arrays, axis=axis, dtype=dtype)
+    shapes = {tuple(_shape(a)) for a in arrays}
+    if len(shapes) != 1:
+        raise ShapeError(f"np.stack: all input arrays must have the same shape, got {sorted(shapes)}{_where_msg()}")
+    axis = _norm_axis(axis, len(next(iter(shapes))) + 1)
+    return concatenate([expand_dims(asarray(a), axis) for a in arrays], axis=axis, dtype=dtype)
+
+
+def hstack(tup, dtype=None):
+    arrays = [atleast_1d(a) for a in tup]
+    return concatenate(arrays, axis=0 if arrays[0].ndim == 1 else 1, dtype=dtype)
+
+
+def vstack(tup, dtype=None):
+    return concatenate([atleast_2d(a) for a in tup], axis=0, dtype=dtype)
+
+
+# ----------------------------------------------------------------------------- reductions
+
+@functools.lru_cache(maxsize=None)
+def _sum_dtype(dtype):
+    return np.sum(np.zeros(1, dtype)).dtype
+
+
+@functools.lru_cache(maxsize=None)
+def _mean_dtype(dtype):
+    return np.mean(np.zeros(1, dtype)).dtype
+
+
+def _keepdims(out, x_shape, axes, keepdims):
+    if not keepdims:
+        return out
+    return reshape(out, tuple(1 if i in axes else d for i, d in enumerate(x_shape)))
+
+
+def _check_no_out(fname, out, **unsupported):
+    if out is not None:
+        raise UnsupportedError(f"np.{fname}(..., out=) is not supported in traced code{_where_msg()}")
+    for k, v in unsupported.items():
+        if v is not None and v is not np._NoValue:
+            raise UnsupportedError(f"np.{fname}(..., {k}=) is not supported in traced code{_where_msg()}")
+
+
+def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+    """``numpy.sum``; bools and small ints accumulate in NumPy's default integer."""
+    if not _is_tracer(a):
+        return np.sum(a, axis=axis, dtype=dtype, out=out, keepdims=keepdims,
+                      **({} if initial is None else {"initial": initial}), **({} if where is None else {"where": where}))
+    _check_no_out("sum", out, initial=initial, where=where)
+    axes = _norm_axes(axis, a.ndim)
+    a = astype(a, dtype if dtype is not None else _sum_dtype(a.dtype))
+    out = P.reduce_sum(a, axes=axes) if axes else a
+    return _keepdims(out, a.shape, axes, keepdims)
+
+
+def mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
+    """``numpy.mean`` as sum / count."""
+    if not _is_tracer(a):
+        return np.mean(a, axis=axis, dtype=dtype, out=out, keepdims=keepdims,
+                       **({} if where is None else {"where": where}))
+    _check_no_out("mean", out, where=where)
+    axes = _norm_axes(axis, a.ndim)
+    result_dtype = np.dtype(dtype) if dtype is not None else _mean_dtype(a.dtype)
+    count = int(np.prod([a.shape[i] for i in axes], dtype=np.int64))
+    total = sum(astype(a, result_dtype), axis=axes, keepdims=keepdims)
+    return true_divide(total, literal(count, result_dtype)) if count else true_divide(total, literal(np.nan, result_dtype))
+
+
+def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None, correction=None):
+    """``numpy.var``: mean of squared deviations from the mean (two passes, as NumPy)."""
+    if not _is_tracer(a):
+        kwargs = {k: v for k, v in dict(where=where, mean=mean, correction=correction).items() if v is not None}
+        return np.var(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims, **kwargs)
+    _check_no_out("var", out, where=where, mean=mean)
+    ddof = correction if correction is not None else ddof
+    axes = _norm_axes(axis, a.ndim)
+    result_dtype = np.dtype(dtype) if dtype is not None else _mean_dtype(a.dtype)
+    x = astype(a, result_dtype)
+    centered = subtract(x, _mean(x, axes, keepdims=True))
+    count = int(np.prod([a.shape[i] for i in axes], dtype=np.int64)) - ddof
+    return true_divide(sum(multiply(centered, centered), axis=axes, keepdims=keepdims),
+                       literal(builtins.max(count, 0), result_dtype))
+
+
+_mean = lambda x, axes, keepdims: mean(x, axis=axes, keepdims=keepdims)  # noqa: E731  (var shadows mean)
+
+
+def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None, correction=None):
+    """``numpy.std``: ``sqrt(var)``."""
+    if not _is_tracer(a):
+        kwargs = {k: v for k, v in dict(where=where, mean=mean, correction=correction).items() if v is not None}
+        return np.std(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims, **kwargs)
+    return sqrt(var(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims, where=where,
+                    mean=mean, correction=correction))
+
+
+def _extremum(name, prim, np_fn):
+    def fn(a, axis=None, out=None, keepdims=False, initial=None, where=None):
+        if not _is_tracer(a):
+            kwargs = {k: v for k, v in dict(initial=initial, where=where).items() if v is not None}
+            return np_fn(a, axis=axis, out=out, keepdims=keepdims, **kwargs)
+        _check_no_out(name, out, initial=initial, where=where)
+        axes = _norm_axes(axis, a.ndim)
+        if builtins.any(a.shape[i] == 0 for i in axes):
+            raise ValueError(f"zero-size array to reduction operation {name} which has no identity{_where_msg()}")
+        out = prim(a, axes=axes) if axes else a
+        return _keepdims(out, a.shape, axes, keepdims)
+    fn.__name__ = name
+    fn.__doc__ = f"``numpy.{name}`` (NaN propagates)."
+    return fn
+
+
+max = amax = _extremum("max", P.reduce_max, np.max)
+min = amin = _extremum("min", P.reduce_min, np.min)
+
+
+def _arg_extremum(name, prim, np_fn):
+    def fn(a, axis=None, out=None, *, keepdims=False):
+        if not _is_tracer(a):
+            return np_fn(a, axis=axis, out=out, keepdims=keepdims)
+        _check_no_out(name, out)
+        if axis is None:
+            flat = ravel(a)
+            return _keepdims(prim(flat, axis=0), (1,) * a.ndim, tuple(range(a.ndim)), keepdims) if keepdims \
+                else prim(flat, axis=0)
+        axis = _norm_axis(axis, a.ndim)
+        return _keepdims(prim(a, axis=axis), a.shape, (axis,), keepdims)
+    fn.__name__ = name
+    fn.__doc__ = f"``numpy.{name}``: index of the first extreme value."
+    return fn
+
+
+argmax = _arg_extremum("argmax", P.argmax, np.argmax)
+argmin = _arg_extremum("argmin", P.argmin, np.argmin)
+
+
+def any(a, axis=None, out=None, keepdims=False, *, where=None):
+    """``numpy.any``."""
+    if not _is_tracer(a):
+        return np.any(a, axis=axis, out=out, keepdims=keepdims)
+    return greater(sum(astype(a, bool), axis=axis, keepdims=keepdims, out=out, where=where), 0)
+
+
+def all(a, axis=None, out=None, keepdims=False, *, where=None):
+    """``numpy.all``."""
+    if not _is_tracer(a):
+        return np.all(a, axis=axis, out=out, keepdims=keepdims)
+    return logical_not(any(logical_not(a), axis=axis, out=out, keepdims=keepdims, where=where))
+
+
+# ----------------------------------------------------------------------------- linear algebra
+
+def matmul(a, b, out=None):
+    """``numpy.matmul`` / ``@``: 1-D operands are promoted as NumPy does; batch dims broadcast."""
+    if not _any_tracer((a, b)):
+        return np.matmul(a, b)
+    _check_no_out("matmul", out)
+    a, b = _check_operand(a, "np.matmul"), _check_operand(b, "np.matmul")
+    if _is_weak(a) or _is_weak(b) or len(_shape(a)) == 0 or len(_shape(b)) == 0:
+        raise ValueError(f"matmul: Input operand does not have enough dimensions (scalars are not allowed){_where_msg()}")
+    dtype = _ufunc_dtypes(np.matmul, (a, b))[-1]
+    sa, sb = tuple(_shape(a)), tuple(_shape(b))
+    a2 = sa if len(sa) > 1 else (1,) + sa
+    b2 = sb if len(sb) > 1 else sb + (1,)
+    if a2[-1] != b2[-2]:
+        raise ShapeError(f"matmul: Input operand 1 has a mismatch in its core dimension 0 (size {b2[-2]} is "
+                         f"different from {a2[-1]}): shapes {sa} @ {sb}{_where_msg()}")
+    batch = _broadcast_shapes("np.matmul", a2[:-2], b2[:-2])
+    a_full = _to(_reshape_any(a, a2), dtype, batch + a2[-2:], (a, b))
+    b_full = _to(_reshape_any(b, b2), dtype, batch + b2[-2:], (a, b))
+    out = P.matmul(a_full, b_full)
+    out_shape = batch + (a2[-2],) * (len(sa) > 1) + (b2[-1],) * (len(sb) > 1)
+    return reshape(out, out_shape)
+
+
+def _reshape_any(x, shape):
+    return reshape(x, shape) if _is_tracer(x) else np.reshape(x, shape)
+
+
+def dot(a, b, out=None):
+    """``numpy.dot`` for 0-, 1- and 2-D operands (higher ranks: use ``matmul``)."""
+    if not _any_tracer((a, b)):
+        return np.dot(a, b)
+    _check_no_out("dot", out)
+    if len(_shape(a)) == 0 or len(_shape(b)) == 0:
+        return multiply(a, b)
+    if len(_shape(a)) > 2 or len(_shape(b)) > 2:
+        raise UnsupportedError(f"np.dot on arrays of more than 2 dimensions is not supported; use np.matmul{_where_msg()}")
+    return matmul(a, b)
+
+
+def vdot(a, b):
+    """``numpy.vdot`` for real arrays: the dot product of the flattened arrays."""
+    return dot(ravel(a), ravel(b))
+
+
+inner = dot
+
+
+def outer(a, b, out=None):
+    """``numpy.outer``."""
+    if not _any_tracer((a, b)):
+        return np.outer(a, b)
+    return multiply(reshape(ravel(a), (-1, 1)), reshape(ravel(b), (1, -1)))
+
+
+# ----------------------------------------------------------------------------- indexing
+
+def _static_int_array(idx):
+    arr = np.asarray(idx)
+    if arr.dtype == np.bool_:
+        return None
+    if arr.dtype == object or not np.issubdtype(arr.dtype, np.integer):
+        if arr.size == 0:
+            return arr.astype(np.int64)
+        raise IndexError(f"arrays used as indices must be of integer (or boolean) type, got {arr.dtype}{_where_msg()}")
+    return arr
+
+
+def _normalize_int_index(idx, n, axis):
+    """Traced or constant integer indices wrapped into [0, n); constants are bounds-checked now."""
+    if _is_tracer(idx):
+        if not np.issubdtype(idx.dtype, np.integer):
+            raise IndexError(f"arrays used as indices must be of integer type, got {idx.dtype}{_where_msg()}")
+        idx = astype(idx, np.int64)
+        return where(less(idx, 0), add(idx, n), idx)
+    arr = np.asarray(idx, dtype=np.int64)
+    if arr.size and (arr.max() >= n or arr.min() < -n):
+        bad = arr.max() if arr.max() >= n else arr.min()
+        raise IndexError(f"index {bad} is out of bounds for axis {axis} with size {n}{_where_msg()}")
+    return literal(np.where(arr < 0, arr + n, arr))
+
+
+def _expand_index(index, ndim):
+    if not isinstance(index, tuple):
+        index = (index,)
+    index = tuple(_bool_mask_to_ints(i) for i in index)
+    n_ellipsis = builtins.sum(1 for i in index if i is Ellipsis)
+    if n_ellipsis > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    used = builtins.sum(1 for i in index if i is not None and i is not Ellipsis)
+    if used > ndim:
+        raise IndexError(f"too many indices for array: array is {ndim}-dimensional, but {used} were indexed")
+    if n_ellipsis:
+        k = index.index(Ellipsis)
+        index = index[:k] + (builtins.slice(None),) * (ndim - used) + index[k + 1:]
+    else:
+        index = index + (builtins.slice(None),) * (ndim - used)
+    return index
+
+
+def _bool_mask_to_ints(i):
+    if _is_tracer(i) and i.dtype == np.bool_:
+        raise UnsupportedError(
+            f"boolean-mask indexing with a traced mask has a data-dependent shape, which a static graph cannot "
+            f"express.{_where_msg()}\nUse np.where(mask, x, 0) (or a weighted sum) instead, or run eagerly.")
+    if isinstance(i, (np.ndarray, list)) and np.asarray(i).dtype == np.bool_:
+        if np.asarray(i).ndim != 1:
+            raise UnsupportedError(f"multi-dimensional boolean masks are not supported in traced code{_where_msg()}")
+        return np.flatnonzero(i)  # a concrete mask is fine: its positions are known at trace time
+    return i
+
+
+def _is_advanced(i):
+    return _is_tracer(i) or isinstance(i, (np.ndarray, list))
+
+
+def getitem(x, index):
+    """``x[index]`` for tracers: basic slicing (steps, negative steps, ``None``, ``...``) and
+    integer-array indexing (NumPy's rules for where the indexed axes go)."""
+    if not _is_tracer(x):
+        return x[index]
+    index = _expand_index(index, x.ndim)
+    has_advanced = builtins.any(_is_advanced(i) for i in index)
+    if has_advanced and builtins.any(i is None for i in index):
+        raise UnsupportedError(f"mixing None/np.newaxis with integer-array indices is not supported{_where_msg()}")
+    starts, stops, steps, reversed_axes, out_index = [], [], [], [], []
+    axis = 0
+    for i in index:
+        if i is None:
+            out_index.append(None)
+            continue
+        n = x.shape[axis]
+        if isinstance(i, builtins.slice):
+            start, stop, step = i.indices(n)
+            count = len(range(start, stop, step))
+            if step > 0:
+                starts.append(start); stops.append(start + (count - 1) * step + 1 if count else start); steps.append(step)
+            else:
+                first = start + (count - 1) * step if count else 0
+                starts.append(first); stops.append(first + (count - 1) * -step + 1 if count else first); steps.append(-step)
+                reversed_axes.append(axis)
+            out_index.append("keep")
+        elif isinstance(i, (int, np.integer)) and not isinstance(i, bool):
+            k = int(i)
+            if not -n <= k < n:
+                raise IndexError(f"index {k} is out of bounds for axis {axis} with size {n}{_where_msg()}")
+            k %= n
+            if has_advanced:
+                starts.append(0); stops.append(n); steps.append(1)
+                out_index.append(np.int64(k))
+            else:
+                starts.append(k); stops.append(k + 1); steps.append(1)
+                out_index.append("drop")
+        elif _is_advanced(i):
+            starts.append(0); stops.append(n); steps.append(1)
+            out_index.append(i)
+        else:
+            raise IndexError(f"only integers, slices (`:`), ellipsis (`...`), numpy.newaxis (`None`) and integer or "
+                             f"boolean arrays are valid indices, got {type(i).__name__}{_where_msg()}")
+        axis += 1
+    out = x
+    if (tuple(starts), tuple(stops), tuple(steps)) != ((0,) * x.ndim, x.shape, (1,) * x.ndim):
+        out = P.slice(out, starts=tuple(starts), stops=tuple(stops), steps=tuple(steps))
+    for ax in reversed_axes:
+        n = out.shape[ax]
+        out = P.gather(out, literal(np.arange(n - 1, -1, -1, dtype=np.int64)), axis=ax)
+    if has_advanced:
+        positions = [k for k, i in enumerate(out_index)]
+        return _advanced_index(out, [out_index[k] if not isinstance(out_index[k], str) else builtins.slice(None)
+                                     for k in positions])
+    shape, it = [], iter(out.shape)
+    for i in out_index:
+        if i is None:
+            shape.append(1)
+        elif i == "drop":
+            next(it)
+        else:
+            shape.append(next(it))
+    out = reshape(out, tuple(shape)) if tuple(shape) != out.shape else out
+    return _mark_view(out, x)
+
+
+def _advanced_index(x, index):
+    """NumPy's integer-array indexing: the indexed axes are flattened into one and gathered."""
+    adv_axes = [k for k, i in enumerate(index) if not isinstance(i, builtins.slice)]
+    idx_values = [index[k] for k in adv_axes]
+    idx_values = [i if _is_tracer(i) else _static_int_array(i) for i in idx_values]
+    idx_shape = _broadcast_shapes("indexing", *[_shape(i) for i in idx_values])
+    # Flat position within the indexed axes: sum(i_k * stride_k), as ravel_multi_index.
+    flat = None
+    stride = 1
+    for k, i in reversed(list(zip(adv_axes, idx_values))):
+        n = x.shape[k]
+        term = _normalize_int_index(i, n, k)
+        term = multiply(term, stride) if stride != 1 else term
+        flat = term if flat is None else add(flat, term)
+        stride *= n
+    flat = _to(flat, np.int64, idx_shape, (x,))
+    contiguous = adv_axes == list(range(adv_axes[0], adv_axes[0] + len(adv_axes)))
+    rest = [k for k in range(x.ndim) if k not in adv_axes]
+    moved = transpose(x, adv_axes + rest)
+    merged = reshape(moved, (stride,) + tuple(x.shape[k] for k in rest))
+    out = P.gather(merged, flat, axis=0)
+    if contiguous and adv_axes[0] != 0:
+        nd = len(idx_shape)
+        lead = list(range(nd, nd + adv_axes[0]))
+        perm = lead + list(range(nd)) + list(range(nd + adv_axes[0], out.ndim))
+        out = transpose(out, perm)
+    return out
+
+
+def take(a, indices, axis=None, out=None, mode="raise"):
+    """``numpy.take`` (mode='raise': out-of-range constant indices fail at trace time)."""
+    if not _any_tracer((a, indices)):
+        return np.take(a, indices, axis=axis, out=out, mode=mode)
+    _check_no_out("take", out)
+    if mode != "raise":
+        raise UnsupportedError(f"np.take(mode={mode!r}) is not supported{_where_msg()}")
+    if axis is None:
+        a, axis = ravel(a), 0
+    axis = _norm_axis(axis, a.ndim)
+    return P.gather(a, _to(_normalize_int_index(indices, a.shape[axis], axis), np.int64, _shape(indices)), axis=axis)
+
+
+def take_along_axis(arr, indices, axis):
+    """``numpy.take_along_axis``, as integer-array indexing with broadcast index grids."""
+    if not _any_tracer((arr, indices)):
+        return np.take_along_axis(arr, indices, axis)
+    axis = _norm_axis(axis, arr.ndim)
+    index = []
+    for k in range(arr.ndim):
+        if k == axis:
+            index.append(indices)
+        else:
+            shape = [1] * arr.ndim
+            shape[k] = arr.shape[k]
+            index.append(np.arange(arr.shape[k]).reshape(shape))
+    return _advanced_index(arr, index)
+
+
+def setitem(x, index, value):
+    """``x[index] = value`` on a tracer: rebinds ``x`` to an updated copy, as NumPy updates it
+    in place. Positions must be known at trace time and distinct."""
+    positions = getitem(np.arange(x.size).reshape(x.shape), index) if not _index_is_traced(index) else None
+    if positions is None:
+        raise UnsupportedError(f"assignment through traced indices is not supported{_where_msg()}")
+    positions = np.asarray(positions)
+    if np.unique(positions).size != positions.size:
+        raise UnsupportedError(f"assignment with repeated indices is not supported in traced code{_where_msg()}")
+    value = _to(_check_operand(value, "setitem"), x.dtype, positions.shape, (x,))
+    flat_x = reshape(x, (-1,))
+    mask = np.zeros(x.size, bool)
+    mask[positions.ravel()] = True
+    scattered = P.scatter_add(literal(np.zeros(x.size, x.dtype)), literal(positions.ravel().astype(np.int64)),
+                              reshape(value, (-1,)) if _is_tracer(value) else literal(np.ravel(value)), axis=0)
+    inplace_update(x, reshape(where(literal(mask), scattered, flat_x), x.shape))
+
+
+def _index_is_traced(index):
+    return _is_tracer(index) or (isinstance(index, tuple) and builtins.any(_is_tracer(i) for i in index))
+
+
+def inplace_update(target, new_value):
+    """Make ``target`` (a tracer) hold ``new_value``, as NumPy's in-place operators do.
+
+    The trace turns a changed argument into a write-back into the caller's array.
+    """
+    if not _is_tracer(target):
+        raise UnsupportedError(
+            f"an in-place update of a NumPy array with a traced value cannot be recorded{_where_msg()}\n"
+            "Return the new value instead, or pass the array as an argument of the traced function.")
+    if getattr(target, "view_of", None) is not None:
+        raise UnsupportedError(
+            f"in-place update of a view (a slice, reshape or transpose of another array) is not supported in "
+            f"traced code{_where_msg()}\nUpdate the original array with x[index] = value instead.")
+    if _shape(new_value) != target.shape:
+        raise ShapeError(f"non-broadcastable output operand with shape {target.shape} doesn't match the broadcast "
+                         f"shape {tuple(_shape(new_value))}{_where_msg()}")
+    if not np.can_cast(_dtype_of(new_value), target.dtype, "same_kind"):
+        raise TypeError(f"Cannot cast ufunc output from dtype('{_dtype_of(new_value)}') to dtype('{target.dtype}') "
+                        f"with casting rule 'same_kind'{_where_msg()}")
+    new_value = astype(new_value, target.dtype) if _is_tracer(new_value) else _to(new_value, target.dtype, target.shape, (target,))
+    if not _is_tracer(new_value):
+        new_value = P.reshape(new_value, shape=target.shape)
+    target.become(new_value)
+    return target
+
+
+# ----------------------------------------------------------------------------- refusals
+
+def _data_dependent(name):
+    def fn(*args, **kwargs):
+        if not _any_tracer(args):
+            return getattr(np, name)(*args, **kwargs)
+        raise UnsupportedError(
+            f"np.{name} has an output shape that depends on the data, which a static graph cannot express."
+            f"{_where_msg()}\nAlternatives: np.where(condition, x, y) keeps the shape; a mask multiply; "
+            "or run this part eagerly (tj.mode('eager')).")
+    fn.__name__ = name
+    fn.__doc__ = f"Refused on traced values: ``numpy.{name}`` has a data-dependent output shape."
+    return fn
+
+
+nonzero = _data_dependent("nonzero")
+unique = _data_dependent("unique")
+argwhere = _data_dependent("argwhere")
+flatnonzero = _data_dependent("flatnonzero")
+compress = _data_dependent("compress")
+extract = _data_dependent("extract")
+
+
+# ----------------------------------------------------------------------------- NumPy dispatch
+
+_UFUNCS = {
+    np.add: add, np.subtract: subtract, np.multiply: multiply, np.true_divide: true_divide,
+    np.floor_divide: floor_divide, np.remainder: remainder, np.power: power, np.maximum: maximum,
+    np.minimum: minimum, np.negative: negative, np.positive: positive, np.absolute: absolute,
+    np.sign: sign, np.floor: floor, np.ceil: ceil, np.trunc: trunc, np.exp: exp, np.exp2: exp2, np.log: log,
+    np.log2: log2, np.log10: log10, np.log1p: log1p, np.expm1: expm1, np.sqrt: sqrt, np.square: square,
+    np.reciprocal: reciprocal, np.tanh: tanh, np.sinh: sinh, np.cosh: cosh, np.sin: sin, np.cos: cos,
+    np.tan: tan, np.equal: equal, np.not_equal: not_equal, np.less: less, np.less_equal: less_equal,
+    np.greater: greater, np.greater_equal: greater_equal, np.logical_and: logical_and,
+    np.logical_or: logical_or, np.logical_not: logical_not, np.logical_xor: logical_xor,
+    np.isnan: isnan, np.isinf: isinf, np.isfinite: isfinite, np.invert: invert,
+    np.bitwise_and: bitwise_and, np.bitwise_or: bitwise_or, np.bitwise_xor: bitwise_xor,
+    np.matmul: matmul,
+}
+_UFUNC_REDUCE = {np.add: sum, np.maximum: max, np.minimum: min}
+
+
+def apply_ufunc(ufunc, method, inputs, kwargs):
+    """Entry point of ``Tracer.__array_ufunc__``."""
+    out = kwargs.pop("out", None)
+    kwargs.pop("casting", None) if kwargs.get("casting") == "same_kind" else None
+    if method == "reduce" and ufunc in _UFUNC_REDUCE:
+        return _UFUNC_REDUCE[ufunc](inputs[0], axis=kwargs.pop("axis", 0), dtype=kwargs.pop("dtype", None),
+                                   keepdims=kwargs.pop("keepdims", False))
+    if method != "__call__":
+        raise UnsupportedError(f"np.{ufunc.__name__}.{method} is not supported in traced code{_where_msg()}")
+    fn = _UFUNCS.get(ufunc)
+    if fn is None:
+        raise UnsupportedError(f"np.{ufunc.__name__} is not supported by tracejit{_where_msg()}\n"
+                               f"Supported ufuncs: {', '.join(sorted(u.__name__ for u in _UFUNCS))}.")
+    dtype = kwargs.pop("dtype", None)
+    where_arg = kwargs.pop("where", True)
+    if kwargs or where_arg is not True:
+        extra = sorted(kwargs) + (["where"] if where_arg is not True else [])
+        raise UnsupportedError(f"np.{ufunc.__name__}(..., {', '.join(e + '=' for e in extra)}) is not supported "
+                               f"in traced code{_where_msg()}")
+    result = fn(*inputs)
+    if dtype is not None:
+        result = astype(result, dtype)
+    if out is not None:
+        (target,) = out
+        return inplace_update(target, result)
+    return result
+
+
+_FUNCTIONS = {}
+
+
+def apply_function(func, args, kwargs):
+    """Entry point of ``Tracer.__array_function__``."""
+    impl = _FUNCTIONS.get(func)
+    if impl is None:
+        raise UnsupportedError(
+            f"np.{func.__name__} is not supported by tracejit{_where_msg()}\n"
+            f"tracejit refuses rather than silently run NumPy on a traced value. Supported functions are listed "
+            f"in tj.numpy.__all__; or run this code eagerly with tj.mode('eager').")
+    return impl(*args, **kwargs)
+
+
+def _register_functions():
+    names = [
+        "sum", "mean", "var", "std", "max", "amax", "min", "amin", "argmax", "argmin", "any", "all",
+        "reshape", "ravel", "transpose", "swapaxes", "moveaxis", "expand_dims", "squeeze", "atleast_1d",
+        "atleast_2d", "broadcast_to", "broadcast_arrays", "concatenate", "stack", "hstack", "vstack", "where",
+        "clip", "dot", "vdot", "inner", "outer", "take", "take_along_axis", "zeros_like", "ones_like", "full_like",
+        "nonzero", "unique", "argwhere", "flatnonzero", "compress", "extract", "asarray", "array",
+    ]
+    for name in names:
+        if hasattr(np, name):
+            _FUNCTIONS[getattr(np, name)] = globals()[name]
+    _FUNCTIONS[np.copy] = lambda a, *args, **kwargs: a
+    _FUNCTIONS[np.shape] = lambda a: a.shape
+    _FUNCTIONS[np.ndim] = lambda a: a.ndim
+    _FUNCTIONS[np.size] = lambda a, axis=None: a.size if axis is None else a.shape[axis]
+    _FUNCTIONS[np.result_type] = lambda *args: np.result_type(
+        *[_weak_kind(a)(0) if _weak_kind(a) else _dtype_of(a) for a in args])
+
+
+_register_functions()
+
+# NumPy names re-exported unchanged: dtypes, constants and array creation from shapes.
+from numpy import (  # noqa: E402
+    arange, bool_, e, empty, eye, float16, float32, float64, full, identity, inf, int8, int16, int32, int64, linspace,
+    nan, newaxis, ones, pi, uint8, zeros,
+)
+
+__all__ = sorted(name for name, value in list(globals().items())
+                 if not name.startswith("_") and (callable(value) or isinstance(value, (float, type(None))))
+                 and name not in {"annotations", "builtins", "functools", "numbers", "operator", "np", "P",
+                                  "Tracer", "TracerError", "UnsupportedError", "ShapeError", "literal",
+                                  "inplace_update", "apply_ufunc", "apply_function", "getitem", "setitem"})

@@ -1,0 +1,396 @@
+"""The primitive set: every operation tracejit records, each declared once with ``defop``.
+
+Layer: sits on ``core`` (avals) and ``primitives`` (the record and ``bind``); the front end
+(``tracejit.numpy``) composes everything users call from these. Each declaration holds the
+NumPy implementation, the shape/dtype rule, the Numba loop body and the gradient, side by
+side. Gradient rules are written with the front end (``tnp``), so they work on arrays and on
+tracers alike and their graphs can be differentiated again.
+
+Conventions the front end guarantees before calling a primitive, so rules stay simple:
+elementwise inputs have equal shapes (broadcasts are explicit ``broadcast_to`` equations) and
+equal dtypes (promotion is explicit ``cast``), except ``where``'s boolean condition.
+"""
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from . import numpy as tnp
+from .core import Aval
+from .primitives import defop
+
+# --------------------------------------------------------------------------- shape/dtype rules
+
+
+def _all_weak(*avals) -> bool:
+    return all(a.weak for a in avals)
+
+
+def _same_shapes(name, avals):
+    shapes = {a.shape for a in avals}
+    if len(shapes) > 1:
+        raise TypeError(f"{name}: elementwise inputs must have equal shapes, got {[a.shape for a in avals]}")
+    return avals[0].shape
+
+
+def _same_dtype_rule(name):
+    def rule(*avals):
+        shape = _same_shapes(name, avals)
+        dtypes = {a.dtype for a in avals}
+        if len(dtypes) > 1:
+            raise TypeError(f"{name}: inputs must have equal dtypes, got {[str(a.dtype) for a in avals]}")
+        return Aval(shape, avals[0].dtype, _all_weak(*avals))
+    return rule
+
+
+def _bool_rule(name):
+    def rule(*avals):
+        return Aval(_same_shapes(name, avals), np.bool_)
+    return rule
+
+
+def _as_array(fn):
+    # NumPy returns scalars for 0-d results; the IR's values are always arrays.
+    return lambda *args, **params: np.asarray(fn(*args, **params))
+
+
+def _unary(name, np_fn, src, vjp=None, *, differentiable=True, doc=""):
+    return defop(name, "elementwise", impl=_as_array(np_fn), abstract_eval=_same_dtype_rule(name),
+                 scalar_src=src, vjp=vjp, differentiable=differentiable, doc=doc)
+
+
+def _binary(name, np_fn, src, vjp=None, *, differentiable=True, doc=""):
+    return defop(name, "elementwise", impl=_as_array(np_fn), abstract_eval=_same_dtype_rule(name),
+                 scalar_src=src, vjp=vjp, differentiable=differentiable, doc=doc)
+
+
+def _predicate(name, np_fn, src, doc=""):
+    return defop(name, "elementwise", impl=_as_array(np_fn), abstract_eval=_bool_rule(name),
+                 scalar_src=src, differentiable=False, doc=doc)
+
+
+# --------------------------------------------------------------------------- elementwise
+# Each line: name, NumPy, loop body ({0}, {1} are the operands), gradient.
+
+add = _binary("add", np.add, "{0} + {1}", lambda ct, x, y, out: (ct, ct))
+sub = _binary("sub", np.subtract, "{0} - {1}", lambda ct, x, y, out: (ct, -ct))
+mul = _binary("mul", np.multiply, "{0} * {1}", lambda ct, x, y, out: (ct * y, ct * x))
+div = _binary("div", np.true_divide, "{0} / {1}", lambda ct, x, y, out: (ct / y, -ct * out / y))
+floordiv = _binary("floordiv", np.floor_divide, "{0} // {1}", differentiable=False)
+mod = _binary("mod", np.mod, "{0} % {1}",
+              lambda ct, x, y, out: (ct, -ct * tnp.floor_divide(x, y)))
+maximum = _binary("maximum", np.maximum, "np.maximum({0}, {1})",
+                  lambda ct, x, y, out: _minmax_vjp(ct, x, y))
+minimum = _binary("minimum", np.minimum, "np.minimum({0}, {1})",
+                  lambda ct, x, y, out: _minmax_vjp(ct, y, x)[::-1])
+
+
+def _pow_vjp(ct, x, y, out):
+    # d/dy x**y = x**y log x, defined for x > 0; elsewhere the (measure-zero) gradient is 0.
+    positive = x > 0
+    safe_log = tnp.log(tnp.where(positive, x, tnp.ones_like(x)))
+    return ct * y * x ** (y - 1), tnp.where(positive, ct * out * safe_log, tnp.zeros_like(x))
+
+
+def _minmax_vjp(ct, winner, loser):
+    # Ties split the gradient evenly, so max(x, x) still has gradient 1 with respect to x.
+    half = ct * 0.5
+    dw = tnp.where(winner > loser, ct, tnp.where(winner == loser, half, tnp.zeros_like(ct)))
+    return dw, ct - dw
+
+
+pow = _binary("pow", np.power, "{0} ** {1}", _pow_vjp)
+
+neg = _unary("neg", np.negative, "-{0}", lambda ct, x, out: (-ct,))
+abs = _unary("abs", np.absolute, "abs({0})", lambda ct, x, out: (ct * tnp.sign(x),))
+sign = _unary("sign", np.sign, "np.sign({0})", differentiable=False)
+floor = _unary("floor", np.floor, "np.floor({0})", differentiable=False)
+exp = _unary("exp", np.exp, "np.exp({0})", lambda ct, x, out: (ct * out,))
+log = _unary("log", np.log, "np.log({0})", lambda ct, x, out: (ct / x,))
+log1p = _unary("log1p", np.log1p, "np.log1p({0})", lambda ct, x, out: (ct / (x + 1),))
+expm1 = _unary("expm1", np.expm1, "np.expm1({0})", lambda ct, x, out: (ct * (out + 1),))
+sqrt = _unary("sqrt", np.sqrt, "np.sqrt({0})", lambda ct, x, out: (ct / (out * 2),))
+tanh = _unary("tanh", np.tanh, "np.tanh({0})", lambda ct, x, out: (ct * (1 - out * out),))
+sin = _unary("sin", np.sin, "np.sin({0})", lambda ct, x, out: (ct * tnp.cos(x),))
+cos = _unary("cos", np.cos, "np.cos({0})", lambda ct, x, out: (-ct * tnp.sin(x),))
+
+eq = _predicate("eq", np.equal, "{0} == {1}")
+ne = _predicate("ne", np.not_equal, "{0} != {1}")
+lt = _predicate("lt", np.less, "{0} < {1}")
+le = _predicate("le", np.less_equal, "{0} <= {1}")
+gt = _predicate("gt", np.greater, "{0} > {1}")
+ge = _predicate("ge", np.greater_equal, "{0} >= {1}")
+logical_and = _predicate("logical_and", np.logical_and, "{0} and {1}")
+logical_or = _predicate("logical_or", np.logical_or, "{0} or {1}")
+logical_not = _predicate("logical_not", np.logical_not, "not {0}")
+
+
+def _where_rule(cond, x, y):
+    if cond.dtype != np.bool_:
+        raise TypeError(f"where: condition must be bool, got {cond.dtype}")
+    _same_shapes("where", (cond, x, y))
+    return _same_dtype_rule("where")(x, y)
+
+
+def _where_vjp(ct, cond, x, y, out):
+    zeros = tnp.zeros_like(ct)
+    return None, tnp.where(cond, ct, zeros), tnp.where(cond, zeros, ct)
+
+
+where = defop("where", "elementwise", impl=_as_array(np.where), abstract_eval=_where_rule,
+              scalar_src="{1} if {0} else {2}", vjp=_where_vjp)
+
+
+def _cast_vjp(ct, x, out, *, dtype):
+    if not np.issubdtype(x.dtype, np.inexact) or not np.issubdtype(dtype, np.inexact):
+        return (None,)
+    return (tnp.astype(ct, x.dtype),)
+
+
+cast = defop("cast", "elementwise",
+             impl=lambda x, *, dtype: np.asarray(x).astype(dtype),
+             abstract_eval=lambda x, *, dtype: Aval(x.shape, dtype),
+             scalar_src=lambda dtype: "{0} != 0" if np.dtype(dtype) == np.bool_ else f"np.{np.dtype(dtype).name}({{0}})",
+             vjp=_cast_vjp, doc="convert to ``dtype`` (params: dtype), with NumPy's unsafe casting")
+
+# --------------------------------------------------------------------------- shape
+
+
+def _broadcast_rule(x, *, shape):
+    lead = len(shape) - x.ndim
+    if lead < 0 or any(d not in (1, s) for d, s in zip(x.shape, shape[lead:])):
+        raise TypeError(f"broadcast_to: cannot broadcast {x.shape} to {shape}")
+    return Aval(shape, x.dtype, x.weak)
+
+
+def _broadcast_vjp(ct, x, out, *, shape):
+    lead = len(shape) - x.ndim
+    axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(x.shape) if d == 1 and shape[lead + i] != 1)
+    summed = reduce_sum(ct, axes=axes) if axes else ct
+    return (reshape(summed, shape=x.shape),)
+
+
+broadcast_to = defop("broadcast_to", "shape",
+                     impl=lambda x, *, shape: np.broadcast_to(x, shape),
+                     abstract_eval=_broadcast_rule, vjp=_broadcast_vjp,
+                     doc="repeat ``x`` along new leading axes and along its size-1 axes (params: shape)")
+
+
+def _reshape_rule(x, *, shape):
+    if int(np.prod(shape, dtype=np.int64)) != x.size:
+        raise TypeError(f"reshape: cannot reshape {x.shape} (size {x.size}) to {shape}")
+    return Aval(shape, x.dtype, x.weak)
+
+
+reshape = defop("reshape", "shape",
+                impl=lambda x, *, shape: np.reshape(x, shape),
+                abstract_eval=_reshape_rule,
+                vjp=lambda ct, x, out, *, shape: (reshape(ct, shape=x.shape),),
+                doc="row-major reshape to ``shape`` (params: shape, fully specified)")
+
+
+def _transpose_rule(x, *, perm):
+    if sorted(perm) != list(range(x.ndim)):
+        raise TypeError(f"transpose: perm {perm} is not a permutation of {x.ndim} axes")
+    return Aval(tuple(x.shape[p] for p in perm), x.dtype, x.weak)
+
+
+transpose = defop("transpose", "shape",
+                  impl=lambda x, *, perm: np.transpose(x, perm),
+                  abstract_eval=_transpose_rule,
+                  vjp=lambda ct, x, out, *, perm: (transpose(ct, perm=tuple(np.argsort(perm).tolist())),),
+                  doc="permute axes (params: perm)")
+
+
+def _slice_rule(x, *, starts, stops, steps):
+    if not (len(starts) == len(stops) == len(steps) == x.ndim):
+        raise TypeError(f"slice: needs one start/stop/step per axis of {x.shape}")
+    shape = []
+    for n, a, b, s in zip(x.shape, starts, stops, steps):
+        if s < 1 or not 0 <= a <= b <= n:
+            raise TypeError(f"slice: bad bounds {a}:{b}:{s} for an axis of length {n}")
+        shape.append(len(range(a, b, s)))
+    return Aval(tuple(shape), x.dtype, x.weak)
+
+
+def _slice_vjp(ct, x, out, *, starts, stops, steps):
+    config = tuple((a, n - (a + (m - 1) * s + 1) if m else n - a, s - 1)
+                   for n, a, s, m in zip(x.shape, starts, steps, out.shape))
+    return (pad(ct, config=config),)
+
+
+slice = defop("slice", "shape",
+              impl=lambda x, *, starts, stops, steps: np.array(x[tuple(map(builtins.slice, starts, stops, steps))]),
+              abstract_eval=_slice_rule, vjp=_slice_vjp,
+              doc="strided window, positive steps (params: starts, stops, steps; one per axis)")
+
+
+def _pad_rule(x, *, config):
+    if len(config) != x.ndim:
+        raise TypeError(f"pad: needs one (low, high, interior) per axis of {x.shape}")
+    shape = []
+    for n, (lo, hi, interior) in zip(x.shape, config):
+        if lo < 0 or hi < 0 or interior < 0:
+            raise TypeError(f"pad: negative padding {(lo, hi, interior)}")
+        shape.append(lo + hi + n + max(n - 1, 0) * interior)
+    return Aval(tuple(shape), x.dtype, x.weak)
+
+
+def _pad_impl(x, *, config):
+    out = np.zeros(_pad_rule(Aval(np.shape(x), np.asarray(x).dtype), config=config).shape, np.asarray(x).dtype)
+    index = tuple(builtins.slice(lo, lo + (n - 1) * (interior + 1) + 1 if n else lo, interior + 1)
+                  for n, (lo, hi, interior) in zip(np.shape(x), config))
+    out[index] = x
+    return out
+
+
+def _pad_vjp(ct, x, out, *, config):
+    starts = tuple(lo for lo, _, _ in config)
+    steps = tuple(i + 1 for _, _, i in config)
+    stops = tuple(lo + (n - 1) * s + 1 if n else lo for n, (lo, _, _), s in zip(x.shape, config, steps))
+    return (slice(ct, starts=starts, stops=stops, steps=steps),)
+
+
+pad = defop("pad", "shape", impl=_pad_impl, abstract_eval=_pad_rule, vjp=_pad_vjp,
+            doc="zero padding: (low, high, interior) per axis; the transpose of ``slice``")
+
+
+def _concat_rule(*xs, axis):
+    first = xs[0]
+    for x in xs[1:]:
+        if x.ndim != first.ndim or x.dtype != first.dtype or any(
+                a != b for i, (a, b) in enumerate(zip(x.shape, first.shape)) if i != axis):
+            raise TypeError(f"concatenate: incompatible inputs {[str(x) for x in xs]} on axis {axis}")
+    shape = list(first.shape)
+    shape[axis] = sum(x.shape[axis] for x in xs)
+    return Aval(tuple(shape), first.dtype, _all_weak(*xs))
+
+
+def _concat_vjp(ct, *xs_and_out, axis):
+    xs = xs_and_out[:-1]
+    cts, offset = [], 0
+    for x in xs:
+        starts = tuple(offset if i == axis else 0 for i in range(x.ndim))
+        stops = tuple(offset + x.shape[axis] if i == axis else d for i, d in enumerate(ct.shape))
+        cts.append(slice(ct, starts=starts, stops=stops, steps=(1,) * x.ndim))
+        offset += x.shape[axis]
+    return tuple(cts)
+
+
+concatenate = defop("concatenate", "shape",
+                    impl=lambda *xs, axis: np.concatenate(xs, axis=axis),
+                    abstract_eval=_concat_rule, vjp=_concat_vjp,
+                    doc="join inputs along ``axis`` (params: axis)")
+
+
+def _gather_rule(x, idx, *, axis):
+    if not np.issubdtype(idx.dtype, np.integer):
+        raise TypeError(f"gather: indices must be integers, got {idx.dtype}")
+    return Aval(x.shape[:axis] + idx.shape + x.shape[axis + 1:], x.dtype, x.weak)
+
+
+def _gather_impl(x, idx, *, axis):
+    return np.take(x, idx, axis=axis)
+
+
+gather = defop("gather", "opaque", impl=_gather_impl, abstract_eval=_gather_rule,
+               vjp=lambda ct, x, idx, out, *, axis: (
+                   scatter_add(tnp.zeros_like(x), idx, ct, axis=axis), None),
+               doc="``np.take(x, idx, axis)``: integer-array indexing on one axis (params: axis)")
+
+
+def _scatter_add_rule(x, idx, updates, *, axis):
+    expected = _gather_rule(x, idx, axis=axis)
+    if updates.shape != expected.shape or updates.dtype != x.dtype:
+        raise TypeError(f"scatter_add: updates must be {expected}, got {updates}")
+    return x.strong() if not updates.weak else x
+
+
+def _scatter_add_impl(x, idx, updates, *, axis):
+    out = np.array(x, copy=True)
+    index = (builtins.slice(None),) * axis + (idx,)
+    np.add.at(out, index, updates)
+    return out
+
+
+scatter_add = defop("scatter_add", "opaque", impl=_scatter_add_impl, abstract_eval=_scatter_add_rule,
+                    vjp=lambda ct, x, idx, updates, out, *, axis: (ct, None, gather(ct, idx, axis=axis)),
+                    doc="a copy of ``x`` with ``updates`` added at ``idx`` along ``axis`` (repeats add up)")
+
+# --------------------------------------------------------------------------- reductions
+
+
+def _reduce_rule(name):
+    def rule(x, *, axes):
+        if any(not 0 <= a < x.ndim for a in axes) or len(set(axes)) != len(axes):
+            raise TypeError(f"{name}: bad axes {axes} for shape {x.shape}")
+        if name != "reduce_sum" and any(x.shape[a] == 0 for a in axes):
+            raise ValueError(f"{name}: zero-size reduction over axes {axes} of shape {x.shape} has no identity")
+        return Aval(tuple(d for i, d in enumerate(x.shape) if i not in axes), x.dtype, x.weak)
+    return rule
+
+
+def _keep_dims_shape(x_shape, axes):
+    return tuple(1 if i in axes else d for i, d in enumerate(x_shape))
+
+
+def _sum_vjp(ct, x, out, *, axes):
+    return (broadcast_to(reshape(ct, shape=_keep_dims_shape(x.shape, axes)), shape=x.shape),)
+
+
+def _extremum_vjp(ct, x, out, *, axes):
+    kept = _keep_dims_shape(x.shape, axes)
+    hit = tnp.astype(x == broadcast_to(reshape(out, shape=kept), shape=x.shape), ct.dtype)
+    count = broadcast_to(reshape(reduce_sum(hit, axes=axes), shape=kept), shape=x.shape)
+    return (hit / count * broadcast_to(reshape(ct, shape=kept), shape=x.shape),)
+
+
+reduce_sum = defop("reduce_sum", "reduce", impl=lambda x, *, axes: np.asarray(np.sum(x, axis=axes, dtype=np.asarray(x).dtype)),
+                   abstract_eval=_reduce_rule("reduce_sum"), identity=0, combine="{acc} + {x}",
+                   vjp=_sum_vjp, doc="sum over ``axes`` (params: axes), same dtype")
+reduce_max = defop("reduce_max", "reduce", impl=lambda x, *, axes: np.asarray(np.max(x, axis=axes)),
+                   abstract_eval=_reduce_rule("reduce_max"), identity="lowest",
+                   combine="np.maximum({acc}, {x})", vjp=_extremum_vjp,
+                   doc="maximum over ``axes`` (NaN propagates); ties share the gradient")
+reduce_min = defop("reduce_min", "reduce", impl=lambda x, *, axes: np.asarray(np.min(x, axis=axes)),
+                   abstract_eval=_reduce_rule("reduce_min"), identity="highest",
+                   combine="np.minimum({acc}, {x})", vjp=_extremum_vjp,
+                   doc="minimum over ``axes`` (NaN propagates); ties share the gradient")
+
+
+def _arg_rule(name):
+    def rule(x, *, axis):
+        if not 0 <= axis < x.ndim:
+            raise TypeError(f"{name}: bad axis {axis} for shape {x.shape}")
+        if x.shape[axis] == 0:
+            raise ValueError(f"{name}: attempt to get {name} of an empty sequence")
+        return Aval(x.shape[:axis] + x.shape[axis + 1:], np.int64)
+    return rule
+
+
+argmax = defop("argmax", "reduce", impl=lambda x, *, axis: np.asarray(np.argmax(x, axis=axis)),
+               abstract_eval=_arg_rule("argmax"), differentiable=False,
+               doc="index of the first maximum along ``axis`` (NaN counts as the maximum)")
+argmin = defop("argmin", "reduce", impl=lambda x, *, axis: np.asarray(np.argmin(x, axis=axis)),
+               abstract_eval=_arg_rule("argmin"), differentiable=False,
+               doc="index of the first minimum along ``axis`` (NaN counts as the minimum)")
+
+# --------------------------------------------------------------------------- matmul
+
+
+def _matmul_rule(a, b):
+    if a.ndim < 2 or b.ndim != a.ndim or a.shape[:-2] != b.shape[:-2] or a.shape[-1] != b.shape[-2] \
+            or a.dtype != b.dtype:
+        raise TypeError(f"matmul: needs (..., m, k) @ (..., k, n) with equal batch dims and dtypes, got {a} @ {b}")
+    return Aval(a.shape[:-1] + b.shape[-1:], a.dtype, _all_weak(a, b))
+
+
+def _swap_last(x):
+    perm = tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2)
+    return transpose(x, perm=perm)
+
+
+matmul = defop("matmul", "opaque", impl=_as_array(np.matmul), abstract_eval=_matmul_rule,
+               vjp=lambda ct, a, b, out: (matmul(ct, _swap_last(b)), matmul(_swap_last(a), ct)),
+               doc="(batched) matrix product; batch dims equal, dtypes equal. Floats go to BLAS.")

@@ -1,0 +1,171 @@
+"""Primitives: one record per operation, and ``bind``, the single way to apply one.
+
+A primitive is declared once with ``defop`` and carries all of its facets together:
+
+- ``impl``: the NumPy reference implementation (used by eager autodiff and ``interpret``);
+- ``abstract_eval``: avals in -> aval(s) out (shapes, dtypes, weak flag);
+- ``vjp``: the reverse-mode rule, written with tracejit's own front-end operations so that
+  gradient graphs are ordinary IR (they print, fuse, compile and differentiate again);
+- ``scalar_src`` (elementwise) or ``identity`` + ``combine`` (reductions): the loop body the
+  Numba backend emits. Other kinds name an ``emit`` function in the backend.
+
+``bind(prim, *args, **params)`` looks at its arguments: with no tracer among them it runs
+``impl`` on the arrays; otherwise it hands the call to the innermost active trace (graph
+building, or the eager autodiff tape), JAX-style, so transformations nest.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["Primitive", "defop", "bind", "registry", "Trace", "Tracer", "trace_stack", "new_trace"]
+
+KINDS = ("elementwise", "reduce", "shape", "opaque")
+
+
+@dataclass(eq=False)
+class Primitive:
+    """Every facet of one operation. See the module docstring for what each one is."""
+
+    name: str
+    kind: str
+    impl: Callable
+    abstract_eval: Callable
+    vjp: Callable | None = None
+    scalar_src: str | Callable | None = None
+    identity: Any = None
+    combine: str | None = None
+    differentiable: bool = True
+    doc: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def __repr__(self):
+        return f"<primitive {self.name}>"
+
+    def __call__(self, *args, **params):
+        return bind(self, *args, **params)
+
+
+registry: dict[str, Primitive] = {}
+
+
+def defop(name: str, kind: str, *, impl: Callable, abstract_eval: Callable, vjp: Callable | None = None,
+          scalar_src=None, identity=None, combine=None, differentiable: bool = True, doc: str = "",
+          **extra) -> Primitive:
+    """Declare a primitive with all of its facets; it is registered under ``name``.
+
+    ``vjp(ct, *inputs, out, **params)`` returns one cotangent per input (``None`` for an
+    input with no gradient). ``differentiable=False`` marks ops whose output carries no
+    gradient at all (comparisons, argmax, integer results).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"defop({name!r}): kind must be one of {KINDS}, got {kind!r}")
+    if name in registry:
+        raise ValueError(f"defop: primitive {name!r} is already defined")
+    prim = Primitive(name, kind, impl, abstract_eval, vjp, scalar_src, identity, combine,
+                     differentiable, doc, extra)
+    registry[name] = prim
+    return prim
+
+
+class Tracer:
+    """A stand-in for an array while a trace is active. Subclasses hold the trace's data;
+    the NumPy-facing behaviour (operators, ``__array_ufunc__`` ...) lives in ``tracer.py``."""
+
+    __slots__ = ("_trace", "aval", "__weakref__")
+    __array_priority__ = 1000
+
+    @property
+    def shape(self):
+        return self.aval.shape
+
+    @property
+    def dtype(self):
+        return self.aval.dtype
+
+    @property
+    def ndim(self):
+        return self.aval.ndim
+
+    @property
+    def size(self):
+        return self.aval.size
+
+
+class Trace:
+    """One active transformation. ``level`` orders nested traces: the highest level among an
+    operation's arguments handles it, and sees lower-level values as constants."""
+
+    def __init__(self, level: int):
+        self.level = level
+
+    def lift(self, value) -> Tracer:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def process(self, prim: Primitive, tracers: list, params: dict) -> list:  # pragma: no cover
+        raise NotImplementedError
+
+    def full_raise(self, value) -> Tracer:
+        if isinstance(value, Tracer) and value._trace is self:
+            return value
+        if isinstance(value, Tracer) and value._trace.level > self.level:
+            raise AssertionError("a tracer from an inner transformation escaped into an outer one")
+        return self.lift(value)
+
+
+class _TraceState(threading.local):
+    def __init__(self):
+        self.stack: list[Trace] = []
+
+
+_state = _TraceState()
+
+
+def trace_stack() -> list[Trace]:
+    """The active traces of this thread, innermost last."""
+    return _state.stack
+
+
+class new_trace:
+    """Context manager: push a trace of class ``cls`` at the next level, pop it on exit."""
+
+    def __init__(self, cls, *args, **kwargs):
+        self.cls, self.args, self.kwargs = cls, args, kwargs
+
+    def __enter__(self) -> Trace:
+        self.trace = self.cls(len(_state.stack), *self.args, **self.kwargs)
+        _state.stack.append(self.trace)
+        return self.trace
+
+    def __exit__(self, *exc):
+        popped = _state.stack.pop()
+        assert popped is self.trace
+        return False
+
+
+def top_trace(args) -> Trace | None:
+    top = None
+    for a in args:
+        if isinstance(a, Tracer) and (top is None or a._trace.level > top.level):
+            top = a._trace
+    return top
+
+
+def bind(prim: Primitive, *args, **params):
+    """Apply ``prim``: on arrays directly, or via the innermost trace among the arguments.
+
+    Multi-output primitives return a tuple; all others a single value.
+    """
+    trace = top_trace(args)
+    if trace is None:
+        return prim.impl(*args, **params)
+    outs = trace.process(prim, [trace.full_raise(a) for a in args], params)
+    return tuple(outs) if prim.extra.get("multiple_results") else outs[0]
+
+
+def abstract_eval_list(prim: Primitive, avals, params) -> list:
+    out = prim.abstract_eval(*avals, **params)
+    return list(out) if isinstance(out, (tuple, list)) else [out]
