@@ -46,6 +46,8 @@ class GraphTracer(_TracerArrayMethods, Tracer):
 class GraphTrace(Trace):
     """Collects equations. Lower-level values are captured as implicit inputs (see module doc)."""
 
+    records_constants = True
+
     def __init__(self, level):
         super().__init__(level)
         self.eqns: list[Eqn] = []

@@ -99,6 +99,11 @@ class Trace:
     """One active transformation. ``level`` orders nested traces: the highest level among an
     operation's arguments handles it, and sees lower-level values as constants."""
 
+    # A trace that records computations on constants too (graph building). Primitives bound
+    # on constants alone go to the innermost such trace instead of running right away, so
+    # gradient rules applied to constants become equations rather than large literals.
+    records_constants = False
+
     def __init__(self, level: int):
         self.level = level
 
@@ -146,6 +151,13 @@ class new_trace:
         return False
 
 
+def _innermost_recording_trace():
+    for trace in reversed(_state.stack):
+        if trace.records_constants:
+            return trace
+    return None
+
+
 def top_trace(args) -> Trace | None:
     top = None
     for a in args:
@@ -161,7 +173,9 @@ def bind(prim: Primitive, *args, **params):
     """
     trace = top_trace(args)
     if trace is None:
-        return prim.impl(*args, **params)
+        trace = _innermost_recording_trace()
+        if trace is None:
+            return prim.impl(*args, **params)
     outs = trace.process(prim, [trace.full_raise(a) for a in args], params)
     return tuple(outs) if prim.extra.get("multiple_results") else outs[0]
 

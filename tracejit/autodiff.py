@@ -1,0 +1,234 @@
+"""Reverse-mode autodiff: ``grad``, ``value_and_grad``, ``vjp`` and ``stop_gradient``.
+
+Layer: a transformation over the front end. A ``TapeTrace`` wraps each input in a
+``TapeTracer`` and records, for every primitive bound on them, the inputs and the output.
+The backward pass walks that tape in reverse and applies each primitive's ``vjp`` rule (the
+only gradient code there is -- one rule per primitive, in ``ops.py``).
+
+The rules compute on the *primal* values, whatever they are:
+
+- plain arrays (eager mode, or outside ``@tj.trace``): the gradient is computed right away;
+- graph tracers (inside ``@tj.trace``): the backward pass is recorded into the same graph,
+  which is then optimised, fused and compiled with the forward pass;
+- tape tracers of an enclosing ``grad``: the backward pass is itself differentiated, which is
+  how grad of grad and Hessian-vector products work.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from . import pytree
+from .core import Aval
+from .numpy import literal
+from .primitives import Trace, Tracer, bind, new_trace
+from .tracer import _TracerArrayMethods
+
+__all__ = ["grad", "value_and_grad", "vjp", "stop_gradient"]
+
+_value_ids = itertools.count()
+
+
+class TapeTracer(_TracerArrayMethods, Tracer):
+    """A value seen by a ``TapeTrace``: its primal and an id the tape knows it by."""
+
+    __slots__ = ("primal", "vid", "view_of")
+
+    def __init__(self, trace, primal, aval=None):
+        self._trace = trace
+        self.primal = primal
+        self.aval = aval if aval is not None else _aval_of(primal)
+        self.vid = next(_value_ids)
+        self.view_of = None
+
+    def become(self, other: "TapeTracer"):
+        """In-place update: this tracer now stands for ``other``'s value."""
+        self.primal, self.aval, self.vid = other.primal, other.aval, other.vid
+
+
+def _aval_of(value) -> Aval:
+    if isinstance(value, Tracer):
+        return value.aval
+    value = np.asarray(value)
+    return Aval(value.shape, value.dtype)
+
+
+class _Node:
+    __slots__ = ("prim", "params", "in_vids", "in_primals", "out_vids", "out_primals")
+
+    def __init__(self, prim, params, in_vids, in_primals, out_vids, out_primals):
+        self.prim, self.params = prim, params
+        self.in_vids, self.in_primals = in_vids, in_primals
+        self.out_vids, self.out_primals = out_vids, out_primals
+
+
+class TapeTrace(Trace):
+    """Records differentiable operations on values that depend on the inputs (``active``)."""
+
+    def __init__(self, level):
+        super().__init__(level)
+        self.tape: list[_Node] = []
+        self.active: set[int] = set()
+
+    def new_input(self, primal) -> TapeTracer:
+        t = TapeTracer(self, primal)
+        self.active.add(t.vid)
+        return t
+
+    def lift(self, value) -> TapeTracer:
+        return TapeTracer(self, value)
+
+    def process(self, prim, tracers, params):
+        primals = [t.primal for t in tracers]
+        out = bind(prim, *primals, **params)
+        outs = out if prim.extra.get("multiple_results") else (out,)
+        out_tracers = [TapeTracer(self, o) for o in outs]
+        if prim.differentiable and any(t.vid in self.active for t in tracers):
+            if prim.vjp is None:
+                raise NotImplementedError(f"primitive {prim.name} has no gradient rule")
+            self.tape.append(_Node(prim, params, [t.vid for t in tracers], primals,
+                                   [t.vid for t in out_tracers], list(outs)))
+            self.active.update(t.vid for t in out_tracers)
+        return out_tracers
+
+    def backward(self, out_vids, out_cts, in_vids):
+        """Cotangents of ``in_vids`` given cotangents ``out_cts`` of ``out_vids`` (None: no
+        gradient reached that input)."""
+        from . import numpy as tnp
+        cts: dict[int, object] = {}
+        for vid, ct in zip(out_vids, out_cts):
+            if ct is not None:
+                cts[vid] = tnp.add(cts[vid], ct) if vid in cts else ct
+        for node in reversed(self.tape):
+            node_cts = [cts.pop(v, None) for v in node.out_vids]
+            if all(c is None for c in node_cts):
+                continue
+            ct = node_cts[0] if len(node_cts) == 1 else node_cts
+            in_cts = node.prim.vjp(ct, *node.in_primals, out=node.out_primals[0], **node.params)
+            for vid, c in zip(node.in_vids, in_cts):
+                if c is None or vid not in self.active:
+                    continue
+                cts[vid] = tnp.add(cts[vid], c) if vid in cts else c
+        return [cts.get(v) for v in in_vids]
+
+
+def stop_gradient(x):
+    """``x`` with no gradient flowing through it (in every enclosing ``grad``)."""
+    if isinstance(x, TapeTracer):
+        return TapeTracer(x._trace, stop_gradient(x.primal), x.aval)
+    if isinstance(x, Tracer):
+        return x
+    return pytree.tree_map(lambda v: stop_gradient(v) if isinstance(v, Tracer) else v, x) \
+        if isinstance(x, (tuple, list, dict)) else x
+
+
+# --------------------------------------------------------------------------- public API
+
+def _float_input(leaf, name):
+    value = leaf if isinstance(leaf, Tracer) else np.asarray(leaf)
+    if not np.issubdtype(value.dtype, np.inexact):
+        raise TypeError(f"grad: {name} has dtype {value.dtype}; gradients are only defined for float inputs. "
+                        f"Pass it as a float array, or leave it out of argnums (integer labels need no gradient).")
+    return value
+
+
+def _check_argnums(argnums, n_args, fname):
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    if not nums or any(not isinstance(i, int) or not -n_args <= i < n_args for i in nums):
+        raise ValueError(f"{fname}: argnums={argnums!r} does not fit a call with {n_args} positional arguments")
+    return nums
+
+
+def _vjp(fn, primals, has_aux):
+    """Run ``fn`` on tape tracers of ``primals``; returns (outputs, aux, backward function)."""
+    leaves, tree = pytree.flatten(tuple(primals))
+    paths = pytree.leaf_paths(tree, "primals")
+    with new_trace(TapeTrace) as tape:
+        in_tracers = [tape.new_input(_float_input(leaf, path)) for leaf, path in zip(leaves, paths)]
+        result = fn(*pytree.unflatten(tree, in_tracers))
+        if has_aux:
+            if not (isinstance(result, (tuple, list)) and len(result) == 2):
+                raise TypeError("has_aux=True: the function must return a pair (output, aux)")
+            result, aux = result
+        else:
+            aux = None
+        out_leaves, out_tree = pytree.flatten(result)
+        out_tracers = [tape.full_raise(x) for x in out_leaves]
+    aux = _strip(aux, tape)
+    outputs = pytree.unflatten(out_tree, [t.primal for t in out_tracers])
+
+    def backward(cotangents):
+        ct_leaves, ct_tree = pytree.flatten(cotangents)
+        if ct_tree != out_tree:
+            raise ValueError("vjp: the cotangent must have the same structure as the function's output")
+        for t, ct in zip(out_tracers, ct_leaves):
+            if tuple(np.shape(ct)) != t.shape:
+                raise ValueError(f"vjp: cotangent of shape {tuple(np.shape(ct))} for an output of shape {t.shape}")
+        in_cts = tape.backward([t.vid for t in out_tracers], ct_leaves, [t.vid for t in in_tracers])
+        from . import numpy as tnp
+        in_cts = [ct if ct is not None else tnp.zeros_like(t.primal) for ct, t in zip(in_cts, in_tracers)]
+        in_cts = [tnp.astype(ct, t.dtype) if ct.dtype != t.dtype else ct for ct, t in zip(in_cts, in_tracers)]
+        return pytree.unflatten(tree, in_cts)
+
+    return outputs, aux, backward, out_tracers
+
+
+def _strip(tree, tape):
+    # Aux values leave the transformation as their primal values.
+    return pytree.tree_map(lambda v: v.primal if isinstance(v, TapeTracer) and v._trace is tape else v, tree)
+
+
+def vjp(fn, *primals, has_aux=False):
+    """``outputs, vjp_fn = vjp(fn, *primals)``; ``vjp_fn(cotangents)`` returns one cotangent per
+    primal (a tuple). With ``has_aux=True`` returns ``outputs, vjp_fn, aux``."""
+    outputs, aux, backward, _ = _vjp(fn, primals, has_aux)
+    vjp_fn = lambda cotangents: backward(cotangents)  # noqa: E731
+    return (outputs, vjp_fn, aux) if has_aux else (outputs, vjp_fn)
+
+
+def value_and_grad(fn, argnums=0, has_aux=False):
+    """``value_and_grad(fn)(*args) -> (value, gradient)`` for a function returning a float scalar.
+
+    ``argnums`` (int or tuple) picks the arguments to differentiate; each may be a pytree.
+    With ``has_aux=True`` ``fn`` returns ``(value, aux)`` and the result is ``((value, aux), grad)``.
+    """
+    def wrapped(*args, **kwargs):
+        nums = _check_argnums(argnums, len(args), "value_and_grad")
+        chosen = [args[i] for i in nums]
+
+        def partial(*diff_args):
+            full = list(args)
+            for i, a in zip(nums, diff_args):
+                full[i] = a
+            return fn(*full, **kwargs)
+
+        value, aux, backward, out_tracers = _vjp(partial, chosen, has_aux)
+        if len(out_tracers) != 1 or out_tracers[0].shape != () or not np.issubdtype(out_tracers[0].dtype, np.inexact):
+            shapes = [f"{t.dtype}{list(t.shape)}" for t in out_tracers]
+            raise TypeError(f"grad: the function must return one float scalar, got {', '.join(shapes) or 'nothing'}. "
+                            "Reduce it (e.g. .mean()) or use tj.vjp for non-scalar outputs.")
+        grads = backward(literal(np.ones((), out_tracers[0].dtype)))
+        grads = grads[0] if isinstance(argnums, int) else tuple(grads)
+        return ((value, aux) if has_aux else value), grads
+
+    wrapped.__name__ = f"value_and_grad({getattr(fn, '__name__', 'fn')})"
+    wrapped.__doc__ = fn.__doc__
+    return wrapped
+
+
+def grad(fn, argnums=0, has_aux=False):
+    """The gradient of a float-scalar function with respect to argument(s) ``argnums``.
+
+    Works eagerly, inside ``@tj.trace`` and nested (``grad(grad(f))``). With ``has_aux=True``
+    returns ``(gradient, aux)``.
+    """
+    vg = value_and_grad(fn, argnums, has_aux)
+
+    def wrapped(*args, **kwargs):
+        value, grads = vg(*args, **kwargs)
+        return (grads, value[1]) if has_aux else grads
+
+    wrapped.__name__ = f"grad({getattr(fn, '__name__', 'fn')})"
+    wrapped.__doc__ = fn.__doc__
+    return wrapped
