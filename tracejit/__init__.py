@@ -10,6 +10,7 @@ array([1.5231884, 1.5231884, 1.5231884], dtype=float32)
 See ``README.md`` for the tour and ``ARCHITECTURE.md`` for how the pieces fit.
 """
 from . import numpy  # imports (and so registers) the primitives in ``ops`` first
+from . import datasets, nn, optim
 from .autodiff import grad, stop_gradient, value_and_grad, vjp
 from .core import Aval, Const, Eqn, Graph, Var, verify
 from .errors import ConcretizationError, TracerError, UnsupportedError
@@ -21,7 +22,8 @@ from .primitives import defop, registry as primitives
 __version__ = "0.1.0"
 
 __all__ = [
-    "trace", "Traced", "grad", "value_and_grad", "vjp", "stop_gradient", "mode", "set_mode", "get_mode", "numpy",
+    "trace", "Traced", "grad", "value_and_grad", "vjp", "stop_gradient", "mode", "set_mode", "get_mode",
+    "numpy", "nn", "optim", "datasets",
     "Graph", "Aval", "Var", "Const", "Eqn", "verify", "interpret", "defop", "primitives",
     "TracerError", "ConcretizationError", "UnsupportedError",
 ]
