@@ -8,11 +8,16 @@ own module taking a ``Graph`` and returning a new one with the same meaning
 from __future__ import annotations
 
 from ..core import Graph, verify
+from .cse import cse
 from .dce import dce
+from .fold import fold_constants
+from .simplify import simplify
 
-__all__ = ["DEFAULT_PASSES", "run_passes", "dce"]
+__all__ = ["DEFAULT_PASSES", "run_passes", "dce", "cse", "fold_constants", "simplify"]
 
-DEFAULT_PASSES = [dce]
+# Folding exposes constants to the simplifier, whose rewrites expose duplicates to CSE;
+# DCE then drops everything left unused.
+DEFAULT_PASSES = [fold_constants, simplify, cse, dce]
 
 
 def run_passes(graph: Graph, passes, check: bool = False) -> Graph:
