@@ -392,6 +392,13 @@ def full_like(a, fill_value, dtype=None, shape=None):
     return _to(fill_value, dtype, shape, (a, fill_value))
 
 
+def copy(a, order="K", subok=False):
+    """``numpy.copy``: for a tracer, a new value (in-place updates of the copy leave ``a`` alone)."""
+    if not _is_tracer(a):
+        return np.copy(a, order=order, subok=subok)
+    return P.reshape(a, shape=a.shape)
+
+
 # ----------------------------------------------------------------------------- shapes
 
 def _norm_axis(axis, ndim, fname="axis"):
@@ -413,10 +420,26 @@ def _norm_axes(axis, ndim):
     return (_norm_axis(axis, ndim),)
 
 
-def _mark_view(out, base):
+def _mark_view(out, base, index=None):
+    """Remember that ``out`` is a view of ``base``: a basic-indexing view (``index`` given)
+    writes in-place updates through to ``base`` as NumPy does; other views refuse them."""
     if _is_tracer(out) and out is not base:
-        out.view_of = base
+        out.view_of = base if index is None else _IndexView(base, index)
     return out
+
+
+class _IndexView:
+    """``view_of`` of ``base[index]``: an in-place update of the view becomes ``base[index] = new``."""
+
+    __slots__ = ("base", "index", "written")
+
+    def __init__(self, base, index):
+        self.base, self.index, self.written = base, index, None
+
+
+def _state(t):
+    # What an in-place update changes in a tracer (graph tracers: atom; tape tracers: vid).
+    return getattr(t, "atom", None), getattr(t, "vid", None)
 
 
 def reshape(a, newshape=None, order="C", *, shape=None):
@@ -893,7 +916,7 @@ def getitem(x, index):
         else:
             shape.append(next(it))
     out = reshape(out, tuple(shape)) if tuple(shape) != out.shape else out
-    return _mark_view(out, x)
+    return _mark_view(out, x, index)
 
 
 def _advanced_index(x, index):
@@ -935,7 +958,8 @@ def take(a, indices, axis=None, out=None, mode="raise"):
     if axis is None:
         a, axis = ravel(a), 0
     axis = _norm_axis(axis, a.ndim)
-    return P.gather(a, _to(_normalize_int_index(indices, a.shape[axis], axis), np.int64, _shape(indices)), axis=axis)
+    indices = _normalize_int_index(indices, a.shape[axis], axis)
+    return P.gather(a, _to(indices, np.int64, _shape(indices)), axis=axis)
 
 
 def take_along_axis(arr, indices, axis):
@@ -957,6 +981,9 @@ def take_along_axis(arr, indices, axis):
 def setitem(x, index, value):
     """``x[index] = value`` on a tracer: rebinds ``x`` to an updated copy, as NumPy updates it
     in place. Positions must be known at trace time and distinct."""
+    view = getattr(value, "view_of", None)
+    if isinstance(view, _IndexView) and view.base is x and view.index is index and view.written == _state(x):
+        return  # the store half of ``x[index] += v``: the update already wrote through to x
     positions = getitem(np.arange(x.size).reshape(x.shape), index) if not _index_is_traced(index) else None
     if positions is None:
         raise UnsupportedError(f"assignment through traced indices is not supported{_where_msg()}")
@@ -985,10 +1012,11 @@ def inplace_update(target, new_value):
         raise UnsupportedError(
             f"an in-place update of a NumPy array with a traced value cannot be recorded{_where_msg()}\n"
             "Return the new value instead, or pass the array as an argument of the traced function.")
-    if getattr(target, "view_of", None) is not None:
+    view = getattr(target, "view_of", None)
+    if view is not None and not isinstance(view, _IndexView):
         raise UnsupportedError(
-            f"in-place update of a view (a slice, reshape or transpose of another array) is not supported in "
-            f"traced code{_where_msg()}\nUpdate the original array with x[index] = value instead.")
+            f"in-place update of a view (a reshape, ravel or transpose of another array) is not supported in "
+            f"traced code{_where_msg()}\nUpdate the original array (x[index] = value, x += ...) or a copy instead.")
     if _shape(new_value) != target.shape:
         raise ShapeError(f"non-broadcastable output operand with shape {target.shape} doesn't match the broadcast "
                          f"shape {tuple(_shape(new_value))}{_where_msg()}")
@@ -998,6 +1026,9 @@ def inplace_update(target, new_value):
     new_value = astype(new_value, target.dtype) if _is_tracer(new_value) else _to(new_value, target.dtype, target.shape, (target,))
     if not _is_tracer(new_value):
         new_value = P.reshape(new_value, shape=target.shape)
+    if view is not None:  # x[index] is a view: NumPy's update lands in x
+        setitem(view.base, view.index, new_value)
+        view.written = _state(view.base)
     target.become(new_value)
     return target
 
@@ -1080,10 +1111,16 @@ def apply_function(func, args, kwargs):
     impl = _FUNCTIONS.get(func)
     if impl is None:
         raise UnsupportedError(
-            f"np.{func.__name__} is not supported by tracejit{_where_msg()}\n"
+            f"{_qualified_name(func)} is not supported by tracejit{_where_msg()}\n"
             f"tracejit refuses rather than silently run NumPy on a traced value. Supported functions are listed "
             f"in tj.numpy.__all__; or run this code eagerly with tj.mode('eager').")
     return impl(*args, **kwargs)
+
+
+def _qualified_name(func):
+    """``np.linalg.inv`` rather than ``np.inv``: the spelling users wrote."""
+    parts = [p for p in (getattr(func, "__module__", None) or "numpy").split(".") if not p.startswith("_")]
+    return ".".join(["np"] + parts[1:] + [func.__name__])
 
 
 def _register_functions():
@@ -1097,7 +1134,7 @@ def _register_functions():
     for name in names:
         if hasattr(np, name):
             _FUNCTIONS[getattr(np, name)] = globals()[name]
-    _FUNCTIONS[np.copy] = lambda a, *args, **kwargs: a
+    _FUNCTIONS[np.copy] = copy
     _FUNCTIONS[np.shape] = lambda a: a.shape
     _FUNCTIONS[np.ndim] = lambda a: a.ndim
     _FUNCTIONS[np.size] = lambda a, axis=None: a.size if axis is None else a.shape[axis]

@@ -165,13 +165,13 @@ class _TracerArrayMethods:
         return _tnp().astype(self, dtype)
 
     def copy(self, order="C"):
-        return self
+        return _tnp().copy(self)
 
     def __copy__(self):
-        return self
+        return _tnp().copy(self)
 
     def __deepcopy__(self, memo):
-        return self
+        return _tnp().copy(self)
 
     sum = _method("sum")
     mean = _method("mean")
