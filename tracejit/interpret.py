@@ -9,7 +9,7 @@ import numpy as np
 
 from .core import Const, Graph
 
-__all__ = ["interpret"]
+__all__ = ["interpret", "evaluate"]
 
 
 def interpret(graph: Graph, args) -> list:
@@ -26,4 +26,20 @@ def interpret(graph: Graph, args) -> list:
         outs = outs if eqn.prim.extra.get("multiple_results") else (outs,)
         for var, value in zip(eqn.outputs, outs):
             env[var.id] = np.asarray(value)
+    return [read(v) for v in graph.outputs]
+
+
+def evaluate(graph: Graph, args) -> list:
+    """Run ``graph`` by binding each primitive: on arrays it computes, on tracers it records
+    into the active transformation. This is how a transformation re-interprets a graph."""
+    from .primitives import bind
+    env = dict(zip((v.id for v in graph.inputs), args))
+
+    def read(atom):
+        return atom.value if isinstance(atom, Const) else env[atom.id]
+
+    for eqn in graph.eqns:
+        outs = bind(eqn.prim, *[read(a) for a in eqn.inputs], **eqn.params)
+        outs = outs if eqn.prim.extra.get("multiple_results") else (outs,)
+        env.update(zip((v.id for v in eqn.outputs), outs))
     return [read(v) for v in graph.outputs]

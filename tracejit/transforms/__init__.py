@@ -12,8 +12,9 @@ from .cse import cse
 from .dce import dce
 from .fold import fold_constants
 from .simplify import simplify
+from .vjp import vjp_graph
 
-__all__ = ["DEFAULT_PASSES", "run_passes", "dce", "cse", "fold_constants", "simplify"]
+__all__ = ["DEFAULT_PASSES", "run_passes", "dce", "cse", "fold_constants", "simplify", "vjp_graph"]
 
 # Folding exposes constants to the simplifier, whose rewrites expose duplicates to CSE;
 # DCE then drops everything left unused.
