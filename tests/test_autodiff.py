@@ -1,0 +1,244 @@
+"""Autodiff: grad / value_and_grad / vjp in every mode, second order, and the MNIST step.
+
+Per-primitive finite-difference checks live with the op-spec table (test_grad_ops.py); this
+file covers the API, nesting, the vjp_graph transform and the classic training step.
+"""
+import numpy as np
+import pytest
+
+import tracejit as tj
+from tracejit.transforms import DEFAULT_PASSES, run_passes, vjp_graph
+
+MODES = ["eager", "graph", "compiled"]
+
+
+def run_in(mode, fn, *args):
+    with tj.mode(mode):
+        return fn(*args)
+
+
+def numeric_grad(f, x, eps=1e-6):
+    """Central differences of scalar ``f`` at float64 ``x``."""
+    g = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        step = np.zeros_like(x)
+        step[i] = eps
+        g[i] = (f(x + step) - f(x - step)) / (2 * eps)
+    return g
+
+
+def mlp_loss(params, x, y):
+    h = np.tanh(x @ params["W1"] + params["b1"])
+    return tj.nn.cross_entropy(h @ params["W2"] + params["b2"], y)
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    rng = np.random.default_rng(0)
+    params = {"W1": rng.normal(size=(5, 4)) * 0.5, "b1": rng.normal(size=4) * 0.1,
+              "W2": rng.normal(size=(4, 3)) * 0.5, "b2": np.zeros(3)}
+    x = rng.normal(size=(6, 5))
+    y = rng.integers(0, 3, size=6)
+    return params, x, y
+
+
+# ----------------------------------------------------------------------------- API
+
+
+def test_grad_matches_finite_differences_in_every_mode(mlp):
+    params, x, y = mlp
+    step = tj.trace(tj.grad(mlp_loss))
+    expected = {k: numeric_grad(lambda v: mlp_loss({**params, k: v}, x, y), params[k]) for k in params}
+    for mode in MODES:
+        got = run_in(mode, step, params, x, y)
+        assert set(got) == set(params)
+        for k in params:
+            np.testing.assert_allclose(got[k], expected[k], rtol=1e-6, atol=1e-9, err_msg=f"{mode} {k}")
+
+
+def test_value_and_grad_argnums_tuple_and_has_aux():
+    def f(a, b, scale):
+        value = np.sum(np.sin(a) * b) * scale
+        return value, {"double": value * 2}
+
+    a, b = np.linspace(0, 1, 4), np.linspace(1, 2, 4)
+    (value, aux), (ga, gb) = tj.value_and_grad(f, argnums=(0, 1), has_aux=True)(a, b, 3.0)
+    np.testing.assert_allclose(value, 3 * np.sum(np.sin(a) * b), rtol=1e-12)
+    np.testing.assert_allclose(aux["double"], 2 * value, rtol=1e-12)
+    np.testing.assert_allclose(ga, 3 * np.cos(a) * b, rtol=1e-12)
+    np.testing.assert_allclose(gb, 3 * np.sin(a), rtol=1e-12)
+    g, aux = tj.grad(f, argnums=1, has_aux=True)(a, b, 3.0)
+    np.testing.assert_allclose(g, 3 * np.sin(a), rtol=1e-12)
+
+
+def test_vjp_of_non_scalar_function():
+    x = np.linspace(-1, 1, 5)
+    out, vjp_fn = tj.vjp(lambda v: np.exp(v) * 2, x)
+    np.testing.assert_allclose(out, np.exp(x) * 2)
+    (ct,) = vjp_fn(np.arange(5.0))
+    np.testing.assert_allclose(ct, np.arange(5.0) * np.exp(x) * 2, rtol=1e-12)
+
+
+def test_unused_input_gets_zero_gradient_and_integer_input_is_refused():
+    g = tj.grad(lambda a, b: np.sum(a * 2), argnums=(0, 1))(np.ones(3), np.ones(2))
+    np.testing.assert_array_equal(g[1], np.zeros(2))
+    with pytest.raises(TypeError, match="int64.*only defined for float inputs"):
+        tj.grad(lambda a: np.sum(a * 2.0))(np.arange(3))
+
+
+def test_non_scalar_output_is_refused_with_advice():
+    with pytest.raises(TypeError, match="one float scalar.*tj.vjp"):
+        tj.grad(lambda a: a * 2)(np.ones(3))
+
+
+def test_non_differentiable_ops_give_zero_gradient():
+    x = np.array([0.3, -1.2, 2.5])
+    g = tj.grad(lambda v: np.sum(np.floor(v) * v) + np.sum(np.argmax(v) * 1.0))(x)
+    np.testing.assert_allclose(g, np.floor(x))
+
+
+def test_stop_gradient():
+    x = np.array([1.0, 2.0])
+    g = tj.grad(lambda v: np.sum(v * tj.stop_gradient(v)))(x)
+    np.testing.assert_allclose(g, x)
+
+
+def test_python_float_argument_gradient():
+    g = tj.grad(lambda s: s * s * 3.0)(2.0)
+    np.testing.assert_allclose(g, 12.0)
+
+
+# ----------------------------------------------------------------------------- second order
+
+
+@pytest.mark.parametrize("fn, second", [
+    (np.sin, lambda x: -np.sin(x)),
+    (np.exp, np.exp),
+    (np.tanh, lambda x: -2 * np.tanh(x) * (1 - np.tanh(x) ** 2)),
+    (np.log, lambda x: -1 / x ** 2),
+    (lambda x: x ** 3, lambda x: 6 * x),
+    (lambda x: np.sqrt(x), lambda x: -0.25 * x ** -1.5),
+    (lambda x: 1 / x, lambda x: 2 / x ** 3),
+])
+@pytest.mark.parametrize("mode", ["eager", "graph"])
+def test_grad_of_grad_elementwise(fn, second, mode):
+    x = np.array([0.5, 1.3, 2.0])
+    first = tj.grad(lambda v: np.sum(fn(v)))
+    hess_diag = tj.trace(tj.grad(lambda v: np.sum(first(v))))
+    np.testing.assert_allclose(run_in(mode, hess_diag, x), second(x), rtol=1e-10)
+
+
+def test_hessian_vector_product_of_mlp_loss(mlp):
+    params, x, y = mlp
+    flat_keys = sorted(params)
+    v = {k: np.random.default_rng(1).normal(size=params[k].shape) for k in flat_keys}
+
+    def hvp(p, x, y, v):
+        # d/dt grad(p + t v) at t = 0, as grad of <grad, v>.
+        def inner(p):
+            g = tj.grad(mlp_loss)(p, x, y)
+            return sum(np.sum(g[k] * v[k]) for k in g)
+        return tj.grad(inner)(p)
+
+    eps = 1e-5
+    plus = tj.grad(mlp_loss)({k: params[k] + eps * v[k] for k in params}, x, y)
+    minus = tj.grad(mlp_loss)({k: params[k] - eps * v[k] for k in params}, x, y)
+    expected = {k: (plus[k] - minus[k]) / (2 * eps) for k in params}
+    for mode in ["eager", "compiled"]:
+        got = run_in(mode, tj.trace(hvp), params, x, y, v)
+        for k in params:
+            np.testing.assert_allclose(got[k], expected[k], rtol=1e-5, atol=1e-8, err_msg=f"{mode} {k}")
+
+
+# ----------------------------------------------------------------------------- graph transform
+
+
+def test_vjp_graph_appends_backward_pass():
+    f = tj.trace(lambda x, w: np.tanh(x @ w).sum(axis=1), mode="graph")
+    x, w = np.linspace(0, 1, 12).reshape(4, 3), np.linspace(-1, 1, 6).reshape(3, 2)
+    g = vjp_graph(f.graph(x, w))
+    tj.verify(g)
+    optimised = run_passes(g, DEFAULT_PASSES, check=True)
+    ct = np.linspace(1, 2, 4)
+    for graph in (g, optimised):
+        out, gx, gw = tj.interpret(graph, [x, w, ct])
+        np.testing.assert_allclose(out, np.tanh(x @ w).sum(axis=1), rtol=1e-12)
+        d = (1 - np.tanh(x @ w) ** 2) * ct[:, None]
+        np.testing.assert_allclose(gx, d @ w.T, rtol=1e-12)
+        np.testing.assert_allclose(gw, x.T @ d, rtol=1e-12)
+    assert len(g.inputs) == 3 and len(g.outputs) == 3
+
+
+def test_gradient_graph_is_ordinary_ir_that_prints():
+    step = tj.trace(tj.grad(lambda w, x: np.sum(np.tanh(x @ w))))
+    text = str(step.graph(np.ones((3, 2)), np.ones((4, 3))))
+    assert "matmul" in text and "tanh" in text and "transpose" in text
+
+
+# ----------------------------------------------------------------------------- MNIST step
+
+
+def softmax_regression_loss(params, x, y):
+    logits = x @ params["W"] + params["b"]
+    return tj.nn.cross_entropy(logits, y)
+
+
+def hand_written_gradient(params, x, y):
+    """The classic tutorial's gradient of mean softmax cross-entropy."""
+    z = x @ params["W"] + params["b"]
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    p[np.arange(len(y)), y] -= 1
+    d = p / len(y)
+    return {"W": x.T @ d, "b": d.sum(axis=0)}
+
+
+@tj.trace
+def sgd_step(params, x, y, lr):
+    loss, g = tj.value_and_grad(softmax_regression_loss)(params, x, y)
+    return {k: params[k] - lr * g[k] for k in params}, loss
+
+
+def _mnist_like(n, seed=0):
+    """Real MNIST when available (TRACEJIT_DATA or ../shared/data), else digit-like random data."""
+    try:
+        x, y, _, _ = tj.datasets.mnist()
+        return x[:n], y[:n]
+    except Exception:
+        rng = np.random.default_rng(seed)
+        y = rng.integers(0, 10, size=n)
+        centres = rng.random((10, 784)).astype(np.float32)
+        x = np.clip(centres[y] + 0.3 * rng.standard_normal((n, 784)).astype(np.float32), 0, 1)
+        return x.astype(np.float32), y.astype(np.int64)
+
+
+def test_mnist_gradient_matches_hand_written():
+    x, y = _mnist_like(128)
+    rng = np.random.default_rng(0)
+    params = {"W": (rng.standard_normal((784, 10)) * 0.01).astype(np.float32), "b": np.zeros(10, np.float32)}
+    expected = hand_written_gradient(params, x, y)
+    grad_fn = tj.trace(tj.grad(softmax_regression_loss))
+    for mode in MODES:
+        got = run_in(mode, grad_fn, params, x, y)
+        for k in params:
+            assert got[k].dtype == np.float32
+            np.testing.assert_allclose(got[k], expected[k], rtol=1e-5, atol=1e-7, err_msg=f"{mode} {k}")
+
+
+def test_mnist_200_steps_same_losses_eager_and_compiled_and_one_trace():
+    x_all, y_all = _mnist_like(128 * 20)
+    batches = [(x_all[i::20], y_all[i::20]) for i in range(20)]
+    init = {"W": np.zeros((784, 10), np.float32), "b": np.zeros(10, np.float32)}
+    losses = {}
+    for mode in ["eager", "compiled"]:
+        params, seq = dict(init), []
+        with tj.mode(mode):
+            for step in range(200):
+                xb, yb = batches[step % len(batches)]
+                params, loss = sgd_step(params, xb, yb, 0.5)
+                seq.append(float(loss))
+        losses[mode] = np.array(seq)
+    np.testing.assert_allclose(losses["compiled"], losses["eager"], rtol=1e-3)
+    assert losses["eager"][-1] < losses["eager"][0] * 0.5  # it actually learns
+    assert sgd_step.stats["traces"] == 1 and sgd_step.stats["retraces"] == []
+    assert sgd_step.stats["cache_hits"] >= 199
