@@ -1,6 +1,6 @@
 """Constant folding: an equation whose inputs are all constants is evaluated now, with the
-primitive's NumPy ``impl``, when the result is no bigger than its inputs (folding a broadcast
-would only trade an equation for a large literal). Graph -> Graph.
+primitive's NumPy ``impl``, when the result is no bigger than its largest input (folding a
+broadcast would only trade an equation for a literal array). Graph -> Graph.
 """
 from __future__ import annotations
 
@@ -11,15 +11,12 @@ from .rewrite import rewrite
 
 __all__ = ["fold_constants"]
 
-_MAX_FOLDED_SIZE = 16
-
-
 def fold_constants(graph: Graph) -> Graph:
     def rule(eqn):
         if not eqn.inputs or not all(isinstance(a, Const) for a in eqn.inputs):
             return None
         biggest_input = max(a.value.size for a in eqn.inputs)
-        if any(o.aval.size > max(biggest_input, _MAX_FOLDED_SIZE) for o in eqn.outputs):
+        if any(o.aval.size > biggest_input for o in eqn.outputs):
             return None
         with np.errstate(all="ignore"):
             values = eqn.prim.impl(*[a.value for a in eqn.inputs], **eqn.params)
