@@ -57,10 +57,10 @@ class GraphTrace(Trace):
         return GraphTracer(self, Var(aval))
 
     def lift(self, value) -> GraphTracer:
-        if isinstance(value, (bool, int, float, complex)):
-            return GraphTracer(self, Const(np.asarray(value), Aval((), np.asarray(value).dtype, weak=True)))
         if isinstance(value, np.generic) or isinstance(value, _Literal):
             return GraphTracer(self, Const(np.asarray(value).view(np.ndarray)))
+        if isinstance(value, (bool, int, float, complex)):
+            return GraphTracer(self, Const(np.asarray(value), Aval((), np.asarray(value).dtype, weak=True)))
         if isinstance(value, (np.ndarray, Tracer)):
             key = id(value)
             if key not in self.captured:

@@ -60,7 +60,7 @@ def _weak_kind(x):
     """The Python type NumPy 2 treats as a weak operand, or None for a strongly typed one."""
     if isinstance(x, Tracer):
         return _PY_TYPE_OF_KIND[x.dtype.kind] if x.aval.weak else None
-    if isinstance(x, _PY_SCALARS):
+    if type(x) in _PY_SCALARS:  # exact types: np.float64 subclasses float but is strongly typed
         return type(x)
     return None
 
