@@ -16,6 +16,7 @@ from .core import Aval, Const, Eqn, Graph, Var, verify
 from .errors import ConcretizationError, TracerError, UnsupportedError
 from .interpret import interpret
 from .jit import Traced, trace
+from .log import set_log
 from .modes import get_mode, mode, set_mode
 from .primitives import defop, registry as primitives
 
@@ -23,7 +24,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "trace", "Traced", "grad", "value_and_grad", "vjp", "stop_gradient", "mode", "set_mode", "get_mode",
-    "numpy", "nn", "optim", "datasets",
+    "numpy", "nn", "optim", "datasets", "set_log",
     "Graph", "Aval", "Var", "Const", "Eqn", "verify", "interpret", "defop", "primitives",
     "TracerError", "ConcretizationError", "UnsupportedError",
 ]

@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 
 from . import pytree
+from .log import enabled as log_enabled, log
 from .core import Aval
 from .errors import TracerError, UnsupportedError
 from .graph_builder import make_graph
@@ -223,6 +224,9 @@ class Traced:
         self.stats["traces"] += 1
         raw = program.graph
         program.graph = run_passes(raw, self.passes)
+        if log_enabled("graph"):
+            log("graph", f"{self.__name__} as traced ({len(raw.eqns)} equations):\n{raw}")
+            log("graph", f"{self.__name__} after passes ({len(program.graph.eqns)} equations):\n{program.graph}")
         return _Entry(program, raw, sigs)
 
     def _merge_statics(self, dyn_args, dyn_kwargs, statics):
@@ -294,6 +298,7 @@ class Traced:
     def _record_retrace(self, key, names):
         reason = self._diff(self._last_key, key, names)
         self.stats["retraces"].append(reason)
+        log("retrace", f"{self.__name__}: retrace #{len(self.stats['retraces'])} because {reason}")
         if len(self.stats["retraces"]) >= RETRACE_WARNING_THRESHOLD and not self._warned:
             self._warned = True
             warnings.warn(
