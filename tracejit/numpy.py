@@ -123,8 +123,15 @@ def _resolve(ufunc, signature):
 
 
 def _ufunc_dtypes(ufunc, args):
-    signature = tuple(_weak_kind(a) or _dtype_of(a) for a in args) + (None,) * ufunc.nout
+    # A Python bool promotes like np.bool_ (the lowest kind); resolve_dtypes takes only int, float
+    # and complex as weak Python types.
+    signature = tuple(_signature_entry(a) for a in args) + (None,) * ufunc.nout
     return _resolve(ufunc, signature)
+
+
+def _signature_entry(x):
+    kind = _weak_kind(x)
+    return np.dtype(np.bool_) if kind is bool else kind or _dtype_of(x)
 
 
 def _elementwise(ufunc, prim, *args):
@@ -580,6 +587,39 @@ def concatenate(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
     if len(parts) == 1:
         return parts[0] if _is_tracer(parts[0]) else P.reshape(parts[0], shape=parts[0].shape)
     return P.concatenate(*parts, axis=axis)
+
+
+def pad(array, pad_width, mode="constant", **kwargs):
+    """``numpy.pad`` in ``mode="constant"``: a ``pad`` equation, then the fill value where it is not 0."""
+    if not _is_tracer(array):
+        return np.pad(array, pad_width, mode=mode, **kwargs)
+    constant_values = kwargs.pop("constant_values", 0)
+    if mode != "constant" or kwargs:
+        raise UnsupportedError(f"np.pad(mode={mode!r}{''.join(', ' + k + '=' for k in sorted(kwargs))}) is not "
+                               f"supported in traced code; only mode='constant'{_where_msg()}")
+    try:
+        widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (array.ndim, 2))
+    except ValueError:
+        raise ValueError(f"np.pad: pad_width {pad_width!r} does not fit an array of shape {array.shape}") from None
+    if (widths < 0).any():
+        raise ValueError(f"np.pad: negative pad_width {pad_width!r}{_where_msg()}")
+    out = P.pad(array, config=tuple((int(lo), int(hi), 0) for lo, hi in widths))
+    if _is_tracer(constant_values):
+        if constant_values.ndim:
+            raise UnsupportedError(f"np.pad: a traced constant_values must be a single value{_where_msg()}")
+        fills = [[constant_values] * 2 for _ in range(array.ndim)]
+    else:
+        fills = np.broadcast_to(np.asarray(constant_values), (array.ndim, 2))
+        if (fills == 0).all():
+            return out
+    for k in range(array.ndim):  # axis by axis, as NumPy fills (later axes overwrite corners)
+        lo, hi = (int(w) for w in widths[k])
+        position = np.arange(out.shape[k]).reshape([-1 if i == k else 1 for i in range(out.ndim)])
+        if lo:
+            out = where(literal(position < lo), _to(fills[k][0], out.dtype, (), (out,)), out)
+        if hi:
+            out = where(literal(position >= out.shape[k] - hi), _to(fills[k][1], out.dtype, (), (out,)), out)
+    return out
 
 
 def stack(arrays, axis=0, out=None, dtype=None):
@@ -1080,8 +1120,15 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
     out = kwargs.pop("out", None)
     kwargs.pop("casting", None) if kwargs.get("casting") == "same_kind" else None
     if method == "reduce" and ufunc in _UFUNC_REDUCE:
-        return _UFUNC_REDUCE[ufunc](inputs[0], axis=kwargs.pop("axis", 0), dtype=kwargs.pop("dtype", None),
-                                   keepdims=kwargs.pop("keepdims", False))
+        (a,) = inputs
+        axis, dtype, keepdims = kwargs.pop("axis", 0), kwargs.pop("dtype", None), kwargs.pop("keepdims", False)
+        if out is not None or kwargs:
+            extra = (["out"] if out is not None else []) + sorted(kwargs)
+            raise UnsupportedError(f"np.{ufunc.__name__}.reduce(..., {', '.join(e + '=' for e in extra)}) is not "
+                                   f"supported in traced code{_where_msg()}")
+        if ufunc is np.add:
+            return sum(a, axis=axis, dtype=dtype, keepdims=keepdims)
+        return _UFUNC_REDUCE[ufunc](a if dtype is None else astype(a, dtype), axis=axis, keepdims=keepdims)
     if method != "__call__":
         raise UnsupportedError(f"np.{ufunc.__name__}.{method} is not supported in traced code{_where_msg()}")
     fn = _UFUNCS.get(ufunc)
@@ -1129,6 +1176,7 @@ def _register_functions():
         "reshape", "ravel", "transpose", "swapaxes", "moveaxis", "expand_dims", "squeeze", "atleast_1d",
         "atleast_2d", "broadcast_to", "broadcast_arrays", "concatenate", "stack", "hstack", "vstack", "where",
         "clip", "dot", "vdot", "inner", "outer", "take", "take_along_axis", "zeros_like", "ones_like", "full_like",
+        "pad",
         "nonzero", "unique", "argwhere", "flatnonzero", "compress", "extract", "asarray", "array",
     ]
     for name in names:
