@@ -12,9 +12,11 @@ See ``README.md`` for the tour and ``ARCHITECTURE.md`` for how the pieces fit.
 from . import numpy  # imports (and so registers) the primitives in ``ops`` first
 from . import datasets, nn, optim
 from .autodiff import grad, stop_gradient, value_and_grad, vjp
+from .check import MismatchError
 from .core import Aval, Const, Eqn, Graph, Var, verify
 from .errors import ConcretizationError, TracerError, UnsupportedError
 from .interpret import interpret
+from .explain import explain
 from .jit import Traced, trace
 from .log import set_log
 from .modes import get_mode, mode, set_mode
@@ -24,7 +26,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "trace", "Traced", "grad", "value_and_grad", "vjp", "stop_gradient", "mode", "set_mode", "get_mode",
-    "numpy", "nn", "optim", "datasets", "set_log",
+    "numpy", "nn", "optim", "datasets", "set_log", "explain",
     "Graph", "Aval", "Var", "Const", "Eqn", "verify", "interpret", "defop", "primitives",
-    "TracerError", "ConcretizationError", "UnsupportedError",
+    "TracerError", "ConcretizationError", "UnsupportedError", "MismatchError",
 ]

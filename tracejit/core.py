@@ -139,6 +139,34 @@ class Graph:
     def __repr__(self):
         return f"<Graph: {len(self.inputs)} inputs, {len(self.eqns)} equations, {len(self.outputs)} outputs>"
 
+    def to_dot(self) -> str:
+        """The graph in Graphviz's DOT language (render with ``dot -Tsvg``; Graphviz itself is
+        not needed to produce the text)."""
+        printer = GraphPrinter(self)
+        lines = ["digraph tracejit {", '  node [fontname="monospace", fontsize=10];']
+        producer: dict[int, str] = {}
+        for i, v in enumerate(self.inputs):
+            label = printer.name(v)
+            if self.input_names and i < len(self.input_names):
+                label = f"{label} = {self.input_names[i]}"
+            lines.append(f'  in{i} [shape=ellipse, label="{_dot_escape(label)}\\n{v.aval}"];')
+            producer[v.id] = f"in{i}"
+        for k, eqn in enumerate(self.eqns):
+            lines.append(f'  e{k} [shape=box, label="{_dot_escape(printer.render_eqn(eqn))}"];')
+            for j, a in enumerate(eqn.inputs):
+                if isinstance(a, Const):
+                    lines.append(f'  c{k}_{j} [shape=plaintext, label="{_dot_escape(format_const(a.value))}"];')
+                    lines.append(f"  c{k}_{j} -> e{k};")
+                else:
+                    lines.append(f"  {producer[a.id]} -> e{k};")
+            for o in eqn.outputs:
+                producer[o.id] = f"e{k}"
+        for i, v in enumerate(self.outputs):
+            lines.append(f'  out{i} [shape=ellipse, style=bold, label="out {i}\\n{v.aval}"];')
+            lines.append(f"  {producer[v.id]} -> out{i};")
+        lines.append("}")
+        return "\n".join(lines)
+
     def count(self, prim_name: str) -> int:
         """How many equations apply the primitive called ``prim_name`` (sub-graphs included)."""
         n = 0
@@ -148,6 +176,10 @@ class Graph:
             if isinstance(sub, Graph):
                 n += sub.count(prim_name)
         return n
+
+
+def _dot_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\l")
 
 
 def _var_name(n: int) -> str:

@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 
 from . import pytree
+from .check import check_enabled_by_env, run_checked
 from .log import enabled as log_enabled, log
 from .core import Aval
 from .errors import TracerError, UnsupportedError
@@ -92,13 +93,14 @@ class Traced:
     """
 
     def __init__(self, fn, *, static_argnums=(), static_argnames=(), mode=None, fastmath=False, parallel=None,
-                 passes=None):
+                 passes=None, check=None):
         if not callable(fn):
             raise TypeError(f"tj.trace: expected a function, got {type(fn).__name__}")
         functools.update_wrapper(self, fn)
         self.fn = fn
         self.mode = None if mode is None else check_mode(mode)
         self.fastmath = bool(fastmath)
+        self.check = check_enabled_by_env() if check is None else bool(check)
         if parallel not in (None, True, False):
             raise ValueError(f"tj.trace: parallel must be None, True or False, got {parallel!r}")
         self.parallel = parallel
@@ -161,6 +163,8 @@ class Traced:
             entry = self._miss(key, leaves, args, kwargs)
         else:
             self.stats["cache_hits"] += 1
+        if self.check:
+            return run_checked(self, self.fn, args, kwargs, lambda: self._run(entry, leaves, mode))
         return self._run(entry, leaves, mode)
 
     def _has_tracer(self, args, kwargs):
@@ -347,15 +351,18 @@ class Traced:
                                name=getattr(self.fn, "__name__", "fn"))
 
 
-def trace(fn=None, *, static_argnums=(), static_argnames=(), mode=None, fastmath=False, parallel=None, passes=None):
+def trace(fn=None, *, static_argnums=(), static_argnames=(), mode=None, fastmath=False, parallel=None, passes=None,
+          check=None):
     """Decorator: trace ``fn`` once per input signature and run it in the current mode.
 
     Use bare (``@tj.trace``) or with options (``@tj.trace(static_argnames=("n",))``).
     ``mode`` pins this function's mode; ``passes`` replaces the optimisation pipeline
-    (a list of ``Graph -> Graph`` functions, see ``tj.transforms``).
+    (a list of ``Graph -> Graph`` functions, see ``tj.transforms``). ``check=True`` (or
+    ``TRACEJIT_CHECK=1``) also runs every call eagerly and raises ``tj.MismatchError`` if the
+    results differ beyond tolerance.
     """
     options = dict(static_argnums=static_argnums, static_argnames=static_argnames, mode=mode, fastmath=fastmath,
-                   parallel=parallel, passes=passes)
+                   parallel=parallel, passes=passes, check=check)
     if fn is None:
         return lambda f: Traced(f, **options)
     return Traced(fn, **options)

@@ -1,0 +1,49 @@
+"""``tj.explain(f, *args)``: what a traced function does with these arguments, in words.
+
+Layer: runtime diagnostics. Prints (and returns) the cache key for the call -- every argument
+leaf with its signature, and the static values -- whether that key is already cached, the graph
+sizes as traced and after the passes, and, once compiled, the kernels and how many equations
+were fused into them. Tracing happens if needed; the function is not run.
+"""
+from __future__ import annotations
+
+from .jit import Traced, _describe
+
+__all__ = ["explain"]
+
+
+def explain(fn, *args, **kwargs) -> str:
+    """Describe how the ``@tj.trace`` function ``fn`` handles this call; prints and returns the text."""
+    if not isinstance(fn, Traced):
+        raise TypeError(f"tj.explain: expected a function decorated with @tj.trace, got {type(fn).__name__}")
+    key, leaves = fn._key(args, kwargs)
+    names = fn._leaf_names(leaves, args, kwargs)
+    cached = key in fn._cache
+    entry = fn._entry_for(args, kwargs)
+    lines = [f"{fn.__name__}: {'cache hit' if cached else 'not cached before this call (traced now)'}; "
+             f"{len(fn._cache)} signature(s) cached, {fn.stats['traces']} trace(s), "
+             f"{len(fn.stats['retraces'])} retrace(s)"]
+    lines.append("  key:")
+    for name, sig in zip(names, key[1]):
+        lines.append(f"    {name}: {_describe(sig)}")
+    for kind, where, value in key[2]:
+        lines.append(f"    static {where!r}: {value!r}")
+    for reason in fn.stats["retraces"][-3:]:
+        lines.append(f"  retraced because {reason}")
+    raw, graph = entry.raw_graph, entry.program.graph
+    lines.append(f"  graph: {len(raw.eqns)} equations as traced, {len(graph.eqns)} after passes "
+                 f"({', '.join(p.__name__ for p in fn.passes) or 'no passes'})")
+    if entry.program.captured:
+        lines.append(f"  captured arrays (closures/globals): {len(entry.program.captured)}")
+    if entry.program.mutated:
+        lines.append(f"  arguments updated in place: {', '.join(names[i] for i in entry.program.mutated)}")
+    compiled = entry.compiled
+    if compiled is None:
+        lines.append("  not compiled yet (it compiles on the first call in compiled mode)")
+    else:
+        lines.append(f"  compiled: {compiled.kernels} kernel(s), {compiled.fused_ops} fused equation(s)")
+        for line in getattr(compiled, "kernel_summary", lambda: [])():
+            lines.append(f"    {line}")
+    text = "\n".join(lines)
+    print(text)
+    return text
