@@ -27,7 +27,9 @@ def explain(fn, *args, **kwargs) -> str:
     for name, sig in zip(names, key[1]):
         lines.append(f"    {name}: {_describe(sig)}")
     for kind, where, value in key[2]:
-        lines.append(f"    static {where!r}: {value!r}")
+        if kind == "#" and where < len(fn._positional_names):
+            where = fn._positional_names[where]
+        lines.append(f"    {where} (static): {value!r}")
     for reason in fn.stats["retraces"][-3:]:
         lines.append(f"  retraced because {reason}")
     raw, graph = entry.raw_graph, entry.program.graph
