@@ -67,6 +67,11 @@ def _describe(sig) -> str:
     return str(Aval(sig[0], sig[1]))
 
 
+def _label(name: str) -> str:
+    """``'x'`` for a plain argument, ``params['W']`` for a leaf inside one."""
+    return repr(name) if name.isidentifier() else name
+
+
 def _as_runtime_array(leaf, sig):
     if sig[0] == "py":
         return np.asarray(leaf, dtype=_leaf_aval(sig).dtype)
@@ -279,12 +284,12 @@ class Traced:
                 continue
             fname = getattr(self.fn, "__name__", "function")
             if isinstance(leaf, (str, bytes)):
-                raise TypeError(f"{fname}: argument {name!r} is a string, which cannot be traced. Mark it static: "
+                raise TypeError(f"{fname}: argument {_label(name)} is a string, which cannot be traced. Mark it static: "
                                 f"@tj.trace(static_argnames=({name.split('[')[0]!r},))")
             if isinstance(leaf, np.ndarray):
-                raise TypeError(f"{fname}: argument {name!r} has dtype {leaf.dtype}, which tracejit cannot trace "
+                raise TypeError(f"{fname}: argument {_label(name)} has dtype {leaf.dtype}, which tracejit cannot trace "
                                 "(numeric and bool dtypes only)")
-            raise TypeError(f"{fname}: argument {name!r} is a {type(leaf).__name__}; traced arguments must be "
+            raise TypeError(f"{fname}: argument {_label(name)} is a {type(leaf).__name__}; traced arguments must be "
                             "NumPy arrays, Python numbers, or tuples/lists/dicts/None of them. Convert it with "
                             "np.asarray, or mark it static with static_argnums/static_argnames")
 
@@ -300,7 +305,7 @@ class Traced:
         return TypeError("unhashable argument")
 
     def _record_retrace(self, key, names):
-        reason = self._diff(self._last_key, key, names)
+        reason = self._diff(self._closest_key(key), key, names)
         self.stats["retraces"].append(reason)
         log("retrace", f"{self.__name__}: retrace #{len(self.stats['retraces'])} because {reason}")
         if len(self.stats["retraces"]) >= RETRACE_WARNING_THRESHOLD and not self._warned:
@@ -311,6 +316,15 @@ class Traced:
                 "(e.g. pad or drop the last partial batch, cast inputs once), and pass values that change "
                 "per call as arrays or Python numbers rather than static arguments.",
                 RuntimeWarning, stacklevel=4)
+
+    def _closest_key(self, new):
+        """The cached signature the call missed most narrowly: same statics and structure if
+        possible, then the fewest changed leaves (so the reason names what really changed)."""
+        def distance(old):
+            same_tree = old[0] == new[0]
+            changed = sum(a != b for a, b in zip(old[1], new[1])) if same_tree else len(new[1])
+            return old[2] != new[2], not same_tree, changed
+        return min(reversed(list(self._cache)), key=distance, default=self._last_key)  # ties: the latest
 
     def _diff(self, old, new, names) -> str:
         old_tree, old_sigs, old_static = old
@@ -324,9 +338,10 @@ class Traced:
         if old_tree != new_tree:
             return (f"the argument structure changed: {len(old_sigs)} leaves -> {len(new_sigs)} leaves "
                     f"(now {', '.join(names)})")
-        for name, a, b in zip(names, old_sigs, new_sigs):
-            if a != b:
-                return f"argument {name!r} changed: {_describe(a)} -> {_describe(b)}"
+        changes = [f"argument {_label(name)} changed: {_describe(a)} -> {_describe(b)}"
+                   for name, a, b in zip(names, old_sigs, new_sigs) if a != b]
+        if changes:
+            return "; ".join(changes[:3]) + (f"; and {len(changes) - 3} more" if len(changes) > 3 else "")
         return "the signature changed"
 
     # ------------------------------------------------------------------------- inspection

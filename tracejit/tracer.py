@@ -125,7 +125,9 @@ class _TracerArrayMethods:
     tolist = _concrete(".tolist() of a traced array")
 
     def __array__(self, dtype=None, copy=None):
-        raise concretization_error(self, "np.asarray()/np.array() of a traced array")
+        raise concretization_error(
+            self, "np.asarray()/np.array() of a traced array (or of a list holding traced values: build those "
+                  "with np.stack, and pass list arguments as arrays)")
 
     # NumPy protocols -----------------------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
