@@ -1,0 +1,97 @@
+"""Shared test helpers: running a traced function in a given mode, and comparing results.
+
+NumPy is the oracle. ``assert_tree_close`` checks that two results have the same pytree
+structure, and leaf by leaf the same kind (array or scalar), shape and dtype, and values
+within the contract's tolerances: float64 rtol 1e-12, float32 rtol 1e-5, exact for integers
+and booleans.
+
+The ``mode`` fixture runs a test once per execution mode; test ids carry the mode name, so
+``-k "not compiled"`` skips the Numba backend.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+import tracejit as tj
+from tracejit import pytree
+
+MODES = ("eager", "graph", "compiled")
+TRACED_MODES = ("graph", "compiled")
+
+RTOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5, np.dtype(np.float16): 1e-3,
+        np.dtype(np.complex128): 1e-12, np.dtype(np.complex64): 1e-5}
+
+
+@pytest.fixture(params=MODES)
+def mode(request):
+    """Each of "eager", "graph" and "compiled"."""
+    return request.param
+
+
+@pytest.fixture(params=TRACED_MODES)
+def traced_mode(request):
+    """Each of the modes that trace: "graph" and "compiled"."""
+    return request.param
+
+
+def run(fn, mode, *args, **kwargs):
+    """Call ``fn`` (usually a ``tj.trace`` object) with ``mode`` in force."""
+    with tj.mode(mode):
+        return fn(*args, **kwargs)
+
+
+def copy_args(args):
+    """Fresh copies of array leaves, so a call cannot disturb the shared examples."""
+    return copy.deepcopy(args)
+
+
+def tolerance(dtype) -> float:
+    return RTOL.get(np.dtype(dtype), 0.0)
+
+
+def assert_leaf_close(actual, expected, where="result"):
+    assert isinstance(actual, np.ndarray) == isinstance(expected, np.ndarray), (
+        f"{where}: got a {type(actual).__name__}, expected a {type(expected).__name__}")
+    a, e = np.asarray(actual), np.asarray(expected)
+    assert a.dtype == e.dtype, f"{where}: dtype {a.dtype}, expected {e.dtype}"
+    assert a.shape == e.shape, f"{where}: shape {a.shape}, expected {e.shape}"
+    rtol = tolerance(e.dtype)
+    if rtol == 0.0:
+        np.testing.assert_array_equal(a, e, err_msg=where, strict=True)
+    else:
+        finite = np.abs(e[np.isfinite(e)])
+        scale = float(finite.max()) if finite.size else 1.0
+        # rtol relative to each value, and to the array's scale for values that cancel to ~0.
+        np.testing.assert_allclose(a, e, rtol=rtol, atol=rtol * 1e-3 * max(scale, 1.0), err_msg=where)
+
+
+def assert_tree_close(actual, expected, where="result"):
+    """Same pytree structure, and every leaf close (see the module docstring)."""
+    a_leaves, a_tree = pytree.flatten(actual)
+    e_leaves, e_tree = pytree.flatten(expected)
+    assert a_tree == e_tree, f"{where}: structure {a_tree}, expected {e_tree}"
+    for i, (a, e) in enumerate(zip(a_leaves, e_leaves)):
+        assert_leaf_close(a, e, f"{where} leaf {i}" if len(e_leaves) > 1 else where)
+
+
+def assert_message(excinfo, *fragments):
+    """The exception's message contains every fragment (case-sensitive)."""
+    message = str(excinfo.value)
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in the message:\n{message}"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--long", action="store_true", default=False, help="also run tests marked long")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--long"):
+        return
+    skip = pytest.mark.skip(reason="slow; run with --long")
+    for item in items:
+        if "long" in item.keywords:
+            item.add_marker(skip)

@@ -1,0 +1,313 @@
+"""The op-spec table: one entry per NumPy-level operation users write, driving tests/test_ops.py.
+
+Each ``OpSpec`` is a small function written as ordinary NumPy user code, plus fixed example
+arguments. The tests run it as plain NumPy (the oracle), through ``tj.trace`` in every mode,
+and check each primitive's ``abstract_eval`` against what its ``impl`` really produced. The
+primitives a spec exercises are found by tracing it, so the registry test can insist that
+every registered primitive appears in at least one spec.
+
+Keep shapes tiny and reuse argument shapes: compiled mode builds one program per spec.
+Arguments are made once, from a fixed seed; the tests pass copies, so a spec may not rely on
+mutating them (in-place behaviour is tested in test_trace.py).
+
+``grad=True`` marks specs whose float64 array arguments are smooth points of the function, so
+finite-difference gradient checks may use them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+_rng = np.random.default_rng(20240601)
+
+
+def f64(*shape, lo=-2.0, hi=2.0):
+    return _rng.uniform(lo, hi, shape).astype(np.float64)
+
+
+def f32(*shape, lo=-2.0, hi=2.0):
+    return _rng.uniform(lo, hi, shape).astype(np.float32)
+
+
+def pos64(*shape):
+    return f64(*shape, lo=0.5, hi=2.0)
+
+
+def pos32(*shape):
+    return f32(*shape, lo=0.5, hi=2.0)
+
+
+def ints(*shape, dtype=np.int32, lo=-5, hi=6):
+    return _rng.integers(lo, hi, shape).astype(dtype)
+
+
+def nonzero_ints(*shape, dtype=np.int32):
+    x = ints(*shape, dtype=dtype, lo=1, hi=6)
+    return x * np.where(_rng.random(shape) < 0.5, -1, 1).astype(dtype)
+
+
+def bools(*shape):
+    return _rng.random(shape) < 0.5
+
+
+def specials(dtype=np.float64):
+    """NaN, infinities, zeros of both signs and ordinary values: for isnan, max, comparisons."""
+    return np.array([[np.nan, 1.5, -np.inf], [0.0, -0.0, np.inf], [-2.5, np.nan, 3.0]], dtype=dtype)
+
+
+@dataclass
+class OpSpec:
+    name: str
+    fn: Callable
+    args: tuple
+    static_argnums: tuple = ()
+    grad: bool = False
+    tags: tuple = field(default_factory=tuple)
+
+    def __repr__(self):
+        return f"OpSpec({self.name})"
+
+
+SPECS: list[OpSpec] = []
+
+
+def spec(name, fn, *args, static_argnums=(), grad=False, tags=()):
+    SPECS.append(OpSpec(name, fn, tuple(args), tuple(static_argnums), grad, tuple(tags)))
+
+
+# Shared arguments (same shapes keep the number of distinct programs down).
+A = f64(2, 3)
+B = f64(2, 3)
+ROW = f64(3)
+COL = f64(2, 1)
+P64 = pos64(2, 3)
+A32 = f32(2, 3)
+B32 = f32(2, 3)
+P32 = pos32(2, 3)
+I32 = ints(2, 3)
+NZ32 = nonzero_ints(2, 3)
+I8 = ints(2, 3, dtype=np.int8)
+I64 = ints(2, 3, dtype=np.int64)
+U8 = ints(2, 3, dtype=np.uint8, lo=0, hi=200)
+BM = bools(2, 3)
+BM2 = bools(2, 3)
+SPECIAL = specials()
+T3 = f64(2, 3, 4)
+EMPTY = np.zeros((0, 3))
+SCALAR0D = np.array(1.25)
+
+# ----------------------------------------------------------------------------- arithmetic
+
+spec("add", lambda x, y: x + y, A, B, grad=True)
+spec("add_broadcast", lambda x, r, c: x + r + c, A, ROW, COL, grad=True, tags=("broadcast",))
+spec("add_mixed_f32_i8", lambda x, i: x + i, A32, I8)
+spec("add_bool_int", lambda b, i: b + i, BM, I32)
+spec("subtract", lambda x, y: x - y - np.subtract(y, 0.25), A, B, grad=True)
+spec("multiply", lambda x, y, r: x * y * r, A, B, ROW, grad=True)
+spec("divide", lambda x, y: x / y + np.divide(1.0, y), A, P64, grad=True)
+spec("divide_int_true", lambda i: i / 2, I32, tags=("nep50",))
+spec("divide_int_int", lambda i, j: i / j, I32, NZ32)
+spec("floor_divide", lambda x, y: (x // y, np.floor_divide(x, 0.75)), A, P64)
+spec("floor_divide_int", lambda i, j: (i // j, i // 3, -7 // j), I32, NZ32)
+spec("mod", lambda x, y: (x % y, np.mod(x, -0.75), np.remainder(-x, y)), A, P64)
+spec("mod_int", lambda i, j: (i % j, i % 4, np.mod(-i, 3)), I32, NZ32)
+spec("power", lambda p, y: p ** y, P64, B, grad=True)
+spec("power_scalars", lambda p, x: (p ** 2, x ** 3, p ** 0.5, 2.0 ** x, np.power(p, -1.5)), P64, A)
+spec("power_f32", lambda p: (p ** 2, p ** 0.5, p ** np.float32(1.5)), P32, tags=("nep50",))
+spec("power_int", lambda i: (i ** 2, np.power(i, 3)), I32)
+spec("maximum", lambda x, y: np.maximum(x, y), A, B)
+spec("minimum", lambda x, y: np.minimum(x, y), A, B)
+spec("relu", lambda x: np.maximum(x, 0), A32, tags=("nep50",))
+spec("maximum_int_float", lambda i, x: (np.maximum(i, x), np.minimum(i, 2)), I32, A)
+spec("maximum_nan", lambda s, x: (np.maximum(s, x[0, 0]), np.minimum(s, 0.0)), SPECIAL, A)
+spec("negative", lambda x: (-x, np.negative(x)), A, grad=True)
+spec("negative_int", lambda i: (-i, np.negative(i)), I8)
+spec("positive", lambda x: (+x, np.positive(x)), A)
+spec("absolute", lambda x, i: (abs(x), np.abs(x), np.absolute(i)), A, I32)
+spec("sign", lambda x, i: (np.sign(x), np.sign(i)), A, I32)
+spec("floor", lambda x: np.floor(x * 3), A)
+spec("ceil", lambda x: (np.ceil(x * 3), np.ceil(x.astype(np.float32))), A)
+spec("trunc", lambda x: np.trunc(x * 3), A)
+spec("square", lambda x, i: (np.square(x), np.square(i)), A, I32)
+spec("reciprocal", lambda p, q: (np.reciprocal(p), np.reciprocal(q)), P64, P32)
+
+# ----------------------------------------------------------------------------- transcendental
+
+spec("exp", lambda x: np.exp(x), A, grad=True)
+spec("exp_f32", lambda x: np.exp(x), A32)
+spec("exp_int", lambda i: np.exp(i), I32)
+spec("log", lambda p: np.log(p), P64, grad=True)
+spec("log_f32", lambda p: np.log(p), P32)
+spec("log1p", lambda p: np.log1p(p), P64, grad=True)
+spec("expm1", lambda x: np.expm1(x), A, grad=True)
+spec("sqrt", lambda p, q: (np.sqrt(p), np.sqrt(q)), P64, P32, grad=True)
+spec("tanh", lambda x: np.tanh(x), A, grad=True)
+spec("sin", lambda x: np.sin(x), A, grad=True)
+spec("cos", lambda x: np.cos(x), A, grad=True)
+spec("tan_sinh_cosh", lambda x: (np.tan(x / 2), np.sinh(x), np.cosh(x)), A, grad=True)
+spec("exp2_log2_log10", lambda p: (np.exp2(p), np.log2(p), np.log10(p)), P64, grad=True)
+
+# ----------------------------------------------------------------------------- comparisons, logic
+
+spec("compare", lambda x, y: (x == y, x != y, x < y, x <= y, x > y, x >= y), A, np.where(BM, A, B))
+spec("compare_broadcast_scalar", lambda x, r: (x > r, x <= 0.5, 1 < x, np.equal(x, r)), A, ROW)
+spec("compare_int_float", lambda i, x: (i < x, np.greater_equal(i, 1.5), i == 2), I32, A)
+spec("compare_nan", lambda s: (s == s, s != s, s < 1.0, s >= np.inf), SPECIAL)
+spec("logical", lambda a, b: (np.logical_and(a, b), np.logical_or(a, b), np.logical_not(a),
+                              np.logical_xor(a, b)), BM, BM2)
+spec("logical_numbers", lambda x, i: (np.logical_and(x > 0, i), np.logical_not(i), np.logical_or(x, 0)), A, I32)
+spec("bool_operators", lambda a, b: (a & b, a | b, a ^ b, ~a), BM, BM2)
+spec("isnan_isfinite", lambda s: (np.isnan(s), np.isfinite(s), np.isinf(s)), SPECIAL)
+spec("isfinite_int", lambda i: (np.isfinite(i), np.isnan(i)), I32)
+
+# ----------------------------------------------------------------------------- where, clip, casts
+
+spec("where", lambda c, x, y: np.where(c, x, y), BM, A, B, grad=True)
+spec("where_broadcast", lambda x, r: np.where(x > 0, x, r), A, ROW, grad=True, tags=("broadcast",))
+spec("where_weak_scalars", lambda c, x: (np.where(c, x, 0.0), np.where(c, 1.0, 2.0), np.where(c, x, 7)), BM, A32,
+     tags=("nep50",))
+spec("where_mixed_dtypes", lambda c, i, x: np.where(c, i, x), BM, I32, A32)
+spec("clip", lambda x: (np.clip(x, -1.0, 1.0), x.clip(0), np.clip(x, None, 0.5)), A, grad=True)
+spec("clip_arrays", lambda x, lo: np.clip(x, lo, lo + 1.0), A, ROW)
+spec("clip_f32", lambda x: np.clip(x, -1, 1), A32, tags=("nep50",))
+spec("astype", lambda x: (x.astype(np.float32), x.astype(np.int32), x.astype(bool), x.astype(np.int8)), A)
+spec("astype_from_int_bool", lambda i, b: (i.astype(np.float64), b.astype(np.float32), i.astype(np.uint8),
+                                           b.astype(np.int64)), I32, BM)
+spec("astype_same", lambda x: x.astype(np.float64) * 2, A)
+
+# ----------------------------------------------------------------------------- NEP 50 promotion
+
+spec("nep50_f32_times_float", lambda x: (x * 0.5, 0.5 * x, x + 1, x / 3, x - np.float32(1)), A32, tags=("nep50",))
+spec("nep50_int8_plus_int", lambda i: (i + 1, i * 2, 3 - i, i // 2), I8, tags=("nep50",))
+spec("nep50_uint8", lambda u: (u + 1, u * 0.5, u // 3), U8, tags=("nep50",))
+spec("nep50_int32_div", lambda i: (i / 2, i * 1.5, i + True), I32, tags=("nep50",))
+spec("nep50_bool_scalars", lambda b: (b + 1, b * 2.5, b & True), BM, tags=("nep50",))
+spec("nep50_numpy_scalar_strong", lambda x: (x * np.float64(0.5), x + np.int64(1)), A32, tags=("nep50",))
+spec("nep50_traced_float_arg", lambda x, s: (x * s, s * x + s), A32, 0.5, tags=("nep50",))
+spec("nep50_traced_int_arg", lambda i, n: (i + n, i * n, n - i), I8, 3, tags=("nep50",))
+spec("nep50_traced_scalars_only", lambda s, n: (s * n, n + n, s / 4), 0.75, 3, tags=("nep50",))
+spec("nep50_traced_bool_arg", lambda x, flag: x * flag, A32, True, tags=("nep50",))
+spec("nep50_f32_f64_array", lambda x, y: x + y, A32, B)
+spec("nep50_0d_array_strong", lambda x, s: x * s, A32, SCALAR0D)
+
+# ----------------------------------------------------------------------------- shapes
+
+spec("broadcast_to", lambda r: np.broadcast_to(r, (2, 3)), ROW, grad=True)
+spec("broadcast_arrays", lambda r, c: tuple(np.broadcast_arrays(r, c)), ROW, COL)
+spec("reshape", lambda x: (x.reshape(3, 2), np.reshape(x, (6,)), x.reshape((1, -1)), x.reshape(-1, 2, 1)), A,
+     grad=True)
+spec("ravel_flatten", lambda t: (t.ravel(), np.ravel(t), t.flatten()), T3)
+spec("transpose", lambda t: (t.T, np.transpose(t), t.transpose(1, 0, 2), np.transpose(t, (2, 0, 1))), T3,
+     grad=True)
+spec("transpose_2d", lambda x: (x.T, x.mT), A)
+spec("swapaxes_moveaxis", lambda t: (np.swapaxes(t, 0, -1), t.swapaxes(1, 2), np.moveaxis(t, 0, -1),
+                                     np.moveaxis(t, [0, 1], [-1, 0])), T3)
+spec("expand_dims_squeeze", lambda x: (np.expand_dims(x, 0), np.expand_dims(x, -1), np.expand_dims(x, (0, 2)),
+                                       np.squeeze(x[None, :, None]), x[:, None].squeeze(1),
+                                       np.squeeze(x[None], axis=0)), A)
+spec("atleast_nd", lambda x, r: (np.atleast_2d(r), np.atleast_1d(x[0, 0]), np.atleast_2d(x)), A, ROW)
+spec("concatenate", lambda x, y: (np.concatenate([x, y]), np.concatenate((x, y), axis=-1),
+                                  np.concatenate([x, y], axis=None)), A, B, grad=True)
+spec("concatenate_mixed", lambda x, i, r: (np.concatenate([x, i]), np.concatenate([x, r[None]], axis=0)),
+     A32, I32, ROW)
+spec("concatenate_empty", lambda x, e: np.concatenate([e, x, e]), A, EMPTY)
+spec("stack", lambda x, y: (np.stack([x, y]), np.stack((x, y), axis=1), np.stack([x, y], axis=-1)), A, B,
+     grad=True)
+spec("hstack_vstack", lambda r, x: (np.hstack([r, r]), np.vstack([r, r]), np.vstack([x, r])), ROW, A)
+spec("pad", lambda x: (np.pad(x, 1), np.pad(x, ((0, 1), (2, 0))), np.pad(x, ((1, 1), (0, 0)), constant_values=9)),
+     A, grad=True)
+
+# ----------------------------------------------------------------------------- indexing
+
+spec("basic_indexing", lambda t: (t[0], t[-1, 1:], t[:, ::2], t[..., 1], t[1, -2, -1], t[:, 1:-1, ::3]), T3,
+     grad=True)
+spec("negative_steps", lambda t: (t[::-1], t[:, ::-2, 1], t[1, 2::-1], t[::-1, :, -2::-2]), T3, grad=True)
+spec("newaxis_ellipsis", lambda t: (t[None], t[:, None, 0], t[..., None], t[np.newaxis, ..., 2:]), T3)
+spec("empty_slices", lambda x: (x[2:], x[:, 3:], x[1:1]), A)
+spec("integer_array_index", lambda x: (x[[1, 0, 1]], x[:, [2, 0]], x[np.array([-1, 0])], x[[[0], [1]]]), A,
+     grad=True)
+spec("integer_array_pairs", lambda t: (t[[1, 0], [2, 1]], t[[0, 1], :, [3, 0]], t[:, [0, 2], [1, 1]],
+                                       t[1, [0, 2]], t[[1], 2:, [0]]), T3, grad=True)
+spec("bool_constant_mask", lambda x: x[:, np.array([True, False, True])], A)
+spec("traced_index", lambda x, i: (x[i], x[:, i], x[i, i]), A, np.array([1, 0, 1, 1]) % 2, grad=True)
+spec("traced_scalar_index", lambda x, k: (x[k], x[:, k]), A, 1)
+spec("traced_negative_index", lambda x, i: x[i], A, np.array([-1, -2, 0]))
+spec("take", lambda x: (np.take(x, [0, 2], axis=1), np.take(x, [4, -1]), x.take([1, 0], axis=0),
+                        np.take(x, 1, axis=-1)), A, grad=True)
+spec("take_traced", lambda x, i: np.take(x, i, axis=-1), A, np.array([[2, 0], [1, 1]]), grad=True)
+spec("take_along_axis", lambda x, i: (np.take_along_axis(x, i, axis=1), np.take_along_axis(x, i[:1] % 2, axis=0)),
+     A, np.array([[2, 0, 0], [1, 1, 2]]), grad=True)
+spec("take_along_axis_argmax", lambda x: np.take_along_axis(x, np.argmax(x, axis=-1)[:, None], axis=-1), A)
+spec("setitem", lambda x, v: _setitem(x, v), A, ROW, grad=True)
+spec("setitem_view_update", lambda x: _view_update(x), A)
+
+
+def _setitem(x, v):
+    y = x * 1.0
+    y[0] = v
+    y[1, ::2] = -1.0
+    y[:, 1] += v[:2]
+    return y
+
+
+def _view_update(x):
+    y = x.copy()
+    y[0] *= 3
+    row = y[1]
+    row -= 1
+    return y
+
+
+# ----------------------------------------------------------------------------- reductions
+
+spec("sum", lambda t: (t.sum(), np.sum(t, axis=0), t.sum(axis=-1), t.sum(axis=(0, 2)), t.sum(axis=1, keepdims=True),
+                       np.sum(t, axis=(-1, 0), keepdims=True)), T3, grad=True)
+spec("sum_dtypes", lambda i, b, u, x: (i.sum(), np.sum(b), b.sum(axis=0), u.sum(), i.sum(dtype=np.float64),
+                                       x.sum(dtype=np.float64), np.sum(i, dtype=np.int8)), I8, BM, U8, A32)
+spec("sum_empty", lambda e: (e.sum(), e.sum(axis=0), e.sum(axis=1), e.max(axis=1), e.mean(axis=1)), EMPTY)
+spec("add_reduce", lambda x: (np.add.reduce(x), np.add.reduce(x, axis=1), np.maximum.reduce(x, axis=-1)), A)
+spec("mean", lambda t: (t.mean(), np.mean(t, axis=1), t.mean(axis=(0, -1), keepdims=True)), T3, grad=True)
+spec("mean_int_f32", lambda i, x: (i.mean(), np.mean(x, axis=0), np.mean(i, axis=-1, dtype=np.float32)), I32, A32)
+spec("var_std", lambda t: (t.var(), np.var(t, axis=0), t.std(axis=-1), np.std(t, ddof=1), t.var(axis=1, keepdims=True)),
+     T3, grad=True)
+spec("var_std_f32_int", lambda x, i: (np.var(x), x.std(axis=1), i.var(), np.std(i, axis=0)), A32, I32)
+spec("max_min", lambda t: (t.max(), np.max(t, axis=0), t.min(axis=-1), np.amin(t, axis=(0, 2), keepdims=True),
+                           np.amax(t, axis=1, keepdims=True)), T3, grad=True)
+spec("max_min_int_bool", lambda i, b: (i.max(), np.min(i, axis=0), b.max(axis=1), np.min(b)), I32, BM)
+spec("max_min_nan", lambda s: (s.max(), np.min(s, axis=0), s.max(axis=1)), SPECIAL)
+spec("max_ties", lambda x: np.maximum(x, 0.5).max(axis=1), np.array([[1.0, 1.0, 0.0], [2.0, -1.0, 2.0]]), grad=True)
+spec("argmax_argmin", lambda t: (t.argmax(), np.argmin(t), t.argmax(axis=0), np.argmin(t, axis=-1),
+                                 np.argmax(t, axis=1, keepdims=True), np.argmin(t, axis=None, keepdims=True)), T3)
+spec("argmax_ties_int_bool", lambda i, b: (np.argmax(i, axis=1), i.argmin(), np.argmax(b, axis=0),
+                                           np.argmin(np.zeros_like(i), axis=1)), I32, BM)
+spec("argmax_nan", lambda s: (s.argmax(), np.argmin(s, axis=1), s.argmax(axis=0)), SPECIAL)
+spec("any_all", lambda b, x: (np.any(b), b.all(), np.any(x > 1, axis=0), np.all(x > -1.5, axis=-1, keepdims=True),
+                              x.any(), np.all(b, axis=(0, 1))), BM, A)
+spec("reductions_0d", lambda s: (s.sum(), np.max(s), s.mean(), np.argmax(s), s.any(), np.min(s, axis=())), SCALAR0D)
+
+# ----------------------------------------------------------------------------- linear algebra
+
+spec("matmul", lambda x, w: x @ w, A, f64(3, 4), grad=True)
+spec("matmul_f32", lambda x, w: (x @ w, np.matmul(x, w)), A32, f32(3, 2))
+spec("matmul_vectors", lambda x, r, c: (r @ x.T, x @ r, r @ r, np.matmul(x.T, c[:, 0])), A, ROW, COL, grad=True)
+spec("matmul_batched", lambda t, w, v: (t @ w, np.matmul(w, v), t.transpose(0, 2, 1) @ v[0]),
+     T3, f64(2, 4, 3), f64(2, 3, 4), grad=True)
+spec("matmul_broadcast_batch", lambda t, m: (t @ m, m.T @ t.transpose(0, 2, 1)[0]), T3, f64(4, 2), grad=True)
+spec("matmul_int_mixed", lambda i, x: (i @ i.T, i @ x.T, x.astype(np.float32) @ A.T), I32, A)
+spec("dot_outer_inner", lambda x, r: (np.dot(x, r), np.dot(r, r), x.dot(x.T), np.outer(r, x[0]), np.inner(r, r),
+                                      np.dot(2.0, r), np.vdot(x, x)), A, ROW, grad=True)
+spec("matmul_empty", lambda e, w: (e @ w, w.T @ e.T), EMPTY, f64(3, 2))
+
+# ----------------------------------------------------------------------------- creation, 0-d, empty
+
+spec("like_creation", lambda x, i: (np.zeros_like(x), np.ones_like(i), np.full_like(x, 2.5), np.zeros_like(x, dtype=int),
+                                     np.ones_like(x, shape=(4,)), np.full_like(i, 7.9)), A32, I32)
+spec("constants_inside", lambda x: x + np.arange(3.0) * np.ones((2, 1)) + np.eye(2, 3), A)
+spec("asarray_list_of_tracers", lambda x, y: np.stack([x[0], y[1], x[1] * 2]), A, B)
+spec("zero_d", lambda s, x: (s * 2, s + x, np.exp(s), s.reshape(1, 1), np.stack([s, s])), SCALAR0D, A)
+spec("numpy_scalar_args", lambda a, b, x: (a * x, a + b, b * 2), np.float32(1.5), np.int16(3), A32)
+spec("empty_elementwise", lambda e: (e * 2, np.exp(e), e > 0, e.T, e.reshape(3, 0), e[:, 1:]), EMPTY)
+spec("composite_mlp", lambda x, w, b: np.tanh(x @ w + b).sum(axis=1).mean(), A, f64(3, 4), f64(4), grad=True)
+spec("static_arg", lambda x, n, axis: x.sum(axis=axis) * n, A, 3, 1, static_argnums=(2,))
