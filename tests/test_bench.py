@@ -1,0 +1,276 @@
+"""The benchmark harness on tiny workloads: result fields, output checks, JSON round trips,
+missing peers, the CLI and the compile-latency child processes. No timing is asserted."""
+from __future__ import annotations
+
+import io
+import json
+import math
+import sys
+
+import numpy as np
+import pytest
+
+import tracejit as tj
+import tracejit.bench as bench
+from tracejit.bench import latency, plot, timing, workloads
+from tracejit.bench.__main__ import main as cli_main
+from tracejit.bench.progress import Progress
+from tracejit.bench.results import Report, Result, SystemResult, format_ratio, format_time
+
+FAST = dict(repeat=3, warmup=1, min_sample_time=1e-4, max_time=0.2)
+
+
+def _backend_available():
+    try:
+        from tracejit.backend import compile_graph  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def chain(x, a):
+    return np.tanh(a * x) * np.exp(-x * x) + 0.5
+
+
+X = np.linspace(-2, 2, 64, dtype=np.float32)
+
+
+@pytest.fixture
+def no_peers(monkeypatch):
+    """Simulate a machine without JAX and PyTorch (an import of either fails)."""
+    for name in ("jax", "jax.numpy", "torch", "torch.nn.functional"):
+        monkeypatch.setitem(sys.modules, name, None)
+
+
+def _check_timed(s: SystemResult):
+    assert s.status == "ok", s.note
+    assert s.rounds >= timing.MIN_ROUNDS and len(s.samples) == s.rounds
+    assert s.batch >= 1
+    assert 0 < s.min <= s.median <= s.max
+    assert s.min == min(s.samples) and s.max == max(s.samples)
+    assert s.first_call > 0
+
+
+# ------------------------------------------------------------------------------------ compare
+def test_compare_fields_and_stats():
+    r = bench.compare(chain, X, 0.5, modes=("numpy", "eager", "graph"), **FAST)
+    assert isinstance(r, Result) and r.kind == "time" and r.baseline == "numpy"
+    assert list(r.systems) == ["numpy", "eager", "graph"]
+    for s in r:
+        _check_timed(s)
+        assert s.max_error is not None and s.max_error <= 1
+    assert r.speedup("numpy") == 1.0
+    assert math.isclose(r.speedup("graph"), r["numpy"].median / r["graph"].median)
+    numpy_, eager, graph = r["numpy"], r["eager"], r["graph"]
+    assert numpy_.traces is None and numpy_.overhead is None and numpy_.kernels is None
+    # each mode runs on its own fresh trace cache: graph traced once, never retraced
+    assert graph.traces == 1 and graph.retraces == 0
+    assert graph.cache_hits >= graph.rounds * graph.batch
+    assert eager.traces == 0 and eager.retraces == 0
+    # the cache-hit overhead is measured for tracejit modes, and is part of a call
+    for s in (eager, graph):
+        assert s.overhead is not None and 0 <= s.overhead < s.max
+    assert eager.kernels is None and graph.kernels is None  # kernels belong to compiled mode
+
+
+def test_compare_keeps_traced_options_and_uses_fresh_caches():
+    @tj.trace(static_argnums=(1,))
+    def scaled(x, n):
+        return x * n
+
+    with tj.mode("graph"):
+        scaled(X, 3)
+    r = bench.compare(scaled, X, 3, modes=("graph", "eager"), **FAST)
+    assert r["graph"].ok and r["graph"].traces == 1 and r["graph"].retraces == 0
+    assert scaled.stats["traces"] == 1  # the user's own cache and stats are untouched
+
+
+def test_compare_flags_wrong_and_failing_systems():
+    def boom(x, a):
+        raise RuntimeError("nope\nsecond line")
+
+    r = bench.compare(chain, X, 0.5, modes=("numpy",), others={"off by one": lambda x, a: chain(x, a) + 1,
+                                                               "boom": boom}, **FAST)
+    assert r["numpy"].ok
+    wrong, failed = r["off by one"], r["boom"]
+    assert wrong.status == "mismatch" and wrong.median is None and "differs" in wrong.note
+    assert failed.status == "failed" and failed.note == "RuntimeError: nope" and failed.median is None
+    assert r.speedup("off by one") is None
+    text = str(r)
+    assert "mismatch" in text and "RuntimeError: nope" in text
+
+
+def test_compare_shape_mismatch_and_bad_mode():
+    r = bench.compare(chain, X, 0.5, modes=("numpy",), others={"short": lambda x, a: chain(x, a)[:-1]}, **FAST)
+    assert r["short"].status == "mismatch" and "shape" in r["short"].note
+    with pytest.raises(ValueError, match="unknown mode"):
+        bench.compare(chain, X, 0.5, modes=("fast",))
+
+
+def test_compare_compiled_mode():
+    r = bench.compare(chain, X, 0.5, modes=("eager", "compiled"), **FAST)
+    if not _backend_available():
+        assert r["compiled"].status == "unavailable" and "backend" in r["compiled"].note
+        return
+    c = r["compiled"]
+    _check_timed(c)
+    assert c.kernels >= 1 and c.traces == 1 and c.retraces == 0
+    assert c.compile_seconds is not None and c.compile_seconds <= c.first_call
+    assert c.overhead is not None
+
+
+def test_result_json_round_trip_and_tables():
+    r = bench.compare(chain, X, 0.5, modes=("numpy", "eager"), others={"bad": lambda x, a: x}, **FAST)
+    d = r.to_dict()
+    assert json.loads(json.dumps(d)) == d  # plain JSON types only
+    back = Result.from_json(r.to_json())
+    assert back.to_dict() == d and back == r
+    assert set(d["systems"]["eager"]) >= {"median", "min", "max", "first_call", "overhead", "kernels",
+                                          "retraces", "status"}
+    assert d["speedups"]["numpy"] == 1.0
+    table = r.table()
+    lines = table.splitlines()
+    assert lines[0] == "chain" and lines[1].split()[:3] == ["system", "median", "min"]
+    assert all(name in table for name in ("numpy", "eager", "bad"))
+    md = r.to_markdown()
+    assert "| system | median |" in md and "| eager |" in md
+
+
+def test_format_helpers():
+    assert format_time(None) == "-"
+    assert format_time(4.2e-7) == "420 ns"
+    assert format_time(3.214e-6) == "3.21 µs" and format_time(3.214e-6, unicode=False) == "3.21 us"
+    assert format_time(0.01234) == "12.3 ms" and format_time(152.0) == "152 s"
+    assert format_ratio(1.0) == "1.00x" and format_ratio(12.34) == "12.3x" and format_ratio(0.0123) == "0.012x"
+    assert format_ratio(None) == "-"
+
+
+def test_compare_outputs_tolerance():
+    ref = {"b": np.ones(3, np.float32), "a": (np.float32(2.0), np.arange(3))}
+    close = {"a": (np.float32(2.0 + 1e-5), np.arange(3)), "b": np.ones(3, np.float32)}
+    ok, err, _ = timing.compare_outputs(close, ref, rtol=1e-4, atol=1e-6)
+    assert ok and 0 < err <= 1
+    ok, _, msg = timing.compare_outputs(close, ref, rtol=1e-7, atol=0)
+    assert not ok and "differs" in msg
+    ok, _, msg = timing.compare_outputs({"a": (2.0, np.arange(1, 4)), "b": ref["b"]}, ref, 1e-4, 1e-6)
+    assert not ok  # integers compare exactly
+    ok, _, msg = timing.compare_outputs([ref["b"]], ref, 1e-4, 1e-6)
+    assert not ok and "returned 1 arrays, the baseline 3" in msg
+
+
+def test_progress_lines_when_not_a_terminal():
+    out = io.StringIO()
+    bench.compare(chain, X, 0.5, modes=("numpy", "eager"), progress=False, **FAST)
+    p = Progress(stream=out)
+    p.workload(2, 5, "dispatch")
+    p("numpy", "first call")
+    p("numpy", "round", 1, 3)
+    p("eager", "round", 1, 3)  # same round: no new line
+    p("numpy", "round", 2, 3)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("[2/5 dispatch] numpy: first call")
+    assert "round 2/3" in lines[2]
+
+
+# ------------------------------------------------------------------------------------ workloads
+def test_workload_selection():
+    assert workloads.select(["elementwise"]) == ["elementwise_1m", "elementwise_16m"]
+    assert workloads.select(["dispatch", "dispatch"]) == ["dispatch"]
+    assert "elementwise_16m" not in workloads.select(quick=True) and "compile" in workloads.select(quick=True)
+    assert workloads.select() == list(workloads.WORKLOADS) + ["compile"]
+    with pytest.raises(KeyError, match="unknown workload"):
+        workloads.select(["nope"])
+
+
+def test_every_workload_agrees_at_tiny_size_without_peers(no_peers):
+    """Each standard workload, tiny: tracejit (eager, graph) matches the hand-written NumPy,
+    and missing peers are reported as such rather than failing the run."""
+    names = list(workloads.WORKLOADS)
+    report = bench.run(names, size="tiny", systems=("numpy", "eager", "graph", "jax.jit", "torch",
+                                                    "torch.compile", "copy limit"),
+                       torch_compile=True, progress=False, **FAST)
+    assert [r.name for r in report.results] == names
+    for r in report.results:
+        assert r["numpy"].ok
+        for mode in ("eager", "graph"):
+            s = r[mode]
+            if s.status == "unavailable":  # a tracejit piece this workload needs has not landed
+                continue
+            _check_timed(s)
+            assert s.max_error <= 1, (r.name, mode)
+        for peer in ("jax.jit", "torch", "torch.compile"):
+            assert r[peer].status == "not installed" and r[peer].median is None
+            assert r[peer].note in ("jax is not installed", "torch is not installed")
+    copy = report["elementwise_1m"]["copy limit"]
+    assert copy.ok and copy.max_error is None and "GB/s" in copy.note
+    table = report.table()
+    assert "not installed" in table and "softmax_sgd" in table
+    assert Report.from_json(report.to_json()).to_dict() == report.to_dict()
+    assert report.machine["cores"] >= 1 and "numpy" in report.machine["versions"]
+
+
+def test_peer_columns_left_out_when_not_asked(no_peers):
+    report = bench.run(["dispatch"], size="tiny", peers=(), progress=False, **FAST)
+    assert set(report["dispatch"].systems) == {"numpy", "eager", "compiled"}
+    report = bench.run(["dispatch"], size="tiny", peers=("jax",), quick=True, progress=False, **FAST)
+    assert report["dispatch"]["jax.jit"].status == "not installed"
+    assert "torch" not in report["dispatch"].systems
+
+
+def test_torch_compile_skip_flag(no_peers):
+    report = bench.run(["dispatch"], size="tiny", systems=("numpy", "torch.compile"), torch_compile=False,
+                       progress=False, **FAST)
+    assert report["dispatch"]["torch.compile"].status == "skipped"
+
+
+def test_compile_latency_in_new_processes(no_peers):
+    cold, warm = latency.run_latency(size="tiny", systems=("numpy", "compiled", "jax.jit"), cold_runs=1,
+                                     warm_runs=1, timeout=120)
+    assert (cold.name, warm.name) == ("compile_cold", "compile_warm") and cold.kind == "latency"
+    for r in (cold, warm):
+        n = r["numpy"]
+        assert n.ok and n.rounds == 1 and 0 < n.extra["startup"] < n.median and n.first_call < n.median
+        assert r["jax.jit"].status == "not installed"
+        c = r["compiled"]
+        if _backend_available():
+            assert c.ok and c.kernels >= 1 and c.first_call < c.median
+        else:
+            assert c.status == "unavailable"
+    assert "start-up" in str(cold)
+    assert Result.from_json(cold.to_json()) == cold
+
+
+# ------------------------------------------------------------------------------------ CLI
+def test_cli_writes_json_markdown_and_notes_missing_matplotlib(tmp_path, capsys, monkeypatch, no_peers):
+    monkeypatch.setattr(plot, "have_matplotlib", lambda: False)
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")  # recorded and reported, not changed
+    js, md, png = tmp_path / "r.json", tmp_path / "out" / "R.md", tmp_path / "p.png"
+    code = cli_main(["dispatch", "--tiny", "--systems", "numpy,eager,jax.jit", "--no-progress", "--repeat", "3",
+                     "--json", str(js), "--markdown", str(md), "--plot", str(png)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "median time per call" in out and "dispatch" in out and "not installed" in out
+    assert "matplotlib is not installed" in out and "OPENBLAS_CORETYPE=Haswell" in out
+    assert not png.exists()
+    report = Report.from_json(js.read_text())
+    assert report["dispatch"]["eager"].ok and report.machine["env"]["OPENBLAS_CORETYPE"] == "Haswell"
+    assert report.params["command"].startswith("python -m tracejit.bench dispatch --tiny")
+    text = md.read_text()
+    for fragment in ("# tracejit benchmarks", "## Summary", "## Machine", "| CPU |", "| numpy |", "## Method",
+                     "matplotlib is not installed", "| jax |"):
+        assert fragment in text, fragment
+
+
+def test_cli_rejects_unknown_names(capsys):
+    assert cli_main(["nope", "--no-progress"]) == 2
+    assert cli_main(["dispatch", "--systems", "numba", "--no-progress"]) == 2
+    assert cli_main(["dispatch", "--peers", "tensorflow", "--no-progress"]) == 2
+    assert cli_main(["--list"]) == 0
+    assert "softmax_sgd" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not plot.have_matplotlib(), reason="matplotlib is not installed")
+def test_plot_written(tmp_path, no_peers):
+    report = bench.run(["dispatch", "elementwise_1m"], size="tiny", peers=(), progress=False, **FAST)
+    assert plot.plot_report(report, tmp_path / "p.png") is None
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"

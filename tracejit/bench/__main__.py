@@ -1,0 +1,114 @@
+"""``python -m tracejit.bench [WORKLOAD ...] [--quick] [--json FILE] [--markdown FILE] [--plot FILE]
+[--peers jax,torch]``: run the standard workloads, show progress on stderr, print the tables."""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+
+from . import workloads as W
+from .plot import plot_report
+from .results import Report
+from .runner import DEFAULT_SYSTEMS, run
+
+
+def _list(value):
+    return [] if value.strip().lower() in ("", "none") else [v.strip() for v in value.split(",") if v.strip()]
+
+
+def parser():
+    p = argparse.ArgumentParser(
+        prog="python -m tracejit.bench",
+        description="Benchmark tracejit (eager and compiled) against hand-written NumPy and, when installed, "
+                    "JAX (jax.jit) and PyTorch (eager, torch.compile). Every system's output is checked against "
+                    "NumPy before timing; systems are timed in interleaved rounds.",
+        epilog="workloads: " + ", ".join(W.all_names()) + " (a prefix selects several, e.g. 'elementwise'). "
+               "The full run for benchmarks/RESULTS.md is: python benchmarks/run.py")
+    p.add_argument("workloads", nargs="*", metavar="WORKLOAD", help="workloads to run (default: all, or the quick set)")
+    p.add_argument("--quick", action="store_true", help="small set, few rounds: finishes in under a minute "
+                                                        "(torch.compile off, 16M elementwise skipped)")
+    p.add_argument("--json", metavar="FILE", help="write all results as JSON")
+    p.add_argument("--markdown", metavar="FILE", help="write the tables and machine info as Markdown")
+    p.add_argument("--plot", metavar="FILE", help="write a PNG of the speed-ups (needs matplotlib)")
+    p.add_argument("--peers", default="jax,torch", type=_list,
+                   help="frameworks to compare with if installed (default: jax,torch; 'none' for none)")
+    p.add_argument("--systems", type=_list, default=list(DEFAULT_SYSTEMS),
+                   help="columns to run (default: %(default)s; 'graph' adds tracejit's reference interpreter)")
+    tc = p.add_mutually_exclusive_group()
+    tc.add_argument("--torch-compile", dest="torch_compile", action="store_true", default=None,
+                    help="run torch.compile (default: on, off with --quick)")
+    tc.add_argument("--no-torch-compile", dest="torch_compile", action="store_false", help="skip torch.compile")
+    p.add_argument("--repeat", type=int, help="timed rounds per workload")
+    p.add_argument("--warmup", type=int, help="warm-up calls per system")
+    p.add_argument("--max-time", type=float, help="seconds of timed rounds per workload (at least 3 rounds)")
+    p.add_argument("--timeout", type=float, help="give up on a system whose first call (compilation) takes longer")
+    p.add_argument("--tiny", action="store_true", help="tiny sizes (a smoke test of the harness, not a benchmark)")
+    p.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
+    p.add_argument("--strict", action="store_true", help="exit with status 1 if a system failed or disagreed")
+    p.add_argument("--list", action="store_true", help="list the workloads and exit")
+    return p
+
+
+def main(argv=None, command=None):
+    args = parser().parse_args(argv)
+    if args.list:
+        for name, wl in W.WORKLOADS.items():
+            print(f"{name:16s} {wl.title}" + ("" if wl.sizes.get("quick") else "  (not in --quick)"))
+        print(f"{'compile':16s} compile latency, cold and warm disk cache, in new processes")
+        return 0
+    unknown = [s for s in args.systems if s not in W.SYSTEMS]
+    if unknown:
+        print(f"unknown system(s) {', '.join(unknown)}; known: {', '.join(W.SYSTEMS)}", file=sys.stderr)
+        return 2
+    bad_peers = [p for p in args.peers if p not in ("jax", "torch")]
+    if bad_peers:
+        print(f"unknown peer(s) {', '.join(bad_peers)}; known: jax, torch", file=sys.stderr)
+        return 2
+    try:
+        names = W.select(args.workloads, quick=args.quick)
+    except KeyError as e:
+        print(e.args[0], file=sys.stderr)
+        return 2
+    command = command or "python -m tracejit.bench" + "".join(" " + shlex.quote(a) for a in (argv if argv is not None
+                                                                                   else sys.argv[1:]))
+    report = run(names, quick=args.quick, size="tiny" if args.tiny else None, systems=args.systems,
+                 peers=args.peers, torch_compile=args.torch_compile, repeat=args.repeat, warmup=args.warmup,
+                 max_time=args.max_time, first_call_timeout=args.timeout, progress=not args.no_progress,
+                 command=command)
+    plot_written = False
+    if args.plot:
+        note = plot_report(report, args.plot)
+        if note:
+            report.notes.append(note)
+        plot_written = note is None
+    print(report.details())
+    print()
+    print(report.table())
+    if args.json:
+        _write(args.json, report.to_json() + "\n")
+    if args.markdown:
+        plot_rel = None
+        if plot_written:
+            plot_rel = os.path.relpath(os.path.abspath(args.plot), os.path.dirname(os.path.abspath(args.markdown)))
+        _write(args.markdown, report.to_markdown(plot=plot_rel))
+    written = [f for f in (args.json, args.markdown, args.plot if plot_written else None) if f]
+    if written:
+        print("\nwrote " + ", ".join(written))
+    if args.strict and _problems(report):
+        return 1
+    return 0
+
+
+def _problems(report: Report):
+    return [(r.name, s.name) for r in report.results for s in r.systems.values() if s.status in ("failed", "mismatch")]
+
+
+def _write(path, text):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

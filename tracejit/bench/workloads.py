@@ -1,0 +1,468 @@
+"""The standard benchmark workloads, written once for every system.
+
+Each workload holds the same computation as
+
+- a hand-written NumPy function (the baseline every ratio is measured against),
+- a tracejit function (plain NumPy plus ``tj.nn`` / ``tj.value_and_grad``), run in the
+  ``eager``, ``graph`` or ``compiled`` mode,
+- optionally a JAX function (run under ``jax.jit``) and a PyTorch function (run eagerly and
+  under ``torch.compile``),
+- optionally extra reference points (the memory-copy limit of the elementwise chain).
+
+This module imports only NumPy at module level: tracejit, JAX and PyTorch are imported when a
+system is built. That lets the compile-latency child process load this file by path and measure
+a peer's start-up without importing tracejit first.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+__all__ = ["Workload", "Impl", "NotInstalled", "Unavailable", "WORKLOADS", "QUICK", "SYSTEMS",
+           "TRACEJIT_MODES", "PEER_SYSTEMS", "get", "select", "import_jax", "import_torch"]
+
+TRACEJIT_MODES = ("eager", "graph", "compiled")
+PEER_SYSTEMS = {"jax.jit": "jax", "torch": "torch", "torch.compile": "torch"}
+# Column order everywhere (tables, JSON, plot).
+SYSTEMS = ("numpy", "eager", "graph", "compiled", "jax.jit", "torch", "torch.compile", "copy limit")
+
+
+class NotInstalled(Exception):
+    """A peer framework (jax, torch) is not installed."""
+
+
+class Unavailable(Exception):
+    """This tracejit build lacks a piece the workload needs (e.g. the compiled backend)."""
+
+
+class Impl:
+    """A built system: ``call()`` runs the workload once and returns its (materialised) output.
+
+    ``traced`` is the ``tj.trace`` object for tracejit systems (its ``stats`` are reported);
+    ``check=False`` marks a reference point that does not compute the same result.
+    """
+
+    def __init__(self, call, *, traced=None, check=True, mode=None):
+        self.call = call
+        self.traced = traced
+        self.check = check
+        self.mode = mode
+
+
+# --------------------------------------------------------------------------------------- peers
+def import_jax():
+    """``(jax, jax.numpy)`` on the CPU in float32, or ``NotInstalled``."""
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError as e:
+        raise NotInstalled("jax") from e
+    return jax, jnp
+
+
+def import_torch():
+    try:
+        import torch
+    except ImportError as e:
+        raise NotInstalled("torch") from e
+    return torch
+
+
+def _tree_map(fn, tree):
+    if isinstance(tree, dict):
+        return {k: _tree_map(fn, v) for k, v in tree.items()}
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(_tree_map(fn, v) for v in tree)
+    return fn(tree)
+
+
+def _to_jax(jnp, args):
+    def conv(x):
+        if isinstance(x, np.ndarray):
+            return jnp.asarray(x.astype(np.int32) if x.dtype == np.int64 else x)  # JAX runs 32-bit
+        return x
+    return _tree_map(conv, args)
+
+
+def _to_torch(torch, args):
+    return _tree_map(lambda x: torch.from_numpy(x) if isinstance(x, np.ndarray) else x, args)
+
+
+def _check_tracejit(tj, needs, mode):
+    for path in needs:
+        obj = tj
+        for part in path.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                raise Unavailable(f"this tracejit has no tj.{path} yet")
+    if mode == "compiled":
+        try:
+            from tracejit.backend import compile_graph  # noqa: F401
+        except ImportError as e:
+            raise Unavailable(f"the compiled backend is not available ({e})") from e
+
+
+# ------------------------------------------------------------------------------------ workload
+class Workload:
+    """One benchmark: inputs, the same computation per system, and how to compare outputs.
+
+    ``sizes`` maps ``"full"``, ``"quick"`` and ``"tiny"`` to the argument of ``make_inputs``
+    (``None`` for ``"quick"`` leaves the workload out of ``--quick``). ``make_inputs(size)``
+    returns the argument tuple (NumPy arrays and Python numbers); each ``*_fn`` factory returns
+    a function taking those arguments.
+    """
+
+    def __init__(self, name, title, *, sizes, make_inputs, numpy_fn, tracejit_fn=None, needs=(),
+                 jax_fn=None, torch_fn=None, extra=None, rtol=1e-4, atol=1e-6, describe=None):
+        self.name = name
+        self.title = title
+        self.sizes = sizes
+        self.make_inputs = make_inputs
+        self.numpy_fn = numpy_fn
+        self.tracejit_fn = tracejit_fn
+        self.needs = tuple(needs)
+        self.jax_fn = jax_fn
+        self.torch_fn = torch_fn
+        self.extra = dict(extra or {})
+        self.rtol = rtol
+        self.atol = atol
+        self.describe = describe or (lambda size: "")
+
+    def __repr__(self):
+        return f"<Workload {self.name}: {self.title}>"
+
+    @property
+    def systems(self):
+        names = ["numpy"]
+        if self.tracejit_fn is not None:
+            names += TRACEJIT_MODES
+        if self.jax_fn is not None:
+            names.append("jax.jit")
+        if self.torch_fn is not None:
+            names += ["torch", "torch.compile"]
+        names += list(self.extra)
+        return [s for s in SYSTEMS if s in names] + [s for s in names if s not in SYSTEMS]
+
+    def build(self, system, args):
+        """An ``Impl`` running this workload on ``args`` in ``system``.
+
+        Raises ``NotInstalled`` (peer missing), ``Unavailable`` (tracejit piece missing) or
+        ``KeyError`` (this workload has no such system).
+        """
+        if system == "numpy":
+            fn = self.numpy_fn()
+            return Impl(lambda: fn(*args))
+        if system in TRACEJIT_MODES and self.tracejit_fn is not None:
+            import tracejit as tj
+            _check_tracejit(tj, self.needs, system)
+            traced = tj.trace(self.tracejit_fn(tj), mode=system)
+            return Impl(lambda: traced(*args), traced=traced, mode=system)
+        if system == "jax.jit" and self.jax_fn is not None:
+            jax, jnp = import_jax()
+            fn = jax.jit(self.jax_fn(jax, jnp))
+            jargs = _to_jax(jnp, args)
+            block = jax.block_until_ready
+            return Impl(lambda: block(fn(*jargs)))
+        if system in ("torch", "torch.compile") and self.torch_fn is not None:
+            torch = import_torch()
+            fn = self.torch_fn(torch)
+            if system == "torch.compile":
+                fn = torch.compile(fn)
+            targs = _to_torch(torch, args)
+            return Impl(lambda: fn(*targs))
+        if system in self.extra:
+            return self.extra[system](args)
+        raise KeyError(f"workload {self.name!r} has no system {system!r}")
+
+
+# ------------------------------------------------------------------- 1, 2: SGD steps (MNIST shape)
+def _sgd_inputs(layers, batch, seed=0):
+    rng = np.random.default_rng(seed)
+    params = {}
+    for i, (n_in, n_out) in enumerate(zip(layers[:-1], layers[1:]), start=1):
+        suffix = "" if len(layers) == 2 else str(i)
+        scale = 0.01 if len(layers) == 2 else 1.0 / np.sqrt(n_in)
+        params["W" + suffix] = (rng.standard_normal((n_in, n_out)) * scale).astype(np.float32)
+        params["b" + suffix] = np.zeros(n_out, np.float32)
+    x = rng.random((batch, layers[0]), dtype=np.float32)
+    y = rng.integers(0, layers[-1], batch)
+    return params, x, y, 0.1
+
+
+def _np_log_softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def _numpy_softmax_sgd():
+    def step(params, x, y, lr):
+        W, b = params["W"], params["b"]
+        B = x.shape[0]
+        logp = _np_log_softmax(x @ W + b)
+        loss = -logp[np.arange(B), y].mean()
+        d = np.exp(logp)                          # probs
+        d[np.arange(B), y] -= 1                   # probs - onehot
+        d /= B
+        gW = x.T @ d
+        gb = d.sum(axis=0)
+        return {"W": W - lr * gW, "b": b - lr * gb}, loss
+    return step
+
+
+def _tracejit_softmax_sgd(tj):
+    def loss_fn(params, x, y):
+        logits = x @ params["W"] + params["b"]
+        return tj.nn.cross_entropy(logits, y)
+
+    def softmax_sgd_step(params, x, y, lr):
+        loss, g = tj.value_and_grad(loss_fn)(params, x, y)
+        return {k: params[k] - lr * g[k] for k in params}, loss
+    return softmax_sgd_step
+
+
+def _jax_xent(jax, jnp, logits, y):
+    picked = jnp.take_along_axis(logits, y[:, None], axis=1)[:, 0]
+    return jnp.mean(jax.nn.logsumexp(logits, axis=1) - picked)
+
+
+def _jax_softmax_sgd(jax, jnp):
+    def loss_fn(params, x, y):
+        return _jax_xent(jax, jnp, x @ params["W"] + params["b"], y)
+
+    def step(params, x, y, lr):
+        loss, g = jax.value_and_grad(loss_fn)(params, x, y)
+        return {k: params[k] - lr * g[k] for k in params}, loss
+    return step
+
+
+def _torch_sgd(torch, forward):
+    import torch.nn.functional as F
+
+    def loss_fn(params, x, y):
+        return F.cross_entropy(forward(params, x), y)
+
+    grad_and_value = torch.func.grad_and_value(loss_fn)
+
+    def step(params, x, y, lr):
+        g, loss = grad_and_value(params, x, y)
+        return {k: params[k] - lr * g[k] for k in params}, loss
+    return step
+
+
+def _torch_softmax_sgd(torch):
+    return _torch_sgd(torch, lambda p, x: x @ p["W"] + p["b"])
+
+
+def _numpy_mlp_sgd():
+    def step(params, x, y, lr):
+        W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
+        B = x.shape[0]
+        h = np.tanh(x @ W1 + b1)
+        logp = _np_log_softmax(h @ W2 + b2)
+        loss = -logp[np.arange(B), y].mean()
+        d = np.exp(logp)
+        d[np.arange(B), y] -= 1
+        d /= B
+        gW2 = h.T @ d
+        gb2 = d.sum(axis=0)
+        dh = (d @ W2.T) * (1 - h * h)
+        gW1 = x.T @ dh
+        gb1 = dh.sum(axis=0)
+        return {"W1": W1 - lr * gW1, "W2": W2 - lr * gW2, "b1": b1 - lr * gb1, "b2": b2 - lr * gb2}, loss
+    return step
+
+
+def _tracejit_mlp_sgd(tj):
+    def loss_fn(params, x, y):
+        h = np.tanh(x @ params["W1"] + params["b1"])
+        return tj.nn.cross_entropy(h @ params["W2"] + params["b2"], y)
+
+    def mlp_sgd_step(params, x, y, lr):
+        loss, g = tj.value_and_grad(loss_fn)(params, x, y)
+        return {k: params[k] - lr * g[k] for k in params}, loss
+    return mlp_sgd_step
+
+
+def _jax_mlp_sgd(jax, jnp):
+    def loss_fn(params, x, y):
+        h = jnp.tanh(x @ params["W1"] + params["b1"])
+        return _jax_xent(jax, jnp, h @ params["W2"] + params["b2"], y)
+
+    def step(params, x, y, lr):
+        loss, g = jax.value_and_grad(loss_fn)(params, x, y)
+        return {k: params[k] - lr * g[k] for k in params}, loss
+    return step
+
+
+def _torch_mlp_sgd(torch):
+    return _torch_sgd(torch, lambda p, x: torch.tanh(x @ p["W1"] + p["b1"]) @ p["W2"] + p["b2"])
+
+
+# --------------------------------------------------------------------------- 3: elementwise chain
+def _elementwise_inputs(n, seed=0):
+    x = np.random.default_rng(seed).standard_normal(n, dtype=np.float32)
+    return x, 0.5, 0.1
+
+
+def _numpy_elementwise():
+    def chain(x, a, b):
+        return np.tanh(a * x + b) * np.exp(-x * x) + 0.5 * np.sqrt(np.abs(x))
+    return chain
+
+
+def _tracejit_elementwise(tj):
+    def elementwise_chain(x, a, b):
+        return np.tanh(a * x + b) * np.exp(-x * x) + 0.5 * np.sqrt(np.abs(x))
+    return elementwise_chain
+
+
+def _jax_elementwise(jax, jnp):
+    def chain(x, a, b):
+        return jnp.tanh(a * x + b) * jnp.exp(-x * x) + 0.5 * jnp.sqrt(jnp.abs(x))
+    return chain
+
+
+def _torch_elementwise(torch):
+    def chain(x, a, b):
+        return torch.tanh(a * x + b) * torch.exp(-x * x) + 0.5 * torch.sqrt(torch.abs(x))
+    return chain
+
+
+def _copy_limit(args):
+    """Reading the input once and writing an output of the same size: the least memory traffic
+    any implementation of an elementwise chain needs (into a preallocated buffer)."""
+    x = args[0]
+    out = np.empty_like(x)
+    return Impl(lambda: np.copyto(out, x), check=False)
+
+
+# ------------------------------------------------------------------- 4: softmax + cross-entropy
+def _xent_inputs(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    logits = rng.standard_normal(shape, dtype=np.float32) * 3
+    y = rng.integers(0, shape[1], shape[0])
+    return logits, y
+
+
+def _numpy_xent():
+    def xent(logits, y):
+        z = logits - logits.max(axis=1, keepdims=True)
+        lse = np.log(np.exp(z).sum(axis=1))
+        return (lse - z[np.arange(z.shape[0]), y]).mean()
+    return xent
+
+
+def _tracejit_xent(tj):
+    def softmax_cross_entropy(logits, y):
+        return tj.nn.cross_entropy(logits, y)
+    return softmax_cross_entropy
+
+
+def _jax_xent_fn(jax, jnp):
+    return lambda logits, y: _jax_xent(jax, jnp, logits, y)
+
+
+def _torch_xent(torch):
+    import torch.nn.functional as F
+    return lambda logits, y: F.cross_entropy(logits, y)
+
+
+# ------------------------------------------------------------------------- 5: dispatch overhead
+def _dispatch_inputs(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal(n, dtype=np.float32), rng.standard_normal(n, dtype=np.float32)
+
+
+def _numpy_add():
+    return lambda a, b: a + b
+
+
+def _tracejit_add(tj):
+    def add(a, b):
+        return a + b
+    return add
+
+
+def _jax_add(jax, jnp):
+    return lambda a, b: a + b
+
+
+def _torch_add(torch):
+    return lambda a, b: a + b
+
+
+# ------------------------------------------------------------------------------------ registry
+WORKLOADS = {w.name: w for w in [
+    Workload(
+        "softmax_sgd", "MNIST softmax-regression SGD step (784→10, batch 128, float32)",
+        sizes={"full": ((784, 10), 128), "quick": ((784, 10), 128), "tiny": ((20, 5), 8)},
+        make_inputs=lambda s: _sgd_inputs(*s), numpy_fn=_numpy_softmax_sgd,
+        tracejit_fn=_tracejit_softmax_sgd, needs=("value_and_grad", "nn.cross_entropy"),
+        jax_fn=_jax_softmax_sgd, torch_fn=_torch_softmax_sgd,
+        describe=lambda s: f"{'→'.join(map(str, s[0]))}, batch {s[1]}"),
+    Workload(
+        "mlp_sgd", "MLP 784-256-10 tanh SGD step (batch 128, float32)",
+        sizes={"full": ((784, 256, 10), 128), "quick": ((784, 256, 10), 128), "tiny": ((20, 16, 5), 8)},
+        make_inputs=lambda s: _sgd_inputs(*s), numpy_fn=_numpy_mlp_sgd,
+        tracejit_fn=_tracejit_mlp_sgd, needs=("value_and_grad", "nn.cross_entropy"),
+        jax_fn=_jax_mlp_sgd, torch_fn=_torch_mlp_sgd,
+        describe=lambda s: f"{'-'.join(map(str, s[0]))}, batch {s[1]}"),
+    Workload(
+        "elementwise_1m", "elementwise chain tanh(a*x+b)*exp(-x*x)+0.5*sqrt(abs(x)), N = 1M float32",
+        sizes={"full": 1 << 20, "quick": 1 << 20, "tiny": 1000},
+        make_inputs=_elementwise_inputs, numpy_fn=_numpy_elementwise, tracejit_fn=_tracejit_elementwise,
+        jax_fn=_jax_elementwise, torch_fn=_torch_elementwise, extra={"copy limit": _copy_limit},
+        describe=lambda n: f"N = {n:,}"),
+    Workload(
+        "elementwise_16m", "elementwise chain tanh(a*x+b)*exp(-x*x)+0.5*sqrt(abs(x)), N = 16M float32",
+        sizes={"full": 1 << 24, "quick": None, "tiny": 2000},
+        make_inputs=_elementwise_inputs, numpy_fn=_numpy_elementwise, tracejit_fn=_tracejit_elementwise,
+        jax_fn=_jax_elementwise, torch_fn=_torch_elementwise, extra={"copy limit": _copy_limit},
+        describe=lambda n: f"N = {n:,}"),
+    Workload(
+        "softmax_xent", "softmax + cross-entropy forward over (4096, 1000) float32 logits",
+        sizes={"full": (4096, 1000), "quick": (4096, 1000), "tiny": (16, 10)},
+        make_inputs=_xent_inputs, numpy_fn=_numpy_xent, tracejit_fn=_tracejit_xent,
+        needs=("nn.cross_entropy",), jax_fn=_jax_xent_fn, torch_fn=_torch_xent,
+        describe=lambda s: f"logits {s}"),
+    Workload(
+        "dispatch", "dispatch overhead: a + b on (8,) float32 arrays",
+        sizes={"full": 8, "quick": 8, "tiny": 8},
+        make_inputs=_dispatch_inputs, numpy_fn=_numpy_add, tracejit_fn=_tracejit_add,
+        jax_fn=_jax_add, torch_fn=_torch_add, describe=lambda n: f"({n},)"),
+]}
+
+# The compile-latency benchmark (run in fresh processes, see ``latency.py``) measures this
+# workload: the full run compiles the MLP training step, --quick the small elementwise chain.
+LATENCY_TARGET = {"full": ("mlp_sgd", "full"), "quick": ("elementwise_1m", "tiny"), "tiny": ("dispatch", "tiny")}
+LATENCY_NAMES = ("compile_cold", "compile_warm")
+
+QUICK = [name for name, w in WORKLOADS.items() if w.sizes.get("quick") is not None] + ["compile"]
+
+
+def get(name) -> Workload:
+    try:
+        return WORKLOADS[name]
+    except KeyError:
+        raise KeyError(f"unknown workload {name!r}; known: {', '.join(all_names())}") from None
+
+
+def all_names():
+    return list(WORKLOADS) + ["compile"]
+
+
+def select(patterns=None, quick=False):
+    """Workload names matching ``patterns`` (exact names or prefixes, e.g. ``elementwise``);
+    all (or the quick set) when ``patterns`` is empty. ``"compile"`` is the latency benchmark."""
+    names = all_names()
+    if not patterns:
+        return list(QUICK) if quick else names
+    chosen = []
+    for p in patterns:
+        hits = [n for n in names if n == p] or [n for n in names if n.startswith(p)]
+        if not hits:
+            raise KeyError(f"unknown workload {p!r}; known: {', '.join(names)}")
+        chosen += [h for h in hits if h not in chosen]
+    return chosen
