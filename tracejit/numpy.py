@@ -22,7 +22,7 @@ import numpy as np
 
 from . import ops as P
 from .errors import TracerError, UnsupportedError, where as _where_msg
-from .primitives import Tracer, top_trace
+from .primitives import Tracer, _innermost_recording_trace, top_trace
 
 __all__ = []  # filled in at the bottom with every NumPy-named function defined here
 
@@ -78,7 +78,8 @@ def _check_operand(x, fname):
             raise TypeError(f"{fname}: object arrays are not supported by tracejit{_where_msg()}")
         return x
     if isinstance(x, (list, tuple)):
-        return asarray(x)
+        x = asarray(x)
+        return x if _is_tracer(x) else literal(x)  # a fresh array: nobody else can change it
     raise TypeError(f"{fname}: unsupported operand of type {type(x).__name__}{_where_msg()}")
 
 
@@ -97,7 +98,13 @@ def _broadcast_shapes(fname, *shapes):
 def _to(x, dtype, shape, ref=()):
     """``x`` as dtype ``dtype`` and shape ``shape``. Constants become literals; one that must be
     broadcast is first lifted into the trace of the tracers in ``ref``, so the broadcast is an
-    equation and not a large constant."""
+    equation and not a large constant. A NumPy array the user made (a closure, a global, or
+    computed at trace time) is captured by reference instead, so in-place changes to it are
+    seen by later calls, as in eager mode."""
+    if isinstance(x, np.ndarray) and not isinstance(x, _Literal):
+        trace = top_trace(ref) or _innermost_recording_trace()
+        if trace is not None:
+            x = trace.full_raise(x)
     if not _is_tracer(x):
         value = np.asarray(x, dtype=dtype) if isinstance(x, _PY_SCALARS) else np.asarray(x).astype(dtype, copy=False)
         if value.shape == tuple(shape):
