@@ -113,9 +113,10 @@ class Traced:
         static_argnums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
         static_argnames = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
         try:
-            self._params = list(inspect.signature(fn).parameters.values())
+            self._signature = inspect.signature(fn)
+            self._params = list(self._signature.parameters.values())
         except (TypeError, ValueError):
-            self._params = []
+            self._signature, self._params = None, []
         names = [p.name for p in self._params
                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         for n in static_argnames:
@@ -142,6 +143,13 @@ class Traced:
     def _split(self, args, kwargs):
         if not self._static_nums and not self._static_names:
             return args, kwargs, ()
+        if kwargs and self._signature is not None:
+            # f(x, axis=1) and f(x, 1) are one call: bind puts arguments in their canonical places.
+            try:
+                bound = self._signature.bind(*args, **kwargs)
+                args, kwargs = bound.args, bound.kwargs
+            except TypeError:
+                pass  # the call itself will raise Python's error when the function runs
         dyn_args = tuple(a for i, a in enumerate(args) if i not in self._static_nums)
         statics = tuple(("#", i, a) for i, a in enumerate(args) if i in self._static_nums)
         dyn_kwargs = {k: v for k, v in kwargs.items() if k not in self._static_names}
