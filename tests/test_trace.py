@@ -1,0 +1,756 @@
+"""Tracing, the cache and the errors users see.
+
+Covers: one trace per signature and a recorded reason for every retrace, the warning after 8
+retraces, static arguments, Python scalars as traced weak values, pytrees in and out, the
+graph text, side effects, in-place updates of arguments, closures and globals captured by
+reference, and every refusal: concretization, unsupported functions, data-dependent shapes
+and bad arguments -- each naming the user's file and line.
+"""
+from __future__ import annotations
+
+import inspect
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+import tracejit as tj
+from conftest import assert_message, assert_tree_close, run
+from tracejit.primitives import trace_stack
+
+THIS_FILE = os.path.abspath(__file__)
+
+
+def first_body_line(fn) -> int:
+    """The line number of the first statement of ``fn``'s body (after any decorators)."""
+    fn = getattr(fn, "fn", fn)  # a tj.trace object: its function
+    lines, start = inspect.getsourcelines(fn)
+    def_line = next(i for i, text in enumerate(lines) if text.lstrip().startswith("def "))
+    return start + def_line + 1
+
+
+def location(line: int) -> str:
+    return f'File "{THIS_FILE}", line {line}'
+
+
+def all_modes(fn, *args, **kwargs):
+    """Run ``fn`` in every mode on fresh copies of ``args``; returns {mode: (result, args)}."""
+    import copy
+    out = {}
+    for m in ("eager", "graph", "compiled"):
+        a = copy.deepcopy(args)
+        out[m] = (run(fn, m, *a, **kwargs), a)
+    return out
+
+
+X3 = np.array([1.0, -2.0, 3.0])
+X3_32 = X3.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- the cache
+
+
+def test_one_trace_per_signature(traced_mode):
+    calls = []
+
+    @tj.trace
+    def f(x):
+        calls.append(1)
+        return np.exp(x) * 2
+
+    for _ in range(3):
+        np.testing.assert_allclose(run(f, traced_mode, X3), np.exp(X3) * 2, rtol=1e-12)
+    assert f.stats["traces"] == 1
+    assert f.stats["cache_hits"] == 2
+    assert f.stats["retraces"] == []
+    assert len(calls) == 1  # the Python body ran once, at trace time
+
+
+def test_eager_mode_never_traces():
+    calls = []
+
+    @tj.trace
+    def f(x):
+        calls.append(1)
+        return x + 1
+
+    for _ in range(2):
+        run(f, "eager", X3)
+    assert f.stats["traces"] == 0 and len(calls) == 2
+
+
+def test_shape_change_retraces_and_names_the_argument():
+    @tj.trace
+    def f(x, y):
+        return x * y
+
+    run(f, "graph", X3_32, X3_32)
+    run(f, "graph", np.ones(4, np.float32), X3_32[0])
+    assert f.stats["traces"] == 2
+    (reason,) = f.stats["retraces"]
+    assert reason == "argument 'x' changed: f32[3] -> f32[4]; argument 'y' changed: f32[3] -> f32[]"
+
+
+def test_dtype_change_retraces_with_old_and_new_signature():
+    @tj.trace
+    def f(x):
+        return x + 1
+
+    run(f, "graph", X3)
+    run(f, "graph", X3_32)
+    assert f.stats["retraces"] == ["argument 'x' changed: f64[3] -> f32[3]"]
+
+
+def test_retrace_reason_names_a_leaf_inside_a_pytree():
+    @tj.trace
+    def f(params, x):
+        return x @ params["W"] + params["b"]
+
+    params = {"W": np.ones((3, 2)), "b": np.zeros(2)}
+    run(f, "graph", params, X3)
+    run(f, "graph", {"W": np.ones((3, 2)), "b": np.zeros(2, np.float32)}, X3)
+    assert f.stats["retraces"] == ["argument params['b'] changed: f64[2] -> f32[2]"]
+
+
+def test_retrace_reason_compares_with_the_closest_cached_signature():
+    @tj.trace
+    def f(x, s):
+        return x * s
+
+    run(f, "graph", X3, 1.0)
+    run(f, "graph", np.ones(5), 1.0)  # x changed
+    run(f, "graph", X3, 1)  # against the first entry only s changed
+    assert f.stats["retraces"] == ["argument 'x' changed: f64[3] -> f64[5]",
+                                   "argument 's' changed: Python float -> Python int"]
+
+
+def test_structure_change_retraces():
+    @tj.trace
+    def f(xs):
+        return sum(x.sum() for x in xs)
+
+    run(f, "graph", [X3, X3])
+    assert run(f, "graph", [X3, X3, X3]) == pytest.approx(3 * X3.sum())
+    (reason,) = f.stats["retraces"]
+    assert "structure changed" in reason and "2 leaves -> 3 leaves" in reason and "xs[2]" in reason
+
+
+def test_returning_to_an_old_signature_hits_the_cache():
+    f = tj.trace(lambda x: x * 2)
+    for x in (X3, np.ones(4), X3, np.ones(4)):
+        run(f, "graph", x)
+    assert f.stats["traces"] == 2 and f.stats["cache_hits"] == 2 and len(f.stats["retraces"]) == 1
+
+
+def test_graph_and_compiled_share_one_trace():
+    f = tj.trace(lambda x: np.tanh(x) + 1)
+    g = run(f, "graph", X3)
+    c = run(f, "compiled", X3)
+    assert_tree_close(c, g)
+    assert f.stats["traces"] == 1
+
+
+def test_warns_once_after_8_retraces_naming_the_cause_and_the_fix():
+    f = tj.trace(lambda x: x.sum())
+    with warnings.catch_warnings(record=True) as caught, tj.mode("graph"):
+        warnings.simplefilter("always")
+        for n in range(1, 9):  # 8 traces: 7 retraces
+            f(np.ones(n))
+        assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+        f(np.ones(9))  # the 8th retrace
+        for n in range(10, 14):  # and more: still one warning
+            f(np.ones(n))
+    found = [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(found) == 1
+    message = str(found[0].message)
+    assert "retraced 8 times" in message
+    assert "argument 'x' changed: f64[8] -> f64[9]" in message  # the cause
+    assert "Keep shapes and dtypes fixed" in message and "static" in message  # the fix
+    assert os.path.abspath(found[0].filename) == THIS_FILE  # points at the caller
+    assert len(f.stats["retraces"]) == 12
+
+
+# ----------------------------------------------------------------------------- static arguments
+
+
+def test_static_argnums_are_python_values_and_part_of_the_key(mode):
+    @tj.trace(static_argnums=(1,))
+    def power(x, n):
+        out = np.ones_like(x)
+        for _ in range(n):  # Python control flow on a static value: unrolled at trace time
+            out = out * x
+        return out
+
+    np.testing.assert_allclose(run(power, mode, X3, 2), X3 ** 2, rtol=1e-12)
+    np.testing.assert_allclose(run(power, mode, X3, 3), X3 ** 3, rtol=1e-12)
+    if mode != "eager":
+        assert power.stats["traces"] == 2
+        assert power.stats["retraces"] == ["static argument 'n' changed: 2 -> 3"]
+
+
+def test_static_argnames_by_keyword_and_by_position(mode):
+    @tj.trace(static_argnames=("axis", "activation"))
+    def f(x, axis, activation="tanh"):
+        y = x.sum(axis=axis)
+        return np.tanh(y) if activation == "tanh" else np.maximum(y, 0)
+
+    x = np.arange(6.0).reshape(2, 3) - 2
+    np.testing.assert_allclose(run(f, mode, x, axis=0), np.tanh(x.sum(0)), rtol=1e-12)
+    np.testing.assert_allclose(run(f, mode, x, 1, activation="relu"), np.maximum(x.sum(1), 0), rtol=1e-12)
+    np.testing.assert_allclose(run(f, mode, x, axis=1, activation="relu"), np.maximum(x.sum(1), 0), rtol=1e-12)
+    if mode != "eager":
+        assert f.stats["traces"] == 2
+
+
+def test_unhashable_static_argument_is_a_clear_error():
+    f = tj.trace(lambda x, sizes: x * len(sizes), static_argnums=1)
+    with pytest.raises(TypeError) as e:
+        run(f, "graph", X3, [1, 2])
+    assert_message(e, "static argument 'sizes' must be hashable", "list")
+    g = tj.trace(lambda x, sizes=(): x, static_argnames="sizes")
+    with pytest.raises(TypeError) as e:
+        run(g, "graph", X3, sizes={"a": 1})
+    assert_message(e, "static argument 'sizes' must be hashable", "dict")
+
+
+def test_static_argnames_must_name_a_parameter():
+    with pytest.raises(ValueError) as e:
+        tj.trace(lambda x: x, static_argnames=("n",))
+    assert_message(e, "'n'", "not a parameter")
+
+
+# ----------------------------------------------------------------------------- Python scalars
+
+
+def test_python_scalars_are_traced_not_frozen(traced_mode):
+    f = tj.trace(lambda x, lr: x - lr * x)
+    np.testing.assert_allclose(run(f, traced_mode, X3, 0.5), X3 * 0.5, rtol=1e-12)
+    np.testing.assert_allclose(run(f, traced_mode, X3, 0.25), X3 * 0.75, rtol=1e-12)
+    assert f.stats["traces"] == 1 and f.stats["cache_hits"] == 1
+
+
+def test_python_scalar_arguments_are_weak(mode):
+    f = tj.trace(lambda x, s: x * s)
+    out = run(f, mode, X3_32, 0.5)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, X3_32 * 0.5, rtol=1e-6)
+    i8 = np.array([1, -2, 3], np.int8)
+    out = run(f, mode, i8, 3)
+    assert out.dtype == np.int8
+    np.testing.assert_array_equal(out, i8 * 3)
+
+
+def test_nep50_promotion_in_every_mode(mode):
+    i32 = np.array([1, 2, 3], np.int32)
+    i8 = np.array([1, -2, 3], np.int8)
+    f = tj.trace(lambda x, i, j: (x * 0.5, j + 1, i / 2, x + np.float64(1), i + 1.5, j * True))
+    out = run(f, mode, X3_32, i32, i8)
+    assert [o.dtype for o in out] == [np.float32, np.int8, np.float64, np.float64, np.float64, np.int8]
+    np.testing.assert_allclose(out[2], i32 / 2, rtol=1e-12)
+
+
+def test_scalar_only_computation_returns_numpy_scalars(mode):
+    f = tj.trace(lambda a, b: (a * b, a + 1.5))
+    out = run(f, mode, 3, 0.5)
+    assert_tree_close(out, (np.float64(1.5), np.float64(4.5)) if mode != "eager" else (1.5, 4.5))
+    assert float(out[0]) == 1.5 and float(out[1]) == 4.5
+
+
+def test_scalar_inputs_print_as_weak_in_the_graph():
+    f = tj.trace(lambda x, s: x * s)
+    text = str(f.graph(X3_32, 0.5))
+    assert "f64[]~" in text and "f32[3]" in text
+
+
+def test_numpy_scalars_are_strongly_typed(mode):
+    f = tj.trace(lambda x, s: x * s)
+    out = run(f, mode, X3_32, np.float64(0.5))
+    assert out.dtype == np.float64
+    out = run(f, mode, X3_32, np.float32(0.5))
+    assert out.dtype == np.float32
+
+
+def test_python_scalar_kind_change_retraces():
+    f = tj.trace(lambda x, s: x * s)
+    run(f, "graph", X3, 2)
+    run(f, "graph", X3, 2.0)
+    run(f, "graph", X3, True)
+    assert f.stats["retraces"] == ["argument 's' changed: Python int -> Python float",
+                                   "argument 's' changed: Python float -> Python bool"]
+
+
+# ----------------------------------------------------------------------------- pytrees
+
+
+def test_pytrees_in_and_out(mode):
+    @tj.trace
+    def f(tree, scale):
+        a, (b, none) = tree["pair"]
+        assert none is None
+        c = tree["rest"][0]
+        return {"sum": a + b, "nested": (a * scale, [c.sum(), None]), "list": [b], "tuple": (c,)}
+
+    tree = {"pair": (X3, (X3 * 2, None)), "rest": [np.ones((2, 2))]}
+    out = run(f, mode, tree, 2.0)
+    expected = {"sum": X3 * 3, "nested": (X3 * 2.0, [np.float64(4.0), None]), "list": [X3 * 2],
+                "tuple": (np.ones((2, 2)),)}
+    assert_tree_close(out, expected)
+    assert isinstance(out["nested"], tuple) and isinstance(out["nested"][1], list)
+
+
+def test_pytree_outputs_match_eager_in_traced_modes(traced_mode):
+    f = tj.trace(lambda xs: [x * 2 for x in xs] + [None, (xs[0].max(), xs[1].argmax())])
+    xs = [X3, np.array([4, 7, 1])]
+    assert_tree_close(run(f, traced_mode, xs), run(f, "eager", xs))
+
+
+def test_function_returning_none_or_its_input(mode):
+    f = tj.trace(lambda x: None)
+    assert run(f, mode, X3) is None
+    g = tj.trace(lambda x, y: (x, y))
+    out = run(g, mode, X3, 1.5)
+    assert_tree_close(out, run(g, "eager", X3, 1.5) if mode == "eager" else (X3, np.float64(1.5)))
+
+
+def test_dict_outputs_keep_their_keys(mode):
+    f = tj.trace(lambda x: {"b": x, "a": x + 1})
+    out = run(f, mode, X3)
+    assert set(out) == {"a", "b"}
+    np.testing.assert_array_equal(out["a"], X3 + 1)
+
+
+# ----------------------------------------------------------------------------- graph text
+
+
+def test_graph_text_and_optimize_false():
+    @tj.trace
+    def f(x, y):
+        unused = np.exp(x)  # noqa: F841 -- dead code, removed by the passes
+        return np.tanh(x @ y).sum(axis=0)
+
+    x, y = np.ones((2, 3), np.float32), np.ones((3, 4), np.float32)
+    optimized = f.graph(x, y)
+    raw = f.graph(x, y, optimize=False)
+    assert isinstance(optimized, tj.Graph) and isinstance(raw, tj.Graph)
+    text = str(optimized)
+    assert text.startswith("{ lambda a:f32[2,3] b:f32[3,4] .")
+    assert "matmul" in text and "tanh" in text and "reduce_sum[axes=(0,)]" in text and "f32[4]" in text
+    assert "exp" not in text
+    assert "exp" in str(raw) and raw.count("exp") == 1 and optimized.count("exp") == 0
+    tj.verify(raw)
+    tj.verify(optimized)
+    assert f.stats["traces"] == 1
+    run(f, "graph", x, y)  # the graph was traced already: a cache hit
+    assert f.stats["traces"] == 1 and f.stats["cache_hits"] == 1
+
+
+def test_graph_runs_nothing_in_place():
+    @tj.trace
+    def f(x):
+        x += 1
+
+    x = X3.copy()
+    graph = f.graph(x)
+    np.testing.assert_array_equal(x, X3)  # tracing alone never writes
+    assert len(graph.outputs) == 1  # the new value of x, written back when the function runs
+
+
+# ----------------------------------------------------------------------------- side effects
+
+
+def test_side_effects_happen_at_trace_time(traced_mode):
+    seen = []
+
+    @tj.trace
+    def f(x):
+        seen.append(x.shape)
+        print("tracing f")
+        return x + 1
+
+    for _ in range(3):
+        run(f, traced_mode, X3)
+    assert seen == [(3,)]
+
+
+def test_nested_traced_functions_inline(mode):
+    inner = tj.trace(lambda x: np.sin(x) * 2)
+    outer = tj.trace(lambda x: inner(x) + inner(x * 2))
+    np.testing.assert_allclose(run(outer, mode, X3), np.sin(X3) * 2 + np.sin(X3 * 2) * 2, rtol=1e-12)
+    if mode != "eager":
+        assert inner.stats["traces"] == 0  # inlined into outer's graph
+
+
+# ----------------------------------------------------------------------------- in-place updates
+
+
+def test_inplace_add_on_an_argument_updates_the_caller(mode):
+    @tj.trace
+    def bump(x):
+        x += 1
+
+    x = X3.copy()
+    assert run(bump, mode, x) is None
+    np.testing.assert_array_equal(x, X3 + 1)
+    run(bump, mode, x)  # again, through the cache
+    np.testing.assert_array_equal(x, X3 + 2)
+
+
+def test_sgd_update_on_a_params_dict(mode):
+    @tj.trace
+    def sgd(params, grads, lr):
+        for k in params:
+            params[k] -= lr * grads[k]
+        return sum(np.sum(g * g) for g in grads.values())
+
+    params = {"W": np.ones((3, 2), np.float32), "b": np.zeros(2, np.float32)}
+    grads = {"W": np.full((3, 2), 2.0, np.float32), "b": np.array([1.0, -1.0], np.float32)}
+    W, b = params["W"], params["b"]
+    norm = run(sgd, mode, params, grads, 0.5)
+    assert params["W"] is W and params["b"] is b  # the same arrays, updated
+    np.testing.assert_allclose(W, np.zeros((3, 2)), atol=0)
+    np.testing.assert_allclose(b, [-0.5, 0.5], rtol=1e-6)
+    assert W.dtype == np.float32 and np.asarray(norm).dtype == np.float32
+    assert float(norm) == pytest.approx(26.0)
+    np.testing.assert_array_equal(grads["W"], np.full((3, 2), 2.0))  # not touched
+
+
+def test_setitem_and_indexed_inplace_update_arguments(mode):
+    @tj.trace
+    def f(x, out, v):
+        x[0] = v
+        x[1:, 1] *= 2
+        x[-1][0] += 10
+        out[...] = x.sum(axis=0)
+        return x.max()
+
+    x0 = np.arange(9.0).reshape(3, 3)
+    x, out = x0.copy(), np.zeros(3)
+    m = run(f, mode, x, out, -1.0)
+    expected = x0.copy()
+    expected[0] = -1.0
+    expected[1:, 1] *= 2
+    expected[-1][0] += 10
+    np.testing.assert_array_equal(x, expected)
+    np.testing.assert_array_equal(out, expected.sum(axis=0))
+    assert float(m) == expected.max()
+
+
+def test_updating_a_copy_leaves_the_argument_alone(mode):
+    @tj.trace
+    def f(x):
+        y = x.copy()
+        y[0] = 100.0
+        z = np.copy(x)
+        z += 1
+        return y + z
+
+    x = X3.copy()
+    out = run(f, mode, x)
+    np.testing.assert_array_equal(x, X3)
+    np.testing.assert_array_equal(out, np.array([100.0, -2.0, 3.0]) + X3 + 1)
+
+
+def test_inplace_update_of_a_reshaped_view_is_refused(traced_mode):
+    @tj.trace
+    def f(x):
+        flat = x.reshape(-1)
+        flat += 1
+
+    x = np.ones((2, 3))
+    with pytest.raises(tj.UnsupportedError) as e:
+        run(f, traced_mode, x)
+    assert_message(e, "in-place update of a view", location(first_body_line(f) + 1))
+    np.testing.assert_array_equal(x, np.ones((2, 3)))
+
+
+def test_inplace_update_of_a_slice_view_writes_through(mode):
+    @tj.trace
+    def f(x):
+        row = x[1]
+        row -= 5
+        return row * 1
+
+    x = np.arange(6.0).reshape(2, 3)
+    out = run(f, mode, x)
+    np.testing.assert_array_equal(x, [[0, 1, 2], [-2, -1, 0]])
+    np.testing.assert_array_equal(out, [-2, -1, 0])
+
+
+def test_inplace_cast_errors_like_numpy(mode):
+    @tj.trace
+    def f(x):
+        x += 0.5
+
+    x = np.array([1, 2, 3], np.int32)
+    with pytest.raises(TypeError, match="Cannot cast ufunc"):
+        run(f, mode, x)
+    np.testing.assert_array_equal(x, [1, 2, 3])
+
+
+def test_inplace_update_of_a_read_only_argument(mode):
+    @tj.trace
+    def f(x):
+        x *= 2
+
+    x = X3.copy()
+    x.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        run(f, mode, x)
+    np.testing.assert_array_equal(x, X3)
+
+
+def test_inplace_update_of_a_numpy_array_with_a_traced_value_is_refused(traced_mode):
+    buffer = np.zeros(3)
+
+    @tj.trace
+    def f(x):
+        np.add(buffer, x, out=buffer)  # a closure array is not an argument: its update cannot be recorded
+
+    with pytest.raises(tj.UnsupportedError) as e:
+        run(f, traced_mode, X3)
+    assert_message(e, "in-place update of a NumPy array with a traced value", location(first_body_line(f)))
+    np.testing.assert_array_equal(buffer, 0)
+
+
+def test_nothing_is_half_updated_when_tracing_fails(traced_mode):
+    @tj.trace
+    def f(x, y):
+        x += 1
+        return x + y  # shapes (3,) and (4,) do not broadcast
+
+    x = X3.copy()
+    with pytest.raises(ValueError):
+        run(f, traced_mode, x, np.ones(4))
+    np.testing.assert_array_equal(x, X3)
+
+
+# ----------------------------------------------------------------------------- closures and globals
+
+GLOBAL_SCALE = np.array([1.0, 2.0, 3.0])
+
+
+def test_closure_arrays_are_captured_by_reference(mode):
+    weights = np.ones(3)
+
+    @tj.trace
+    def f(x):
+        return x * weights
+
+    np.testing.assert_array_equal(run(f, mode, X3), X3)
+    weights *= 4  # in place: seen by the next call, no retrace
+    np.testing.assert_array_equal(run(f, mode, X3), X3 * 4)
+    if mode != "eager":
+        assert f.stats["traces"] == 1
+
+
+def test_global_arrays_are_captured_by_reference(mode):
+    @tj.trace
+    def f(x):
+        return x + GLOBAL_SCALE
+
+    saved = GLOBAL_SCALE.copy()
+    try:
+        np.testing.assert_array_equal(run(f, mode, X3), X3 + saved)
+        GLOBAL_SCALE[:] = -1
+        np.testing.assert_array_equal(run(f, mode, X3), X3 - 1)
+    finally:
+        GLOBAL_SCALE[:] = saved
+    if mode != "eager":
+        assert f.stats["traces"] == 1
+
+
+# ----------------------------------------------------------------------------- concretization
+
+
+def _concretization_cases():
+    def use_bool(x):
+        return bool(x.sum())
+
+    def use_if(x):
+        if x.sum() > 0:
+            return x
+        return -x
+
+    def use_while(x):
+        while x.max() > 1:
+            x = x / 2
+        return x
+
+    def use_and(x):
+        return (x > 0).all() and x
+
+    def use_float(x):
+        return float(x[0])
+
+    def use_int(x):
+        return int(x.sum())
+
+    def use_item(x):
+        return x.sum().item()
+
+    def use_tolist(x):
+        return x.tolist()
+
+    def use_asarray(x):
+        return np.asarray(x) + 1
+
+    def use_array(x):
+        return np.array(x)
+
+    def use_range(x):
+        return [x for _ in range(x.shape[0] + x.sum().astype(int))]
+
+    return [use_bool, use_if, use_while, use_and, use_float, use_int, use_item, use_tolist, use_asarray,
+            use_array, use_range]
+
+
+@pytest.mark.parametrize("fn", _concretization_cases(), ids=lambda f: f.__name__)
+def test_concretization_error_names_the_line_and_the_fixes(fn, traced_mode):
+    f = tj.trace(fn)
+    with pytest.raises(tj.ConcretizationError) as e:
+        run(f, traced_mode, X3)
+    assert isinstance(e.value, tj.TracerError)
+    assert_message(e, location(first_body_line(fn)), "np.where", "static_argnames", "eager")
+    assert trace_stack() == []  # the failed trace was unwound
+    assert f.stats["traces"] == 0
+    run(f, "eager", X3.copy())  # and the function still runs eagerly
+
+
+def test_concretization_error_line_is_the_callers_line():
+    f = tj.trace(lambda x: float(x.sum()))
+    with pytest.raises(tj.ConcretizationError) as e:
+        run(f, "graph", X3)
+    line = inspect.getsourcelines(test_concretization_error_line_is_the_callers_line)[1] + 1
+    assert_message(e, location(line), "float() of a traced array", "f64[]")
+
+
+# ----------------------------------------------------------------------------- unsupported NumPy
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda x: np.cumsum(x), "np.cumsum"),
+    (lambda x: np.sort(x), "np.sort"),
+    (lambda x: np.linalg.inv(np.outer(x, x)), "np.linalg.inv"),
+    (lambda x: np.fft.fft(x), "np.fft.fft"),
+    (lambda x: np.arctan2(x, x), "np.arctan2"),
+    (lambda x: np.add.accumulate(x), "np.add.accumulate"),
+    (lambda x: x.cumsum(), "ndarray.cumsum"),
+    (lambda x: np.pad(x, 1, mode="reflect"), "np.pad(mode='reflect'"),
+], ids=["cumsum", "sort", "linalg.inv", "fft", "arctan2", "accumulate", "method", "pad-mode"])
+def test_unsupported_numpy_is_refused_by_name(call, name, traced_mode):
+    f = tj.trace(call)
+    with pytest.raises(tj.UnsupportedError) as e:
+        run(f, traced_mode, X3)
+    assert isinstance(e.value, tj.TracerError)
+    assert_message(e, name, f'File "{THIS_FILE}"')
+    if "(" not in name:
+        assert_message(e, "not supported")
+
+
+def test_unsupported_error_names_the_line():
+    def f(x):
+        return np.cumsum(x)
+
+    with pytest.raises(tj.UnsupportedError) as e:
+        run(tj.trace(f), "graph", X3)
+    assert_message(e, location(first_body_line(f)), "np.cumsum(x)", "eager")
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda x: np.nonzero(x), "np.nonzero"),
+    (lambda x: np.unique(x), "np.unique"),
+    (lambda x: np.where(x > 0), "np.nonzero"),
+    (lambda x: np.argwhere(x), "np.argwhere"),
+    (lambda x: np.flatnonzero(x > 0), "np.flatnonzero"),
+    (lambda x: x[x > 0], "boolean-mask indexing"),
+], ids=["nonzero", "unique", "where-1-arg", "argwhere", "flatnonzero", "mask"])
+def test_data_dependent_shapes_are_refused(call, name, traced_mode):
+    f = tj.trace(call)
+    with pytest.raises(tj.UnsupportedError) as e:
+        run(f, traced_mode, X3)
+    assert_message(e, name, "data", "np.where", f'File "{THIS_FILE}"')
+    assert "static graph cannot express" in str(e.value)
+
+
+# ----------------------------------------------------------------------------- bad arguments
+
+
+def test_string_argument_names_the_argument():
+    f = tj.trace(lambda x, activation: x)
+    with pytest.raises(TypeError) as e:
+        run(f, "graph", X3, "relu")
+    assert_message(e, "argument 'activation' is a string", "static_argnames=('activation',)")
+
+
+def test_object_array_argument_names_the_argument():
+    f = tj.trace(lambda params: params["W"])
+    with pytest.raises(TypeError) as e:
+        run(f, "graph", {"W": np.array([1, "a"], dtype=object)})
+    assert_message(e, "argument params['W'] has dtype object")
+
+
+def test_other_python_objects_name_the_argument():
+    f = tj.trace(lambda x, opts: x)
+    with pytest.raises(TypeError) as e:
+        run(f, "graph", X3, {1, 2})
+    assert_message(e, "argument 'opts' is a set", "static_argnums/static_argnames")
+
+
+def test_ragged_list_argument_through_np_asarray_is_refused(traced_mode):
+    def f(x, rows):
+        return x[:2] * np.asarray(rows)
+
+    with pytest.raises(tj.ConcretizationError) as e:
+        run(tj.trace(f), traced_mode, X3, [[1.0, 2.0], [3.0]])
+    assert_message(e, location(first_body_line(f)), "np.stack", "pass list arguments as arrays")
+    with pytest.raises(ValueError):  # eager: NumPy's own error
+        run(tj.trace(f), "eager", X3, [[1.0, 2.0], [3.0]])
+
+
+def test_broadcast_mismatch_names_the_shapes(traced_mode):
+    def f(x, y):
+        return x + y
+
+    with pytest.raises(ValueError) as e:
+        run(tj.trace(f), traced_mode, np.ones((2, 3)), np.ones(4))
+    assert isinstance(e.value, tj.TracerError)
+    assert_message(e, "could not be broadcast together with shapes (2, 3) (4,)", location(first_body_line(f)))
+
+
+def test_matmul_mismatch_names_the_shapes(traced_mode):
+    def f(x, y):
+        return x @ y
+
+    with pytest.raises(ValueError) as e:
+        run(tj.trace(f), traced_mode, np.ones((2, 3)), np.ones((4, 2)))
+    assert_message(e, "(2, 3) @ (4, 2)", location(first_body_line(f)))
+
+
+def test_out_of_bounds_constant_index(traced_mode):
+    def f(x):
+        return x[[0, 5]]
+
+    with pytest.raises(IndexError) as e:
+        run(tj.trace(f), traced_mode, X3)
+    assert_message(e, "index 5 is out of bounds for axis 0 with size 3", location(first_body_line(f)))
+
+
+# ----------------------------------------------------------------------------- modes
+
+
+def test_mode_selection():
+    f = tj.trace(lambda x: x + 1)
+    pinned = tj.trace(lambda x: x + 1, mode="eager")
+    with tj.mode("graph"):
+        assert tj.get_mode() == "graph"
+        f(X3)
+        pinned(X3)
+        with tj.mode("eager"):
+            assert tj.get_mode() == "eager"
+    assert f.stats["traces"] == 1 and pinned.stats["traces"] == 0
+    with pytest.raises(ValueError, match="mode must be one of"):
+        with tj.mode("fast"):
+            pass
+    with pytest.raises(ValueError, match="mode must be one of"):
+        tj.trace(lambda x: x, mode="jit")
