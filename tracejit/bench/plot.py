@@ -39,7 +39,11 @@ def plot_report(report, path) -> str | None:
                 if sp:
                     xs.append(i - 0.4 + width * (j + 0.5))
                     ys.append(sp)
-            bars = ax.bar(xs, ys, width, label=c, color=colors(report.columns().index(c) % 10))
+            color = colors(report.columns().index(c) % 10)
+            if c == "copy limit":  # a bound, not a system: drawn as an outline
+                bars = ax.bar(xs, ys, width, label=c, facecolor="none", edgecolor=color, hatch="//")
+            else:
+                bars = ax.bar(xs, ys, width, label=c, color=color)
             for b, y in zip(bars, ys):
                 ax.annotate(f"{y:.2g}", (b.get_x() + b.get_width() / 2, y), ha="center", va="bottom", fontsize=7)
         ax.axhline(1.0, color="black", lw=0.8, ls="--")

@@ -33,9 +33,9 @@ class Progress:
         elapsed = time.perf_counter() - self.start
         if self.tty:
             now = time.perf_counter()
-            if phase == "round" and now - self._last_draw < 0.05 and (system, phase) == self._last:
+            if phase == "round" and now - self._last_draw < 0.1:
                 return
-            self._last, self._last_draw = (system, phase), now
+            self._last_draw = now
             msg = f"{self.prefix} {system}: {phase}{step}  ({elapsed:.0f} s)"
             self.stream.write("\r" + msg.ljust(self._width))
             self._width = len(msg)

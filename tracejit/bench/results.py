@@ -177,7 +177,8 @@ class Result:
         if self.title:
             out += [f"`{self.name}`" + (f" ({self.params['size_desc']})" if self.params.get("size_desc") else ""), ""]
         out += _markdown_table(header, rows)
-        out += [""] + [f"- {n}" for n in self.notes] + ([""] if self.notes else [])
+        if self.notes:
+            out += [""] + [f"- {n}" for n in self.notes]
         return "\n".join(out)
 
 

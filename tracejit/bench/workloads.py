@@ -6,7 +6,7 @@ Each workload holds the same computation as
 - a tracejit function (plain NumPy plus ``tj.nn`` / ``tj.value_and_grad``), run in the
   ``eager``, ``graph`` or ``compiled`` mode,
 - optionally a JAX function (run under ``jax.jit``) and a PyTorch function (run eagerly and
-  under ``torch.compile``),
+  under ``torch.compile``; the factory is told which, as idiomatic code differs),
 - optionally extra reference points (the memory-copy limit of the elementwise chain).
 
 This module imports only NumPy at module level: tracejit, JAX and PyTorch are imported when a
@@ -167,7 +167,7 @@ class Workload:
             return Impl(lambda: block(fn(*jargs)))
         if system in ("torch", "torch.compile") and self.torch_fn is not None:
             torch = import_torch()
-            fn = self.torch_fn(torch)
+            fn = self.torch_fn(torch, for_compile=system == "torch.compile")
             if system == "torch.compile":
                 fn = torch.compile(fn)
             targs = _to_torch(torch, args)
@@ -237,22 +237,34 @@ def _jax_softmax_sgd(jax, jnp):
     return step
 
 
-def _torch_sgd(torch, forward):
+def _torch_sgd(torch, forward, for_compile):
+    """The SGD step in PyTorch: eager code uses ``torch.autograd.grad`` as PyTorch users write it;
+    under ``torch.compile`` that call breaks the graph, so the compiled variant differentiates with
+    ``torch.func.grad_and_value``, which compiles into one graph. Same mathematics."""
     import torch.nn.functional as F
 
     def loss_fn(params, x, y):
         return F.cross_entropy(forward(params, x), y)
 
-    grad_and_value = torch.func.grad_and_value(loss_fn)
+    if for_compile:
+        grad_and_value = torch.func.grad_and_value(loss_fn)
+
+        def step(params, x, y, lr):
+            g, loss = grad_and_value(params, x, y)
+            return {k: params[k] - lr * g[k] for k in params}, loss
+        return step
 
     def step(params, x, y, lr):
-        g, loss = grad_and_value(params, x, y)
-        return {k: params[k] - lr * g[k] for k in params}, loss
+        p = {k: v.detach().requires_grad_() for k, v in params.items()}
+        loss = loss_fn(p, x, y)
+        g = torch.autograd.grad(loss, list(p.values()))
+        with torch.no_grad():
+            return {k: p[k] - lr * gk for k, gk in zip(p, g)}, loss.detach()
     return step
 
 
-def _torch_softmax_sgd(torch):
-    return _torch_sgd(torch, lambda p, x: x @ p["W"] + p["b"])
+def _torch_softmax_sgd(torch, for_compile):
+    return _torch_sgd(torch, lambda p, x: x @ p["W"] + p["b"], for_compile)
 
 
 def _numpy_mlp_sgd():
@@ -296,8 +308,8 @@ def _jax_mlp_sgd(jax, jnp):
     return step
 
 
-def _torch_mlp_sgd(torch):
-    return _torch_sgd(torch, lambda p, x: torch.tanh(x @ p["W1"] + p["b1"]) @ p["W2"] + p["b2"])
+def _torch_mlp_sgd(torch, for_compile):
+    return _torch_sgd(torch, lambda p, x: torch.tanh(x @ p["W1"] + p["b1"]) @ p["W2"] + p["b2"], for_compile)
 
 
 # --------------------------------------------------------------------------- 3: elementwise chain
@@ -324,7 +336,7 @@ def _jax_elementwise(jax, jnp):
     return chain
 
 
-def _torch_elementwise(torch):
+def _torch_elementwise(torch, for_compile):
     def chain(x, a, b):
         return torch.tanh(a * x + b) * torch.exp(-x * x) + 0.5 * torch.sqrt(torch.abs(x))
     return chain
@@ -364,7 +376,7 @@ def _jax_xent_fn(jax, jnp):
     return lambda logits, y: _jax_xent(jax, jnp, logits, y)
 
 
-def _torch_xent(torch):
+def _torch_xent(torch, for_compile):
     import torch.nn.functional as F
     return lambda logits, y: F.cross_entropy(logits, y)
 
@@ -389,7 +401,7 @@ def _jax_add(jax, jnp):
     return lambda a, b: a + b
 
 
-def _torch_add(torch):
+def _torch_add(torch, for_compile):
     return lambda a, b: a + b
 
 
