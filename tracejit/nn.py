@@ -54,14 +54,16 @@ def one_hot(labels, num_classes, dtype=np.float32):
 def cross_entropy(logits, labels):
     """Mean softmax cross-entropy of ``logits`` (``(N, C)``) against integer ``labels`` (``(N,)``)
     or against targets with the same shape as ``logits`` (one-hot or probabilities)."""
-    logp = log_softmax(logits, axis=-1)
     labels_dtype = labels.dtype if hasattr(labels, "dtype") else np.asarray(labels).dtype
     if np.issubdtype(labels_dtype, np.integer):
         if np.ndim(labels) != np.ndim(logits) - 1 or np.shape(labels) != np.shape(logits)[:-1]:
             raise ValueError(f"cross_entropy: integer labels must have shape {np.shape(logits)[:-1]} for logits of "
                              f"shape {np.shape(logits)}, got {np.shape(labels)}")
-        picked = np.take_along_axis(logp, np.expand_dims(labels, -1), axis=-1)
-        return -np.mean(picked)
+        # -log_softmax(logits)[label] = logsumexp(logits) - logits[label]: the full log-softmax
+        # array is never formed, so the logits are read once for the row reductions.
+        picked = np.take_along_axis(logits, np.expand_dims(labels, -1), axis=-1)
+        return np.mean(logsumexp(logits, axis=-1) - np.squeeze(picked, axis=-1))
+    logp = log_softmax(logits, axis=-1)
     if np.shape(labels) != np.shape(logits):
         raise ValueError(f"cross_entropy: targets must be integer labels of shape {np.shape(logits)[:-1]} or "
                          f"probabilities of shape {np.shape(logits)}, got {labels_dtype}{list(np.shape(labels))}")

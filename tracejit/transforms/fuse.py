@@ -1,0 +1,230 @@
+"""Fusion: group equations into kernels that run as one loop nest. Graph -> Graph.
+
+Each group becomes one ``fused`` equation whose ``graph`` parameter holds the member
+equations (using the same ``Var`` objects, so the text reads in context). A group has a loop
+domain ``F`` (a shape) split into ``k`` outer and ``len(F) - k`` inner dimensions:
+
+- *full* values have shape ``F``: elementwise equations on them run in the inner loops;
+- *outer* values have shape ``F[:k]`` (or that with trailing 1s, as ``keepdims`` leaves
+  them): reductions over the inner dimensions produce them, elementwise equations on them
+  run once per outer index, and ``broadcast_to`` turns them back into full values.
+
+So a pure elementwise chain is one group with ``k == len(F)``; ``sum(exp(x - max(x)))`` over
+the rows of ``x`` is one group with ``k = 1``: for each row, one inner loop finds the
+maximum and the next accumulates the sum (softmax reads each row from memory once).
+``broadcast_to`` of values computed outside the group is an index map, never a copy.
+
+Groups are convex: no path leaves a group and comes back into it (checked as groups grow,
+in topological order). Matmul, gather, scatter, concatenate, pad, slice, transpose and argmax
+stay outside (matmul goes to BLAS). Reductions over leading axes are not fused yet.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..core import Aval, Const, Eqn, Graph, Var
+from ..interpret import interpret
+from ..primitives import defop
+
+__all__ = ["fuse", "fused"]
+
+
+def _fused_abstract_eval(*avals, graph, **params):
+    return [v.aval for v in graph.outputs]
+
+
+fused = defop("fused", "opaque",
+              impl=lambda *args, graph, **params: tuple(interpret(graph, list(args))),
+              abstract_eval=_fused_abstract_eval, differentiable=False, multiple_results=True,
+              doc="a fusion group: ``graph`` runs as one kernel (params: graph, domain, outer)")
+
+_REDUCTIONS = ("reduce_sum", "reduce_max", "reduce_min")
+_MAX_SIBLING_LOOKBACK = 4
+
+
+def _is_unit_reshape(eqn) -> bool:
+    """A reshape that only adds or removes size-1 dimensions (a pure relabelling)."""
+    return eqn.prim.name == "reshape" and \
+        [d for d in eqn.inputs[0].aval.shape if d != 1] == [d for d in eqn.outputs[0].aval.shape if d != 1]
+
+
+class _Group:
+    def __init__(self, gid, domain, outer):
+        self.id = gid
+        self.domain = tuple(domain)
+        self.outer = outer
+        self.members: list[int] = []
+        self.level: dict[int, str] = {}  # var id -> "full" | "outer"
+
+    @property
+    def outer_shape(self):
+        return self.domain[:self.outer]
+
+    def shape_level(self, shape):
+        shape = tuple(shape)
+        if shape == self.domain:
+            return "full"
+        if self.outer < len(self.domain) and (
+                shape == self.outer_shape or shape == self.outer_shape + (1,) * (len(self.domain) - self.outer)):
+            return "outer"
+        return None
+
+    def input_level(self, atom):
+        """Level of an input: a member's own level, or the level its shape implies."""
+        if isinstance(atom, Var) and atom.id in self.level:
+            return self.level[atom.id]
+        if isinstance(atom, Const) and atom.aval.shape == ():
+            return "any"
+        return self.shape_level(atom.aval.shape)
+
+    def try_accept(self, eqn):
+        """The level of ``eqn``'s output if it can join, else None (and the group is unchanged)."""
+        name = eqn.prim.name
+        out_shape = eqn.outputs[0].aval.shape
+        if eqn.prim.kind == "elementwise":
+            level = self.shape_level(out_shape)
+            if level and all(self.input_level(a) in (level, "any") for a in eqn.inputs):
+                return level
+            return None
+        if name == "broadcast_to":
+            level = self.shape_level(out_shape)
+            src = eqn.inputs[0]
+            src_member = isinstance(src, Var) and src.id in self.level
+            if level == "full" and (not src_member or self.level[src.id] == "outer"):
+                return "full"
+            if level == "outer" and not src_member:
+                return "outer"
+            return None
+        if _is_unit_reshape(eqn):
+            src = eqn.inputs[0]
+            if isinstance(src, Var) and src.id in self.level and self.shape_level(out_shape) == self.level[src.id]:
+                return self.level[src.id]
+            return None
+        if name in _REDUCTIONS:
+            src, axes = eqn.inputs[0], tuple(sorted(eqn.params["axes"]))
+            if src.aval.shape != self.domain or self.input_level(src) != "full" or not axes:
+                return None
+            n = len(self.domain)
+            if axes != tuple(range(axes[0], n)):
+                return None
+            if self.outer == n and not any(lvl == "outer" for lvl in self.level.values()):
+                self.outer = axes[0]  # the group gains inner dimensions
+            return "outer" if axes[0] == self.outer else None
+        return None
+
+
+def _seed(eqn, gid):
+    """A new group started by ``eqn``, or None if it cannot start one."""
+    name = eqn.prim.name
+    if eqn.prim.kind == "elementwise" or name == "broadcast_to":
+        shape = eqn.outputs[0].aval.shape
+        return _Group(gid, shape, len(shape))
+    if name in _REDUCTIONS:
+        src, axes = eqn.inputs[0].aval.shape, tuple(sorted(eqn.params["axes"]))
+        if axes and axes == tuple(range(axes[0], len(src))):
+            return _Group(gid, src, axes[0])
+    return None
+
+
+def fuse(graph: Graph) -> Graph:
+    eqns = graph.eqns
+    producer = {o.id: i for i, e in enumerate(eqns) for o in e.outputs}
+    group_of: dict[int, _Group] = {}
+    groups: list[_Group] = []
+    deps: list[frozenset] = []  # group ids each equation depends on, transitively
+
+    for i, eqn in enumerate(eqns):
+        in_eqns = [producer[a.id] for a in eqn.inputs if isinstance(a, Var) and a.id in producer]
+        input_deps = frozenset().union(*(deps[p] for p in in_eqns)) if in_eqns else frozenset()
+        chosen = None
+        candidates = []
+        for p in in_eqns:
+            if p in group_of and group_of[p] not in candidates:
+                candidates.append(group_of[p])
+        candidates += [g for g in reversed(groups[-_MAX_SIBLING_LOOKBACK:]) if g not in candidates]
+        for g in candidates:
+            # Convexity: an input made outside g by something that depends on g closes a cycle.
+            if any(group_of.get(p) is not g and g.id in deps[p] for p in in_eqns):
+                continue
+            saved_outer = g.outer
+            level = g.try_accept(eqn)
+            if level is None:
+                g.outer = saved_outer
+                continue
+            chosen = g
+            break
+        if chosen is None:
+            chosen = _seed(eqn, len(groups))
+            if chosen is not None:
+                level = "outer" if eqn.prim.name in _REDUCTIONS else "full"
+                groups.append(chosen)
+        if chosen is None:
+            deps.append(input_deps)
+            continue
+        chosen.members.append(i)
+        for o in eqn.outputs:
+            chosen.level[o.id] = level
+        group_of[i] = chosen
+        deps.append(input_deps | {chosen.id})
+
+    return _rebuild(graph, groups, group_of)
+
+
+def _rebuild(graph, groups, group_of):
+    eqns = graph.eqns
+    # A member's result is a kernel output if anything outside its group reads it.
+    made_by = {o.id: group_of[i] for i in group_of for o in eqns[i].outputs}
+    read_outside = {v.id for v in graph.outputs}
+    for i, eqn in enumerate(eqns):
+        for a in eqn.inputs:
+            if isinstance(a, Var) and a.id in made_by and group_of.get(i) is not made_by[a.id]:
+                read_outside.add(a.id)
+
+    replacement: dict[int, Eqn] = {}  # first member index -> fused equation
+    skipped: set[int] = set()
+    for g in groups:
+        members = [eqns[m] for m in g.members]
+        if all(e.prim.name in ("broadcast_to", "reshape") for e in members):
+            continue  # nothing to compute: views stay views
+        defined = {o.id for e in members for o in e.outputs}
+        inputs, seen = [], set()
+        for e in members:
+            for a in e.inputs:
+                if isinstance(a, Var) and a.id not in defined and a.id not in seen:
+                    seen.add(a.id)
+                    inputs.append(a)
+        outputs = [o for e in members for o in e.outputs if o.id in read_outside]
+        sub = Graph(inputs, members, outputs)
+        fused_eqn = Eqn(fused, list(inputs), list(outputs),
+                        {"graph": sub, "domain": g.domain, "outer": g.outer},
+                        source=members[-1].source)
+        replacement[g.members[-1]] = fused_eqn
+        skipped.update(g.members)
+    ordered = []
+    for i, eqn in enumerate(eqns):
+        if i in replacement:
+            ordered.append(replacement[i])
+        elif i not in skipped:
+            ordered.append(eqn)
+    return Graph(list(graph.inputs), _topological(ordered, graph.inputs), list(graph.outputs),
+                 input_names=graph.input_names)
+
+
+def _topological(eqns, inputs):
+    """Order ``eqns`` so each comes after its inputs' producers, keeping the given order
+    where it already works (outside users of a group's early results move after the group)."""
+    defined = {v.id for v in inputs}
+    pending = list(eqns)
+    ordered = []
+    while pending:
+        progress = []
+        for eqn in pending:
+            if all(not isinstance(a, Var) or a.id in defined for a in eqn.inputs):
+                ordered.append(eqn)
+                defined.update(o.id for o in eqn.outputs)
+            else:
+                progress.append(eqn)
+        if len(progress) == len(pending):
+            raise AssertionError("fusion produced a cycle")
+        pending = progress
+    return ordered
