@@ -1,0 +1,674 @@
+"""Vectorisable elementwise math for generated Numba loops.
+
+Numba from PyPI has no vector math library (llvmlite is built without SVML), so ``np.exp``
+and friends inside an ``@njit`` loop are one scalar libm call per element and the loop does
+not vectorise. The functions here are written with plain arithmetic, bit casts and selects
+(no branches, loops or libm calls), so LLVM inlines them and vectorises a loop such as
+
+    for i in range(n):
+        out[i] = exp_f32(x[i])
+
+into packed AVX/AVX-512 code. ``sqrt``, ``abs``, ``floor``, ``min``/``max`` need nothing
+from here: ``np.sqrt`` and ``math.sqrt`` on float32 both become ``vsqrtps`` (negative ->
+nan, -0 -> -0, as NumPy), ``abs`` becomes an ``and`` of the sign bit.
+
+Using them from generated code
+------------------------------
+``VECTOR_MATH[(primitive, dtype_name)]`` names the function; import the module and call it
+by attribute (``from tracejit.backend import vecmath as _vm`` ... ``_vm.exp_f32(x)``) or put
+the dispatchers in the generated function's globals. Arguments are converted to the
+function's dtype (``exp_f32`` of a float64 rounds it to float32 first). The kernels are
+ordinary ``numba.njit`` functions compiled with ``NJIT_OPTIONS`` (``fastmath=False``,
+``error_model='numpy'``); LLVM inlines them into the caller and keeps their own IEEE
+semantics even when the caller is compiled with ``fastmath=True``. Do not re-inline them at
+the Numba IR level (``inline='always'``) into a fastmath caller: the range reductions and
+NaN tests rely on exact IEEE arithmetic. The calling loop should use
+``error_model='numpy'`` (otherwise Numba adds a ZeroDivisionError branch to its own
+divisions, which can stop vectorisation; the kernels themselves never raise).
+
+PLACEHOLDER_TABLES
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+__all__ = [
+    "VECTOR_MATH", "NJIT_OPTIONS", "vector_math_name",
+    # bit casts and helpers
+    "f32_as_i32", "f32_as_u32", "i32_as_f32", "u32_as_f32",
+    "f64_as_i64", "f64_as_u64", "i64_as_f64", "u64_as_f64",
+    "fmuladd", "rint", "floor",
+    # float32
+    "exp_f32", "log_f32", "tanh_f32", "sigmoid_f32", "log1p_f32", "expm1_f32",
+    "sin_f32", "cos_f32", "pow_f32",
+    # float64
+    "exp_f64", "log_f64", "tanh_f64", "sigmoid_f64", "log1p_f64", "expm1_f64", "pow_f64",
+]
+
+# ---------------------------------------------------------------------------------------------
+# Intrinsics: bit casts and the few LLVM intrinsics the kernels need
+# ---------------------------------------------------------------------------------------------
+
+_I32 = ir.IntType(32)
+_I64 = ir.IntType(64)
+_F32 = ir.FloatType()
+_F64 = ir.DoubleType()
+
+
+def _float_to_int_cast(float_type, int_type, llvm_int):
+    def impl(typingctx, x):
+        if x != float_type:
+            return None
+
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], llvm_int)
+        return int_type(x), codegen
+    return impl
+
+
+def _int_to_float_cast(float_type, llvm_int, llvm_float):
+    def impl(typingctx, x):
+        if not isinstance(x, types.Integer):
+            return None
+
+        def codegen(context, builder, signature, args):
+            v = args[0]
+            # Numba widens integer arithmetic to 64 bits; keep the low bits.
+            if v.type.width > llvm_int.width:
+                v = builder.trunc(v, llvm_int)
+            elif v.type.width < llvm_int.width:
+                v = builder.sext(v, llvm_int) if signature.args[0].signed else builder.zext(v, llvm_int)
+            return builder.bitcast(v, llvm_float)
+        return float_type(x), codegen
+    return impl
+
+
+f32_as_i32 = intrinsic(_float_to_int_cast(types.float32, types.int32, _I32))
+f32_as_i32.__doc__ = "The bits of a float32 as an int32 (LLVM ``bitcast``)."
+f32_as_u32 = intrinsic(_float_to_int_cast(types.float32, types.uint32, _I32))
+f32_as_u32.__doc__ = "The bits of a float32 as a uint32 (LLVM ``bitcast``)."
+f64_as_i64 = intrinsic(_float_to_int_cast(types.float64, types.int64, _I64))
+f64_as_i64.__doc__ = "The bits of a float64 as an int64 (LLVM ``bitcast``)."
+f64_as_u64 = intrinsic(_float_to_int_cast(types.float64, types.uint64, _I64))
+f64_as_u64.__doc__ = "The bits of a float64 as a uint64 (LLVM ``bitcast``)."
+i32_as_f32 = intrinsic(_int_to_float_cast(types.float32, _I32, _F32))
+i32_as_f32.__doc__ = "An integer's low 32 bits as a float32 (LLVM ``bitcast``); any integer type."
+u32_as_f32 = intrinsic(_int_to_float_cast(types.float32, _I32, _F32))
+u32_as_f32.__doc__ = "An integer's low 32 bits as a float32 (LLVM ``bitcast``); any integer type."
+i64_as_f64 = intrinsic(_int_to_float_cast(types.float64, _I64, _F64))
+i64_as_f64.__doc__ = "An integer's 64 bits as a float64 (LLVM ``bitcast``); any integer type."
+u64_as_f64 = intrinsic(_int_to_float_cast(types.float64, _I64, _F64))
+u64_as_f64.__doc__ = "An integer's 64 bits as a float64 (LLVM ``bitcast``); any integer type."
+
+
+@intrinsic
+def fmuladd(typingctx, a, b, c):
+    """``a * b + c`` through ``llvm.fmuladd``: one fused multiply-add where the CPU has FMA,
+    a multiply and an add otherwise. All three arguments must have the same float type."""
+    if not (isinstance(a, types.Float) and a == b == c):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ty = args[0].type
+        fn = builder.module.declare_intrinsic("llvm.fmuladd", [ty], ir.FunctionType(ty, [ty, ty, ty]))
+        return builder.call(fn, args)
+    return a(a, b, c), codegen
+
+
+def _unary_llvm(name):
+    def impl(typingctx, x):
+        if not isinstance(x, types.Float):
+            return None
+
+        def codegen(context, builder, signature, args):
+            ty = args[0].type
+            fn = builder.module.declare_intrinsic(name, [ty], ir.FunctionType(ty, [ty]))
+            return builder.call(fn, args)
+        return x(x), codegen
+    return impl
+
+
+rint = intrinsic(_unary_llvm("llvm.rint"))
+rint.__doc__ = "Round to the nearest integer, ties to even (``llvm.rint``), result stays a float."
+floor = intrinsic(_unary_llvm("llvm.floor"))
+floor.__doc__ = "``llvm.floor``: the float result, unlike ``math.floor`` which Numba makes an int."
+
+
+# ---------------------------------------------------------------------------------------------
+# Compilation flags of the kernels
+# ---------------------------------------------------------------------------------------------
+
+#: The flags every function here is compiled with. ``fastmath`` must stay off: the kernels rely
+#: on IEEE semantics (NaN tests, exact range reduction, the order of the additions).
+#: ``error_model='numpy'`` keeps divisions free of the Python ZeroDivisionError branch.
+NJIT_OPTIONS = dict(fastmath=False, error_model="numpy", nogil=True)
+
+_jit = numba.njit(**NJIT_OPTIONS)
+
+F32 = np.float32
+F64 = np.float64
+
+# ---------------------------------------------------------------------------------------------
+# float32 constants
+# ---------------------------------------------------------------------------------------------
+
+_F32_INF = F32(np.inf)
+_F32_NINF = F32(-np.inf)
+_F32_NAN = F32(np.nan)
+_F32_ONE = F32(1.0)
+_F32_TWO = F32(2.0)
+_F32_HALF = F32(0.5)
+_F32_ZERO = F32(0.0)
+_F32_LOG2E = F32(1.4426950408889634)
+_F32_SHIFT = F32(12582912.0)          # 1.5 * 2**23: adding it rounds to an integer
+_F32_SHIFT127 = F32(12583039.0)       # 1.5 * 2**23 + 127
+# ln 2 in two parts (Cody and Waite); k * _F32_LN2_HI is exact for |k| < 2**15.
+_F32_LN2_HI = F32(0.693359375)
+_F32_LN2_LO = F32(-2.12194440e-4)
+_F32_MIN_NORMAL = F32(1.17549435e-38)
+_F32_TWO25 = F32(33554432.0)
+
+# exp(r) - 1 - r ~ r^2 * poly(r) on |r| <= ln2/2 (Cephes expf coefficients).
+_EXPF_P0 = F32(1.9875691500e-4)
+_EXPF_P1 = F32(1.3981999507e-3)
+_EXPF_P2 = F32(8.3334519073e-3)
+_EXPF_P3 = F32(4.1665795894e-2)
+_EXPF_P4 = F32(1.6666665459e-1)
+_EXPF_P5 = F32(5.0000001201e-1)
+
+# expm1(r) ~ r + r^2 * poly(r) on |r| <= ln2/2 (minimax, float coefficients).
+_EM1F_C0 = F32(float.fromhex("0x1.fffffep-2"))
+_EM1F_C1 = F32(float.fromhex("0x1.5554aep-3"))
+_EM1F_C2 = F32(float.fromhex("0x1.555736p-5"))
+_EM1F_C3 = F32(float.fromhex("0x1.12287cp-7"))
+_EM1F_C4 = F32(float.fromhex("0x1.6b55a2p-10"))
+
+# log(1+f) = f - f^2/2 + f^3 * poly(f) on sqrt(1/2)-1 <= f < sqrt(2)-1 (Cephes logf).
+_LOGF_P = tuple(F32(v) for v in (
+    7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1,
+    -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1))
+(_LOGF_P0, _LOGF_P1, _LOGF_P2, _LOGF_P3, _LOGF_P4, _LOGF_P5, _LOGF_P6, _LOGF_P7,
+ _LOGF_P8) = _LOGF_P
+
+# ---------------------------------------------------------------------------------------------
+# float64 constants
+# ---------------------------------------------------------------------------------------------
+
+_F64_INF = F64(np.inf)
+_F64_NINF = F64(-np.inf)
+_F64_NAN = F64(np.nan)
+_F64_ONE = F64(1.0)
+_F64_TWO = F64(2.0)
+_F64_HALF = F64(0.5)
+_F64_ZERO = F64(0.0)
+_F64_LOG2E = F64(1.4426950408889634)
+_F64_SHIFT = F64(6755399441055744.0)  # 1.5 * 2**52
+_F64_SHIFT_BITS = 0x4338000000000000
+# fdlibm's split of ln 2: k * _F64_LN2_HI is exact for |k| < 2**20.
+_F64_LN2_HI = F64(6.93147180369123816490e-01)
+_F64_LN2_LO = F64(1.90821492927058770002e-10)
+_F64_MIN_NORMAL = F64(2.2250738585072014e-308)
+_F64_TWO54 = F64(18014398509481984.0)
+
+# expm1(r) ~ r + r^2 * poly(r) on |r| <= ln2/2 (minimax, double coefficients).
+_EM1_C = tuple(F64(float.fromhex(h)) for h in (
+    "0x1p-1", "0x1.5555555555559p-3", "0x1.555555555554bp-5", "0x1.111111110f663p-7",
+    "0x1.6c16c16c1b5f3p-10", "0x1.a01a01affa35dp-13", "0x1.a01a018b4ecbbp-16",
+    "0x1.71ddf82db5bb4p-19", "0x1.27e517fc0d54bp-22", "0x1.af5eedae67435p-26",
+    "0x1.1f143d060a28ap-29"))
+(_EM1_C0, _EM1_C1, _EM1_C2, _EM1_C3, _EM1_C4, _EM1_C5, _EM1_C6, _EM1_C7, _EM1_C8, _EM1_C9,
+ _EM1_C10) = _EM1_C
+
+# log(1+f) = 2 atanh(s), s = f/(2+f): R(z) ~ Lg1 z + ... + Lg7 z^7, z = s^2 (fdlibm e_log.c).
+_LG1 = F64(6.666666666666735130e-01)
+_LG2 = F64(3.999999999940941908e-01)
+_LG3 = F64(2.857142874366239149e-01)
+_LG4 = F64(2.222219843214978396e-01)
+_LG5 = F64(1.818357216161805012e-01)
+_LG6 = F64(1.531383769920937332e-01)
+_LG7 = F64(1.479819860511658591e-01)
+
+# ---------------------------------------------------------------------------------------------
+# float32 kernels
+# ---------------------------------------------------------------------------------------------
+
+
+@_jit
+def _pow2_f32(kf):
+    """2**k as a float32 for an integer-valued float32 -126 <= k <= 127: the shifted sum
+    k + 1.5 * 2**23 + 127 has k + 127 in its low mantissa bits, moved to the exponent field."""
+    return i32_as_f32(f32_as_i32(kf + _F32_SHIFT127) << 23)
+
+
+@_jit
+def _exp_f32_core(x):
+    """exp(x) for a float32 x that may be NaN or +-inf; exact IEEE special cases."""
+    x = F32(88.8) if x > F32(88.8) else x            # exp overflows past 88.7228
+    x = F32(-104.0) if x < F32(-104.0) else x        # exp(-104) rounds to +0
+    kf = fmuladd(x, _F32_LOG2E, _F32_SHIFT) - _F32_SHIFT   # round(x / ln 2)
+    r = fmuladd(kf, -_F32_LN2_HI, x)
+    r = fmuladd(kf, -_F32_LN2_LO, r)
+    z = r * r
+    p = fmuladd(fmuladd(fmuladd(fmuladd(fmuladd(_EXPF_P0, r, _EXPF_P1), r, _EXPF_P2), r,
+                                        _EXPF_P3), r, _EXPF_P4), r, _EXPF_P5)
+    y = fmuladd(p, z, r) + _F32_ONE
+    # Scale by 2**k in two steps so that 2**128 and the subnormal range (k down to -150)
+    # work: the first product is exact, the second rounds once.
+    k1f = fmuladd(kf, _F32_HALF, _F32_SHIFT) - _F32_SHIFT
+    return (y * _pow2_f32(k1f)) * _pow2_f32(kf - k1f)
+
+
+@_jit
+def _expm1_f32_core(x):
+    """expm1(x) for a float32 x (NaN-safe), without the sign of zero fix-up."""
+    x = F32(88.8) if x > F32(88.8) else x
+    x = F32(-17.5) if x < F32(-17.5) else x          # expm1 rounds to -1 below -17.33
+    kf = fmuladd(x, _F32_LOG2E, _F32_SHIFT) - _F32_SHIFT
+    r = fmuladd(kf, -_F32_LN2_HI, x)
+    r = fmuladd(kf, -_F32_LN2_LO, r)
+    p = fmuladd(fmuladd(fmuladd(fmuladd(_EM1F_C4, r, _EM1F_C3), r, _EM1F_C2), r, _EM1F_C1), r,
+                _EM1F_C0)
+    p = fmuladd(r * r, p, r)                         # expm1(r)
+    # expm1(x) = 2**k * p + (2**k - 1), evaluated as 2**j * (2**(k-j) p + 2**(k-j) - 2**-j)
+    # with j = 1 for large k so that 2**(k-j) stays representable up to k = 128.
+    big = kf > F32(63.0)
+    s = _pow2_f32(kf - _F32_ONE if big else kf)
+    h = _F32_HALF if big else _F32_ONE
+    res = fmuladd(s, p, s - h)
+    return res * _F32_TWO if big else res
+
+
+@_jit
+def exp_f32(x):
+    """exp for float32: <= 1 ulp, subnormal results and overflow as NumPy."""
+    return _exp_f32_core(F32(x))
+
+
+@_jit
+def expm1_f32(x):
+    """expm1 for float32; expm1(-0) = -0."""
+    x = F32(x)
+    r = _expm1_f32_core(x)
+    return x if x == _F32_ZERO else r
+
+
+@_jit
+def log_f32(x):
+    """Natural log for float32; subnormal inputs handled, log(0) = -inf, log(x<0) = nan."""
+    x = F32(x)
+    small = x < _F32_MIN_NORMAL
+    xs = x * _F32_TWO25 if small else x
+    ix = f32_as_i32(xs) + (0x3F800000 - 0x3F3504F3)
+    k = (ix >> 23) - 127
+    k = k - 25 if small else k
+    m = i32_as_f32((ix & 0x007FFFFF) + 0x3F3504F3)  # in [sqrt(1/2), sqrt(2))
+    f = m - _F32_ONE
+    kf = F32(k)
+    z = f * f
+    p = fmuladd(fmuladd(fmuladd(fmuladd(fmuladd(fmuladd(fmuladd(fmuladd(
+        _LOGF_P0, f, _LOGF_P1), f, _LOGF_P2), f, _LOGF_P3), f, _LOGF_P4), f, _LOGF_P5), f,
+        _LOGF_P6), f, _LOGF_P7), f, _LOGF_P8)
+    y = f * z * p
+    y = fmuladd(kf, _F32_LN2_LO, y)
+    y = fmuladd(z, -_F32_HALF, y)
+    res = f + y
+    res = fmuladd(kf, _F32_LN2_HI, res)
+    res = _F32_NINF if x == _F32_ZERO else res
+    res = x if not (x < _F32_INF) else res           # +inf -> +inf, nan -> nan
+    return _F32_NAN if x < _F32_ZERO else res
+
+
+@_jit
+def _copysign_f32(mag, sign_of):
+    return i32_as_f32(f32_as_i32(mag) | (f32_as_i32(sign_of) & -0x80000000))
+
+
+@_jit
+def tanh_f32(x):
+    """tanh for float32 from e = expm1(2|x|): e / (e + 2), or 1 - 2 / (e + 2) for |x| > 0.625,
+    with the sign of x; exactly +-1 for |x| >= 9.0109, tanh(-0) = -0."""
+    x = F32(x)
+    a = abs(x)
+    a = F32(9.5) if a > F32(9.5) else a
+    e = _expm1_f32_core(a + a)
+    d = e + _F32_TWO
+    # e / d near 0; 1 - 2 / d once e + 2 rounds (large e), where it is exact to the last bit
+    t = _F32_ONE - _F32_TWO / d if a > F32(0.625) else e / d
+    return _copysign_f32(t, x)
+
+
+@_jit
+def sigmoid_f32(x):
+    """1 / (1 + exp(-x)) for float32, without overflow: exp(-|x|) then 1/(1+e) or e/(1+e)."""
+    x = F32(x)
+    e = _exp_f32_core(-abs(x))
+    d = _F32_ONE + e
+    return _F32_ONE / d if x >= _F32_ZERO else e / d
+
+
+@_jit
+def log1p_f32(x):
+    """log1p for float32: log(u) * x / (u - 1) with u = 1 + x (Kahan's trick), x where u = 1."""
+    x = F32(x)
+    u = _F32_ONE + x
+    r = log_f32(u) * (x / (u - _F32_ONE))
+    r = x if u == _F32_ONE else r
+    return x if x == _F32_INF else r
+
+
+# ---------------------------------------------------------------------------------------------
+# float64 kernels
+# ---------------------------------------------------------------------------------------------
+
+
+@_jit
+def _pow2_f64(k):
+    """2**k as a float64 for an integer -1022 <= k <= 1023."""
+    return i64_as_f64((k + 1023) << 52)
+
+
+@_jit
+def _expm1_poly_f64(r):
+    """expm1(r) for |r| <= ln2/2 (Estrin's scheme)."""
+    r2 = r * r
+    r4 = r2 * r2
+    r8 = r4 * r4
+    p01 = fmuladd(_EM1_C1, r, _EM1_C0)
+    p23 = fmuladd(_EM1_C3, r, _EM1_C2)
+    p45 = fmuladd(_EM1_C5, r, _EM1_C4)
+    p67 = fmuladd(_EM1_C7, r, _EM1_C6)
+    p89 = fmuladd(_EM1_C9, r, _EM1_C8)
+    p03 = fmuladd(p23, r2, p01)
+    p47 = fmuladd(p67, r2, p45)
+    p810 = fmuladd(_EM1_C10, r2, p89)
+    p07 = fmuladd(p47, r4, p03)
+    p = fmuladd(p810, r8, p07)
+    return fmuladd(p, r2, r)
+
+
+@_jit
+def _reduce_ln2_f64(x):
+    t = fmuladd(x, _F64_LOG2E, _F64_SHIFT)
+    kf = t - _F64_SHIFT
+    k = f64_as_i64(t) - _F64_SHIFT_BITS
+    r = fmuladd(kf, -_F64_LN2_HI, x)
+    r = fmuladd(kf, -_F64_LN2_LO, r)
+    return k, r
+
+
+@_jit
+def _exp_f64_core(x):
+    x = F64(710.0) if x > F64(710.0) else x
+    x = F64(-746.0) if x < F64(-746.0) else x
+    k, r = _reduce_ln2_f64(x)
+    y = _expm1_poly_f64(r) + _F64_ONE
+    k1 = k >> 1
+    return (y * _pow2_f64(k1)) * _pow2_f64(k - k1)
+
+
+@_jit
+def _expm1_f64_core(x):
+    x = F64(710.0) if x > F64(710.0) else x
+    x = F64(-40.0) if x < F64(-40.0) else x
+    k, r = _reduce_ln2_f64(x)
+    p = _expm1_poly_f64(r)
+    big = k > 511
+    kk = k - 1 if big else k
+    s = _pow2_f64(kk)
+    h = _F64_HALF if big else _F64_ONE
+    res = fmuladd(s, p, s - h)
+    return res * _F64_TWO if big else res
+
+
+@_jit
+def _log_f64_core(x):
+    """log for x > 0 finite (other inputs give garbage, fixed up by the callers)."""
+    small = x < _F64_MIN_NORMAL
+    xs = x * _F64_TWO54 if small else x
+    ix = f64_as_i64(xs) + ((0x3FF00000 - 0x3FE6A09E) << 32)
+    k = (ix >> 52) - 1023
+    k = k - 54 if small else k
+    m = i64_as_f64((ix & 0x000FFFFFFFFFFFFF) + (0x3FE6A09E << 32))
+    f = m - _F64_ONE
+    dk = F64(k)
+    s = f / (_F64_TWO + f)
+    z = s * s
+    w = z * z
+    t1 = w * fmuladd(w, fmuladd(w, _LG6, _LG4), _LG2)
+    t2 = z * fmuladd(w, fmuladd(w, fmuladd(w, _LG7, _LG5), _LG3), _LG1)
+    rr = t2 + t1
+    hfsq = _F64_HALF * f * f
+    return dk * _F64_LN2_HI - ((hfsq - (s * (hfsq + rr) + dk * _F64_LN2_LO)) - f)
+
+
+@_jit
+def exp_f64(x):
+    """exp for float64: ~1 ulp, subnormal results and overflow as NumPy."""
+    return _exp_f64_core(F64(x))
+
+
+@_jit
+def expm1_f64(x):
+    """expm1 for float64; expm1(-0) = -0."""
+    x = F64(x)
+    r = _expm1_f64_core(x)
+    return x if x == _F64_ZERO else r
+
+
+@_jit
+def log_f64(x):
+    """Natural log for float64; subnormal inputs handled, log(0) = -inf, log(x<0) = nan."""
+    x = F64(x)
+    res = _log_f64_core(x)
+    res = _F64_NINF if x == _F64_ZERO else res
+    res = x if not (x < _F64_INF) else res
+    return _F64_NAN if x < _F64_ZERO else res
+
+
+@_jit
+def _copysign_f64(mag, sign_of):
+    return i64_as_f64(f64_as_i64(mag) | (f64_as_i64(sign_of) & (-0x7FFFFFFFFFFFFFFF - 1)))
+
+
+@_jit
+def tanh_f64(x):
+    """tanh for float64 via expm1; exactly +-1 for |x| >= 19.06, tanh(-0) = -0."""
+    x = F64(x)
+    a = abs(x)
+    a = F64(20.0) if a > F64(20.0) else a
+    e = _expm1_f64_core(a + a)
+    d = e + _F64_TWO
+    t = _F64_ONE - _F64_TWO / d if a > F64(0.625) else e / d
+    return _copysign_f64(t, x)
+
+
+@_jit
+def sigmoid_f64(x):
+    """1 / (1 + exp(-x)) for float64, without overflow."""
+    x = F64(x)
+    e = _exp_f64_core(-abs(x))
+    d = _F64_ONE + e
+    return _F64_ONE / d if x >= _F64_ZERO else e / d
+
+
+@_jit
+def log1p_f64(x):
+    """log1p for float64 (Kahan's trick on log_f64)."""
+    x = F64(x)
+    u = _F64_ONE + x
+    r = log_f64(u) * (x / (u - _F64_ONE))
+    r = x if u == _F64_ONE else r
+    return x if x == _F64_INF else r
+
+
+@_jit
+def _pow_special_f64(x, y, r):
+    """NumPy's (C99's) special cases of pow around r = exp(y * log|x|) computed for |x|:
+    the sign for a negative base and an odd integer exponent, nan for a negative finite base
+    and a non-integer finite exponent, and pow(x, +-0) = pow(1, y) = pow(-1, +-inf) = 1."""
+    fy = floor(y)
+    y_int = fy == y                                   # true for +-inf too
+    y_odd = y_int & (floor(y * _F64_HALF) * _F64_TWO != y)
+    neg = f64_as_i64(x) < 0                           # includes -0.0
+    r = -r if (neg & y_odd) else r
+    r = _F64_NAN if ((x < _F64_ZERO) & (x > _F64_NINF) & (fy != y)) else r
+    r = _F64_ONE if ((x == -_F64_ONE) & (abs(y) == _F64_INF)) else r
+    r = _F64_ONE if ((y == _F64_ZERO) | (x == _F64_ONE)) else r
+    return r
+
+
+@_jit
+def pow_f64(x, y):
+    """x ** y for float64 as exp(y * log|x|) plus NumPy's special cases. Relative error
+    <= ~1e-13 (it grows with |y * log x|, not a few ulp): see the module notes."""
+    x = F64(x)
+    y = F64(y)
+    ax = abs(x)
+    lx = _log_f64_core(ax)
+    lx = _F64_NINF if ax == _F64_ZERO else lx
+    lx = ax if not (ax < _F64_INF) else lx
+    r = _exp_f64_core(y * lx)
+    return _pow_special_f64(x, y, r)
+
+
+@_jit
+def pow_f32(x, y):
+    """x ** y for float32, computed in float64 then rounded once: <= 1 ulp."""
+    xd = F64(F32(x))
+    yd = F64(F32(y))
+    return F32(pow_f64(xd, yd))
+
+
+# ---------------------------------------------------------------------------------------------
+# sin / cos for float32: exact reduction modulo pi/2 in float64, all lanes alike
+# ---------------------------------------------------------------------------------------------
+
+# 2/pi cut into 29-bit pieces: x * piece is exact in float64 for any float32 x, and seven
+# pieces (203 bits) cover the reduction of the largest float32 (2**128) with ~70 bits to spare.
+_TWO_OVER_PI = tuple(F64(float.fromhex(h)) for h in (
+    "0x1.45f306dp-1", "0x1.9391054p-30", "0x1.4fe13abp-59", "0x1.d1f534dp-88",
+    "0x1.b81b6c5p-117", "0x1.5993c4p-148", "0x1.c820ff2p-175"))
+(_TOP0, _TOP1, _TOP2, _TOP3, _TOP4, _TOP5, _TOP6) = _TWO_OVER_PI
+_F64_PIO2 = F64(float.fromhex("0x1.921fb54442d18p+0"))
+_F64_EIGHTH = F64(0.125)
+_F64_EIGHT = F64(8.0)
+_F64_QUARTER = F64(0.25)
+_F64_FOUR = F64(4.0)
+# Taylor coefficients, |y| <= pi/4; truncation error < 1e-11 relative (float32 needs 6e-8).
+_SIN_C = tuple(F64(v) for v in (-1 / 6, 1 / 120, -1 / 5040, 1 / 362880, -1 / 39916800))
+(_S1, _S2, _S3, _S4, _S5) = _SIN_C
+_COS_C = tuple(F64(v) for v in (-1 / 2, 1 / 24, -1 / 720, 1 / 40320, -1 / 3628800))
+(_C1, _C2, _C3, _C4, _C5) = _COS_C
+
+
+@_jit
+def _mod8_piece(xd, c):
+    """(integer part, fraction) of (xd * c) mod 8, both exact."""
+    p = xd * c
+    p = fmuladd(rint(p * _F64_EIGHTH), -_F64_EIGHT, p)
+    n = rint(p)
+    return n, p - n
+
+
+@_jit
+def _piece(xd, c):
+    p = xd * c
+    n = rint(p)
+    return n, p - n
+
+
+@_jit
+def _reduce_pio2_f32(x):
+    """(q, y): x = (4m + q) pi/2 + y with |y| <= pi/4 (y as float64, q in 0..3 as float64)."""
+    xd = F64(x)
+    n0, f0 = _mod8_piece(xd, _TOP0)
+    n1, f1 = _mod8_piece(xd, _TOP1)
+    n2, f2 = _mod8_piece(xd, _TOP2)
+    n3, f3 = _piece(xd, _TOP3)                        # |x * c3| < 2**45: no mod needed
+    n4, f4 = _piece(xd, _TOP4)
+    n5, f5 = _piece(xd, _TOP5)
+    n6, f6 = _piece(xd, _TOP6)
+    # small to large, so that the big cancellations happen last and exactly
+    f = ((((((f6 + f5) + f4) + f3) + f2) + f1) + f0)
+    n = ((((((n6 + n5) + n4) + n3) + n2) + n1) + n0)
+    nf = rint(f)
+    f = f - nf
+    n = n + nf
+    q = fmuladd(floor(n * _F64_QUARTER), -_F64_FOUR, n)
+    return q, f * _F64_PIO2
+
+
+@_jit
+def _sin_poly(y, y2):
+    p = fmuladd(fmuladd(fmuladd(fmuladd(_S5, y2, _S4), y2, _S3), y2, _S2), y2, _S1)
+    return fmuladd(y * y2, p, y)
+
+
+@_jit
+def _cos_poly(y2):
+    p = fmuladd(fmuladd(fmuladd(fmuladd(_C5, y2, _C4), y2, _C3), y2, _C2), y2, _C1)
+    return fmuladd(y2, p, _F64_ONE)
+
+
+@_jit
+def sin_f32(x):
+    """sin for float32 over the whole float32 range (exact reduction, float64 kernel)."""
+    x = F32(x)
+    q, y = _reduce_pio2_f32(x)
+    y2 = y * y
+    s = _sin_poly(y, y2)
+    c = _cos_poly(y2)
+    r = c if q == _F64_ONE else s
+    r = -s if q == _F64_TWO else r
+    r = -c if q == F64(3.0) else r
+    rf = F32(r)
+    return x if abs(x) < F32(2.44140625e-4) else rf   # |x| < 2**-12: sin x rounds to x
+
+
+@_jit
+def cos_f32(x):
+    """cos for float32 over the whole float32 range (exact reduction, float64 kernel)."""
+    x = F32(x)
+    q, y = _reduce_pio2_f32(x)
+    y2 = y * y
+    s = _sin_poly(y, y2)
+    c = _cos_poly(y2)
+    r = -s if q == _F64_ONE else c
+    r = -c if q == _F64_TWO else r
+    r = s if q == F64(3.0) else r
+    return F32(r)
+
+
+# ---------------------------------------------------------------------------------------------
+# The table the code generator imports
+# ---------------------------------------------------------------------------------------------
+
+#: (primitive name, dtype name) -> name of the function in this module. A pair missing here
+#: (float64 sin/cos, anything float16/complex) stays on NumPy's scalar function (libm).
+VECTOR_MATH: dict[tuple[str, str], str] = {
+    ("exp", "float32"): "exp_f32",
+    ("log", "float32"): "log_f32",
+    ("tanh", "float32"): "tanh_f32",
+    ("sigmoid", "float32"): "sigmoid_f32",
+    ("log1p", "float32"): "log1p_f32",
+    ("expm1", "float32"): "expm1_f32",
+    ("sin", "float32"): "sin_f32",
+    ("cos", "float32"): "cos_f32",
+    ("pow", "float32"): "pow_f32",
+    ("exp", "float64"): "exp_f64",
+    ("log", "float64"): "log_f64",
+    ("tanh", "float64"): "tanh_f64",
+    ("sigmoid", "float64"): "sigmoid_f64",
+    ("log1p", "float64"): "log1p_f64",
+    ("expm1", "float64"): "expm1_f64",
+    ("pow", "float64"): "pow_f64",
+}
+
+
+def vector_math_name(primitive: str, dtype) -> str | None:
+    """The function name in this module for ``primitive`` on ``dtype``, or None."""
+    return VECTOR_MATH.get((primitive, np.dtype(dtype).name))
