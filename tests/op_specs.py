@@ -187,6 +187,9 @@ spec("nep50_bool_scalars", lambda b: (b + 1, b * 2.5, b & True), BM, tags=("nep5
 spec("nep50_numpy_scalar_strong", lambda x: (x * np.float64(0.5), x + np.int64(1)), A32, tags=("nep50",))
 spec("nep50_traced_float_arg", lambda x, s: (x * s, s * x + s), A32, 0.5, tags=("nep50",))
 spec("nep50_traced_int_arg", lambda i, n: (i + n, i * n, n - i), I8, 3, tags=("nep50",))
+spec("nep50_numpy_functions_on_traced_scalar", lambda x, s: (x * np.exp(s), x * np.maximum(s, 0), x * (1 - s),
+                                                              x * np.where(x > 0, s, 1.0), x * -abs(s) ** 2), A32, 0.5,
+     tags=("nep50",))
 spec("nep50_traced_scalars_only", lambda s, n: (s * n, n + n, s / 4), 0.75, 3, tags=("nep50",))
 spec("nep50_traced_bool_arg", lambda x, flag: x * flag, A32, True, tags=("nep50",))
 spec("nep50_f32_f64_array", lambda x, y: x + y, A32, B)

@@ -141,8 +141,11 @@ def _signature_entry(x):
     return np.dtype(np.bool_) if kind is bool else kind or _dtype_of(x)
 
 
-def _elementwise(ufunc, prim, *args):
-    """Apply ``prim`` with NumPy's promotion (as ``ufunc`` would) and explicit broadcasting."""
+def _elementwise(ufunc, prim, *args, python_op=False):
+    """Apply ``prim`` with NumPy's promotion (as ``ufunc`` would) and explicit broadcasting.
+
+    ``python_op``: this is a Python operator (``s * 2``), whose result on Python scalars is a
+    Python scalar again, so weak; a NumPy function (``np.exp(s)``) returns a NumPy value."""
     args = [_check_operand(a, f"np.{ufunc.__name__}") for a in args]
     if not _any_tracer(args):
         return ufunc(*args)
@@ -151,9 +154,21 @@ def _elementwise(ufunc, prim, *args):
     out = prim(*[_to(a, dt, shape, args) for a, dt in zip(args, dtypes)])
     if out.dtype != dtypes[-1]:  # e.g. a loop computed in float64 whose NumPy result is declared otherwise
         out = P.cast(out, dtype=dtypes[-1])
-    if builtins.all(_is_weak(a) for a in args) and not out.aval.weak:
-        out = _as_weak(out)
+    if python_op and builtins.all(_is_weak(a) for a in args):
+        if not out.aval.weak:
+            out = _as_weak(out)
+    elif out.aval.weak:
+        out = P.cast(out, dtype=out.dtype)  # a strongly typed result
     return out
+
+
+def operator(name, *args):
+    """The Python operator ``name`` (``"add"`` for ``+`` ...) applied to traced values: as the
+    NumPy function, except that on Python scalars alone the result stays weak."""
+    entry = _OPERATORS.get(name)
+    if entry is None:
+        return globals()[name](*args)
+    return _elementwise(*entry, *args, python_op=True)
 
 
 def _as_weak(t):
@@ -203,6 +218,14 @@ greater_equal = _ufunc_fn(np.greater_equal, P.ge)
 logical_and = _ufunc_fn(np.logical_and, P.logical_and)
 logical_or = _ufunc_fn(np.logical_or, P.logical_or)
 logical_not = _ufunc_fn(np.logical_not, P.logical_not)
+
+
+_OPERATORS = {
+    "add": (np.add, P.add), "subtract": (np.subtract, P.sub), "multiply": (np.multiply, P.mul),
+    "true_divide": (np.true_divide, P.div), "floor_divide": (np.floor_divide, P.floordiv),
+    "mod": (np.remainder, P.mod), "power": (np.power, P.pow), "negative": (np.negative, P.neg),
+    "absolute": (np.absolute, P.abs),
+}
 
 
 def _composite(ufunc):
@@ -332,7 +355,7 @@ def where(condition, x=None, y=None):
     shape = _broadcast_shapes("np.where", _shape(condition), _shape(x), _shape(y))
     ref = (condition, x, y)
     out = P.where(_to(condition, np.bool_, shape, ref), _to(x, dtype, shape, ref), _to(y, dtype, shape, ref))
-    return _as_weak(out) if _is_weak(x) and _is_weak(y) else out
+    return out
 
 
 def clip(a, a_min=None, a_max=None, out=None, **kwargs):
@@ -1209,4 +1232,4 @@ __all__ = sorted(name for name, value in list(globals().items())
                  if not name.startswith("_") and (callable(value) or isinstance(value, (float, type(None))))
                  and name not in {"annotations", "builtins", "functools", "numbers", "operator", "np", "P",
                                   "Tracer", "TracerError", "UnsupportedError", "ShapeError", "literal",
-                                  "inplace_update", "apply_ufunc", "apply_function", "getitem", "setitem"})
+                                  "inplace_update", "operator", "apply_ufunc", "apply_function", "getitem", "setitem"})

@@ -32,8 +32,8 @@ def concretization_error(tracer, what: str) -> ConcretizationError:
 
 def _binop(name, reverse=False):
     def method(self, other):
-        fn = getattr(_tnp(), name)
-        return fn(other, self) if reverse else fn(self, other)
+        op = _tnp().operator
+        return op(name, other, self) if reverse else op(name, self, other)
     method.__name__ = f"__{'r' if reverse else ''}{name}__"
     return method
 
@@ -87,13 +87,13 @@ class _TracerArrayMethods:
     __hash__ = None  # like ndarray: == is elementwise, so tracers are unhashable
 
     def __neg__(self):
-        return _tnp().negative(self)
+        return _tnp().operator("negative", self)
 
     def __pos__(self):
         return self
 
     def __abs__(self):
-        return _tnp().absolute(self)
+        return _tnp().operator("absolute", self)
 
     def __invert__(self):
         return _tnp().invert(self)
