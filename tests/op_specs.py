@@ -11,7 +11,8 @@ Arguments are made once, from a fixed seed; the tests pass copies, so a spec may
 mutating them (in-place behaviour is tested in test_trace.py).
 
 ``grad=True`` marks specs whose float64 array arguments are smooth points of the function, so
-finite-difference gradient checks may use them.
+finite-difference gradient checks may use them. ``tags``: "specials" specs feed NaN, infinities
+and signed zeros, and run with NumPy's floating-point warnings silenced.
 """
 from __future__ import annotations
 
@@ -116,17 +117,23 @@ spec("mod_int", lambda i, j: (i % j, i % 4, np.mod(-i, 3)), I32, NZ32)
 spec("power", lambda p, y: p ** y, P64, B, grad=True)
 spec("power_scalars", lambda p, x: (p ** 2, x ** 3, p ** 0.5, 2.0 ** x, np.power(p, -1.5)), P64, A)
 spec("power_f32", lambda p: (p ** 2, p ** 0.5, p ** np.float32(1.5)), P32, tags=("nep50",))
+spec("power_edge_cases", lambda s: (s ** 0.5, np.power(s, 0.5), np.sqrt(s), s ** 2, s ** -1.0, s ** 0, 0.0 ** s),
+     SPECIAL, tags=("specials",))
 spec("power_int", lambda i: (i ** 2, np.power(i, 3)), I32)
 spec("maximum", lambda x, y: np.maximum(x, y), A, B)
 spec("minimum", lambda x, y: np.minimum(x, y), A, B)
 spec("relu", lambda x: np.maximum(x, 0), A32, tags=("nep50",))
 spec("maximum_int_float", lambda i, x: (np.maximum(i, x), np.minimum(i, 2)), I32, A)
-spec("maximum_nan", lambda s, x: (np.maximum(s, x[0, 0]), np.minimum(s, 0.0)), SPECIAL, A)
+spec("maximum_nan", lambda s, x: (np.maximum(s, x[0, 0]), np.minimum(s, 0.0)), SPECIAL, A, tags=("specials",))
 spec("negative", lambda x: (-x, np.negative(x)), A, grad=True)
 spec("negative_int", lambda i: (-i, np.negative(i)), I8)
 spec("positive", lambda x: (+x, np.positive(x)), A)
 spec("absolute", lambda x, i: (abs(x), np.abs(x), np.absolute(i)), A, I32)
 spec("sign", lambda x, i: (np.sign(x), np.sign(i)), A, I32)
+spec("unary_specials", lambda s: (np.sign(s), np.abs(s), np.floor(s), np.ceil(s), np.trunc(s), np.exp(s), np.log(s),
+                                  np.tanh(s), s / 0.0, 1.0 / s, s // 0.0, s % 0.0, s.astype(bool)), SPECIAL,
+     tags=("specials",))
+spec("int_division_by_zero", lambda i: (i // (i * 0), i % (i * 0)), I32, tags=("specials",))
 spec("floor", lambda x: np.floor(x * 3), A)
 spec("ceil", lambda x: (np.ceil(x * 3), np.ceil(x.astype(np.float32))), A)
 spec("trunc", lambda x: np.trunc(x * 3), A)

@@ -165,6 +165,8 @@ def _elementwise(ufunc, prim, *args, python_op=False):
 def operator(name, *args):
     """The Python operator ``name`` (``"add"`` for ``+`` ...) applied to traced values: as the
     NumPy function, except that on Python scalars alone the result stays weak."""
+    if name == "power":
+        return _power(*args, python_op=True)
     entry = _OPERATORS.get(name)
     if entry is None:
         return globals()[name](*args)
@@ -194,7 +196,21 @@ multiply = _ufunc_fn(np.multiply, P.mul)
 true_divide = divide = _ufunc_fn(np.true_divide, P.div)
 floor_divide = _ufunc_fn(np.floor_divide, P.floordiv)
 mod = remainder = _ufunc_fn(np.remainder, P.mod)
-power = _ufunc_fn(np.power, P.pow)
+def power(x1, x2):
+    """``numpy.power`` on arrays or traced values."""
+    return _power(x1, x2, python_op=False)
+
+
+def _power(x, y, python_op):
+    # NumPy computes a constant exponent of 0.5 as a square root (so (-inf) ** 0.5 is nan and
+    # (-0.0) ** 0.5 is -0.0, where C's pow says inf and 0.0): do the same in every mode.
+    if _is_tracer(x) and isinstance(y, (float, np.floating)) and y == 0.5:
+        dtype = _ufunc_dtypes(np.power, [x, y])[-1]
+        if dtype.kind == "f":
+            return _elementwise(np.sqrt, P.sqrt, x if x.dtype == dtype else astype(x, dtype), python_op=python_op)
+    return _elementwise(np.power, P.pow, x, y, python_op=python_op)
+
+
 maximum = _ufunc_fn(np.maximum, P.maximum)
 minimum = _ufunc_fn(np.minimum, P.minimum)
 negative = _ufunc_fn(np.negative, P.neg)
@@ -223,7 +239,7 @@ logical_not = _ufunc_fn(np.logical_not, P.logical_not)
 _OPERATORS = {
     "add": (np.add, P.add), "subtract": (np.subtract, P.sub), "multiply": (np.multiply, P.mul),
     "true_divide": (np.true_divide, P.div), "floor_divide": (np.floor_divide, P.floordiv),
-    "mod": (np.remainder, P.mod), "power": (np.power, P.pow), "negative": (np.negative, P.neg),
+    "mod": (np.remainder, P.mod), "negative": (np.negative, P.neg),
     "absolute": (np.absolute, P.abs),
 }
 
