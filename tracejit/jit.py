@@ -143,18 +143,22 @@ class Traced:
     def _split(self, args, kwargs):
         if not self._static_nums and not self._static_names:
             return args, kwargs, ()
-        if kwargs and self._signature is not None:
-            # f(x, axis=1) and f(x, 1) are one call: bind puts arguments in their canonical places.
-            try:
-                bound = self._signature.bind(*args, **kwargs)
-                args, kwargs = bound.args, bound.kwargs
-            except TypeError:
-                pass  # the call itself will raise Python's error when the function runs
+        args, kwargs = self._canonical(args, kwargs)
         dyn_args = tuple(a for i, a in enumerate(args) if i not in self._static_nums)
         statics = tuple(("#", i, a) for i, a in enumerate(args) if i in self._static_nums)
         dyn_kwargs = {k: v for k, v in kwargs.items() if k not in self._static_names}
         statics += tuple(("=", k, kwargs[k]) for k in sorted(kwargs) if k in self._static_names)
         return dyn_args, dyn_kwargs, statics
+
+    def _canonical(self, args, kwargs):
+        # f(x, axis=1) and f(x, 1) are one call: bind puts arguments in their canonical places.
+        if kwargs and self._signature is not None and (self._static_nums or self._static_names):
+            try:
+                bound = self._signature.bind(*args, **kwargs)
+                return bound.args, bound.kwargs
+            except TypeError:
+                pass  # the call itself will raise Python's error when the function runs
+        return args, kwargs
 
     def _key(self, args, kwargs):
         dyn_args, dyn_kwargs, statics = self._split(args, kwargs)
@@ -276,12 +280,15 @@ class Traced:
     def _leaf_names(self, leaves, args=None, kwargs=None):
         if args is None:
             return [f"leaf {i}" for i in range(len(leaves))]
+        args, kwargs = self._canonical(args, kwargs)
         dyn_args, dyn_kwargs, _ = self._split(args, kwargs)
         dyn_positions = [i for i in range(len(args)) if i not in self._static_nums]
+        n_named = len(self._positional_names)
+        varargs = next((p.name for p in self._params if p.kind == p.VAR_POSITIONAL), "args")
         names = []
         for pos, a in zip(dyn_positions, dyn_args):
-            base = self._positional_names[pos] if pos < len(self._positional_names) else f"args[{pos}]"
-            names += pytree.leaf_paths(pytree.flatten(a)[1], repr(base)[1:-1])
+            base = self._positional_names[pos] if pos < n_named else f"{varargs}[{pos - n_named}]"
+            names += pytree.leaf_paths(pytree.flatten(a)[1], base)
         for k in sorted(dyn_kwargs):
             names += pytree.leaf_paths(pytree.flatten(dyn_kwargs[k])[1], k)
         return names
@@ -293,13 +300,21 @@ class Traced:
             fname = getattr(self.fn, "__name__", "function")
             if isinstance(leaf, (str, bytes)):
                 raise TypeError(f"{fname}: argument {_label(name)} is a string, which cannot be traced. Mark it static: "
-                                f"@tj.trace(static_argnames=({name.split('[')[0]!r},))")
+                                f"{self._static_advice(name)}")
             if isinstance(leaf, np.ndarray):
                 raise TypeError(f"{fname}: argument {_label(name)} has dtype {leaf.dtype}, which tracejit cannot trace "
                                 "(numeric and bool dtypes only)")
             raise TypeError(f"{fname}: argument {_label(name)} is a {type(leaf).__name__}; traced arguments must be "
                             "NumPy arrays, Python numbers, or tuples/lists/dicts/None of them. Convert it with "
                             "np.asarray, or mark it static with static_argnums/static_argnames")
+
+    def _static_advice(self, name):
+        """How to make the argument holding leaf ``name`` static."""
+        base, _, rest = name.partition("[")
+        varargs = next((p.name for p in self._params if p.kind == p.VAR_POSITIONAL), None)
+        if base == varargs and rest.split("]")[0].isdigit():
+            return f"@tj.trace(static_argnums=({len(self._positional_names) + int(rest.split(']')[0])},))"
+        return f"@tj.trace(static_argnames=({base!r},))"
 
     def _unhashable_static(self, key):
         for kind, where, value in key[2]:
