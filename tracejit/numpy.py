@@ -376,17 +376,21 @@ def where(condition, x=None, y=None):
 
 def clip(a, a_min=None, a_max=None, out=None, **kwargs):
     """``numpy.clip`` as ``minimum(maximum(a, a_min), a_max)``."""
-    if out is not None:
-        raise UnsupportedError("np.clip(..., out=) is not supported in traced code")
     a_min = kwargs.pop("min", a_min)
     a_max = kwargs.pop("max", a_max)
-    if not _any_tracer((a, a_min, a_max)):
-        return np.clip(a, a_min, a_max)
+    if kwargs:
+        raise UnsupportedError(f"np.clip(..., {', '.join(k + '=' for k in sorted(kwargs))}) is not supported in "
+                               f"traced code{_where_msg()}")
+    if not _any_tracer((a, a_min, a_max, out)):
+        return np.clip(a, a_min, a_max, out=out)
+    result = a
     if a_min is not None:
-        a = maximum(a, a_min)
+        result = maximum(result, a_min)
     if a_max is not None:
-        a = minimum(a, a_max)
-    return a
+        result = minimum(result, a_max)
+    if result is a:
+        result = copy(a) if _is_tracer(a) else a
+    return result if out is None else inplace_update(out, result)
 
 
 def astype(x, dtype):
