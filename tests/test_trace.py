@@ -203,6 +203,21 @@ def test_static_argnames_by_keyword_and_by_position(mode):
         assert f.stats["traces"] == 2
 
 
+def test_varargs_and_keyword_arguments_are_named():
+    @tj.trace
+    def f(y, *xs, scale=1.0, **extra):
+        return sum(xs) * scale + y + extra.get("bias", 0)
+
+    run(f, "graph", X3, X3, X3)
+    run(f, "graph", X3, X3, X3.astype(np.float32))
+    run(f, "graph", X3, X3, X3, scale=2.0, bias=np.float32(1))
+    assert f.stats["retraces"][0] == "argument xs[1] changed: f64[3] -> f32[3]"
+    assert "(now y, xs[0], xs[1], bias, scale)" in f.stats["retraces"][1]
+    with pytest.raises(TypeError) as e:
+        run(f, "graph", X3, X3, "relu")
+    assert_message(e, "argument xs[1] is a string", "static_argnums=(2,)")
+
+
 def test_unhashable_static_argument_is_a_clear_error():
     f = tj.trace(lambda x, sizes: x * len(sizes), static_argnums=1)
     with pytest.raises(TypeError) as e:
@@ -434,6 +449,20 @@ def test_setitem_and_indexed_inplace_update_arguments(mode):
     np.testing.assert_array_equal(x, expected)
     np.testing.assert_array_equal(out, expected.sum(axis=0))
     assert float(m) == expected.max()
+
+
+def test_out_arguments_update_in_place(mode):
+    @tj.trace
+    def decay(W, b):
+        np.multiply(W, 0.9, out=W)
+        np.clip(b, -1.0, 1.0, out=b)
+        return np.add(W, 1, out=W).sum()
+
+    W, b = np.ones((2, 2), np.float32), np.array([-3.0, 0.5, 2.0])
+    total = run(decay, mode, W, b)
+    np.testing.assert_allclose(W, np.full((2, 2), 1.9, np.float32), rtol=1e-6)
+    np.testing.assert_array_equal(b, [-1.0, 0.5, 1.0])
+    assert np.asarray(total).dtype == np.float32 and float(total) == pytest.approx(7.6)
 
 
 def test_updating_a_copy_leaves_the_argument_alone(mode):
