@@ -132,6 +132,21 @@ def _unary_llvm(name):
     return impl
 
 
+@intrinsic
+def _sra_i32(typingctx, x, n):
+    """Arithmetic right shift of the low 32 bits of an integer, as an int32 (Numba would
+    widen an int32 shift to 64 bits, which costs vector conversions)."""
+    if not (isinstance(x, types.Integer) and isinstance(n, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        v, k = args
+        v = builder.trunc(v, _I32) if v.type.width > 32 else v
+        k = builder.trunc(k, _I32) if k.type.width > 32 else k
+        return builder.ashr(v, k)
+    return types.int32(x, n), codegen
+
+
 rint = intrinsic(_unary_llvm("llvm.rint"))
 rint.__doc__ = "Round to the nearest integer, ties to even (``llvm.rint``), result stays a float."
 floor = intrinsic(_unary_llvm("llvm.floor"))
@@ -303,11 +318,9 @@ def log_f32(x):
     small = x < _F32_MIN_NORMAL
     xs = x * _F32_TWO25 if small else x
     ix = f32_as_i32(xs) + (0x3F800000 - 0x3F3504F3)
-    k = (ix >> 23) - 127
-    k = k - 25 if small else k
+    kf = F32(_sra_i32(ix, 23)) - (F32(152.0) if small else F32(127.0))
     m = i32_as_f32((ix & 0x007FFFFF) + 0x3F3504F3)  # in [sqrt(1/2), sqrt(2))
     f = m - _F32_ONE
-    kf = F32(k)
     z = f * f
     p = fmuladd(fmuladd(fmuladd(fmuladd(fmuladd(fmuladd(fmuladd(fmuladd(
         _LOGF_P0, f, _LOGF_P1), f, _LOGF_P2), f, _LOGF_P3), f, _LOGF_P4), f, _LOGF_P5), f,
@@ -588,13 +601,12 @@ def _reduce_pio2_f32(x):
     n0, f0 = _mod8_piece(xd, _TOP0)
     n1, f1 = _mod8_piece(xd, _TOP1)
     n2, f2 = _mod8_piece(xd, _TOP2)
-    n3, f3 = _piece(xd, _TOP3)                        # |x * c3| < 2**45: no mod needed
+    n3, f3 = _piece(xd, _TOP3)                        # |x * c3| < 2**42: no mod needed
     n4, f4 = _piece(xd, _TOP4)
-    n5, f5 = _piece(xd, _TOP5)
-    n6, f6 = _piece(xd, _TOP6)
+    # |x * c5| < 2**-19 and |x * c6| < 2**-46: fractions already
     # small to large, so that the big cancellations happen last and exactly
-    f = ((((((f6 + f5) + f4) + f3) + f2) + f1) + f0)
-    n = ((((((n6 + n5) + n4) + n3) + n2) + n1) + n0)
+    f = (((((xd * _TOP6 + xd * _TOP5) + f4) + f3) + f2) + f1) + f0
+    n = (((n4 + n3) + n2) + n1) + n0
     nf = rint(f)
     f = f - nf
     n = n + nf
