@@ -184,10 +184,36 @@ def coverage() -> dict:
     return covered
 
 
+def missing_primitives() -> list:
+    return sorted(set(registry) - set(coverage()))
+
+
 def test_every_primitive_has_a_spec():
-    covered = coverage()
-    missing = sorted(set(registry) - set(covered))
+    missing = missing_primitives()
     assert not missing, f"primitives no op spec exercises: {missing}; add specs to tests/op_specs.py"
+
+
+def test_registry_checks_catch_a_new_primitive():
+    """A primitive registered without a spec, or without its facets, fails the checks above."""
+    from tracejit.core import Aval
+
+    prim = tj.defop("test_only_double", "elementwise", impl=lambda x: x * 2, abstract_eval=lambda x: x)
+    try:
+        assert "test_only_double" in missing_primitives()
+        with pytest.raises(AssertionError, match="no vjp rule"):
+            check_facets(prim, [])
+        prim.vjp = lambda ct, x, out: (ct * 2,)
+        with pytest.raises(AssertionError, match="without scalar_src"):
+            check_facets(prim, [])
+        prim.scalar_src = "{0} * 2"
+        with pytest.raises(AssertionError, match="no spec exercises it"):
+            check_facets(prim, [])
+        prim.kind, prim.scalar_src = "reduce", None
+        with pytest.raises(AssertionError, match="without an identity"):
+            check_facets(prim, [])
+        assert prim.abstract_eval(Aval((2,), np.float32)).dtype == np.float32
+    finally:
+        del registry["test_only_double"]
 
 
 # Reductions the backend writes by hand instead of from ``identity`` + ``combine``: an index
@@ -199,12 +225,18 @@ DEDICATED_EMITTERS = {"argmax", "argmin"}
 def test_primitive_has_every_facet(name):
     prim = registry[name]
     assert prim.name == name
+    check_facets(prim, coverage().get(name, []))
+
+
+def check_facets(prim, examples):
+    """impl, abstract_eval; scalar_src (elementwise) or identity + combine (reductions); a vjp
+    rule when differentiable. ``examples``: equations from the specs, to render scalar_src."""
+    name = prim.name
     assert prim.kind in KINDS
     assert callable(prim.impl), f"{name}: no impl"
     assert callable(prim.abstract_eval), f"{name}: no abstract_eval"
     if prim.differentiable:
         assert callable(prim.vjp), f"{name}: differentiable but has no vjp rule"
-    examples = coverage().get(name, [])
     if prim.kind == "elementwise":
         assert prim.scalar_src is not None, f"{name}: elementwise without scalar_src"
         assert examples, f"{name}: no spec exercises it"
