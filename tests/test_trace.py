@@ -719,11 +719,38 @@ def test_object_array_argument_names_the_argument():
     assert_message(e, "argument params['W'] has dtype object")
 
 
+def test_matrix_and_masked_arguments_are_refused():
+    f = tj.trace(lambda x: x * x)
+    for bad, kind in [(np.matrix([[1.0, 2.0]]), "matrix"), (np.ma.masked_array([1.0, 2.0], [0, 1]), "MaskedArray")]:
+        with pytest.raises(TypeError) as e:
+            run(f, "graph", bad)
+        assert_message(e, f"argument 'x' is a {kind}", "np.asarray")
+
+
+def test_memmap_arguments_are_traced_and_updated_in_place(mode, tmp_path):
+    @tj.trace
+    def f(x):
+        x += 1
+        return x.sum()
+
+    mm = np.memmap(tmp_path / "data.bin", dtype=np.float32, mode="w+", shape=(4,))
+    mm[:] = 1.0
+    assert float(run(f, mode, mm)) == 8.0
+    np.testing.assert_array_equal(np.asarray(mm), np.full(4, 2.0, np.float32))
+
+
 def test_other_python_objects_name_the_argument():
     f = tj.trace(lambda x, opts: x)
     with pytest.raises(TypeError) as e:
         run(f, "graph", X3, {1, 2})
     assert_message(e, "argument 'opts' is a set", "static_argnums/static_argnames")
+
+
+def test_returning_a_non_array_is_refused():
+    f = tj.trace(lambda x: (x, "done"))
+    with pytest.raises(TypeError) as e:
+        run(f, "graph", X3)
+    assert_message(e, "returned a str (output 1)")
 
 
 def test_ragged_list_argument_through_np_asarray_is_refused(traced_mode):

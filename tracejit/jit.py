@@ -47,9 +47,13 @@ def _leaf_signature(leaf):
     sig = _SCALAR_SIGS.get(t)
     if sig is not None:
         return sig
-    if isinstance(leaf, np.generic) and not isinstance(leaf, (np.str_, np.bytes_, np.void, np.object_)):
-        return ((), leaf.dtype)
-    return None
+    if isinstance(leaf, np.ndarray) and not isinstance(leaf, (np.matrix, np.ma.MaskedArray)):
+        t = np.ndarray  # a subclass with array semantics (np.memmap ...): traced as its data
+    elif not isinstance(leaf, np.generic):
+        return None
+    if leaf.dtype.hasobject or leaf.dtype.kind in "SUVMm":
+        return None
+    return (leaf.shape, leaf.dtype)
 
 
 def _leaf_aval(sig) -> Aval:
@@ -197,7 +201,7 @@ class Traced:
         n = program.n_results
         for position, new_value in zip(program.mutated, outs[n:]):
             target = leaves[position]
-            if type(target) is np.ndarray:
+            if isinstance(target, np.ndarray):
                 np.copyto(target, new_value)
         results = [o[()] if o.ndim == 0 else o for o in outs[:n]]
         return pytree.unflatten(program.out_tree, results)
@@ -206,7 +210,7 @@ class Traced:
         names = None
         for position in mutated:
             target = leaves[position]
-            if type(target) is np.ndarray and not target.flags.writeable:
+            if isinstance(target, np.ndarray) and not target.flags.writeable:
                 names = names or self._leaf_names(leaves)
                 raise ValueError(f"{self.__name__}: argument {names[position]} is updated in place but is read-only")
 
@@ -301,7 +305,10 @@ class Traced:
             if isinstance(leaf, (str, bytes)):
                 raise TypeError(f"{fname}: argument {_label(name)} is a string, which cannot be traced. Mark it static: "
                                 f"{self._static_advice(name)}")
-            if isinstance(leaf, np.ndarray):
+            if isinstance(leaf, (np.matrix, np.ma.MaskedArray)):
+                raise TypeError(f"{fname}: argument {_label(name)} is a {type(leaf).__name__}, whose operators differ "
+                                "from ndarray's; pass np.asarray(...) of it")
+            if isinstance(leaf, (np.ndarray, np.generic)):
                 raise TypeError(f"{fname}: argument {_label(name)} has dtype {leaf.dtype}, which tracejit cannot trace "
                                 "(numeric and bool dtypes only)")
             raise TypeError(f"{fname}: argument {_label(name)} is a {type(leaf).__name__}; traced arguments must be "
