@@ -216,7 +216,7 @@ def exhaustive(names):
         i = int(np.argmax(worst))
         x = np.array([where[i]], np.uint32).view(np.float32)[0]
         with np.errstate(all="ignore"):
-            got = f(x)
+            got = np.float32(f(x))
             want = np.float32(REFERENCE_F64[name](np.float64(x)))
         print(f"{name:8s} max {int(worst[i])} ulp at x = {x!r} (bits 0x{int(where[i]):08x}): "
               f"got {got!r}, correctly rounded {want!r}   [{time.perf_counter() - t:.0f} s]",

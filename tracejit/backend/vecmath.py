@@ -147,6 +147,18 @@ def _sra_i32(typingctx, x, n):
     return types.int32(x, n), codegen
 
 
+@intrinsic
+def _always_inline(typingctx):
+    """Mark the function being compiled ``alwaysinline`` for LLVM. The kernels are separate
+    Numba functions that LLVM inlines into the calling loop (keeping their own fastmath-free
+    flags); past a size threshold (pow, sin) LLVM would keep them as calls, and a call in
+    the loop body stops vectorisation."""
+    def codegen(context, builder, signature, args):
+        builder.function.attributes.add("alwaysinline")
+        return context.get_dummy_value()
+    return types.none(), codegen
+
+
 rint = intrinsic(_unary_llvm("llvm.rint"))
 rint.__doc__ = "Round to the nearest integer, ties to even (``llvm.rint``), result stays a float."
 floor = intrinsic(_unary_llvm("llvm.floor"))
@@ -160,7 +172,7 @@ floor.__doc__ = "``llvm.floor``: the float result, unlike ``math.floor`` which N
 #: The flags every function here is compiled with. ``fastmath`` must stay off: the kernels rely
 #: on IEEE semantics (NaN tests, exact range reduction, the order of the additions).
 #: ``error_model='numpy'`` keeps divisions free of the Python ZeroDivisionError branch.
-NJIT_OPTIONS = dict(fastmath=False, error_model="numpy", nogil=True)
+NJIT_OPTIONS = dict(fastmath=False, error_model="numpy", nogil=True, cache=True)
 
 _jit = numba.njit(**NJIT_OPTIONS)
 
@@ -256,12 +268,14 @@ _LG7 = F64(1.479819860511658591e-01)
 def _pow2_f32(kf):
     """2**k as a float32 for an integer-valued float32 -126 <= k <= 127: the shifted sum
     k + 1.5 * 2**23 + 127 has k + 127 in its low mantissa bits, moved to the exponent field."""
+    _always_inline()
     return i32_as_f32(f32_as_i32(kf + _F32_SHIFT127) << 23)
 
 
 @_jit
 def _exp_f32_core(x):
     """exp(x) for a float32 x that may be NaN or +-inf; exact IEEE special cases."""
+    _always_inline()
     x = F32(88.8) if x > F32(88.8) else x            # exp overflows past 88.7228
     x = F32(-104.0) if x < F32(-104.0) else x        # exp(-104) rounds to +0
     kf = fmuladd(x, _F32_LOG2E, _F32_SHIFT) - _F32_SHIFT   # round(x / ln 2)
@@ -280,6 +294,7 @@ def _exp_f32_core(x):
 @_jit
 def _expm1_f32_core(x):
     """expm1(x) for a float32 x (NaN-safe), without the sign of zero fix-up."""
+    _always_inline()
     x = F32(88.8) if x > F32(88.8) else x
     x = F32(-17.5) if x < F32(-17.5) else x          # expm1 rounds to -1 below -17.33
     kf = fmuladd(x, _F32_LOG2E, _F32_SHIFT) - _F32_SHIFT
@@ -300,12 +315,14 @@ def _expm1_f32_core(x):
 @_jit
 def exp_f32(x):
     """exp for float32: <= 1 ulp, subnormal results and overflow as NumPy."""
+    _always_inline()
     return _exp_f32_core(F32(x))
 
 
 @_jit
 def expm1_f32(x):
     """expm1 for float32; expm1(-0) = -0."""
+    _always_inline()
     x = F32(x)
     r = _expm1_f32_core(x)
     return x if x == _F32_ZERO else r
@@ -314,6 +331,7 @@ def expm1_f32(x):
 @_jit
 def log_f32(x):
     """Natural log for float32; subnormal inputs handled, log(0) = -inf, log(x<0) = nan."""
+    _always_inline()
     x = F32(x)
     small = x < _F32_MIN_NORMAL
     xs = x * _F32_TWO25 if small else x
@@ -337,6 +355,7 @@ def log_f32(x):
 
 @_jit
 def _copysign_f32(mag, sign_of):
+    _always_inline()
     return i32_as_f32(f32_as_i32(mag) | (f32_as_i32(sign_of) & -0x80000000))
 
 
@@ -344,6 +363,7 @@ def _copysign_f32(mag, sign_of):
 def tanh_f32(x):
     """tanh for float32 from e = expm1(2|x|): e / (e + 2), or 1 - 2 / (e + 2) for |x| > 0.625,
     with the sign of x; exactly +-1 for |x| >= 9.0109, tanh(-0) = -0."""
+    _always_inline()
     x = F32(x)
     a = abs(x)
     a = F32(9.5) if a > F32(9.5) else a
@@ -357,6 +377,7 @@ def tanh_f32(x):
 @_jit
 def sigmoid_f32(x):
     """1 / (1 + exp(-x)) for float32, without overflow: exp(-|x|) then 1/(1+e) or e/(1+e)."""
+    _always_inline()
     x = F32(x)
     e = _exp_f32_core(-abs(x))
     d = _F32_ONE + e
@@ -366,6 +387,7 @@ def sigmoid_f32(x):
 @_jit
 def log1p_f32(x):
     """log1p for float32: log(u) * x / (u - 1) with u = 1 + x (Kahan's trick), x where u = 1."""
+    _always_inline()
     x = F32(x)
     u = _F32_ONE + x
     r = log_f32(u) * (x / (u - _F32_ONE))
@@ -381,12 +403,14 @@ def log1p_f32(x):
 @_jit
 def _pow2_f64(k):
     """2**k as a float64 for an integer -1022 <= k <= 1023."""
+    _always_inline()
     return i64_as_f64((k + 1023) << 52)
 
 
 @_jit
 def _expm1_poly_f64(r):
     """expm1(r) for |r| <= ln2/2 (Estrin's scheme)."""
+    _always_inline()
     r2 = r * r
     r4 = r2 * r2
     r8 = r4 * r4
@@ -405,6 +429,7 @@ def _expm1_poly_f64(r):
 
 @_jit
 def _reduce_ln2_f64(x):
+    _always_inline()
     t = fmuladd(x, _F64_LOG2E, _F64_SHIFT)
     kf = t - _F64_SHIFT
     k = f64_as_i64(t) - _F64_SHIFT_BITS
@@ -415,6 +440,7 @@ def _reduce_ln2_f64(x):
 
 @_jit
 def _exp_f64_core(x):
+    _always_inline()
     x = F64(710.0) if x > F64(710.0) else x
     x = F64(-746.0) if x < F64(-746.0) else x
     k, r = _reduce_ln2_f64(x)
@@ -425,6 +451,7 @@ def _exp_f64_core(x):
 
 @_jit
 def _expm1_f64_core(x):
+    _always_inline()
     x = F64(710.0) if x > F64(710.0) else x
     x = F64(-40.0) if x < F64(-40.0) else x
     k, r = _reduce_ln2_f64(x)
@@ -440,6 +467,7 @@ def _expm1_f64_core(x):
 @_jit
 def _log_f64_core(x):
     """log for x > 0 finite (other inputs give garbage, fixed up by the callers)."""
+    _always_inline()
     small = x < _F64_MIN_NORMAL
     xs = x * _F64_TWO54 if small else x
     ix = f64_as_i64(xs) + ((0x3FF00000 - 0x3FE6A09E) << 32)
@@ -461,12 +489,14 @@ def _log_f64_core(x):
 @_jit
 def exp_f64(x):
     """exp for float64: ~1 ulp, subnormal results and overflow as NumPy."""
+    _always_inline()
     return _exp_f64_core(F64(x))
 
 
 @_jit
 def expm1_f64(x):
     """expm1 for float64; expm1(-0) = -0."""
+    _always_inline()
     x = F64(x)
     r = _expm1_f64_core(x)
     return x if x == _F64_ZERO else r
@@ -475,6 +505,7 @@ def expm1_f64(x):
 @_jit
 def log_f64(x):
     """Natural log for float64; subnormal inputs handled, log(0) = -inf, log(x<0) = nan."""
+    _always_inline()
     x = F64(x)
     res = _log_f64_core(x)
     res = _F64_NINF if x == _F64_ZERO else res
@@ -484,12 +515,14 @@ def log_f64(x):
 
 @_jit
 def _copysign_f64(mag, sign_of):
+    _always_inline()
     return i64_as_f64(f64_as_i64(mag) | (f64_as_i64(sign_of) & (-0x7FFFFFFFFFFFFFFF - 1)))
 
 
 @_jit
 def tanh_f64(x):
     """tanh for float64 via expm1; exactly +-1 for |x| >= 19.06, tanh(-0) = -0."""
+    _always_inline()
     x = F64(x)
     a = abs(x)
     a = F64(20.0) if a > F64(20.0) else a
@@ -502,6 +535,7 @@ def tanh_f64(x):
 @_jit
 def sigmoid_f64(x):
     """1 / (1 + exp(-x)) for float64, without overflow."""
+    _always_inline()
     x = F64(x)
     e = _exp_f64_core(-abs(x))
     d = _F64_ONE + e
@@ -511,6 +545,7 @@ def sigmoid_f64(x):
 @_jit
 def log1p_f64(x):
     """log1p for float64 (Kahan's trick on log_f64)."""
+    _always_inline()
     x = F64(x)
     u = _F64_ONE + x
     r = log_f64(u) * (x / (u - _F64_ONE))
@@ -523,6 +558,7 @@ def _pow_special_f64(x, y, r):
     """NumPy's (C99's) special cases of pow around r = exp(y * log|x|) computed for |x|:
     the sign for a negative base and an odd integer exponent, nan for a negative finite base
     and a non-integer finite exponent, and pow(x, +-0) = pow(1, y) = pow(-1, +-inf) = 1."""
+    _always_inline()
     fy = floor(y)
     y_int = fy == y                                   # true for +-inf too
     y_odd = y_int & (floor(y * _F64_HALF) * _F64_TWO != y)
@@ -538,6 +574,7 @@ def _pow_special_f64(x, y, r):
 def pow_f64(x, y):
     """x ** y for float64 as exp(y * log|x|) plus NumPy's special cases. Relative error
     <= ~1e-13 (it grows with |y * log x|, not a few ulp): see the module notes."""
+    _always_inline()
     x = F64(x)
     y = F64(y)
     ax = abs(x)
@@ -551,6 +588,7 @@ def pow_f64(x, y):
 @_jit
 def pow_f32(x, y):
     """x ** y for float32, computed in float64 then rounded once: <= 1 ulp."""
+    _always_inline()
     xd = F64(F32(x))
     yd = F64(F32(y))
     return F32(pow_f64(xd, yd))
@@ -581,6 +619,7 @@ _COS_C = tuple(F64(v) for v in (-1 / 2, 1 / 24, -1 / 720, 1 / 40320, -1 / 362880
 @_jit
 def _mod8_piece(xd, c):
     """(integer part, fraction) of (xd * c) mod 8, both exact."""
+    _always_inline()
     p = xd * c
     p = fmuladd(rint(p * _F64_EIGHTH), -_F64_EIGHT, p)
     n = rint(p)
@@ -589,6 +628,7 @@ def _mod8_piece(xd, c):
 
 @_jit
 def _piece(xd, c):
+    _always_inline()
     p = xd * c
     n = rint(p)
     return n, p - n
@@ -597,6 +637,7 @@ def _piece(xd, c):
 @_jit
 def _reduce_pio2_f32(x):
     """(q, y): x = (4m + q) pi/2 + y with |y| <= pi/4 (y as float64, q in 0..3 as float64)."""
+    _always_inline()
     xd = F64(x)
     n0, f0 = _mod8_piece(xd, _TOP0)
     n1, f1 = _mod8_piece(xd, _TOP1)
@@ -616,12 +657,14 @@ def _reduce_pio2_f32(x):
 
 @_jit
 def _sin_poly(y, y2):
+    _always_inline()
     p = fmuladd(fmuladd(fmuladd(fmuladd(_S5, y2, _S4), y2, _S3), y2, _S2), y2, _S1)
     return fmuladd(y * y2, p, y)
 
 
 @_jit
 def _cos_poly(y2):
+    _always_inline()
     p = fmuladd(fmuladd(fmuladd(fmuladd(_C5, y2, _C4), y2, _C3), y2, _C2), y2, _C1)
     return fmuladd(y2, p, _F64_ONE)
 
@@ -629,6 +672,7 @@ def _cos_poly(y2):
 @_jit
 def sin_f32(x):
     """sin for float32 over the whole float32 range (exact reduction, float64 kernel)."""
+    _always_inline()
     x = F32(x)
     q, y = _reduce_pio2_f32(x)
     y2 = y * y
@@ -644,6 +688,7 @@ def sin_f32(x):
 @_jit
 def cos_f32(x):
     """cos for float32 over the whole float32 range (exact reduction, float64 kernel)."""
+    _always_inline()
     x = F32(x)
     q, y = _reduce_pio2_f32(x)
     y2 = y * y
