@@ -17,6 +17,6 @@ if __name__ == "__main__":
     from tracejit.bench.__main__ import main
 
     outputs = ["--markdown", "benchmarks/RESULTS.md", "--plot", "benchmarks/speedup.png",
-               "--json", "benchmarks/results.json"]
+               "--json", "benchmarks/results.json", "--fresh-cache"]
     sys.exit(main(outputs + sys.argv[1:], command="python benchmarks/run.py" +
                   "".join(" " + a for a in sys.argv[1:])))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import sys
 
 import numpy as np
@@ -274,3 +275,20 @@ def test_plot_written(tmp_path, no_peers):
     report = bench.run(["dispatch", "elementwise_1m"], size="tiny", peers=(), progress=False, **FAST)
     assert plot.plot_report(report, tmp_path / "p.png") is None
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_fresh_cache_is_temporary(monkeypatch):
+    monkeypatch.setenv("TRACEJIT_CACHE_DIR", "/somewhere/else")
+    wl = workloads.WORKLOADS["dispatch"]
+    seen = []
+    make_inputs = wl.make_inputs
+
+    def spy(size):
+        seen.append(os.environ["TRACEJIT_CACHE_DIR"])
+        return make_inputs(size)
+
+    monkeypatch.setattr(wl, "make_inputs", spy)
+    report = bench.run(["dispatch"], size="tiny", systems=("numpy",), fresh_cache=True, progress=False, **FAST)
+    assert report["dispatch"]["numpy"].ok and report.params["fresh_cache"] is True
+    assert len(seen) == 1 and "tracejit-bench-cache-" in seen[0] and not os.path.exists(seen[0])
+    assert os.environ["TRACEJIT_CACHE_DIR"] == "/somewhere/else"

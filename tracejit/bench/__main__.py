@@ -43,6 +43,8 @@ def parser():
     p.add_argument("--warmup", type=int, help="warm-up calls per system")
     p.add_argument("--max-time", type=float, help="seconds of timed rounds per workload (at least 3 rounds)")
     p.add_argument("--timeout", type=float, help="give up on a system whose first call (compilation) takes longer")
+    p.add_argument("--fresh-cache", action="store_true",
+                   help="compile into an empty temporary TRACEJIT_CACHE_DIR (first calls are cold compiles)")
     p.add_argument("--tiny", action="store_true", help="tiny sizes (a smoke test of the harness, not a benchmark)")
     p.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
     p.add_argument("--strict", action="store_true", help="exit with status 1 if a system failed or disagreed")
@@ -74,7 +76,8 @@ def main(argv=None, command=None):
                                                                                    else sys.argv[1:]))
     report = run(names, quick=args.quick, size="tiny" if args.tiny else None, systems=args.systems,
                  peers=args.peers, torch_compile=args.torch_compile, repeat=args.repeat, warmup=args.warmup,
-                 max_time=args.max_time, first_call_timeout=args.timeout, progress=not args.no_progress,
+                 max_time=args.max_time, first_call_timeout=args.timeout, fresh_cache=args.fresh_cache,
+                 progress=not args.no_progress,
                  command=command)
     plot_written = False
     if args.plot:

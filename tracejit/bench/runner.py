@@ -1,6 +1,9 @@
 """Running the standard workloads (``tj.bench.run``) and one-off comparisons (``tj.bench.compare``)."""
 from __future__ import annotations
 
+import os
+import tempfile
+
 import numpy as np
 
 from . import workloads as W
@@ -109,7 +112,7 @@ def _build(wl, name, args):
 
 def run(workloads=None, *, quick=False, size=None, systems=DEFAULT_SYSTEMS, peers=("jax", "torch"),
         torch_compile=None, repeat=None, warmup=None, max_time=None, min_sample_time=None,
-        first_call_timeout=None, progress=True, command=None) -> Report:
+        first_call_timeout=None, fresh_cache=False, progress=True, command=None) -> Report:
     """Run the standard workloads and return a ``Report``.
 
     ``workloads``: names or prefixes (default: all, or the quick set); ``"compile"`` is the
@@ -117,8 +120,27 @@ def run(workloads=None, *, quick=False, size=None, systems=DEFAULT_SYSTEMS, peer
     ``quick``). ``systems``: which columns to run (add ``"graph"`` for the reference
     interpreter). ``peers``: which of ``"jax"``, ``"torch"`` to try (missing ones show
     "not installed"). ``torch_compile``: run ``torch.compile`` (default: not with ``quick``, as
-    it compiles for tens of seconds). The other arguments override ``SETTINGS[size]``.
+    it compiles for tens of seconds). ``fresh_cache``: compile into an empty temporary
+    ``TRACEJIT_CACHE_DIR``, so first calls are cold compiles rather than disk-cache loads.
+    The other arguments override ``SETTINGS[size]``.
     """
+    if fresh_cache:
+        saved = os.environ.get("TRACEJIT_CACHE_DIR")
+        with tempfile.TemporaryDirectory(prefix="tracejit-bench-cache-") as tmp:
+            os.environ["TRACEJIT_CACHE_DIR"] = tmp
+            try:
+                report = run(workloads, quick=quick, size=size, systems=systems, peers=peers,
+                             torch_compile=torch_compile, repeat=repeat, warmup=warmup, max_time=max_time,
+                             min_sample_time=min_sample_time, first_call_timeout=first_call_timeout,
+                             progress=progress, command=command)
+            finally:
+                if saved is None:
+                    os.environ.pop("TRACEJIT_CACHE_DIR", None)
+                else:
+                    os.environ["TRACEJIT_CACHE_DIR"] = saved
+        report.params["fresh_cache"] = True
+        report.machine.setdefault("env", {}).pop("TRACEJIT_CACHE_DIR", None)
+        return report
     size = size or ("quick" if quick else "full")
     cfg = dict(SETTINGS[size])
     for k, v in dict(repeat=repeat, warmup=warmup, max_time=max_time, min_sample_time=min_sample_time,
