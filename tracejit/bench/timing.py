@@ -54,7 +54,9 @@ class System:
         self.traced = traced
         self.mode = mode
         self.check = check
-        self.status = status if call is not None or status != "ok" else "unavailable"
+        if call is None and status == "ok":
+            raise ValueError(f"system {name!r} has nothing to call; give a status saying why")
+        self.status = status
         self.note = note
 
 

@@ -111,7 +111,9 @@ class Workload:
     ``sizes`` maps ``"full"``, ``"quick"`` and ``"tiny"`` to the argument of ``make_inputs``
     (``None`` for ``"quick"`` leaves the workload out of ``--quick``). ``make_inputs(size)``
     returns the argument tuple (NumPy arrays and Python numbers); each ``*_fn`` factory returns
-    a function taking those arguments.
+    a function taking those arguments: ``numpy_fn()``, ``tracejit_fn(tj)`` (``needs`` lists the
+    ``tj`` attributes it uses), ``jax_fn(jax, jnp)`` and ``torch_fn(torch, for_compile)``.
+    ``extra`` maps more system names to ``builder(args) -> Impl``.
     """
 
     def __init__(self, name, title, *, sizes, make_inputs, numpy_fn, tracejit_fn=None, needs=(),
