@@ -214,6 +214,12 @@ _EM1F_C2 = F32(float.fromhex("0x1.555736p-5"))
 _EM1F_C3 = F32(float.fromhex("0x1.12287cp-7"))
 _EM1F_C4 = F32(float.fromhex("0x1.6b55a2p-10"))
 
+# tanh(x) ~ x + x^3 * poly(x^2) on |x| <= 0.625: least squares fit, reweighted towards
+# minimax relative error (2**-32 before rounding the coefficients to float32).
+_TANHF_C = tuple(F32(float.fromhex(h)) for h in (
+    "-0x1.5555540000000p-2", "0x1.1110600000000p-3", "-0x1.b9ed7e0000000p-5", "0x1.6381300000000p-6", "-0x1.0bc8540000000p-7", "0x1.184df60000000p-9"))
+(_TANHF_C0, _TANHF_C1, _TANHF_C2, _TANHF_C3, _TANHF_C4, _TANHF_C5) = _TANHF_C
+
 # log(1+f) = f - f^2/2 + f^3 * poly(f) on sqrt(1/2)-1 <= f < sqrt(2)-1 (Cephes logf).
 _LOGF_P = tuple(F32(v) for v in (
     7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1,
@@ -361,17 +367,20 @@ def _copysign_f32(mag, sign_of):
 
 @_jit
 def tanh_f32(x):
-    """tanh for float32 from e = expm1(2|x|): e / (e + 2), or 1 - 2 / (e + 2) for |x| > 0.625,
-    with the sign of x; exactly +-1 for |x| >= 9.0109, tanh(-0) = -0."""
+    """tanh for float32: an odd polynomial for |x| <= 0.625, 1 - 2 / (expm1(2|x|) + 2) with
+    the sign of x beyond; exactly +-1 for |x| >= 9.0109, tanh(-0) = -0."""
     _always_inline()
     x = F32(x)
     a = abs(x)
-    a = F32(9.5) if a > F32(9.5) else a
-    e = _expm1_f32_core(a + a)
-    d = e + _F32_TWO
-    # e / d near 0; 1 - 2 / d once e + 2 rounds (large e), where it is exact to the last bit
-    t = _F32_ONE - _F32_TWO / d if a > F32(0.625) else e / d
-    return _copysign_f32(t, x)
+    z = x * x
+    p = fmuladd(fmuladd(fmuladd(fmuladd(fmuladd(_TANHF_C5, z, _TANHF_C4), z, _TANHF_C3), z,
+                                _TANHF_C2), z, _TANHF_C1), z, _TANHF_C0)
+    small = fmuladd(a * z, p, a)
+    # Beyond 0.625 the subtraction from 1 is exact to the last bit, also once e + 2 rounds.
+    ac = F32(9.5) if a > F32(9.5) else a
+    e = _expm1_f32_core(ac + ac)
+    big = _F32_ONE - _F32_TWO / (e + _F32_TWO)
+    return _copysign_f32(big if a > F32(0.625) else small, x)
 
 
 @_jit
@@ -380,8 +389,7 @@ def sigmoid_f32(x):
     _always_inline()
     x = F32(x)
     e = _exp_f32_core(-abs(x))
-    d = _F32_ONE + e
-    return _F32_ONE / d if x >= _F32_ZERO else e / d
+    return (_F32_ONE if x >= _F32_ZERO else e) / (_F32_ONE + e)
 
 
 @_jit
@@ -527,8 +535,8 @@ def tanh_f64(x):
     a = abs(x)
     a = F64(20.0) if a > F64(20.0) else a
     e = _expm1_f64_core(a + a)
-    d = e + _F64_TWO
-    t = _F64_ONE - _F64_TWO / d if a > F64(0.625) else e / d
+    big = a > F64(0.625)
+    t = (-_F64_TWO if big else e) / (e + _F64_TWO) + (_F64_ONE if big else _F64_ZERO)
     return _copysign_f64(t, x)
 
 
@@ -538,8 +546,7 @@ def sigmoid_f64(x):
     _always_inline()
     x = F64(x)
     e = _exp_f64_core(-abs(x))
-    d = _F64_ONE + e
-    return _F64_ONE / d if x >= _F64_ZERO else e / d
+    return (_F64_ONE if x >= _F64_ZERO else e) / (_F64_ONE + e)
 
 
 @_jit
