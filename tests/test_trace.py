@@ -589,6 +589,30 @@ def test_global_arrays_are_captured_by_reference(mode):
         assert f.stats["traces"] == 1
 
 
+def test_rebinding_a_global_or_closure_array_retraces(mode):
+    global GLOBAL_WEIGHTS
+    bias = np.zeros(3)
+
+    @tj.trace
+    def f(x):
+        return x * GLOBAL_WEIGHTS + bias
+
+    GLOBAL_WEIGHTS = np.ones(3)
+    np.testing.assert_array_equal(run(f, mode, X3), X3)
+    GLOBAL_WEIGHTS = GLOBAL_WEIGHTS * 3  # a new array under the same name, as in W = W - lr * g
+    np.testing.assert_array_equal(run(f, mode, X3), X3 * 3)
+    bias = np.ones(3)  # noqa: F841 -- read by f through its closure
+    np.testing.assert_array_equal(run(f, mode, X3), X3 * 3 + 1)
+    if mode != "eager":
+        assert f.stats["retraces"] == ["global 'GLOBAL_WEIGHTS' was rebound to a different array",
+                                       "closure variable 'bias' was rebound to a different array"]
+        run(f, mode, X3)
+        assert f.stats["traces"] == 3 and f.stats["cache_hits"] == 1
+
+
+GLOBAL_WEIGHTS = None
+
+
 # ----------------------------------------------------------------------------- concretization
 
 

@@ -85,14 +85,54 @@ def _as_runtime_array(leaf, sig):
 class _Entry:
     """One traced signature: its optimised program and, lazily, its runners per mode."""
 
-    __slots__ = ("program", "raw_graph", "runners", "leaf_sigs", "compiled")
+    __slots__ = ("program", "raw_graph", "runners", "leaf_sigs", "compiled", "bindings")
 
-    def __init__(self, program, raw_graph, leaf_sigs):
+    def __init__(self, program, raw_graph, leaf_sigs, bindings=()):
         self.program = program
         self.raw_graph = raw_graph
         self.leaf_sigs = leaf_sigs
         self.runners = {}
         self.compiled = None
+        self.bindings = bindings
+
+
+def _bindings(fn, captured) -> tuple:
+    """The function's own global names and closure variables that held the arrays it captured.
+
+    Captured arrays are inputs by reference: in-place changes are seen. Rebinding the name to a
+    new array (``W = W - lr * g`` at module level) is caught by checking these on each call.
+    """
+    code = getattr(fn, "__code__", None)
+    wanted = {id(v) for v in captured if isinstance(v, np.ndarray)}
+    if code is None or not wanted:
+        return ()
+    found = []
+    namespace = getattr(fn, "__globals__", {})
+    for name in code.co_names:
+        value = namespace.get(name)
+        if value is not None and id(value) in wanted:
+            found.append(("global", name, namespace, value))
+    for name, cell in zip(code.co_freevars, getattr(fn, "__closure__", None) or ()):
+        try:
+            value = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if id(value) in wanted:
+            found.append(("closure variable", name, cell, value))
+    return tuple(found)
+
+
+def _rebound(bindings) -> str | None:
+    """Why a captured global or closure variable no longer holds the array traced, or None."""
+    for kind, name, where, value in bindings:
+        try:
+            current = where.get(name) if kind == "global" else where.cell_contents
+        except ValueError:
+            current = None
+        if current is not value:
+            now = "a different array" if isinstance(current, np.ndarray) else f"a {type(current).__name__}"
+            return f"{kind} {name!r} was rebound to {now}"
+    return None
 
 
 class Traced:
@@ -182,6 +222,8 @@ class Traced:
             raise self._unhashable_static(key) from None
         if entry is None:
             entry = self._miss(key, leaves, args, kwargs)
+        elif entry.bindings and _rebound(entry.bindings):
+            entry = self._miss(key, leaves, args, kwargs, stale=entry)
         else:
             self.stats["cache_hits"] += 1
         if self.check:
@@ -215,14 +257,16 @@ class Traced:
                 raise ValueError(f"{self.__name__}: argument {names[position]} is updated in place but is read-only")
 
     # ------------------------------------------------------------------------- tracing
-    def _miss(self, key, leaves, args, kwargs):
+    def _miss(self, key, leaves, args, kwargs, stale=None):
         with self._lock:
             entry = self._cache.get(key)
-            if entry is not None:  # another thread traced it while we waited
+            if entry is not None and entry is not stale:  # another thread traced it while we waited
                 return entry
             names = self._leaf_names(leaves, args, kwargs)
             self._validate(key, leaves, names)
-            if self._cache:
+            if stale is not None:
+                self._record_retrace(key, names, _rebound(stale.bindings))
+            elif self._cache:
                 self._record_retrace(key, names)
             entry = self._trace(key, args, kwargs, names)
             self._cache[key] = entry
@@ -252,7 +296,7 @@ class Traced:
         if log_enabled("graph"):
             log("graph", f"{self.__name__} as traced ({len(raw.eqns)} equations):\n{raw}")
             log("graph", f"{self.__name__} after passes ({len(program.graph.eqns)} equations):\n{program.graph}")
-        return _Entry(program, raw, sigs)
+        return _Entry(program, raw, sigs, _bindings(self.fn, program.captured))
 
     def _merge_statics(self, dyn_args, dyn_kwargs, statics):
         args = list(dyn_args)
@@ -334,8 +378,8 @@ class Traced:
                                  f"cache key), got a {type(value).__name__}")
         return TypeError("unhashable argument")
 
-    def _record_retrace(self, key, names):
-        reason = self._diff(self._closest_key(key), key, names)
+    def _record_retrace(self, key, names, reason=None):
+        reason = reason or self._diff(self._closest_key(key), key, names)
         self.stats["retraces"].append(reason)
         log("retrace", f"{self.__name__}: retrace #{len(self.stats['retraces'])} because {reason}")
         if len(self.stats["retraces"]) >= RETRACE_WARNING_THRESHOLD and not self._warned:
