@@ -12,7 +12,8 @@ mutating them (in-place behaviour is tested in test_trace.py).
 
 ``grad=True`` marks specs whose float64 array arguments are smooth points of the function, so
 finite-difference gradient checks may use them. ``tags``: "specials" specs feed NaN, infinities
-and signed zeros, and run with NumPy's floating-point warnings silenced.
+and signed zeros, and run with NumPy's floating-point warnings silenced; "ufunc_methods" specs
+use ``np.add.reduce`` and the like, which the ``tj.numpy`` namespace does not spell.
 """
 from __future__ import annotations
 
@@ -277,7 +278,8 @@ spec("sum", lambda t: (t.sum(), np.sum(t, axis=0), t.sum(axis=-1), t.sum(axis=(0
 spec("sum_dtypes", lambda i, b, u, x: (i.sum(), np.sum(b), b.sum(axis=0), u.sum(), i.sum(dtype=np.float64),
                                        x.sum(dtype=np.float64), np.sum(i, dtype=np.int8)), I8, BM, U8, A32)
 spec("sum_empty", lambda e: (e.sum(), e.sum(axis=0), e.sum(axis=1), e.max(axis=1), e.mean(axis=1)), EMPTY)
-spec("add_reduce", lambda x: (np.add.reduce(x), np.add.reduce(x, axis=1), np.maximum.reduce(x, axis=-1)), A)
+spec("add_reduce", lambda x: (np.add.reduce(x), np.add.reduce(x, axis=1), np.maximum.reduce(x, axis=-1)), A,
+     tags=("ufunc_methods",))
 spec("mean", lambda t: (t.mean(), np.mean(t, axis=1), t.mean(axis=(0, -1), keepdims=True)), T3, grad=True)
 spec("mean_int_f32", lambda i, x: (i.mean(), np.mean(x, axis=0), np.mean(i, axis=-1, dtype=np.float32)), I32, A32)
 spec("var_std", lambda t: (t.var(), np.var(t, axis=0), t.std(axis=-1), np.std(t, ddof=1), t.var(axis=1, keepdims=True)),

@@ -14,6 +14,7 @@ compiles once.
 from __future__ import annotations
 
 import contextlib
+import types
 
 import numpy as np
 import pytest
@@ -101,6 +102,23 @@ def check_traced_matches_eager(spec, mode):
     again = run(t, mode, *args)  # a cache hit: same answer, no new trace
     assert_tree_close(again, expected, f"{spec.name} ({mode}, second call)")
     assert t.stats["traces"] == 1 and t.stats["retraces"] == []
+
+
+def with_namespace(fn, namespace):
+    """``fn`` with the name ``np`` bound to ``namespace`` instead of NumPy."""
+    scope = dict(fn.__globals__, np=namespace)
+    return types.FunctionType(fn.__code__, scope, fn.__name__, fn.__defaults__, fn.__closure__)
+
+
+@pytest.mark.parametrize("spec", [s for s in SPECS if "ufunc_methods" not in s.tags], ids=spec_id)
+def test_tj_numpy_namespace_matches_numpy(spec):
+    """The same specs written against ``tj.numpy``: on arrays they are NumPy, traced they agree."""
+    fn = with_namespace(spec.fn, tj.numpy)
+    with fp_errors(spec):
+        expected = spec.fn(*copy_args(spec.args))
+        assert_tree_close(fn(*copy_args(spec.args)), expected, f"{spec.name} (tj.numpy on arrays)")
+        traced_fn = tj.trace(fn, static_argnums=spec.static_argnums)
+        assert_tree_close(run(traced_fn, "graph", *copy_args(spec.args)), expected, f"{spec.name} (tj.numpy, graph)")
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=spec_id)
