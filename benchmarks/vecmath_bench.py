@@ -49,11 +49,18 @@ LIBM_SCALAR = {"exp": np.exp, "log": np.log, "tanh": np.tanh, "log1p": np.log1p,
                "sigmoid": numba.njit(_sig_libm)}
 
 
-def _make_loop(f):
-    @numba.njit(error_model="numpy")
-    def loop(x, out):
-        for i in range(x.shape[0]):
-            out[i] = f(x[i])
+def _make_loop(f, wide=False):
+    if wide:
+        @numba.njit(error_model="numpy")
+        def loop(x, out):
+            vm.prefer_vector_width_512()
+            for i in range(x.shape[0]):
+                out[i] = f(x[i])
+    else:
+        @numba.njit(error_model="numpy")
+        def loop(x, out):
+            for i in range(x.shape[0]):
+                out[i] = f(x[i])
     return loop
 
 
@@ -69,11 +76,12 @@ def _median_time(fn, reps):
     return float(np.median(ts)), float(np.min(ts))
 
 
-def _row(name, t_ours, t_np, t_libm, n, width):
+def _row(name, t_ours, t_wide, t_np, t_libm, n, width):
     ns = 1e9 / n
-    return (f"{name:9s} {t_ours[0] * ns:7.3f} ({t_ours[1] * ns:6.3f}) {t_np[0] * ns:7.3f} "
-            f"({t_np[1] * ns:6.3f}) {t_libm[0] * ns:9.2f} {t_np[0] / t_ours[0]:8.2f}x "
-            f"({t_np[1] / t_ours[1]:5.2f}x) {t_libm[0] / t_ours[0]:7.1f}x  {width}")
+    return (f"{name:8s} {t_ours[0] * ns:6.3f} ({t_ours[1] * ns:5.3f}) {t_wide[0] * ns:6.3f} "
+            f"({t_wide[1] * ns:5.3f}) {t_np[0] * ns:6.3f} ({t_np[1] * ns:5.3f}) "
+            f"{t_libm[0] * ns:7.2f}  {t_np[0] / t_ours[0]:5.2f}x {t_np[0] / t_wide[0]:5.2f}x "
+            f"{t_libm[0] / t_ours[0]:6.1f}x  {width}")
 
 
 def _vector_width(loop, sig):
@@ -93,20 +101,25 @@ def _input(name, n, rng):
 
 def bench_speed(n, reps):
     rng = np.random.default_rng(0)
-    print(f"N = {n} float32, single thread; ns per element, median of {reps} (min)")
-    print(f"{'function':9s} {'vecmath':>16s} {'numpy':>16s} {'libm loop':>9s} "
-          f"{'numpy / vecmath':>17s} {'libm/vm':>8s}  vectorised")
+    print(f"N = {n} float32, single thread; ns per element, median of {reps} (min).")
+    print("vm: vecmath loop; vm512: the same with prefer_vector_width_512(); libm: np.f in the "
+          "Numba loop;\nnp/vm, np/vm512, libm/vm: speed-ups from the medians")
+    print(f"{'function':8s} {'vm':>14s} {'vm512':>14s} {'numpy':>14s} {'libm':>7s}  "
+          f"{'np/vm':>6s} {'np/vm512':>6s} {'libm/vm':>7s}  vectorised")
     for name in F32_FUNCS:
         x = _input(name, n, rng)
         out = np.empty_like(x)
         ours = _make_loop(getattr(vm, vm.VECTOR_MATH[(name, "float32")]))
+        wide = _make_loop(getattr(vm, vm.VECTOR_MATH[(name, "float32")]), wide=True)
         libm = _make_loop(LIBM_SCALAR[name])
         ours(x, out)
+        wide(x, out)
         libm(x, out)
         t_ours = _median_time(lambda: ours(x, out), reps)
+        t_wide = _median_time(lambda: wide(x, out), reps)
         t_libm = _median_time(lambda: libm(x, out), max(3, reps // 4))
         t_np = _median_time(lambda: NUMPY_UFUNC[name](x, out=out), reps)
-        print(_row(name, t_ours, t_np, t_libm, n, _vector_width(ours, ours.signatures[0])))
+        print(_row(name, t_ours, t_wide, t_np, t_libm, n, _vector_width(ours, ours.signatures[0])))
     # pow: x ** y with both operands arrays
     x = rng.uniform(0.01, 10.0, n).astype(np.float32)
     y = rng.uniform(-5.0, 5.0, n).astype(np.float32)
@@ -118,15 +131,24 @@ def bench_speed(n, reps):
             out[i] = vm.pow_f32(x[i], y[i])
 
     @numba.njit(error_model="numpy")
+    def pow_wide(x, y, out):
+        vm.prefer_vector_width_512()
+        for i in range(x.shape[0]):
+            out[i] = vm.pow_f32(x[i], y[i])
+
+    @numba.njit(error_model="numpy")
     def pow_libm(x, y, out):
         for i in range(x.shape[0]):
             out[i] = x[i] ** y[i]
     pow_ours(x, y, out)
+    pow_wide(x, y, out)
     pow_libm(x, y, out)
     t_ours = _median_time(lambda: pow_ours(x, y, out), reps)
+    t_wide = _median_time(lambda: pow_wide(x, y, out), reps)
     t_libm = _median_time(lambda: pow_libm(x, y, out), max(3, reps // 4))
     t_np = _median_time(lambda: np.power(x, y, out=out), reps)
-    print(_row("pow", t_ours, t_np, t_libm, n, _vector_width(pow_ours, pow_ours.signatures[0])))
+    print(_row("pow", t_ours, t_wide, t_np, t_libm, n,
+               _vector_width(pow_ours, pow_ours.signatures[0])))
     bench_chain(n, reps, rng)
 
 
@@ -144,6 +166,13 @@ def bench_chain(n, reps, rng):
             out[i] = vm.tanh_f32(a * v + b) * vm.exp_f32(-v * v) + half * np.sqrt(abs(v))
 
     @numba.njit(error_model="numpy")
+    def chain_wide(x, out):
+        vm.prefer_vector_width_512()
+        for i in range(x.shape[0]):
+            v = x[i]
+            out[i] = vm.tanh_f32(a * v + b) * vm.exp_f32(-v * v) + half * np.sqrt(abs(v))
+
+    @numba.njit(error_model="numpy")
     def chain_libm(x, out):
         for i in range(x.shape[0]):
             v = x[i]
@@ -152,15 +181,18 @@ def bench_chain(n, reps, rng):
     def chain_numpy():
         return np.tanh(a * x + b) * np.exp(-x * x) + half * np.sqrt(np.abs(x))
 
+    chain_wide(x, out)
     chain_ours(x, out)
     chain_libm(x, out)
     ref = chain_numpy()
     err = float(np.max(np.abs(out - ref)))
     t_ours = _median_time(lambda: chain_ours(x, out), reps)
+    t_wide = _median_time(lambda: chain_wide(x, out), reps)
     t_libm = _median_time(lambda: chain_libm(x, out), max(3, reps // 4))
     t_np = _median_time(chain_numpy, reps)
     print(f"\nfused tanh(a*x+b)*exp(-x*x)+0.5*sqrt(abs(x)), N = {n}, ms, median (min): "
           f"vecmath loop {t_ours[0] * 1e3:.3f} ({t_ours[1] * 1e3:.3f}), "
+          f"with 512-bit vectors {t_wide[0] * 1e3:.3f} ({t_wide[1] * 1e3:.3f}), "
           f"libm loop {t_libm[0] * 1e3:.3f} ({t_libm[1] * 1e3:.3f}), "
           f"NumPy eager {t_np[0] * 1e3:.3f} ({t_np[1] * 1e3:.3f}); "
           f"{_vector_width(chain_ours, chain_ours.signatures[0])}, max abs diff vs NumPy {err:.1e}")

@@ -512,3 +512,25 @@ def test_bit_cast_intrinsics_roundtrip():
     assert r[0] == a and r[1] == a and r[2] == b and r[3] == b
     assert r[4] == np.array([a]).view(np.int32)[0]
     assert r[5] == np.array([b]).view(np.uint64)[0]
+
+
+def test_prefer_vector_width_512_same_results():
+    @numba.njit(error_model="numpy")
+    def wide(x, out):
+        vm.prefer_vector_width_512()
+        for i in range(x.shape[0]):
+            out[i] = vm.tanh_f32(x[i]) + vm.exp_f32(x[i])
+
+    @numba.njit(error_model="numpy")
+    def narrow(x, out):
+        for i in range(x.shape[0]):
+            out[i] = vm.tanh_f32(x[i]) + vm.exp_f32(x[i])
+
+    x = np.random.default_rng(6).uniform(-50, 50, 4099).astype(np.float32)
+    a, b = np.empty_like(x), np.empty_like(x)
+    wide(x, a)
+    narrow(x, b)
+    assert same_bits_or_nan(a, b).all()
+    import llvmlite.binding as llvm
+    if _is_x86() and "+avx512f" in llvm.get_host_cpu_features().flatten():
+        assert re.search(r"\bv\w+ps\s+.*%zmm", wide.inspect_asm(wide.signatures[0]))
