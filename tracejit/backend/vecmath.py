@@ -382,7 +382,7 @@ def _copysign_f32(mag, sign_of):
 
 @_jit
 def tanh_f32(x):
-    """tanh for float32: an odd polynomial for |x| <= 0.625, 1 - 2 / (expm1(2|x|) + 2) with
+    """tanh for float32: an odd polynomial for |x| <= 0.625, 1 - 2 / (exp(2|x|) + 1) with
     the sign of x beyond; exactly +-1 for |x| >= 9.0109, tanh(-0) = -0."""
     _always_inline()
     x = F32(x)
@@ -391,10 +391,17 @@ def tanh_f32(x):
     p = fmuladd(fmuladd(fmuladd(fmuladd(fmuladd(_TANHF_C5, z, _TANHF_C4), z, _TANHF_C3), z,
                                 _TANHF_C2), z, _TANHF_C1), z, _TANHF_C0)
     small = fmuladd(a * z, p, a)
-    # Beyond 0.625 the subtraction from 1 is exact to the last bit, also once e + 2 rounds.
-    ac = F32(9.5) if a > F32(9.5) else a
-    e = _expm1_f32_core(ac + ac)
-    big = _F32_ONE - _F32_TWO / (e + _F32_TWO)
+    # Beyond 0.625: 1 - 2 / (exp(2a) + 1), where the error of exp is halved and the
+    # subtraction is exact (Sterbenz). a <= 9.5 keeps 2**k normal; a NaN takes the other
+    # branch.
+    a2 = F32(19.0) if a > F32(9.5) else a + a
+    kf = fmuladd(a2, _F32_LOG2E, _F32_SHIFT) - _F32_SHIFT
+    r = fmuladd(kf, -_F32_LN2_HI, a2)
+    r = fmuladd(kf, -_F32_LN2_LO, r)
+    q = fmuladd(fmuladd(fmuladd(fmuladd(fmuladd(_EXPF_P0, r, _EXPF_P1), r, _EXPF_P2), r,
+                                        _EXPF_P3), r, _EXPF_P4), r, _EXPF_P5)
+    e = (fmuladd(q, r * r, r) + _F32_ONE) * _pow2_f32(kf)
+    big = _F32_ONE - _F32_TWO / (e + _F32_ONE)
     return _copysign_f32(big if a > F32(0.625) else small, x)
 
 
