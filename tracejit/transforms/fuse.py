@@ -132,6 +132,7 @@ def fuse(graph: Graph) -> Graph:
     group_of: dict[int, _Group] = {}
     groups: list[_Group] = []
     deps: list[frozenset] = []  # group ids each equation depends on, transitively
+    group_deps: dict[int, set] = {}  # group id -> ids of the groups its members depend on
 
     for i, eqn in enumerate(eqns):
         in_eqns = [producer[a.id] for a in eqn.inputs if isinstance(a, Var) and a.id in producer]
@@ -143,8 +144,11 @@ def fuse(graph: Graph) -> Graph:
                 candidates.append(group_of[p])
         candidates += [g for g in reversed(groups[-_MAX_SIBLING_LOOKBACK:]) if g not in candidates]
         for g in candidates:
-            # Convexity: an input made outside g by something that depends on g closes a cycle.
+            # Convexity: an input made outside g by something that depends on g closes a cycle;
+            # so does depending on another group that (transitively) depends on g.
             if any(group_of.get(p) is not g and g.id in deps[p] for p in in_eqns):
+                continue
+            if any(q != g.id and _reaches(group_deps, q, g.id) for q in input_deps):
                 continue
             saved_outer = g.outer
             level = g.try_accept(eqn)
@@ -162,12 +166,27 @@ def fuse(graph: Graph) -> Graph:
             deps.append(input_deps)
             continue
         chosen.members.append(i)
+        group_deps.setdefault(chosen.id, set()).update(q for q in input_deps if q != chosen.id)
         for o in eqn.outputs:
             chosen.level[o.id] = level
         group_of[i] = chosen
         deps.append(input_deps | {chosen.id})
 
     return _rebuild(graph, groups, group_of)
+
+
+def _reaches(group_deps, start, target) -> bool:
+    """Whether group ``start`` depends, directly or through other groups, on ``target``."""
+    stack, seen = [start], {start}
+    while stack:
+        g = stack.pop()
+        if g == target:
+            return True
+        for q in group_deps.get(g, ()):
+            if q not in seen:
+                seen.add(q)
+                stack.append(q)
+    return False
 
 
 def _rebuild(graph, groups, group_of):
