@@ -396,6 +396,17 @@ def test_nested_traced_functions_inline(mode):
         assert inner.stats["traces"] == 0  # inlined into outer's graph
 
 
+def test_traced_function_reading_an_outer_traced_value_through_a_closure(mode):
+    def outer(x):
+        @tj.trace
+        def scale(y):
+            return y * x  # x is the outer function's (traced) argument
+
+        return scale(np.ones(3)) + 1
+
+    np.testing.assert_array_equal(run(tj.trace(outer), mode, X3), X3 + 1)
+
+
 # ----------------------------------------------------------------------------- in-place updates
 
 

@@ -212,8 +212,9 @@ class Traced:
 
     def __call__(self, *args, **kwargs):
         mode = self.mode or get_mode()
-        if mode == "eager" or trace_stack() and self._has_tracer(args, kwargs):
-            # Eager, or called from inside another traced function: run the body inline.
+        if mode == "eager" or trace_stack():
+            # Eager, or called while another function is being traced or differentiated: run the
+            # body inline (it may read that trace's values through closures, not only arguments).
             return self.fn(*args, **kwargs)
         key, leaves = self._key(args, kwargs)
         try:
@@ -229,9 +230,6 @@ class Traced:
         if self.check:
             return run_checked(self, self.fn, args, kwargs, lambda: self._run(entry, leaves, mode))
         return self._run(entry, leaves, mode)
-
-    def _has_tracer(self, args, kwargs):
-        return any(isinstance(x, Tracer) for x in pytree.flatten((args, kwargs))[0])
 
     def _run(self, entry, leaves, mode):
         runner = entry.runners.get(mode) or self._make_runner(entry, mode)
