@@ -681,6 +681,23 @@ def test_concretization_error_names_the_line_and_the_fixes(fn, traced_mode):
     run(f, "eager", X3.copy())  # and the function still runs eagerly
 
 
+def test_concretization_error_names_the_argument_and_the_static_fix():
+    def f(x, params, training):
+        if training:
+            return x * params["scale"]
+        return x
+
+    with pytest.raises(tj.ConcretizationError) as e:
+        run(tj.trace(f), "graph", X3, {"scale": 2.0}, True)
+    assert_message(e, "bool[]~ (argument training: Python numbers passed as arguments are traced",
+                   "static_argnames=('training',)", location(first_body_line(f)))
+    g = tj.trace(f, static_argnames="training")
+    np.testing.assert_array_equal(run(g, "graph", X3, {"scale": 2.0}, True), X3 * 2)
+    with pytest.raises(tj.ConcretizationError) as e:
+        run(tj.trace(lambda p: float(p["W"])), "graph", {"W": np.ones(())})
+    assert_message(e, "f64[] (argument p['W'])", "static_argnames=('p',)")
+
+
 def test_concretization_error_line_is_the_callers_line():
     f = tj.trace(lambda x: float(x.sum()))
     with pytest.raises(tj.ConcretizationError) as e:
@@ -794,7 +811,8 @@ def test_ragged_list_argument_through_np_asarray_is_refused(traced_mode):
 
     with pytest.raises(tj.ConcretizationError) as e:
         run(tj.trace(f), traced_mode, X3, [[1.0, 2.0], [3.0]])
-    assert_message(e, location(first_body_line(f)), "np.stack", "pass list arguments as arrays")
+    assert_message(e, location(first_body_line(f)), "np.stack", "pass list arguments as arrays",
+                   "argument rows[0][0]")
     with pytest.raises(ValueError):  # eager: NumPy's own error
         run(tj.trace(f), "eager", X3, [[1.0, 2.0], [3.0]])
 

@@ -276,6 +276,8 @@ class Traced:
         in_avals = [_leaf_aval(s) for s in sigs]
 
         def unflatten_args(tracers):
+            if tracers:  # so errors can say which argument a traced value is
+                tracers[0]._trace.input_names = {id(getattr(t, "atom", None)): n for t, n in zip(tracers, names)}
             dyn_args, dyn_kwargs = pytree.unflatten(treedef, tracers)
             return self._merge_statics(dyn_args, dyn_kwargs, statics)
 

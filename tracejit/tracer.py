@@ -20,13 +20,30 @@ def _tnp():
     return tnp
 
 
+def argument_name(tracer):
+    """The argument a tracer stands for (``x``, ``params['W']``), if it is one of the inputs."""
+    names = getattr(tracer._trace, "input_names", None)
+    return names.get(id(getattr(tracer, "atom", None))) if names else None
+
+
+def _describe_argument(name, tracer) -> str:
+    if not name:
+        return ""
+    if tracer.aval.weak:
+        return f" (argument {name}: Python numbers passed as arguments are traced, not constants)"
+    return f" (argument {name})"
+
+
 def concretization_error(tracer, what: str) -> ConcretizationError:
+    name = argument_name(tracer)
+    static = repr(name.partition("[")[0]) if name else "'name'"
     return ConcretizationError(
-        f"{what} needs a concrete value, but this is a traced array {tracer.aval} "
+        f"{what} needs a concrete value, but this is a traced array {tracer.aval}"
+        f"{_describe_argument(name, tracer)} "
         f"(its value is only known when the compiled function runs).{where()}\n"
         "Ways out:\n"
         "  - compute both branches and pick with np.where(condition, a, b);\n"
-        "  - mark the argument as static: @tj.trace(static_argnames=('name',)) (one compile per value);\n"
+        f"  - mark the argument as static: @tj.trace(static_argnames=({static},)) (one compile per value);\n"
         "  - run this function eagerly: with tj.mode('eager'): ...")
 
 
