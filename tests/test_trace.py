@@ -824,7 +824,8 @@ def test_broadcast_mismatch_names_the_shapes(traced_mode):
     with pytest.raises(ValueError) as e:
         run(tj.trace(f), traced_mode, np.ones((2, 3)), np.ones(4))
     assert isinstance(e.value, tj.TracerError)
-    assert_message(e, "could not be broadcast together with shapes (2, 3) (4,)", location(first_body_line(f)))
+    assert_message(e, "could not be broadcast together with shapes (2, 3) (4,) (arguments x and y)",
+                   location(first_body_line(f)))
 
 
 def test_matmul_mismatch_names_the_shapes(traced_mode):
@@ -833,7 +834,7 @@ def test_matmul_mismatch_names_the_shapes(traced_mode):
 
     with pytest.raises(ValueError) as e:
         run(tj.trace(f), traced_mode, np.ones((2, 3)), np.ones((4, 2)))
-    assert_message(e, "(2, 3) @ (4, 2)", location(first_body_line(f)))
+    assert_message(e, "(2, 3) @ (4, 2) (arguments x and y)", location(first_body_line(f)))
 
 
 def test_out_of_bounds_constant_index(traced_mode):

@@ -87,12 +87,22 @@ def _shape(x):
     return x.shape if isinstance(x, (Tracer, np.ndarray, np.generic)) else ()
 
 
-def _broadcast_shapes(fname, *shapes):
+def _broadcast_shapes(fname, *shapes, operands=()):
     try:
         return np.broadcast_shapes(*shapes)
     except ValueError:
         raise ShapeError(f"{fname}: operands could not be broadcast together with shapes "
-                         f"{' '.join(str(tuple(s)) for s in shapes)}{_where_msg()}") from None
+                         f"{' '.join(str(tuple(s)) for s in shapes)}{_argument_names(operands)}{_where_msg()}") from None
+
+
+def _argument_names(operands) -> str:
+    """`` (arguments x and params['b'])`` for operands that are the traced function's arguments."""
+    from .tracer import argument_name
+    names = [argument_name(a) for a in operands if _is_tracer(a)]
+    names = [n for n in names if n]
+    if not names:
+        return ""
+    return f" (argument{'s' if len(names) > 1 else ''} {' and '.join(names)})"
 
 
 def _to(x, dtype, shape, ref=()):
@@ -150,7 +160,7 @@ def _elementwise(ufunc, prim, *args, python_op=False):
     if not _any_tracer(args):
         return ufunc(*args)
     dtypes = _ufunc_dtypes(ufunc, args)
-    shape = _broadcast_shapes(f"np.{ufunc.__name__}", *[_shape(a) for a in args])
+    shape = _broadcast_shapes(f"np.{ufunc.__name__}", *[_shape(a) for a in args], operands=args)
     out = prim(*[_to(a, dt, shape, args) for a, dt in zip(args, dtypes)])
     if out.dtype != dtypes[-1]:  # e.g. a loop computed in float64 whose NumPy result is declared otherwise
         out = P.cast(out, dtype=dtypes[-1])
@@ -368,7 +378,7 @@ def where(condition, x=None, y=None):
         dtype = np.result_type(_weak_kind(x)(0), _weak_kind(y)(0))
     else:
         dtype = np.result_type(*[_weak_kind(a)(0) if _weak_kind(a) else _dtype_of(a) for a in (x, y)])
-    shape = _broadcast_shapes("np.where", _shape(condition), _shape(x), _shape(y))
+    shape = _broadcast_shapes("np.where", _shape(condition), _shape(x), _shape(y), operands=(condition, x, y))
     ref = (condition, x, y)
     out = P.where(_to(condition, np.bool_, shape, ref), _to(x, dtype, shape, ref), _to(y, dtype, shape, ref))
     return out
@@ -842,7 +852,7 @@ def matmul(a, b, out=None):
     b2 = sb if len(sb) > 1 else sb + (1,)
     if a2[-1] != b2[-2]:
         raise ShapeError(f"matmul: Input operand 1 has a mismatch in its core dimension 0 (size {b2[-2]} is "
-                         f"different from {a2[-1]}): shapes {sa} @ {sb}{_where_msg()}")
+                         f"different from {a2[-1]}): shapes {sa} @ {sb}{_argument_names((a, b))}{_where_msg()}")
     batch = _broadcast_shapes("np.matmul", a2[:-2], b2[:-2])
     a_full = _to(_reshape_any(a, a2), dtype, batch + a2[-2:], (a, b))
     b_full = _to(_reshape_any(b, b2), dtype, batch + b2[-2:], (a, b))
