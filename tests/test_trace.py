@@ -771,6 +771,7 @@ def test_object_array_argument_names_the_argument():
     assert_message(e, "argument params['W'] has dtype object")
 
 
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
 def test_matrix_and_masked_arguments_are_refused():
     f = tj.trace(lambda x: x * x)
     for bad, kind in [(np.matrix([[1.0, 2.0]]), "matrix"), (np.ma.masked_array([1.0, 2.0], [0, 1]), "MaskedArray")]:
