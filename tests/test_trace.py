@@ -698,6 +698,17 @@ def test_concretization_error_names_the_argument_and_the_static_fix():
     assert_message(e, "f64[] (argument p['W'])", "static_argnames=('p',)")
 
 
+def test_indexing_a_numpy_array_with_a_traced_index(traced_mode):
+    def one_hot(y):
+        return np.eye(4)[y]
+
+    with pytest.raises(tj.ConcretizationError) as e:
+        run(tj.trace(one_hot), traced_mode, np.array([1, 3]))
+    assert_message(e, "np.take(array, y, axis=0)", "argument y", location(first_body_line(one_hot)))
+    fixed = tj.trace(lambda y: np.take(np.eye(4), y, axis=0))
+    np.testing.assert_array_equal(run(fixed, traced_mode, np.array([1, 3])), np.eye(4)[[1, 3]])
+
+
 def test_concretization_error_line_is_the_callers_line():
     f = tj.trace(lambda x: float(x.sum()))
     with pytest.raises(tj.ConcretizationError) as e:

@@ -34,7 +34,7 @@ def _describe_argument(name, tracer) -> str:
     return f" (argument {name})"
 
 
-def concretization_error(tracer, what: str) -> ConcretizationError:
+def concretization_error(tracer, what: str, hints=()) -> ConcretizationError:
     name = argument_name(tracer)
     static = repr(name.partition("[")[0]) if name else "'name'"
     return ConcretizationError(
@@ -42,6 +42,7 @@ def concretization_error(tracer, what: str) -> ConcretizationError:
         f"{_describe_argument(name, tracer)} "
         f"(its value is only known when the compiled function runs).{where()}\n"
         "Ways out:\n"
+        + "".join(f"  - {h};\n" for h in hints) +
         "  - compute both branches and pick with np.where(condition, a, b);\n"
         f"  - mark the argument as static: @tj.trace(static_argnames=({static},)) (one compile per value);\n"
         "  - run this function eagerly: with tj.mode('eager'): ...")
@@ -144,7 +145,8 @@ class _TracerArrayMethods:
     def __array__(self, dtype=None, copy=None):
         raise concretization_error(
             self, "np.asarray()/np.array() of a traced array (or of a list holding traced values: build those "
-                  "with np.stack, and pass list arguments as arrays)")
+                  "with np.stack, and pass list arguments as arrays)",
+            hints=["a NumPy array indexed by a traced index (np.eye(10)[y]) is np.take(array, y, axis=0)"])
 
     # NumPy protocols -----------------------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
