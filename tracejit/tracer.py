@@ -146,7 +146,8 @@ class _TracerArrayMethods:
         raise concretization_error(
             self, "np.asarray()/np.array() of a traced array (or of a list holding traced values: build those "
                   "with np.stack, and pass list arguments as arrays)",
-            hints=["a NumPy array indexed by a traced index (np.eye(10)[y]) is np.take(array, y, axis=0)"])
+            hints=["a NumPy array indexed by a traced index (np.eye(10)[y]) is tj.numpy.take(array, y, axis=0) "
+                   "(np.take and ndarray indexing do not dispatch on the index), or tj.nn.one_hot(y, 10)"])
 
     # NumPy protocols -----------------------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
