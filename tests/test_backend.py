@@ -1,0 +1,548 @@
+"""The Numba backend: generated source, compiled programs against the reference interpreter.
+
+Graphs come from tracing small NumPy functions (``tj.trace(fn).graph(*args)``); each is run
+by ``compile_graph(graph)(arrays)`` and by ``tj.interpret(graph, arrays)``, which must agree
+in shapes, dtypes and values (float64 rtol 1e-12, float32 rtol 1e-5, exact otherwise).
+Many operations share one traced function per dtype, so the file compiles few programs.
+"""
+from __future__ import annotations
+
+import linecache
+import re
+import sys
+
+import numpy as np
+import pytest
+
+import tracejit as tj
+from tracejit import backend, ops
+from tracejit.backend import BackendError, compile_graph, generate_source
+from tracejit.backend.codegen import Lowered
+from tracejit.primitives import registry
+
+RTOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
+
+
+def graph_of(fn, *args):
+    g = tj.trace(fn).graph(*args)
+    assert len(g.inputs) == len(args), "test functions must not capture arrays"
+    return g
+
+
+def assert_same(got, expected, where=""):
+    assert len(got) == len(expected), where
+    for k, (a, e) in enumerate(zip(got, expected)):
+        e = np.asarray(e)
+        label = f"{where} output {k}"
+        assert isinstance(a, np.ndarray), label
+        assert a.dtype == e.dtype, f"{label}: dtype {a.dtype}, expected {e.dtype}"
+        assert a.shape == e.shape, f"{label}: shape {a.shape}, expected {e.shape}"
+        rtol = RTOL.get(e.dtype)
+        if rtol is None:
+            np.testing.assert_array_equal(a, e, err_msg=label, strict=True)
+        else:
+            np.testing.assert_allclose(a, e, rtol=rtol, atol=rtol * 1e-6, equal_nan=True, err_msg=label)
+
+
+def check(fn, *args, arrays=None):
+    """Compile ``fn``'s graph for ``args`` and compare with the interpreter on ``arrays``
+    (default: the same arguments). Returns the compiled program."""
+    g = graph_of(fn, *args)
+    arrays = [np.asarray(a) for a in (args if arrays is None else arrays)]
+    program = compile_graph(g, name=getattr(fn, "__name__", "fn"))
+    with np.errstate(all="ignore"):
+        expected = tj.interpret(g, arrays)
+        got = program(arrays)
+    assert_same(got, expected, getattr(fn, "__name__", ""))
+    return program
+
+
+def floats(dtype):
+    return np.array([[np.nan, 1.5, -np.inf, 0.25], [0.0, -0.0, np.inf, -7.5], [-2.5, 3.0, 1e-3, 2.0]], dtype)
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+def test_every_primitive_has_a_loop_body_or_an_emitter():
+    missing = [name for name, prim in registry.items() if backend.emitter_for(prim) is None]
+    assert not missing, f"primitives the Numba backend cannot emit: {missing}"
+    for name, prim in registry.items():
+        if prim.kind == "elementwise":
+            assert prim.scalar_src is not None or name in backend.EMITTERS, name
+        elif name not in backend.EMITTERS:
+            assert prim.kind == "reduce" and prim.identity is not None and prim.combine, name
+    assert set(backend.EMITTERS) <= set(registry), set(backend.EMITTERS) - set(registry)
+
+
+# ----------------------------------------------------------------------------- elementwise
+
+
+def float_ops(x, y):
+    """Every float elementwise primitive (float64 runs all of them)."""
+    return (x + y, x - y, x * y, x / y, x // y, x % y, np.maximum(x, y), np.minimum(x, y), x ** y,
+            -x, np.abs(x), np.sign(x), np.floor(x), np.exp(x), np.log(x), np.log1p(x), np.expm1(x),
+            np.sqrt(x), np.tanh(x), np.sin(x), np.cos(x),
+            x == y, x != y, x < y, x <= y, x > y, x >= y, np.where(x > y, x, y),
+            x.astype(np.bool_), np.logical_not(x), np.logical_and(x, y), np.logical_or(x, y))
+
+
+def float32_ops(x, y):
+    """The float32 loop bodies whose Numba implementation differs from the float64 one."""
+    return (x / y, x // y, x % y, np.maximum(x, y), x ** y, np.abs(x), np.sign(x), np.floor(x), np.exp(x),
+            np.log(x), np.log1p(x), np.expm1(x), np.sqrt(x), np.tanh(x), np.sin(x), np.cos(x), x < y)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_float_elementwise_with_nan_inf_and_zero(dtype):
+    x = floats(dtype)
+    y = np.array([[2.0, -0.0, 0.5, np.nan], [0.0, 3.0, -np.inf, 2.0], [1.5, -1.5, 0.0, np.inf]], dtype)
+    check(float_ops if dtype == np.float64 else float32_ops, x, y)
+
+
+def test_float32_stays_float32_with_typed_constants():
+    def f(x):
+        return x * 2.0 + 0.1, np.float32(3) * x
+    x = floats(np.float32)
+    program = check(f, x)
+    assert "np.float32(2.0)" in program.source
+    assert "np.float32(0.10000000149011612)" in program.source  # the float32 value, exactly
+    assert "np.float64" not in program.source.replace("np.float64(0.0)", "")
+
+
+def int_ops(x, y):
+    nonneg = np.abs(y) % 4
+    return (x + y, x - y, x * y, x // y, x % y, np.maximum(x, y), np.minimum(x, y), x ** nonneg,
+            -x, np.abs(x), np.sign(x), x == y, x < y, x >= y, np.where(x > y, x, y),
+            x.astype(np.float32), x.astype(np.bool_), x.astype(np.int8), x + 3, x // 2, x % 3)
+
+
+def small_int_ops(x, y):
+    """Where 8-bit results wrap, and unsigned values >= 128 must stay positive."""
+    return (x + y, x - y, x * y, x // y, x % y, x ** (y % 3), -x, np.abs(x), np.sign(x), np.maximum(x, y),
+            x > y, x.astype(np.float32))
+
+
+def test_int_elementwise_floor_semantics_and_division_by_zero():
+    x = np.array([[-7, 7, -8, 9], [0, 5, -1, 13], [100, -100, 3, -3]], np.int64)
+    y = np.array([[2, -2, -3, 0], [0, 3, -4, 5], [7, 7, -1, 1]], np.int64)
+    check(int_ops, x, y)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+def test_small_int_elementwise_wraps_like_numpy(dtype):
+    if np.dtype(dtype).kind == "u":
+        x = np.array([[0, 7, 200, 255], [3, 9, 1, 13]], dtype)
+        y = np.array([[3, 0, 7, 2], [0, 4, 5, 255]], dtype)
+    else:
+        x = np.array([[-7, 7, -128, 127], [0, 5, -1, 100]], dtype)
+        y = np.array([[2, -2, -1, 0], [0, 3, -4, 100]], dtype)
+    check(small_int_ops, x, y)
+
+
+def test_int_pow_with_a_negative_exponent_raises_like_numpy():
+    def f(x, y):
+        return x ** y
+    x, y = np.array([2, 3], np.int64), np.array([1, -1], np.int64)
+    program = compile_graph(graph_of(f, x, y))
+    with pytest.raises(ValueError, match="negative integer powers"):
+        np.power(x, y)
+    with pytest.raises(ValueError, match="negative integer powers"):
+        program([x, y])
+    np.testing.assert_array_equal(program([x, np.array([3, 2])])[0], [8, 9])
+
+
+def bool_ops(a, b):
+    return (a & b, a | b, a ^ b, ~a, np.logical_and(a, b), np.logical_or(a, b), np.logical_not(a),
+            a == b, a != b, np.maximum(a, b), np.minimum(a, b), a + b, a * b, np.where(a, a, b),
+            a.astype(np.float32), a.astype(np.int64), a.sum(), a.sum(axis=0), np.any(a, axis=1), np.all(a),
+            np.max(a, axis=1), np.min(a), np.argmax(a, axis=1), np.argmin(a, axis=0))
+
+
+def test_bool_operations():
+    a = np.array([[True, False, True], [False, False, True]])
+    b = np.array([[True, True, False], [False, True, True]])
+    check(bool_ops, a, b)
+
+
+def casts(x):
+    return (x.astype(np.int64), x.astype(np.int32), x.astype(np.bool_), x.astype(np.float32),
+            x.astype(np.uint8), x.astype(np.int8))
+
+
+def test_casts_truncate_toward_zero_and_bool_is_nonzero():
+    x = np.array([-2.7, -0.5, -0.0, 0.0, 0.3, 2.9, 127.9, 255.5, np.nan], np.float64)
+    g = graph_of(casts, x)
+    program = compile_graph(g)
+    finite = x.copy()
+    finite[-1] = 1.0  # NaN -> integer is undefined in NumPy too: checked only for bool
+    assert_same(program([finite]), tj.interpret(g, [finite]))
+    nan_bool = program([x])[2]
+    assert nan_bool[-1] and nan_bool.dtype == np.bool_
+    assert_same([program([x])[3]], [x.astype(np.float32)])
+
+
+def test_int_casts_wrap_like_numpy():
+    def f(x):
+        return x.astype(np.int8), x.astype(np.uint8), x.astype(np.float64), x.astype(np.bool_)
+    check(f, np.array([300, -1, -129, 0, 2 ** 40], np.int64))
+
+
+def test_scalars_and_zero_d_arrays():
+    def f(x, y, s):
+        return x * s + y, np.exp(x), x > y, (x + s) * 2
+    check(f, np.array(1.5, np.float32), np.array(-2.0, np.float32), 3.0)
+    check(f, np.array(1.5), np.array(-2.0), 3)
+
+
+def test_broadcasting_scalars_rows_and_columns():
+    def f(x, row, col, s):
+        return x + row, x * col, row - col, x + s, np.maximum(x, 0.0), np.broadcast_to(row, (2, 3, 4)) * 1
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    check(f, x, np.arange(4, dtype=np.float32), np.arange(3, dtype=np.float32).reshape(3, 1), np.float32(2))
+
+
+# ----------------------------------------------------------------------------- reductions
+
+
+def reductions(x):
+    return (x.sum(), x.sum(axis=0), x.sum(axis=1), x.sum(axis=-1), x.sum(axis=(0, 2)), x.sum(axis=1, keepdims=True),
+            x.max(), x.max(axis=0), x.min(axis=-1), x.min(axis=(0, 1)), x.mean(axis=1), x.var(axis=-1),
+            np.argmax(x, axis=1), np.argmin(x, axis=-1), np.argmax(x), np.argmin(x, axis=0))
+
+
+def few_reductions(x):
+    return x.sum(axis=(0, 2)), x.sum(axis=-1), x.max(axis=0), x.min(), np.argmax(x, axis=1), np.argmin(x, axis=-1)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64])
+def test_reductions_over_every_axis_combination(dtype):
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((3, 4, 5)) * 10).astype(dtype)
+    check(reductions if dtype == np.float64 else few_reductions, x)
+
+
+def test_reductions_propagate_nan_and_argmax_takes_the_first_nan():
+    x = np.array([[1.0, np.nan, 3.0, np.nan], [2.0, 5.0, 5.0, -1.0], [np.nan, 0.0, 1.0, 2.0],
+                  [-np.inf, -np.inf, -np.inf, -np.inf]], np.float32)
+    x3 = np.stack([x, x[::-1]])
+
+    def f(x):
+        return (x.max(axis=1), x.min(axis=0), x.sum(axis=1), np.argmax(x, axis=1), np.argmin(x, axis=1),
+                np.argmax(x, axis=0), np.argmin(x, axis=0))
+    check(f, x)
+    check(few_reductions, x3)
+
+
+def test_empty_arrays_and_zero_size_reductions():
+    def f(x, y):
+        return x.sum(axis=0), x.sum(axis=1), x * 2, x.max(axis=1), y @ x.T, x.T @ x, np.argmax(x, axis=1)
+    x = np.zeros((0, 3), np.float32)
+    y = np.ones((2, 3), np.float32)
+    check(f, x, y)
+
+    def g(x):
+        return x.sum(), np.exp(x), x.reshape(2, 0)
+    check(g, np.zeros((0,), np.float64))
+
+
+def test_float32_sums_of_many_terms_stay_within_tolerance():
+    def f(x):
+        return x.sum(), x.sum(axis=0), x.mean(axis=1)
+    x = np.random.default_rng(1).random((1000, 300)).astype(np.float32)
+    check(f, x)
+
+
+# ----------------------------------------------------------------------------- shape ops
+
+
+def shape_ops(x):
+    return (x.T, x.reshape(4, 3), x.T.reshape(-1), x[1:, ::2], x[::-1], x[:, ::-2], x[None, :, 1],
+            np.transpose(x[None], (2, 0, 1)) + 1, np.concatenate([x, x[:1] * 2], axis=0),
+            np.stack([x, x], axis=-1), np.broadcast_to(x[:, :1], (3, 4)) + x, x[2], x[-1, -1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32])
+def test_reshape_transpose_slice_concatenate(dtype):
+    x = (np.arange(12).reshape(3, 4) % 5).astype(dtype)
+    check(shape_ops, x)
+
+
+def test_pad_through_its_primitive():
+    def f(x):
+        return (ops.pad(x, config=((1, 2, 0), (0, 1, 2))), ops.pad(x, config=((0, 0, 1), (2, 0, 0))) * 2,
+                ops.pad(x[:0], config=((1, 1, 1), (0, 0, 0))))
+    check(f, np.arange(6, dtype=np.float64).reshape(2, 3) + 1)
+
+
+def test_gather_with_traced_and_constant_indices():
+    def f(x, i):
+        return x[i], x[:, i], np.take(x, i, axis=1), x[[2, 0, 0]], x[i, i], np.take(x.reshape(-1), i * 3)
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    check(f, x, np.array([0, 2, -1, 1]))
+
+    def g(x, i):
+        return np.take(x, i, axis=0)
+    check(g, x, np.array([[0, 2], [-3, 1]], np.int32))
+
+
+def test_gather_out_of_range_raises_index_error():
+    def f(x, i):
+        return x[i] * 2
+    x = np.arange(3, dtype=np.float64)
+    program = compile_graph(graph_of(f, x, np.array([0, 1])))
+    assert "raise IndexError" in program.source
+    np.testing.assert_array_equal(program([x, np.array([2, -3])])[0], [4.0, 0.0])
+    for bad in ([0, 3], [-7, 0], [2 ** 40, 0]):
+        with pytest.raises(IndexError, match="out of bounds"):
+            program([x, np.array(bad)])
+    # the same through the primitive directly (no wrapping of negative indices by the front end)
+    g = graph_of(lambda x, i: ops.gather(x, i, axis=0), x, np.array([0, 1]))
+    program = compile_graph(g)
+    np.testing.assert_array_equal(program([x, np.array([-1, 0])])[0], [2.0, 0.0])  # as np.take
+    with pytest.raises(IndexError):
+        program([x, np.array([5, 0])])
+
+
+def test_scatter_add_adds_repeated_indices():
+    def f(x, i, u):
+        return ops.scatter_add(x, i, u, axis=1), ops.scatter_add(x.T, i, u.T, axis=0)
+    x = np.arange(8, dtype=np.float64).reshape(2, 4)
+    u = np.ones((2, 5))
+    check(f, x, np.array([0, 3, 3, 3, -1]), u)
+    g = graph_of(f, x, np.array([0, 3, 3, 3, -1]), u)
+    with pytest.raises(IndexError):
+        compile_graph(g)([x, np.array([0, 4, 0, 0, 0]), u])
+
+
+def test_setitem_and_gradient_of_indexing():
+    def f(x, i):
+        y = x * 1
+        y[1:, 0] = 5.0
+        return y, tj.grad(lambda x: (x[i] ** 2).sum())(x)
+    x = np.arange(12, dtype=np.float64).reshape(4, 3)
+    check(f, x, np.array([0, 2, 2]))
+
+
+# ----------------------------------------------------------------------------- matmul
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_blas_plain_transposed_batched_and_vector(dtype):
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((2, 3, 4, 5)).astype(dtype)
+    b = rng.standard_normal((2, 3, 5, 2)).astype(dtype)
+    m = rng.standard_normal((4, 5)).astype(dtype)
+    v = rng.standard_normal(5).astype(dtype)
+
+    def f(a, b, m, v):
+        return a @ b, a[0] @ b[0], m @ m.T, m.T @ m, m @ v, v @ m.T, m[:, 1:] @ m[1:, 1:].T, np.dot(v, v)
+
+    def g(a, b, m, v):
+        return a @ b, m @ v
+    program = check(f if dtype == np.float32 else g, a, b, m, v)
+    assert "np.dot(" in program.source
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.bool_])
+def test_matmul_integer_and_bool_loops(dtype):
+    a = (np.arange(12).reshape(3, 4) % 3).astype(dtype)
+    b = (np.arange(8).reshape(4, 2) % 2).astype(dtype)
+
+    def f(a, b):
+        return a @ b, a.T @ a, np.stack([a, a]) @ np.stack([b, b])
+    program = check(f, a, b)
+    assert "np.dot(" not in program.source
+
+
+def test_mlp_gradients_compiled_equal_eager_and_large_programs_split_into_parts(monkeypatch):
+    monkeypatch.setattr(backend.codegen, "PART_KERNELS", 12)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 5)
+    params = {"W1": rng.standard_normal((4, 8)).astype(np.float32) * 0.5, "b1": np.zeros(8, np.float32),
+              "W2": rng.standard_normal((8, 3)).astype(np.float32) * 0.5, "b2": np.zeros(3, np.float32)}
+
+    def loss(p, x, y):
+        h = np.tanh(x @ p["W1"] + p["b1"])
+        return tj.nn.cross_entropy(h @ p["W2"] + p["b2"], y)
+
+    @tj.trace
+    def step(p, x, y, lr):
+        l, g = tj.value_and_grad(loss)(p, x, y)
+        return {k: p[k] - lr * g[k] for k in p}, l
+
+    with tj.mode("eager"):
+        expected = step(params, x, y, 0.1)
+    got = step(params, x, y, 0.1)  # compiled: the default mode
+    assert tj.get_mode() == "compiled"
+    assert float(got[1]) == pytest.approx(float(expected[1]), rel=1e-5)
+    for k in params:
+        np.testing.assert_allclose(got[0][k], expected[0][k], rtol=1e-5, atol=1e-6, err_msg=k)
+        assert got[0][k].dtype == np.float32
+    assert step.stats["compile_seconds"] > 0 and step.stats["kernels"] > 12
+    assert "def step_part2(" in step.source(params, x, y, 0.1)
+    again = step(params, x, y, 0.2)  # a new learning rate is a new value, not a new program
+    assert step.stats["cache_hits"] == 1 and step.stats["traces"] == 1
+    assert float(again[1]) == pytest.approx(float(expected[1]), rel=1e-5)
+
+
+# ----------------------------------------------------------------------------- inputs and outputs
+
+
+def test_non_contiguous_read_only_and_fortran_inputs():
+    def f(x, y):
+        return x * y + x.sum(axis=0), x @ y.T
+    base = np.arange(48, dtype=np.float64).reshape(6, 8)
+    x = base[::2, ::2]                           # (3, 4), strided
+    y = np.asfortranarray(base[:3, 4:] + 0.5)    # (3, 4), Fortran order
+    y.flags.writeable = False
+    assert not x.flags.c_contiguous and not y.flags.c_contiguous
+    program = check(f, x, y)
+    # the same program runs on contiguous writable inputs
+    assert_same(program([np.ascontiguousarray(x), np.array(y)]), program([x, y]))
+
+
+def test_outputs_are_fresh_arrays_unless_they_are_inputs():
+    def f(x, y):
+        return x, x.reshape(4), x.reshape(2, 2), y * 2, x.T, np.float64(3.0) * 1
+    x = np.arange(4, dtype=np.float64).reshape(2, 2)
+    x.flags.writeable = False
+    y = np.ones(3)
+    program = compile_graph(graph_of(f, x, y))
+    outs = program([x, y])
+    assert outs[0] is x and outs[2] is x  # a reshape to the same shape is the input itself
+    for o in outs[1:2] + outs[3:]:
+        assert not np.shares_memory(o, x) and o.flags.writeable
+    assert_same(outs, tj.interpret(graph_of(f, x, y), [x, y]))
+
+
+def test_wrong_input_shapes_are_refused():
+    program = compile_graph(graph_of(lambda x: x + 1, np.ones(3)))
+    with pytest.raises(ValueError, match="shape"):
+        program([np.ones(4)])
+    with pytest.raises(TypeError, match="dtype"):
+        program([np.ones(3, np.float32)])
+
+
+# ----------------------------------------------------------------------------- source, cache, errors
+
+
+def _user_line_fn(x, w):
+    return np.tanh(x @ w).sum(axis=1)  # the user's line
+
+
+def test_source_has_one_comment_per_equation_with_the_users_line():
+    x, w = np.ones((4, 3), np.float32), np.ones((3, 2), np.float32)
+    g = graph_of(_user_line_fn, x, w)
+    source = generate_source(g, name="mlp")
+    assert "def mlp(a, b):" in source
+    text = str(g).splitlines()
+    for eqn_line in text[1:-1]:
+        assert "# " + eqn_line.strip() in source
+    assert source.count("np.tanh(x @ w).sum(axis=1)  # the user's line") == len(g.eqns)
+    assert "test_backend.py:" in source
+    assert "c = np.dot(a, b)" in source
+    compile(source, "<test>", "exec")  # it is valid Python
+    assert tj.trace(_user_line_fn).source(x, w) == generate_source(g, name="_user_line_fn")
+
+
+def test_variable_names_never_shadow_numpy_or_builtins():
+    def f(x):
+        for _ in range(400):  # enough equations to reach SSA names like "np", "if", "min"
+            x = x + 1.0
+        return x
+    x = np.zeros(2)
+    g = graph_of(f, x)
+    source = generate_source(g, name="many")
+    names = set(re.findall(r"\b([a-z]+):", str(g)))
+    assert {"np", "if", "in", "is", "or"} <= names
+    assigned = set(re.findall(r"^\s*(\w+) = ", source, re.M))
+    assert not assigned & {"np", "if", "min", "in", "is", "or", "abs", "range"}
+    assert "np_" in assigned or "np_" not in source
+    # The generated program is plain Python too: run it without compiling (cheap for 400 loops).
+    namespace = {}
+    exec(compile(source, "<many>", "exec"), namespace)
+    np.testing.assert_array_equal(namespace["many"](x)[0], tj.interpret(g, [x])[0])
+
+
+def test_identical_graphs_share_one_compiled_function():
+    def f(x):
+        return np.exp(x) * 3.0 - x
+    x = np.linspace(-1, 1, 7)
+    first = compile_graph(graph_of(f, x), name="shared")
+    before = backend.cache_info()
+    second = compile_graph(tj.trace(f).graph(x), name="shared")  # a new Traced object, a new graph
+    after = backend.cache_info()
+    assert second.fn is first.fn
+    assert after["compiles"] == before["compiles"] and after["hits"] == before["hits"] + 1
+    assert len(first.fn.overloads) == 1
+    assert_same(second([x]), first([x]))
+    other = compile_graph(graph_of(f, x), name="shared", fastmath=True)
+    assert other.fn is not first.fn
+
+
+def test_generated_source_is_visible_in_linecache():
+    def f(x):
+        return np.sqrt(x) + 1
+    program = compile_graph(graph_of(f, np.ones(5)), name="visible")
+    lines = program.source.splitlines()
+    for n, line in enumerate(lines, 1):
+        assert linecache.getline(program.filename, n).rstrip("\n") == line
+    assert program.filename.startswith("<tracejit visible ")
+
+
+def test_numba_errors_become_backend_errors_naming_the_generated_line():
+    source = ("import numpy as np\n\n\ndef broken(a):\n    # b:f32[2] = add a a\n"
+              "    b = np.empty((2,), np.float32)\n    for i0 in range(2):\n        b[i0] = a[i0] + 'text'\n"
+              "    return (b,)\n")
+    lowered = Lowered(source=source, fn_name="broken", n_inputs=1, in_avals=[tj.Aval((2,), np.float32)],
+                      const_values=[], passthrough={}, n_returned=1, kernels=1,
+                      flags={"fastmath": False, "parallel": False})
+    from tracejit.backend import compiler
+    with pytest.raises(BackendError) as info:
+        compiler._compile(lowered, compiler._signature(lowered), "0" * 64)
+    message = str(info.value)
+    assert "line 8" in message and "b[i0] = a[i0] + 'text'" in message
+    assert "# b:f32[2] = add a a" in message and "internal error" in message
+
+
+def test_unsupported_dtype_is_a_clear_error():
+    with pytest.raises(BackendError, match="float16"):
+        generate_source(graph_of(lambda x: x * 2, np.ones(2, np.float16)))
+
+
+def test_log_topics_print_source_and_compile_time(capsys):
+    old = tj.log._topics
+    tj.set_log("source,compile")
+    try:
+        compile_graph(graph_of(lambda x: x * 7.25 - 1, np.ones((2, 7))), name="logged")
+    finally:
+        tj.log._topics = old
+    err = capsys.readouterr().err
+    assert "def logged(a):" in err and "[tracejit:compile] logged" in err
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+def test_trace_compiled_equals_eager_end_to_end():
+    @tj.trace
+    def predict(w, x, threshold):
+        scores = np.maximum(x @ w, 0.0).sum(axis=1)
+        return np.argmax(x, axis=1), scores > threshold, scores.mean()
+
+    rng = np.random.default_rng(4)
+    w, x = rng.standard_normal((3, 4)), rng.standard_normal((6, 3))
+    with tj.mode("eager"):
+        expected = predict(w, x, 0.5)
+    got = predict(w, x, 0.5)
+    assert type(got[2]) is type(expected[2])
+    for a, e in zip(got, expected):
+        np.testing.assert_allclose(a, e, rtol=1e-12)
+        assert np.asarray(a).dtype == np.asarray(e).dtype
+    assert predict.stats["kernels"] > 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-q"]))

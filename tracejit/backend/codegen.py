@@ -1,0 +1,620 @@
+"""Lowering a ``Graph`` to the source text of one Python function for ``numba.njit``.
+
+Layer: backend, below the transforms. ``lower(graph)`` walks the equations in order and
+writes, for each, a comment with its SSA text (and the user's line) followed by the code
+that computes it:
+
+- elementwise equations become one loop nest over the output shape whose body is the
+  primitive's ``scalar_src``;
+- reductions (``identity`` + ``combine``) become a loop nest with an accumulator;
+- every other primitive is written by an emitter in ``emitters.EMITTERS`` (matmul goes to
+  BLAS through ``np.dot``; ``broadcast_to``, ``transpose`` and ``slice`` are *views*: they
+  emit no loop, later loops index their input through the view's index map).
+
+Shapes are static: every loop bound is a literal. Values are named after their SSA names
+(``c``, ``d`` ...), so the code reads like ``str(graph)``. 0-d constants are inlined with
+their dtype (``np.float32(2.0)``); constant arrays become extra arguments (``const0`` ...).
+
+``generate_source`` returns only the text; ``compiler.compile_graph`` turns a ``Lowered``
+into a callable.
+"""
+from __future__ import annotations
+
+import ast
+import builtins
+import contextlib
+import keyword
+import math
+import os
+import re
+import textwrap
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..core import Const, Graph, GraphPrinter, Var, dtype_short
+
+__all__ = ["lower", "generate_source", "Lowered", "Lowering", "BackendError", "emitter_for",
+           "dtype_src", "literal_src", "SUPPORTED_KINDS"]
+
+
+class BackendError(RuntimeError):
+    """The backend could not generate or compile code for a graph. This is an internal error
+    of tracejit (or a dtype/primitive the backend does not handle), not a bug in user code."""
+
+
+# dtype kinds the generated code handles: bool, signed/unsigned ints, floats (32/64), complex.
+SUPPORTED_KINDS = "biufc"
+
+
+def dtype_src(dtype) -> str:
+    """``np.float32`` etc.: how generated code spells a dtype."""
+    dt = np.dtype(dtype)
+    if dt == np.bool_:
+        return "np.bool_"
+    if dt.kind not in SUPPORTED_KINDS or (dt.kind == "f" and dt.itemsize not in (4, 8)) or \
+            (dt.kind == "c" and dt.itemsize not in (8, 16)):
+        raise BackendError(f"the Numba backend does not support dtype {dt.name}; cast to float32/float64 first")
+    return f"np.{dt.name}"
+
+
+def _float_text(v: float) -> str:
+    if math.isnan(v):
+        return "np.nan"
+    if math.isinf(v):
+        return "np.inf" if v > 0 else "-np.inf"
+    return repr(float(v))
+
+
+def literal_src(value, dtype) -> str:
+    """A typed scalar literal: ``np.float32(2.0)``, ``np.int64(-3)``, ``True``."""
+    dt = np.dtype(dtype)
+    v = np.asarray(value).astype(dt).item()
+    if dt == np.bool_:
+        return "True" if v else "False"
+    name = dtype_src(dt)
+    if dt.kind in "iu":
+        return f"{name}({int(v)})"
+    if dt.kind == "f":
+        return f"{name}({_float_text(v)})"
+    return f"{name}(complex({_float_text(v.real)}, {_float_text(v.imag)}))"
+
+
+def identity_src(identity, dtype) -> str:
+    """A reduction identity (0, "lowest", "highest") as a literal of ``dtype``."""
+    dt = np.dtype(dtype)
+    if identity == "lowest":
+        value = False if dt == np.bool_ else (-np.inf if dt.kind == "f" else np.iinfo(dt).min)
+    elif identity == "highest":
+        value = True if dt == np.bool_ else (np.inf if dt.kind == "f" else np.iinfo(dt).max)
+    else:
+        value = identity
+    return literal_src(value, dt)
+
+
+def shape_src(shape) -> str:
+    return "(" + ", ".join(str(int(d)) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _index_src(idx) -> str:
+    return ", ".join(idx) if idx else "()"
+
+
+_SIMPLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$|^[0-9]+$")
+
+
+def affine(i: str, start: int, step: int) -> str:
+    """Index expression ``start + i * step``, written as simply as possible."""
+    if step != 1:
+        i = (i if _SIMPLE.match(i) else f"({i})") + f" * {step}"
+    if start:
+        i = f"{i} + {start}"
+    return i
+
+
+# ----------------------------------------------------------------------------- values
+
+class Ref:
+    """How generated code reads one graph value at a (tuple of) loop index expression(s)."""
+
+    shape: tuple
+    dtype: np.dtype
+
+    def at(self, idx) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class ArrayRef(Ref):
+    """An array variable in the generated code. ``root`` names the allocation it lives in:
+    its own name for arrays this program allocates, ``"input"`` for arguments."""
+
+    def __init__(self, name, shape, dtype, root):
+        self.name, self.shape, self.dtype, self.root = name, tuple(shape), np.dtype(dtype), root
+
+    def at(self, idx) -> str:
+        return f"{self.name}[{_index_src(idx)}]"
+
+
+class ScalarRef(Ref):
+    """A 0-d constant, inlined as a typed literal wherever it is read."""
+
+    def __init__(self, text, dtype):
+        self.text, self.shape, self.dtype = text, (), np.dtype(dtype)
+
+    def at(self, idx) -> str:
+        return self.text
+
+
+class ViewRef(Ref):
+    """A value that is an index remapping of another (broadcast, transpose, slice): reading it
+    reads ``base`` at ``index_map(idx)``; nothing is copied unless it is materialised."""
+
+    def __init__(self, base: Ref, shape, index_map, name):
+        self.base, self.shape, self.dtype = base, tuple(shape), base.dtype
+        self.index_map, self.name = index_map, name
+
+    def at(self, idx) -> str:
+        return self.base.at(self.index_map(list(idx)))
+
+
+# ----------------------------------------------------------------------------- lowering
+
+@dataclass
+class Lowered:
+    """The generated program and what the runtime needs to call it."""
+
+    source: str
+    fn_name: str
+    n_inputs: int
+    in_avals: list               # Aval of each graph input (argument order)
+    const_values: list           # extra array arguments after the inputs
+    passthrough: dict            # output position -> input position (outputs that *are* inputs)
+    n_returned: int              # outputs the generated function returns (the others)
+    kernels: int
+    fused_ops: int = 0
+    flags: dict = field(default_factory=dict)
+    parts: list = field(default_factory=list)  # names of the part functions the main one calls
+
+
+class Lowering:
+    """The state of one ``lower`` call; emitters receive it and write code through it."""
+
+    def __init__(self, graph: Graph, name: str, parallel=None):
+        self.graph = graph
+        self.parallel = parallel      # as given to tj.trace: None (backend decides), True, False
+        self.uses_prange = False      # set by an emitter that writes a ``prange`` loop
+        self.imports: list[str] = []  # extra import lines the program needs (emitters add them)
+        self.fused_ops = 0            # equations folded into fused kernels (by their emitter)
+        self.printer = GraphPrinter(graph)
+        self.printer.render()  # assign SSA names in the same order as str(graph)
+        self.fn_name = _py_name(name, default="fn")
+        self.lines: list[str] = []
+        self.depth = 1
+        self.refs: dict[int, Ref] = {}
+        self.names: dict[int, str] = {}
+        self.taken: set[str] = {self.fn_name}
+        self.counters: dict[str, int] = {}
+        self.const_args: dict[int, ArrayRef] = {}
+        self.const_values: list = []
+        self.materialized: dict[int, ArrayRef] = {}
+        self.kernels = 0
+        self.eqn = None
+
+    # -- text
+    def emit(self, line: str):
+        self.lines.append("    " * self.depth + line if line else "")
+
+    def comment(self, text: str):
+        for line in text.splitlines():
+            self.emit("# " + line)
+
+    @contextlib.contextmanager
+    def block(self, header: str):
+        """``header:`` followed by an indented block."""
+        self.emit(header)
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+
+    @contextlib.contextmanager
+    def loops(self, shape, prefix="i", start=0):
+        """Nested ``for`` loops over ``shape`` (static bounds); yields the index expressions.
+        Axes of length 1 get no loop: their index is the literal ``0``."""
+        idx, opened = [], 0
+        for d, n in enumerate(shape):
+            if n == 1:
+                idx.append("0")
+                continue
+            name = f"{prefix}{start + d}"
+            self.emit(f"for {name} in range({int(n)}):")
+            self.depth += 1
+            opened += 1
+            idx.append(name)
+        try:
+            yield idx
+        finally:
+            self.depth -= opened
+
+    def require(self, line: str):
+        """Add an import line (e.g. ``from tracejit.backend import vecmath as _vm``) to the
+        program's header."""
+        if line not in self.imports:
+            self.imports.append(line)
+
+    def where(self) -> str:
+        """``" (model.py:12)"``: the user's line of the equation being emitted, for messages."""
+        src = self.eqn.source if self.eqn is not None else None
+        if not src:
+            return ""
+        return f" ({os.path.basename(str(src[0]))}:{src[1]})"
+
+    # -- names
+    def var_name(self, var: Var) -> str:
+        name = self.names.get(var.id)
+        if name is None:
+            name = self.unique(_py_name(self.printer.name(var)))
+            self.names[var.id] = name
+        return name
+
+    def unique(self, base: str) -> str:
+        name, k = base, 1
+        while name in self.taken:
+            name, k = f"{base}_{k}", k + 1
+        self.taken.add(name)
+        return name
+
+    def fresh(self, prefix: str) -> str:
+        """A helper name that cannot clash with SSA names (which never contain digits)."""
+        k = self.counters.get(prefix, 0)
+        self.counters[prefix] = k + 1
+        return self.unique(f"{prefix}{k}")
+
+    # -- values
+    def bind(self, var: Var, ref: Ref):
+        self.refs[var.id] = ref
+
+    def ref(self, atom) -> Ref:
+        if isinstance(atom, Const):
+            value = np.asarray(atom.value)
+            dtype = atom.aval.dtype
+            if value.ndim == 0:
+                return ScalarRef(literal_src(value, dtype), dtype)
+            ref = self.const_args.get(id(atom))
+            if ref is None:
+                name = self.fresh("const")
+                ref = ArrayRef(name, value.shape, dtype, "input")
+                self.const_args[id(atom)] = ref
+                self.const_values.append((name, np.ascontiguousarray(value.astype(dtype, copy=False)).view(np.ndarray)))
+            return ref
+        try:
+            return self.refs[atom.id]
+        except KeyError:
+            raise BackendError(f"internal error: {atom!r} is used before it is defined") from None
+
+    def new_array(self, var: Var, init="empty", fill=None) -> ArrayRef:
+        """``name = np.empty(shape, dtype)`` (or ``np.zeros``/``np.full``) for ``var``."""
+        name = self.var_name(var)
+        return self.alloc(name, var.aval.shape, var.aval.dtype, init, fill)
+
+    def alloc(self, name, shape, dtype, init="empty", fill=None) -> ArrayRef:
+        if init == "full":
+            self.emit(f"{name} = np.full({shape_src(shape)}, {fill}, {dtype_src(dtype)})")
+        else:
+            self.emit(f"{name} = np.{init}({shape_src(shape)}, {dtype_src(dtype)})")
+        return ArrayRef(name, shape, dtype, name)
+
+    def array(self, atom) -> ArrayRef:
+        """The value as a C-contiguous array variable, copying a view or literal into a new
+        array the first time it is needed this way."""
+        ref = self.ref(atom)
+        if isinstance(ref, ArrayRef):
+            return ref
+        key = id(ref)
+        out = self.materialized.get(key)
+        if out is None:
+            # A view's own (otherwise unused) name is reserved for its materialised copy.
+            name = ref.name if isinstance(ref, ViewRef) else self.fresh("tmp")
+            out = self.copy_into(name, ref)
+            self.materialized[key] = out
+        return out
+
+    def copy_into(self, name, ref: Ref) -> ArrayRef:
+        """A fresh array ``name`` holding ``ref``'s elements (one loop nest)."""
+        out = self.alloc(name, ref.shape, ref.dtype)
+        self.kernels += 1
+        with self.loops(ref.shape) as idx:
+            self.emit(f"{out.at(idx)} = {ref.at(idx)}")
+        return out
+
+
+# Module-level names generated code may use besides builtins; values are never named so.
+RESERVED_NAMES = {"np", "numba", "prange", "vm", "radd", "fmaximum", "fminimum"}
+
+
+def _py_name(name: str, default: str = "v") -> str:
+    """A valid identifier that shadows nothing generated code uses (keywords, builtins, np)."""
+    name = re.sub(r"\W", "_", str(name)) or default
+    if name[0].isdigit():
+        name = "_" + name
+    if keyword.iskeyword(name) or hasattr(builtins, name) or name in RESERVED_NAMES:
+        name += "_"
+    return name
+
+
+# ----------------------------------------------------------------------------- generic emitters
+
+def _operand_texts(L: Lowering, eqn, idx):
+    return [L.ref(a).at(idx) for a in eqn.inputs]
+
+
+def _elementwise_check(L: Lowering, eqn, operands):
+    """Checks NumPy makes that the bare scalar expression would not."""
+    if eqn.prim.name == "pow" and eqn.inputs[1].aval.dtype.kind == "i":
+        exponent = eqn.inputs[1]
+        if isinstance(exponent, Const) and np.all(np.asarray(exponent.value) >= 0):
+            return
+        with L.block(f"if {operands[1]} < 0:"):
+            L.emit(f"raise ValueError({'Integers to negative integer powers are not allowed.' + L.where()!r})")
+
+
+# Loop bodies replacing a primitive's ``scalar_src`` for one dtype kind, where Numba's scalar
+# function differs from NumPy's ufunc: (primitive name, kind of the first input) -> body.
+SCALAR_SRC_OVERRIDES = {
+    ("sign", "u"): "1 if {0} > 0 else 0",  # Numba's np.sign gives -1 for unsigned values >= 2**(bits-1)
+}
+
+
+def emit_elementwise(L: Lowering, eqn):
+    """One loop nest over the output; the body is the primitive's ``scalar_src``."""
+    src = eqn.prim.scalar_src
+    if callable(src):
+        src = src(**eqn.params)
+    kind = eqn.inputs[0].aval.dtype.kind if eqn.inputs else ""
+    src = SCALAR_SRC_OVERRIDES.get((eqn.prim.name, kind), src)
+    out = eqn.outputs[0]
+    vector_fn = _vector_math_name(eqn.prim.name, out.aval.dtype)
+    if vector_fn is not None:
+        # branch-free float exp/log/tanh/... that LLVM inlines and vectorises (libm's do not)
+        L.require("from tracejit.backend import vecmath as _vm")
+        src = f"_vm.{vector_fn}(" + ", ".join(f"{{{k}}}" for k in range(len(eqn.inputs))) + ")"
+    res = L.new_array(out)
+    L.kernels += 1
+    with L.loops(out.aval.shape) as idx:
+        operands = _operand_texts(L, eqn, idx)
+        _elementwise_check(L, eqn, operands)
+        L.emit(f"{res.at(idx)} = {src.format(*operands)}")
+    L.bind(out, res)
+
+
+def _vector_math_name(prim_name, dtype):
+    from .vecmath import vector_math_name
+    return vector_math_name(prim_name, dtype)
+
+
+def _acc_dtype(prim, dtype) -> np.dtype:
+    """Accumulator dtype of a reduction. Sums accumulate float32 in float64 (the result is
+    rounded once, so it stays as close to NumPy's pairwise sum as NumPy's own error) and
+    integers/bools in the 64-bit integer (the stored result wraps exactly like NumPy's)."""
+    dt = np.dtype(dtype)
+    if prim.name != "reduce_sum":
+        return dt
+    if dt == np.float32:
+        return np.dtype(np.float64)
+    if dt == np.complex64:
+        return np.dtype(np.complex128)
+    if dt == np.bool_ or dt.kind == "i":
+        return np.dtype(np.int64)
+    if dt.kind == "u":
+        return np.dtype(np.uint64)
+    return dt
+
+
+def emit_reduce(L: Lowering, eqn):
+    """Reductions from the primitive's ``identity`` and ``combine``.
+
+    When the reduced axes are the trailing ones, each output element gets a scalar
+    accumulator; otherwise the input is walked in memory order, combining into an
+    accumulator array of the output's shape.
+    """
+    prim = eqn.prim
+    (x,), (out,) = eqn.inputs, eqn.outputs
+    axes = tuple(sorted(eqn.params["axes"]))
+    xr = L.ref(x)
+    shape = x.aval.shape
+    dtype = out.aval.dtype
+    acc_dt = _acc_dtype(prim, dtype)
+    ident = identity_src(prim.identity, acc_dt)
+    kept = [d for d in range(len(shape)) if d not in axes]
+    L.kernels += 1
+    if axes == tuple(range(len(shape) - len(axes), len(shape))):
+        res = L.new_array(out)
+        acc = L.fresh("acc")
+        with L.loops(out.aval.shape) as o:
+            L.emit(f"{acc} = {ident}")
+            with L.loops([shape[d] for d in axes], "r") as r:
+                L.emit(f"{acc} = {prim.combine.format(acc=acc, x=xr.at(o + r))}")
+            L.emit(f"{res.at(o)} = {acc}")
+    else:
+        if acc_dt == dtype:
+            acc_arr = L.new_array(out, "full", ident)
+        else:
+            acc_arr = L.alloc(L.fresh("acc"), out.aval.shape, acc_dt, "full", ident)
+        with L.loops(shape) as i:
+            o = [i[d] for d in kept]
+            L.emit(f"{acc_arr.at(o)} = {prim.combine.format(acc=acc_arr.at(o), x=xr.at(i))}")
+        res = acc_arr
+        if acc_dt != dtype:
+            res = L.new_array(out)
+            L.kernels += 1
+            with L.loops(out.aval.shape) as o:
+                L.emit(f"{res.at(o)} = {acc_arr.at(o)}")
+    L.bind(out, res)
+
+
+def emitter_for(prim):
+    """The function that writes code for ``prim``, or None if the backend cannot."""
+    from .emitters import EMITTERS
+    emitter = EMITTERS.get(prim.name)
+    if emitter is not None:
+        return emitter
+    if prim.kind == "elementwise" and prim.scalar_src is not None:
+        return emit_elementwise
+    if prim.kind == "reduce" and prim.identity is not None and prim.combine is not None:
+        return emit_reduce
+    return None
+
+
+# ----------------------------------------------------------------------------- the program
+
+def _eqn_comment(L: Lowering, eqn) -> str:
+    text = L.printer.render_eqn(eqn)
+    if eqn.source:
+        filename, lineno, line = eqn.source
+        text += f"\n  {os.path.basename(str(filename))}:{lineno}" + (f": {line}" if line else "")
+    return text
+
+
+# Numba's compile time grows faster than linearly with the size of one function (its
+# data-flow passes and LLVM's run over the whole body), so a program with more loop nests than
+# this is split into part functions of about this many, called in order by the main function.
+PART_KERNELS = 32
+
+
+def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn") -> Lowered:
+    """Generate the program for ``graph`` (see the module docstring)."""
+    L = Lowering(graph, name, parallel)
+    input_ids = {}
+    for k, var in enumerate(graph.inputs):
+        dtype_src(var.aval.dtype)  # reject unsupported dtypes early
+        L.bind(var, ArrayRef(L.var_name(var), var.aval.shape, var.aval.dtype, "input"))
+        input_ids.setdefault(var.id, k)
+
+    units = []  # (first line, kernels) of each equation's code, for splitting into parts
+    for eqn in graph.eqns:
+        emitter = emitter_for(eqn.prim)
+        if emitter is None:
+            raise BackendError(f"the Numba backend has no emitter for primitive {eqn.prim.name!r}")
+        for v in eqn.outputs:
+            dtype_src(v.aval.dtype)
+        units.append((len(L.lines), L.kernels))
+        L.eqn = eqn
+        L.emit("")
+        L.comment(_eqn_comment(L, eqn))
+        emitter(L, eqn)
+    L.eqn = None
+
+    # Outputs: fresh arrays, never an alias of an input or of another output. Outputs that
+    # are graph inputs are returned by the runtime as the input object itself.
+    units.append((len(L.lines), L.kernels))
+    passthrough, returned, roots = {}, [], set()
+    started = False
+    for pos, atom in enumerate(graph.outputs):
+        if isinstance(atom, Var) and atom.id in input_ids:
+            passthrough[pos] = input_ids[atom.id]
+            continue
+        ref = L.ref(atom)
+        if isinstance(ref, ArrayRef) and ref.root != "input" and ref.root not in roots:
+            arr = ref
+        else:
+            if not started:
+                started = True
+                L.emit("")
+                L.comment("outputs: views, literals and aliases of inputs or other outputs become fresh arrays")
+            arr = L.array(atom) if not isinstance(ref, ArrayRef) else ref
+            if arr.root == "input" or arr.root in roots:
+                name_ = L.fresh("out")
+                L.emit(f"{name_} = {arr.name}.copy()")
+                L.kernels += 1
+                arr = ArrayRef(name_, arr.shape, arr.dtype, name_)
+        roots.add(arr.root)
+        returned.append(arr.name)
+    units.append((len(L.lines), L.kernels))
+
+    args = [L.var_name(v) for v in graph.inputs] + [n for n, _ in L.const_values]
+    in_names = graph.input_names or [f"in{k}" for k in range(len(graph.inputs))]
+    njit_parallel = parallel is True or L.uses_prange
+    if L.uses_prange:
+        L.require("from numba import prange")
+    header = [
+        f"# tracejit: generated program for {name!r}",
+        f"# numba.njit(fastmath={bool(fastmath)}, parallel={njit_parallel}, error_model='numpy')",
+        "import numpy as np",
+        *L.imports,
+        "",
+        "",
+        f"def {L.fn_name}({', '.join(args)}):",
+    ]
+    for v, user_name in zip(graph.inputs, in_names):
+        header.append(f"    # input  {L.var_name(v)}:{v.aval.strong()} = {user_name}")
+    for n, value in L.const_values:
+        header.append(f"    # const  {n}:{dtype_short(value.dtype)}[{','.join(map(str, value.shape))}] (constant array)")
+    ret = "return (" + ", ".join(returned) + ("," if len(returned) == 1 else "") + ")"
+    chunks = _split(units)
+    if len(chunks) == 1:
+        body, parts = L.lines + ["", "    " + ret], []
+    else:
+        body, parts = _parts(L, chunks, args, returned, ret)
+    source = "\n".join(header + body) + "\n"
+    return Lowered(source=source, fn_name=L.fn_name, n_inputs=len(graph.inputs),
+                   in_avals=[v.aval for v in graph.inputs], const_values=[v for _, v in L.const_values],
+                   passthrough=passthrough, n_returned=len(returned), kernels=L.kernels, fused_ops=L.fused_ops,
+                   flags={"fastmath": bool(fastmath), "parallel": njit_parallel}, parts=parts)
+
+
+def _split(units):
+    """Group consecutive equations into chunks of about ``PART_KERNELS`` loop nests: a list of
+    (first line, end line) ranges of ``Lowering.lines``."""
+    chunks, first, first_kernels = [], units[0][0], units[0][1]
+    for (line, kernels), (end, end_kernels) in zip(units, units[1:]):
+        if end_kernels - first_kernels > PART_KERNELS and line > first:
+            chunks.append((first, line))
+            first, first_kernels = line, kernels
+    chunks.append((first, units[-1][0]))
+    return chunks
+
+
+def _names(lines):
+    """(names assigned, names read but not assigned) by a block of generated statements.
+    Names a block both assigns and reads (loop indices, accumulators) are its own: every
+    generated block assigns such a name before reading it."""
+    tree = ast.parse(textwrap.dedent("\n".join(lines)) or "pass")
+    stored, loaded = [], set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            if isinstance(node.ctx, ast.Store):
+                stored.append(node.id)
+            else:
+                loaded.add(node.id)
+    return list(dict.fromkeys(stored)), loaded - set(stored)
+
+
+def _parts(L: Lowering, chunks, args, returned, ret):
+    """The main function calls one part function per chunk; each part takes the arrays it
+    reads that earlier parts (or the arguments) made, and returns those later code reads."""
+    blocks = [L.lines[a:b] for a, b in chunks]
+    info = [_names(block) for block in blocks]
+    part_names = [L.unique(f"{L.fn_name}_part{k + 1}") for k in range(len(blocks))]
+    available = list(args)
+    params, results = [], []
+    for k, (stored, loaded) in enumerate(info):
+        params.append([n for n in available if n in loaded])
+        later = set(returned).union(*(info[j][1] for j in range(k + 1, len(info))))
+        results.append([n for n in stored if n in later and n not in available])
+        available += results[-1]
+    body = []
+    for part, ps, rs in zip(part_names, params, results):
+        call = f"{part}({', '.join(ps)})"
+        body.append(f"    {', '.join(rs)}{',' if len(rs) == 1 else ''} = {call}" if rs else f"    {call}")
+    body += ["    " + ret]
+    for k, (part, ps, rs, block) in enumerate(zip(part_names, params, results, blocks)):
+        body += ["", "", f"def {part}({', '.join(ps)}):",
+                 f"    # part {k + 1} of {len(blocks)} of {L.fn_name}"] + block
+        body += ["", f"    return ({', '.join(rs)}{',' if len(rs) == 1 else ''})"]
+    return body, part_names
+
+
+def generate_source(graph: Graph, *, fastmath=False, parallel=None, name="fn") -> str:
+    """The generated Numba source for ``graph`` (what ``compile_graph`` compiles)."""
+    return lower(graph, fastmath=fastmath, parallel=parallel, name=name).source

@@ -1,0 +1,202 @@
+"""Compiling generated programs with ``numba.njit``, and calling them.
+
+Layer: backend, under the runtime (``jit.py``). ``compile_graph(graph)`` lowers the graph
+(``codegen.lower``), then looks the source up in an in-memory cache keyed by a hash of the
+source, the Numba version and the flags; only on a miss is it compiled. Identical graphs
+(from different ``Traced`` objects, or tests) therefore share one compiled function.
+
+The source is registered in ``linecache`` under a pseudo-filename (``<tracejit fn 1a2b...>``)
+before it is compiled, so Python tracebacks and Numba's error reports show its lines. A
+Numba typing or lowering failure is re-raised as ``BackendError`` naming the generated line;
+there is no fallback to NumPy.
+
+``TRACEJIT_LOG`` (a comma list, see ``tracejit.log``): ``source`` prints each program's source
+to stderr as it is compiled, ``compile`` its compile time, ``cache`` in-memory cache hits.
+"""
+from __future__ import annotations
+
+import hashlib
+import linecache
+import re
+import threading
+import time
+
+import numpy as np
+
+from .codegen import BackendError, Lowered, lower
+
+__all__ = ["compile_graph", "CompiledProgram", "cache_info", "clear_cache", "log_enabled"]
+
+_cache: dict[str, object] = {}
+_cache_lock = threading.Lock()
+_counts = {"hits": 0, "compiles": 0}
+
+
+def log_enabled(topic: str) -> bool:
+    """Whether ``TRACEJIT_LOG`` / ``tj.set_log`` asks for ``topic`` (see ``tracejit.log``)."""
+    from .. import log
+    return log.enabled(topic)
+
+
+def _log(topic: str, message: str) -> None:
+    from .. import log
+    log.log(topic, message)
+
+
+def cache_info() -> dict:
+    """``{"size", "hits", "compiles"}`` of the in-memory cache of compiled programs."""
+    with _cache_lock:
+        return {"size": len(_cache), **_counts}
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def _numba_type(aval):
+    from numba import types
+    from numba.np.numpy_support import from_dtype
+    return types.Array(from_dtype(aval.dtype.newbyteorder("=")), len(aval.shape), "C", readonly=True)
+
+
+def _signature(lowered: Lowered):
+    """Argument types: read-only C-contiguous arrays (writable arrays convert to them, so one
+    compiled signature serves both)."""
+    from ..core import Aval
+    avals = list(lowered.in_avals) + [Aval(v.shape, v.dtype) for v in lowered.const_values]
+    return tuple(_numba_type(a) for a in avals)
+
+
+def _cache_key(lowered: Lowered, signature) -> str:
+    import numba
+    text = f"numba {numba.__version__}\n{sorted(lowered.flags.items())}\n{signature}\n{lowered.source}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _explain(exc, lowered: Lowered, filename: str) -> BackendError:
+    message = _ANSI.sub("", str(exc))
+    lines = lowered.source.splitlines()
+    where = ""
+    found = re.findall(re.escape(f'File "{filename}", line ') + r"(\d+)", message)
+    if not found:
+        found = re.findall(re.escape(filename) + r"\s*\((\d+)\)", message)
+    if found:
+        lineno = int(found[-1])
+        lo = max(0, lineno - 1)
+        # the equation comment above the failing line says which equation it was
+        eqn = next((lines[j].strip() for j in range(lo, -1, -1) if lines[j].strip().startswith("# ")
+                    and " = " in lines[j]), "")
+        where = (f"\n  at {filename}, line {lineno}:\n    {lines[lo].strip() if lo < len(lines) else ''}"
+                 + (f"\n  generated for the equation:\n    {eqn}" if eqn else ""))
+    return BackendError(
+        f"tracejit internal error: Numba could not compile the generated program "
+        f"{lowered.fn_name!r}.{where}\n  (TRACEJIT_LOG=source prints the whole program.)\n"
+        f"Numba reported:\n{message}")
+
+
+def _filename(lowered: Lowered, key: str) -> str:
+    return f"<tracejit {lowered.fn_name} {key[:12]}>"
+
+
+def _register_source(lowered: Lowered, key: str) -> str:
+    """Make the generated text visible to tracebacks under its pseudo-filename."""
+    filename = _filename(lowered, key)
+    linecache.cache[filename] = (len(lowered.source), None, lowered.source.splitlines(True), filename)
+    return filename
+
+
+def _compile(lowered: Lowered, signature, key: str):
+    import numba
+    filename = _register_source(lowered, key)
+    namespace = {"np": np, "__name__": f"tracejit_generated_{key[:12]}"}
+    exec(compile(lowered.source, filename, "exec"), namespace)
+    options = dict(fastmath=lowered.flags["fastmath"], parallel=lowered.flags["parallel"], error_model="numpy",
+                   cache=False)
+    try:
+        for part in lowered.parts:  # compiled when the main function's call to them is typed
+            namespace[part] = numba.njit(**options)(namespace[part])
+        return numba.njit(signature, **options)(namespace[lowered.fn_name])
+    except numba.core.errors.NumbaError as exc:
+        raise _explain(exc, lowered, filename) from None
+
+
+class CompiledProgram:
+    """A compiled graph: ``program(arrays) -> list of arrays``, one per graph output.
+
+    ``arrays`` holds one array per graph input (0-d arrays for scalars); any layout and
+    read-only arrays are accepted. Outputs are fresh arrays, except an output that is a graph
+    input, which is returned as that very input object.
+    """
+
+    __slots__ = ("fn", "source", "kernels", "fused_ops", "name", "filename", "key", "_consts", "_expect",
+                 "_passthrough", "_n_out")
+
+    def __init__(self, fn, lowered: Lowered, key: str):
+        self.fn = fn
+        self.source = lowered.source
+        self.kernels = lowered.kernels
+        self.fused_ops = lowered.fused_ops
+        self.name = lowered.fn_name
+        self.key = key
+        self.filename = _filename(lowered, key)
+        self._consts = tuple(lowered.const_values)
+        self._expect = tuple((a.shape, a.dtype) for a in lowered.in_avals)
+        self._passthrough = sorted(lowered.passthrough.items())
+        self._n_out = lowered.n_returned + len(lowered.passthrough)
+
+    def __repr__(self):
+        return f"<CompiledProgram {self.name}: {self.kernels} kernels>"
+
+    def __call__(self, arrays):
+        if len(arrays) != len(self._expect):
+            raise TypeError(f"{self.name}: the program takes {len(self._expect)} arrays, got {len(arrays)}")
+        args = []
+        for k, (a, (shape, dtype)) in enumerate(zip(arrays, self._expect)):
+            if type(a) is not np.ndarray:
+                a = np.asarray(a)
+            if a.dtype != dtype:
+                if not np.can_cast(a.dtype, dtype, "equiv"):
+                    raise TypeError(f"{self.name}: input {k} has dtype {a.dtype}, the program was compiled for {dtype}")
+                a = a.astype(dtype)
+            if a.shape != shape:
+                raise ValueError(f"{self.name}: input {k} has shape {a.shape}, the program was compiled for {shape}")
+            if not a.flags.c_contiguous:
+                a = np.ascontiguousarray(a)
+            args.append(a)
+        outs = self.fn(*args, *self._consts)
+        if not self._passthrough:
+            return list(outs)
+        result = [None] * self._n_out
+        for pos, k in self._passthrough:
+            result[pos] = arrays[k]
+        it = iter(outs)
+        return [next(it) if r is None else r for r in result]
+
+
+def compile_graph(graph, *, fastmath=False, parallel=None, name="fn") -> CompiledProgram:
+    """Generate, compile (or fetch from the cache) and wrap the program for ``graph``."""
+    start = time.perf_counter()
+    lowered = lower(graph, fastmath=fastmath, parallel=parallel, name=name)
+    signature = _signature(lowered)
+    key = _cache_key(lowered, signature)
+    with _cache_lock:
+        fn = _cache.get(key)
+        hit = fn is not None
+        if hit:
+            _counts["hits"] += 1
+            _register_source(lowered, key)
+        else:
+            if log_enabled("source"):
+                _log("source", f"{lowered.fn_name} ({len(graph.eqns)} equations):\n{lowered.source}")
+            fn = _compile(lowered, signature, key)
+            _cache[key] = fn
+            _counts["compiles"] += 1
+    if hit:
+        _log("cache", f"{lowered.fn_name}: compiled program found in memory ({key[:12]})")
+    else:
+        _log("compile", f"{lowered.fn_name}: {lowered.kernels} kernels compiled in {time.perf_counter() - start:.3f} s")
+    return CompiledProgram(fn, lowered, key)

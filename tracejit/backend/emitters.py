@@ -1,0 +1,262 @@
+"""Emitters for the primitives that are not plain loops over one scalar expression.
+
+Each emitter is ``emit(L, eqn)``: it writes the code for ``eqn`` through the ``Lowering``
+``L`` and binds the equation's output to a ``Ref``. ``EMITTERS`` maps primitive names to
+them; elementwise primitives (``scalar_src``) and reductions (``identity`` + ``combine``)
+use the generic emitters in ``codegen`` instead.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .codegen import ArrayRef, Lowering, ViewRef, affine, identity_src, shape_src
+
+__all__ = ["EMITTERS"]
+
+
+# ----------------------------------------------------------------------------- views (no code)
+
+def emit_broadcast_to(L: Lowering, eqn):
+    """A view: size-1 axes are read at index 0, new leading axes are ignored."""
+    (x,), (out,) = eqn.inputs, eqn.outputs
+    x_shape = x.aval.shape
+    lead = len(eqn.params["shape"]) - len(x_shape)
+
+    def index_map(idx):
+        return ["0" if n == 1 else idx[lead + d] for d, n in enumerate(x_shape)]
+
+    L.comment("(view: read in place, no copy)")
+    L.bind(out, ViewRef(L.ref(x), out.aval.shape, index_map, L.var_name(out)))
+
+
+def emit_transpose(L: Lowering, eqn):
+    (x,), (out,) = eqn.inputs, eqn.outputs
+    perm = eqn.params["perm"]
+
+    def index_map(idx):
+        base = [None] * len(perm)
+        for j, p in enumerate(perm):
+            base[p] = idx[j]
+        return base
+
+    L.comment("(view: read in place, no copy)")
+    L.bind(out, ViewRef(L.ref(x), out.aval.shape, index_map, L.var_name(out)))
+
+
+def emit_slice(L: Lowering, eqn):
+    (x,), (out,) = eqn.inputs, eqn.outputs
+    starts, steps = eqn.params["starts"], eqn.params["steps"]
+
+    def index_map(idx):
+        return [affine(i, a, s) for i, a, s in zip(idx, starts, steps)]
+
+    L.comment("(view: read in place, no copy)")
+    L.bind(out, ViewRef(L.ref(x), out.aval.shape, index_map, L.var_name(out)))
+
+
+# ----------------------------------------------------------------------------- data movement
+
+def emit_reshape(L: Lowering, eqn):
+    """A reshape of a C-contiguous array variable is a free ``.reshape``; anything else is
+    copied into a fresh array first."""
+    (x,), (out,) = eqn.inputs, eqn.outputs
+    src = L.array(x)
+    name = L.var_name(out)
+    L.emit(f"{name} = {src.name}.reshape({shape_src(out.aval.shape)})")
+    L.bind(out, ArrayRef(name, out.aval.shape, out.aval.dtype, src.root))
+
+
+def emit_pad(L: Lowering, eqn):
+    (x,), (out,) = eqn.inputs, eqn.outputs
+    config = eqn.params["config"]
+    xr = L.ref(x)
+    res = L.new_array(out, "zeros")
+    L.kernels += 1
+    with L.loops(x.aval.shape) as idx:
+        dst = [affine(i, lo, interior + 1) for i, (lo, _, interior) in zip(idx, config)]
+        L.emit(f"{res.at(dst)} = {xr.at(idx)}")
+    L.bind(out, res)
+
+
+def emit_concatenate(L: Lowering, eqn):
+    out = eqn.outputs[0]
+    axis = eqn.params["axis"]
+    res = L.new_array(out)
+    offset = 0
+    for x in eqn.inputs:
+        xr = L.ref(x)
+        L.kernels += 1
+        with L.loops(x.aval.shape) as idx:
+            dst = list(idx)
+            dst[axis] = affine(idx[axis], offset, 1)
+            L.emit(f"{res.at(dst)} = {xr.at(idx)}")
+        offset += x.aval.shape[axis]
+    L.bind(out, res)
+
+
+def _checked_index(L: Lowering, k: str, value: str, idx_dtype, n: int, what: str, axis: int):
+    """``k = value``, wrapped like NumPy (negative counts from the end) and bounds-checked:
+    an index outside [-n, n) raises IndexError instead of reading out of bounds. (The message
+    is a constant: formatting the index with ``str`` would double the program's compile time.)"""
+    L.emit(f"{k} = {value}")
+    if np.dtype(idx_dtype).kind == "i":
+        with L.block(f"if {k} < 0:"):
+            L.emit(f"{k} += {n}")
+        cond = f"{k} < 0 or {k} >= {n}"
+    else:
+        cond = f"{k} >= {n}"
+    with L.block(f"if {cond}:"):
+        message = f"{what}: index out of bounds for axis {axis} with size {n}{L.where()}"
+        L.emit(f"raise IndexError({message!r})")
+
+
+def emit_gather(L: Lowering, eqn):
+    """``np.take(x, idx, axis)``: loops over the output; each index is read once, checked,
+    and then the trailing axes are copied."""
+    (x, ind), (out,) = eqn.inputs, eqn.outputs
+    axis = eqn.params["axis"]
+    xr, ir = L.ref(x), L.ref(ind)
+    n = x.aval.shape[axis]
+    shape = out.aval.shape
+    k_ind = len(ind.aval.shape)
+    res = L.new_array(out)
+    k = L.fresh("k")
+    L.kernels += 1
+    with L.loops(shape[:axis + k_ind]) as head:
+        _checked_index(L, k, ir.at(head[axis:]), ind.aval.dtype, n, "gather", axis)
+        with L.loops(shape[axis + k_ind:], start=axis + k_ind) as tail:
+            L.emit(f"{res.at(head + tail)} = {xr.at(head[:axis] + [k] + tail)}")
+    L.bind(out, res)
+
+
+def emit_scatter_add(L: Lowering, eqn):
+    """A copy of ``x`` with ``updates`` added at ``idx`` along ``axis``; repeated indices add
+    up (``np.add.at``). Bool adds are logical or, as in NumPy."""
+    (x, ind, upd), (out,) = eqn.inputs, eqn.outputs
+    axis = eqn.params["axis"]
+    xr, ir, ur = L.ref(x), L.ref(ind), L.ref(upd)
+    n = x.aval.shape[axis]
+    shape = upd.aval.shape
+    k_ind = len(ind.aval.shape)
+    res = L.new_array(out)
+    L.kernels += 2
+    with L.loops(out.aval.shape) as idx:
+        L.emit(f"{res.at(idx)} = {xr.at(idx)}")
+    k = L.fresh("k")
+    op = "or" if out.aval.dtype == np.bool_ else "+"
+    with L.loops(shape[:axis + k_ind]) as head:
+        _checked_index(L, k, ir.at(head[axis:]), ind.aval.dtype, n, "scatter_add", axis)
+        with L.loops(shape[axis + k_ind:], start=axis + k_ind) as tail:
+            dst = res.at(head[:axis] + [k] + tail)
+            L.emit(f"{dst} = {dst} {op} {ur.at(head + tail)}")
+    L.bind(out, res)
+
+
+# ----------------------------------------------------------------------------- matmul
+
+def emit_matmul(L: Lowering, eqn):
+    """Float/complex: BLAS through ``np.dot`` on C-contiguous 2-D operands (batched: one
+    ``np.dot(a[i], b[i], out[i])`` per batch element). Integers and bools: explicit loops."""
+    (a, b), (out,) = eqn.inputs, eqn.outputs
+    *batch, m, k = a.aval.shape
+    n = b.aval.shape[-1]
+    dtype = out.aval.dtype
+    nbatch = int(np.prod(batch, dtype=np.int64))
+    if dtype.kind in "fc":
+        if 0 in (nbatch, m, n, k):
+            L.emit("# an empty operand: nothing to multiply")
+            res = L.new_array(out, "zeros")
+        elif not batch:
+            ar, br = L.array(a), L.array(b)
+            name = L.var_name(out)
+            L.emit(f"{name} = np.dot({ar.name}, {br.name})")
+            L.kernels += 1
+            res = ArrayRef(name, out.aval.shape, dtype, name)
+        else:
+            ar, br = L.array(a), L.array(b)
+            res = L.new_array(out)
+            a3, b3, c3 = ar.name, br.name, res.name
+            if len(batch) > 1:
+                a3, b3, c3 = L.fresh(f"{ar.name}_"), L.fresh(f"{br.name}_"), L.fresh(f"{res.name}_")
+                L.emit(f"{a3} = {ar.name}.reshape({shape_src((nbatch, m, k))})")
+                L.emit(f"{b3} = {br.name}.reshape({shape_src((nbatch, k, n))})")
+                L.emit(f"{c3} = {res.name}.reshape({shape_src((nbatch, m, n))})")
+            L.kernels += 1
+            with L.loops([nbatch], "b") as (i,):
+                L.emit(f"np.dot({a3}[{i}], {b3}[{i}], {c3}[{i}])")
+        L.bind(out, res)
+        return
+    ar, br = L.ref(a), L.ref(b)
+    res = L.new_array(out)
+    acc = L.fresh("acc")
+    L.kernels += 1
+    with L.loops(out.aval.shape) as idx:
+        *bi, i, j = idx
+        L.emit(f"{acc} = {identity_src(0, np.int64 if dtype.kind == 'i' else np.uint64) if dtype != np.bool_ else 'False'}")
+        with L.loops([k], "r") as (r,):
+            x, y = ar.at(bi + [i, r]), br.at(bi + [r, j])
+            if dtype == np.bool_:
+                L.emit(f"{acc} = {acc} or ({x} and {y})")
+            else:
+                L.emit(f"{acc} = {acc} + {x} * {y}")
+        L.emit(f"{res.at(idx)} = {acc}")
+    L.bind(out, res)
+
+
+# ----------------------------------------------------------------------------- argmax / argmin
+
+def _emit_arg_extremum(L: Lowering, eqn, better: str):
+    """First index of the extreme value along ``axis``, as NumPy: ties keep the first, and a
+    NaN counts as the extreme (the first NaN wins)."""
+    (x,), (out,) = eqn.inputs, eqn.outputs
+    axis = eqn.params["axis"]
+    xr = L.ref(x)
+    n = x.aval.shape[axis]
+    is_float = x.aval.dtype.kind in "fc"
+    res = L.new_array(out)
+    best, pos, v = L.fresh("best"), L.fresh("pos"), L.fresh("v")
+    L.kernels += 1
+    with L.loops(out.aval.shape) as o:
+        L.emit(f"{best} = {xr.at(o[:axis] + ['0'] + o[axis:])}")
+        L.emit(f"{pos} = 0")
+        loop = f"for r0 in range(1, {n}):"
+        if is_float:
+            with L.block(f"if {best} == {best}:"), L.block(loop):
+                L.emit(f"{v} = {xr.at(o[:axis] + ['r0'] + o[axis:])}")
+                with L.block(f"if {v} != {v}:"):
+                    L.emit(f"{pos} = r0")
+                    L.emit("break")
+                with L.block(f"if {v} {better} {best}:"):
+                    L.emit(f"{best} = {v}")
+                    L.emit(f"{pos} = r0")
+        else:
+            with L.block(loop):
+                L.emit(f"{v} = {xr.at(o[:axis] + ['r0'] + o[axis:])}")
+                with L.block(f"if {v} {better} {best}:"):
+                    L.emit(f"{best} = {v}")
+                    L.emit(f"{pos} = r0")
+        L.emit(f"{res.at(o)} = {pos}")
+    L.bind(out, res)
+
+
+def emit_argmax(L: Lowering, eqn):
+    _emit_arg_extremum(L, eqn, ">")
+
+
+def emit_argmin(L: Lowering, eqn):
+    _emit_arg_extremum(L, eqn, "<")
+
+
+EMITTERS = {
+    "broadcast_to": emit_broadcast_to,
+    "reshape": emit_reshape,
+    "transpose": emit_transpose,
+    "slice": emit_slice,
+    "pad": emit_pad,
+    "concatenate": emit_concatenate,
+    "gather": emit_gather,
+    "scatter_add": emit_scatter_add,
+    "matmul": emit_matmul,
+    "argmax": emit_argmax,
+    "argmin": emit_argmin,
+}
