@@ -96,7 +96,15 @@ def machine_info() -> dict:
         "numpy_blas": _blas(),
         "git_commit": _git_commit(),
         "env": {k: os.environ[k] for k in ENV_VARS if k in os.environ},
+        "load_average": _load(),
     }
+
+
+def _load():
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):  # pragma: no cover - not POSIX
+        return None
 
 
 def environment_notes(info) -> list:
@@ -107,6 +115,10 @@ def environment_notes(info) -> list:
         notes.append(f"OPENBLAS_CORETYPE={core} is set: OpenBLAS uses kernels for that CPU type instead of the "
                      "best ones for this CPU, which can slow NumPy's matrix products (and every system using "
                      "them); unset it for representative numbers")
+    load, cores = info.get("load_average"), info.get("usable_cores") or 1
+    if load and load[0] > 0.5 * cores:
+        notes.append(f"the machine was busy when the run started (load average {load[0]:g} on {cores} cores): "
+                     "other processes compete for the CPU, so times are higher and noisier than on an idle machine")
     return notes
 
 
@@ -119,6 +131,8 @@ def describe_markdown(info) -> list:
     for name in _PACKAGES:
         rows.append((name, v.get(name) or "not installed"))
     rows += [("NumPy BLAS", info.get("numpy_blas")), ("git commit", info.get("git_commit"))]
+    if info.get("load_average"):
+        rows.append(("load average at start (1, 5, 15 min)", ", ".join(f"{x:g}" for x in info["load_average"])))
     env = info.get("env", {})
     rows.append(("environment", ", ".join(f"`{k}={val}`" for k, val in env.items()) or "none of " +
                  ", ".join(f"`{k}`" for k in ENV_VARS[:5]) + " set"))
