@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import operator
 import threading
 import time
 import warnings
@@ -80,6 +81,10 @@ def _as_runtime_array(leaf, sig):
     if sig[0] == "py":
         return np.asarray(leaf, dtype=_leaf_aval(sig).dtype)
     return leaf if type(leaf) is np.ndarray else np.asarray(leaf)
+
+
+# The fast path's key for one argument: its exact type and memory layout.
+_layout = operator.attrgetter("__class__", "shape", "dtype", "strides")
 
 
 class _Entry:
@@ -171,6 +176,7 @@ class Traced:
         self._static_names = frozenset(static_argnames) | {names[i] for i in static_argnums if i < len(names)}
         self._positional_names = names
         self._cache: dict = {}
+        self._fast: dict = {}  # mode -> {argument layouts: direct runner}
         self._last_key = None
         self._lock = threading.RLock()
         self._warned = False
@@ -212,6 +218,17 @@ class Traced:
 
     def __call__(self, *args, **kwargs):
         mode = self.mode or get_mode()
+        if not kwargs:
+            # Fast path: positional C-contiguous arrays whose exact layout was seen before.
+            fast = self._fast.get(mode)
+            if fast:
+                try:
+                    run = fast.get(tuple(map(_layout, args)))
+                except AttributeError:  # not an array (a Python scalar, a tracer ...)
+                    run = None
+                if run is not None:
+                    self.stats["cache_hits"] += 1
+                    return run(args)
         if mode == "eager" or trace_stack():
             # Eager, or called while another function is being traced or differentiated: run the
             # body inline (it may read that trace's values through closures, not only arguments).
@@ -229,7 +246,33 @@ class Traced:
             self.stats["cache_hits"] += 1
         if self.check:
             return run_checked(self, self.fn, args, kwargs, lambda: self._run(entry, leaves, mode))
-        return self._run(entry, leaves, mode)
+        result = self._run(entry, leaves, mode)
+        if mode == "compiled" and not kwargs and not key[2] and not entry.bindings:
+            self._remember_fast(entry, args, leaves)
+        return result
+
+    def _remember_fast(self, entry, args, leaves):
+        """Register a direct call for this exact argument layout (see the fast path above)."""
+        program, compiled = entry.program, entry.compiled
+        if program.mutated or compiled is None or compiled._passthrough or len(leaves) != len(args) or not all(
+                type(a) is np.ndarray and a.flags.c_contiguous for a in args):
+            return
+        fn, extra = compiled.fn, tuple(compiled._consts)
+        captured = tuple(program.captured)
+        if not all(type(c) is np.ndarray and c.flags.c_contiguous for c in captured):
+            return
+        extra = captured + extra
+        out_tree, n = program.out_tree, program.n_results
+        single = out_tree == "*"
+
+        def run(arrays):
+            outs = fn(*arrays, *extra)
+            if single:
+                out = outs[0]
+                return out[()] if out.ndim == 0 else out
+            return pytree.unflatten(out_tree, [o[()] if o.ndim == 0 else o for o in outs[:n]])
+
+        self._fast.setdefault("compiled", {})[tuple(map(_layout, args))] = run
 
     def _run(self, entry, leaves, mode):
         runner = entry.runners.get(mode) or self._make_runner(entry, mode)

@@ -32,10 +32,14 @@ def _initial_mode() -> str:
 
 _global_mode = _initial_mode()
 _local = threading.local()
+_count_lock = threading.Lock()
+_open_blocks = 0  # `with tj.mode(...)` blocks open in any thread; 0 skips the thread-local look-up
 
 
 def get_mode() -> str:
     """The mode in force for this thread."""
+    if not _open_blocks:
+        return _global_mode
     stack = getattr(_local, "stack", None)
     return stack[-1] if stack else _global_mode
 
@@ -49,12 +53,17 @@ def set_mode(name: str) -> None:
 @contextlib.contextmanager
 def mode(name: str):
     """``with tj.mode("eager"): ...`` runs traced functions in that mode inside the block."""
+    global _open_blocks
     check_mode(name)
     stack = getattr(_local, "stack", None)
     if stack is None:
         stack = _local.stack = []
     stack.append(name)
+    with _count_lock:
+        _open_blocks += 1
     try:
         yield name
     finally:
         stack.pop()
+        with _count_lock:
+            _open_blocks -= 1
