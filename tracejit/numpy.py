@@ -938,6 +938,8 @@ def _expand_index(index, ndim):
 
 
 def _bool_mask_to_ints(i):
+    if isinstance(i, range):
+        return np.arange(i.start, i.stop, i.step)
     if _is_tracer(i) and i.dtype == np.bool_:
         raise UnsupportedError(
             f"boolean-mask indexing with a traced mask has a data-dependent shape, which a static graph cannot "
@@ -1080,23 +1082,58 @@ def take_along_axis(arr, indices, axis):
 
 def setitem(x, index, value):
     """``x[index] = value`` on a tracer: rebinds ``x`` to an updated copy, as NumPy updates it
-    in place. Positions must be known at trace time and distinct."""
+    in place. Repeated positions keep the last value written, as in NumPy. Traced indices work
+    too: integer arrays (up to ``_MAX_TRACED_POSITIONS`` positions), and a traced boolean mask of
+    ``x``'s shape with a single value (``x[x < 0] = 0``)."""
     view = getattr(value, "view_of", None)
     if isinstance(view, _IndexView) and view.base is x and view.index is index and view.written == _state(x):
         return  # the store half of ``x[index] += v``: the update already wrote through to x
-    positions = getitem(np.arange(x.size).reshape(x.shape), index) if not _index_is_traced(index) else None
-    if positions is None:
-        raise UnsupportedError(f"assignment through traced indices is not supported{_where_msg()}")
-    positions = np.asarray(positions)
-    if np.unique(positions).size != positions.size:
-        raise UnsupportedError(f"assignment with repeated indices is not supported in traced code{_where_msg()}")
-    value = _to(_check_operand(value, "setitem"), x.dtype, positions.shape, (x,))
-    flat_x = reshape(x, (-1,))
+    value = _check_operand(value, "setitem")
+    if _index_is_traced(index):
+        return _setitem_traced(x, index, value)
+    positions = np.asarray(getitem(np.arange(x.size).reshape(x.shape), index))
+    value = _to(value, x.dtype, positions.shape, (x,))
+    flat_positions = positions.ravel()
+    # the last write to each position wins: keep the last occurrence of each
+    last = flat_positions.size - 1 - np.unique(flat_positions[::-1], return_index=True)[1]
+    keep = np.sort(last)
+    flat_value = reshape(value, (-1,)) if _is_tracer(value) else literal(np.ravel(value))
+    if keep.size != flat_positions.size:
+        flat_value = P.gather(flat_value, literal(keep.astype(np.int64)), axis=0)
     mask = np.zeros(x.size, bool)
-    mask[positions.ravel()] = True
-    scattered = P.scatter_add(literal(np.zeros(x.size, x.dtype)), literal(positions.ravel().astype(np.int64)),
-                              reshape(value, (-1,)) if _is_tracer(value) else literal(np.ravel(value)), axis=0)
-    inplace_update(x, reshape(where(literal(mask), scattered, flat_x), x.shape))
+    mask[flat_positions] = True
+    scattered = P.scatter_add(literal(np.zeros(x.size, x.dtype)), literal(flat_positions[keep].astype(np.int64)),
+                              flat_value, axis=0)
+    inplace_update(x, reshape(where(literal(mask), scattered, reshape(x, (-1,))), x.shape))
+
+
+_MAX_TRACED_POSITIONS = 2048
+
+
+def _setitem_traced(x, index, value):
+    if _is_tracer(index) and index.dtype == np.bool_:
+        if index.shape != x.shape or _shape(value) != ():
+            raise UnsupportedError(
+                f"x[mask] = value with a traced mask works for a mask of x's shape {x.shape} and a single value; "
+                f"got a mask of shape {index.shape} and a value of shape {tuple(_shape(value))}{_where_msg()}\n"
+                "Use x[...] = np.where(mask, new_values, x) instead.")
+        return inplace_update(x, where(index, _to(value, x.dtype, (), (x,)), x))
+    # Positions through the same indexing rules as x[index], on a table of flat positions.
+    table = top_trace((x,)).full_raise(literal(np.arange(x.size, dtype=np.int64).reshape(x.shape)))
+    positions = reshape(getitem(table, index), (-1,))
+    m = positions.shape[0]
+    if m > _MAX_TRACED_POSITIONS:
+        raise UnsupportedError(f"assignment through traced indices is supported for up to {_MAX_TRACED_POSITIONS} "
+                               f"positions, got {m}{_where_msg()}\nUse np.where with a mask instead.")
+    value = reshape(_to(value, x.dtype, getitem(table, index).shape, (x,)), (-1,))
+    # NumPy keeps the last write to a repeated position: drop updates a later one overwrites.
+    later = literal(np.triu(np.ones((m, m), bool), 1))
+    overwritten = any(logical_and(equal(reshape(positions, (m, 1)), reshape(positions, (1, m))), later), axis=1)
+    keep = logical_not(overwritten)
+    zeros = literal(np.zeros(x.size, x.dtype))
+    scattered = P.scatter_add(zeros, positions, where(keep, value, zeros_like(value)), axis=0)
+    hits = P.scatter_add(literal(np.zeros(x.size, np.int64)), positions, astype(keep, np.int64), axis=0)
+    inplace_update(x, reshape(where(greater(hits, 0), scattered, reshape(x, (-1,))), x.shape))
 
 
 def _index_is_traced(index):
@@ -1262,4 +1299,4 @@ __all__ = sorted(name for name, value in list(globals().items())
                  if not name.startswith("_") and (callable(value) or isinstance(value, (float, type(None))))
                  and name not in {"annotations", "builtins", "functools", "numbers", "operator", "np", "P",
                                   "Tracer", "TracerError", "UnsupportedError", "ShapeError", "literal",
-                                  "inplace_update", "operator", "apply_ufunc", "apply_function", "getitem", "setitem"})
+                                  "inplace_update", "apply_ufunc", "apply_function", "getitem", "setitem", "top_trace"})
