@@ -30,3 +30,5 @@ __all__ = [
     "Graph", "Aval", "Var", "Const", "Eqn", "verify", "interpret", "defop", "primitives",
     "TracerError", "ConcretizationError", "UnsupportedError", "MismatchError",
 ]
+
+from . import bench  # noqa: E402  (the benchmark harness: tj.bench.compare, python -m tracejit.bench)
