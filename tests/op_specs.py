@@ -253,6 +253,9 @@ spec("take_along_axis", lambda x, i: (np.take_along_axis(x, i, axis=1), np.take_
 spec("take_along_axis_argmax", lambda x: np.take_along_axis(x, np.argmax(x, axis=-1)[:, None], axis=-1), A)
 spec("setitem", lambda x, v: _setitem(x, v), A, ROW, grad=True)
 spec("setitem_view_update", lambda x: _view_update(x), A)
+spec("setitem_repeated_constant_indices", lambda x: _setitem_repeated(x), A, grad=True)
+spec("setitem_traced_indices", lambda x, y: _setitem_traced(x, y), A, np.array([2, 2]), grad=True)
+spec("setitem_traced_mask", lambda x: _setitem_mask(x), A, grad=True)
 
 
 def _setitem(x, v):
@@ -261,6 +264,26 @@ def _setitem(x, v):
     y[1, ::2] = -1.0
     y[:, 1] += v[:2]
     return y
+
+
+def _setitem_repeated(x):
+    y = x * 2.0
+    y[[0, 1, 0], [2, 2, 2]] = x[1]  # position (0, 2) is written twice: the last value stays
+    return y
+
+
+def _setitem_traced(x, y):
+    d = x * 1.0
+    d[range(2), y] -= 1.0  # the softmax cross-entropy gradient, written by hand
+    d[1, y] = x[0, :2] * 10  # repeated traced positions: the last value stays
+    return d
+
+
+def _setitem_mask(x):
+    d = x + 0.0
+    d[d < 0] = 0.0
+    d[x > 1] = x[0, 0]
+    return d
 
 
 def _view_update(x):

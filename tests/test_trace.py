@@ -476,6 +476,35 @@ def test_out_arguments_update_in_place(mode):
     assert np.asarray(total).dtype == np.float32 and float(total) == pytest.approx(7.6)
 
 
+def test_assignment_through_traced_indices_and_masks(mode):
+    @tj.trace
+    def backprop(dscores, y, h):
+        n = dscores.shape[0]
+        dscores[range(n), y] -= 1  # the classic softmax gradient, on the argument
+        h[h < 0] = 0  # ReLU backward
+        return dscores / n
+
+    scores = np.arange(6.0).reshape(3, 2)
+    h = np.array([[-1.0, 2.0], [3.0, -4.0]])
+    y = np.array([1, 0, 1])
+    out = run(backprop, mode, scores, y, h)
+    expected = np.arange(6.0).reshape(3, 2)
+    expected[range(3), y] -= 1
+    np.testing.assert_array_equal(scores, expected)
+    np.testing.assert_array_equal(out, expected / 3)
+    np.testing.assert_array_equal(h, [[0.0, 2.0], [3.0, 0.0]])
+
+
+def test_traced_mask_assignment_needs_a_single_value(traced_mode):
+    def f(x):
+        x[x > 0] = np.array([1.0, 2.0])
+
+    with pytest.raises(tj.UnsupportedError) as e:
+        run(tj.trace(f), traced_mode, X3.copy())
+    assert_message(e, "works for a mask of x's shape (3,) and a single value", "np.where",
+                   location(first_body_line(f)))
+
+
 def test_updating_a_copy_leaves_the_argument_alone(mode):
     @tj.trace
     def f(x):
