@@ -337,8 +337,9 @@ spec("matmul_empty", lambda e, w: (e @ w, w.T @ e.T), EMPTY, f64(3, 2))
 
 # ----------------------------------------------------------------------------- creation, 0-d, empty
 
-spec("like_creation", lambda x, i: (np.zeros_like(x), np.ones_like(i), np.full_like(x, 2.5), np.zeros_like(x, dtype=int),
-                                     np.ones_like(x, shape=(4,)), np.full_like(i, 7.9)), A32, I32)
+spec("like_creation", lambda x, i: (np.zeros_like(x), np.ones_like(i), np.full_like(x, 2.5),
+                                     np.zeros_like(x, dtype=int), np.ones_like(x, shape=(4,)), np.full_like(i, 7.9)),
+     A32, I32)
 spec("constants_inside", lambda x: x + np.arange(3.0) * np.ones((2, 1)) + np.eye(2, 3), A)
 spec("asarray_list_of_tracers", lambda x, y: np.stack([x[0], y[1], x[1] * 2]), A, B)
 spec("zero_d", lambda s, x: (s * 2, s + x, np.exp(s), s.reshape(1, 1), np.stack([s, s])), SCALAR0D, A)

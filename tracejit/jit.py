@@ -390,8 +390,8 @@ class Traced:
                 continue
             fname = getattr(self.fn, "__name__", "function")
             if isinstance(leaf, (str, bytes)):
-                raise TypeError(f"{fname}: argument {_label(name)} is a string, which cannot be traced. Mark it static: "
-                                f"{self._static_advice(name)}")
+                raise TypeError(f"{fname}: argument {_label(name)} is a string, which cannot be traced. "
+                                f"Mark it static: {self._static_advice(name)}")
             if isinstance(leaf, (np.matrix, np.ma.MaskedArray)):
                 raise TypeError(f"{fname}: argument {_label(name)} is a {type(leaf).__name__}, whose operators differ "
                                 "from ndarray's; pass np.asarray(...) of it")

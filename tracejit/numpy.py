@@ -91,8 +91,9 @@ def _broadcast_shapes(fname, *shapes, operands=()):
     try:
         return np.broadcast_shapes(*shapes)
     except ValueError:
+        shapes_text = " ".join(str(tuple(s)) for s in shapes)
         raise ShapeError(f"{fname}: operands could not be broadcast together with shapes "
-                         f"{' '.join(str(tuple(s)) for s in shapes)}{_argument_names(operands)}{_where_msg()}") from None
+                         f"{shapes_text}{_argument_names(operands)}{_where_msg()}") from None
 
 
 def _argument_names(operands) -> str:
