@@ -546,6 +546,20 @@ def test_inplace_update_of_a_slice_view_writes_through(mode):
     np.testing.assert_array_equal(out, [-2, -1, 0])
 
 
+def test_inplace_update_of_a_stale_view_is_refused(traced_mode):
+    @tj.trace
+    def f(x):
+        row = x[0]
+        x *= 2  # row, a view, would see this in NumPy
+        row += 1
+
+    x = X3.reshape(1, 3).copy()
+    with pytest.raises(tj.UnsupportedError) as e:
+        run(f, traced_mode, x)
+    assert_message(e, "whose array was changed after the view was taken", location(first_body_line(f) + 2))
+    np.testing.assert_array_equal(x, X3.reshape(1, 3))
+
+
 def test_inplace_cast_errors_like_numpy(mode):
     @tj.trace
     def f(x):

@@ -497,12 +497,13 @@ def _mark_view(out, base, index=None):
 
 
 class _IndexView:
-    """``view_of`` of ``base[index]``: an in-place update of the view becomes ``base[index] = new``."""
+    """``view_of`` of ``base[index]``: an in-place update of the view becomes ``base[index] = new``.
+    ``synced`` is the state of ``base`` the view's value agrees with."""
 
-    __slots__ = ("base", "index", "written")
+    __slots__ = ("base", "index", "synced")
 
     def __init__(self, base, index):
-        self.base, self.index, self.written = base, index, None
+        self.base, self.index, self.synced = base, index, _state(base)
 
 
 def _state(t):
@@ -1087,8 +1088,8 @@ def setitem(x, index, value):
     too: integer arrays (up to ``_MAX_TRACED_POSITIONS`` positions), and a traced boolean mask of
     ``x``'s shape with a single value (``x[x < 0] = 0``)."""
     view = getattr(value, "view_of", None)
-    if isinstance(view, _IndexView) and view.base is x and view.index is index and view.written == _state(x):
-        return  # the store half of ``x[index] += v``: the update already wrote through to x
+    if isinstance(view, _IndexView) and view.base is x and view.index is index and view.synced == _state(x):
+        return  # x[index] = x[index] (the store half of ``x[index] += v``): nothing to write
     value = _check_operand(value, "setitem")
     if _index_is_traced(index):
         return _setitem_traced(x, index, value)
@@ -1165,8 +1166,13 @@ def inplace_update(target, new_value):
     if not _is_tracer(new_value):
         new_value = P.reshape(new_value, shape=target.shape)
     if view is not None:  # x[index] is a view: NumPy's update lands in x
+        if view.synced != _state(view.base):
+            raise UnsupportedError(
+                f"in-place update of a view whose array was changed after the view was taken{_where_msg()}\n"
+                "In NumPy the view would see that change; traced, it holds the older values. Take the view "
+                "again after changing the array, or update the array itself (x[index] += ...).")
         setitem(view.base, view.index, new_value)
-        view.written = _state(view.base)
+        view.synced = _state(view.base)
     target.become(new_value)
     return target
 
