@@ -219,16 +219,21 @@ class Lowering:
             self.depth -= 1
 
     @contextlib.contextmanager
-    def loops(self, shape, prefix="i", start=0):
+    def loops(self, shape, prefix="i", start=0, parallel=False):
         """Nested ``for`` loops over ``shape`` (static bounds); yields the index expressions.
-        Axes of length 1 get no loop: their index is the literal ``0``."""
+        Axes of length 1 get no loop: their index is the literal ``0``. With ``parallel``
+        (for loops whose iterations write disjoint elements) and ``tj.trace(parallel=True)``,
+        the outermost loop is a ``prange``."""
         idx, opened = [], 0
         for d, n in enumerate(shape):
             if n == 1:
                 idx.append("0")
                 continue
             name = f"{prefix}{start + d}"
-            self.emit(f"for {name} in range({int(n)}):")
+            loop = "range"
+            if parallel and self.parallel is True and opened == 0:
+                loop, self.uses_prange = "prange", True
+            self.emit(f"for {name} in {loop}({int(n)}):")
             self.depth += 1
             opened += 1
             idx.append(name)
@@ -324,7 +329,7 @@ class Lowering:
         """A fresh array ``name`` holding ``ref``'s elements (one loop nest)."""
         out = self.alloc(name, ref.shape, ref.dtype)
         self.kernels += 1
-        with self.loops(ref.shape) as idx:
+        with self.loops(ref.shape, parallel=True) as idx:
             self.emit(f"{out.at(idx)} = {ref.at(idx)}")
         return out
 
@@ -381,7 +386,7 @@ def emit_elementwise(L: Lowering, eqn):
         src = f"_vm.{vector_fn}(" + ", ".join(f"{{{k}}}" for k in range(len(eqn.inputs))) + ")"
     res = L.new_array(out)
     L.kernels += 1
-    with L.loops(out.aval.shape) as idx:
+    with L.loops(out.aval.shape, parallel=True) as idx:
         operands = _operand_texts(L, eqn, idx)
         _elementwise_check(L, eqn, operands)
         L.emit(f"{res.at(idx)} = {src.format(*operands)}")
@@ -411,6 +416,20 @@ def _acc_dtype(prim, dtype) -> np.dtype:
     return dt
 
 
+def _combine_src(L: Lowering, prim, acc_dt, acc: str, x: str, x_dtype) -> str:
+    """The reduction's ``combine`` for one element. Float sums and max/min use LLVM operations
+    that let loops vectorise: a reassociable add (the sum then differs from a sequential one
+    only by rounding, as NumPy's pairwise sum does) and NaN-propagating maximum/minimum."""
+    acc_dt = np.dtype(acc_dt)
+    if acc_dt.kind == "f" and prim.name in ("reduce_sum", "reduce_max", "reduce_min"):
+        L.require("from tracejit.backend.kernels import radd, fmaximum, fminimum")
+        if np.dtype(x_dtype) != acc_dt:
+            x = f"{dtype_src(acc_dt)}({x})"
+        fn = {"reduce_sum": "radd", "reduce_max": "fmaximum", "reduce_min": "fminimum"}[prim.name]
+        return f"{fn}({acc}, {x})"
+    return prim.combine.format(acc=acc, x=x)
+
+
 def emit_reduce(L: Lowering, eqn):
     """Reductions from the primitive's ``identity`` and ``combine``.
 
@@ -431,10 +450,10 @@ def emit_reduce(L: Lowering, eqn):
     if axes == tuple(range(len(shape) - len(axes), len(shape))):
         res = L.new_array(out)
         acc = L.fresh("acc")
-        with L.loops(out.aval.shape) as o:
+        with L.loops(out.aval.shape, parallel=True) as o:
             L.emit(f"{acc} = {ident}")
             with L.loops([shape[d] for d in axes], "r") as r:
-                L.emit(f"{acc} = {prim.combine.format(acc=acc, x=xr.at(o + r))}")
+                L.emit(f"{acc} = {_combine_src(L, prim, acc_dt, acc, xr.at(o + r), x.aval.dtype)}")
             L.emit(f"{res.at(o)} = {acc}")
     else:
         if acc_dt == dtype:
@@ -443,12 +462,13 @@ def emit_reduce(L: Lowering, eqn):
             acc_arr = L.alloc(L.fresh("acc"), out.aval.shape, acc_dt, "full", ident)
         with L.loops(shape) as i:
             o = [i[d] for d in kept]
-            L.emit(f"{acc_arr.at(o)} = {prim.combine.format(acc=acc_arr.at(o), x=xr.at(i))}")
+            combined = _combine_src(L, prim, acc_dt, acc_arr.at(o), xr.at(i), x.aval.dtype)
+            L.emit(f"{acc_arr.at(o)} = {combined}")
         res = acc_arr
         if acc_dt != dtype:
             res = L.new_array(out)
             L.kernels += 1
-            with L.loops(out.aval.shape) as o:
+            with L.loops(out.aval.shape, parallel=True) as o:
                 L.emit(f"{res.at(o)} = {acc_arr.at(o)}")
     L.bind(out, res)
 

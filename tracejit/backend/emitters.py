@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .codegen import ArrayRef, Lowering, ViewRef, affine, identity_src, shape_src
+from .codegen import ArrayRef, Lowering, ScalarRef, ViewRef, affine, identity_src, shape_src
 
 __all__ = ["EMITTERS"]
 
@@ -60,6 +60,13 @@ def emit_reshape(L: Lowering, eqn):
     """A reshape of a C-contiguous array variable is a free ``.reshape``; anything else is
     copied into a fresh array first."""
     (x,), (out,) = eqn.inputs, eqn.outputs
+    ref = L.ref(x)
+    if isinstance(ref, ScalarRef):  # a literal (e.g. a constant output): write it in place
+        res = L.new_array(out)
+        with L.loops(out.aval.shape) as idx:
+            L.emit(f"{res.at(idx)} = {ref.at(idx)}")
+        L.bind(out, res)
+        return
     src = L.array(x)
     name = L.var_name(out)
     L.emit(f"{name} = {src.name}.reshape({shape_src(out.aval.shape)})")
@@ -216,7 +223,7 @@ def _emit_arg_extremum(L: Lowering, eqn, better: str):
     res = L.new_array(out)
     best, pos, v = L.fresh("best"), L.fresh("pos"), L.fresh("v")
     L.kernels += 1
-    with L.loops(out.aval.shape) as o:
+    with L.loops(out.aval.shape, parallel=True) as o:
         L.emit(f"{best} = {xr.at(o[:axis] + ['0'] + o[axis:])}")
         L.emit(f"{pos} = 0")
         loop = f"for r0 in range(1, {n}):"
