@@ -127,7 +127,8 @@ def train(mode, params, data, args):
         if mode != "eager":  # the first call traces and compiles; time it apart from training
             start = time.perf_counter()
             sgd_step(params, x_train[:batch_size], y_train[:batch_size], args.lr)
-            print(f"[{mode}] first call (trace + compile): {time.perf_counter() - start:.2f} s")
+            what = "trace + compile" if mode == "compiled" else "trace"
+            print(f"[{mode}] first call ({what}): {time.perf_counter() - start:.2f} s")
         for epoch in range(1, args.epochs + 1):
             bar = Progress(f"[{mode}] epoch {epoch}/{args.epochs}", n_batches)
             start = time.perf_counter()
