@@ -60,7 +60,14 @@ def main(argv=None):
     params = {"W": np.zeros((784, 10), np.float32), "b": np.zeros(10, np.float32)}
     x, y = rng.random((128, 784), np.float32), rng.integers(0, 10, 128)
     tour("softmax regression SGD step (forward and backward)", sgd_step, params, x, y, 0.5)
-    print("\nstats of the SGD step:", sgd_step.stats)
+
+    with tj.mode("compiled"):
+        sgd_step(params, x, y, 0.5)  # the first call compiles that source; later calls only run it
+        sgd_step(params, x, y, 0.1)  # a new learning rate: same program, no retrace
+    s = sgd_step.stats
+    section("after two calls in compiled mode")
+    print(f"traces: {s['traces']}, cache hits: {s['cache_hits']}, retraces: {len(s['retraces'])}, "
+          f"compile time: {s['compile_seconds']:.1f} s, kernels: {s['kernels']}, fused equations: {s['fused_ops']}")
 
 
 if __name__ == "__main__":

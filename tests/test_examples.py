@@ -154,3 +154,4 @@ def test_graph_tour_shows_graphs_and_source(capsys):
     assert len(counts) == 2 and counts[1] < counts[0], counts  # optimisation removed equations
     assert "mul a b" in out and "def classic(" in out and "def sgd_step(" in out
     assert "gives [3. 5. 7. 9.]" in out
+    assert re.search(r"traces: 1, cache hits: \d+, retraces: 0, compile time: [\d.]+ s, kernels: [1-9]", out), out
