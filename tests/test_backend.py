@@ -81,9 +81,18 @@ def test_these_tests_compile_every_primitive():
     a, b = np.ones((2, 3, 4, 5)), np.ones((2, 3, 5, 2))
     graphs = [graph_of(float_ops, f64, f64), graph_of(int_ops, i64, i64), graph_of(bool_ops, f64 > 0, f64 > 0),
               graph_of(reductions, np.ones((3, 4, 5))), graph_of(shape_ops, f32), graph_of(_pad_fn, f64),
-              graph_of(_gather_fn, f32, np.array([0, 1, 2, 1])), graph_of(_scatter_fn, f64, np.arange(5) % 4, np.ones((3, 5))),
+              graph_of(_gather_fn, f32, np.array([0, 1, 2, 1])),
+              graph_of(_scatter_fn, f64, np.arange(5) % 4, np.ones((3, 5))),
               graph_of(_matmul_fn, a, b, a[0, 0], a[0, 0, 0])]
-    used = {e.prim.name for g in graphs for e in g.eqns}
+    used = set()
+
+    def walk(graph):
+        for e in graph.eqns:
+            used.add(e.prim.name)
+            if isinstance(e.params.get("graph"), tj.Graph):
+                walk(e.params["graph"])
+    for g in graphs:
+        walk(g)
     assert not set(registry) - used, f"primitives no backend test compiles: {sorted(set(registry) - used)}"
 
 
@@ -524,6 +533,17 @@ def test_numba_errors_become_backend_errors_naming_the_generated_line():
     message = str(info.value)
     assert "line 8" in message and "b[i0] = a[i0] + 'text'" in message
     assert "# b:f32[2] = add a a" in message and "internal error" in message
+
+
+def test_parallel_true_runs_outer_loops_with_prange():
+    def f(x):
+        return np.exp(x) * 2, x.sum(axis=1), np.argmax(x, axis=1)
+    x = np.random.default_rng(5).standard_normal((16, 8))
+    g = graph_of(f, x)
+    program = compile_graph(g, parallel=True)
+    assert "prange(16)" in program.source and "from numba import prange" in program.source
+    assert "prange" not in generate_source(g) and "prange" not in generate_source(g, parallel=False)
+    assert_same(program([x]), tj.interpret(g, [x]))
 
 
 def test_unsupported_dtype_is_a_clear_error():

@@ -1,11 +1,12 @@
-"""Lowering a ``Graph`` to the source text of one Python function for ``numba.njit``.
+"""Lowering a ``Graph`` to the source text of a Python function for ``numba.njit``.
 
 Layer: backend, below the transforms. ``lower(graph)`` walks the equations in order and
 writes, for each, a comment with its SSA text (and the user's line) followed by the code
 that computes it:
 
 - elementwise equations become one loop nest over the output shape whose body is the
-  primitive's ``scalar_src``;
+  primitive's ``scalar_src`` (float exp/log/tanh/... call the branch-free, vectorisable
+  functions of ``vecmath`` instead of libm);
 - reductions (``identity`` + ``combine``) become a loop nest with an accumulator;
 - every other primitive is written by an emitter in ``emitters.EMITTERS`` (matmul goes to
   BLAS through ``np.dot``; ``broadcast_to``, ``transpose`` and ``slice`` are *views*: they
@@ -14,6 +15,13 @@ that computes it:
 Shapes are static: every loop bound is a literal. Values are named after their SSA names
 (``c``, ``d`` ...), so the code reads like ``str(graph)``. 0-d constants are inlined with
 their dtype (``np.float32(2.0)``); constant arrays become extra arguments (``const0`` ...).
+A program with more than ``PART_KERNELS`` loop nests is split into part functions that the
+main one calls in order (Numba's compile time grows faster than the size of a function).
+
+An emitter is ``emit(L, eqn)``: it writes lines through the ``Lowering`` ``L`` (``emit``,
+``loops``, ``block``, ``new_array``, ``ref``/``array`` to read inputs, ``bind`` for its
+outputs, ``require`` for an import line the code needs, ``uses_prange``/``fused_ops``/
+``kernels`` for the bookkeeping).
 
 ``generate_source`` returns only the text; ``compiler.compile_graph`` turns a ``Lowered``
 into a callable.
@@ -371,19 +379,25 @@ SCALAR_SRC_OVERRIDES = {
 }
 
 
-def emit_elementwise(L: Lowering, eqn):
-    """One loop nest over the output; the body is the primitive's ``scalar_src``."""
+def elementwise_src(L: Lowering, eqn) -> str:
+    """The loop-body format string of an elementwise equation ({0}, {1}: its operands)."""
     src = eqn.prim.scalar_src
     if callable(src):
         src = src(**eqn.params)
     kind = eqn.inputs[0].aval.dtype.kind if eqn.inputs else ""
     src = SCALAR_SRC_OVERRIDES.get((eqn.prim.name, kind), src)
-    out = eqn.outputs[0]
-    vector_fn = _vector_math_name(eqn.prim.name, out.aval.dtype)
+    vector_fn = _vector_math_name(eqn.prim.name, eqn.outputs[0].aval.dtype)
     if vector_fn is not None:
         # branch-free float exp/log/tanh/... that LLVM inlines and vectorises (libm's do not)
         L.require("from tracejit.backend import vecmath as _vm")
         src = f"_vm.{vector_fn}(" + ", ".join(f"{{{k}}}" for k in range(len(eqn.inputs))) + ")"
+    return src
+
+
+def emit_elementwise(L: Lowering, eqn):
+    """One loop nest over the output; the body is the primitive's ``scalar_src``."""
+    src = elementwise_src(L, eqn)
+    out = eqn.outputs[0]
     res = L.new_array(out)
     L.kernels += 1
     with L.loops(out.aval.shape, parallel=True) as idx:
@@ -569,7 +583,8 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn") -> Lowered:
     for v, user_name in zip(graph.inputs, in_names):
         header.append(f"    # input  {L.var_name(v)}:{v.aval.strong()} = {user_name}")
     for n, value in L.const_values:
-        header.append(f"    # const  {n}:{dtype_short(value.dtype)}[{','.join(map(str, value.shape))}] (constant array)")
+        dims = ",".join(map(str, value.shape))
+        header.append(f"    # const  {n}:{dtype_short(value.dtype)}[{dims}] (constant array)")
     ret = "return (" + ", ".join(returned) + ("," if len(returned) == 1 else "") + ")"
     chunks = _split(units)
     if len(chunks) == 1:

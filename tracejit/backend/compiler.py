@@ -85,7 +85,7 @@ def _explain(exc, lowered: Lowered, filename: str) -> BackendError:
     if not found:
         found = re.findall(re.escape(filename) + r"\s*\((\d+)\)", message)
     if found:
-        lineno = int(found[-1])
+        lineno = int(found[0])  # Numba reports the innermost location (inside a part function) first
         lo = max(0, lineno - 1)
         # the equation comment above the failing line says which equation it was
         eqn = next((lines[j].strip() for j in range(lo, -1, -1) if lines[j].strip().startswith("# ")

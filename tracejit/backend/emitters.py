@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .kernels import emit_fused
 from .codegen import ArrayRef, Lowering, ScalarRef, ViewRef, affine, identity_src, shape_src
 
 __all__ = ["EMITTERS"]
@@ -199,7 +200,8 @@ def emit_matmul(L: Lowering, eqn):
     L.kernels += 1
     with L.loops(out.aval.shape) as idx:
         *bi, i, j = idx
-        L.emit(f"{acc} = {identity_src(0, np.int64 if dtype.kind == 'i' else np.uint64) if dtype != np.bool_ else 'False'}")
+        zero = "False" if dtype == np.bool_ else identity_src(0, np.int64 if dtype.kind == "i" else np.uint64)
+        L.emit(f"{acc} = {zero}")
         with L.loops([k], "r") as (r,):
             x, y = ar.at(bi + [i, r]), br.at(bi + [r, j])
             if dtype == np.bool_:
@@ -266,4 +268,5 @@ EMITTERS = {
     "matmul": emit_matmul,
     "argmax": emit_argmax,
     "argmin": emit_argmin,
+    "fused": emit_fused,
 }
