@@ -39,7 +39,13 @@ def evaluate(graph: Graph, args) -> list:
         return atom.value if isinstance(atom, Const) else env[atom.id]
 
     for eqn in graph.eqns:
-        outs = bind(eqn.prim, *[read(a) for a in eqn.inputs], **eqn.params)
-        outs = outs if eqn.prim.extra.get("multiple_results") else (outs,)
+        sub = eqn.params.get("graph")
+        if isinstance(sub, Graph):
+            # A fused region is re-run equation by equation, so a transformation sees (and can
+            # differentiate) the primitives inside it.
+            outs = evaluate(sub, [read(a) for a in eqn.inputs])
+        else:
+            outs = bind(eqn.prim, *[read(a) for a in eqn.inputs], **eqn.params)
+            outs = outs if eqn.prim.extra.get("multiple_results") else (outs,)
         env.update(zip((v.id for v in eqn.outputs), outs))
     return [read(v) for v in graph.outputs]

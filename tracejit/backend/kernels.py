@@ -28,13 +28,9 @@ from llvmlite import ir
 from numba.extending import intrinsic
 
 from ..core import Const, Var
-from .codegen import _acc_dtype, dtype_src, identity_src
+from .codegen import _acc_dtype, _elementwise_check, dtype_src, elementwise_src, identity_src
 
-__all__ = ["emit_fused", "radd", "fmaximum", "fminimum", "IMPORTS", "PARALLEL_MIN_SIZE"]
-
-# Generated programs that contain fused kernels start with these lines.
-IMPORTS = ("from tracejit.backend import vecmath as vm",
-           "from tracejit.backend.kernels import radd, fmaximum, fminimum")
+__all__ = ["emit_fused", "radd", "fmaximum", "fminimum", "PARALLEL_MIN_SIZE"]
 
 # A kernel whose domain has at least this many elements runs its outer loop on all cores when
 # ``parallel=None`` (below it, thread start-up costs more than it saves).
@@ -63,22 +59,6 @@ def _llvm_binary(name):
 
 fmaximum = intrinsic(_llvm_binary("llvm.maximum"))  # NaN-propagating, like np.maximum
 fminimum = intrinsic(_llvm_binary("llvm.minimum"))
-
-
-def _vector_math():
-    from .vecmath import VECTOR_MATH
-    return VECTOR_MATH
-
-
-def _scalar_expr(eqn, operands):
-    """The loop-body expression of an elementwise member, vectorisable where possible."""
-    prim = eqn.prim
-    dtype = eqn.outputs[0].aval.dtype
-    fn = _vector_math().get((prim.name, dtype.name))
-    if fn is not None:
-        return f"vm.{fn}({', '.join(operands)})"
-    src = prim.scalar_src(**eqn.params) if callable(prim.scalar_src) else prim.scalar_src
-    return src.format(*operands)
 
 
 def _combine(prim, acc_dtype, acc, x):
@@ -161,7 +141,9 @@ def _broadcast_map(src_shape, dst_shape, dst_idx):
 
 
 def emit_fused(L, eqn):
+    """Write the kernel for one ``fused`` equation (see the module docstring)."""
     K = _Kernel(L, eqn)
+    L.require("from tracejit.backend.kernels import radd, fmaximum, fminimum")
     n, k = len(K.domain), K.k
     L.kernels += 1
     L.fused_ops += len(K.members)
@@ -194,8 +176,9 @@ def emit_fused(L, eqn):
         out = e.outputs[0]
         idx = K.index_for(out.aval.shape, idx_full)
         operands = [read(a, idx) for a in e.inputs]
+        _elementwise_check(L, e, operands)
         name = L.fresh(L.var_name(out) + "_")
-        L.emit(f"{name} = {_scalar_expr(e, operands)}")
+        L.emit(f"{name} = {elementwise_src(L, e).format(*operands)}")
         locals_[out.id] = name
         if out.id in K.outputs:
             L.emit(f"{out_refs[out.id].at(idx)} = {name}")
@@ -222,14 +205,26 @@ def emit_fused(L, eqn):
 
     size = int(np.prod(K.domain, dtype=np.int64))
     parallel = L.parallel is True or (L.parallel is None and size >= PARALLEL_MIN_SIZE)
+    view_outputs = [v for v in eqn.outputs if K.made[v.id].prim.name in ("broadcast_to", "reshape")]
+
+    def store_views(values, idx_full):
+        # A kernel output that is only a view of another value has no loop body of its own.
+        for v in values:
+            if v in view_outputs:
+                idx = K.index_for(v.aval.shape, idx_full)
+                L.emit(f"{out_refs[v.id].at(idx)} = {read(v, idx)}")
+
     with _outer_loops(L, K.domain[:k], parallel and k > 0) as o:
         def emit_outer(p):
             for e in outer_eqns:
                 if K.ready[e.outputs[0].id] == p and e.outputs[0].id not in locals_:
                     compute(e, o + ["0"] * (n - k))
+            store_views([v for v in view_outputs if K.level[v.id] == "outer" and K.ready[v.id] == p],
+                        o + ["0"] * (n - k))
         if k == n:
             for e in closure([v.id for v in eqn.outputs]):
                 compute(e, o)
+            store_views(eqn.outputs, o)
             emit_outer(0)
         else:
             emit_outer(0)
@@ -249,6 +244,7 @@ def emit_fused(L, eqn):
                     idx_full = o + inner
                     for e in closure(targets):
                         compute(e, idx_full)
+                    store_views(phase_outs, idx_full)
                     for e in phase_reds:
                         acc, acc_dt = accs[e.outputs[0].id]
                         x = read(e.inputs[0], idx_full)

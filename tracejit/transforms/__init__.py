@@ -11,14 +11,15 @@ from ..core import Graph, verify
 from .cse import cse
 from .dce import dce
 from .fold import fold_constants
+from .fuse import fuse
 from .simplify import simplify
 from .vjp import vjp_graph
 
-__all__ = ["DEFAULT_PASSES", "run_passes", "dce", "cse", "fold_constants", "simplify", "vjp_graph"]
+__all__ = ["DEFAULT_PASSES", "run_passes", "dce", "cse", "fold_constants", "simplify", "fuse", "vjp_graph"]
 
 # Folding exposes constants to the simplifier, whose rewrites expose duplicates to CSE;
-# DCE then drops everything left unused.
-DEFAULT_PASSES = [fold_constants, simplify, cse, dce]
+# DCE then drops everything left unused, and fusion groups what is left into kernels.
+DEFAULT_PASSES = [fold_constants, simplify, cse, dce, fuse]
 
 
 def run_passes(graph: Graph, passes, check: bool = False) -> Graph:
