@@ -214,6 +214,13 @@ def emit_fused(L, eqn):
                 idx = K.index_for(v.aval.shape, idx_full)
                 L.emit(f"{out_refs[v.id].at(idx)} = {read(v, idx)}")
 
+    # 0-d inputs are read once, before the loops (a parallel loop cannot index them).
+    for v in eqn.inputs:
+        if isinstance(v, Var) and v.aval.shape == () and v.id not in locals_:
+            name = L.fresh(L.var_name(v) + "_")
+            L.emit(f"{name} = {L.ref(v).at(())}")
+            locals_[v.id] = name
+
     with _outer_loops(L, K.domain[:k], parallel and k > 0) as o:
         def emit_outer(p):
             for e in outer_eqns:
