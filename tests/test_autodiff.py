@@ -99,6 +99,17 @@ def test_non_differentiable_ops_give_zero_gradient():
     np.testing.assert_allclose(g, np.floor(x))
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_cast_gradient_is_cast_back(mode):
+    x = np.linspace(-1, 1, 6)
+    w = np.linspace(0.5, 1.5, 6).astype(np.float32)
+    g = run_in(mode, tj.trace(tj.grad(lambda v: np.sum(v.astype(np.float32) * w).astype(np.float64))), x)
+    assert g.dtype == np.float64
+    np.testing.assert_array_equal(g, w.astype(np.float64))
+    gi = run_in(mode, tj.trace(tj.grad(lambda v: np.sum(v.astype(np.int32) * 1.0 + v))), x)
+    np.testing.assert_array_equal(gi, np.ones(6))  # no gradient through an integer cast
+
+
 def test_stop_gradient():
     x = np.array([1.0, 2.0])
     g = tj.grad(lambda v: np.sum(v * tj.stop_gradient(v)))(x)

@@ -83,7 +83,7 @@ mod = _binary("mod", np.mod, "{0} % {1}",
 maximum = _binary("maximum", np.maximum, "np.maximum({0}, {1})",
                   lambda ct, x, y, out: _minmax_vjp(ct, x, y))
 minimum = _binary("minimum", np.minimum, "np.minimum({0}, {1})",
-                  lambda ct, x, y, out: _minmax_vjp(ct, y, x)[::-1])
+                  lambda ct, x, y, out: _minmax_vjp(ct, y, x))
 
 
 def _pow_vjp(ct, x, y, out):
@@ -93,11 +93,13 @@ def _pow_vjp(ct, x, y, out):
     return ct * y * x ** (y - 1), tnp.where(positive, ct * out * safe_log, tnp.zeros_like(x))
 
 
-def _minmax_vjp(ct, winner, loser):
-    # Ties split the gradient evenly, so max(x, x) still has gradient 1 with respect to x.
+def _minmax_vjp(ct, a, b):
+    """(the part of ``ct`` where ``a > b``, the rest): maximum(x, y) passes (x, y), minimum(x, y)
+    passes (y, x) since x is the minimum where y > x. Ties split the gradient evenly, so
+    max(x, x) still has gradient 1 with respect to x."""
     half = ct * 0.5
-    dw = tnp.where(winner > loser, ct, tnp.where(winner == loser, half, tnp.zeros_like(ct)))
-    return dw, ct - dw
+    first = tnp.where(a > b, ct, tnp.where(a == b, half, tnp.zeros_like(ct)))
+    return first, ct - first
 
 
 pow = _binary("pow", np.power, "{0} ** {1}", _pow_vjp)
@@ -267,8 +269,7 @@ def _concat_rule(*xs, axis):
     return Aval(tuple(shape), first.dtype, _all_weak(*xs))
 
 
-def _concat_vjp(ct, *xs_and_out, axis):
-    xs = xs_and_out[:-1]
+def _concat_vjp(ct, *xs, out, axis):
     cts, offset = [], 0
     for x in xs:
         starts = tuple(offset if i == axis else 0 for i in range(x.ndim))
