@@ -534,3 +534,17 @@ def test_prefer_vector_width_512_same_results():
     import llvmlite.binding as llvm
     if _is_x86() and "+avx512f" in llvm.get_host_cpu_features().flatten():
         assert re.search(r"\bv\w+ps\s+.*%zmm", wide.inspect_asm(wide.signatures[0]))
+
+
+def test_parallel_prange_loop():
+    @numba.njit(parallel=True, error_model="numpy")
+    def loop(x, out):
+        for i in numba.prange(x.shape[0]):
+            out[i] = vm.tanh_f32(x[i]) * vm.exp_f32(x[i]) + vm.log1p_f32(abs(x[i]))
+
+    x = np.random.default_rng(7).uniform(-5, 5, 10_000).astype(np.float32)
+    out = np.empty_like(x)
+    loop(x, out)
+    serial = apply("tanh", np.float32, x) * apply("exp", np.float32, x) + \
+        apply("log1p", np.float32, np.abs(x))
+    assert same_bits_or_nan(out, serial).all()
