@@ -12,6 +12,7 @@ from __future__ import annotations
 import linecache
 import re
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -553,6 +554,10 @@ def test_parallel_true_runs_outer_loops_with_prange():
     assert "prange(16)" in program.source and "from numba import prange" in program.source
     assert "prange" not in generate_source(g) and "prange" not in generate_source(g, parallel=False)
     assert_same(program([x]), tj.interpret(g, [x]))
+    with warnings.catch_warnings():  # no prange (all loops have length 1): compiled serially, no warning
+        warnings.simplefilter("error")
+        tiny = graph_of(lambda x: x * 3.5, np.ones((1, 1)))
+        compile_graph(tiny, parallel=True)([np.ones((1, 1))])
 
 
 def test_unsupported_dtype_is_a_clear_error():

@@ -182,6 +182,7 @@ class Lowered:
     fused_ops: int = 0
     flags: dict = field(default_factory=dict)
     parts: list = field(default_factory=list)  # names of the part functions the main one calls
+    parallel_functions: list = field(default_factory=list)  # functions compiled with parallel=True
 
 
 class Lowering:
@@ -568,7 +569,8 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn") -> Lowered:
 
     args = [L.var_name(v) for v in graph.inputs] + [n for n, _ in L.const_values]
     in_names = graph.input_names or [f"in{k}" for k in range(len(graph.inputs))]
-    njit_parallel = parallel is True or L.uses_prange
+    # Only functions with a prange loop are compiled with parallel=True (Numba warns otherwise).
+    njit_parallel = L.uses_prange
     if L.uses_prange:
         L.require("from numba import prange")
     header = [
@@ -589,13 +591,17 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn") -> Lowered:
     chunks = _split(units)
     if len(chunks) == 1:
         body, parts = L.lines + ["", "    " + ret], []
+        parallel_functions = [L.fn_name] if L.uses_prange else []
     else:
         body, parts = _parts(L, chunks, args, returned, ret)
+        parallel_functions = [part for part, (a, b) in zip(parts, chunks)
+                              if any("prange(" in line for line in L.lines[a:b])]
     source = "\n".join(header + body) + "\n"
     return Lowered(source=source, fn_name=L.fn_name, n_inputs=len(graph.inputs),
                    in_avals=[v.aval for v in graph.inputs], const_values=[v for _, v in L.const_values],
                    passthrough=passthrough, n_returned=len(returned), kernels=L.kernels, fused_ops=L.fused_ops,
-                   flags={"fastmath": bool(fastmath), "parallel": njit_parallel}, parts=parts)
+                   flags={"fastmath": bool(fastmath), "parallel": njit_parallel}, parts=parts,
+                   parallel_functions=parallel_functions)
 
 
 def _split(units):

@@ -114,12 +114,13 @@ def _compile(lowered: Lowered, signature, key: str):
     filename = _register_source(lowered, key)
     namespace = {"np": np, "__name__": f"tracejit_generated_{key[:12]}"}
     exec(compile(lowered.source, filename, "exec"), namespace)
-    options = dict(fastmath=lowered.flags["fastmath"], parallel=lowered.flags["parallel"], error_model="numpy",
-                   cache=False)
+    def options(fn_name):
+        return dict(fastmath=lowered.flags["fastmath"], parallel=fn_name in lowered.parallel_functions,
+                    error_model="numpy", cache=False)
     try:
         for part in lowered.parts:  # compiled when the main function's call to them is typed
-            namespace[part] = numba.njit(**options)(namespace[part])
-        return numba.njit(signature, **options)(namespace[lowered.fn_name])
+            namespace[part] = numba.njit(**options(part))(namespace[part])
+        return numba.njit(signature, **options(lowered.fn_name))(namespace[lowered.fn_name])
     except numba.core.errors.NumbaError as exc:
         raise _explain(exc, lowered, filename) from None
 
