@@ -28,7 +28,7 @@ from llvmlite import ir
 from numba.extending import intrinsic
 
 from ..core import Const, Var
-from .codegen import _acc_dtype, _elementwise_check, dtype_src, elementwise_src, identity_src
+from .codegen import _acc_dtype, _elementwise_check, _eqn_comment, dtype_src, elementwise_src, identity_src
 
 __all__ = ["emit_fused", "radd", "fmaximum", "fminimum", "PARALLEL_MIN_SIZE"]
 
@@ -176,6 +176,7 @@ def emit_fused(L, eqn):
         out = e.outputs[0]
         idx = K.index_for(out.aval.shape, idx_full)
         operands = [read(a, idx) for a in e.inputs]
+        L.comment(_eqn_comment(L, e))
         _elementwise_check(L, e, operands)
         name = L.fresh(L.var_name(out) + "_")
         L.emit(f"{name} = {elementwise_src(L, e).format(*operands)}")
@@ -257,6 +258,7 @@ def emit_fused(L, eqn):
                         x = read(e.inputs[0], idx_full)
                         if np.dtype(acc_dt) != e.inputs[0].aval.dtype:
                             x = f"{dtype_src(acc_dt)}({x})"
+                        L.comment(_eqn_comment(L, e))
                         L.emit(f"{acc} = {_combine(e.prim, acc_dt, acc, x)}")
                 # inner-loop locals are not visible to later phases: those recompute
                 written.update(v.id for v in phase_outs)

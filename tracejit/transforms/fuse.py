@@ -214,9 +214,8 @@ def _rebuild(graph, groups, group_of):
                     inputs.append(a)
         outputs = [o for e in members for o in e.outputs if o.id in read_outside]
         sub = Graph(inputs, members, outputs)
-        fused_eqn = Eqn(fused, list(inputs), list(outputs),
-                        {"graph": sub, "domain": g.domain, "outer": g.outer},
-                        source=members[-1].source)
+        # The members keep their own source lines; the kernel as a whole has none.
+        fused_eqn = Eqn(fused, list(inputs), list(outputs), {"graph": sub, "domain": g.domain, "outer": g.outer})
         replacement[g.members[-1]] = fused_eqn
         skipped.update(g.members)
     ordered = []
