@@ -884,7 +884,23 @@ def vdot(a, b):
     return dot(ravel(a), ravel(b))
 
 
-inner = dot
+def inner(a, b):
+    """``numpy.inner``: sums over the *last* axis of both operands (for 2-D, ``a @ b.T``);
+    the result has shape ``a.shape[:-1] + b.shape[:-1]``."""
+    if not _any_tracer((a, b)):
+        return np.inner(a, b)
+    a, b = _check_operand(a, "np.inner"), _check_operand(b, "np.inner")
+    sa, sb = tuple(_shape(a)), tuple(_shape(b))
+    if len(sa) == 0 or len(sb) == 0:
+        return multiply(a, b)
+    if sa[-1] != sb[-1]:
+        raise ShapeError(f"np.inner: shapes {sa} and {sb} not aligned: {sa[-1]} (dim {len(sa) - 1}) != "
+                         f"{sb[-1]} (dim {len(sb) - 1}){_argument_names((a, b))}{_where_msg()}")
+    k = sa[-1]
+    a2 = _reshape_any(a, (-1, k))
+    b2 = _reshape_any(b, (-1, k))
+    out = matmul(a2, transpose(b2) if _is_tracer(b2) else np.transpose(b2).view(_Literal))
+    return reshape(out, sa[:-1] + sb[:-1])
 
 
 def outer(a, b, out=None):
