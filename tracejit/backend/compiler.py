@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from . import disk_cache
 from .codegen import BackendError, Lowered, lower
 
 __all__ = ["compile_graph", "CompiledProgram", "cache_info", "clear_cache", "log_enabled"]
@@ -111,12 +112,16 @@ def _register_source(lowered: Lowered, key: str) -> str:
 
 def _compile(lowered: Lowered, signature, key: str):
     import numba
-    filename = _register_source(lowered, key)
-    namespace = {"np": np, "__name__": f"tracejit_generated_{key[:12]}"}
-    exec(compile(lowered.source, filename, "exec"), namespace)
+    # The program becomes a module file in the disk cache so that Numba can cache its machine
+    # code too (see disk_cache); if the cache folder is unusable it runs from memory.
+    namespace, _, filename = disk_cache.load_program(lowered.source, key, log=_log)
+    on_disk = not filename.startswith("<")
+    if not on_disk:
+        filename = _register_source(lowered, key)
+
     def options(fn_name):
         return dict(fastmath=lowered.flags["fastmath"], parallel=fn_name in lowered.parallel_functions,
-                    error_model="numpy", cache=False)
+                    error_model="numpy", cache=on_disk)
     try:
         for part in lowered.parts:  # compiled when the main function's call to them is typed
             namespace[part] = numba.njit(**options(part))(namespace[part])

@@ -1,0 +1,89 @@
+"""The persistent compile cache: reuse across processes, corrupt entries, unusable folders."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from tracejit.backend import disk_cache
+
+PROGRAM = textwrap.dedent("""
+    import numpy as np, tracejit as tj
+    @tj.trace
+    def f(x):
+        return np.tanh(x) * 2 + 1
+    print(repr(f(np.arange(4, dtype=np.float32)).tolist()))
+""")
+EXPECTED = repr((np.tanh(np.arange(4, dtype=np.float32)) * 2 + 1).tolist())
+
+
+def run_program(cache_dir):
+    env = dict(os.environ, TRACEJIT_CACHE_DIR=str(cache_dir), TRACEJIT_LOG="cache")
+    done = subprocess.run([sys.executable, "-c", PROGRAM], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip(), done.stderr
+
+
+def test_a_new_process_reuses_the_compiled_program(tmp_path):
+    out, err = run_program(tmp_path)
+    assert out == EXPECTED
+    assert "written to" in err
+    files = os.listdir(tmp_path / "kernels")
+    assert any(name.endswith(".py") for name in files) and any(name.endswith(".sha256") for name in files)
+    out, err = run_program(tmp_path)
+    assert out == EXPECTED
+    assert "found on disk" in err and "written to" not in err
+
+
+def test_a_corrupt_entry_is_detected_and_rebuilt(tmp_path):
+    run_program(tmp_path)
+    (module,) = [n for n in os.listdir(tmp_path / "kernels") if n.endswith(".py")]
+    with open(tmp_path / "kernels" / module, "a") as f:
+        f.write("\nraise SystemExit('this entry was tampered with')\n")
+    out, err = run_program(tmp_path)
+    assert out == EXPECTED
+    assert "corrupt or stale cache entry removed and rebuilt" in err
+    out, err = run_program(tmp_path)  # and the rebuilt entry is good again
+    assert out == EXPECTED and "found on disk" in err
+
+
+def test_a_truncated_entry_is_rebuilt(tmp_path):
+    run_program(tmp_path)
+    (module,) = [n for n in os.listdir(tmp_path / "kernels") if n.endswith(".py")]
+    path = tmp_path / "kernels" / module
+    path.write_text(path.read_text()[:40])
+    out, err = run_program(tmp_path)
+    assert out == EXPECTED and "removed and rebuilt" in err
+
+
+def test_an_unusable_folder_falls_back_to_memory_with_one_warning(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    env = dict(os.environ, TRACEJIT_CACHE_DIR=str(blocker / "cache"))
+    program = PROGRAM + textwrap.dedent("""
+        g = tj.trace(lambda x: x * 3)
+        print(repr(g(np.ones(2)).tolist()))
+    """)
+    done = subprocess.run([sys.executable, "-W", "always", "-c", program], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[0] == EXPECTED
+    assert done.stderr.count("compile cache folder cannot be used") == 1
+    assert "memory only" in done.stderr
+
+
+def test_cache_root_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("TRACEJIT_CACHE_DIR", str(tmp_path))
+    assert disk_cache.kernel_dir() == os.path.join(str(tmp_path), "kernels")
+    monkeypatch.delenv("TRACEJIT_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert disk_cache.cache_root() == os.path.join(str(tmp_path / "xdg"), "tracejit")
+
+
+@pytest.mark.parametrize("text", ["", "x = 1\n"])
+def test_load_program_in_memory_fallback_executes_the_source(monkeypatch, text):
+    monkeypatch.setattr(disk_cache, "_disabled", "testing")
+    namespace, from_disk, filename = disk_cache.load_program(text + "y = 2\n", "f" * 64)
+    assert namespace["y"] == 2 and not from_disk and filename.startswith("<tracejit")
