@@ -93,6 +93,8 @@ class TracedProgram:
     n_results: int
     captured: list = field(default_factory=list)
     mutated: list = field(default_factory=list)
+    # positions of 0-d results that are returned as 0-d arrays, as NumPy would (others: scalars)
+    ndarray_outputs: frozenset = frozenset()
 
 
 def make_graph(fn, in_avals, unflatten_args, flatten_out, input_names=None) -> TracedProgram:
@@ -107,6 +109,7 @@ def make_graph(fn, in_avals, unflatten_args, flatten_out, input_names=None) -> T
         args, kwargs = unflatten_args(list(in_tracers))
         result = fn(*args, **kwargs)
         out_leaves, out_tree = flatten_out(result)
+        ndarray_outputs = frozenset(i for i, leaf in enumerate(out_leaves) if _is_0d_ndarray(leaf))
         out_atoms = [trace.full_raise(leaf).atom for leaf in out_leaves]
         mutated = [i for i, (t, v) in enumerate(zip(in_tracers, in_vars)) if t.atom is not v]
         out_atoms += [in_tracers[i].atom for i in mutated]
@@ -116,7 +119,14 @@ def make_graph(fn, in_avals, unflatten_args, flatten_out, input_names=None) -> T
     names += [f"captured{i}" for i in range(len(captured))]
     outputs = [_as_var(trace, a) for a in out_atoms]
     graph = Graph(inputs, trace.eqns, outputs, input_names=names)
-    return TracedProgram(graph, out_tree, len(out_leaves), [value for value, _ in captured], mutated)
+    return TracedProgram(graph, out_tree, len(out_leaves), [value for value, _ in captured], mutated,
+                         ndarray_outputs)
+
+
+def _is_0d_ndarray(leaf) -> bool:
+    if isinstance(leaf, Tracer):
+        return leaf.ndim == 0 and getattr(leaf, "ndarray0d", False)
+    return isinstance(leaf, np.ndarray) and leaf.ndim == 0
 
 
 def _as_var(trace, atom):

@@ -54,6 +54,8 @@ def _leaf_signature(leaf):
         return None
     if leaf.dtype.hasobject or leaf.dtype.kind in "SUVMm":
         return None
+    if t is not np.ndarray:  # a NumPy scalar: what NumPy returns for it can differ from a 0-d array's
+        return (leaf.shape, leaf.dtype, "scalar")
     return (leaf.shape, leaf.dtype)
 
 
@@ -70,6 +72,19 @@ def _describe(sig) -> str:
     if sig[0] == "py":
         return f"Python {sig[1]}"
     return str(Aval(sig[0], sig[1]))
+
+
+def _describe_change(old, new) -> str:
+    a, b = _describe(old), _describe(new)
+    if a == b and old is not None and new is not None:  # only a 0-d array <-> NumPy scalar change
+        a, b = (f"{d} ({'a NumPy scalar' if len(s) > 2 else 'a 0-d array'})" for d, s in ((a, old), (b, new)))
+    return f"{a} -> {b}"
+
+
+def _results(program, outs):
+    """The flat results: 0-d values as NumPy scalars, except those NumPy returns as 0-d arrays."""
+    arrays = program.ndarray_outputs
+    return [o[()] if o.ndim == 0 and i not in arrays else o for i, o in enumerate(outs[:program.n_results])]
 
 
 def _label(name: str) -> str:
@@ -264,13 +279,14 @@ class Traced:
         extra = captured + extra
         out_tree, n = program.out_tree, program.n_results
         single = out_tree == "*"
+        scalar0 = 0 not in program.ndarray_outputs
 
         def run(arrays):
             outs = fn(*arrays, *extra)
             if single:
                 out = outs[0]
-                return out[()] if out.ndim == 0 else out
-            return pytree.unflatten(out_tree, [o[()] if o.ndim == 0 else o for o in outs[:n]])
+                return out[()] if out.ndim == 0 and scalar0 else out
+            return pytree.unflatten(out_tree, _results(program, outs))
 
         self._fast.setdefault("compiled", {})[tuple(map(_layout, args))] = run
 
@@ -286,8 +302,7 @@ class Traced:
             target = leaves[position]
             if isinstance(target, np.ndarray):
                 np.copyto(target, new_value)
-        results = [o[()] if o.ndim == 0 else o for o in outs[:n]]
-        return pytree.unflatten(program.out_tree, results)
+        return pytree.unflatten(program.out_tree, _results(program, outs))
 
     def _check_writable(self, leaves, mutated):
         names = None
@@ -321,6 +336,9 @@ class Traced:
         def unflatten_args(tracers):
             if tracers:  # so errors can say which argument a traced value is
                 tracers[0]._trace.input_names = {id(getattr(t, "atom", None)): n for t, n in zip(tracers, names)}
+            for t, sig in zip(tracers, sigs):
+                if sig[0] == () and len(sig) == 2:  # a 0-d array (not a NumPy scalar or Python number)
+                    t.ndarray0d = True
             dyn_args, dyn_kwargs = pytree.unflatten(treedef, tracers)
             return self._merge_statics(dyn_args, dyn_kwargs, statics)
 
@@ -455,7 +473,7 @@ class Traced:
         if old_tree != new_tree:
             return (f"the argument structure changed: {len(old_sigs)} leaves -> {len(new_sigs)} leaves "
                     f"(now {', '.join(names)})")
-        changes = [f"argument {_label(name)} changed: {_describe(a)} -> {_describe(b)}"
+        changes = [f"argument {_label(name)} changed: {_describe_change(a, b)}"
                    for name, a, b in zip(names, old_sigs, new_sigs) if a != b]
         if changes:
             return "; ".join(changes[:3]) + (f"; and {len(changes) - 3} more" if len(changes) > 3 else "")

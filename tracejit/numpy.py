@@ -184,6 +184,24 @@ def operator(name, *args):
     return _elementwise(*entry, *args, python_op=True)
 
 
+def _ndarray0d(out, source=None):
+    """Mark a 0-d traced result as one NumPy returns as a 0-d *array* (``np.where``, a reshape
+    of an array ...) rather than a scalar. ``source``: the operand, which is never re-marked."""
+    if _is_tracer(out) and out.ndim == 0 and not getattr(out, "ndarray0d", False):
+        if out is source:
+            out = P.reshape(out, shape=())
+        out.ndarray0d = True
+    return out
+
+
+def _scalar0d(out):
+    """A 0-d traced result as a NumPy scalar (as ufuncs and reductions return), never an
+    operand's 0-d array itself."""
+    if _is_tracer(out) and out.ndim == 0 and getattr(out, "ndarray0d", False):
+        out = P.reshape(out, shape=())
+    return out
+
+
 def _as_weak(t):
     # A result computed only from weak operands stays weak (NEP 50), e.g. lr * 0.5.
     from .core import Aval
@@ -265,7 +283,7 @@ def _composite(ufunc):
                 return ufunc(*args)
             dtypes = _ufunc_dtypes(ufunc, args)
             out = body(*[astype(a, dt) if _is_tracer(a) else _to(a, dt, _shape(a)) for a, dt in zip(args, dtypes)])
-            return astype(out, dtypes[-1])
+            return _scalar0d(astype(out, dtypes[-1]))
         fn.__doc__ = f"``numpy.{ufunc.__name__}`` on arrays or traced values."
         return fn
     return wrap
@@ -382,7 +400,7 @@ def where(condition, x=None, y=None):
     shape = _broadcast_shapes("np.where", _shape(condition), _shape(x), _shape(y), operands=(condition, x, y))
     ref = (condition, x, y)
     out = P.where(_to(condition, np.bool_, shape, ref), _to(x, dtype, shape, ref), _to(y, dtype, shape, ref))
-    return out
+    return _ndarray0d(out)  # NumPy's where returns an array, also a 0-d one
 
 
 def clip(a, a_min=None, a_max=None, out=None, **kwargs):
@@ -739,7 +757,7 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=
     _check_no_out("sum", out, initial=initial, where=where)
     axes = _norm_axes(axis, a.ndim)
     a = astype(a, dtype if dtype is not None else _sum_dtype(a.dtype))
-    out = P.reduce_sum(a, axes=axes) if axes else a
+    out = P.reduce_sum(a, axes=axes) if axes else _scalar0d(a)
     return _keepdims(out, a.shape, axes, keepdims)
 
 
@@ -793,7 +811,7 @@ def _extremum(name, prim, np_fn):
         axes = _norm_axes(axis, a.ndim)
         if builtins.any(a.shape[i] == 0 for i in axes):
             raise ValueError(f"zero-size array to reduction operation {name} which has no identity{_where_msg()}")
-        out = prim(a, axes=axes) if axes else a
+        out = prim(a, axes=axes) if axes else _scalar0d(a)
         return _keepdims(out, a.shape, axes, keepdims)
     fn.__name__ = name
     fn.__doc__ = f"``numpy.{name}`` (NaN propagates)."
@@ -1290,6 +1308,18 @@ def _qualified_name(func):
     return ".".join(["np"] + parts[1:] + [func.__name__])
 
 
+def _returns_array(fn, like_input=False):
+    """``fn`` as NumPy's function of that name: its 0-d results are arrays, not scalars (with
+    ``like_input``: only when ``a`` is an array, not a scalar)."""
+    @functools.wraps(fn)
+    def wrapper(a, *args, **kwargs):
+        out = fn(a, *args, **kwargs)
+        if like_input and _is_tracer(a) and not (a.ndim or getattr(a, "ndarray0d", False)):
+            return out
+        return _ndarray0d(out, a)
+    return wrapper
+
+
 def _register_functions():
     names = [
         "sum", "mean", "var", "std", "max", "amax", "min", "amin", "argmax", "argmin", "any", "all",
@@ -1303,6 +1333,10 @@ def _register_functions():
         if hasattr(np, name):
             _FUNCTIONS[getattr(np, name)] = globals()[name]
     _FUNCTIONS[np.copy] = copy
+    for name in ("copy", "broadcast_to"):
+        _FUNCTIONS[getattr(np, name)] = _returns_array(globals()[name])
+    for name in ("reshape", "squeeze", "transpose"):  # these call the method: scalars stay scalars
+        _FUNCTIONS[getattr(np, name)] = _returns_array(globals()[name], like_input=True)
     _FUNCTIONS[np.shape] = lambda a: a.shape
     _FUNCTIONS[np.ndim] = lambda a: a.ndim
     _FUNCTIONS[np.size] = lambda a, axis=None: a.size if axis is None else a.shape[axis]

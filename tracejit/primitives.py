@@ -75,7 +75,9 @@ class Tracer:
     """A stand-in for an array while a trace is active. Subclasses hold the trace's data;
     the NumPy-facing behaviour (operators, ``__array_ufunc__`` ...) lives in ``tracer.py``."""
 
-    __slots__ = ("_trace", "aval", "__weakref__")
+    # ndarray0d: set (True) on a 0-d value that NumPy would hold as a 0-d ndarray rather than a
+    # scalar (np.where's result, a reshape of an array ...); outputs without it come back as scalars.
+    __slots__ = ("_trace", "aval", "ndarray0d", "__weakref__")
     __array_priority__ = 1000
 
     @property

@@ -157,9 +157,15 @@ class _TracerArrayMethods:
         return _tnp().apply_function(func, args, kwargs)
 
     # Attributes and methods ---------------------------------------------------------------
+    def _array_result(self, out):
+        # An ndarray's methods return arrays, 0-d ones too; a NumPy scalar's return scalars.
+        if self.ndim or getattr(self, "ndarray0d", False):
+            return _tnp()._ndarray0d(out, self)
+        return out
+
     @property
     def T(self):
-        return _tnp().transpose(self)
+        return self._array_result(_tnp().transpose(self))
 
     @property
     def mT(self):
@@ -176,18 +182,21 @@ class _TracerArrayMethods:
     def reshape(self, *shape, order="C"):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return _tnp().reshape(self, shape, order=order)
+        return self._array_result(_tnp().reshape(self, shape, order=order))
 
     def transpose(self, *axes):
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        return _tnp().transpose(self, axes or None)
+        return self._array_result(_tnp().transpose(self, axes or None))
+
+    def squeeze(self, axis=None):
+        return self._array_result(_tnp().squeeze(self, axis))
 
     def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
-        return _tnp().astype(self, dtype)
+        return self._array_result(_tnp().astype(self, dtype))
 
     def copy(self, order="C"):
-        return _tnp().copy(self)
+        return self._array_result(_tnp().copy(self))
 
     def __copy__(self):
         return _tnp().copy(self)
@@ -208,7 +217,6 @@ class _TracerArrayMethods:
     clip = _method("clip")
     dot = _method("dot")
     ravel = _method("ravel")
-    squeeze = _method("squeeze")
     swapaxes = _method("swapaxes")
     take = _method("take")
     flatten = _method("ravel")
