@@ -12,3 +12,17 @@ from .emitters import EMITTERS
 
 __all__ = ["generate_source", "compile_graph", "CompiledProgram", "BackendError", "EMITTERS", "emitter_for",
            "lower", "Lowered", "cache_info", "clear_cache", "log_enabled"]
+
+
+def _prefer_workqueue_threads():
+    # Numba's OpenMP layer keeps its threads spinning between parallel loops, which on a busy
+    # machine (or beside BLAS threads) makes every parallel kernel several times slower. The
+    # work-queue layer sleeps instead. An explicit NUMBA_THREADING_LAYER is respected.
+    import os
+
+    import numba
+    if "NUMBA_THREADING_LAYER" not in os.environ and numba.config.THREADING_LAYER == "default":
+        numba.config.THREADING_LAYER = "workqueue"
+
+
+_prefer_workqueue_threads()

@@ -33,8 +33,8 @@ from .codegen import _acc_dtype, _elementwise_check, _eqn_comment, dtype_src, el
 __all__ = ["emit_fused", "radd", "fmaximum", "fminimum", "PARALLEL_MIN_SIZE"]
 
 # A kernel whose domain has at least this many elements runs its outer loop on all cores when
-# ``parallel=None`` (below it, thread start-up costs more than it saves).
-PARALLEL_MIN_SIZE = 1 << 18
+# ``parallel=None`` (below it, waking the threads costs more than it saves).
+PARALLEL_MIN_SIZE = 1 << 20
 
 
 @intrinsic
