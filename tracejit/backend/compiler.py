@@ -116,8 +116,9 @@ def _compile(lowered: Lowered, signature, key: str):
     # code too (see disk_cache); if the cache folder is unusable it runs from memory.
     namespace, _, filename = disk_cache.load_program(lowered.source, key, log=_log)
     on_disk = not filename.startswith("<")
+    pseudo = _register_source(lowered, key)  # CompiledProgram.filename, on disk or not
     if not on_disk:
-        filename = _register_source(lowered, key)
+        filename = pseudo
 
     def options(fn_name):
         return dict(fastmath=lowered.flags["fastmath"], parallel=fn_name in lowered.parallel_functions,
