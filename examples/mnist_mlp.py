@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 import tracejit as tj
+from tracejit.progress import Progress
 
 SIZES = (784, 512, 256, 10)
 DEFAULT_EPOCHS = {"mnist": 5, "fashion": 8}  # enough for >= 98% and >= 88% test accuracy
@@ -65,30 +66,6 @@ def cosine_decay(step, total):
 def evaluate(params, x, y):
     logits = predict(params, x)
     return tj.nn.cross_entropy(logits, y), tj.nn.accuracy(logits, y)
-
-
-class Progress:
-    """A plain-text progress bar on stderr: redrawn in place on a terminal, final line only elsewhere."""
-
-    def __init__(self, label, total):
-        self.label, self.total, self.drawn = label, total, 0.0
-        self.live = sys.stderr.isatty()
-
-    def update(self, done, loss):
-        if self.live and (done == self.total or time.monotonic() - self.drawn > 0.1):
-            self.draw(done, loss, end="")
-
-    def close(self, loss):
-        if self.live:
-            print(file=sys.stderr)
-        else:
-            self.draw(self.total, loss, end="\n")
-
-    def draw(self, done, loss, end):
-        bar = "#" * (30 * done // max(self.total, 1))
-        print(f"\r{self.label} [{bar:<30}] {done}/{self.total}  loss {loss:.4f}", end=end, file=sys.stderr,
-              flush=True)
-        self.drawn = time.monotonic()
 
 
 def main(argv=None):

@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 import tracejit as tj
+from tracejit.progress import Progress
 
 
 # ------------------------------------------------------------------------------------ model
@@ -74,30 +75,6 @@ def load_data(path):
     order = np.random.default_rng(0).permutation(len(x))
     train, test = order[:1437], order[1437:]  # the usual 80/20 split
     return "sklearn 8x8 digits", x[train], y[train], x[test], y[test]
-
-
-class Progress:
-    """A plain-text progress bar on stderr: redrawn in place on a terminal, final line only elsewhere."""
-
-    def __init__(self, label, total):
-        self.label, self.total, self.drawn = label, total, 0.0
-        self.live = sys.stderr.isatty()
-
-    def update(self, done, loss):
-        if self.live and (done == self.total or time.monotonic() - self.drawn > 0.1):
-            self.draw(done, loss, end="")
-
-    def close(self, loss):
-        if self.live:
-            print(file=sys.stderr)
-        else:
-            self.draw(self.total, loss, end="\n")
-
-    def draw(self, done, loss, end):
-        bar = "#" * (30 * done // max(self.total, 1))
-        print(f"\r{self.label} [{bar:<30}] {done}/{self.total}  loss {loss:.4f}", end=end, file=sys.stderr,
-              flush=True)
-        self.drawn = time.monotonic()
 
 
 # ------------------------------------------------------------------------------------ training
