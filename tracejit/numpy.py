@@ -885,11 +885,22 @@ def _reshape_any(x, shape):
     return reshape(x, shape) if _is_tracer(x) else np.reshape(x, shape)
 
 
+def _strong(x):
+    """An operand of a function that converts its arguments with ``np.asarray`` (dot, inner,
+    outer, vdot): there a Python number is a strongly typed array, not a weak scalar."""
+    if _is_tracer(x):
+        return P.cast(x, dtype=x.dtype) if x.aval.weak else x
+    if type(x) in _PY_SCALARS:
+        return literal(np.asarray(x))
+    return x
+
+
 def dot(a, b, out=None):
     """``numpy.dot`` for 0-, 1- and 2-D operands (higher ranks: use ``matmul``)."""
     if not _any_tracer((a, b)):
         return np.dot(a, b)
     _check_no_out("dot", out)
+    a, b = _strong(a), _strong(b)
     if len(_shape(a)) == 0 or len(_shape(b)) == 0:
         return multiply(a, b)
     if len(_shape(a)) > 2 or len(_shape(b)) > 2:
@@ -899,7 +910,9 @@ def dot(a, b, out=None):
 
 def vdot(a, b):
     """``numpy.vdot`` for real arrays: the dot product of the flattened arrays."""
-    return dot(ravel(a), ravel(b))
+    if not _any_tracer((a, b)):
+        return np.vdot(a, b)
+    return dot(ravel(_strong(a)), ravel(_strong(b)))
 
 
 def inner(a, b):
@@ -907,7 +920,7 @@ def inner(a, b):
     the result has shape ``a.shape[:-1] + b.shape[:-1]``."""
     if not _any_tracer((a, b)):
         return np.inner(a, b)
-    a, b = _check_operand(a, "np.inner"), _check_operand(b, "np.inner")
+    a, b = _strong(_check_operand(a, "np.inner")), _strong(_check_operand(b, "np.inner"))
     sa, sb = tuple(_shape(a)), tuple(_shape(b))
     if len(sa) == 0 or len(sb) == 0:
         return multiply(a, b)
@@ -925,6 +938,7 @@ def outer(a, b, out=None):
     """``numpy.outer``."""
     if not _any_tracer((a, b)):
         return np.outer(a, b)
+    a, b = _strong(a), _strong(b)
     return multiply(reshape(ravel(a), (-1, 1)), reshape(ravel(b), (1, -1)))
 
 
