@@ -146,6 +146,9 @@ def _vjp(fn, primals, has_aux):
     paths = pytree.leaf_paths(tree, "primals")
     with new_trace(TapeTrace) as tape:
         in_tracers = [tape.new_input(_float_input(leaf, path)) for leaf, path in zip(leaves, paths)]
+        for t, leaf in zip(in_tracers, leaves):
+            if _is_0d_array(leaf):
+                t.ndarray0d = True
         result = fn(*pytree.unflatten(tree, in_tracers))
         if has_aux:
             if not (isinstance(result, (tuple, list)) and len(result) == 2):
@@ -156,7 +159,7 @@ def _vjp(fn, primals, has_aux):
         out_leaves, out_tree = pytree.flatten(result)
         out_tracers = [tape.full_raise(x) for x in out_leaves]
     aux = _strip(aux, tape)
-    outputs = pytree.unflatten(out_tree, [t.primal for t in out_tracers])
+    outputs = pytree.unflatten(out_tree, [_leave(t) for t in out_tracers])
 
     def backward(cotangents):
         ct_leaves, ct_tree = pytree.flatten(cotangents)
@@ -169,14 +172,42 @@ def _vjp(fn, primals, has_aux):
         from . import numpy as tnp
         in_cts = [ct if ct is not None else tnp.zeros_like(t.primal) for ct, t in zip(in_cts, in_tracers)]
         in_cts = [tnp.astype(ct, t.dtype) if ct.dtype != t.dtype else ct for ct, t in zip(in_cts, in_tracers)]
-        return pytree.unflatten(tree, in_cts)
+        return pytree.unflatten(tree, [_concrete(ct) for ct in in_cts])
 
     return outputs, aux, backward, out_tracers
 
 
 def _strip(tree, tape):
     # Aux values leave the transformation as their primal values.
-    return pytree.tree_map(lambda v: v.primal if isinstance(v, TapeTracer) and v._trace is tape else v, tree)
+    return pytree.tree_map(lambda v: _leave(v) if isinstance(v, TapeTracer) and v._trace is tape else v, tree)
+
+
+def _is_0d_array(value) -> bool:
+    if isinstance(value, Tracer):
+        return value.ndim == 0 and getattr(value, "ndarray0d", False)
+    return isinstance(value, np.ndarray) and value.ndim == 0
+
+
+def _leave(t: TapeTracer):
+    """The value tape tracer ``t`` stands for, as the caller gets it: a plain ndarray (not the
+    front end's literal subclass), and for 0-d values a NumPy scalar unless NumPy would return a
+    0-d array (``np.where`` ...), as in every other mode."""
+    value = t.primal
+    array0d = getattr(t, "ndarray0d", False)
+    if isinstance(value, Tracer):
+        if array0d and value.ndim == 0 and not getattr(value, "ndarray0d", False):
+            from .numpy import _ndarray0d
+            value = _ndarray0d(value, value)
+        return value
+    return _concrete(value, array0d)
+
+
+def _concrete(value, array0d=False):
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0 and not array0d:
+            return value[()]
+        return value if type(value) is np.ndarray else value.view(np.ndarray)
+    return value
 
 
 def vjp(fn, *primals, has_aux=False):
