@@ -172,7 +172,8 @@ def _vjp(fn, primals, has_aux):
         from . import numpy as tnp
         in_cts = [ct if ct is not None else tnp.zeros_like(t.primal) for ct, t in zip(in_cts, in_tracers)]
         in_cts = [tnp.astype(ct, t.dtype) if ct.dtype != t.dtype else ct for ct, t in zip(in_cts, in_tracers)]
-        return pytree.unflatten(tree, [_concrete(ct) for ct in in_cts])
+        # a gradient has its input's kind: a 0-d array's is a 0-d array, a scalar's a scalar
+        return pytree.unflatten(tree, [_as_kind(ct, getattr(t, "ndarray0d", False)) for ct, t in zip(in_cts, in_tracers)])
 
     return outputs, aux, backward, out_tracers
 
@@ -192,17 +193,17 @@ def _leave(t: TapeTracer):
     """The value tape tracer ``t`` stands for, as the caller gets it: a plain ndarray (not the
     front end's literal subclass), and for 0-d values a NumPy scalar unless NumPy would return a
     0-d array (``np.where`` ...), as in every other mode."""
-    value = t.primal
-    array0d = getattr(t, "ndarray0d", False)
+    return _as_kind(t.primal, getattr(t, "ndarray0d", False))
+
+
+def _as_kind(value, array0d: bool):
+    """``value`` (an array or an enclosing trace's tracer) as a plain ndarray, and if 0-d as a
+    0-d array (``array0d``) or a NumPy scalar."""
     if isinstance(value, Tracer):
-        if array0d and value.ndim == 0 and not getattr(value, "ndarray0d", False):
-            from .numpy import _ndarray0d
-            value = _ndarray0d(value, value)
+        if value.ndim == 0 and array0d != bool(getattr(value, "ndarray0d", False)):
+            from .numpy import _ndarray0d, _scalar0d
+            value = _ndarray0d(value, value) if array0d else _scalar0d(value)
         return value
-    return _concrete(value, array0d)
-
-
-def _concrete(value, array0d=False):
     if isinstance(value, np.ndarray):
         if value.ndim == 0 and not array0d:
             return value[()]
