@@ -921,3 +921,24 @@ def test_mode_selection():
             pass
     with pytest.raises(ValueError, match="mode must be one of"):
         tj.trace(lambda x: x, mode="jit")
+
+
+def test_traced_out_of_range_indices_raise_in_every_traced_mode(traced_mode):
+    f = tj.trace(lambda x, i: x[i])
+    x = np.arange(3.0)
+    np.testing.assert_array_equal(run(f, traced_mode, x, np.array([-1, 2])), [2.0, 2.0])
+    for bad in ([-4], [3], [-6]):
+        with pytest.raises(IndexError):
+            run(f, traced_mode, x, np.array(bad))
+    g = tj.trace(lambda x, i, j: x[i, j])
+    m = np.arange(12.0).reshape(3, 4)
+    np.testing.assert_array_equal(run(g, traced_mode, m, np.array([0, -1]), np.array([1, -4])), m[[0, -1], [1, -4]])
+    with pytest.raises(IndexError):
+        run(g, traced_mode, m, np.array([0]), np.array([4]))  # would alias row 1 without the check
+
+
+def test_array_made_at_trace_time_and_returned_is_fresh_each_call(traced_mode):
+    g = tj.trace(lambda x: (x + 1, np.arange(3.0) * 2))
+    first = run(g, traced_mode, np.ones(2))[1]
+    first[0] = 100.0
+    np.testing.assert_array_equal(run(g, traced_mode, np.ones(2))[1], [0.0, 2.0, 4.0])

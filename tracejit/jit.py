@@ -298,6 +298,11 @@ class Traced:
             self._check_writable(leaves, program.mutated)
         outs = runner(arrays)
         n = program.n_results
+        if program.captured:
+            # A result that is an array captured at trace time (computed there, or a global) is
+            # returned as a copy: eager code makes a fresh one per call, and callers may mutate it.
+            captured = {id(v) for v in program.captured}
+            outs = [o.copy() if id(o) in captured else o for o in outs]
         for position, new_value in zip(program.mutated, outs[n:]):
             target = leaves[position]
             if isinstance(target, np.ndarray):

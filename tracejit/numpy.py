@@ -1080,12 +1080,20 @@ def _advanced_index(x, index):
     # Flat position within the indexed axes: sum(i_k * stride_k), as ravel_multi_index.
     flat = None
     stride = 1
+    in_range = None  # traced indices are checked when the program runs
     for k, i in reversed(list(zip(adv_axes, idx_values))):
         n = x.shape[k]
         term = _normalize_int_index(i, n, k)
+        if _is_tracer(term):
+            ok = logical_and(greater_equal(term, 0), less(term, n))
+            in_range = ok if in_range is None else logical_and(in_range, ok)
         term = multiply(term, stride) if stride != 1 else term
         flat = term if flat is None else add(flat, term)
         stride *= n
+    if in_range is not None:
+        # An index outside [-n, n) on any axis must fail, not land on another element: point
+        # it past the end, where gather's bounds check raises IndexError.
+        flat = where(in_range, flat, stride)
     flat = _to(flat, np.int64, idx_shape, (x,))
     contiguous = adv_axes == list(range(adv_axes[0], adv_axes[0] + len(adv_axes)))
     rest = [k for k in range(x.ndim) if k not in adv_axes]
