@@ -204,10 +204,10 @@ def _as_kind(value, array0d: bool):
             from .numpy import _ndarray0d, _scalar0d
             value = _ndarray0d(value, value) if array0d else _scalar0d(value)
         return value
-    if isinstance(value, np.ndarray):
+    if isinstance(value, (np.ndarray, np.generic)):
         if value.ndim == 0 and not array0d:
             return value[()]
-        return value if type(value) is np.ndarray else value.view(np.ndarray)
+        return value if type(value) is np.ndarray else np.asarray(value).view(np.ndarray)
     return value
 
 
