@@ -17,6 +17,7 @@ import builtins
 import functools
 import numbers
 import operator
+import warnings
 
 import numpy as np
 
@@ -735,6 +736,21 @@ def _mean_dtype(dtype):
     return np.mean(np.zeros(1, dtype)).dtype
 
 
+def _keepdims_size(x_shape, axes) -> int:
+    return int(np.prod([d for i, d in enumerate(x_shape) if i not in axes], dtype=np.int64))
+
+
+def _warn_at_user_line(message):
+    """NumPy's RuntimeWarning for a reduction over nothing, raised when the shape is known (at
+    trace time, so once per signature), attributed to the user's line."""
+    from .errors import user_frame
+    info = user_frame()
+    if info is None:
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+    else:
+        warnings.warn_explicit(message, RuntimeWarning, info[0], info[1])
+
+
 def _keepdims(out, x_shape, axes, keepdims):
     if not keepdims:
         return out
@@ -767,10 +783,16 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
         return np.mean(a, axis=axis, dtype=dtype, out=out, keepdims=keepdims,
                        **({} if where is None else {"where": where}))
     _check_no_out("mean", out, where=where)
+    return _mean_of(a, axis, dtype, keepdims, warn=True)
+
+
+def _mean_of(a, axis, dtype, keepdims, warn):
     axes = _norm_axes(axis, a.ndim)
     result_dtype = np.dtype(dtype) if dtype is not None else _mean_dtype(a.dtype)
     count = int(np.prod([a.shape[i] for i in axes], dtype=np.int64))
     total = sum(astype(a, result_dtype), axis=axes, keepdims=keepdims)
+    if warn and not count and total.size:
+        _warn_at_user_line("Mean of empty slice")
     return true_divide(total, literal(count, result_dtype)) if count else true_divide(total, literal(np.nan, result_dtype))
 
 
@@ -786,11 +808,13 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
     x = astype(a, result_dtype)
     centered = subtract(x, _mean(x, axes, keepdims=True))
     count = int(np.prod([a.shape[i] for i in axes], dtype=np.int64)) - ddof
+    if count <= 0 and _keepdims_size(a.shape, axes):
+        _warn_at_user_line("Degrees of freedom <= 0 for slice")
     return true_divide(sum(multiply(centered, centered), axis=axes, keepdims=keepdims),
                        literal(builtins.max(count, 0), result_dtype))
 
 
-_mean = lambda x, axes, keepdims: mean(x, axis=axes, keepdims=keepdims)  # noqa: E731  (var shadows mean)
+_mean = lambda x, axes, keepdims: _mean_of(x, axes, None, keepdims, warn=False)  # noqa: E731  (var shadows mean)
 
 
 def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None, correction=None):
@@ -803,6 +827,7 @@ def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
 
 
 def _extremum(name, prim, np_fn):
+    ufunc_name = {"max": "maximum", "min": "minimum"}[name]  # NumPy's messages name the ufunc
     def fn(a, axis=None, out=None, keepdims=False, initial=None, where=None):
         if not _is_tracer(a):
             kwargs = {k: v for k, v in dict(initial=initial, where=where).items() if v is not None}
@@ -810,7 +835,8 @@ def _extremum(name, prim, np_fn):
         _check_no_out(name, out, initial=initial, where=where)
         axes = _norm_axes(axis, a.ndim)
         if builtins.any(a.shape[i] == 0 for i in axes):
-            raise ValueError(f"zero-size array to reduction operation {name} which has no identity{_where_msg()}")
+            raise ValueError(f"zero-size array to reduction operation {ufunc_name} which has no identity"
+                             f"{_where_msg()}")
         out = prim(a, axes=axes) if axes else _scalar0d(a)
         return _keepdims(out, a.shape, axes, keepdims)
     fn.__name__ = name
