@@ -1,6 +1,7 @@
 """The full benchmark run behind benchmarks/RESULTS.md.
 
     python benchmarks/run.py                 # all workloads, peers if installed -> RESULTS.md, speedup.png, results.json
+    python benchmarks/run.py --threads 1     # every system on one thread (steadier on a busy machine)
     python benchmarks/run.py mlp_sgd --repeat 10   # any `python -m tracejit.bench` arguments are passed on
 
 Run it on a quiet machine: every number in RESULTS.md comes from one run of this script.

@@ -292,3 +292,21 @@ def test_fresh_cache_is_temporary(monkeypatch):
     assert report["dispatch"]["numpy"].ok and report.params["fresh_cache"] is True
     assert len(seen) == 1 and "tracejit-bench-cache-" in seen[0] and not os.path.exists(seen[0])
     assert os.environ["TRACEJIT_CACHE_DIR"] == "/somewhere/else"
+
+
+def test_cli_threads_limit(monkeypatch, capsys, tmp_path):
+    from tracejit.bench.__main__ import thread_env
+    env = thread_env(1, {"XLA_FLAGS": "--xla_dump_to=/tmp/x intra_op_parallelism_threads=4"})
+    assert env["OPENBLAS_NUM_THREADS"] == env["OMP_NUM_THREADS"] == env["NUMBA_NUM_THREADS"] == "1"
+    assert env["XLA_FLAGS"].split() == ["--xla_dump_to=/tmp/x", "--xla_cpu_multi_thread_eigen=false",
+                                        "intra_op_parallelism_threads=1"]
+    # with the limits already in the environment the run goes ahead in this process
+    for k, v in thread_env(1).items():
+        monkeypatch.setenv(k, v)
+    js = tmp_path / "r.json"
+    assert cli_main(["dispatch", "--tiny", "--systems", "numpy", "--threads", "1", "--no-progress",
+                     "--json", str(js)]) == 0
+    report = Report.from_json(js.read_text())
+    assert report.params["threads"] == 1 and report.machine["env"]["OPENBLAS_NUM_THREADS"] == "1"
+    assert any("limited to 1 thread" in n for n in report.notes)
+    assert cli_main(["dispatch", "--threads", "0"]) == 2

@@ -45,6 +45,9 @@ def parser():
     p.add_argument("--timeout", type=float, help="give up on a system whose first call (compilation) takes longer")
     p.add_argument("--fresh-cache", action="store_true",
                    help="compile into an empty temporary TRACEJIT_CACHE_DIR (first calls are cold compiles)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="limit every system to N threads (BLAS, OpenMP, Numba, PyTorch, XLA): steadier numbers on a "
+                        "busy machine; the process restarts itself with the settings in its environment")
     p.add_argument("--tiny", action="store_true", help="tiny sizes (a smoke test of the harness, not a benchmark)")
     p.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
     p.add_argument("--strict", action="store_true", help="exit with status 1 if a system failed or disagreed")
@@ -52,8 +55,32 @@ def parser():
     return p
 
 
+def thread_env(n, environ=None):
+    """The environment variables that limit NumPy's BLAS, OpenMP, Numba, PyTorch and XLA to ``n`` threads."""
+    environ = os.environ if environ is None else environ
+    xla = [f for f in environ.get("XLA_FLAGS", "").split()
+           if not f.startswith(("--xla_cpu_multi_thread_eigen", "intra_op_parallelism_threads"))]
+    xla += [f"--xla_cpu_multi_thread_eigen={'false' if n == 1 else 'true'}", f"intra_op_parallelism_threads={n}"]
+    env = {k: str(n) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
+    env["XLA_FLAGS"] = " ".join(xla)
+    return env
+
+
 def main(argv=None, command=None):
     args = parser().parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            print("--threads must be at least 1", file=sys.stderr)
+            return 2
+        wanted = thread_env(args.threads)
+        if any(os.environ.get(k) != v for k, v in wanted.items()):
+            # BLAS and OpenMP read these when they load, which has happened: start again with them set.
+            os.environ.update(wanted)
+            os.environ["TRACEJIT_BENCH_COMMAND"] = command or ""
+            sys.stdout.flush()
+            os.execv(sys.executable, [sys.executable, "-m", "tracejit.bench",
+                                      *(sys.argv[1:] if argv is None else argv)])
+        command = command or os.environ.pop("TRACEJIT_BENCH_COMMAND", None) or None
     if args.list:
         for name, wl in W.WORKLOADS.items():
             print(f"{name:16s} {wl.title}" + ("" if wl.sizes.get("quick") else "  (not in --quick)"))
@@ -77,8 +104,11 @@ def main(argv=None, command=None):
     report = run(names, quick=args.quick, size="tiny" if args.tiny else None, systems=args.systems,
                  peers=args.peers, torch_compile=args.torch_compile, repeat=args.repeat, warmup=args.warmup,
                  max_time=args.max_time, first_call_timeout=args.timeout, fresh_cache=args.fresh_cache,
+                 threads=args.threads,
                  progress=not args.no_progress,
                  command=command)
+    if args.threads is not None:
+        report.notes.append(f"every system was limited to {args.threads} thread(s) (--threads)")
     plot_written = False
     if args.plot:
         note = plot_report(report, args.plot)

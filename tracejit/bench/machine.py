@@ -13,7 +13,7 @@ __all__ = ["machine_info", "describe_markdown", "ENV_VARS", "environment_notes"]
 # Environment variables that change what is measured.
 ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
             "NUMBA_NUM_THREADS", "NUMBA_DISABLE_JIT", "TRACEJIT_MODE", "TRACEJIT_CACHE_DIR", "TRACEJIT_LOG",
-            "JAX_PLATFORMS", "JAX_ENABLE_X64")
+            "JAX_PLATFORMS", "JAX_ENABLE_X64", "XLA_FLAGS")
 
 _PACKAGES = ("tracejit", "numpy", "numba", "llvmlite", "scipy", "jax", "jaxlib", "torch", "matplotlib")
 

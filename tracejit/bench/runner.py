@@ -112,7 +112,7 @@ def _build(wl, name, args):
 
 def run(workloads=None, *, quick=False, size=None, systems=DEFAULT_SYSTEMS, peers=("jax", "torch"),
         torch_compile=None, repeat=None, warmup=None, max_time=None, min_sample_time=None,
-        first_call_timeout=None, fresh_cache=False, progress=True, command=None) -> Report:
+        first_call_timeout=None, fresh_cache=False, threads=None, progress=True, command=None) -> Report:
     """Run the standard workloads and return a ``Report``.
 
     ``workloads``: names or prefixes (default: all, or the quick set); ``"compile"`` is the
@@ -120,7 +120,8 @@ def run(workloads=None, *, quick=False, size=None, systems=DEFAULT_SYSTEMS, peer
     ``quick``). ``systems``: which columns to run (add ``"graph"`` for the reference
     interpreter). ``peers``: which of ``"jax"``, ``"torch"`` to try (missing ones show
     "not installed"). ``torch_compile``: run ``torch.compile`` (default: not with ``quick``, as
-    it compiles for tens of seconds). ``fresh_cache``: compile into an empty temporary
+    it compiles for tens of seconds). ``threads`` is only recorded: the thread limits must be in
+    the environment before NumPy loads (``python -m tracejit.bench --threads N`` does that). ``fresh_cache``: compile into an empty temporary
     ``TRACEJIT_CACHE_DIR``, so first calls are cold compiles rather than disk-cache loads.
     The other arguments override ``SETTINGS[size]``.
     """
@@ -132,7 +133,7 @@ def run(workloads=None, *, quick=False, size=None, systems=DEFAULT_SYSTEMS, peer
                 report = run(workloads, quick=quick, size=size, systems=systems, peers=peers,
                              torch_compile=torch_compile, repeat=repeat, warmup=warmup, max_time=max_time,
                              min_sample_time=min_sample_time, first_call_timeout=first_call_timeout,
-                             progress=progress, command=command)
+                             threads=threads, progress=progress, command=command)
             finally:
                 if saved is None:
                     os.environ.pop("TRACEJIT_CACHE_DIR", None)
@@ -184,5 +185,5 @@ def run(workloads=None, *, quick=False, size=None, systems=DEFAULT_SYSTEMS, peer
     notes = environment_notes(info)
     return Report(results=results, machine=info, notes=notes,
                   params=dict(cfg, size=size, systems=list(wanted), peers=list(peers),
-                              torch_compile=bool(torch_compile), command=command))
+                              torch_compile=bool(torch_compile), threads=threads, command=command))
 
