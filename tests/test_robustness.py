@@ -1,0 +1,253 @@
+"""Robustness: concurrent calls, NaN and infinities, empty arrays, a large array, and
+``check=True`` catching a wrong optimisation pass.
+
+Every check compares graph and compiled mode with eager NumPy (``conftest.assert_tree_close``:
+float64 rtol 1e-12, float32 rtol 1e-5, exact for integers and booleans; NaN matches NaN and an
+infinity the same infinity).
+"""
+from __future__ import annotations
+
+import threading
+import warnings
+
+import numpy as np
+import pytest
+
+import tracejit as tj
+from conftest import MODES, TRACED_MODES, assert_tree_close, run
+from tracejit import ops
+from tracejit.backend import cache_info
+from tracejit.core import Eqn, Graph
+from tracejit.transforms import DEFAULT_PASSES
+
+# --------------------------------------------------------------------------- threads
+
+
+def _run_in_threads(n, work):
+    """Run ``work(i)`` in ``n`` threads that start together; re-raise the first failure."""
+    barrier = threading.Barrier(n)
+    errors = []
+
+    def target(i):
+        try:
+            barrier.wait()
+            work(i)
+        except BaseException as e:  # noqa: BLE001 - reported in the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not any(t.is_alive() for t in threads), "a thread did not finish"
+    if errors:
+        raise errors[0]
+
+
+@pytest.mark.parametrize("mode", TRACED_MODES)
+def test_two_threads_calling_one_function_trace_and_compile_it_once(mode):
+    # A constant no other test uses, so the compiled program is new to this process.
+    @tj.trace(mode=mode)
+    def step(w, x, lr):
+        g = x.T @ np.tanh(x @ w - 0.3141592653)
+        return w - lr * g, np.sum(g * g)
+
+    rng = np.random.default_rng(0)
+    data = [(rng.standard_normal((6, 3)), rng.standard_normal((8, 6)), 0.1 * (i + 1)) for i in range(2)]
+    compiles_before = cache_info()["compiles"]
+    calls = 25
+
+    def work(i):
+        w, x, lr = data[i]
+        for k in range(calls):
+            x_k = x + k  # different data on every call, and in each thread
+            got = step(w, x_k, lr)
+            want = step.fn(w, x_k, lr)  # plain NumPy (the mode= given to trace wins over tj.mode)
+            assert_tree_close(got, want, f"thread {i} call {k}")
+
+    _run_in_threads(2, work)
+    assert step.stats["traces"] == 1
+    assert step.stats["retraces"] == []
+    assert step.stats["cache_hits"] == 2 * calls - 1
+    if mode == "compiled":
+        assert cache_info()["compiles"] - compiles_before <= 1  # at most one compile (0 if cached on disk)
+
+
+def test_each_thread_has_its_own_mode():
+    @tj.trace
+    def f(x):
+        return np.exp(x) + 1
+
+    x = np.linspace(-1, 1, 5)
+    seen = {}
+
+    def work(i):
+        name = ("eager", "graph")[i]
+        with tj.mode(name):
+            for _ in range(20):
+                assert tj.get_mode() == name
+                assert_tree_close(f(x), np.exp(x) + 1)
+        seen[i] = name
+
+    _run_in_threads(2, work)
+    assert seen == {0: "eager", 1: "graph"}
+    assert f.stats["traces"] == 1  # only the graph-mode thread traced
+
+
+# --------------------------------------------------------------------------- NaN and infinities
+
+SPECIALS = np.array([[np.nan, 1.5, -np.inf, 0.0],
+                     [-0.0, np.inf, -2.5, np.nan],
+                     [3.0, -1.0, 0.5, 2.0]])
+
+NAN_INF_PROGRAMS = {
+    "exp": lambda x: np.exp(x),
+    "log": lambda x: np.log(x),  # log(-1) is nan, log(0) is -inf
+    "sqrt": lambda x: np.sqrt(x),
+    "tanh": lambda x: np.tanh(x),
+    "max": lambda x: (np.max(x), np.max(x, axis=0), np.max(x, axis=1, keepdims=True)),
+    "min": lambda x: (np.min(x), np.min(x, axis=1)),
+    "sum": lambda x: (np.sum(x), np.sum(x, axis=0), np.sum(x[2])),
+    "mean": lambda x: (np.mean(x, axis=1), np.mean(x[2])),
+    "softmax": lambda x: (tj.nn.softmax(x, axis=-1), tj.nn.softmax(x, axis=0)),
+    "logsumexp": lambda x: tj.nn.logsumexp(x, axis=1),
+    "comparisons": lambda x: (x > 0, x <= 1.5, x == x, x != x, x == np.inf, np.isnan(x), np.isinf(x),
+                              np.isfinite(x)),
+    "where": lambda x: (np.where(x > 0, x, -1.0), np.where(np.isnan(x), 0.0, x), tj.nn.relu(x)),
+    "maximum": lambda x: (np.maximum(x, 0.0), np.minimum(x, 1.0), np.clip(x, -1, 1)),
+    "arithmetic": lambda x: (x * 0, x - x, x / 0.0, 1.0 / x, x + np.inf, -x, abs(x)),
+    "argmax": lambda x: (np.argmax(x, axis=1), np.argmin(x, axis=0)),
+    "matmul": lambda x: x @ np.ones((4, 2)),
+    "sigmoid": lambda x: tj.nn.sigmoid(x),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", sorted(NAN_INF_PROGRAMS))
+def test_nan_and_inf_flow_through_as_in_numpy(name, dtype):
+    fn = tj.trace(NAN_INF_PROGRAMS[name])
+    x = SPECIALS.astype(dtype)
+    with np.errstate(all="ignore"):
+        want = NAN_INF_PROGRAMS[name](x.copy())
+        for mode in MODES:
+            assert_tree_close(run(fn, mode, x.copy()), want, f"{name} in {mode} mode")
+
+
+# --------------------------------------------------------------------------- empty arrays
+
+EMPTY_PROGRAMS = {
+    "elementwise": (lambda x: (np.exp(x) * 2 + 1, x > 0, np.where(x > 0, x, 0.0)), [(0,), (0, 3), (3, 0)]),
+    "sum": (lambda x: (np.sum(x), np.sum(x, axis=0), np.sum(x, axis=-1, keepdims=True)), [(0,), (0, 3), (3, 0)]),
+    "reduce_nonempty_axis": (lambda x: (np.max(x, axis=1), np.mean(x, axis=1), np.argmax(x, axis=1)), [(0, 3)]),
+    "matmul": (lambda x: (x @ np.ones((3, 2)), x.T @ x), [(0, 3)]),
+    "matmul_empty_inner": (lambda x: (x @ np.ones((0, 2)), np.ones((2, 0)) @ x.T), [(3, 0)]),
+    "shapes": (lambda x: (x.reshape(-1, 3), x.T, np.concatenate([x, x], axis=0), x[1:1], x[::-1]), [(0, 3)]),
+    "indexing": (lambda x: (np.take(x, np.zeros(0, np.int64), axis=1), x[:, [0, 2]]), [(0, 3)]),
+    "grad": (lambda x: tj.grad(lambda v: np.sum(v * 2.0))(x), [(0,), (0, 3)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EMPTY_PROGRAMS))
+def test_empty_arrays_work_in_every_mode(name):
+    fn, shapes = EMPTY_PROGRAMS[name]
+    for shape in shapes:
+        x = np.zeros(shape)
+        want = fn(x)
+        traced = tj.trace(fn)
+        for mode in MODES:
+            assert_tree_close(run(traced, mode, x), want, f"{name}{shape} in {mode} mode")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_sum_over_nothing_is_zero(mode):
+    f = tj.trace(lambda x: (np.sum(x), np.sum(x, axis=0)))
+    total, columns = run(f, mode, np.zeros((0, 3), np.float32))
+    assert total == 0 and type(total) is np.float32
+    assert_tree_close(columns, np.zeros(3, np.float32))
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("axis, shape", [(None, (0,)), (0, (0, 3))])
+def test_mean_over_nothing_is_nan_and_warns_like_numpy(mode, axis, shape):
+    f = tj.trace(lambda x: np.mean(x, axis=axis))
+    with pytest.warns(RuntimeWarning, match="Mean of empty slice"), np.errstate(invalid="ignore"):
+        got = run(f, mode, np.zeros(shape))
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.simplefilter("ignore")
+        want = np.mean(np.zeros(shape), axis=axis)
+    assert_tree_close(got, want)
+    assert np.all(np.isnan(got))
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("reduction", ["max", "min", "argmax", "softmax"])
+def test_max_over_nothing_raises_like_numpy(mode, reduction):
+    fn = {"max": np.max, "min": np.min, "argmax": np.argmax, "softmax": lambda x: tj.nn.softmax(x, axis=0)}[reduction]
+    x = np.zeros((0, 3))
+    with pytest.raises(ValueError) as numpy_error:
+        fn(x)
+    with pytest.raises(ValueError) as error:
+        run(tj.trace(fn), mode, x)
+    # NumPy's own sentence ("zero-size array to reduction operation maximum which has no identity")
+    assert str(numpy_error.value) in str(error.value)
+
+
+# --------------------------------------------------------------------------- a large array
+
+
+def test_large_float32_array_in_every_mode():
+    """2**24 float32 elements (64 MB) through an elementwise chain and a sum, once per mode."""
+    x = np.random.default_rng(1).random(2 ** 24, dtype=np.float32)
+
+    def chain(x):
+        y = np.tanh(x * 1.5 - 0.5) * np.exp(-x) + np.sqrt(x + 1)
+        return y, np.sum(y)
+
+    want = chain(x)
+    fn = tj.trace(chain)
+    for mode in TRACED_MODES:
+        got = run(fn, mode, x)
+        assert_tree_close(got, want, f"{mode} mode")
+    assert fn.stats["traces"] == 1
+
+
+# --------------------------------------------------------------------------- check=True
+
+
+def exp_to_sin(graph: Graph) -> Graph:
+    """A deliberately wrong pass: every exp becomes sin."""
+    eqns = [Eqn(ops.sin, list(e.inputs), list(e.outputs), e.params, e.source) if e.prim is ops.exp else e
+            for e in graph.eqns]
+    return Graph(list(graph.inputs), eqns, list(graph.outputs), input_names=graph.input_names)
+
+
+def model(params, x):
+    hidden = np.tanh(x @ params["W"])
+    return {"logits": hidden + params["b"], "scale": np.exp(hidden).sum(axis=1)}
+
+
+PARAMS = {"W": np.linspace(-1, 1, 12).reshape(4, 3), "b": np.array([0.1, -0.2, 0.3])}
+X = np.linspace(-2, 2, 8).reshape(2, 4)
+
+
+@pytest.mark.parametrize("mode", TRACED_MODES)
+def test_check_catches_a_wrong_pass_and_names_the_output(mode):
+    wrong = tj.trace(model, passes=[exp_to_sin] + list(DEFAULT_PASSES))
+    with tj.mode(mode):  # the pass really is wrong, silently without check
+        logits_ok = wrong(PARAMS, X)["logits"]
+        assert not np.allclose(wrong(PARAMS, X)["scale"], model(PARAMS, X)["scale"])
+    assert_tree_close(logits_ok, model(PARAMS, X)["logits"])
+
+    checked = tj.trace(model, passes=[exp_to_sin] + list(DEFAULT_PASSES), check=True)
+    with pytest.raises(tj.MismatchError) as error:
+        run(checked, mode, PARAMS, X)
+    message = str(error.value)
+    assert "result['scale']" in message, message
+    assert "logits" not in message
+
+
+@pytest.mark.parametrize("mode", TRACED_MODES)
+def test_check_passes_a_correct_pipeline(mode):
+    checked = tj.trace(model, check=True)
+    assert_tree_close(run(checked, mode, PARAMS, X), model(PARAMS, X))
