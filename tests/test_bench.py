@@ -117,7 +117,10 @@ def test_compare_compiled_mode():
     _check_timed(c)
     assert c.kernels >= 1 and c.traces == 1 and c.retraces == 0
     assert c.compile_seconds is not None and c.compile_seconds <= c.first_call
-    assert c.overhead is not None
+    assert c.overhead is not None and 0 <= c.overhead < c.max
+    # all-array arguments take the runtime's fast path: its overhead is measured too
+    add = bench.compare(lambda a, b: a + b, X, X, modes=("compiled",), **FAST)["compiled"]
+    assert add.ok and add.overhead is not None and 0 <= add.overhead < add.max
 
 
 def test_result_json_round_trip_and_tables():
