@@ -1,0 +1,472 @@
+"""Differential fuzzing: seeded random NumPy programs give the same results in every mode.
+
+Each test case is one *group*: ``tests/fuzzing.py`` writes several small random programs
+into one function (one trace, and one Numba program for all of them) and runs it
+
+- eagerly (plain NumPy: the reference, which must not warn);
+- in graph mode under every pass configuration: no passes, the default pipeline, each pass
+  alone, the pipeline without each pass, and all of them (fusion included even when it is not
+  in the default pipeline); every resulting graph must pass ``tj.verify``;
+- compiled with the default pipeline (in CI for every ``COMPILE_EVERY``-th group, see below;
+  in the long run for every group, plus one more pass configuration taking turns by seed).
+
+Gradient groups (float64) differentiate ``sum(out_k * w_k)`` with ``tj.value_and_grad``: the
+eager gradient must match central finite differences along random directions, and every mode
+and pass configuration must match eager (loss, outputs and gradients).
+
+Tolerances (see ``fuzzing.py``): the contract's rtol -- float64 1e-12, float32 1e-5 -- per
+element, plus an atol for elements near 0 of ``rtol / eps`` times the rounding-error bound
+the generator carries for each output; integers and booleans exactly; the kind of each result
+(array or NumPy scalar), its dtype and shape exactly. Gradients between modes: rtol 1e-12 plus
+an atol of 1e-10 times the largest component of that gradient (the backward pass sums
+products whose cancellation the generator does not track). Finite differences: 1e-5 of
+``sum |g * v|`` plus the loss's rounding bound over the step.
+
+On a failure the message gives the seed, the failing program's source, the group's source, a
+command that prints a stand-alone reproduction (``python tests/fuzzing.py SEED ...``), and
+that reproduction; the failing program is found by running each program of the group alone.
+
+Budget. CI runs ``CI_FORWARD_GROUPS`` x ``GROUP_SIZE`` = 320 forward programs and
+``CI_GRAD_GROUPS`` x ``GRAD_GROUP_SIZE`` = 60 gradient programs, all of them eagerly, in graph
+mode under every pass configuration and (gradients) against finite differences, which costs
+about 0.1 s per group. Compiling is what costs: Numba takes ~0.1-0.2 s per loop nest on a
+2-core machine, so a 10-program group takes ~4 s to compile cold whether its programs share one
+function or not (batching saves only the fixed ~0.3 s per compile). CI therefore compiles every
+``COMPILE_EVERY``-th group (6: 70 programs). Measured on the 2-core development machine: 46 s
+for the whole module with an empty ``TRACEJIT_CACHE_DIR``, 10 s with the compiled programs
+already in the disk cache. Environment:
+
+- ``TRACEJIT_FUZZ_COMPILED=all`` (or a number k: every k-th group) -- compiled mode for more
+  groups (``all``: ~2.5 min cold, ~10 s warm);
+- ``TRACEJIT_FUZZ_LONG=1`` (or ``pytest --long``) -- the long run: ``TRACEJIT_FUZZ_LONG_GROUPS``
+  (default 300) more groups of each kind, from seed 100000, every one compiled with two pass
+  configurations (~4000 programs; about 40 minutes cold).
+"""
+from __future__ import annotations
+
+import os
+import re
+import traceback
+
+import numpy as np
+import pytest
+
+import fuzzing
+import tracejit as tj
+from tracejit import transforms
+from tracejit.backend import emitter_for
+
+GROUP_SIZE = 10
+GRAD_GROUP_SIZE = 5
+CI_FORWARD_GROUPS = 32
+CI_GRAD_GROUPS = 12
+LONG = os.environ.get("TRACEJIT_FUZZ_LONG", "").strip().lower() in ("1", "true", "yes", "on")
+LONG_GROUPS = int(os.environ.get("TRACEJIT_FUZZ_LONG_GROUPS", "300"))
+LONG_FIRST_SEED = 100_000
+# Compiled mode in CI: every COMPILE_EVERY-th group (by seed); "all" (or 1) compiles every group.
+_compiled = os.environ.get("TRACEJIT_FUZZ_COMPILED", "6").strip().lower()
+COMPILE_EVERY = 1 if _compiled in ("all", "1") else int(_compiled)
+
+GRAD_RTOL = 1e-12
+GRAD_ATOL_SCALE = 1e-10
+FD_STEPS = (1e-6, 1e-7, 1e-5)
+FD_RTOL = 1e-5
+
+# Fuzz cases that hit a known bug in the Numba backend: (kind, seed, program) -> reason with
+# a minimal reproduction. Those programs leave their group and run on their own in
+# ``test_known_backend_bug`` (strict xfail: it starts failing the day the bug is fixed).
+_BOOL_ADD = (
+    "backend: in a fused kernel, bool + bool (NumPy: logical or) is Numba's integer sum, 2 for True + True. "
+    "Reproduce: b = np.array([True, False]); tj.trace(lambda b: (b + b).astype(np.int64))(b) gives [2, 0] "
+    "compiled, [1, 0] in NumPy and graph mode (the fused loop keeps the intermediate as an int; "
+    "codegen.SCALAR_SRC_OVERRIDES has no (add, bool) body)")
+KNOWN_BACKEND_BUGS: dict = {
+    ("forward", 68, 2): _BOOL_ADD,
+}
+
+
+# ----------------------------------------------------------------------------- configurations
+
+def _fuse_pass():
+    try:
+        from tracejit.transforms.fuse import fuse
+    except ImportError:  # pragma: no cover - fusion not available
+        return None
+    return fuse
+
+
+def pass_configs() -> dict:
+    """Name -> pass list: none, default, each pass alone, default without each, and all."""
+    default = list(transforms.DEFAULT_PASSES)
+    fuse = _fuse_pass()
+    everything = default + ([fuse] if fuse is not None and fuse not in default else [])
+    configs = {"default": default, "none": []}
+    for p in everything:
+        configs[f"only_{p.__name__}"] = [p]
+        configs[f"without_{p.__name__}"] = [q for q in everything if q is not p]
+    configs["all"] = everything
+    unique, seen = {}, set()
+    for name, passes in configs.items():
+        key = tuple(p.__name__ for p in passes)
+        if key not in seen:
+            seen.add(key)
+            unique[name] = passes
+    return unique
+
+
+CONFIGS = pass_configs()
+
+
+def backend_compiles(passes) -> bool:
+    """Whether the Numba backend has code for every primitive these passes can introduce
+    (the ``fused`` primitive needs the fused-kernel emitter registered)."""
+    fuse = _fuse_pass()
+    if fuse is None or fuse not in passes:
+        return True
+    from tracejit.transforms.fuse import fused
+    return emitter_for(fused) is not None
+
+
+def compiled_configs(seed: int) -> list:
+    """The default pipeline, and one more configuration taking turns across seeds."""
+    others = [name for name in CONFIGS if name != "default" and backend_compiles(CONFIGS[name])]
+    return ["default"] + ([others[seed % len(others)]] if others else [])
+
+
+# ----------------------------------------------------------------------------- comparing
+
+
+class Mismatch(AssertionError):
+    def __init__(self, program, message):
+        super().__init__(message)
+        self.program = program
+
+
+def _leaf_problem(got, want, dtype, rtol, atol):
+    if isinstance(got, np.ndarray) != isinstance(want, np.ndarray):
+        return f"got a {type(got).__name__}, expected a {type(want).__name__}"
+    g, w = np.asarray(got), np.asarray(want)
+    if g.dtype != w.dtype:
+        return f"dtype {g.dtype}, expected {w.dtype}"
+    if g.shape != w.shape:
+        return f"shape {g.shape}, expected {w.shape}"
+    if w.dtype.kind in "biu":
+        bad = g != w
+    else:
+        bad = ~(np.abs(g.astype(np.float64) - w) <= atol + rtol * np.abs(w))
+        bad |= np.isnan(g) != np.isnan(w)
+    if np.any(bad):
+        idx = tuple(int(i) for i in np.argwhere(bad)[0]) if g.ndim else ()
+        return (f"{int(np.count_nonzero(bad))} of {g.size} elements differ (rtol={rtol:g}, atol={atol:.3g}); "
+                f"first at {idx}: {g[idx]!r} vs {w[idx]!r}")
+    return None
+
+
+def compare_outputs(group, got, want, where):
+    """Raise ``Mismatch`` (naming the program) at the first output that differs."""
+    if not isinstance(got, tuple) or len(got) != len(want):
+        raise Mismatch(None, f"{where}: result structure {type(got).__name__} of {len(got)}, "
+                             f"expected a tuple of {len(want)}")
+    for out in group.outputs:
+        rtol, atol = out.tolerance()
+        problem = _leaf_problem(got[out.position], want[out.position], out.dtype, rtol, atol)
+        if problem:
+            raise Mismatch(out.program, f"{where}: output {out.name} (program {out.program}): {problem}")
+
+
+def grad_tolerance(g):
+    g = np.asarray(g)
+    scale = float(np.max(np.abs(g))) if g.size else 0.0
+    return GRAD_RTOL, GRAD_ATOL_SCALE * max(scale, 1e-300)
+
+
+def loss_error(group) -> float:
+    """Rounding-error bound of ``sum(out_k * w_k)``."""
+    floats = [o for o in group.outputs if o.dtype == fuzzing.F64]
+    total = 0.0
+    for o, w in zip(floats, group.weights):
+        total += float(np.sum(np.abs(w))) * o.err
+    return total
+
+
+def compare_grad_result(group, got, want, where):
+    (g_value, g_outs), g_grads = got
+    (w_value, w_outs), w_grads = want
+    compare_outputs(group, g_outs, w_outs, where)
+    rtol, atol = fuzzing.tolerance(fuzzing.F64, loss_error(group) + _loss_rounding(group, w_outs))
+    problem = _leaf_problem(g_value, w_value, fuzzing.F64, rtol, atol)
+    if problem:
+        raise Mismatch(None, f"{where}: loss value: {problem}")
+    for k, (g, w) in enumerate(zip(g_grads, w_grads)):
+        name = group.args[group.diff_argnums[k]].name
+        problem = _leaf_problem(g, w, w.dtype, *grad_tolerance(w))
+        if problem:
+            raise Mismatch(None, f"{where}: gradient with respect to {name}: {problem}")
+
+
+def _loss_rounding(group, outs):
+    floats = [o for o in group.outputs if o.dtype == fuzzing.F64]
+    total = 0.0
+    for o, w in zip(floats, group.weights):
+        terms = np.abs(np.asarray(outs[o.position]) * w)
+        total += fuzzing.EPS[fuzzing.F64] * (terms.size + 2) * float(np.sum(terms))
+    return total
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def raised(e) -> str:
+    """The exception and the last frames of its traceback (where in tracejit it came from)."""
+    frames = "".join(traceback.format_tb(e.__traceback__)[-4:])
+    return f"{type(e).__name__}: {e}\n{frames}"
+
+
+def run(fn, mode, *args):
+    with tj.mode(mode), fuzzing.strict_numpy():
+        return fn(*args)
+
+
+def eager_reference(group):
+    with fuzzing.strict_numpy():
+        return group.fn(*group.call_args())
+
+
+def check_forward(group, modes_and_configs):
+    want = eager_reference(group)
+    compare_outputs(group, run(tj.trace(group.fn), "eager", *group.call_args()), want, "eager (traced function)")
+    for mode, config in modes_and_configs:
+        traced = tj.trace(group.fn, passes=CONFIGS[config])
+        where = f"{mode} mode, passes={config}"
+        try:
+            got = run(traced, mode, *group.call_args())
+        except Exception as e:  # noqa: BLE001
+            raise Mismatch(None, f"{where}: raised {raised(e)}") from None
+        compare_outputs(group, got, want, where)
+        if mode == "graph":
+            tj.verify(traced.graph(*group.call_args()))
+            assert traced.stats["traces"] == 1
+
+
+def plan(seed, long=False):
+    """Graph mode under every pass configuration; compiled mode with the default pipeline for
+    every ``COMPILE_EVERY``-th group, and in the long run for every group with a second
+    configuration too (they take turns across seeds)."""
+    graph = [("graph", c) for c in CONFIGS]
+    if long:
+        return graph + [("compiled", c) for c in compiled_configs(seed)]
+    return graph + ([("compiled", "default")] if seed % COMPILE_EVERY == 0 else [])
+
+
+def _gist(error) -> str:
+    """The first line of a failure without the names and numbers that differ between programs."""
+    first = str(error).split("\n")[0]
+    return re.sub(r"p\d+_\d+|\(program \d+\)|[-+]?\d[\d.e+-]*", "#", first)
+
+
+def isolate(group, plan, check, error=None):
+    """The program that fails on its own the way the group failed (else the first that fails
+    at all, else None)."""
+    fallback = None
+    for k in [p.index for p in group.programs]:
+        try:
+            check(fuzzing.subgroup(group, [k]), plan)
+        except Exception as e:  # noqa: BLE001 - any failure of the single program counts
+            if error is None or _gist(e) == _gist(error):
+                return k
+            fallback = k if fallback is None else fallback
+    return fallback
+
+
+def report(group, plan, check, error):
+    program = getattr(error, "program", None)
+    if program is None:
+        program = isolate(group, plan, check, error)
+    lines = [str(error), "", group.describe(program)]
+    if program is not None:
+        lines += ["--- stand-alone reproduction:", fuzzing.reproducer(group, program)]
+    pytest.fail("\n".join(lines), pytrace=False)
+
+
+def drop_known(group, kind):
+    known = [k for (knd, seed, k) in KNOWN_BACKEND_BUGS if knd == kind and seed == group.seed]
+    if not known:
+        return group
+    return fuzzing.subgroup(group, [p.index for p in group.programs if p.index not in known])
+
+
+def forward_case(seed, long=False):
+    group = drop_known(fuzzing.make_group(seed, GROUP_SIZE), "forward")
+    steps = plan(seed, long)
+    try:
+        check_forward(group, steps)
+    except Exception as e:  # noqa: BLE001
+        report(group, steps, check_forward, e)
+
+
+# ----------------------------------------------------------------------------- gradients
+
+
+def finite_difference_check(group, grads):
+    """The eager gradient along random directions equals central differences of the loss."""
+    rng = np.random.default_rng(group.seed + 7)
+    args = group.loss_args()
+    for _ in range(2):
+        directions = {i: rng.standard_normal(np.shape(args[i])) for i in group.diff_argnums}
+        predicted = sum(float(np.sum(g * directions[i])) for i, g in zip(group.diff_argnums, grads))
+        scale = sum(float(np.sum(np.abs(g * directions[i]))) for i, g in zip(group.diff_argnums, grads))
+        results = []
+        for h in FD_STEPS:
+            def at(sign):
+                moved = list(args)
+                for i, d in directions.items():
+                    moved[i] = args[i] + sign * h * d
+                with fuzzing.strict_numpy():
+                    return float(group.loss_fn(*moved)[0])
+            fd = (at(1) - at(-1)) / (2 * h)
+            noise = 10 * (loss_error(group) + _loss_rounding(group, group.fn(*group.call_args()))) / h
+            ok = abs(fd - predicted) <= FD_RTOL * scale + noise + 1e-9
+            results.append((h, fd))
+            if ok:
+                break
+        else:
+            raise Mismatch(None, f"eager gradient along a random direction is {predicted!r}, central differences "
+                                 f"give {results} (scale {scale:.3g})")
+
+
+def check_grad(group, plan):
+    vg = tj.value_and_grad(group.loss_fn, argnums=group.diff_argnums, has_aux=True)
+    with fuzzing.strict_numpy():
+        want = vg(*group.loss_args())
+    (value, outs), grads = want
+    compare_outputs(group, outs, eager_reference(group), "eager value_and_grad outputs")
+    finite_difference_check(group, grads)
+    for mode, config in plan:
+        traced = tj.trace(vg, passes=CONFIGS[config])
+        where = f"{mode} mode, passes={config}"
+        try:
+            got = run(traced, mode, *group.loss_args())
+        except Exception as e:  # noqa: BLE001
+            raise Mismatch(None, f"{where}: raised {raised(e)}") from None
+        compare_grad_result(group, got, want, where)
+        if mode == "graph":
+            tj.verify(traced.graph(*group.loss_args()))
+
+
+def grad_case(seed, long=False):
+    group = drop_known(fuzzing.make_group(seed, GRAD_GROUP_SIZE, grad=True), "grad")
+    steps = plan(seed, long)
+    try:
+        check_grad(group, steps)
+    except Exception as e:  # noqa: BLE001
+        report(group, steps, check_grad, e)
+
+
+# ----------------------------------------------------------------------------- the tests
+
+def pytest_generate_tests(metafunc):
+    """The long run's seeds exist only with ``TRACEJIT_FUZZ_LONG=1`` or ``pytest --long``."""
+    if "long_seed" in metafunc.fixturenames:
+        wanted = LONG or metafunc.config.getoption("--long", default=False)
+        seeds = range(LONG_FIRST_SEED, LONG_FIRST_SEED + LONG_GROUPS) if wanted else []
+        metafunc.parametrize("long_seed", seeds)
+
+
+@pytest.mark.parametrize("seed", range(CI_FORWARD_GROUPS))
+def test_forward_programs(seed):
+    forward_case(seed)
+
+
+@pytest.mark.parametrize("seed", range(CI_GRAD_GROUPS))
+def test_gradient_programs(seed):
+    grad_case(seed)
+
+
+def test_forward_programs_long(long_seed):
+    forward_case(long_seed, long=True)
+
+
+def test_gradient_programs_long(long_seed):
+    grad_case(long_seed, long=True)
+
+
+@pytest.mark.parametrize("case", [
+    pytest.param(case, marks=pytest.mark.xfail(strict=True, reason=reason), id=f"{case[0]}-{case[1]}-{case[2]}")
+    for case, reason in sorted(KNOWN_BACKEND_BUGS.items())] or [pytest.param(None, id="none")])
+def test_known_backend_bug(case):
+    if case is None:
+        pytest.skip("no known backend bugs")
+    kind, seed, k = case
+    group = fuzzing.make_group(seed, GROUP_SIZE if kind == "forward" else GRAD_GROUP_SIZE, grad=kind == "grad")
+    single = fuzzing.subgroup(group, [k])
+    check = check_forward if kind == "forward" else check_grad
+    check(single, [("compiled", "default")])
+
+
+def test_generator_is_deterministic_and_valid():
+    """The same seed gives the same source and arguments, and eager NumPy reproduces exactly
+    what the generator computed line by line (under errors-for-warnings)."""
+    a, b = fuzzing.make_group(3, GROUP_SIZE), fuzzing.make_group(3, GROUP_SIZE)
+    assert a.source == b.source
+    for x, y in zip(a.args, b.args):
+        np.testing.assert_array_equal(x.value, y.value, strict=True)
+    assert len(a.programs) == GROUP_SIZE and len(a.outputs) >= GROUP_SIZE
+    got = eager_reference(a)
+    for out in a.outputs:
+        np.testing.assert_array_equal(got[out.position], out.value, strict=True)
+
+
+def test_gradient_groups_are_float64_and_differentiable():
+    for seed in range(5):
+        group = fuzzing.make_group(seed, GRAD_GROUP_SIZE, grad=True)
+        assert group.diff_argnums
+        assert all(o.dtype != fuzzing.F32 for o in group.outputs)
+        assert all(group.args[i].dtype == fuzzing.F64 for i in group.diff_argnums)
+
+
+def test_ci_budget_counts():
+    assert CI_FORWARD_GROUPS * GROUP_SIZE + CI_GRAD_GROUPS * GRAD_GROUP_SIZE >= 300
+
+
+# ----------------------------------------------------------------------------- regressions
+# Bugs the fuzzer found, each as the smallest program that showed it.
+
+def _all_modes(fn, *args):
+    traced = tj.trace(fn)
+    want = fn(*args)
+    for mode in ("graph", "compiled"):
+        got = run(traced, mode, *args)
+        for g, w in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
+            assert type(g) is type(w), (mode, type(g), type(w))
+            assert np.asarray(g).dtype == np.asarray(w).dtype and np.shape(g) == np.shape(w), mode
+            np.testing.assert_allclose(g, w, rtol=1e-12)
+
+
+def test_regression_inner_sums_over_the_last_axes():
+    rng = np.random.default_rng(0)
+    _all_modes(lambda a, b: np.inner(a, b), rng.random((2, 3)), rng.random((4, 3)))
+    _all_modes(lambda a, b: np.inner(a, b), rng.random((2, 2, 3)), rng.random(3))
+
+
+def test_regression_dot_outer_vdot_take_python_numbers_as_strongly_typed():
+    x = np.ones(3, np.float32)
+    _all_modes(lambda s, x: (np.dot(s, x), np.outer(s, x), np.inner(s, x), np.vdot(s, x[:1])), 0.5, x)
+
+
+def test_regression_0d_results_that_numpy_returns_as_arrays():
+    v = np.array([0.5, -1.0, 2.0])
+    _all_modes(lambda a, v: (np.where(a > 0, a, v[0]), tj.nn.relu(v.sum()), a.astype(np.float32), a, np.copy(a),
+                             np.reshape(v[:1], ()), v.sum().reshape(()), np.sum(a), a + 1), np.array(1.5), v)
+
+
+def test_regression_eager_gradients_are_plain_arrays_of_their_inputs_kind():
+    f = tj.value_and_grad(lambda x, y: (np.sum(np.clip(x, None, 0.5) * y), np.where(True, y, 0.0)), argnums=(0, 1),
+                          has_aux=True)
+    args = (np.array(2.0), np.array([1.0, 3.0]))
+    want = f(*args)
+    (value, aux), (gx, gy) = want
+    assert type(value) is np.float64 and type(aux) is np.ndarray
+    assert type(gx) is np.ndarray and gx.ndim == 0 and type(gy) is np.ndarray
+    for mode in ("graph", "compiled"):
+        (v2, aux2), (gx2, gy2) = run(tj.trace(f), mode, *args)
+        assert (type(v2), type(aux2), type(gx2), type(gy2)) == (np.float64, np.ndarray, np.ndarray, np.ndarray)
