@@ -599,3 +599,12 @@ def test_trace_compiled_equals_eager_end_to_end():
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_boolean_add_and_multiply_stay_logical_inside_a_fused_kernel():
+    b = np.array([True, False, True])
+    c = np.array([True, True, False])
+    f = tj.trace(lambda b, c: ((b + c).astype(np.int64), (b * c + b).astype(np.int64)))
+    expected = ((b + c).astype(np.int64), (b * c + b).astype(np.int64))
+    for got, want in zip(f(b, c), expected):
+        np.testing.assert_array_equal(got, want)

@@ -75,14 +75,7 @@ FD_RTOL = 1e-5
 # Fuzz cases that hit a known bug in the Numba backend: (kind, seed, program) -> reason with
 # a minimal reproduction. Those programs leave their group and run on their own in
 # ``test_known_backend_bug`` (strict xfail: it starts failing the day the bug is fixed).
-_BOOL_ADD = (
-    "backend: in a fused kernel, bool + bool (NumPy: logical or) is Numba's integer sum, 2 for True + True. "
-    "Reproduce: b = np.array([True, False]); tj.trace(lambda b: (b + b).astype(np.int64))(b) gives [2, 0] "
-    "compiled, [1, 0] in NumPy and graph mode (the fused loop keeps the intermediate as an int; "
-    "codegen.SCALAR_SRC_OVERRIDES has no (add, bool) body)")
-KNOWN_BACKEND_BUGS: dict = {
-    ("forward", 68, 2): _BOOL_ADD,
-}
+KNOWN_BACKEND_BUGS: dict = {}
 
 
 # ----------------------------------------------------------------------------- configurations

@@ -377,6 +377,10 @@ def _elementwise_check(L: Lowering, eqn, operands):
 # function differs from NumPy's ufunc: (primitive name, kind of the first input) -> body.
 SCALAR_SRC_OVERRIDES = {
     ("sign", "u"): "1 if {0} > 0 else 0",  # Numba's np.sign gives -1 for unsigned values >= 2**(bits-1)
+    # NumPy's + and * on booleans are logical or/and; Numba's give integers (True + True == 2),
+    # which a fused kernel would carry on to the next equation.
+    ("add", "b"): "{0} or {1}",
+    ("mul", "b"): "{0} and {1}",
 }
 
 
