@@ -155,6 +155,17 @@ def _rebound(bindings) -> str | None:
     return None
 
 
+def _retrace_advice(reason: str) -> str:
+    """The fix that usually applies to a retrace with this reason (for the retrace log)."""
+    if reason.startswith("static argument"):
+        return "each value of a static argument compiles anew: pass values that change as arrays or numbers"
+    if "->" in reason and "Python" not in reason:
+        return ("keep shapes and dtypes fixed between calls (e.g. drop_last=True for batches, cast inputs once)")
+    if "structure" in reason:
+        return "pass the same containers (tuple/list/dict keys) on every call"
+    return "see tj.explain(f, *args) for the full cache key"
+
+
 class Traced:
     """A function decorated with ``@tj.trace``. Call it like the original function.
 
@@ -447,7 +458,7 @@ class Traced:
     def _record_retrace(self, key, names, reason=None):
         reason = reason or self._diff(self._closest_key(key), key, names)
         self.stats["retraces"].append(reason)
-        log("retrace", f"{self.__name__}: retrace #{len(self.stats['retraces'])} because {reason}")
+        log("retrace", f"{self.__name__}: retrace #{len(self.stats['retraces'])} because {reason}; {_retrace_advice(reason)}")
         if len(self.stats["retraces"]) >= RETRACE_WARNING_THRESHOLD and not self._warned:
             self._warned = True
             warnings.warn(
