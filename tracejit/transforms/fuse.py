@@ -69,6 +69,14 @@ class _Group:
             return "outer"
         return None
 
+    def outer_aligned(self, shape) -> bool:
+        """Whether broadcasting ``shape`` to the domain (NumPy's rule: trailing axes line up)
+        repeats it along the inner axes only. An outer value of shape ``F[:k]`` without the
+        trailing 1s lines up with the *last* axes instead (``x - x.sum(axis=1)``)."""
+        n = len(self.domain)
+        aligned = (1,) * (n - len(shape)) + tuple(shape)
+        return aligned == self.outer_shape + (1,) * (n - self.outer)
+
     def input_level(self, atom):
         """Level of an input: a member's own level, or the level its shape implies."""
         if isinstance(atom, Var) and atom.id in self.level:
@@ -90,7 +98,9 @@ class _Group:
             level = self.shape_level(out_shape)
             src = eqn.inputs[0]
             src_member = isinstance(src, Var) and src.id in self.level
-            if level == "full" and (not src_member or self.level[src.id] == "outer"):
+            if level == "full" and not src_member:
+                return "full"  # an index map over a value from outside the group
+            if level == "full" and self.level[src.id] == "outer" and self.outer_aligned(src.aval.shape):
                 return "full"
             if level == "outer" and not src_member:
                 return "outer"
