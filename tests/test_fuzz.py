@@ -463,3 +463,9 @@ def test_regression_eager_gradients_are_plain_arrays_of_their_inputs_kind():
     for mode in ("graph", "compiled"):
         (v2, aux2), (gx2, gy2) = run(tj.trace(f), mode, *args)
         assert (type(v2), type(aux2), type(gx2), type(gy2)) == (np.float64, np.ndarray, np.ndarray, np.ndarray)
+
+
+def test_regression_fusion_broadcasts_a_row_reduction_along_the_last_axis():
+    # NumPy lines up trailing axes: x - x.sum(axis=1) subtracts the row sums along each row.
+    x = np.arange(9.0).reshape(3, 3)
+    _all_modes(lambda x: (x - x.sum(axis=1), x / x.max(axis=1), x - x.sum(axis=1, keepdims=True)), x)
