@@ -1219,18 +1219,26 @@ def subgroup(group: Group, keep) -> Group:
 
 def reproducer(group: Group, k: int | None = None) -> str:
     """A stand-alone script: the arguments written out, the (one-program) function, and the
-    comparison of eager, graph and compiled results."""
+    results in eager, graph and compiled mode (for a gradient group: of ``value_and_grad``
+    of its loss)."""
     g = group if k is None else subgroup(group, [k])
     lines = ["import numpy as np", "import tracejit as tj", "", g.source]
+    if g.grad:
+        lines.append(g.loss_source)
     with np.printoptions(precision=17, threshold=10_000, floatmode="unique"):
         for a in g.args:
             if a.weak:
                 lines.append(f"{a.name} = {a.value!r}")
             else:
                 lines.append(f"{a.name} = np.array({np.array2string(a.arr, separator=', ')}, dtype=np.{a.dtype.name})")
-    call = ", ".join(a.name for a in g.args)
-    lines += ["", "f = tj.trace(group)", "for mode in ('eager', 'graph', 'compiled'):",
-              "    with tj.mode(mode):", f"        print(mode, f({call}))"]
+        for j, w in enumerate(g.weights):
+            lines.append(f"w{j} = np.array({np.array2string(np.asarray(w), separator=', ')})")
+    call = ", ".join([a.name for a in g.args] + [f"w{j}" for j in range(len(g.weights))])
+    if g.grad:
+        lines += ["", f"f = tj.trace(tj.value_and_grad(loss, argnums={g.diff_argnums!r}, has_aux=True))"]
+    else:
+        lines += ["", "f = tj.trace(group)"]
+    lines += ["for mode in ('eager', 'graph', 'compiled'):", "    with tj.mode(mode):", f"        print(mode, f({call}))"]
     return "\n".join(lines) + "\n"
 
 
