@@ -223,6 +223,8 @@ def _rebuild(graph, groups, group_of):
                     seen.add(a.id)
                     inputs.append(a)
         outputs = [o for e in members for o in e.outputs if o.id in read_outside]
+        if not outputs:
+            continue  # dead code (no DCE ran): nothing reads it, so it is not worth a kernel
         sub = Graph(inputs, members, outputs)
         # The members keep their own source lines; the kernel as a whole has none.
         fused_eqn = Eqn(fused, list(inputs), list(outputs), {"graph": sub, "domain": g.domain, "outer": g.outer})
