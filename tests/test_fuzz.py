@@ -469,3 +469,17 @@ def test_regression_fusion_broadcasts_a_row_reduction_along_the_last_axis():
     # NumPy lines up trailing axes: x - x.sum(axis=1) subtracts the row sums along each row.
     x = np.arange(9.0).reshape(3, 3)
     _all_modes(lambda x: (x - x.sum(axis=1), x / x.max(axis=1), x - x.sum(axis=1, keepdims=True)), x)
+
+
+def test_regression_fusion_without_dce_leaves_dead_code_unfused():
+    from tracejit.transforms.fuse import fuse
+
+    def f(x):
+        unused = np.exp(x.sum(axis=0))  # noqa: F841 - dead code for a pipeline without DCE
+        return x @ x
+
+    x = np.arange(9.0).reshape(3, 3)
+    traced = tj.trace(f, passes=[fuse])
+    tj.verify(traced.graph(x))
+    for mode in ("graph", "compiled"):
+        np.testing.assert_array_equal(run(traced, mode, x), x @ x)
