@@ -69,7 +69,8 @@ def test_two_threads_calling_one_function_trace_and_compile_it_once(mode):
     _run_in_threads(2, work)
     assert step.stats["traces"] == 1
     assert step.stats["retraces"] == []
-    assert step.stats["cache_hits"] == 2 * calls - 1
+    # the other thread's first call waits for that trace (a miss that finds it, not a hit)
+    assert 2 * calls - 2 <= step.stats["cache_hits"] <= 2 * calls - 1
     if mode == "compiled":
         assert cache_info()["compiles"] - compiles_before <= 1  # at most one compile (0 if cached on disk)
 
