@@ -546,6 +546,26 @@ def test_inplace_update_of_a_slice_view_writes_through(mode):
     np.testing.assert_array_equal(out, [-2, -1, 0])
 
 
+def test_augmented_assignment_through_integer_array_indices(mode):
+    # NumPy's integer-array indexing copies, so t[:, idx] += w reads t[:, idx], adds, and
+    # writes back (a repeated index keeps the last write); it is not an update of a view
+    @tj.trace
+    def f(t, idx, w):
+        t[:, idx] += w
+        picked = np.take_along_axis(t, np.broadcast_to(idx[None, :2], (3, 2)), 1)
+        picked *= 2  # a copy too: t is not changed
+        return picked
+
+    t = np.arange(12.0).reshape(3, 4)
+    idx = np.array([3, 1, 3])
+    w = np.arange(9.0).reshape(3, 3)
+    expected_t = t.copy()
+    expected_t[:, idx] += w
+    out = run(f, mode, t, idx, w)
+    np.testing.assert_array_equal(t, expected_t)
+    np.testing.assert_array_equal(out, 2 * expected_t[:, [3, 1]])
+
+
 def test_inplace_update_of_a_stale_view_is_refused(traced_mode):
     @tj.trace
     def f(x):

@@ -1130,7 +1130,9 @@ def _advanced_index(x, index):
         nd = len(idx_shape)
         lead = list(range(nd, nd + adv_axes[0]))
         perm = lead + list(range(nd)) + list(range(nd + adv_axes[0], out.ndim))
-        out = transpose(out, perm)
+        # the primitive, not np.transpose: a gather's result is a new array (NumPy's integer-array
+        # indexing copies), so in-place updates of it (t[:, idx] += w) must not be refused as views
+        out = P.transpose(out, perm=tuple(perm))
     return out
 
 
