@@ -50,7 +50,6 @@ with its arguments written out.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -238,6 +237,17 @@ def _evaluate(expr: str, env: dict):
             raise Rejected(f"{type(e).__name__}: {e}") from None
 
 
+def _execute(lines, env: dict, name: str):
+    """Run statements (an assignment into a copy) on a copy of ``env``; the value of ``name``."""
+    scope = dict(env)
+    with strict_numpy():
+        try:
+            exec("\n".join(lines), NAMESPACE, scope)  # noqa: S102 - the generator's own text
+        except Exception as e:  # noqa: BLE001 - NumPy refuses it on this data
+            raise Rejected(f"{type(e).__name__}: {e}") from None
+    return scope[name]
+
+
 def _numeric_partial(expr: str, env: dict, name: str) -> float:
     """max |d expr / d name| over the data, by central differences in float64 (for
     elementwise lines: each output element reads one element of ``name``)."""
@@ -283,7 +293,7 @@ class Generator:
         self.grad = grad
         self.args: list[Val] = []
         self.env: dict = {}
-        self.counts = itertools.count()
+        self.next_id = 0  # values are named p<program>_<id>
         self.program: Program | None = None
         self.pool: list[Val] = []
 
@@ -312,7 +322,9 @@ class Generator:
     # ------------------------------------------------------------------ arguments
     def new_arg(self, shape, dtype, *, style="plain", index_size=None) -> Val:
         dtype = np.dtype(dtype)
-        shape = tuple(shape)
+        shape = tuple(int(d) for d in shape)
+        if 0 in shape:
+            raise Rejected("empty argument")
         if style == "index":
             n = int(index_size)
             data = self.rng.integers(-n, n, size=shape).astype(dtype)
@@ -361,13 +373,21 @@ class Generator:
         return self.new_arg(self.random_shape() if shape is None else shape, dtype, style=style)
 
     # ------------------------------------------------------------------ emitting lines
-    def emit(self, expr: str, operands, *, err, decision=None, int_bound=None, dep=None, allow_empty=False) -> Val:
+    def emit(self, expr: str, operands, *, err, decision=None, int_bound=None, dep=None, allow_empty=False,
+             statements=None) -> Val:
         """Evaluate ``expr`` (reading ``operands``), validate it, and add it as a new line.
 
         ``err(out)`` gives the new value's rounding-error bound; ``decision()`` returns
         ``(distance, margin)`` arrays that must satisfy ``distance > margin`` everywhere;
-        ``int_bound`` bounds the magnitude of an integer result before it is computed."""
-        value = _evaluate(expr, self.env)
+        ``int_bound`` bounds the magnitude of an integer result before it is computed.
+        ``statements``: lines to run instead of ``name = expr``; ``{out}`` in them is the new name."""
+        name = f"p{self.program.index}_{self.next_id}"
+        if statements is None:
+            lines = [f"{name} = {expr}"]
+            value = _evaluate(expr, self.env)
+        else:
+            lines = [line.format(out=name) for line in statements]
+            value = _execute(lines, self.env, name)
         if isinstance(value, (list, tuple)):
             raise Rejected("not an array")
         arr = np.asarray(value)
@@ -391,13 +411,13 @@ class Generator:
             distance, margin = decision()
             if np.size(distance) and not np.all(np.asarray(distance) > np.asarray(margin)):
                 raise Rejected("too close to a discontinuity")
-        name = f"p{self.program.index}_{next(self.counts)}"
+        self.next_id += 1
         out = Val(name, value)
         out.dep = any(o.dep for o in operands) if dep is None else dep
         out.err = float(err(out)) if arr.dtype.kind == "f" else 0.0
         if not math.isfinite(out.err):
             raise Rejected("error bound not finite")
-        self.program.lines.append(f"{name} = {expr}")
+        self.program.lines.extend(lines)
         self.env[name] = value
         for o in operands:
             o.uses += 1
@@ -975,6 +995,70 @@ class Generator:
             expr = f"{n}[{self.basic_index(shape)}]"
         return self.emit(expr, [v], err=lambda out: v.err)
 
+    def op_setitem(self, v: Val) -> Val:
+        """``t = v.copy(); t[index] = w`` (or ``+= w``): basic, integer-array (constant or
+        traced, repeats included: the last write wins) and boolean-mask indices."""
+        if v.ndim == 0:
+            return self.op_index(v)
+        shape, nd = v.shape, v.ndim
+        kind = self.weighted([("basic", 3), ("int_const", 2), ("int_traced", 2), ("mask_const", 1),
+                              ("mask_traced", 1)])
+        k = int(self.rng.integers(nd))
+        operands = [v]
+        if kind == "basic":
+            index = self.basic_index(shape)
+        elif kind == "int_const":
+            index = ", ".join([":"] * k + [self.const_index(shape[k], int(self.rng.integers(1, 5)))])
+        elif kind == "int_traced":
+            i = self.index_arg((int(self.rng.integers(1, 5)),), shape[k])
+            operands.append(i)
+            index = ", ".join([":"] * k + [i.name])
+        elif kind == "mask_const":
+            mask = [bool(b) for b in self.rng.random(shape[0]) < 0.5]
+            index = f"np.array({mask})"
+        else:
+            cond = self.op_compare(v)
+            if cond.shape != shape:
+                raise Rejected("mask shape")
+            operands.append(cond)
+            index = cond.name
+        target = np.shape(_evaluate(f"{v.name}[{index}]", self.env))
+        if 0 in target:
+            raise Rejected("assignment to nothing")
+        augmented = kind != "mask_traced" and v.kind != "b" and self.chance(0.3)
+        if kind == "mask_traced" or self.chance(0.3):
+            value_src, w = self.scalar_operand(v.kind) if v.kind != "b" else self.choice(["True", "False"]), None
+            w = next((a for a in self.args if a.name == value_src), None)
+            if w is not None:
+                operands.append(w)
+        else:
+            shape_w = tuple(1 if self.chance(0.3) else d for d in target)
+            if shape_w and self.chance(0.3):
+                shape_w = shape_w[int(self.rng.integers(len(shape_w) + 1)):]
+            w = self.operand(lambda u: np.can_cast(u.dtype, v.dtype, "same_kind") and
+                             self.broadcasts_to(u.shape, target), fresh_shape=shape_w, fresh_dtype=v.dtype)
+            if not (np.can_cast(w.dtype, v.dtype, "same_kind") and self.broadcasts_to(w.shape, target)):
+                raise Rejected("value does not fit")
+            value_src = w.name
+            operands.append(w)
+        op = "+=" if augmented else "="
+        statements = ["{out} = " + f"{v.name}.copy()", "{out}" + f"[{index}] {op} {value_src}"]
+        w_val = operands[-1] if len(operands) > 1 and operands[-1] is not v else None
+        w_err = w_val.err if isinstance(w_val, Val) and w_val.kind == "f" else 0.0
+        w_mag = w_val.mag if isinstance(w_val, Val) else 4.0
+
+        def err(out):
+            if augmented:
+                return v.err + w_err + self.rounding(out)
+            return max(v.err, w_err) + self.rounding(out)
+        return self.emit("", operands, err=err, statements=statements, int_bound=lambda: v.mag + w_mag)
+
+    @staticmethod
+    def broadcasts_to(shape, target) -> bool:
+        if len(shape) > len(target):
+            return False
+        return all(d in (1, t) for d, t in zip(shape[::-1], tuple(target)[::-1]))
+
     def op_shape_of_scalar(self, v: Val) -> Val:
         expr = self.choice([f"{v.name}.reshape(1, 1)", f"np.broadcast_to({v.name}, (2, 3))",
                             f"np.expand_dims({v.name}, 0)", f"{v.name}[None]"])
@@ -1087,7 +1171,7 @@ class Generator:
 
     # ------------------------------------------------------------------ programs
     OPS = [("unary", 7), ("binary", 8), ("reduce", 4), ("shape", 3), ("index", 4), ("join", 2), ("matmul", 2),
-           ("cast", 2), ("nn", 1)]
+           ("cast", 2), ("nn", 1), ("setitem", 2)]
 
     def step(self, v: Val) -> Val:
         op = self.weighted(self.OPS)
@@ -1123,7 +1207,7 @@ class Generator:
             except Rejected:
                 # undo everything the failed attempt added (domain-helper lines included)
                 for line in self.program.lines[mark_lines:]:
-                    self.env.pop(line.split(" = ", 1)[0], None)
+                    self.env.pop(line.split(" = ", 1)[0].split("[", 1)[0], None)
                 del self.program.lines[mark_lines:]
                 del self.pool[mark_pool:]
                 for a in self.args[mark_args:]:
