@@ -608,3 +608,59 @@ def test_boolean_add_and_multiply_stay_logical_inside_a_fused_kernel():
     expected = ((b + c).astype(np.int64), (b * c + b).astype(np.int64))
     for got, want in zip(f(b, c), expected):
         np.testing.assert_array_equal(got, want)
+
+
+# ----------------------------------------------------------------------------- fused kernels: fast code
+
+
+def _fused(fn, *args, parallel=None):
+    """The default pipeline's graph (with fusion) and its compiled program."""
+    g = tj.trace(fn).graph(*args)
+    return g, compile_graph(g, name=fn.__name__, parallel=parallel)
+
+
+def test_fused_float32_sums_add_float32_blocks_and_float64_block_sums():
+    from tracejit.backend.kernels import SUM_BLOCK
+
+    def sums(x, v):
+        return np.sqrt(x).sum(axis=-1), (x * 2).sum(axis=(1, 2)), v.sum(), x[:, :, :1].sum(axis=(1, 2))
+    rng = np.random.default_rng(7)
+    # positive terms over six decades, so the float64 sum is a fair reference for every order
+    x = (rng.random((5, 3, 1000)) * 10.0 ** rng.integers(-3, 3, (5, 3, 1000))).astype(np.float32)
+    v = rng.random(1 << 20).astype(np.float32)  # a sequential float32 sum is off by ~1e-4 here
+    g, program = _fused(sums, x, v)
+    assert f"range(0, 1000, {SUM_BLOCK})" in program.source and f"range(0, {1 << 20}, {SUM_BLOCK})" in program.source
+    got = program([x, v])
+    x64, v64 = x.astype(np.float64), v.astype(np.float64)
+    for a, e in zip(got, [np.sqrt(x64).sum(axis=-1), (x64 * 2).sum(axis=(1, 2)), v64.sum(), x64[:, :, 0].sum(axis=1)]):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, e, rtol=1e-6)
+
+
+def test_fused_kernels_ask_for_512_bit_vectors_in_prange_bodies_too():
+    def f(x):
+        return np.tanh(x) * 2, np.exp(x - x.max(axis=1, keepdims=True)).sum(axis=1)
+    x = np.random.default_rng(3).standard_normal((16, 40)).astype(np.float32)
+    for parallel in (False, True):
+        g, program = _fused(f, x, parallel=parallel)
+        lines = program.source.splitlines()
+        wide = [k for k, line in enumerate(lines) if line.strip().startswith("_vm.prefer_vector_width_512()")]
+        assert wide
+        if parallel:  # the first statement of the loop body Numba outlines into its own function
+            assert all("prange(" in lines[k - 1] for k in wide)
+        assert_same(program([x]), tj.interpret(g, [x]))
+
+
+def test_large_fused_outputs_are_advised_to_use_huge_pages():
+    from tracejit.backend.kernels import HUGE_PAGE_MIN_BYTES, advise_huge_pages
+
+    def f(x):
+        return np.sqrt(np.abs(x)) + 1
+    big = np.ones(HUGE_PAGE_MIN_BYTES // 4, np.float32)
+    _, program = _fused(f, big)
+    assert ("advise_huge_pages(" in program.source) == sys.platform.startswith("linux")
+    np.testing.assert_array_equal(program([big])[0], np.full_like(big, 2))
+    _, small = _fused(f, big[:1000])
+    assert "advise_huge_pages(" not in small.source
+    for n in (0, 3, 1 << 22):  # no whole huge page inside, or several: only advice either way
+        advise_huge_pages(np.zeros(n, np.uint8))

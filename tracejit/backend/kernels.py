@@ -19,22 +19,47 @@ Loops are written so LLVM vectorises them: float transcendental functions come f
 ``vecmath`` (no libm calls in the loop), float sums accumulate through ``radd`` (an ``fadd``
 marked ``reassoc``, which lets LLVM split the accumulator into vector lanes -- the result
 differs from a sequential sum only by rounding, as NumPy's pairwise sum also does), and
-float max/min use LLVM's NaN-propagating ``maximum``/``minimum``.
+float max/min use LLVM's NaN-propagating ``maximum``/``minimum``. A float32 sum adds blocks
+of ``SUM_BLOCK`` elements in float32 lanes and the block sums in float64 (see
+``SUM_BLOCK``). Every kernel asks LLVM for 512-bit vectors
+(``vecmath.prefer_vector_width_512``), in the outlined body of a ``prange`` loop too.
+
+Outputs of ``HUGE_PAGE_MIN_BYTES`` or more are marked for transparent huge pages before the
+kernel first writes them (``advise_huge_pages``), as NumPy does for its own allocations: a
+fresh 64 MB array otherwise takes 16384 page faults, which cost more than computing it.
 """
 from __future__ import annotations
 
 import numpy as np
+import sys
+
+import numba
 from llvmlite import ir
+from numba import types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ..core import Const, Var
 from .codegen import _acc_dtype, _elementwise_check, _eqn_comment, dtype_src, elementwise_src, identity_src
 
-__all__ = ["emit_fused", "radd", "fmaximum", "fminimum", "PARALLEL_MIN_SIZE"]
+__all__ = ["emit_fused", "radd", "fmaximum", "fminimum", "advise_huge_pages", "PARALLEL_MIN_SIZE",
+           "SUM_BLOCK", "HUGE_PAGE_MIN_BYTES"]
 
 # A kernel whose domain has at least this many elements runs its outer loop on all cores when
 # ``parallel=None`` (below it, waking the threads costs more than it saves).
 PARALLEL_MIN_SIZE = 1 << 20
+
+# A float32 sum accumulates blocks of this many elements in float32 (LLVM keeps 16 lanes, so
+# each lane adds at most 16 elements, as each of the 8 accumulators of NumPy's pairwise sum
+# over its 128-element blocks does) and adds the block sums in float64. Converting every
+# element to float64 instead halves the vector width of the loop and, with a transcendental
+# function in the body, can stop LLVM vectorising it at all.
+SUM_BLOCK = 256
+
+# NumPy asks for transparent huge pages from this size on (its default allocator); so do we.
+HUGE_PAGE_MIN_BYTES = 1 << 22
+_HUGE_PAGE = 1 << 21
+_MADV_HUGEPAGE = 14  # Linux's value; other systems get no advice
 
 
 @intrinsic
@@ -59,6 +84,30 @@ def _llvm_binary(name):
 
 fmaximum = intrinsic(_llvm_binary("llvm.maximum"))  # NaN-propagating, like np.maximum
 fminimum = intrinsic(_llvm_binary("llvm.minimum"))
+
+
+@intrinsic
+def _madvise(typingctx, addr, length, advice):
+    """libc's ``madvise(addr, length, advice)`` (resolved by the JIT linker like libm calls)."""
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.IntType(32), [ir.IntType(8).as_pointer(), ir.IntType(64), ir.IntType(32)])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "madvise")
+        return builder.call(fn, [builder.inttoptr(args[0], ir.IntType(8).as_pointer()), args[1], args[2]])
+    return types.int32(types.uint64, types.uint64, types.int32), codegen
+
+
+@numba.njit(cache=True)
+def advise_huge_pages(a):
+    """Ask Linux to back the whole 2 MB pages inside ``a``'s memory with huge pages. Call it
+    before the first write: the pages are then faulted in 2 MB at a time. Only advice: if
+    transparent huge pages are off, nothing changes."""
+    mask = np.uint64(_HUGE_PAGE - 1)
+    start = np.uint64(a.ctypes.data)
+    end = start + np.uint64(a.nbytes)
+    start = (start + mask) & ~mask
+    end = end & ~mask
+    if end > start:
+        _madvise(start, end - start, np.int32(_MADV_HUGEPAGE))
 
 
 def _combine(prim, acc_dtype, acc, x):
@@ -150,6 +199,11 @@ def emit_fused(L, eqn):
     out_refs = {}
     for v in eqn.outputs:
         out_refs[v.id] = L.new_array(v)
+    if sys.platform.startswith("linux"):
+        for v in eqn.outputs:
+            if v.aval.size * v.aval.dtype.itemsize >= HUGE_PAGE_MIN_BYTES:
+                L.require("from tracejit.backend.kernels import advise_huge_pages")
+                L.emit(f"advise_huge_pages({out_refs[v.id].name})  # before the first write: 2 MB page faults")
     locals_: dict[int, str] = {}   # value -> local scalar holding it at the current position
     written: set[int] = set()      # full kernel outputs stored by an earlier phase
 
@@ -222,7 +276,15 @@ def emit_fused(L, eqn):
             L.emit(f"{name} = {L.ref(v).at(())}")
             locals_[v.id] = name
 
+    L.require("from tracejit.backend import vecmath as _vm")
+    wide = "_vm.prefer_vector_width_512()  # LLVM may use 512-bit vectors in these loops"
+    outer_parallel = parallel and k > 0 and any(d != 1 for d in K.domain[:k])
+    if not outer_parallel:
+        L.emit(wide)
     with _outer_loops(L, K.domain[:k], parallel and k > 0) as o:
+        if outer_parallel:
+            L.emit(wide)  # the prange body becomes a function of its own
+
         def emit_outer(p):
             for e in outer_eqns:
                 if K.ready[e.outputs[0].id] == p and e.outputs[0].id not in locals_:
@@ -239,16 +301,20 @@ def emit_fused(L, eqn):
             for p in range(n_phases):
                 phase_reds = [e for e in reductions if K.ready[e.outputs[0].id] == p + 1]
                 phase_outs = [v for v in full_outputs if K.phase[v.id] == p]
-                accs = {}
+                accs, blocks = {}, {}
                 for e in phase_reds:
                     acc_dt = _acc_dtype(e.prim, e.outputs[0].aval.dtype)
                     acc = L.fresh("acc")
                     L.emit(f"{acc} = {identity_src(e.prim.identity, acc_dt)}")
                     accs[e.outputs[0].id] = (acc, acc_dt)
+                    if e.prim.name == "reduce_sum" and e.inputs[0].aval.dtype == np.float32:
+                        blocks[e.outputs[0].id] = L.fresh("part")
                 targets = [e.inputs[0].id for e in phase_reds if isinstance(e.inputs[0], Var)] + \
                           [v.id for v in phase_outs]
                 saved = dict(locals_)
-                with L.loops(K.domain[k:], "j", start=k) as inner:
+                block_start = [f"{part} = np.float32(0.0)" for part in blocks.values()]
+                block_end = [f"{accs[v][0]} = {accs[v][0]} + np.float64({part})" for v, part in blocks.items()]
+                with _inner_loops(L, K.domain[k:], k, block_start, block_end) as inner:
                     idx_full = o + inner
                     for e in closure(targets):
                         compute(e, idx_full)
@@ -256,9 +322,13 @@ def emit_fused(L, eqn):
                     for e in phase_reds:
                         acc, acc_dt = accs[e.outputs[0].id]
                         x = read(e.inputs[0], idx_full)
+                        L.comment(_eqn_comment(L, e))
+                        part = blocks.get(e.outputs[0].id)
+                        if part is not None:
+                            L.emit(f"{part} = radd({part}, {x})")
+                            continue
                         if np.dtype(acc_dt) != e.inputs[0].aval.dtype:
                             x = f"{dtype_src(acc_dt)}({x})"
-                        L.comment(_eqn_comment(L, e))
                         L.emit(f"{acc} = {_combine(e.prim, acc_dt, acc, x)}")
                 # inner-loop locals are not visible to later phases: those recompute
                 written.update(v.id for v in phase_outs)
@@ -276,6 +346,59 @@ def emit_fused(L, eqn):
                 emit_outer(p + 1)
     for v in eqn.outputs:
         L.bind(v, out_refs[v.id])
+
+
+class _inner_loops:
+    """Nested loops over the inner dimensions. With ``block_start``/``block_end`` lines (the
+    float32 sums' partial accumulators), the last loop runs in blocks of ``SUM_BLOCK``:
+    ``block_start`` is written before each block and ``block_end`` after it."""
+
+    def __init__(self, L, shape, start, block_start, block_end):
+        self.L, self.shape, self.start = L, tuple(shape), start
+        self.block_start, self.block_end = block_start, block_end
+
+    def __enter__(self):
+        L = self.L
+        self.opened = 0
+        idx = []
+        last = max([d for d, n in enumerate(self.shape) if n != 1], default=None)
+        for d, n in enumerate(self.shape):
+            name = f"j{self.start + d}"
+            if d == last and self.block_start:
+                if n > SUM_BLOCK:
+                    L.emit(f"for {name}b in range(0, {int(n)}, {SUM_BLOCK}):")
+                    L.depth += 1
+                    self.opened += 1
+                for line in self.block_start:
+                    L.emit(line)
+                self.block_depth = L.depth
+                rng = f"{name}b, min({name}b + {SUM_BLOCK}, {int(n)})" if n > SUM_BLOCK else f"{int(n)}"
+                L.emit(f"for {name} in range({rng}):")
+            elif n == 1:
+                idx.append("0")
+                continue
+            else:
+                L.emit(f"for {name} in range({int(n)}):")
+            L.depth += 1
+            self.opened += 1
+            idx.append(name)
+        if last is None and self.block_start:  # a single element: one block without a loop
+            for line in self.block_start:
+                L.emit(line)
+            self.block_depth = L.depth
+        return idx
+
+    def __exit__(self, *exc):
+        L = self.L
+        if self.block_start:
+            closed = L.depth - self.block_depth
+            L.depth = self.block_depth
+            for line in self.block_end:
+                L.emit(line)
+            L.depth -= self.opened - closed
+        else:
+            L.depth -= self.opened
+        return False
 
 
 class _outer_loops:
