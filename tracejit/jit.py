@@ -207,7 +207,7 @@ class Traced:
         self._lock = threading.RLock()
         self._warned = False
         self.stats = {"traces": 0, "cache_hits": 0, "retraces": [], "compile_seconds": 0.0, "kernels": 0,
-                      "fused_ops": 0}
+                      "fused_ops": 0, "temp_bytes": 0}
 
     def __repr__(self):
         return f"<tj.trace of {getattr(self.fn, '__qualname__', self.fn)}>"
@@ -283,21 +283,33 @@ class Traced:
         if program.mutated or compiled is None or compiled._passthrough or len(leaves) != len(args) or not all(
                 type(a) is np.ndarray and a.flags.c_contiguous for a in args):
             return
-        fn, extra = compiled.fn, tuple(compiled._consts)
         captured = tuple(program.captured)
         if not all(type(c) is np.ndarray and c.flags.c_contiguous for c in captured):
             return
-        extra = captured + extra
+        fn, extra = compiled.fn, captured + tuple(compiled._consts)
         out_tree, n = program.out_tree, program.n_results
         single = out_tree == "*"
         scalar0 = 0 not in program.ndarray_outputs
 
-        def run(arrays):
-            outs = fn(*arrays, *extra)
+        def finish(outs):
             if single:
                 out = outs[0]
                 return out[()] if out.ndim == 0 and scalar0 else out
             return pytree.unflatten(out_tree, _results(program, outs))
+
+        if compiled.temp_bytes:
+            pool, temp_bytes = compiled._pool, compiled.temp_bytes
+
+            def run(arrays):
+                ws = pool.pop() if pool else np.empty(temp_bytes, np.uint8)  # see CompiledProgram.call
+                try:
+                    outs = fn(*arrays, *extra, ws)
+                finally:
+                    pool.append(ws)
+                return finish(outs)
+        else:
+            def run(arrays):
+                return finish(fn(*arrays, *extra))
 
         self._fast.setdefault("compiled", {})[tuple(map(_layout, args))] = run
 
@@ -316,7 +328,7 @@ class Traced:
             outs = [o.copy() if id(o) in captured else o for o in outs]
         for position, new_value in zip(program.mutated, outs[n:]):
             target = leaves[position]
-            if isinstance(target, np.ndarray):
+            if isinstance(target, np.ndarray) and new_value is not target:  # compiled code writes in place
                 np.copyto(target, new_value)
         return pytree.unflatten(program.out_tree, _results(program, outs))
 
@@ -392,11 +404,11 @@ class Traced:
         else:
             from .backend import compile_graph
             start = time.perf_counter()
-            entry.compiled = compile_graph(entry.program.graph, fastmath=self.fastmath, parallel=self.parallel,
-                                           name=getattr(self.fn, "__name__", "fn"))
+            entry.compiled = compile_graph(entry.program.graph, **self._backend_options(entry.program))
             self.stats["compile_seconds"] += time.perf_counter() - start
             self.stats["kernels"] = entry.compiled.kernels
             self.stats["fused_ops"] = entry.compiled.fused_ops
+            self.stats["temp_bytes"] = entry.compiled.temp_bytes
             runner = entry.compiled
         entry.runners[mode] = runner
         return runner
@@ -513,8 +525,13 @@ class Traced:
         """The generated Numba source for these arguments."""
         from .backend import generate_source
         entry = self._entry_for(args, kwargs)
-        return generate_source(entry.program.graph, fastmath=self.fastmath, parallel=self.parallel,
-                               name=getattr(self.fn, "__name__", "fn"))
+        return generate_source(entry.program.graph, **self._backend_options(entry.program))
+
+    def _backend_options(self, program) -> dict:
+        # in-place updates of arguments are written by the program into the caller's arrays
+        write_back = {program.n_results + j: position for j, position in enumerate(program.mutated)}
+        return dict(fastmath=self.fastmath, parallel=self.parallel, name=getattr(self.fn, "__name__", "fn"),
+                    write_back=write_back)
 
 
 def trace(fn=None, *, static_argnums=(), static_argnames=(), mode=None, fastmath=False, parallel=None, passes=None,

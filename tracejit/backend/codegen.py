@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core import Const, Graph, GraphPrinter, Var, dtype_short
+from .memory import Buffer, plan_memory
 
 __all__ = ["lower", "generate_source", "Lowered", "Lowering", "BackendError", "emitter_for",
            "dtype_src", "literal_src", "SUPPORTED_KINDS"]
@@ -179,6 +180,9 @@ class Lowered:
     passthrough: dict            # output position -> input position (outputs that *are* inputs)
     n_returned: int              # outputs the generated function returns (the others)
     kernels: int
+    workspace_bytes: int = 0     # size of the workspace argument (after the constants; none if 0)
+    write_back: dict = field(default_factory=dict)  # output position -> input the program writes it into
+    memory: object = None        # the MemoryPlan (temporaries, their slots and live ranges)
     fused_ops: int = 0
     flags: dict = field(default_factory=dict)
     parts: list = field(default_factory=list)  # names of the part functions the main one calls
@@ -208,6 +212,8 @@ class Lowering:
         self.materialized: dict[int, ArrayRef] = {}
         self.kernels = 0
         self.eqn = None
+        self.unit = 0                  # index of the equation being emitted (memory planning's clock)
+        self.buffers: list[Buffer] = []  # every array allocated, for memory planning
 
     # -- text
     def emit(self, line: str):
@@ -313,6 +319,9 @@ class Lowering:
         return self.alloc(name, var.aval.shape, var.aval.dtype, init, fill)
 
     def alloc(self, name, shape, dtype, init="empty", fill=None) -> ArrayRef:
+        """A new array ``name``. The line written here is what an output gets; ``lower``
+        rewrites it into a view of a workspace slot if the array turns out to be a temporary."""
+        self.buffers.append(Buffer(name, tuple(shape), np.dtype(dtype), init, fill, len(self.lines), self.unit))
         if init == "full":
             self.emit(f"{name} = np.full({shape_src(shape)}, {fill}, {dtype_src(dtype)})")
         else:
@@ -521,8 +530,13 @@ def _eqn_comment(L: Lowering, eqn) -> str:
 PART_KERNELS = 32
 
 
-def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn") -> Lowered:
-    """Generate the program for ``graph`` (see the module docstring)."""
+def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn", write_back=None) -> Lowered:
+    """Generate the program for ``graph`` (see the module docstring).
+
+    ``write_back`` maps output positions to input positions: the program writes those outputs
+    into the input arrays (a traced function's in-place updates of its arguments) after
+    everything else, instead of returning them."""
+    write_back = dict(write_back or {})
     L = Lowering(graph, name, parallel)
     input_ids = {}
     for k, var in enumerate(graph.inputs):
@@ -531,18 +545,18 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn") -> Lowered:
         input_ids.setdefault(var.id, k)
 
     units = []  # (first line, kernels) of each equation's code, for splitting into parts
-    for eqn in graph.eqns:
+    for u, eqn in enumerate(graph.eqns):
         emitter = emitter_for(eqn.prim)
         if emitter is None:
             raise BackendError(f"the Numba backend has no emitter for primitive {eqn.prim.name!r}")
         for v in eqn.outputs:
             dtype_src(v.aval.dtype)
         units.append((len(L.lines), L.kernels))
-        L.eqn = eqn
+        L.eqn, L.unit = eqn, u
         L.emit("")
         L.comment(_eqn_comment(L, eqn))
         emitter(L, eqn)
-    L.eqn = None
+    L.eqn, L.unit = None, len(graph.eqns)
 
     # Outputs: fresh arrays, never an alias of an input or of another output. Outputs that
     # are graph inputs are returned by the runtime as the input object itself.
@@ -552,6 +566,8 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn") -> Lowered:
     for pos, atom in enumerate(graph.outputs):
         if isinstance(atom, Var) and atom.id in input_ids:
             passthrough[pos] = input_ids[atom.id]
+            continue
+        if pos in write_back:
             continue
         ref = L.ref(atom)
         if isinstance(ref, ArrayRef) and ref.root != "input" and ref.root not in roots:
@@ -569,9 +585,15 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn") -> Lowered:
                 arr = ArrayRef(name_, arr.shape, arr.dtype, name_)
         roots.add(arr.root)
         returned.append(arr.name)
+    write_back = {pos: k for pos, k in write_back.items() if pos not in passthrough}
+    for pos, k in write_back.items():
+        _emit_write_back(L, graph.outputs[pos], graph.inputs[k])
     units.append((len(L.lines), L.kernels))
 
-    args = [L.var_name(v) for v in graph.inputs] + [n for n, _ in L.const_values]
+    plan = plan_memory(L.buffers, [L.lines[a:b] for (a, _), (b, _) in zip(units, units[1:])],
+                       _aliases(L), roots)
+    workspace = _use_workspace(L, plan)
+    args = [L.var_name(v) for v in graph.inputs] + [n for n, _ in L.const_values] + workspace
     in_names = graph.input_names or [f"in{k}" for k in range(len(graph.inputs))]
     # Only functions with a prange loop are compiled with parallel=True (Numba warns otherwise).
     njit_parallel = L.uses_prange
@@ -591,6 +613,11 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn") -> Lowered:
     for n, value in L.const_values:
         dims = ",".join(map(str, value.shape))
         header.append(f"    # const  {n}:{dtype_short(value.dtype)}[{dims}] (constant array)")
+    if workspace:
+        header.append(f"    # {workspace[0]}: the workspace, {plan.temp_bytes} bytes for the temporaries")
+    for k, (start, size) in enumerate(zip(plan.offsets, plan.slots)):
+        held = ", ".join(b.name for b in plan.temporaries if plan.slot_of[b.name] == k)
+        header.append(f"    #   [{start}:{start + size}] holds {held}")
     ret = "return (" + ", ".join(returned) + ("," if len(returned) == 1 else "") + ")"
     chunks = _split(units)
     if len(chunks) == 1:
@@ -604,8 +631,58 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn") -> Lowered:
     return Lowered(source=source, fn_name=L.fn_name, n_inputs=len(graph.inputs),
                    in_avals=[v.aval for v in graph.inputs], const_values=[v for _, v in L.const_values],
                    passthrough=passthrough, n_returned=len(returned), kernels=L.kernels, fused_ops=L.fused_ops,
+                   workspace_bytes=plan.temp_bytes, write_back=write_back, memory=plan,
                    flags={"fastmath": bool(fastmath), "parallel": njit_parallel}, parts=parts,
                    parallel_functions=parallel_functions)
+
+
+def _emit_write_back(L: Lowering, atom, target_var):
+    """``target[...] = value`` for an argument the traced function updates in place. It runs
+    after every other read of the inputs; a value that reads an input itself (``x[...] =
+    x[::-1]``, or another argument that may share the same memory) is copied out first."""
+    ref = L.ref(atom)
+    L.emit("")
+    L.comment(f"in-place update of the argument {L.var_name(target_var)}")
+    if _reads_inputs(ref):
+        ref = L.copy_into(L.fresh("tmp"), ref)
+    target = L.ref(target_var)
+    L.kernels += 1
+    with L.loops(target.shape, parallel=True) as idx:
+        L.emit(f"{target.at(idx)} = {ref.at(idx)}")
+
+
+def _reads_inputs(ref: Ref) -> bool:
+    while isinstance(ref, ViewRef):
+        ref = ref.base
+    return isinstance(ref, ArrayRef) and ref.root == "input"
+
+
+def _aliases(L: Lowering) -> dict:
+    """``{array: other names of its memory}``: the reshapes bound to graph values."""
+    aliases = {}
+    for ref in L.refs.values():
+        if isinstance(ref, ArrayRef) and ref.root not in ("input", ref.name):
+            aliases.setdefault(ref.root, set()).add(ref.name)
+    return aliases
+
+
+def _use_workspace(L: Lowering, plan) -> list:
+    """Rewrite each temporary's allocation into a typed view of its workspace slot; the
+    name of the workspace argument (none without temporaries)."""
+    if not plan.temporaries:
+        return []
+    ws = L.unique("ws")
+    offsets = plan.offsets
+    for b in plan.temporaries:
+        line = L.lines[b.line]
+        indent = line[:len(line) - len(line.lstrip())]
+        start = offsets[plan.slot_of[b.name]]
+        text = (f"{indent}{b.name} = {ws}[{start}:{start + b.nbytes}]"
+                f".view({dtype_src(b.dtype)}).reshape({shape_src(b.shape)})")
+        if b.init != "empty":  # a reused slot holds old values
+            text += f"\n{indent}{b.name}.fill({b.fill if b.init == 'full' else literal_src(0, b.dtype)})"
+        L.lines[b.line] = text
+    return [ws]
 
 
 def _split(units):
@@ -660,6 +737,6 @@ def _parts(L: Lowering, chunks, args, returned, ret):
     return body, part_names
 
 
-def generate_source(graph: Graph, *, fastmath=False, parallel=None, name="fn") -> str:
+def generate_source(graph: Graph, *, fastmath=False, parallel=None, name="fn", write_back=None) -> str:
     """The generated Numba source for ``graph`` (what ``compile_graph`` compiles)."""
-    return lower(graph, fastmath=fastmath, parallel=parallel, name=name).source
+    return lower(graph, fastmath=fastmath, parallel=parallel, name=name, write_back=write_back).source

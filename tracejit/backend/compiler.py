@@ -55,18 +55,23 @@ def clear_cache() -> None:
         _cache.clear()
 
 
-def _numba_type(aval):
+def _numba_type(aval, readonly=True):
     from numba import types
     from numba.np.numpy_support import from_dtype
-    return types.Array(from_dtype(aval.dtype.newbyteorder("=")), len(aval.shape), "C", readonly=True)
+    return types.Array(from_dtype(aval.dtype.newbyteorder("=")), len(aval.shape), "C", readonly=readonly)
 
 
 def _signature(lowered: Lowered):
-    """Argument types: read-only C-contiguous arrays (writable arrays convert to them, so one
-    compiled signature serves both)."""
+    """Argument types: C-contiguous arrays, read-only except the inputs the program updates in
+    place (writable arrays convert to read-only ones, so one compiled signature serves both),
+    then the workspace (a writable 1-d ``uint8`` array) if there is one."""
     from ..core import Aval
-    avals = list(lowered.in_avals) + [Aval(v.shape, v.dtype) for v in lowered.const_values]
-    return tuple(_numba_type(a) for a in avals)
+    written = set(lowered.write_back.values())
+    types_ = [_numba_type(a, readonly=k not in written) for k, a in enumerate(lowered.in_avals)]
+    types_ += [_numba_type(Aval(v.shape, v.dtype)) for v in lowered.const_values]
+    if lowered.workspace_bytes:
+        types_.append(_numba_type(Aval((lowered.workspace_bytes,), np.dtype(np.uint8)), readonly=False))
+    return tuple(types_)
 
 
 def _cache_key(lowered: Lowered, signature) -> str:
@@ -136,11 +141,16 @@ class CompiledProgram:
 
     ``arrays`` holds one array per graph input (0-d arrays for scalars); any layout and
     read-only arrays are accepted. Outputs are fresh arrays, except an output that is a graph
-    input, which is returned as that very input object.
+    input, which is returned as that very input object, and an output written back into an
+    input (``write_back``), which is returned as that input after the call has updated it.
+
+    Temporaries live in a *workspace* (see ``memory``): one ``uint8`` array, allocated on the
+    first call and reused by later ones. Calls running at the same time (threads) each take
+    a workspace from a pool, so they never share one.
     """
 
     __slots__ = ("fn", "source", "kernels", "fused_ops", "name", "filename", "key", "_consts", "_expect",
-                 "_passthrough", "_n_out")
+                 "_passthrough", "_n_out", "_written", "temp_bytes", "memory", "_pool")
 
     def __init__(self, fn, lowered: Lowered, key: str):
         self.fn = fn
@@ -152,17 +162,34 @@ class CompiledProgram:
         self.filename = _filename(lowered, key)
         self._consts = tuple(lowered.const_values)
         self._expect = tuple((a.shape, a.dtype) for a in lowered.in_avals)
-        self._passthrough = sorted(lowered.passthrough.items())
-        self._n_out = lowered.n_returned + len(lowered.passthrough)
+        self._passthrough = sorted({**lowered.passthrough, **lowered.write_back}.items())
+        self._n_out = lowered.n_returned + len(self._passthrough)
+        self._written = frozenset(lowered.write_back.values())
+        self.temp_bytes = lowered.workspace_bytes  # peak temporary memory of a call: one workspace
+        self.memory = lowered.memory
+        self._pool = []
 
     def __repr__(self):
         return f"<CompiledProgram {self.name}: {self.kernels} kernels>"
 
+    def call(self, args):
+        """``fn(*args, *constants, workspace)`` with a workspace from the pool (list.pop and
+        append are atomic, so concurrent calls never get the same one)."""
+        if not self.temp_bytes:
+            return self.fn(*args, *self._consts)
+        pool = self._pool
+        ws = pool.pop() if pool else np.empty(self.temp_bytes, np.uint8)
+        try:
+            return self.fn(*args, *self._consts, ws)
+        finally:
+            pool.append(ws)
+
     def __call__(self, arrays):
         if len(arrays) != len(self._expect):
             raise TypeError(f"{self.name}: the program takes {len(self._expect)} arrays, got {len(arrays)}")
-        args = []
+        args, converted = [], []
         for k, (a, (shape, dtype)) in enumerate(zip(arrays, self._expect)):
+            given = a
             if type(a) is not np.ndarray:
                 a = np.asarray(a)
             if a.dtype != dtype:
@@ -173,8 +200,12 @@ class CompiledProgram:
                 raise ValueError(f"{self.name}: input {k} has shape {a.shape}, the program was compiled for {shape}")
             if not a.flags.c_contiguous:
                 a = np.ascontiguousarray(a)
+            if k in self._written and a is not given:
+                converted.append((given, a))
             args.append(a)
-        outs = self.fn(*args, *self._consts)
+        outs = self.call(args)
+        for given, written in converted:  # the program updated a converted copy
+            np.copyto(given, written, casting="unsafe")
         if not self._passthrough:
             return list(outs)
         result = [None] * self._n_out
@@ -184,10 +215,12 @@ class CompiledProgram:
         return [next(it) if r is None else r for r in result]
 
 
-def compile_graph(graph, *, fastmath=False, parallel=None, name="fn") -> CompiledProgram:
-    """Generate, compile (or fetch from the cache) and wrap the program for ``graph``."""
+def compile_graph(graph, *, fastmath=False, parallel=None, name="fn", write_back=None) -> CompiledProgram:
+    """Generate, compile (or fetch from the cache) and wrap the program for ``graph``.
+    ``write_back``: ``{output position: input position}`` of outputs the program writes into
+    its input arrays (see ``codegen.lower``)."""
     start = time.perf_counter()
-    lowered = lower(graph, fastmath=fastmath, parallel=parallel, name=name)
+    lowered = lower(graph, fastmath=fastmath, parallel=parallel, name=name, write_back=write_back)
     signature = _signature(lowered)
     key = _cache_key(lowered, signature)
     with _cache_lock:

@@ -1,0 +1,252 @@
+"""Memory planning (``tracejit/backend/memory.py``): liveness, buffer reuse, the workspace
+shared by calls, in-place writes into arguments, and what a compiled call allocates.
+
+Values are always checked against NumPy; the plan itself is checked by counting slots and
+bytes for graphs whose liveness is known by hand.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import tracejit as tj
+from conftest import MODES, run
+from tracejit.backend.codegen import lower
+from tracejit.backend.memory import ALIGN, Buffer, plan_memory
+from tracejit.transforms import DEFAULT_PASSES
+
+UNFUSED = [p for p in DEFAULT_PASSES if getattr(p, "__name__", "") != "fuse"]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _buffer(name, nbytes, unit):
+    return Buffer(name, (nbytes // 4,), np.dtype(np.float32), "empty", None, line=unit, unit=unit)
+
+
+# --------------------------------------------------------------------------- the planner alone
+
+def test_a_slot_is_reused_only_after_the_last_use_of_what_it_holds():
+    # a: units 0-1, b: 1-2, c: 2-3, d: 3-3 -> a and c share, b and d share
+    buffers = [_buffer("a", 256, 0), _buffer("b", 256, 1), _buffer("c", 256, 2), _buffer("d", 256, 3)]
+    units = [["a = ..."], ["b = a + 1"], ["c = b * 2"], ["d = c - 1", "return_(d)"]]
+    plan = plan_memory(buffers, units, {}, output_roots=set())
+    assert plan.live == {"a": (0, 1), "b": (1, 2), "c": (2, 3), "d": (3, 3)}
+    assert plan.slot_of["a"] == plan.slot_of["c"] != plan.slot_of["b"] == plan.slot_of["d"]
+    assert plan.slots == [256, 256] and plan.temp_bytes == 512 and plan.unplanned_bytes == 1024
+
+
+def test_an_equation_never_writes_into_a_buffer_it_reads():
+    # b is allocated in the unit that reads a for the last time: they must not share
+    plan = plan_memory([_buffer("a", 64, 0), _buffer("b", 64, 1)], [["a = ..."], ["b = a * 2"]], {}, set())
+    assert plan.slot_of["a"] != plan.slot_of["b"]
+
+
+def test_aliases_and_comments_count_as_uses_and_mentions_in_comments_do_not():
+    buffers = [_buffer("a", 64, 0), _buffer("b", 64, 0)]
+    units = [["a = ...", "b = ..."], ["r = a.reshape((4, 4))"], ["x = r[0]  # b is mentioned here only"], ["y = 1"]]
+    plan = plan_memory(buffers, units, {"a": {"r"}}, set())
+    assert plan.live["a"] == (0, 2)  # read through its reshape r in unit 2
+    assert plan.live["b"] == (0, 0)
+
+
+def test_outputs_are_not_placed_and_slots_are_aligned_and_grow_when_needed():
+    buffers = [_buffer("a", 100, 0), _buffer("out", 4000, 1), _buffer("b", 1000, 2)]
+    plan = plan_memory(buffers, [["a = ..."], ["out = a + 1"], ["b = out * 2"], ["b"]], {}, {"out"})
+    assert [b.name for b in plan.outputs] == ["out"]
+    # a is dead when b is allocated: its slot grows to b's size, rounded up to ALIGN bytes
+    assert plan.slot_of == {"a": 0, "b": 0} and plan.slots == [-(-1000 // ALIGN) * ALIGN]
+    assert all(size % ALIGN == 0 for size in plan.slots)
+
+
+# --------------------------------------------------------------------------- lowered programs
+
+def _chain(x):
+    return np.sqrt(np.abs(np.sin(np.cos(np.exp(x) + 1.0) * 2.0)) + 3.0)
+
+
+def test_an_unfused_chain_ping_pongs_between_two_buffers():
+    x = np.linspace(-1, 1, 1000)
+    graph = tj.trace(_chain, passes=UNFUSED).graph(x)
+    computed = [e for e in graph.eqns if e.prim.name != "broadcast_to"]  # the constants' broadcasts are views
+    assert len(computed) == 8  # each one writes a (1000,) float64 array
+    lowered = lower(graph)
+    plan = lowered.memory
+    assert len(plan.temporaries) == 7 and len(plan.outputs) == 1
+    assert plan.slots == [8000, 8000] and lowered.workspace_bytes == 16000
+    assert plan.unplanned_bytes == 7 * 8000
+    compiled = tj.trace(_chain, passes=UNFUSED, mode="compiled")
+    for _ in range(2):  # the second call reuses the workspace with the first call's values in it
+        np.testing.assert_allclose(compiled(x), _chain(x), rtol=1e-12)
+    assert compiled.stats["temp_bytes"] == 16000
+
+
+def test_a_reused_slot_is_zeroed_for_a_buffer_that_starts_at_zero():
+    def f(x):
+        a = np.exp(x)         # a temporary that dies at the next line
+        b = a * 2.0 + 1.0     # ... its slot is free again after this one
+        c = np.pad(b, 2)      # pad fills a zeroed array: it may take a's slot, full of old values
+        return c.sum(axis=0) * b[0, 0]
+
+    x = np.linspace(-1, 1, 12).reshape(3, 4)
+    graph = tj.trace(f, passes=UNFUSED).graph(x)
+    plan = lower(graph).memory
+    zeroed = [b for b in plan.temporaries if b.init == "zeros"]
+    assert zeroed and any(plan.slot_of[z.name] == plan.slot_of[t.name] for z in zeroed
+                          for t in plan.temporaries if t is not z)
+    compiled = tj.trace(f, passes=UNFUSED, mode="compiled")
+    for _ in range(2):
+        np.testing.assert_allclose(compiled(x), f(x), rtol=1e-12)
+
+
+def test_source_shows_the_workspace_layout():
+    source = tj.trace(_chain, passes=UNFUSED).source(np.ones(10))  # 80-byte temporaries in 128-byte slots
+    assert "# ws: the workspace, 256 bytes for the temporaries" in source
+    assert "#   [0:128] holds b, e, h, k" in source and "#   [128:256] holds d, g, i" in source
+    assert "b = ws[0:80].view(np.float64).reshape((10,))" in source
+
+
+def test_a_program_without_temporaries_takes_no_workspace():
+    lowered = lower(tj.trace(lambda a, b: a + b).graph(np.ones(8), np.ones(8)))
+    assert lowered.workspace_bytes == 0 and "ws" not in lowered.source.split("def ", 1)[1].split(")")[0]
+
+
+def test_matmul_reads_transposed_operands_without_copying_them():
+    def f(x, w):
+        return x.T @ np.tanh(x @ w), w.T @ w
+
+    x, w = np.random.default_rng(0).standard_normal((6, 4)), np.random.default_rng(1).standard_normal((4, 3))
+    source = tj.trace(f).source(x, w)
+    assert "np.dot(a.T," in source and "np.dot(b.T, b," in source
+    out = run(tj.trace(f), "compiled", x, w)
+    np.testing.assert_allclose(out[0], x.T @ np.tanh(x @ w), rtol=1e-12)
+    np.testing.assert_allclose(out[1], w.T @ w, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- in-place updates
+
+def test_inplace_updates_are_written_by_the_program_into_the_argument(mode):
+    @tj.trace
+    def sgd(w, x, lr):
+        g = x.T @ np.tanh(x @ w)
+        w -= lr * g
+        return np.sum(g * g)
+
+    rng = np.random.default_rng(0)
+    w0, x = rng.standard_normal((4, 3)), rng.standard_normal((5, 4))
+    expected_w = w0.copy()
+    expected = sgd.fn(expected_w, x, 0.1)
+    w = w0.copy()
+    same_object = w
+    out = run(sgd, mode, w, x, 0.1)
+    assert w is same_object
+    np.testing.assert_allclose(w, expected_w, rtol=1e-12)
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+    if mode == "compiled":
+        assert "# in-place update of the argument" in sgd.source(w, x, 0.1)
+
+
+def test_inplace_update_from_a_view_of_the_same_array(mode):
+    @tj.trace
+    def flip(x):
+        x[...] = x[::-1] * 2.0  # reads and writes the same memory: copied out before writing
+
+    x = np.arange(6.0)
+    run(flip, mode, x)
+    np.testing.assert_array_equal(x, [10, 8, 6, 4, 2, 0])
+
+
+def test_inplace_update_of_a_non_contiguous_argument(mode):
+    @tj.trace
+    def bump(x):
+        x += 1.0
+
+    base = np.zeros((4, 6))
+    view = base[:, ::2]  # the program gets a contiguous copy; the update must reach the view
+    run(bump, mode, view)
+    run(bump, mode, view)
+    np.testing.assert_array_equal(base[:, ::2], 2.0)
+    np.testing.assert_array_equal(base[:, 1::2], 0.0)
+
+
+# --------------------------------------------------------------------------- allocations and peak memory
+
+_MLP = textwrap.dedent("""
+    import numpy as np
+    import tracejit as tj
+
+    def loss_fn(params, x, y):
+        h = np.tanh(x @ params["W1"] + params["b1"])
+        return tj.nn.cross_entropy(h @ params["W2"] + params["b2"], y)
+
+    @tj.trace
+    def step(params, x, y):
+        loss, g = tj.value_and_grad(loss_fn)(params, x, y)
+        return {k: params[k] - 0.1 * g[k] for k in params}, loss
+
+    rng = np.random.default_rng(0)
+    params = {"W1": rng.standard_normal((784, 256)).astype(np.float32) * 0.05, "b1": np.zeros(256, np.float32),
+              "W2": rng.standard_normal((256, 10)).astype(np.float32) * 0.05, "b2": np.zeros(10, np.float32)}
+    x = rng.standard_normal((128, 784)).astype(np.float32)
+    y = rng.integers(0, 10, 128)
+""")
+
+
+def test_a_cache_hit_allocates_nothing_but_its_outputs():
+    # Numba's runtime counts its allocations only with NUMBA_NRT_STATS=1, set before import:
+    # hence a new process. Each call allocates one small record per array argument (Numba's
+    # wrapper of the NumPy array) and one per returned array; any temporary would add one.
+    script = _MLP + textwrap.dedent("""
+        import tracemalloc
+        from numba.core.runtime import rtsys
+        with tj.mode("compiled"):
+            step(params, x, y)
+            step(params, x, y)
+            program = next(iter(step._cache.values())).compiled
+            before = rtsys.get_allocation_stats()
+            tracemalloc.start()
+            new_params, loss = step(params, x, y)
+            python_peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            after = rtsys.get_allocation_stats()
+        arguments = len(program._expect) + len(program._consts) + (program.temp_bytes > 0)
+        output_bytes = sum(a.nbytes for a in new_params.values()) + loss.nbytes
+        print(after.alloc - before.alloc, arguments, program._n_out, python_peak, output_bytes, program.temp_bytes)
+    """)
+    env = {**os.environ, "NUMBA_NRT_STATS": "1", "PYTHONPATH": ROOT}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr
+    allocations, arguments, outputs, peak, output_bytes, temp_bytes = map(int, out.stdout.split())
+    assert temp_bytes > 100_000  # the step has temporaries (activations, gradients) ...
+    assert allocations == arguments + outputs  # ... but allocates none of them on a cache hit
+    # tracemalloc sees Numba's allocations too: the call's peak is its outputs (and small objects)
+    assert output_bytes <= peak < output_bytes + 20_000
+
+
+def test_compiled_mlp_step_peak_memory_is_below_the_eager_step():
+    namespace = {}
+    exec(_MLP, namespace)  # noqa: S102 - the test's own source
+    step, params, x, y = (namespace[k] for k in ("step", "params", "x", "y"))
+    with tj.mode("eager"):
+        step(params, x, y)
+        tracemalloc.start()
+        step(params, x, y)
+        eager_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    with tj.mode("compiled"):
+        new_params, loss = step(params, x, y)
+    output_bytes = sum(a.nbytes for a in new_params.values()) + np.asarray(loss).nbytes
+    compiled_peak = step.stats["temp_bytes"] + output_bytes
+    assert compiled_peak <= eager_peak, (compiled_peak, eager_peak)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_temp_bytes_in_stats(mode):
+    f = tj.trace(_chain, passes=UNFUSED)
+    run(f, mode, np.ones(96))
+    assert f.stats["temp_bytes"] == (2 * 96 * 8 if mode == "compiled" else 0)
