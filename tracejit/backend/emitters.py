@@ -162,6 +162,17 @@ def emit_scatter_add(L: Lowering, eqn):
 
 # ----------------------------------------------------------------------------- matmul
 
+def _blas_operand(L: Lowering, atom) -> str:
+    """A 2-D matmul operand as BLAS can read it without a copy: a C-contiguous array, or the
+    transpose of one (``x.T``, which Numba passes to BLAS with its transpose flag). Other
+    views are copied first."""
+    ref = L.ref(atom)
+    if isinstance(ref, ViewRef) and isinstance(ref.base, ArrayRef) and len(ref.shape) == 2 \
+            and ref.base.shape == ref.shape[::-1] and ref.index_map(["i", "j"]) == ["j", "i"]:
+        return f"{ref.base.name}.T"
+    return L.array(atom).name
+
+
 def emit_matmul(L: Lowering, eqn):
     """Float/complex: BLAS through ``np.dot`` on C-contiguous 2-D operands (batched: one
     ``np.dot(a[i], b[i], out[i])`` per batch element). Integers and bools: explicit loops."""
@@ -175,11 +186,9 @@ def emit_matmul(L: Lowering, eqn):
             L.emit("# an empty operand: nothing to multiply")
             res = L.new_array(out, "zeros")
         elif not batch:
-            ar, br = L.array(a), L.array(b)
-            name = L.var_name(out)
-            L.emit(f"{name} = np.dot({ar.name}, {br.name})")
+            res = L.new_array(out)
+            L.emit(f"np.dot({_blas_operand(L, a)}, {_blas_operand(L, b)}, {res.name})")
             L.kernels += 1
-            res = ArrayRef(name, out.aval.shape, dtype, name)
         else:
             ar, br = L.array(a), L.array(b)
             res = L.new_array(out)
