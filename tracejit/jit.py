@@ -102,6 +102,11 @@ def _as_runtime_array(leaf, sig):
 _layout = operator.attrgetter("__class__", "shape", "dtype", "strides")
 
 
+def _leaf_layout(leaf):
+    """The fast path's key for one pytree leaf: an array's layout, a Python scalar's type."""
+    return _layout(leaf) if type(leaf) is np.ndarray else type(leaf)
+
+
 class _Entry:
     """One traced signature: its optimised program and, lazily, its runners per mode."""
 
@@ -245,16 +250,19 @@ class Traced:
     def __call__(self, *args, **kwargs):
         mode = self.mode or get_mode()
         if not kwargs:
-            # Fast path: positional C-contiguous arrays whose exact layout was seen before.
+            # Fast path: arguments whose exact structure and layout were seen before, either
+            # positional C-contiguous arrays, or pytrees of them and Python scalars.
             fast = self._fast.get(mode)
             if fast:
                 try:
                     run = fast.get(tuple(map(_layout, args)))
-                except AttributeError:  # not an array (a Python scalar, a tracer ...)
-                    run = None
+                    leaves = args
+                except AttributeError:  # not all arrays (a pytree, a Python scalar, a tracer ...)
+                    leaves, treedef = pytree.flatten(args)
+                    run = fast.get((treedef, tuple(map(_leaf_layout, leaves))))
                 if run is not None:
                     self.stats["cache_hits"] += 1
-                    return run(args)
+                    return run(leaves)
         if mode == "eager" or trace_stack():
             # Eager, or called while another function is being traced or differentiated: run the
             # body inline (it may read that trace's values through closures, not only arguments).
@@ -278,11 +286,20 @@ class Traced:
         return result
 
     def _remember_fast(self, entry, args, leaves):
-        """Register a direct call for this exact argument layout (see the fast path above)."""
+        """Register a direct call for this exact argument structure and layout (see the fast
+        path above): C-contiguous arrays and Python scalars, no in-place updates."""
         program, compiled = entry.program, entry.compiled
-        if program.mutated or compiled is None or compiled._passthrough or len(leaves) != len(args) or not all(
-                type(a) is np.ndarray and a.flags.c_contiguous for a in args):
+        if program.mutated or compiled is None or compiled._passthrough or len(leaves) != len(entry.leaf_sigs):
             return
+        if not all((type(a) is np.ndarray and a.flags.c_contiguous) or type(a) in _SCALAR_DTYPES for a in leaves):
+            return
+        if all(type(a) is np.ndarray for a in args):
+            key = tuple(map(_layout, args))
+        else:
+            flat, treedef = pytree.flatten(args)
+            key = (treedef, tuple(map(_leaf_layout, flat)))
+        # Python scalars become 0-d arrays of their traced dtype (float -> float64 ...)
+        scalars = tuple((i, _SCALAR_DTYPES[type(a)]) for i, a in enumerate(leaves) if type(a) in _SCALAR_DTYPES)
         captured = tuple(program.captured)
         if not all(type(c) is np.ndarray and c.flags.c_contiguous for c in captured):
             return
@@ -291,27 +308,37 @@ class Traced:
         single = out_tree == "*"
         scalar0 = 0 not in program.ndarray_outputs
 
+        rebuild = pytree.unflattener(out_tree)
+
         def finish(outs):
             if single:
                 out = outs[0]
                 return out[()] if out.ndim == 0 and scalar0 else out
-            return pytree.unflatten(out_tree, _results(program, outs))
+            return rebuild(_results(program, outs))
+
+        def arrays_of(leaves):
+            if not scalars:
+                return leaves
+            arrays = list(leaves)
+            for i, dtype in scalars:
+                arrays[i] = np.asarray(arrays[i], dtype)
+            return arrays
 
         if compiled.temp_bytes:
             pool, temp_bytes = compiled._pool, compiled.temp_bytes
 
-            def run(arrays):
+            def run(leaves):
                 ws = pool.pop() if pool else np.empty(temp_bytes, np.uint8)  # see CompiledProgram.call
                 try:
-                    outs = fn(*arrays, *extra, ws)
+                    outs = fn(*arrays_of(leaves), *extra, ws)
                 finally:
                     pool.append(ws)
                 return finish(outs)
         else:
-            def run(arrays):
-                return finish(fn(*arrays, *extra))
+            def run(leaves):
+                return finish(fn(*arrays_of(leaves), *extra))
 
-        self._fast.setdefault("compiled", {})[tuple(map(_layout, args))] = run
+        self._fast.setdefault("compiled", {})[key] = run
 
     def _run(self, entry, leaves, mode):
         runner = entry.runners.get(mode) or self._make_runner(entry, mode)
@@ -330,7 +357,7 @@ class Traced:
             target = leaves[position]
             if isinstance(target, np.ndarray) and new_value is not target:  # compiled code writes in place
                 np.copyto(target, new_value)
-        return pytree.unflatten(program.out_tree, _results(program, outs))
+        return pytree.unflattener(program.out_tree)(_results(program, outs))
 
     def _check_writable(self, leaves, mutated):
         names = None
