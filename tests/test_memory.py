@@ -108,7 +108,7 @@ def test_source_shows_the_workspace_layout():
     source = tj.trace(_chain, passes=UNFUSED).source(np.ones(10))  # 80-byte temporaries in 128-byte slots
     assert "# ws: the workspace, 256 bytes for the temporaries" in source
     assert "#   [0:128] holds b, e, h, k" in source and "#   [128:256] holds d, g, i" in source
-    assert "b = ws[0:80].view(np.float64).reshape((10,))" in source
+    assert "b = workspace_array(ws, 0, (10,), np.float64)" in source
 
 
 def test_a_program_without_temporaries_takes_no_workspace():

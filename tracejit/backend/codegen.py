@@ -667,21 +667,25 @@ def _aliases(L: Lowering) -> dict:
 
 
 def _use_workspace(L: Lowering, plan) -> list:
-    """Rewrite each temporary's allocation into a typed view of its workspace slot; the
-    name of the workspace argument (none without temporaries)."""
+    """Rewrite each temporary's allocation into an array over its workspace slot; the name of
+    the workspace argument (none without temporaries)."""
     if not plan.temporaries:
         return []
     ws = L.unique("ws")
+    L.require("from tracejit.backend.kernels import workspace_array")
     offsets = plan.offsets
     for b in plan.temporaries:
         line = L.lines[b.line]
         indent = line[:len(line) - len(line.lstrip())]
         start = offsets[plan.slot_of[b.name]]
-        text = (f"{indent}{b.name} = {ws}[{start}:{start + b.nbytes}]"
-                f".view({dtype_src(b.dtype)}).reshape({shape_src(b.shape)})")
+        lines = [f"{b.name} = workspace_array({ws}, {start}, {shape_src(b.shape)}, {dtype_src(b.dtype)})"]
         if b.init != "empty":  # a reused slot holds old values
-            text += f"\n{indent}{b.name}.fill({b.fill if b.init == 'full' else literal_src(0, b.dtype)})"
-        L.lines[b.line] = text
+            n = int(np.prod(b.shape, dtype=np.int64))
+            flat, i = L.fresh("flat"), L.fresh("f")
+            lines += [f"{flat} = workspace_array({ws}, {start}, ({n},), {dtype_src(b.dtype)})",
+                      f"for {i} in range({n}):",
+                      f"    {flat}[{i}] = {b.fill if b.init == 'full' else literal_src(0, b.dtype)}"]
+        L.lines[b.line] = "\n".join(indent + text for text in lines)
     return [ws]
 
 
