@@ -303,26 +303,34 @@ class Traced:
         captured = tuple(program.captured)
         if not all(type(c) is np.ndarray and c.flags.c_contiguous for c in captured):
             return
-        fn, extra = compiled.fn, captured + tuple(compiled._consts)
-        out_tree, n = program.out_tree, program.n_results
-        single = out_tree == "*"
-        scalar0 = 0 not in program.ndarray_outputs
+        # The fast path's key pins each argument's type, dtype, shape and layout, so the compiled
+        # function's entry point can skip the dispatcher's checks; arrays captured from globals
+        # are not in the key (their shape could change), so they keep the checks.
+        fn, extra = compiled.fn if captured else compiled.entry, captured + tuple(compiled._consts)
+        # Each piece below is chosen once here, so that a call runs as few Python steps as possible.
+        if program.out_tree != "*":
+            rebuild = pytree.unflattener(program.out_tree)
 
-        rebuild = pytree.unflattener(out_tree)
+            def finish(outs):
+                return rebuild(_results(program, outs))
+        elif program.graph.outputs[0].aval.shape == () and 0 not in program.ndarray_outputs:
+            def finish(outs):
+                return outs[0][()]  # a 0-d result is a NumPy scalar, as NumPy gives it
+        else:
+            finish = operator.itemgetter(0)
 
-        def finish(outs):
-            if single:
-                out = outs[0]
-                return out[()] if out.ndim == 0 and scalar0 else out
-            return rebuild(_results(program, outs))
-
-        def arrays_of(leaves):
-            if not scalars:
-                return leaves
-            arrays = list(leaves)
-            for i, dtype in scalars:
-                arrays[i] = np.asarray(arrays[i], dtype)
-            return arrays
+        if scalars:
+            def call(leaves, *more):
+                arrays = list(leaves)
+                for i, dtype in scalars:
+                    arrays[i] = np.asarray(arrays[i], dtype)
+                return fn(*arrays, *extra, *more)
+        elif extra:
+            def call(leaves, *more):
+                return fn(*leaves, *extra, *more)
+        else:
+            def call(leaves, *more):
+                return fn(*leaves, *more)
 
         if compiled.temp_bytes:
             pool, temp_bytes = compiled._pool, compiled.temp_bytes
@@ -330,13 +338,13 @@ class Traced:
             def run(leaves):
                 ws = pool.pop() if pool else np.empty(temp_bytes, np.uint8)  # see CompiledProgram.call
                 try:
-                    outs = fn(*arrays_of(leaves), *extra, ws)
+                    outs = call(leaves, ws)
                 finally:
                     pool.append(ws)
                 return finish(outs)
         else:
             def run(leaves):
-                return finish(fn(*arrays_of(leaves), *extra))
+                return finish(call(leaves))
 
         self._fast.setdefault("compiled", {})[key] = run
 

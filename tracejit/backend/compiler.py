@@ -150,10 +150,13 @@ class CompiledProgram:
     """
 
     __slots__ = ("fn", "source", "kernels", "fused_ops", "name", "filename", "key", "_consts", "_expect",
-                 "_passthrough", "_n_out", "_written", "temp_bytes", "memory", "_pool")
+                 "_passthrough", "_n_out", "_written", "temp_bytes", "memory", "_pool", "entry")
 
     def __init__(self, fn, lowered: Lowered, key: str):
         self.fn = fn
+        # The compiled function's own wrapper, without the dispatcher's type checks: only for
+        # callers that guarantee the compiled argument types (the runtime's fast path).
+        self.entry = fn.overloads[fn.signatures[0]].entry_point
         self.source = lowered.source
         self.kernels = lowered.kernels
         self.fused_ops = lowered.fused_ops
