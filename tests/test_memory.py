@@ -147,8 +147,27 @@ def test_inplace_updates_are_written_by_the_program_into_the_argument(mode):
     assert w is same_object
     np.testing.assert_allclose(w, expected_w, rtol=1e-12)
     np.testing.assert_allclose(out, expected, rtol=1e-12)
-    if mode == "compiled":
-        assert "# in-place update of the argument" in sgd.source(w, x, 0.1)
+    if mode == "compiled":  # the update kernel writes into w itself: no temporary, no copy
+        source = sgd.source(w, x, 0.1)
+        assert "= a  # computed in place" in source and "# in-place update of the argument" not in source
+
+
+@pytest.mark.parametrize("update", [
+    lambda w: w.T * 2.0,                                 # reads w at another index than it writes
+    lambda w: w.mean(axis=1, keepdims=True),             # reads w in an earlier loop of its kernel
+    lambda w: w[::-1],                                   # a view of w itself
+    lambda w: w.sum(),                                   # w is read after the update's kernel
+])
+def test_updates_that_cannot_be_computed_in_place_are_copied_in_at_the_end(mode, update):
+    @tj.trace
+    def f(w):
+        w -= update(w)
+
+    w = np.arange(16.0).reshape(4, 4) / 7
+    expected = w.copy()
+    f.fn(expected)
+    run(f, mode, w)
+    np.testing.assert_allclose(w, expected, rtol=1e-12)
 
 
 def test_inplace_update_from_a_view_of_the_same_array(mode):

@@ -586,8 +586,14 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn", write_back=
         roots.add(arr.root)
         returned.append(arr.name)
     write_back = {pos: k for pos, k in write_back.items() if pos not in passthrough}
+    in_place = {}
+    if not any(_reads_inputs(L.ref(graph.outputs[pos])) for pos in write_back):
+        for pos, k in write_back.items():
+            if _compute_in_place(L, units, graph.outputs[pos], graph.inputs[k]):
+                in_place[pos] = k
     for pos, k in write_back.items():
-        _emit_write_back(L, graph.outputs[pos], graph.inputs[k])
+        if pos not in in_place:
+            _emit_write_back(L, graph.outputs[pos], graph.inputs[k])
     units.append((len(L.lines), L.kernels))
 
     plan = plan_memory(L.buffers, [L.lines[a:b] for (a, _), (b, _) in zip(units, units[1:])],
@@ -649,6 +655,50 @@ def _emit_write_back(L: Lowering, atom, target_var):
     L.kernels += 1
     with L.loops(target.shape, parallel=True) as idx:
         L.emit(f"{target.at(idx)} = {ref.at(idx)}")
+
+
+def _compute_in_place(L: Lowering, units, atom, target_var) -> bool:
+    """Let the kernel that computes an argument's new value write it into the argument itself
+    (``W -= lr * g`` then makes one pass over ``W``, not two), when the generated code shows
+    that this cannot change a result: the kernel stores the value once, at its loop index,
+    reading the argument only at that same index earlier in the same loop body; and nothing
+    after the kernel reads the argument or the value. Returns whether it did."""
+    ref = L.ref(atom)
+    buffer = next((b for b in L.buffers if isinstance(ref, ArrayRef) and b.name == ref.name), None)
+    target = L.ref(target_var)
+    if buffer is None or buffer.init != "empty" or buffer.unit >= len(units) - 1 or \
+            (buffer.shape, buffer.dtype) != (target.shape, target.dtype):
+        return False
+    start, end = units[buffer.unit][0], units[buffer.unit + 1][0]
+    names = {buffer.name, target.name} | _aliases(L).get(buffer.name, set())
+    mentions = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b")
+    if any(mentions.search(line.split("#", 1)[0]) for line in L.lines[end:]):
+        return False
+    body = [line.split("#", 1)[0] for line in L.lines[start:end]]
+    # A kernel may read and write through flat views (``a_c0 = reshaped(a, (12,))``): each
+    # name stands for (array, view shape).
+    views = {buffer.name: (buffer.name, None), target.name: (target.name, None)}
+    for i, line in enumerate(body):
+        m = re.match(r"\s*(\w+) = reshaped\((\w+), (\(.*\))\)\s*$", line)
+        if m and m.group(2) in views:
+            views[m.group(1)] = (views[m.group(2)][0], m.group(3))
+            body[i] = ""
+    word = re.compile(r"\b(" + "|".join(map(re.escape, views)) + r")\b(?:\[([^\]]*)\])?")
+    stores = [(i, views[m.group(1)][1], m.group(2)) for i, line in enumerate(body)
+              for m in [word.match(line.lstrip())] if m and m.group(2) is not None
+              and views[m.group(1)][0] == buffer.name and line.lstrip()[m.end():].startswith(" = ")]
+    if len(stores) != 1:
+        return False
+    at, shape, index = stores[0]
+    loop_start = max((i for i in range(at) if body[i].lstrip().startswith("for ")), default=-1)
+    for i, line in enumerate(body):
+        for m in word.finditer(line):
+            if views[m.group(1)][0] == target.name and \
+                    ((views[m.group(1)][1], m.group(2)) != (shape, index) or not loop_start < i < at):
+                return False
+    L.lines[buffer.line] = L.lines[buffer.line].split("=", 1)[0] + f"= {target.name}  # computed in place"
+    L.buffers.remove(buffer)
+    return True
 
 
 def _reads_inputs(ref: Ref) -> bool:
