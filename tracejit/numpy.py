@@ -1179,6 +1179,8 @@ def setitem(x, index, value):
         return _setitem_traced(x, index, value)
     positions = np.asarray(getitem(np.arange(x.size).reshape(x.shape), index))
     value = _to(value, x.dtype, positions.shape, (x,))
+    if positions.shape == x.shape and np.array_equal(positions.ravel(), np.arange(x.size)):
+        return inplace_update(x, value)  # x[...] = v, x[:] = v: every element, in order
     flat_positions = positions.ravel()
     # the last write to each position wins: keep the last occurrence of each
     last = flat_positions.size - 1 - np.unique(flat_positions[::-1], return_index=True)[1]
