@@ -667,3 +667,73 @@ def test_large_fused_outputs_are_advised_to_use_huge_pages():
     assert "advise_huge_pages(" not in small.source
     for n in (0, 3, 1 << 22):  # no whole huge page inside, or several: only advice either way
         advise_huge_pages(np.zeros(n, np.uint8))
+
+
+# ----------------------------------------------------------------------------- fused kernels: collapsed loops
+
+
+def _collapsed_sizes(source):
+    return [int(n) for n in re.findall(r"collapsed into one over (\d+)", source)]
+
+
+def test_elementwise_kernel_over_a_short_last_axis_runs_as_one_loop():
+    def sgd(w, g, lr):
+        return w - lr * g
+    rng = np.random.default_rng(0)
+    w, g = rng.standard_normal((784, 10)).astype(np.float32), rng.standard_normal((784, 10)).astype(np.float32)
+    _, program = _fused(sgd, w, g, 0.5)
+    assert _collapsed_sizes(program.source) == [7840]
+    assert "for i0 in range(7840):" in program.source and "range(10)" not in program.source
+    assert re.search(r"a_c\d+ = reshaped\(a, \(7840,\)\)", program.source)  # a: the input w
+    np.testing.assert_allclose(program([w, g, np.float64(0.5)])[0], w - np.float32(0.5) * g, rtol=1e-6)
+
+
+@pytest.mark.parametrize("case", [
+    # (function, input shapes, collapsed loop sizes expected)
+    (lambda x, y: x * y + 1.0, [(3, 4, 5), (3, 4, 5)], [60]),
+    (lambda x, y: np.exp(x) - y, [(6, 5), (5,)], []),                      # a row broadcast along the rows
+    (lambda x, y: x * y, [(6, 5), (6, 1)], []),                             # a column broadcast along the columns
+    (lambda x, y: x + y, [(4, 3, 5), (3, 5)], [15]),                        # constant along the first axis
+    (lambda x, y: x * 2.0 + y, [(4, 1, 3, 5), (4, 1, 3, 5)], [60]),          # size-1 axes
+    (lambda x, y: x.T + y, [(5, 6), (6, 5)], []),                           # a transpose
+    (lambda x, y: x[:, ::2] * y, [(6, 10), (6, 5)], []),                    # a strided slice
+    (lambda x, y: x[1:, :] * y, [(7, 5), (6, 5)], []),                      # a slice (offset rows)
+    (lambda x, y: (x * y).sum(axis=(1, 2)), [(4, 3, 5), (4, 3, 5)], [15]),   # a sum over collapsed axes
+    (lambda x, y: np.exp(x - x.max(axis=(1, 2), keepdims=True)) * y, [(4, 3, 5), (4, 3, 5)], [15]),  # both phases
+    (lambda x, y: (x * y).sum(axis=2) + x.max(axis=2), [(4, 3, 5), (4, 3, 5)], []),  # one inner axis only
+    (lambda x, y: (x - y.mean()) * 2.0, [(4, 6), (4, 6)], [24]),            # a 0-d value from another kernel
+    (lambda x, y: x * y[..., None], [(4, 3, 5), (4, 3)], []),
+])
+def test_collapsed_kernels_equal_numpy(case):
+    fn, shapes, sizes = case
+    rng = np.random.default_rng(len(str(shapes)))
+    args = [rng.standard_normal(s) for s in shapes]
+    g, program = _fused(fn, *args)
+    assert sorted(_collapsed_sizes(program.source)) == sorted(sizes), program.source
+    assert_same(program(args), tj.interpret(g, args))
+    with np.errstate(all="ignore"):
+        expected = fn(*args)
+    np.testing.assert_allclose(program(args)[0], expected, rtol=1e-12)
+
+
+def test_collapsed_kernels_on_non_contiguous_and_0d_arguments():
+    def f(x, y, s):
+        return x * s + y, (x * y).sum(axis=(1, 2))
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 6, 10))[:, :, ::2]       # a strided view: copied to C order by the runtime
+    y = np.asfortranarray(rng.standard_normal((4, 6, 5)))
+    s = np.array(1.5)
+    traced = tj.trace(f)
+    got = traced(x, y, s)
+    assert _collapsed_sizes(traced.source(x, y, s)) == [30]  # one kernel: the sum runs in its inner loop
+    np.testing.assert_allclose(got[0], x * 1.5 + y, rtol=1e-12)
+    np.testing.assert_allclose(got[1], (x * y).sum(axis=(1, 2)), rtol=1e-12)
+
+
+def test_collapsed_parallel_kernel_runs_its_collapsed_loop_with_prange():
+    def f(x):
+        return np.sqrt(np.abs(x)) * 2.0
+    x = np.random.default_rng(1).standard_normal((300, 7))
+    g, program = _fused(f, x, parallel=True)
+    assert "for i0 in prange(2100):" in program.source
+    np.testing.assert_allclose(program([x])[0], np.sqrt(np.abs(x)) * 2.0, rtol=1e-12)

@@ -24,6 +24,17 @@ of ``SUM_BLOCK`` elements in float32 lanes and the block sums in float64 (see
 ``SUM_BLOCK``). Every kernel asks LLVM for 512-bit vectors
 (``vecmath.prefer_vector_width_512``), in the outlined body of a ``prange`` loop too.
 
+Loops over short dimensions vectorise poorly (an innermost loop of 10 iterations leaves a
+16-lane vector loop nothing to do), so trailing dimensions are *collapsed* where that cannot
+change what is read: when every array the loops read or write along a trailing block of the
+loop dimensions (the inner ones, or all of them for an elementwise kernel) is C-contiguous and
+indexed by exactly those loop indices on its last axes -- or not indexed by them at all, like
+0-d values and per-row values in an inner loop -- the block runs as one loop over its product,
+reading and writing views of the arrays with those axes merged (``reshaped``). ``W - lr * gW``
+over (784, 10) becomes one loop over 7840; ``x - x.max(axis=1, keepdims=True)`` keeps its two
+loops (the per-row maximum varies along the rows), and so does anything read through a
+broadcast, transpose or slice along the block. See ``_find_collapse``.
+
 Outputs of ``HUGE_PAGE_MIN_BYTES`` or more are marked for transparent huge pages before the
 kernel first writes them (``advise_huge_pages``), as NumPy does for its own allocations: a
 fresh 64 MB array otherwise takes 16384 page faults, which cost more than computing it.
@@ -36,14 +47,15 @@ import sys
 import numba
 from llvmlite import ir
 from numba import types
-from numba.core import cgutils
+from numba.core import cgutils, ir_utils
 from numba.extending import intrinsic
 
 from ..core import Const, Var
-from .codegen import _acc_dtype, _elementwise_check, _eqn_comment, dtype_src, elementwise_src, identity_src
+from .codegen import (ArrayRef, ViewRef, _acc_dtype, _elementwise_check, _eqn_comment, dtype_src, elementwise_src,
+                      identity_src, shape_src)
 
-__all__ = ["emit_fused", "radd", "fmaximum", "fminimum", "advise_huge_pages", "workspace_array", "PARALLEL_MIN_SIZE",
-           "SUM_BLOCK", "HUGE_PAGE_MIN_BYTES"]
+__all__ = ["emit_fused", "radd", "fmaximum", "fminimum", "advise_huge_pages", "workspace_array", "reshaped",
+           "PARALLEL_MIN_SIZE", "SUM_BLOCK", "HUGE_PAGE_MIN_BYTES"]
 
 # A kernel whose domain has at least this many elements runs its outer loop on all cores when
 # ``parallel=None`` (below it, waking the threads costs more than it saves).
@@ -120,6 +132,48 @@ def workspace_array(typingctx, ws, offset, shape, dtype):
         return impl_ret_borrowed(context, builder, array_type, out._getvalue())
 
     return array_type(ws, offset, shape, dtype), codegen
+
+
+@intrinsic
+def reshaped(typingctx, a, shape):
+    """The C-contiguous array ``a`` seen with another ``shape`` of the same size (a fused
+    kernel's collapsed loop reads and writes arrays through such views). The same as
+    ``a.reshape(shape)``, built directly for the compile-time reason ``workspace_array`` gives;
+    only C-contiguous arrays are accepted."""
+    if not isinstance(a, types.Array) or a.layout != "C" or not isinstance(shape, types.BaseTuple):
+        return None
+    ndim = len(shape)
+    array_type = types.Array(a.dtype, ndim, "C")
+
+    def codegen(context, builder, signature, args):
+        from numba.core.imputils import impl_ret_borrowed
+        from numba.np.arrayobj import make_array, populate_array
+        src = make_array(signature.args[0])(context, builder, args[0])
+        out = make_array(array_type)(context, builder)
+        intp = context.get_value_type(types.intp)
+        dims = [context.cast(builder, d, t, types.intp)
+                for d, t in zip(cgutils.unpack_tuple(builder, args[1], ndim), shape)]
+        itemsize = context.get_abi_sizeof(context.get_data_type(a.dtype))
+        strides, step = [], intp(itemsize)
+        for d in reversed(dims):  # C order
+            strides.append(step)
+            step = builder.mul(step, d)
+        populate_array(out, data=src.data, shape=dims, strides=strides[::-1], itemsize=intp(itemsize),
+                       meminfo=src.meminfo, parent=src.parent)
+        return impl_ret_borrowed(context, builder, array_type, out._getvalue())
+
+    return array_type(a, shape), codegen
+
+
+def _reshaped_aliases(lhs, args, alias_map, arg_aliases):
+    """Tell Numba's alias analysis that the result of ``reshaped`` (or ``workspace_array``)
+    is its argument's memory: without it, ``parallel=True`` compilation drops a ``prange``
+    loop that only writes such a view (read by nobody afterwards) as dead code."""
+    ir_utils._add_alias(lhs, args[0].name, alias_map, arg_aliases)
+
+
+ir_utils.alias_func_extensions[("reshaped", __name__)] = _reshaped_aliases
+ir_utils.alias_func_extensions[("workspace_array", __name__)] = _reshaped_aliases
 
 
 @intrinsic
@@ -213,6 +267,60 @@ class _Kernel:
         return o[:len(shape)] + ["0"] * max(len(shape) - self.k, 0)
 
 
+def _resolve(ref, idx):
+    """The array (or literal) that reading ``ref`` at ``idx`` reads, and the index into it."""
+    idx = list(idx)
+    while isinstance(ref, ViewRef):
+        idx = list(ref.index_map(idx))
+        ref = ref.base
+    return ref, idx
+
+
+class _Collapse:
+    """The loops over the trailing dimensions ``domain[c:]`` of a kernel, run as one loop over
+    their product. While the kernel is analysed and written, the index of each collapsed
+    dimension is a marker (never valid code); an access whose index holds markers is rewritten
+    into a read of a view of the array with those axes merged (``access``)."""
+
+    def __init__(self, domain, c):
+        self.c = c
+        self.shape = tuple(domain[c:])
+        self.size = int(np.prod(self.shape, dtype=np.int64))
+        self.markers = [f"<collapsed {d}>" if n != 1 else "0" for d, n in enumerate(self.shape, c)]
+        self.live = [m for m in self.markers if m != "0"]
+        self.index = None  # the collapsed loop's variable, once the loop is written
+        self.views: dict = {}  # (array name, first merged axis) -> (view name, view shape)
+
+    def split(self, ref, idx):
+        """``(array, index, p)`` for an access that follows the collapsed loop (the array's
+        axes ``p:`` are the collapsed dimensions, in order, plus size-1 axes read at 0),
+        ``(ref, idx, None)`` for one that does not depend on it, or None for one that cannot
+        be collapsed (a broadcast, transpose or slice along the collapsed dimensions)."""
+        if not any(m in i for i in idx for m in self.live):
+            return ref, idx, None
+        base, bidx = _resolve(ref, idx)
+        if not isinstance(base, ArrayRef):
+            return None
+        hits = [p for p, i in enumerate(bidx) if any(m in i for m in self.live)]
+        p = hits[0]
+        got = [(i, n) for i, n in zip(bidx[p:], base.shape[p:]) if not (i == "0" and n == 1)]
+        want = [(m, n) for m, n in zip(self.markers, self.shape) if n != 1]
+        return (base, bidx, p) if got == want else None
+
+    def access(self, L, ref, idx):
+        """The expression that reads (or is assigned) ``ref`` at ``idx`` in the collapsed loop."""
+        base, bidx, p = self.split(ref, idx)
+        if p is None:
+            return ref.at(idx)
+        name, _ = self.views[(base.name, p)]
+        return f"{name}[{', '.join(bidx[:p] + [self.index])}]"
+
+    def add_view(self, L, ref, idx):
+        base, bidx, p = self.split(ref, idx)
+        if p is not None and (base.name, p) not in self.views:
+            self.views[(base.name, p)] = (L.fresh(base.name + "_c"), base.shape[:p] + (self.size,))
+
+
 def _unit_map(src_shape, dst_shape, dst_idx):
     """Index into ``src_shape`` for a reshape that only adds/removes size-1 dims."""
     kept = [i for i, d in zip(dst_idx, dst_shape) if d != 1]
@@ -225,9 +333,62 @@ def _broadcast_map(src_shape, dst_shape, dst_idx):
     return ["0" if n == 1 else dst_idx[lead + d] for d, n in enumerate(src_shape)]
 
 
+def _find_collapse(L, K, eqn, out_refs):
+    """The largest trailing block of the kernel's loop dimensions (the inner ones, or all of
+    them when it has no inner loops) of at least two non-unit dimensions that can run as one
+    loop: every array the loops read or write along those dimensions is C-contiguous and
+    indexed by them, in order, on its last axes (an ``ArrayRef`` always is C-contiguous, see
+    ``compiler``); values constant along them are fine. None if there is no such block."""
+    n, k = len(K.domain), K.k
+
+    def accesses(idx_full):
+        """Every (ref, index) the kernel's loops read or write, as ``emit_fused``'s ``read``
+        and stores reach them (values computed in the loop are locals, not accesses)."""
+        found = []
+
+        def walk(atom, idx):
+            if isinstance(atom, Const) or K.made.get(atom.id) is None:
+                if atom.aval.shape:  # 0-d values are literals or read before the loops
+                    found.append((L.ref(atom), idx))
+                return
+            e = K.made[atom.id]
+            src = e.inputs[0]
+            if e.prim.name == "broadcast_to":
+                walk(src, _broadcast_map(src.aval.shape, atom.aval.shape, idx))
+            elif e.prim.name == "reshape":
+                walk(src, _unit_map(src.aval.shape, atom.aval.shape, idx))
+            elif atom.id in K.outputs:  # a kernel output a later phase reads back
+                found.append((out_refs[atom.id], idx))
+
+        for e in K.members:
+            if e.prim.name in ("broadcast_to", "reshape"):
+                continue  # index maps: walked from their readers
+            idx = idx_full if e.prim.kind == "reduce" else K.index_for(e.outputs[0].aval.shape, idx_full)
+            for a in e.inputs:
+                walk(a, idx)
+        for v in eqn.outputs:
+            idx = K.index_for(v.aval.shape, idx_full)
+            walk(v, idx)
+            found.append((out_refs[v.id], idx))
+        return found
+
+    first = k if k < n else 0
+    for c in range(first, n - 1):
+        if sum(d != 1 for d in K.domain[c:]) < 2:
+            break
+        collapse = _Collapse(K.domain, c)
+        found = accesses([f"i{d}" for d in range(c)] + collapse.markers)
+        if all(collapse.split(ref, idx) is not None for ref, idx in found):
+            for ref, idx in found:
+                collapse.add_view(L, ref, idx)
+            return collapse
+    return None
+
+
 def emit_fused(L, eqn):
     """Write the kernel for one ``fused`` equation (see the module docstring)."""
     K = _Kernel(L, eqn)
+    first_line = len(L.lines)
     L.require("from tracejit.backend.kernels import radd, fmaximum, fminimum")
     n, k = len(K.domain), K.k
     L.kernels += 1
@@ -242,23 +403,28 @@ def emit_fused(L, eqn):
                 L.emit(f"advise_huge_pages({out_refs[v.id].name})  # before the first write: 2 MB page faults")
     locals_: dict[int, str] = {}   # value -> local scalar holding it at the current position
     written: set[int] = set()      # full kernel outputs stored by an earlier phase
+    collapse = _find_collapse(L, K, eqn, out_refs)
+
+    def at(ref, idx):
+        """``ref`` read (or assigned) at ``idx``, through a merged view in a collapsed loop."""
+        return collapse.access(L, ref, idx) if collapse is not None else ref.at(idx)
 
     def read(atom, idx):
         """Expression for ``atom`` at the index ``idx`` of its own shape."""
         if isinstance(atom, Const):
-            return L.ref(atom).at(idx) if atom.aval.shape else L.ref(atom).at(())
+            return at(L.ref(atom), idx) if atom.aval.shape else L.ref(atom).at(())
         if atom.id in locals_:
             return locals_[atom.id]
         e = K.made.get(atom.id)
         if e is None:  # from outside the kernel
-            return L.ref(atom).at(idx)
+            return at(L.ref(atom), idx)
         src = e.inputs[0]
         if e.prim.name == "broadcast_to":
             return read(src, _broadcast_map(src.aval.shape, atom.aval.shape, idx))
         if e.prim.name == "reshape":
             return read(src, _unit_map(src.aval.shape, atom.aval.shape, idx))
         if atom.id in K.outputs and atom.id in written:
-            return out_refs[atom.id].at(idx)
+            return at(out_refs[atom.id], idx)
         raise AssertionError(f"kernel value {atom!r} read before it is computed")
 
     def compute(e, idx_full):
@@ -272,7 +438,7 @@ def emit_fused(L, eqn):
         L.emit(f"{name} = {elementwise_src(L, e).format(*operands)}")
         locals_[out.id] = name
         if out.id in K.outputs:
-            L.emit(f"{out_refs[out.id].at(idx)} = {name}")
+            L.emit(f"{at(out_refs[out.id], idx)} = {name}")
 
     def closure(targets):
         """Member equations (full level, computed) needed for ``targets``, in order."""
@@ -303,7 +469,7 @@ def emit_fused(L, eqn):
         for v in values:
             if v in view_outputs:
                 idx = K.index_for(v.aval.shape, idx_full)
-                L.emit(f"{out_refs[v.id].at(idx)} = {read(v, idx)}")
+                L.emit(f"{at(out_refs[v.id], idx)} = {read(v, idx)}")
 
     # 0-d inputs are read once, before the loops (a parallel loop cannot index them).
     for v in eqn.inputs:
@@ -312,12 +478,33 @@ def emit_fused(L, eqn):
             L.emit(f"{name} = {L.ref(v).at(())}")
             locals_[v.id] = name
 
+    outer_shape, inner_shape = K.domain[:k], K.domain[k:]
+    if collapse is not None:
+        dims = "x".join(map(str, collapse.shape))
+        L.comment(f"loops over {dims} collapsed into one over {collapse.size}: every array read or written "
+                  f"along them is C-contiguous with them as its last axes")
+        L.require("from tracejit.backend.kernels import reshaped")
+        for (base, _), (name, shape) in collapse.views.items():
+            L.emit(f"{name} = reshaped({base}, {shape_src(shape)})")
+        if k < n:
+            inner_shape = K.domain[k:collapse.c] + (collapse.size,)
+        else:
+            outer_shape = K.domain[:collapse.c] + (collapse.size,)
+
+    def expand(loop_idx):
+        # the collapsed loop's indices -> indices over the domain (markers for the merged dims)
+        if collapse is None:
+            return list(loop_idx)
+        collapse.index = loop_idx[-1]
+        return list(loop_idx[:-1]) + collapse.markers
+
     L.require("from tracejit.backend import vecmath as _vm")
     wide = "_vm.prefer_vector_width_512()  # LLVM may use 512-bit vectors in these loops"
-    outer_parallel = parallel and k > 0 and any(d != 1 for d in K.domain[:k])
+    outer_parallel = parallel and k > 0 and any(d != 1 for d in outer_shape)
     if not outer_parallel:
         L.emit(wide)
-    with _outer_loops(L, K.domain[:k], parallel and k > 0) as o:
+    with _outer_loops(L, outer_shape, parallel and k > 0) as o:
+        o = expand(o) if k == n else o
         if outer_parallel:
             L.emit(wide)  # the prange body becomes a function of its own
 
@@ -350,8 +537,8 @@ def emit_fused(L, eqn):
                 saved = dict(locals_)
                 block_start = [f"{part} = np.float32(0.0)" for part in blocks.values()]
                 block_end = [f"{accs[v][0]} = {accs[v][0]} + np.float64({part})" for v, part in blocks.items()]
-                with _inner_loops(L, K.domain[k:], k, block_start, block_end) as inner:
-                    idx_full = o + inner
+                with _inner_loops(L, inner_shape, k, block_start, block_end) as inner:
+                    idx_full = o + expand(inner)
                     for e in closure(targets):
                         compute(e, idx_full)
                     store_views(phase_outs, idx_full)
@@ -380,6 +567,8 @@ def emit_fused(L, eqn):
                     if out.id in K.outputs:
                         L.emit(f"{out_refs[out.id].at(K.index_for(out.aval.shape, o + ['0'] * (n - k)))} = {name}")
                 emit_outer(p + 1)
+    if collapse is not None and any("<collapsed " in line for line in L.lines[first_line:]):
+        raise AssertionError("a collapsed dimension's marker was written into the kernel's code")
     for v in eqn.outputs:
         L.bind(v, out_refs[v.id])
 
