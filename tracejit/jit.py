@@ -332,9 +332,19 @@ class Traced:
             def call(leaves, *more):
                 return fn(*leaves, *more)
 
-        if compiled.temp_bytes:
-            pool, temp_bytes = compiled._pool, compiled.temp_bytes
-
+        pool, temp_bytes, outputs = compiled._pool, compiled.temp_bytes, compiled.outputs
+        if outputs is not None:  # recycled large outputs (see CompiledProgram.call)
+            def run(leaves):
+                ws = ((pool.pop() if pool else np.empty(temp_bytes, np.uint8)),) if temp_bytes else ()
+                outs = outputs.take()
+                try:
+                    result = call(leaves, *ws, *outs)
+                finally:
+                    if ws:
+                        pool.append(ws[0])
+                    outputs.give_back(outs)
+                return finish(result)
+        elif temp_bytes:
             def run(leaves):
                 ws = pool.pop() if pool else np.empty(temp_bytes, np.uint8)  # see CompiledProgram.call
                 try:

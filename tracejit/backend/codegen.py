@@ -181,6 +181,7 @@ class Lowered:
     n_returned: int              # outputs the generated function returns (the others)
     kernels: int
     workspace_bytes: int = 0     # size of the workspace argument (after the constants; none if 0)
+    output_args: list = field(default_factory=list)  # (shape, dtype) of outputs passed in (after the workspace)
     write_back: dict = field(default_factory=dict)  # output position -> input the program writes it into
     memory: object = None        # the MemoryPlan (temporaries, their slots and live ranges)
     fused_ops: int = 0
@@ -599,7 +600,9 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn", write_back=
     plan = plan_memory(L.buffers, [L.lines[a:b] for (a, _), (b, _) in zip(units, units[1:])],
                        _aliases(L), roots)
     workspace = _use_workspace(L, plan)
-    args = [L.var_name(v) for v in graph.inputs] + [n for n, _ in L.const_values] + workspace
+    output_args = _pass_large_outputs(L, plan, returned)
+    args = [L.var_name(v) for v in graph.inputs] + [n for n, _ in L.const_values] + workspace + \
+        [b.name for b in output_args]
     in_names = graph.input_names or [f"in{k}" for k in range(len(graph.inputs))]
     # Only functions with a prange loop are compiled with parallel=True (Numba warns otherwise).
     njit_parallel = L.uses_prange
@@ -607,7 +610,7 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn", write_back=
         L.require("from numba import prange")
     header = [
         f"# tracejit: generated program for {name!r}",
-        f"# numba.njit(fastmath={bool(fastmath)}, parallel={njit_parallel}, error_model='numpy')",
+        f"# numba.njit(fastmath={bool(fastmath)}, parallel={njit_parallel}, error_model='numpy', nogil=True)",
         "import numpy as np",
         *L.imports,
         "",
@@ -638,6 +641,7 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn", write_back=
                    in_avals=[v.aval for v in graph.inputs], const_values=[v for _, v in L.const_values],
                    passthrough=passthrough, n_returned=len(returned), kernels=L.kernels, fused_ops=L.fused_ops,
                    workspace_bytes=plan.temp_bytes, write_back=write_back, memory=plan,
+                   output_args=[(b.shape, b.dtype) for b in output_args],
                    flags={"fastmath": bool(fastmath), "parallel": njit_parallel}, parts=parts,
                    parallel_functions=parallel_functions)
 
@@ -716,6 +720,32 @@ def _aliases(L: Lowering) -> dict:
     return aliases
 
 
+# Outputs at least this large are passed in by the runtime, which recycles an output array once
+# the caller has dropped it: a fresh array of this size costs more in page faults (one per 4 KB
+# touched) than the runtime's bookkeeping; smaller ones are allocated by the program.
+OUTPUT_ARG_MIN_BYTES = 1 << 18
+
+
+def _pass_large_outputs(L: Lowering, plan, returned) -> list:
+    """Turn the allocation of each large output the program returns under its own name into
+    a parameter; the Buffers concerned."""
+    passed = [b for b in plan.outputs if b.nbytes >= OUTPUT_ARG_MIN_BYTES and b.name in returned]
+    for b in passed:
+        line = L.lines[b.line]
+        indent = line[:len(line) - len(line.lstrip())]
+        L.lines[b.line] = f"{indent}# {b.name}: an output array passed in (recycled once the caller has dropped it)"
+        if b.init != "empty":  # a recycled array holds old values
+            index = [L.fresh("f") for _ in b.shape]
+            lines = [" " * 4 * d + f"for {i} in range({n}):" for d, (i, n) in enumerate(zip(index, b.shape))]
+            lines.append(" " * 4 * len(index) + f"{b.name}[{_index_src(index)}] = {_initial_value(b)}")
+            L.lines[b.line] += "\n" + "\n".join(indent + text for text in lines)
+    return passed
+
+
+def _initial_value(b) -> str:
+    return b.fill if b.init == "full" else literal_src(0, b.dtype)
+
+
 def _use_workspace(L: Lowering, plan) -> list:
     """Rewrite each temporary's allocation into an array over its workspace slot; the name of
     the workspace argument (none without temporaries)."""
@@ -734,7 +764,7 @@ def _use_workspace(L: Lowering, plan) -> list:
             flat, i = L.fresh("flat"), L.fresh("f")
             lines += [f"{flat} = workspace_array({ws}, {start}, ({n},), {dtype_src(b.dtype)})",
                       f"for {i} in range({n}):",
-                      f"    {flat}[{i}] = {b.fill if b.init == 'full' else literal_src(0, b.dtype)}"]
+                      f"    {flat}[{i}] = {_initial_value(b)}"]
         L.lines[b.line] = "\n".join(indent + text for text in lines)
     return [ws]
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import linecache
 import re
+import sys
 import threading
 import time
 
@@ -71,6 +72,7 @@ def _signature(lowered: Lowered):
     types_ += [_numba_type(Aval(v.shape, v.dtype)) for v in lowered.const_values]
     if lowered.workspace_bytes:
         types_.append(_numba_type(Aval((lowered.workspace_bytes,), np.dtype(np.uint8)), readonly=False))
+    types_ += [_numba_type(Aval(shape, dtype), readonly=False) for shape, dtype in lowered.output_args]
     return tuple(types_)
 
 
@@ -127,13 +129,52 @@ def _compile(lowered: Lowered, signature, key: str):
 
     def options(fn_name):
         return dict(fastmath=lowered.flags["fastmath"], parallel=fn_name in lowered.parallel_functions,
-                    error_model="numpy", cache=on_disk)
+                    error_model="numpy", cache=on_disk, nogil=True)
     try:
         for part in lowered.parts:  # compiled when the main function's call to them is typed
             namespace[part] = numba.njit(**options(part))(namespace[part])
         return numba.njit(signature, **options(lowered.fn_name))(namespace[lowered.fn_name])
     except numba.core.errors.NumbaError as exc:
         raise _explain(exc, lowered, filename) from None
+
+
+def _unheld(arrays) -> bool:
+    """Whether nothing but their pool refers to ``arrays`` (no result, view or slice of them
+    is alive anywhere)."""
+    return all(sys.getrefcount(a) <= _POOL_ONLY for a in arrays)
+
+
+def _pool_only_count() -> int:
+    pool = [(np.empty(0),)]
+    return max(sys.getrefcount(a) for a in pool[0])  # as counted inside _unheld's loop
+
+
+_POOL_ONLY = _pool_only_count()
+
+
+class OutputPool:
+    """Large output arrays of one program, recycled: a call takes a set whose arrays nobody
+    holds any more (the caller dropped the results of an earlier call) or allocates a new one.
+    A set is out of the pool while a call runs, so concurrent calls never share one."""
+
+    MAX_SETS = 4  # sets kept; a caller holding on to more results gets fresh arrays
+
+    def __init__(self, specs):
+        self.specs = tuple(specs)
+        self.sets = []
+        self.lock = threading.Lock()
+
+    def take(self) -> tuple:
+        with self.lock:
+            for k, arrays in enumerate(self.sets):
+                if _unheld(arrays):
+                    return self.sets.pop(k)
+        return tuple(np.empty(shape, dtype) for shape, dtype in self.specs)
+
+    def give_back(self, arrays) -> None:
+        with self.lock:
+            if len(self.sets) < self.MAX_SETS:
+                self.sets.append(arrays)
 
 
 class CompiledProgram:
@@ -150,7 +191,7 @@ class CompiledProgram:
     """
 
     __slots__ = ("fn", "source", "kernels", "fused_ops", "name", "filename", "key", "_consts", "_expect",
-                 "_passthrough", "_n_out", "_written", "temp_bytes", "memory", "_pool", "entry")
+                 "_passthrough", "_n_out", "_written", "temp_bytes", "memory", "_pool", "entry", "outputs")
 
     def __init__(self, fn, lowered: Lowered, key: str):
         self.fn = fn
@@ -171,21 +212,28 @@ class CompiledProgram:
         self.temp_bytes = lowered.workspace_bytes  # peak temporary memory of a call: one workspace
         self.memory = lowered.memory
         self._pool = []
+        self.outputs = OutputPool(lowered.output_args) if lowered.output_args else None
 
     def __repr__(self):
         return f"<CompiledProgram {self.name}: {self.kernels} kernels>"
 
-    def call(self, args):
-        """``fn(*args, *constants, workspace)`` with a workspace from the pool (list.pop and
-        append are atomic, so concurrent calls never get the same one)."""
-        if not self.temp_bytes:
-            return self.fn(*args, *self._consts)
+    def call(self, args, fn=None):
+        """``fn(*args, *constants, workspace, *outputs)`` with a workspace from the pool
+        (list.pop and append are atomic, so concurrent calls never get the same one) and
+        recycled large outputs (``OutputPool``)."""
+        fn = fn or self.fn
+        if not self.temp_bytes and self.outputs is None:
+            return fn(*args, *self._consts)
         pool = self._pool
-        ws = pool.pop() if pool else np.empty(self.temp_bytes, np.uint8)
+        ws = ((pool.pop() if pool else np.empty(self.temp_bytes, np.uint8)),) if self.temp_bytes else ()
+        outs = self.outputs.take() if self.outputs is not None else ()
         try:
-            return self.fn(*args, *self._consts, ws)
+            return fn(*args, *self._consts, *ws, *outs)
         finally:
-            pool.append(ws)
+            if ws:
+                pool.append(ws[0])
+            if outs:
+                self.outputs.give_back(outs)
 
     def __call__(self, arrays):
         if len(arrays) != len(self._expect):
