@@ -15,8 +15,10 @@ to stderr as it is compiled, ``compile`` its compile time, ``cache`` in-memory c
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import linecache
+import os
 import re
 import sys
 import threading
@@ -76,9 +78,25 @@ def _signature(lowered: Lowered):
     return tuple(types_)
 
 
+# Modules whose compiled functions and intrinsics generated programs call: Numba's disk cache
+# checks only the program's own file, so their text is part of the key (a changed intrinsic
+# must not be served from machine code compiled before the change).
+_HELPER_MODULES = ("kernels.py", "vecmath.py")
+
+
+@functools.lru_cache(maxsize=1)
+def _helpers_hash() -> str:
+    digest = hashlib.sha256()
+    for name in _HELPER_MODULES:
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), name), "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()
+
+
 def _cache_key(lowered: Lowered, signature) -> str:
     import numba
-    text = f"numba {numba.__version__}\n{sorted(lowered.flags.items())}\n{signature}\n{lowered.source}"
+    text = (f"numba {numba.__version__}\nhelpers {_helpers_hash()}\n{sorted(lowered.flags.items())}\n"
+            f"{signature}\n{lowered.source}")
     return hashlib.sha256(text.encode()).hexdigest()
 
 
