@@ -6,8 +6,10 @@ Layer: backend, between ``codegen`` and ``compiler``. In: the arrays the lowerin
 equation, the names that alias each array (reshapes of it), and the arrays the program returns.
 Out: a ``MemoryPlan`` that ``codegen`` applies by rewriting each temporary's allocation line.
 
-- **Outputs** (arrays the program returns) stay ``np.empty`` inside the compiled function: the
-  caller owns them, so they are fresh on every call and never reused.
+- **Outputs** (arrays the program returns) are never placed in the workspace: the caller owns
+  them. Small ones stay ``np.empty`` inside the compiled function; ``codegen`` turns large ones
+  into parameters, which the runtime (``compiler.OutputPool``) fills with arrays recycled from
+  earlier calls once nothing refers to them any more.
 - **Temporaries** live in *slots* of one workspace: a flat ``uint8`` array the runtime
   allocates once per compiled program and passes in on every call. A temporary is a typed,
   reshaped view of the start of its slot (``c = ws[4096:8192].view(np.float32).reshape((32,
