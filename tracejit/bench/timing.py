@@ -181,14 +181,19 @@ def _hook_inner(traced, mode):
             # Time the generated program itself. The call path may keep a direct reference to it
             # (a fast path per argument layout): drop those so they are rebuilt around the wrapper,
             # and again afterwards so they are rebuilt around the original.
+            # The fast path calls the function's entry point rather than its dispatcher: time both.
             compiled = traced._cache[traced._last_key].compiled
-            original = compiled.fn
+            original, original_entry = compiled.fn, getattr(compiled, "entry", None)
             fast = getattr(traced, "_fast", {})
             saved = fast.pop(mode, None)
             compiled.fn = timed(original)
+            if original_entry is not None:
+                compiled.entry = timed(original_entry)
 
             def restore():
                 compiled.fn = original
+                if original_entry is not None:
+                    compiled.entry = original_entry
                 fast.pop(mode, None)
                 if saved is not None:
                     fast[mode] = saved
