@@ -68,7 +68,7 @@ def run_latency(size="full", systems=LATENCY_SYSTEMS, cold_runs=2, warm_runs=3, 
                 progress=None):
     """Two ``Result``s, ``compile_cold`` and ``compile_warm``, of kind ``"latency"``.
 
-    ``size`` picks the target from ``workloads.LATENCY_TARGET`` (full: the MLP SGD step);
+    ``size`` picks the target from ``workloads.LATENCY_TARGET`` (full: the softmax-regression SGD step);
     ``skip`` maps system names to a reason for not running them.
     """
     report = progress or (lambda *a: None)
