@@ -962,3 +962,38 @@ def test_array_made_at_trace_time_and_returned_is_fresh_each_call(traced_mode):
     first = run(g, traced_mode, np.ones(2))[1]
     first[0] = 100.0
     np.testing.assert_array_equal(run(g, traced_mode, np.ones(2))[1], [0.0, 2.0, 4.0])
+
+
+def test_fast_path_for_pytree_arguments_never_takes_a_wrong_program():
+    # After the first compiled call, calls with the same structure skip flattening and lookup
+    # (a generated matcher); anything different -- a dict key, a shape, a dtype, a scalar's
+    # kind, a layout -- must still reach its own program, with its own result.
+    @tj.trace(mode="compiled")
+    def step(params, x, lr):
+        return {k: v - lr * x.sum() for k, v in params.items()}
+
+    def expected(params, x, lr):
+        return {k: v - lr * x.sum() for k, v in params.items()}
+
+    params = {"W": np.ones((2, 3)), "b": np.zeros(3)}
+    x = np.arange(4.0)
+    calls = [
+        (params, x, 0.5),
+        (params, x, 0.25),                                        # same structure: the fast path
+        ({"W": np.ones((2, 3)), "c": np.zeros(3)}, x, 0.5),       # another key
+        ({"W": np.ones((2, 4)), "b": np.zeros(3)}, x, 0.5),       # another shape
+        ({"W": np.ones((2, 3), np.int64), "b": np.zeros(3)}, x, 0.5),  # another dtype, same strides
+        (params, x, 1),                                           # an int, not a float
+        ({"W": np.asfortranarray(np.ones((3, 3)))[:2], "b": np.zeros(3)}, x, 0.5),  # another layout
+        ({"W": np.ones((2, 3)), "b": np.zeros(3), "d": 1.0}, x, 0.5),  # an extra key
+    ]
+    for args in calls * 2:
+        out = step(*args)
+        want = expected(*args)
+        assert out.keys() == want.keys()
+        for k in want:
+            np.testing.assert_allclose(out[k], want[k], rtol=1e-6)
+            assert out[k].dtype == want[k].dtype
+    hits_before = step.stats["cache_hits"]
+    step(params, x, 0.125)
+    assert step.stats["cache_hits"] == hits_before + 1

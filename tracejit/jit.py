@@ -107,6 +107,55 @@ def _leaf_layout(leaf):
     return _layout(leaf) if type(leaf) is np.ndarray else type(leaf)
 
 
+_MISSING = object()
+
+
+def _pytree_matcher(treedef, leaves):
+    """A generated function ``args -> leaves or None``: the leaves of ``args`` when it has
+    exactly the structure ``treedef`` (same container types, lengths and dict keys) and each
+    leaf the type -- and for arrays the shape, dtype and strides -- of ``leaves``; else None.
+    Faster than flattening and looking up: one pass, no key to build or hash."""
+    lines, consts, names = [], {"ndarray": np.ndarray, "MISSING": _MISSING}, []
+
+    def const(value):
+        name = f"k{len(consts)}"
+        consts[name] = value
+        return name
+
+    def walk(d, expr):
+        if d == pytree._LEAF:
+            leaf, name = leaves[len(names)], f"v{len(names)}"
+            names.append(name)
+            lines.append(f"{name} = {expr}")
+            if type(leaf) is np.ndarray:
+                lines.append(f"if type({name}) is not ndarray or {name}.shape != {const(leaf.shape)} or "
+                             f"{name}.dtype is not {const(leaf.dtype)} or {name}.strides != {const(leaf.strides)}:")
+            else:
+                lines.append(f"if type({name}) is not {const(type(leaf))}:")
+            lines.append("    return None")
+            return
+        if d[0] == "n":
+            lines.extend([f"if {expr} is not None:", "    return None"])
+            return
+        node = f"n{len(lines)}"
+        kind = {"t": "tuple", "l": "list", "d": "dict"}[d[0]]
+        lines.extend([f"{node} = {expr}", f"if type({node}) is not {kind} or len({node}) != {len(d[1])}:",
+                      "    return None"])
+        if d[0] == "d":
+            for key, child in zip(d[1], d[2]):
+                walk(child, f"{node}.get({const(key)}, MISSING)")
+        else:
+            for i, child in enumerate(d[1]):
+                walk(child, f"{node}[{i}]")
+
+    walk(treedef, "args")
+    source = "def match(args):\n" + "".join(f"    {line}\n" for line in lines) + \
+        f"    return ({''.join(n + ', ' for n in names)})\n"
+    namespace = dict(consts)
+    exec(compile(source, "<tracejit fast-path matcher>", "exec"), namespace)  # noqa: S102 - text built above
+    return namespace["match"]
+
+
 class _Entry:
     """One traced signature: its optimised program and, lazily, its runners per mode."""
 
@@ -207,7 +256,7 @@ class Traced:
         self._static_names = frozenset(static_argnames) | {names[i] for i in static_argnums if i < len(names)}
         self._positional_names = names
         self._cache: dict = {}
-        self._fast: dict = {}  # mode -> {argument layouts: direct runner}
+        self._fast: dict = {}  # mode -> {argument layouts: direct runner, "pytrees": [(matcher, runner)]}
         self._last_key = None
         self._lock = threading.RLock()
         self._warned = False
@@ -258,8 +307,12 @@ class Traced:
                     run = fast.get(tuple(map(_layout, args)))
                     leaves = args
                 except AttributeError:  # not all arrays (a pytree, a Python scalar, a tracer ...)
-                    leaves, treedef = pytree.flatten(args)
-                    run = fast.get((treedef, tuple(map(_leaf_layout, leaves))))
+                    run = None
+                    for match, run_tree in fast.get("pytrees", ()):
+                        leaves = match(args)
+                        if leaves is not None:
+                            run = run_tree
+                            break
                 if run is not None:
                     self.stats["cache_hits"] += 1
                     return run(leaves)
@@ -293,11 +346,15 @@ class Traced:
             return
         if not all((type(a) is np.ndarray and a.flags.c_contiguous) or type(a) in _SCALAR_DTYPES for a in leaves):
             return
+        matcher = None
         if all(type(a) is np.ndarray for a in args):
             key = tuple(map(_layout, args))
         else:
             flat, treedef = pytree.flatten(args)
             key = (treedef, tuple(map(_leaf_layout, flat)))
+            matcher = _pytree_matcher(treedef, flat)
+        if key in self._fast.get("compiled", {}):
+            return
         # Python scalars become 0-d arrays of their traced dtype (float -> float64 ...)
         scalars = tuple((i, _SCALAR_DTYPES[type(a)]) for i, a in enumerate(leaves) if type(a) in _SCALAR_DTYPES)
         captured = tuple(program.captured)
@@ -356,7 +413,10 @@ class Traced:
             def run(leaves):
                 return finish(call(leaves))
 
-        self._fast.setdefault("compiled", {})[key] = run
+        fast = self._fast.setdefault("compiled", {})
+        fast[key] = run  # all-array calls look this up; pytree calls try each matcher in turn
+        if matcher is not None:
+            fast.setdefault("pytrees", []).append((matcher, run))
 
     def _run(self, entry, leaves, mode):
         runner = entry.runners.get(mode) or self._make_runner(entry, mode)
