@@ -377,41 +377,25 @@ class Traced:
             finish = operator.itemgetter(0)
 
         if scalars:
-            def call(leaves, *more):
+            def inputs(leaves):
                 arrays = list(leaves)
                 for i, dtype in scalars:
                     arrays[i] = np.asarray(arrays[i], dtype)
-                return fn(*arrays, *extra, *more)
-        elif extra:
-            def call(leaves, *more):
-                return fn(*leaves, *extra, *more)
+                return arrays
         else:
-            def call(leaves, *more):
-                return fn(*leaves, *more)
+            def inputs(leaves):
+                return leaves
 
-        pool, temp_bytes, outputs = compiled._pool, compiled.temp_bytes, compiled.outputs
-        if outputs is not None:  # recycled large outputs (see CompiledProgram.call)
+        if compiled.temp_bytes or compiled.outputs is not None:
+            # a workspace or recycled outputs: the program's own bookkeeping (CompiledProgram.call)
             def run(leaves):
-                ws = ((pool.pop() if pool else np.empty(temp_bytes, np.uint8)),) if temp_bytes else ()
-                outs = outputs.take()
-                try:
-                    result = call(leaves, *ws, *outs)
-                finally:
-                    if ws:
-                        pool.append(ws[0])
-                    outputs.give_back(outs)
-                return finish(result)
-        elif temp_bytes:
+                return finish(compiled.call((*inputs(leaves), *captured), fn))
+        elif scalars or extra:
             def run(leaves):
-                ws = pool.pop() if pool else np.empty(temp_bytes, np.uint8)  # see CompiledProgram.call
-                try:
-                    outs = call(leaves, ws)
-                finally:
-                    pool.append(ws)
-                return finish(outs)
+                return finish(fn(*inputs(leaves), *extra))
         else:
             def run(leaves):
-                return finish(call(leaves))
+                return finish(fn(*leaves))
 
         fast = self._fast.setdefault("compiled", {})
         fast[key] = run  # all-array calls look this up; pytree calls try each matcher in turn
