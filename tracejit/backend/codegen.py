@@ -731,19 +731,8 @@ def _pass_large_outputs(L: Lowering, plan, returned) -> list:
     a parameter; the Buffers concerned."""
     passed = [b for b in plan.outputs if b.nbytes >= OUTPUT_ARG_MIN_BYTES and b.name in returned]
     for b in passed:
-        line = L.lines[b.line]
-        indent = line[:len(line) - len(line.lstrip())]
-        L.lines[b.line] = f"{indent}# {b.name}: an output array passed in (recycled once the caller has dropped it)"
-        if b.init != "empty":  # a recycled array holds old values
-            index = [L.fresh("f") for _ in b.shape]
-            lines = [" " * 4 * d + f"for {i} in range({n}):" for d, (i, n) in enumerate(zip(index, b.shape))]
-            lines.append(" " * 4 * len(index) + f"{b.name}[{_index_src(index)}] = {_initial_value(b)}")
-            L.lines[b.line] += "\n" + "\n".join(indent + text for text in lines)
+        _rewrite_allocation(L, b, f"# {b.name}: an output array passed in (recycled once the caller has dropped it)")
     return passed
-
-
-def _initial_value(b) -> str:
-    return b.fill if b.init == "full" else literal_src(0, b.dtype)
 
 
 def _use_workspace(L: Lowering, plan) -> list:
@@ -755,18 +744,24 @@ def _use_workspace(L: Lowering, plan) -> list:
     L.require("from tracejit.backend.kernels import workspace_array")
     offsets = plan.offsets
     for b in plan.temporaries:
-        line = L.lines[b.line]
-        indent = line[:len(line) - len(line.lstrip())]
         start = offsets[plan.slot_of[b.name]]
-        lines = [f"{b.name} = workspace_array({ws}, {start}, {shape_src(b.shape)}, {dtype_src(b.dtype)})"]
-        if b.init != "empty":  # a reused slot holds old values
-            n = int(np.prod(b.shape, dtype=np.int64))
-            flat, i = L.fresh("flat"), L.fresh("f")
-            lines += [f"{flat} = workspace_array({ws}, {start}, ({n},), {dtype_src(b.dtype)})",
-                      f"for {i} in range({n}):",
-                      f"    {flat}[{i}] = {_initial_value(b)}"]
-        L.lines[b.line] = "\n".join(indent + text for text in lines)
+        _rewrite_allocation(L, b, f"{b.name} = workspace_array({ws}, {start}, {shape_src(b.shape)}, "
+                                  f"{dtype_src(b.dtype)})")
     return [ws]
+
+
+def _rewrite_allocation(L: Lowering, b, first_line: str):
+    """Replace ``b``'s allocation line by ``first_line`` (at its indentation) and, for an array
+    that must start at zero or a fill value, loops setting it: reused memory holds old values."""
+    lines = [first_line]
+    if b.init != "empty":
+        index = [L.fresh("f") for _ in b.shape]
+        lines += [" " * 4 * d + f"for {i} in range({n}):" for d, (i, n) in enumerate(zip(index, b.shape))]
+        value = b.fill if b.init == "full" else literal_src(0, b.dtype)
+        lines.append(" " * 4 * len(index) + f"{b.name}[{_index_src(index)}] = {value}")
+    line = L.lines[b.line]
+    indent = line[:len(line) - len(line.lstrip())]
+    L.lines[b.line] = "\n".join(indent + text for text in lines)
 
 
 def _split(units):
