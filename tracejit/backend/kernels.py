@@ -98,6 +98,25 @@ fmaximum = intrinsic(_llvm_binary("llvm.maximum"))  # NaN-propagating, like np.m
 fminimum = intrinsic(_llvm_binary("llvm.minimum"))
 
 
+def _c_array(context, builder, array_type, data, shape_value, shape_type, meminfo, parent):
+    """Code for a C-contiguous array of ``array_type`` over ``data`` with the shape tuple
+    ``shape_value``, sharing (and keeping alive) the memory of ``meminfo``."""
+    from numba.core.imputils import impl_ret_borrowed
+    from numba.np.arrayobj import make_array, populate_array
+    out = make_array(array_type)(context, builder)
+    intp = context.get_value_type(types.intp)
+    dims = [context.cast(builder, d, t, types.intp)
+            for d, t in zip(cgutils.unpack_tuple(builder, shape_value, len(shape_type)), shape_type)]
+    itemsize = context.get_abi_sizeof(context.get_data_type(array_type.dtype))
+    strides, step = [], intp(itemsize)
+    for d in reversed(dims):  # C order
+        strides.append(step)
+        step = builder.mul(step, d)
+    populate_array(out, data=data, shape=dims, strides=strides[::-1], itemsize=intp(itemsize),
+                   meminfo=meminfo, parent=parent)
+    return impl_ret_borrowed(context, builder, array_type, out._getvalue())
+
+
 @intrinsic
 def workspace_array(typingctx, ws, offset, shape, dtype):
     """The C-contiguous array of ``dtype`` and ``shape`` whose data starts ``offset`` bytes into
@@ -112,24 +131,12 @@ def workspace_array(typingctx, ws, offset, shape, dtype):
     array_type = types.Array(elem, ndim, "C")
 
     def codegen(context, builder, signature, args):
-        from numba.core.imputils import impl_ret_borrowed
-        from numba.np.arrayobj import make_array, populate_array
+        from numba.np.arrayobj import make_array
         ws_value, offset_value, shape_value, _ = args
         src = make_array(signature.args[0])(context, builder, ws_value)
-        out = make_array(array_type)(context, builder)
-        intp = context.get_value_type(types.intp)
         offset_value = context.cast(builder, offset_value, signature.args[1], types.intp)
         data = builder.bitcast(builder.gep(src.data, [offset_value]), context.get_data_type(elem).as_pointer())
-        dims = [context.cast(builder, d, t, types.intp)
-                for d, t in zip(cgutils.unpack_tuple(builder, shape_value, ndim), shape)]
-        itemsize = context.get_abi_sizeof(context.get_data_type(elem))
-        strides, step = [], intp(itemsize)
-        for d in reversed(dims):  # C order
-            strides.append(step)
-            step = builder.mul(step, d)
-        populate_array(out, data=data, shape=dims, strides=strides[::-1], itemsize=intp(itemsize),
-                       meminfo=src.meminfo)
-        return impl_ret_borrowed(context, builder, array_type, out._getvalue())
+        return _c_array(context, builder, array_type, data, shape_value, shape, src.meminfo, None)
 
     return array_type(ws, offset, shape, dtype), codegen
 
@@ -146,21 +153,9 @@ def reshaped(typingctx, a, shape):
     array_type = types.Array(a.dtype, ndim, "C")
 
     def codegen(context, builder, signature, args):
-        from numba.core.imputils import impl_ret_borrowed
-        from numba.np.arrayobj import make_array, populate_array
+        from numba.np.arrayobj import make_array
         src = make_array(signature.args[0])(context, builder, args[0])
-        out = make_array(array_type)(context, builder)
-        intp = context.get_value_type(types.intp)
-        dims = [context.cast(builder, d, t, types.intp)
-                for d, t in zip(cgutils.unpack_tuple(builder, args[1], ndim), shape)]
-        itemsize = context.get_abi_sizeof(context.get_data_type(a.dtype))
-        strides, step = [], intp(itemsize)
-        for d in reversed(dims):  # C order
-            strides.append(step)
-            step = builder.mul(step, d)
-        populate_array(out, data=src.data, shape=dims, strides=strides[::-1], itemsize=intp(itemsize),
-                       meminfo=src.meminfo, parent=src.parent)
-        return impl_ret_borrowed(context, builder, array_type, out._getvalue())
+        return _c_array(context, builder, array_type, src.data, args[1], shape, src.meminfo, src.parent)
 
     return array_type(a, shape), codegen
 
