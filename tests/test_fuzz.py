@@ -230,16 +230,22 @@ def check_forward(group, modes_and_configs):
     want = eager_reference(group)
     compare_outputs(group, run(tj.trace(group.fn), "eager", *group.call_args()), want, "eager (traced function)")
     for mode, config in modes_and_configs:
-        traced = tj.trace(group.fn, passes=CONFIGS[config])
-        where = f"{mode} mode, passes={config}"
-        try:
-            got = run(traced, mode, *group.call_args())
-        except Exception as e:  # noqa: BLE001
-            raise Mismatch(None, f"{where}: raised {raised(e)}") from None
+        traced, got, where = run_configured(group.fn, mode, config, group.call_args())
         compare_outputs(group, got, want, where)
         if mode == "graph":
             tj.verify(traced.graph(*group.call_args()))
             assert traced.stats["traces"] == 1
+
+
+def run_configured(fn, mode, config, args):
+    """``fn`` traced with the pass configuration ``config`` and run in ``mode``: (the traced
+    function, its result, a description for messages); raising is a mismatch."""
+    traced = tj.trace(fn, passes=CONFIGS[config])
+    where = f"{mode} mode, passes={config}"
+    try:
+        return traced, run(traced, mode, *args), where
+    except Exception as e:  # noqa: BLE001
+        raise Mismatch(None, f"{where}: raised {raised(e)}") from None
 
 
 def plan(seed, long=False):
@@ -336,12 +342,7 @@ def check_grad(group, plan):
     compare_outputs(group, outs, eager_reference(group), "eager value_and_grad outputs")
     finite_difference_check(group, grads)
     for mode, config in plan:
-        traced = tj.trace(vg, passes=CONFIGS[config])
-        where = f"{mode} mode, passes={config}"
-        try:
-            got = run(traced, mode, *group.loss_args())
-        except Exception as e:  # noqa: BLE001
-            raise Mismatch(None, f"{where}: raised {raised(e)}") from None
+        traced, got, where = run_configured(vg, mode, config, group.loss_args())
         compare_grad_result(group, got, want, where)
         if mode == "graph":
             tj.verify(traced.graph(*group.loss_args()))
