@@ -346,13 +346,12 @@ class Traced:
             return
         if not all((type(a) is np.ndarray and a.flags.c_contiguous) or type(a) in _SCALAR_DTYPES for a in leaves):
             return
-        matcher = None
+        treedef = None
         if all(type(a) is np.ndarray for a in args):
             key = tuple(map(_layout, args))
         else:
             flat, treedef = pytree.flatten(args)
             key = (treedef, tuple(map(_leaf_layout, flat)))
-            matcher = _pytree_matcher(treedef, flat)
         if key in self._fast.get("compiled", {}):
             return
         # Python scalars become 0-d arrays of their traced dtype (float -> float64 ...)
@@ -399,8 +398,8 @@ class Traced:
 
         fast = self._fast.setdefault("compiled", {})
         fast[key] = run  # all-array calls look this up; pytree calls try each matcher in turn
-        if matcher is not None:
-            fast.setdefault("pytrees", []).append((matcher, run))
+        if treedef is not None:
+            fast.setdefault("pytrees", []).append((_pytree_matcher(treedef, flat), run))
 
     def _run(self, entry, leaves, mode):
         runner = entry.runners.get(mode) or self._make_runner(entry, mode)
