@@ -10,7 +10,7 @@ array([1.5231884, 1.5231884, 1.5231884], dtype=float32)
 See ``README.md`` for the tour and ``ARCHITECTURE.md`` for how the pieces fit.
 """
 from . import numpy  # imports (and so registers) the primitives in ``ops`` first
-from . import datasets, nn, optim, transforms
+from . import nn, optim, transforms
 from .autodiff import grad, stop_gradient, value_and_grad, vjp
 from .check import MismatchError
 from .core import Aval, Const, Eqn, Graph, Var, verify
@@ -31,4 +31,18 @@ __all__ = [
     "TracerError", "ConcretizationError", "UnsupportedError", "MismatchError",
 ]
 
-from . import bench  # noqa: E402  (the harness uses the public API above: tj.bench.compare, python -m tracejit.bench)
+# Imported on first use (``tj.bench``, ``tj.datasets``, ``from tracejit import bench``): tracing and
+# compiling need neither, and together they are about a fifth of the package's import time
+# (the harness and its workloads; ``datasets`` pulls in ``http.client`` and ``urllib``).
+_LAZY_SUBMODULES = ("bench", "datasets")
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")  # also binds it here, so this runs once
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES))
