@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import platform
 import re
+import subprocess
+import sys
 
 import numba
 import numpy as np
@@ -548,3 +551,46 @@ def test_parallel_prange_loop():
     serial = apply("tanh", np.float32, x) * apply("exp", np.float32, x) + \
         apply("log1p", np.float32, np.abs(x))
     assert same_bits_or_nan(out, serial).all()
+
+
+@pytest.mark.skipif(not vm.HAS_AVX512, reason="the vscalef path exists only with AVX-512")
+def test_exp_scales_with_vscalef_on_avx512():
+    loop = unary_loop("exp_f32")
+    loop(np.ones(64, np.float32), np.empty(64, np.float32))
+    assert re.search(r"\bvscalefps\b", loop.inspect_asm(loop.signatures[0]))
+
+
+_PORTABLE_SCRIPT = """
+import sys, numpy as np, numba
+from tracejit.backend import vecmath as vm
+assert not vm.HAS_AVX512
+x = np.load(sys.argv[1])
+@numba.njit(error_model="numpy")
+def loop(x, o32, o64):
+    for i in range(x.shape[0]):
+        o32[i] = vm.exp_f32(x[i])
+        o64[i] = vm.exp_f64(np.float64(x[i]) * 8.0)
+o32, o64 = np.empty_like(x), np.empty(x.shape, np.float64)
+loop(x, o32, o64)
+np.save(sys.argv[2], o32)
+np.save(sys.argv[3], o64)
+"""
+
+
+def test_exp_without_avx512_gives_the_same_bits(tmp_path):
+    """The two ways of scaling by 2**k (vscalef on AVX-512, two multiplications elsewhere)
+    agree bit for bit, across overflow, subnormal results and underflow to zero."""
+    x = np.concatenate([np.linspace(-110, 95, 20001, dtype=np.float32),
+                        np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, -1e30, 1e30], np.float32)])
+    paths = [tmp_path / n for n in ("x.npy", "o32.npy", "o64.npy")]
+    np.save(paths[0], x)
+    # An AVX2 + FMA target: without FMA the polynomials round differently (see vecmath).
+    env = dict(os.environ, NUMBA_CPU_NAME="haswell", NUMBA_CACHE_DIR=str(tmp_path / "nc"),
+               NUMBA_CPU_FEATURES="+sse2,+sse3,+ssse3,+sse4.1,+sse4.2,+popcnt,+avx,+avx2,+fma,+f16c,+bmi,+bmi2,+lzcnt")
+    subprocess.run([sys.executable, "-c", _PORTABLE_SCRIPT, *map(str, paths)], env=env, check=True, timeout=300)
+    loop32, loop64 = unary_loop("exp_f32"), unary_loop("exp_f64")
+    here32, here64 = np.empty_like(x), np.empty(x.shape, np.float64)
+    loop32(x, here32)
+    loop64(x.astype(np.float64) * 8.0, here64)
+    assert same_bits_or_nan(np.load(paths[1]), here32).all()
+    assert same_bits_or_nan(np.load(paths[2]), here64).all()
