@@ -1,11 +1,15 @@
-"""Start-up cost: what ``import tracejit`` leaves out until it is used.
+"""Start-up cost: what ``import tracejit`` leaves out until it is used, and what a new process
+skips when the disk cache already holds its program.
 
 Each check runs in a new interpreter, since this test process has imported everything already.
 """
 import json
+import os
 import subprocess
 import sys
 import textwrap
+
+import numpy as np
 
 
 def imported_after(program):
@@ -41,3 +45,53 @@ def test_the_lazy_submodules_are_there_when_used():
 def test_star_import_still_gives_every_public_name():
     program = "from tracejit import *\nassert bench.compare and datasets.mnist and trace and grad\n"
     assert "tracejit.bench" in imported_after(program)
+
+
+WARM_PROGRAM = textwrap.dedent("""
+    import json, sys
+    import numpy as np, tracejit as tj
+
+    @tj.trace
+    def f(x, y):
+        return np.tanh(x @ y).sum(axis=0) * 2
+
+    x, y = np.ones((3, 4), np.float32), np.full((4, 5), 0.25, np.float32)
+    out = f(x, y).tolist()
+    fn = next(iter(f._cache.values())).compiled.fn
+    refreshed = "numba.np.npyimpl" in sys.modules  # imported only by Numba's target refresh
+    try:
+        fn(x.astype(np.float64), y)
+        frozen = False
+    except TypeError:
+        frozen = True
+
+    offset = float(sys.argv[1])  # part of the generated source: a program no cache holds yet
+
+    @tj.trace
+    def g(x):
+        return np.exp(x) + offset
+
+    print(json.dumps(dict(out=out, disk_hits=sum(fn.stats.cache_hits.values()), refreshed=refreshed,
+                          frozen=frozen, g=g(np.arange(3.0)).tolist())))
+""")
+
+
+def run_warm_program(cache_dir, offset):
+    env = dict(os.environ, TRACEJIT_CACHE_DIR=str(cache_dir))
+    done = subprocess.run([sys.executable, "-c", WARM_PROGRAM, str(offset)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_warm_cache_loads_machine_code_without_numbas_target_refresh(tmp_path):
+    x, y = np.ones((3, 4), np.float32), np.full((4, 5), 0.25, np.float32)
+    expected = (np.tanh(x @ y).sum(axis=0) * 2).tolist()
+    cold = run_warm_program(tmp_path, 1.0)
+    np.testing.assert_allclose(cold["out"], expected, rtol=1e-5)
+    assert cold["disk_hits"] == 0 and cold["refreshed"] and cold["frozen"]
+    warm = run_warm_program(tmp_path, 2.0)
+    np.testing.assert_allclose(warm["out"], expected, rtol=1e-5)
+    assert warm["disk_hits"] == 1 and not warm["refreshed"] and warm["frozen"]
+    # and a program compiled after the load (Numba refreshes then) is right too
+    np.testing.assert_allclose(warm["g"], np.exp(np.arange(3.0)) + 2.0, rtol=1e-12)

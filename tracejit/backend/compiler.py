@@ -3,7 +3,9 @@
 Layer: backend, under the runtime (``jit.py``). ``compile_graph(graph)`` lowers the graph
 (``codegen.lower``), then looks the source up in an in-memory cache keyed by a hash of the
 source, the Numba version and the flags; only on a miss is it compiled. Identical graphs
-(from different ``Traced`` objects, or tests) therefore share one compiled function.
+(from different ``Traced`` objects, or tests) therefore share one compiled function. Machine
+code that Numba's disk cache holds (see ``disk_cache``) is loaded without setting up Numba's
+typing and lowering, which a new process otherwise spends much of its first call on.
 
 The source is registered in ``linecache`` under a pseudo-filename (``<tracejit fn 1a2b...>``)
 before it is compiled, so Python tracebacks and Numba's error reports show its lines. A
@@ -135,11 +137,45 @@ def _register_source(lowered: Lowered, key: str) -> str:
     return filename
 
 
+def _load_machine_code(dispatcher, signature) -> bool:
+    """Give ``dispatcher`` its machine code for ``signature`` from Numba's disk cache, and
+    freeze it as ``njit(signature)`` would; False if the cache has none.
+
+    This is ``Dispatcher.compile`` on a cache hit, minus the first step of Numba's
+    ``Cache.load_overload``: refreshing the target context imports every implementation module
+    Numba has (its NumPy and linear-algebra support, typed containers, cffi ...), a large part of
+    a new process's first call, though only typing and lowering use them. Loaded code needs the
+    runtime (NRT) and the symbols those modules register with LLVM: only ``hashing`` registers
+    any, and parallel code starts its threads itself (the entry's ``reload_init``). Compiling
+    still refreshes first. Without these Numba internals it reports a miss.
+    """
+    try:
+        cache, context = dispatcher._cache, dispatcher.targetctx
+        load, guard, hits = cache._load_overload, cache._guard_against_spurious_io_errors, dispatcher._cache_hits
+        import numba.cpython.hashing  # noqa: F401  (registers the hash secret's symbols)
+        from numba.core.compiler_lock import global_compiler_lock
+        from numba.core.runtime import rtsys
+    except (AttributeError, ImportError):
+        return False
+    with global_compiler_lock:
+        rtsys.initialize(context)
+        cres = None
+        with guard():
+            cres = load(signature, context)
+        if cres is None:
+            return False
+        context.insert_user_function(cres.entry_point, cres.fndesc, [cres.library])
+        dispatcher.add_overload(cres)
+        hits[signature] += 1
+    dispatcher.disable_compile()
+    return True
+
+
 def _compile(lowered: Lowered, signature, key: str):
     import numba
     # The program becomes a module file in the disk cache so that Numba can cache its machine
     # code too (see disk_cache); if the cache folder is unusable it runs from memory.
-    namespace, _, filename = disk_cache.load_program(lowered.source, key, log=_log)
+    namespace, from_disk, filename = disk_cache.load_program(lowered.source, key, log=_log)
     on_disk = not filename.startswith("<")
     pseudo = _register_source(lowered, key)  # CompiledProgram.filename, on disk or not
     if not on_disk:
@@ -151,7 +187,12 @@ def _compile(lowered: Lowered, signature, key: str):
     try:
         for part in lowered.parts:  # compiled when the main function's call to them is typed
             namespace[part] = numba.njit(**options(part))(namespace[part])
-        return numba.njit(signature, **options(lowered.fn_name))(namespace[lowered.fn_name])
+        main = namespace[lowered.fn_name]
+        if from_disk:  # Numba probably has its machine code (inside it are the parts' too)
+            fn = numba.njit(**options(lowered.fn_name))(main)
+            if _load_machine_code(fn, signature):
+                return fn
+        return numba.njit(signature, **options(lowered.fn_name))(main)
     except numba.core.errors.NumbaError as exc:
         raise _explain(exc, lowered, filename) from None
 
