@@ -9,7 +9,7 @@ that computes it:
   functions of ``vecmath`` instead of libm);
 - reductions (``identity`` + ``combine``) become a loop nest with an accumulator;
 - every other primitive is written by an emitter in ``emitters.EMITTERS`` (matmul goes to
-  BLAS through ``np.dot``; ``broadcast_to``, ``transpose`` and ``slice`` are *views*: they
+  NumPy's BLAS through ``blas.gemm``, or ``np.dot``; ``broadcast_to``, ``transpose`` and ``slice`` are *views*: they
   emit no loop, later loops index their input through the view's index map).
 
 Shapes are static: every loop bound is a literal. Values are named after their SSA names
@@ -354,7 +354,7 @@ class Lowering:
 
 
 # Module-level names generated code may use besides builtins; values are never named so.
-RESERVED_NAMES = {"np", "numba", "prange", "vm", "radd", "fmaximum", "fminimum"}
+RESERVED_NAMES = {"np", "numba", "prange", "vm", "radd", "fmaximum", "fminimum", "gemm"}
 
 
 def _py_name(name: str, default: str = "v") -> str:

@@ -83,7 +83,7 @@ def _signature(lowered: Lowered):
 # Modules whose compiled functions and intrinsics generated programs call: Numba's disk cache
 # checks only the program's own file, so their text is part of the key (a changed intrinsic
 # must not be served from machine code compiled before the change).
-_HELPER_MODULES = ("kernels.py", "vecmath.py")
+_HELPER_MODULES = ("kernels.py", "vecmath.py", "blas.py")
 
 
 @functools.lru_cache(maxsize=1)

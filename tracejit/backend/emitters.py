@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import blas
 from .kernels import emit_fused
 from .codegen import ArrayRef, Lowering, ScalarRef, ViewRef, affine, identity_src, shape_src
 
@@ -162,20 +163,30 @@ def emit_scatter_add(L: Lowering, eqn):
 
 # ----------------------------------------------------------------------------- matmul
 
-def _blas_operand(L: Lowering, atom) -> str:
-    """A 2-D matmul operand as BLAS can read it without a copy: a C-contiguous array, or the
-    transpose of one (``x.T``, which Numba passes to BLAS with its transpose flag). Other
-    views are copied first."""
+def _blas_operand(L: Lowering, atom) -> tuple[str, bool]:
+    """A 2-D matmul operand as BLAS can read it without a copy: ``(name, False)`` for a
+    C-contiguous array, ``(name, True)`` for the transpose of one (handed to BLAS with its
+    transpose flag). Other views are copied first."""
     ref = L.ref(atom)
     if isinstance(ref, ViewRef) and isinstance(ref.base, ArrayRef) and len(ref.shape) == 2 \
             and ref.base.shape == ref.shape[::-1] and ref.index_map(["i", "j"]) == ["j", "i"]:
-        return f"{ref.base.name}.T"
-    return L.array(atom).name
+        return ref.base.name, True
+    return L.array(atom).name, False
+
+
+def _product_src(L: Lowering, a, b, out, dtype) -> str:
+    """The call writing ``out = a @ b`` for 2-D operands ``(name, transposed)``: NumPy's own
+    BLAS through ``blas.gemm`` where it can be called (float32/float64), else ``np.dot``."""
+    (a_name, a_t), (b_name, b_t) = a, b
+    if blas.NUMPY_GEMM and dtype in (np.float32, np.float64):
+        L.require("from tracejit.backend.blas import gemm")
+        return f"gemm({a_name}, {a_t}, {b_name}, {b_t}, {out})"
+    return f"np.dot({a_name}{'.T' if a_t else ''}, {b_name}{'.T' if b_t else ''}, {out})"
 
 
 def emit_matmul(L: Lowering, eqn):
-    """Float/complex: BLAS through ``np.dot`` on C-contiguous 2-D operands (batched: one
-    ``np.dot(a[i], b[i], out[i])`` per batch element). Integers and bools: explicit loops."""
+    """Float/complex: one BLAS ``gemm`` (see ``_product_src``) on C-contiguous 2-D operands or
+    their transposes (batched: one per batch element). Integers and bools: explicit loops."""
     (a, b), (out,) = eqn.inputs, eqn.outputs
     *batch, m, k = a.aval.shape
     n = b.aval.shape[-1]
@@ -187,7 +198,7 @@ def emit_matmul(L: Lowering, eqn):
             res = L.new_array(out, "zeros")
         elif not batch:
             res = L.new_array(out)
-            L.emit(f"np.dot({_blas_operand(L, a)}, {_blas_operand(L, b)}, {res.name})")
+            L.emit(_product_src(L, _blas_operand(L, a), _blas_operand(L, b), res.name, dtype))
             L.kernels += 1
         else:
             ar, br = L.array(a), L.array(b)
@@ -200,7 +211,7 @@ def emit_matmul(L: Lowering, eqn):
                 L.emit(f"{c3} = {res.name}.reshape({shape_src((nbatch, m, n))})")
             L.kernels += 1
             with L.loops([nbatch], "b") as (i,):
-                L.emit(f"np.dot({a3}[{i}], {b3}[{i}], {c3}[{i}])")
+                L.emit(_product_src(L, (f"{a3}[{i}]", False), (f"{b3}[{i}]", False), f"{c3}[{i}]", dtype))
         L.bind(out, res)
         return
     ar, br = L.ref(a), L.ref(b)

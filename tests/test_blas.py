@@ -1,0 +1,68 @@
+"""Matrix products through NumPy's own BLAS (``tracejit.backend.blas``)."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numba
+import numpy as np
+import pytest
+
+import tracejit as tj
+from tracejit.backend import blas
+
+needs_numpy_gemm = pytest.mark.skipif(not blas.NUMPY_GEMM, reason="NumPy is not built with its bundled OpenBLAS")
+
+
+@numba.njit
+def _all_transposes(a, at, b, bt, out):
+    blas.gemm(a, False, b, False, out[0])
+    blas.gemm(at, True, b, False, out[1])
+    blas.gemm(a, False, bt, True, out[2])
+    blas.gemm(at, True, bt, True, out[3])
+
+
+@needs_numpy_gemm
+@pytest.mark.parametrize("dtype, rtol", [(np.float32, 1e-5), (np.float64, 1e-12)])
+@pytest.mark.parametrize("m, k, n", [(7, 5, 3), (1, 9, 1), (4, 1, 6), (33, 130, 17)])
+def test_gemm_with_every_transpose_flag_matches_numpy(dtype, rtol, m, k, n):
+    rng = np.random.default_rng(m * k * n)
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    out = np.full((4, m, n), np.nan, dtype)
+    _all_transposes(a, np.ascontiguousarray(a.T), b, np.ascontiguousarray(b.T), out)
+    for product in out:
+        np.testing.assert_allclose(product, a @ b, rtol=rtol, atol=rtol * 10)
+
+
+def test_the_library_is_numpys_when_it_is_found():
+    path = blas.numpy_blas_library()
+    assert blas.NUMPY_GEMM == (path is not None and "openblas64" in os.path.basename(path))
+    if path is not None:
+        assert os.path.dirname(np.__file__) in path or os.path.dirname(np.__file__) + ".libs" in path
+
+
+PROGRAM = textwrap.dedent("""
+    import numpy as np, tracejit as tj
+    @tj.trace
+    def f(x, w):
+        return np.tanh(x @ w).T @ x
+    x = np.arange(12, dtype=np.float32).reshape(4, 3) / 10
+    w = np.arange(6, dtype=np.float32).reshape(3, 2) / 10
+    print(repr(np.round(f(x, w), 5).tolist()))
+""")
+
+
+@needs_numpy_gemm
+def test_a_program_calling_gemm_is_loaded_from_the_disk_cache_in_a_new_process(tmp_path):
+    """The cached machine code names the BLAS entry point, which the new process must have
+    registered before Numba links it."""
+    x = np.arange(12, dtype=np.float32).reshape(4, 3) / 10
+    w = np.arange(6, dtype=np.float32).reshape(3, 2) / 10
+    expected = repr(np.round(np.tanh(x @ w).T @ x, 5).tolist())
+    env = dict(os.environ, TRACEJIT_CACHE_DIR=str(tmp_path), TRACEJIT_LOG="cache")
+    for logged in ("written to", "found on disk"):
+        done = subprocess.run([sys.executable, "-c", PROGRAM], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == expected and logged in done.stderr
+    assert "gemm(" in tj.trace(lambda x, w: np.tanh(x @ w).T @ x).source(x, w)
