@@ -146,8 +146,9 @@ def _load_machine_code(dispatcher, signature) -> bool:
     Numba has (its NumPy and linear-algebra support, typed containers, cffi ...), a large part of
     a new process's first call, though only typing and lowering use them. Loaded code needs the
     runtime (NRT) and the symbols those modules register with LLVM: only ``hashing`` registers
-    any, and parallel code starts its threads itself (the entry's ``reload_init``). Compiling
-    still refreshes first. Without these Numba internals it reports a miss.
+    any, and parallel code starts its threads itself (the entry's ``reload_init``). The symbols
+    of our own helpers (``blas``) are registered when the program's module imports them, before
+    this runs. Compiling still refreshes first. Without these Numba internals it reports a miss.
     """
     try:
         cache, context = dispatcher._cache, dispatcher.targetctx
