@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import tracejit as tj
+from conftest import run
 from tracejit import backend, ops
 from tracejit.backend import BackendError, compile_graph, generate_source
 from tracejit.backend.codegen import Lowered, lower
@@ -737,3 +738,75 @@ def test_collapsed_parallel_kernel_runs_its_collapsed_loop_with_prange():
     g, program = _fused(f, x, parallel=True)
     assert "for i0 in prange(2100):" in program.source
     np.testing.assert_allclose(program([x])[0], np.sqrt(np.abs(x)) * 2.0, rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- fused kernels: short rows
+
+
+def _rows_innermost(source):
+    """Whether a kernel loops over the inner dimension outside and over the rows inside."""
+    return re.search(r"for j\d+ in range\(\d+\):\n\s+for i0 in range\(\d+\):", source) is not None
+
+
+def _log_softmax(x):
+    z = x - x.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+@pytest.mark.parametrize("case", [
+    # (function, input shapes, dtype, rows innermost expected)
+    (lambda x: _log_softmax(x), [(128, 10)], np.float32, True),
+    (lambda x: _log_softmax(x), [(40, 16)], np.float64, True),
+    (lambda x: _log_softmax(x), [(40, 17)], np.float64, False),            # rows too long
+    (lambda x: _log_softmax(x), [(15, 10)], np.float64, False),            # too few rows
+    (lambda x: (np.exp(x).sum(axis=-1), x.max(axis=-1), x.argmax(axis=-1)), [(4, 8, 5)], np.float32, True),
+    (lambda x, y: ((x * y).sum(axis=-1, keepdims=True) * x, np.tanh(x).min(axis=1)), [(64, 3), (64, 3)],
+     np.float64, True),
+    (lambda x: ((x > 0).any(axis=1), (x > 0).sum(axis=1), np.sqrt(np.abs(x)).mean(axis=1)), [(33, 7)],
+     np.float32, True),
+    (lambda x: (x.astype(np.int32).max(axis=1), x.astype(np.int64).sum(axis=1)), [(20, 6)], np.float64, True),
+])
+def test_short_rows_run_with_the_rows_innermost_and_equal_numpy(case):
+    fn, shapes, dtype, expected_layout = case
+    rng = np.random.default_rng(sum(map(sum, shapes)))
+    args = [(rng.standard_normal(s) * 3).astype(dtype) for s in shapes]
+    args[0].flat[::7] = -args[0].flat[::7]
+    g, program = _fused(fn, *args)
+    assert _rows_innermost(program.source) == expected_layout, program.source
+    with np.errstate(all="ignore"):
+        expected = fn(*args)
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    got = program(args)
+    for a, interpreted, want in zip(got, tj.interpret(g, args), expected):
+        assert a.dtype == want.dtype and a.shape == want.shape
+        np.testing.assert_allclose(a, interpreted, rtol=rtol, atol=rtol)
+        np.testing.assert_allclose(a, want, rtol=rtol, atol=rtol)
+
+
+def test_short_row_softmax_keeps_only_values_read_later_in_row_arrays():
+    x = np.random.default_rng(0).standard_normal((128, 10)).astype(np.float32)
+    g, program = _fused(_log_softmax, x)
+    kept = re.findall(r"(\w+_rows\d+) = workspace_array", program.source)
+    # the row maximum (read by the exp loop and the last loop) and the log of the row sum
+    # (read by the last loop); not the sum itself, nor the values computed along with these
+    assert len(kept) == 2, program.source
+    np.testing.assert_allclose(program([x])[0], _log_softmax(x), rtol=1e-5, atol=1e-6)
+
+
+def test_short_row_gradients_equal_finite_differences_and_eager():
+    def loss(w, x, y):
+        return tj.nn.cross_entropy(x @ w, y)
+    rng = np.random.default_rng(3)
+    w, x = rng.standard_normal((6, 10)), rng.standard_normal((32, 6))
+    y = rng.integers(0, 10, 32)
+    grad = tj.trace(tj.grad(loss))
+    assert _rows_innermost(grad.source(w, x, y))
+    compiled = run(grad, "compiled", w, x, y)
+    np.testing.assert_allclose(compiled, run(grad, "eager", w, x, y), rtol=1e-12)
+    eps, numeric = 1e-6, np.zeros_like(w)
+    for i in np.ndindex(w.shape):
+        dw = np.zeros_like(w)
+        dw[i] = eps
+        numeric[i] = (run(tj.trace(loss), "eager", w + dw, x, y) - run(tj.trace(loss), "eager", w - dw, x, y)) / (2 * eps)
+    np.testing.assert_allclose(compiled, numeric, rtol=1e-5, atol=1e-8)

@@ -35,6 +35,13 @@ over (784, 10) becomes one loop over 7840; ``x - x.max(axis=1, keepdims=True)`` 
 loops (the per-row maximum varies along the rows), and so does anything read through a
 broadcast, transpose or slice along the block. See ``_find_collapse``.
 
+A kernel with reductions over short rows that cannot be collapsed (a softmax over (128, 10):
+the per-row maximum varies along the rows) runs with its loops turned inside out when its
+inner loops cover at most ``SHORT_ROW_MAX`` elements and it has at least as many rows: each
+phase loops over the inner dimensions outside and over the rows inside, so LLVM vectorises
+across rows, and the per-row values a later loop reads (accumulators, the row maximum) are
+kept in small arrays over the rows in the workspace. See ``_emit_rows_innermost``.
+
 Outputs of ``HUGE_PAGE_MIN_BYTES`` or more are marked for transparent huge pages before the
 kernel first writes them (``advise_huge_pages``), as NumPy does for its own allocations: a
 fresh 64 MB array otherwise takes 16384 page faults, which cost more than computing it.
@@ -55,7 +62,7 @@ from .codegen import (ArrayRef, ViewRef, _acc_dtype, _elementwise_check, _eqn_co
                       identity_src, shape_src)
 
 __all__ = ["emit_fused", "radd", "fmaximum", "fminimum", "advise_huge_pages", "workspace_array", "reshaped",
-           "PARALLEL_MIN_SIZE", "SUM_BLOCK", "HUGE_PAGE_MIN_BYTES"]
+           "PARALLEL_MIN_SIZE", "SUM_BLOCK", "SHORT_ROW_MAX", "HUGE_PAGE_MIN_BYTES"]
 
 # A kernel whose domain has at least this many elements runs its outer loop on all cores when
 # ``parallel=None`` (below it, waking the threads costs more than it saves).
@@ -67,6 +74,11 @@ PARALLEL_MIN_SIZE = 1 << 20
 # element to float64 instead halves the vector width of the loop and, with a transcendental
 # function in the body, can stop LLVM vectorising it at all.
 SUM_BLOCK = 256
+
+# A kernel with reductions whose inner loops cover at most this many elements, over at least
+# as many rows, runs with the rows innermost (see ``emit_fused``): an inner loop this short
+# leaves a 16-lane vector loop nothing to do.
+SHORT_ROW_MAX = 16
 
 # NumPy asks for transparent huge pages from this size on (its default allocator); so do we.
 HUGE_PAGE_MIN_BYTES = 1 << 22
@@ -495,6 +507,14 @@ def emit_fused(L, eqn):
 
     L.require("from tracejit.backend import vecmath as _vm")
     wide = "_vm.prefer_vector_width_512()  # LLVM may use 512-bit vectors in these loops"
+    n_rows, row_size = int(np.prod(outer_shape, dtype=np.int64)), int(np.prod(inner_shape, dtype=np.int64))
+    if collapse is None and 0 < k < n and not parallel and row_size <= SHORT_ROW_MAX <= n_rows:
+        L.emit(wide)
+        _emit_rows_innermost(L, K, eqn, outer_shape, inner_shape, reductions, full_outputs, n_phases,
+                             outer_eqns, out_refs, locals_, written, compute, read, closure, store_views)
+        for v in eqn.outputs:
+            L.bind(v, out_refs[v.id])
+        return
     outer_parallel = parallel and k > 0 and any(d != 1 for d in outer_shape)
     if not outer_parallel:
         L.emit(wide)
@@ -566,6 +586,106 @@ def emit_fused(L, eqn):
         raise AssertionError("a collapsed dimension's marker was written into the kernel's code")
     for v in eqn.outputs:
         L.bind(v, out_refs[v.id])
+
+
+def _emit_rows_innermost(L, K, eqn, outer_shape, inner_shape, reductions, full_outputs, n_phases, outer_eqns,
+                         out_refs, locals_, written, compute, read, closure, store_views):
+    """``emit_fused``'s loops turned inside out for short rows: every phase loops over the
+    inner dimensions outside and over the rows inside, so LLVM vectorises across rows (a
+    softmax over (128, 10) runs 16 rows per vector instead of one scalar row at a time).
+    Per-row values (reduction accumulators, values computed once per row) live in small
+    arrays over the rows, read at the row index in the loops that follow."""
+    n, k = len(K.domain), K.k
+    zeros = ["0"] * (n - k)
+    readers: dict[int, list] = {}
+    for e in K.members:
+        for a in e.inputs:
+            if isinstance(a, Var):
+                readers.setdefault(a.id, []).append(e)
+
+    def read_later(v_id, this_pass):
+        """Whether a member outside ``this_pass`` (ids computed in the same row loop) reads
+        the value, directly or through a broadcast or reshape of it."""
+        for e in readers.get(v_id, []):
+            out = e.outputs[0].id
+            if e.prim.name in ("broadcast_to", "reshape"):
+                if read_later(out, this_pass):
+                    return True
+            elif out not in this_pass:
+                return True
+        return False
+
+    def row_array(prefix, dtype):
+        return L.alloc(L.fresh(prefix), outer_shape, dtype)
+
+    def row_pass(finished, p):
+        """One loop over the rows: the reductions in ``finished`` end, then the per-row values
+        ready after phase ``p`` are computed; each is kept in a row array for later loops."""
+        todo = [e for e in outer_eqns if K.ready[e.outputs[0].id] == p and e.outputs[0].id not in locals_]
+        views = [v for v in eqn.outputs if v.id in K.level and K.level[v.id] == "outer" and K.ready[v.id] == p
+                 and K.made[v.id].prim.name in ("broadcast_to", "reshape")]
+        values = [e.outputs[0] for e, _ in finished] + [e.outputs[0] for e in todo]
+        if not values and not views:
+            return
+        this_pass = {v.id for v in values}
+        keep = {v.id: row_array(L.var_name(v) + "_rows", v.aval.dtype) for v in values
+                if v.id not in K.outputs and read_later(v.id, this_pass)}
+        with _outer_loops(L, outer_shape, False) as o:
+            for e, acc in finished:
+                out = e.outputs[0]
+                name = L.fresh(L.var_name(out) + "_")
+                L.emit(f"{name} = {dtype_src(out.aval.dtype)}({acc.at(o)})")
+                locals_[out.id] = name
+                if out.id in K.outputs:
+                    L.emit(f"{out_refs[out.id].at(K.index_for(out.aval.shape, o + zeros))} = {name}")
+            for e in todo:
+                compute(e, o + zeros)
+            store_views(views, o + zeros)
+            for v in values:
+                if v.id in keep:
+                    L.emit(f"{keep[v.id].at(o)} = {locals_[v.id]}")
+        for v in values:
+            if v.id in keep:
+                locals_[v.id] = keep[v.id].at(o)
+            elif v.id in K.outputs:
+                locals_[v.id] = out_refs[v.id].at(K.index_for(v.aval.shape, o + zeros))
+            else:
+                del locals_[v.id]  # read by nothing after this loop
+
+    row_pass([], 0)
+    for p in range(n_phases):
+        phase_reds = [e for e in reductions if K.ready[e.outputs[0].id] == p + 1]
+        phase_outs = [v for v in full_outputs if K.phase[v.id] == p]
+        # A float32 sum adds its (at most SHORT_ROW_MAX) terms in float32, as one block of
+        # the long-row kernels does.
+        accs = {e.outputs[0].id: row_array("acc", e.inputs[0].aval.dtype if e.prim.name == "reduce_sum" and
+                                           e.inputs[0].aval.dtype == np.float32 else
+                                           _acc_dtype(e.prim, e.outputs[0].aval.dtype))
+                for e in phase_reds}
+        if phase_reds:
+            with _outer_loops(L, outer_shape, False) as o:
+                for e in phase_reds:
+                    acc = accs[e.outputs[0].id]
+                    L.emit(f"{acc.at(o)} = {identity_src(e.prim.identity, acc.dtype)}")
+        targets = [e.inputs[0].id for e in phase_reds if isinstance(e.inputs[0], Var)] + [v.id for v in phase_outs]
+        saved = dict(locals_)
+        with _inner_loops(L, inner_shape, k, [], []) as inner:
+            with _outer_loops(L, outer_shape, False) as o:
+                idx_full = o + inner
+                for e in closure(targets):
+                    compute(e, idx_full)
+                store_views(phase_outs, idx_full)
+                for e in phase_reds:
+                    acc = accs[e.outputs[0].id]
+                    x = read(e.inputs[0], idx_full)
+                    L.comment(_eqn_comment(L, e))
+                    if np.dtype(acc.dtype) != e.inputs[0].aval.dtype:
+                        x = f"{dtype_src(acc.dtype)}({x})"
+                    L.emit(f"{acc.at(o)} = {_combine(e.prim, acc.dtype, acc.at(o), x)}")
+        written.update(v.id for v in phase_outs)
+        locals_.clear()
+        locals_.update(saved)
+        row_pass([(e, accs[e.outputs[0].id]) for e in phase_reds], p + 1)
 
 
 class _inner_loops:
