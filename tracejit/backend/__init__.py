@@ -4,7 +4,9 @@ hash of its text (``compile_graph``).
 
 - ``codegen``: lowering (names, loops, the generic elementwise and reduction emitters);
 - ``emitters``: one emitter per shape/opaque primitive, in the table ``EMITTERS``;
-- ``compiler``: compiling, the cache, ``CompiledProgram`` (the callable the runtime uses).
+- ``compiler``: compiling, the cache, ``CompiledProgram`` (the callable the runtime uses);
+- ``kernels`` (fused loop nests), ``vecmath`` (vectorisable math), ``blas`` (matrix products
+  through NumPy's OpenBLAS), ``memory`` (the workspace plan), ``disk_cache``.
 """
 from .codegen import BackendError, Lowered, emitter_for, generate_source, lower
 from .compiler import CompiledProgram, cache_info, clear_cache, compile_graph, log_enabled
