@@ -564,6 +564,19 @@ def test_parallel_true_runs_outer_loops_with_prange():
         compile_graph(tiny, parallel=True)([np.ones((1, 1))])
 
 
+@pytest.mark.parametrize("threads, expect_prange", [(1, False), (2, True)])
+def test_parallel_none_decides_by_size_and_by_numbas_threads(monkeypatch, threads, expect_prange):
+    import numba
+    from tracejit.backend import kernels
+    monkeypatch.setattr(kernels, "PARALLEL_MIN_SIZE", 64)
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", threads)
+    g = tj.trace(lambda x: np.tanh(x) * 2.0).graph(np.ones((8, 8)))
+    small = tj.trace(lambda x: np.tanh(x) * 2.0).graph(np.ones((4, 4)))
+    assert ("prange(" in generate_source(g)) == expect_prange
+    assert "prange(" not in generate_source(small)
+    assert "prange(" in generate_source(g, parallel=True)  # an explicit True is kept on one thread too
+
+
 def test_unsupported_dtype_is_a_clear_error():
     with pytest.raises(BackendError, match="float16"):
         generate_source(graph_of(lambda x: x * 2, np.ones(2, np.float16)))

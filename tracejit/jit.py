@@ -630,7 +630,9 @@ def trace(fn=None, *, static_argnums=(), static_argnames=(), mode=None, fastmath
     ``mode`` pins this function's mode; ``passes`` replaces the optimisation pipeline
     (a list of ``Graph -> Graph`` functions, see ``tj.transforms``). ``check=True`` (or
     ``TRACEJIT_CHECK=1``) also runs every call eagerly and raises ``tj.MismatchError`` if the
-    results differ beyond tolerance.
+    results differ beyond tolerance. ``parallel=True`` runs the outer loop of every compiled
+    kernel on Numba's threads, ``False`` never; ``None`` (the default) does so for kernels of at
+    least a million elements when Numba has more than one thread.
     """
     options = dict(static_argnums=static_argnums, static_argnames=static_argnames, mode=mode, fastmath=fastmath,
                    parallel=parallel, passes=passes, check=check)
