@@ -209,6 +209,14 @@ def advise_huge_pages(a):
         _madvise(start, end - start, np.int32(_MADV_HUGEPAGE))
 
 
+def _accumulate_src(e, acc, acc_dtype, x):
+    """``acc = acc (+, max, ...) x`` for the reduction ``e``, converting ``x`` to the
+    accumulator's dtype where they differ."""
+    if np.dtype(acc_dtype) != e.inputs[0].aval.dtype:
+        x = f"{dtype_src(acc_dtype)}({x})"
+    return f"{acc} = {_combine(e.prim, acc_dtype, acc, x)}"
+
+
 def _combine(prim, acc_dtype, acc, x):
     kind = np.dtype(acc_dtype).kind
     if prim.name == "reduce_sum":
@@ -234,6 +242,26 @@ class _Kernel:
         self.ready: dict[int, int] = {}   # outer value: the inner loop after which it exists
         for e in self.members:
             self._classify(e)
+        self.reductions = [e for e in self.members if e.prim.kind == "reduce"]
+        self.full_outputs = [v for v in eqn.outputs if self.level[v.id] == "full"]
+        self.n_phases = max([self.ready[e.outputs[0].id] for e in self.reductions] +
+                            [self.phase[v.id] + 1 for v in self.full_outputs], default=1)
+        self.outer_eqns = [e for e in self.members
+                           if self.level[e.outputs[0].id] == "outer" and e.prim.kind == "elementwise"]
+        # kernel outputs that are only views of other values: no loop body of their own
+        self.view_outputs = [v for v in eqn.outputs if self.made[v.id].prim.name in ("broadcast_to", "reshape")]
+
+    def phase_work(self, p):
+        """What inner-loop phase ``p`` does: the reductions it finishes, the full kernel outputs
+        it stores, and the ids of the values its loop body must compute for them."""
+        reds = [e for e in self.reductions if self.ready[e.outputs[0].id] == p + 1]
+        outs = [v for v in self.full_outputs if self.phase[v.id] == p]
+        targets = [e.inputs[0].id for e in reds if isinstance(e.inputs[0], Var)] + [v.id for v in outs]
+        return reds, outs, targets
+
+    def outer_views(self, p):
+        """The view outputs at the outer level that exist after phase ``p``."""
+        return [v for v in self.view_outputs if self.level[v.id] == "outer" and self.ready[v.id] == p]
 
     # -- analysis
     def _in_level(self, atom):
@@ -463,21 +491,14 @@ def emit_fused(L, eqn):
             stack += [a.id for a in e.inputs if isinstance(a, Var)]
         return [e for e in K.members if e.outputs[0].id in need and e.prim.kind == "elementwise"]
 
-    reductions = [e for e in K.members if e.prim.kind == "reduce"]
-    full_outputs = [v for v in eqn.outputs if K.level[v.id] == "full"]
-    n_phases = max([K.ready[e.outputs[0].id] for e in reductions] +
-                   [K.phase[v.id] + 1 for v in full_outputs], default=1)
-    outer_eqns = [e for e in K.members if K.level[e.outputs[0].id] == "outer" and e.prim.kind == "elementwise"]
 
     size = int(np.prod(K.domain, dtype=np.int64))
     parallel = L.parallel is True or (L.parallel is None and size >= PARALLEL_MIN_SIZE
                                       and numba.config.NUMBA_NUM_THREADS > 1)
-    view_outputs = [v for v in eqn.outputs if K.made[v.id].prim.name in ("broadcast_to", "reshape")]
 
     def store_views(values, idx_full):
-        # A kernel output that is only a view of another value has no loop body of its own.
         for v in values:
-            if v in view_outputs:
+            if v in K.view_outputs:
                 idx = K.index_for(v.aval.shape, idx_full)
                 L.emit(f"{at(out_refs[v.id], idx)} = {read(v, idx)}")
 
@@ -513,8 +534,8 @@ def emit_fused(L, eqn):
     n_rows, row_size = int(np.prod(outer_shape, dtype=np.int64)), int(np.prod(inner_shape, dtype=np.int64))
     if collapse is None and 0 < k < n and not parallel and row_size <= SHORT_ROW_MAX <= n_rows:
         L.emit(wide)
-        _emit_rows_innermost(L, K, eqn, outer_shape, inner_shape, reductions, full_outputs, n_phases,
-                             outer_eqns, out_refs, locals_, written, compute, read, closure, store_views)
+        _emit_rows_innermost(L, K, outer_shape, inner_shape, out_refs, locals_, written, compute, read, closure,
+                             store_views)
         for v in eqn.outputs:
             L.bind(v, out_refs[v.id])
         return
@@ -527,11 +548,10 @@ def emit_fused(L, eqn):
             L.emit(wide)  # the prange body becomes a function of its own
 
         def emit_outer(p):
-            for e in outer_eqns:
+            for e in K.outer_eqns:
                 if K.ready[e.outputs[0].id] == p and e.outputs[0].id not in locals_:
                     compute(e, o + ["0"] * (n - k))
-            store_views([v for v in view_outputs if K.level[v.id] == "outer" and K.ready[v.id] == p],
-                        o + ["0"] * (n - k))
+            store_views(K.outer_views(p), o + ["0"] * (n - k))
         if k == n:
             for e in closure([v.id for v in eqn.outputs]):
                 compute(e, o)
@@ -539,9 +559,8 @@ def emit_fused(L, eqn):
             emit_outer(0)
         else:
             emit_outer(0)
-            for p in range(n_phases):
-                phase_reds = [e for e in reductions if K.ready[e.outputs[0].id] == p + 1]
-                phase_outs = [v for v in full_outputs if K.phase[v.id] == p]
+            for p in range(K.n_phases):
+                phase_reds, phase_outs, targets = K.phase_work(p)
                 accs, blocks = {}, {}
                 for e in phase_reds:
                     acc_dt = _acc_dtype(e.prim, e.outputs[0].aval.dtype)
@@ -550,8 +569,6 @@ def emit_fused(L, eqn):
                     accs[e.outputs[0].id] = (acc, acc_dt)
                     if e.prim.name == "reduce_sum" and e.inputs[0].aval.dtype == np.float32:
                         blocks[e.outputs[0].id] = L.fresh("part")
-                targets = [e.inputs[0].id for e in phase_reds if isinstance(e.inputs[0], Var)] + \
-                          [v.id for v in phase_outs]
                 saved = dict(locals_)
                 block_start = [f"{part} = np.float32(0.0)" for part in blocks.values()]
                 block_end = [f"{accs[v][0]} = {accs[v][0]} + np.float64({part})" for v, part in blocks.items()]
@@ -567,10 +584,8 @@ def emit_fused(L, eqn):
                         part = blocks.get(e.outputs[0].id)
                         if part is not None:
                             L.emit(f"{part} = radd({part}, {x})")
-                            continue
-                        if np.dtype(acc_dt) != e.inputs[0].aval.dtype:
-                            x = f"{dtype_src(acc_dt)}({x})"
-                        L.emit(f"{acc} = {_combine(e.prim, acc_dt, acc, x)}")
+                        else:
+                            L.emit(_accumulate_src(e, acc, acc_dt, x))
                 # inner-loop locals are not visible to later phases: those recompute
                 written.update(v.id for v in phase_outs)
                 locals_.clear()
@@ -591,8 +606,8 @@ def emit_fused(L, eqn):
         L.bind(v, out_refs[v.id])
 
 
-def _emit_rows_innermost(L, K, eqn, outer_shape, inner_shape, reductions, full_outputs, n_phases, outer_eqns,
-                         out_refs, locals_, written, compute, read, closure, store_views):
+def _emit_rows_innermost(L, K, outer_shape, inner_shape, out_refs, locals_, written, compute, read, closure,
+                         store_views):
     """``emit_fused``'s loops turned inside out for short rows: every phase loops over the
     inner dimensions outside and over the rows inside, so LLVM vectorises across rows (a
     softmax over (128, 10) runs 16 rows per vector instead of one scalar row at a time).
@@ -624,9 +639,8 @@ def _emit_rows_innermost(L, K, eqn, outer_shape, inner_shape, reductions, full_o
     def row_pass(finished, p):
         """One loop over the rows: the reductions in ``finished`` end, then the per-row values
         ready after phase ``p`` are computed; each is kept in a row array for later loops."""
-        todo = [e for e in outer_eqns if K.ready[e.outputs[0].id] == p and e.outputs[0].id not in locals_]
-        views = [v for v in eqn.outputs if v.id in K.level and K.level[v.id] == "outer" and K.ready[v.id] == p
-                 and K.made[v.id].prim.name in ("broadcast_to", "reshape")]
+        todo = [e for e in K.outer_eqns if K.ready[e.outputs[0].id] == p and e.outputs[0].id not in locals_]
+        views = K.outer_views(p)
         values = [e.outputs[0] for e, _ in finished] + [e.outputs[0] for e in todo]
         if not values and not views:
             return
@@ -656,21 +670,21 @@ def _emit_rows_innermost(L, K, eqn, outer_shape, inner_shape, reductions, full_o
                 del locals_[v.id]  # read by nothing after this loop
 
     row_pass([], 0)
-    for p in range(n_phases):
-        phase_reds = [e for e in reductions if K.ready[e.outputs[0].id] == p + 1]
-        phase_outs = [v for v in full_outputs if K.phase[v.id] == p]
-        # A float32 sum adds its (at most SHORT_ROW_MAX) terms in float32, as one block of
-        # the long-row kernels does.
-        accs = {e.outputs[0].id: row_array("acc", e.inputs[0].aval.dtype if e.prim.name == "reduce_sum" and
-                                           e.inputs[0].aval.dtype == np.float32 else
-                                           _acc_dtype(e.prim, e.outputs[0].aval.dtype))
-                for e in phase_reds}
+    def acc_dtype(e):
+        # A float32 sum adds its (at most SHORT_ROW_MAX) terms in float32, as one block of the
+        # long-row kernels does.
+        if e.prim.name == "reduce_sum" and e.inputs[0].aval.dtype == np.float32:
+            return np.float32
+        return _acc_dtype(e.prim, e.outputs[0].aval.dtype)
+
+    for p in range(K.n_phases):
+        phase_reds, phase_outs, targets = K.phase_work(p)
+        accs = {e.outputs[0].id: row_array("acc", acc_dtype(e)) for e in phase_reds}
         if phase_reds:
             with _outer_loops(L, outer_shape, False) as o:
                 for e in phase_reds:
                     acc = accs[e.outputs[0].id]
                     L.emit(f"{acc.at(o)} = {identity_src(e.prim.identity, acc.dtype)}")
-        targets = [e.inputs[0].id for e in phase_reds if isinstance(e.inputs[0], Var)] + [v.id for v in phase_outs]
         saved = dict(locals_)
         with _inner_loops(L, inner_shape, k, [], []) as inner:
             with _outer_loops(L, outer_shape, False) as o:
@@ -682,9 +696,7 @@ def _emit_rows_innermost(L, K, eqn, outer_shape, inner_shape, reductions, full_o
                     acc = accs[e.outputs[0].id]
                     x = read(e.inputs[0], idx_full)
                     L.comment(_eqn_comment(L, e))
-                    if np.dtype(acc.dtype) != e.inputs[0].aval.dtype:
-                        x = f"{dtype_src(acc.dtype)}({x})"
-                    L.emit(f"{acc.at(o)} = {_combine(e.prim, acc.dtype, acc.at(o), x)}")
+                    L.emit(_accumulate_src(e, acc.at(o), acc.dtype, x))
         written.update(v.id for v in phase_outs)
         locals_.clear()
         locals_.update(saved)
