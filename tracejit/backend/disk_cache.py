@@ -6,7 +6,7 @@ functions defined in a real, importable file, so each generated program is writt
 ``sys.modules``); Numba then keeps the machine code in the ``__pycache__`` folder beside it and
 a new process skips compilation. The key (``compiler._cache_key``) hashes the source, the
 Numba version, the flags and the text of the modules generated code calls into (``kernels``,
-``vecmath``); Numba's own index adds the CPU.
+``vecmath``, ``blas``); Numba's own index adds the CPU.
 
 A sidecar ``tj_<key>.sha256`` holds the hash of the file's text. An entry whose file does not
 match it (truncated, edited, half-written) is removed and rebuilt, never trusted; Numba

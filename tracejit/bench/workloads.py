@@ -449,8 +449,8 @@ WORKLOADS = {w.name: w for w in [
 ]}
 
 # The compile-latency benchmark (run in fresh processes, see ``latency.py``) measures this
-# workload: the full run compiles the MLP training step, --quick the small elementwise chain.
-# full: the softmax-regression SGD step, the first call a user of the MNIST example waits for
+# workload: the full run compiles the softmax-regression SGD step (the first call a user of the
+# MNIST example waits for), --quick the small elementwise chain.
 LATENCY_TARGET = {"full": ("softmax_sgd", "full"), "quick": ("elementwise_1m", "tiny"), "tiny": ("dispatch", "tiny")}
 LATENCY_NAMES = ("compile_cold", "compile_warm")
 
