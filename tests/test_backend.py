@@ -502,7 +502,9 @@ def test_variable_names_never_shadow_numpy_or_builtins():
     # The generated program is plain Python too: run it without compiling (cheap for 400 loops).
     namespace = {}
     exec(compile(source, "<many>", "exec"), namespace)
-    namespace["workspace_array"] = (  # the Numba intrinsic, in NumPy
+    # the Numba intrinsics, in NumPy
+    namespace["new_array"] = np.empty
+    namespace["workspace_array"] = (
         lambda ws, start, shape, dtype: ws[start:].view(dtype)[:int(np.prod(shape))].reshape(shape))
     workspace = np.empty(lower(g, name="many").workspace_bytes, np.uint8)
     np.testing.assert_array_equal(namespace["many"](x, workspace)[0], tj.interpret(g, [x])[0])

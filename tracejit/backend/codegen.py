@@ -315,18 +315,21 @@ class Lowering:
             raise BackendError(f"internal error: {atom!r} is used before it is defined") from None
 
     def new_array(self, var: Var, init="empty", fill=None) -> ArrayRef:
-        """``name = np.empty(shape, dtype)`` (or ``np.zeros``/``np.full``) for ``var``."""
+        """A new array for ``var``: uninitialised (``init="empty"``), zeros, or ``"full"`` of the
+        source text ``fill``."""
         name = self.var_name(var)
         return self.alloc(name, var.aval.shape, var.aval.dtype, init, fill)
 
     def alloc(self, name, shape, dtype, init="empty", fill=None) -> ArrayRef:
-        """A new array ``name``. The line written here is what an output gets; ``lower``
-        rewrites it into a view of a workspace slot if the array turns out to be a temporary."""
-        self.buffers.append(Buffer(name, tuple(shape), np.dtype(dtype), init, fill, len(self.lines), self.unit))
-        if init == "full":
-            self.emit(f"{name} = np.full({shape_src(shape)}, {fill}, {dtype_src(dtype)})")
-        else:
-            self.emit(f"{name} = np.{init}({shape_src(shape)}, {dtype_src(dtype)})")
+        """A new array ``name`` (``name = new_array(shape, dtype)`` and, unless ``init`` is
+        "empty", loops that set it). The text written here, one entry of ``lines``, is what an
+        output gets; ``lower`` rewrites it into a view of a workspace slot if the array turns
+        out to be a temporary."""
+        buffer = Buffer(name, tuple(shape), np.dtype(dtype), init, fill, len(self.lines), self.unit)
+        self.buffers.append(buffer)
+        self.require("from tracejit.backend.kernels import new_array")
+        first = f"{name} = new_array({shape_src(shape)}, {dtype_src(dtype)})"
+        self.lines.append("\n".join("    " * self.depth + text for text in _allocation_src(self, buffer, first)))
         return ArrayRef(name, shape, dtype, name)
 
     def array(self, atom) -> ArrayRef:
@@ -354,7 +357,8 @@ class Lowering:
 
 
 # Module-level names generated code may use besides builtins; values are never named so.
-RESERVED_NAMES = {"np", "numba", "prange", "vm", "radd", "fmaximum", "fminimum", "gemm"}
+RESERVED_NAMES = {"np", "numba", "prange", "vm", "radd", "fmaximum", "fminimum", "gemm", "new_array",
+                  "workspace_array", "reshaped", "advise_huge_pages"}
 
 
 def _py_name(name: str, default: str = "v") -> str:
@@ -750,18 +754,24 @@ def _use_workspace(L: Lowering, plan) -> list:
     return [ws]
 
 
-def _rewrite_allocation(L: Lowering, b, first_line: str):
-    """Replace ``b``'s allocation line by ``first_line`` (at its indentation) and, for an array
-    that must start at zero or a fill value, loops setting it: reused memory holds old values."""
+def _allocation_src(L: Lowering, b, first_line: str) -> list[str]:
+    """``first_line``, which makes the array of Buffer ``b``, followed, for an array that must
+    start at zero or a fill value, by loops setting it (new and reused memory hold old values)."""
     lines = [first_line]
     if b.init != "empty":
         index = [L.fresh("f") for _ in b.shape]
         lines += [" " * 4 * d + f"for {i} in range({n}):" for d, (i, n) in enumerate(zip(index, b.shape))]
         value = b.fill if b.init == "full" else literal_src(0, b.dtype)
         lines.append(" " * 4 * len(index) + f"{b.name}[{_index_src(index)}] = {value}")
+    return lines
+
+
+def _rewrite_allocation(L: Lowering, b, first_line: str):
+    """Replace ``b``'s allocation (an entry of ``L.lines``) by ``first_line`` at the same
+    indentation, with its zero or fill loops."""
     line = L.lines[b.line]
     indent = line[:len(line) - len(line.lstrip())]
-    L.lines[b.line] = "\n".join(indent + text for text in lines)
+    L.lines[b.line] = "\n".join(indent + text for text in _allocation_src(L, b, first_line))
 
 
 def _split(units):
