@@ -19,6 +19,7 @@ import tracejit as tj
 from conftest import MODES, run
 from tracejit.backend import blas
 from tracejit.backend.codegen import lower
+from tracejit.backend.compiler import new_workspace
 from tracejit.backend.memory import ALIGN, Buffer, plan_memory
 from tracejit.transforms import DEFAULT_PASSES
 
@@ -110,6 +111,13 @@ def test_source_shows_the_workspace_layout():
     assert "# ws: the workspace, 256 bytes for the temporaries" in source
     assert "#   [0:128] holds b, e, h, k" in source and "#   [128:256] holds d, g, i" in source
     assert "b = workspace_array(ws, 0, (10,), np.float64)" in source
+
+
+@pytest.mark.parametrize("nbytes", [1, 64, 1000, 1 << 20])
+def test_workspaces_start_on_a_cache_line(nbytes):
+    ws = new_workspace(nbytes)
+    assert ws.ctypes.data % ALIGN == 0 and ws.shape == (nbytes,) and ws.dtype == np.uint8
+    assert ws.flags.c_contiguous and ws.flags.writeable
 
 
 def test_a_program_without_temporaries_takes_no_workspace():
