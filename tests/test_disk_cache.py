@@ -37,6 +37,34 @@ def test_a_new_process_reuses_the_compiled_program(tmp_path):
     assert "found on disk" in err and "written to" not in err
 
 
+def test_a_function_moved_to_other_lines_reuses_its_compiled_program(tmp_path):
+    # The equations' lines are in the generated comments and in the messages the program raises,
+    # yet the program is the same: a new process finds it, and reports the lines of the moment.
+    def program(blank_lines):
+        return "import numpy as np, tracejit as tj\n" + "\n" * blank_lines + textwrap.dedent("""
+            @tj.trace
+            def f(x, i):
+                return np.tanh(x)[i] * 2 + 1
+            x = np.arange(4, dtype=np.float32)
+            print(repr(f(x, np.array([1, 3])).tolist()))
+            try:
+                f(x, np.array([1, 9]))
+            except IndexError as e:
+                print(e)
+        """)
+
+    env = dict(os.environ, TRACEJIT_CACHE_DIR=str(tmp_path), TRACEJIT_LOG="cache")
+    expected = repr((np.tanh(np.arange(4, dtype=np.float32))[[1, 3]] * 2 + 1).tolist())
+    for blank_lines, line, cache_says in ((0, 5, "written to"), (7, 12, "found on disk")):
+        done = subprocess.run([sys.executable, "-c", program(blank_lines)], env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        result, message = done.stdout.strip().splitlines()
+        assert result == expected
+        assert message == f"gather: index out of bounds for axis 0 with size 4 (<string>:{line})"
+        assert cache_says in done.stderr and len(os.listdir(tmp_path / "kernels")) == 3, done.stderr
+
+
 def test_a_corrupt_entry_is_detected_and_rebuilt(tmp_path):
     run_program(tmp_path)
     (module,) = [n for n in os.listdir(tmp_path / "kernels") if n.endswith(".py")]

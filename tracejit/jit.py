@@ -403,8 +403,9 @@ class Traced:
             def inputs(leaves):
                 return leaves
 
-        if compiled.temp_bytes or compiled.outputs is not None:
-            # a workspace or recycled outputs: the program's own bookkeeping (CompiledProgram.call)
+        if compiled.temp_bytes or compiled.outputs is not None or compiled.locations:
+            # a workspace, recycled outputs or messages to complete: the program's own
+            # bookkeeping (CompiledProgram.call)
             def run(leaves):
                 return finish(compiled.call((*inputs(leaves), *captured), fn))
         elif scalars or extra:

@@ -188,6 +188,7 @@ class Lowered:
     flags: dict = field(default_factory=dict)
     parts: list = field(default_factory=list)  # names of the part functions the main one calls
     parallel_functions: list = field(default_factory=list)  # functions compiled with parallel=True
+    locations: dict = field(default_factory=dict)  # mark in a raised message -> the user's line
 
 
 class Lowering:
@@ -215,6 +216,7 @@ class Lowering:
         self.eqn = None
         self.unit = 0                  # index of the equation being emitted (memory planning's clock)
         self.buffers: list[Buffer] = []  # every array allocated, for memory planning
+        self.locations: dict[str, str] = {}  # see ``where``
 
     # -- text
     def emit(self, line: str):
@@ -265,11 +267,16 @@ class Lowering:
             self.imports.append(line)
 
     def where(self) -> str:
-        """``" (model.py:12)"``: the user's line of the equation being emitted, for messages."""
+        """For a message the program raises: a mark, ``" [equation 12]"``, that the runtime
+        replaces by the user's line of the equation being emitted, ``" (model.py:12)"`` (see
+        ``Lowered.locations``). The line stays out of the code so that the program, and its
+        entry in the compile cache, do not change when the user's file moves the function."""
         src = self.eqn.source if self.eqn is not None else None
         if not src:
             return ""
-        return f" ({os.path.basename(str(src[0]))}:{src[1]})"
+        mark = f" [equation {self.unit}]"
+        self.locations[mark] = f" ({os.path.basename(str(src[0]))}:{src[1]})"
+        return mark
 
     # -- names
     def var_name(self, var: Var) -> str:
@@ -647,7 +654,7 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn", write_back=
                    workspace_bytes=plan.temp_bytes, write_back=write_back, memory=plan,
                    output_args=[(b.shape, b.dtype) for b in output_args],
                    flags={"fastmath": bool(fastmath), "parallel": njit_parallel}, parts=parts,
-                   parallel_functions=parallel_functions)
+                   parallel_functions=parallel_functions, locations=L.locations)
 
 
 def _emit_write_back(L: Lowering, atom, target_var):

@@ -2,8 +2,11 @@
 
 Layer: backend, under the runtime (``jit.py``). ``compile_graph(graph)`` lowers the graph
 (``codegen.lower``), then looks the source up in an in-memory cache keyed by a hash of the
-source, the Numba version and the flags; only on a miss is it compiled. Identical graphs
-(from different ``Traced`` objects, or tests) therefore share one compiled function. Machine
+source's code (its comments left out), the Numba version and the flags; only on a miss is it
+compiled. Identical graphs (from different ``Traced`` objects, or tests) therefore share one
+compiled function, also when their equations come from other lines of the user's files: the
+comments name those lines, and messages the code raises carry marks that ``CompiledProgram``
+replaces by them (``relocate``). Machine
 code that Numba's disk cache holds (see ``disk_cache``) is loaded without setting up Numba's
 typing and lowering, which a new process otherwise spends much of its first call on.
 
@@ -96,10 +99,15 @@ def _helpers_hash() -> str:
     return digest.hexdigest()
 
 
+def _code_of(source: str) -> str:
+    """``source`` without its comment lines."""
+    return "\n".join(line for line in source.splitlines() if not line.lstrip().startswith("#"))
+
+
 def _cache_key(lowered: Lowered, signature) -> str:
     import numba
     text = (f"numba {numba.__version__}\nhelpers {_helpers_hash()}\n{sorted(lowered.flags.items())}\n"
-            f"{signature}\n{lowered.source}")
+            f"{signature}\n{_code_of(lowered.source)}")
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -246,6 +254,10 @@ class OutputPool:
                 self.sets.append(arrays)
 
 
+# What generated code raises (bounds checks, integer powers): their messages carry marks.
+_RAISED = (IndexError, ValueError)
+
+
 class CompiledProgram:
     """A compiled graph: ``program(arrays) -> list of arrays``, one per graph output.
 
@@ -260,7 +272,8 @@ class CompiledProgram:
     """
 
     __slots__ = ("fn", "source", "kernels", "fused_ops", "name", "filename", "key", "_consts", "_expect",
-                 "_passthrough", "_n_out", "_written", "temp_bytes", "memory", "_pool", "entry", "outputs")
+                 "_passthrough", "_n_out", "_written", "temp_bytes", "memory", "_pool", "entry", "outputs",
+                 "locations")
 
     def __init__(self, fn, lowered: Lowered, key: str):
         self.fn = fn
@@ -282,6 +295,17 @@ class CompiledProgram:
         self.memory = lowered.memory
         self._pool = []
         self.outputs = OutputPool(lowered.output_args) if lowered.output_args else None
+        self.locations = lowered.locations
+
+    def relocate(self, exc: BaseException) -> None:
+        """Replace the equation marks in the message of ``exc``, raised by this program, by the
+        user's lines of those equations (the ones this program was generated for: a compiled
+        function shared with a program from other lines carries the same marks)."""
+        if self.locations and exc.args and isinstance(exc.args[0], str):
+            message = exc.args[0]
+            for mark, where in self.locations.items():
+                message = message.replace(mark, where)
+            exc.args = (message, *exc.args[1:])
 
     def __repr__(self):
         return f"<CompiledProgram {self.name}: {self.kernels} kernels>"
@@ -292,12 +316,19 @@ class CompiledProgram:
         recycled large outputs (``OutputPool``)."""
         fn = fn or self.fn
         if not self.temp_bytes and self.outputs is None:
-            return fn(*args, *self._consts)
+            try:
+                return fn(*args, *self._consts)
+            except _RAISED as exc:
+                self.relocate(exc)
+                raise
         pool = self._pool
         ws = ((pool.pop() if pool else new_workspace(self.temp_bytes)),) if self.temp_bytes else ()
         outs = self.outputs.take() if self.outputs is not None else ()
         try:
             return fn(*args, *self._consts, *ws, *outs)
+        except _RAISED as exc:
+            self.relocate(exc)
+            raise
         finally:
             if ws:
                 pool.append(ws[0])
