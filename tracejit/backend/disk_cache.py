@@ -4,9 +4,10 @@ Layer: backend, used by ``compiler``. Numba's own disk cache (``cache=True``) on
 functions defined in a real, importable file, so each generated program is written to
 ``<cache root>/kernels/tj_<key>.py`` and imported under that unique module name (registered in
 ``sys.modules``); Numba then keeps the machine code in the ``__pycache__`` folder beside it and
-a new process skips compilation. The key (``compiler._cache_key``) hashes the source, the
-Numba version, the flags and the text of the modules generated code calls into (``kernels``,
-``vecmath``, ``blas``); Numba's own index adds the CPU.
+a new process skips compilation. The key (``compiler._cache_key``) hashes the source's code
+(not its comments, which name the user's lines), the Numba version, the flags and the text of
+the modules generated code calls into (``kernels``, ``vecmath``, ``blas``); Numba's own index
+adds the CPU. A file found under a key keeps the comments of the program that wrote it.
 
 A sidecar ``tj_<key>.sha256`` holds the hash of the file's text. An entry whose file does not
 match it (truncated, edited, half-written) is removed and rebuilt, never trusted; Numba
