@@ -162,6 +162,19 @@ def test_int_elementwise_floor_semantics_and_division_by_zero():
     check(int_ops, x, y)
 
 
+@pytest.mark.parametrize("dtype", [np.int64, np.int32])
+def test_the_most_negative_int_divided_by_minus_one_wraps_like_numpy(dtype):
+    low = np.iinfo(dtype).min
+    x = np.array([low, low, low + 1, 5], dtype)
+    y = np.array([-1, 1, -1, -1], dtype)
+    with np.errstate(over="ignore"):
+        expected = (x // y, x % y, np.floor_divide(x, -1))
+    out = tj.trace(lambda x, y: (x // y, x % y, np.floor_divide(x, -1)), mode="compiled")(x, y)
+    for got, want in zip(out, expected):
+        np.testing.assert_array_equal(got, want)
+        assert got.dtype == want.dtype
+
+
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8])
 def test_small_int_elementwise_wraps_like_numpy(dtype):
     if np.dtype(dtype).kind == "u":

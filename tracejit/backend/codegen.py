@@ -402,6 +402,9 @@ SCALAR_SRC_OVERRIDES = {
     # which a fused kernel would carry on to the next equation.
     ("add", "b"): "{0} or {1}",
     ("mul", "b"): "{0} and {1}",
+    # The most negative integer // -1 overflows: NumPy wraps (it stays the most negative
+    # integer), Numba's int64 division gives 0.
+    ("floordiv", "i"): "-{0} if {1} == -1 else {0} // {1}",
 }
 
 
