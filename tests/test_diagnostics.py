@@ -4,7 +4,7 @@ import os
 import re
 import subprocess
 import sys
-
+import warnings
 
 import numpy as np
 import pytest
@@ -114,3 +114,21 @@ def test_index_error_in_compiled_code_names_the_users_line():
     f = tj.trace(pick)
     with pytest.raises(IndexError, match=rf"test_diagnostics.py:{line}"):
         f(np.arange(4.0), np.array([1, 7]))
+
+
+@pytest.mark.parametrize("mode", ["graph", "compiled"])
+def test_drawing_from_np_random_while_traced_warns_that_the_numbers_are_frozen(mode):
+    def dropout(x):
+        return x * (np.random.rand(*x.shape) > 0.5)
+
+    x = np.ones(64)
+    f = tj.trace(dropout, mode=mode)
+    with pytest.warns(RuntimeWarning, match=r"dropout drew numbers from np\.random while it was traced") as w:
+        first = f(x)
+    assert w[0].filename == __file__  # points at the call
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(f(x), first)  # frozen: the same mask again, and no second warning
+        tj.trace(lambda x: x * 2.0, mode=mode)(x)  # a function without np.random: no warning
+        eager = tj.trace(dropout, mode="eager")
+        assert not np.array_equal(eager(x), eager(x))  # eager mode draws afresh, and says nothing

@@ -120,6 +120,13 @@ class _ArgumentKeys(dict):
 _ARGUMENT_KEYS = _ArgumentKeys()
 
 
+def _global_random_state():
+    """NumPy's global random state (what ``np.random.rand`` and friends draw from), comparable
+    with ``==`` to tell whether anything was drawn in between."""
+    _, key, position, has_gauss, cached_gauss = np.random.get_state()
+    return key.tobytes(), position, has_gauss, cached_gauss
+
+
 def _leaf_layout(leaf):
     """The fast path's key for one pytree leaf: an array's layout, a Python scalar's type."""
     return _layout(leaf) if type(leaf) is np.ndarray else type(leaf)
@@ -485,8 +492,15 @@ class Traced:
                                     "return arrays, Python numbers, or tuples/lists/dicts of them")
             return out_leaves, out_tree
 
+        rng_before = _global_random_state()
         program = make_graph(self.fn, in_avals, unflatten_args, flatten_out, names)
         self.stats["traces"] += 1
+        if _global_random_state() != rng_before:
+            warnings.warn(
+                f"tj.trace: {self.__name__} drew numbers from np.random while it was traced. They are constants "
+                "of the traced program now: every call in 'graph' or 'compiled' mode reuses the same numbers. "
+                "Draw them outside and pass them in as an argument (a dropout mask, noise, a permutation).",
+                RuntimeWarning, stacklevel=4)
         raw = program.graph
         program.graph = run_passes(raw, self.passes)
         if log_enabled("graph"):
