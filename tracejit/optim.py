@@ -8,6 +8,7 @@ keeps every parameter's dtype (a float32 model stays float32).
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,12 +18,15 @@ from .pytree import flatten, tree_map, unflatten
 __all__ = ["sgd", "momentum", "adam", "Optimizer"]
 
 
-def _check_rate(name, value, low=0.0, high=None):
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < low or (high is not None and
-                                                                                         value >= high):
+def _check_rate(opt, field, low=0.0, high=None):
+    """Check the hyperparameter ``opt.<field>`` (a real number, NumPy scalars included, in
+    ``[low, high)``) and store it as a Python float."""
+    value = getattr(opt, field)
+    if (not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)) or not value >= low
+            or (high is not None and value >= high)):
         bound = f"in [{low}, {high})" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be a number {bound}, got {value!r}")
-    return float(value)
+        raise ValueError(f"{type(opt).__name__}: {field} must be a number {bound}, got {value!r}")
+    object.__setattr__(opt, field, float(value))  # the dataclasses are frozen
 
 
 def _same_dtype(new, like):
@@ -47,7 +51,7 @@ class sgd(Optimizer):
     lr: float
 
     def __post_init__(self):
-        _check_rate("sgd: lr", self.lr)
+        _check_rate(self, "lr")
 
     def init(self, params):
         return ()
@@ -64,8 +68,8 @@ class momentum(Optimizer):
     beta: float = 0.9
 
     def __post_init__(self):
-        _check_rate("momentum: lr", self.lr)
-        _check_rate("momentum: beta", self.beta, 0.0, 1.0)
+        _check_rate(self, "lr")
+        _check_rate(self, "beta", 0.0, 1.0)
 
     def init(self, params):
         return tree_map(np.zeros_like, params)
@@ -88,10 +92,10 @@ class adam(Optimizer):
     eps: float = 1e-8
 
     def __post_init__(self):
-        _check_rate("adam: lr", self.lr)
-        _check_rate("adam: b1", self.b1, 0.0, 1.0)
-        _check_rate("adam: b2", self.b2, 0.0, 1.0)
-        _check_rate("adam: eps", self.eps)
+        _check_rate(self, "lr")
+        _check_rate(self, "b1", 0.0, 1.0)
+        _check_rate(self, "b2", 0.0, 1.0)
+        _check_rate(self, "eps")
 
     def init(self, params):
         return {"step": np.zeros((), np.int64), "m": tree_map(np.zeros_like, params),
