@@ -313,3 +313,20 @@ def test_cli_threads_limit(monkeypatch, capsys, tmp_path):
     assert report.params["threads"] == 1 and report.machine["env"]["OPENBLAS_NUM_THREADS"] == "1"
     assert any("limited to 1 thread" in n for n in report.notes)
     assert cli_main(["dispatch", "--threads", "0"]) == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no CPU affinity on this platform")
+def test_threads_pins_every_thread_to_that_many_cpus_and_restores_them():
+    import threading
+    from tracejit.bench.__main__ import pinned_to_cpus
+    before = os.sched_getaffinity(0)
+    seen = {}
+    with pinned_to_cpus(1) as cpus:
+        assert cpus == [min(before)] and os.sched_getaffinity(0) == {min(before)}
+        worker = threading.Thread(target=lambda: seen.update(cpus=os.sched_getaffinity(0)))
+        worker.start()
+        worker.join()
+    assert seen["cpus"] == {min(before)}  # threads started inside inherit the limit
+    assert os.sched_getaffinity(0) == before
+    with pinned_to_cpus(None) as cpus:
+        assert cpus is None and os.sched_getaffinity(0) == before

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import sys
@@ -66,6 +67,32 @@ def thread_env(n, environ=None):
     return env
 
 
+@contextlib.contextmanager
+def pinned_to_cpus(n):
+    """While the block runs, every thread of this process, and every thread or process it starts,
+    may run on the first ``n`` of its CPUs only; yields those CPUs (None if ``n`` is None or the
+    platform cannot pin). The environment limits of ``thread_env`` are not enough alone:
+    jax.jit kept ~1.8 of this machine's 2 cores busy with them set (XLA's CPU runtime splits
+    large loops into tasks for its own thread pool), so its one-thread figures used two."""
+    available = sorted(os.sched_getaffinity(0)) if n is not None and hasattr(os, "sched_getaffinity") else []
+    if not available:
+        yield None
+        return
+    chosen = set(available[:n])
+    threads = [int(t) for t in os.listdir("/proc/self/task")] if os.path.isdir("/proc/self/task") else [0]
+    before = {t: os.sched_getaffinity(t) for t in threads}
+    for t in threads:
+        os.sched_setaffinity(t, chosen)
+    try:
+        yield sorted(chosen)
+    finally:
+        for t, cpus in before.items():
+            try:
+                os.sched_setaffinity(t, cpus)
+            except OSError:  # the thread has ended
+                pass
+
+
 def main(argv=None, command=None):
     args = parser().parse_args(argv)
     if args.threads is not None:
@@ -101,14 +128,16 @@ def main(argv=None, command=None):
         return 2
     command = command or "python -m tracejit.bench" + "".join(" " + shlex.quote(a) for a in (argv if argv is not None
                                                                                    else sys.argv[1:]))
-    report = run(names, quick=args.quick, size="tiny" if args.tiny else None, systems=args.systems,
-                 peers=args.peers, torch_compile=args.torch_compile, repeat=args.repeat, warmup=args.warmup,
-                 max_time=args.max_time, first_call_timeout=args.timeout, fresh_cache=args.fresh_cache,
-                 threads=args.threads,
-                 progress=not args.no_progress,
-                 command=command)
+    with pinned_to_cpus(args.threads) as cpus:
+        report = run(names, quick=args.quick, size="tiny" if args.tiny else None, systems=args.systems,
+                     peers=args.peers, torch_compile=args.torch_compile, repeat=args.repeat, warmup=args.warmup,
+                     max_time=args.max_time, first_call_timeout=args.timeout, fresh_cache=args.fresh_cache,
+                     threads=args.threads,
+                     progress=not args.no_progress,
+                     command=command)
     if args.threads is not None:
-        report.notes.append(f"every system was limited to {args.threads} thread(s) (--threads)")
+        where = f", on CPU(s) {', '.join(map(str, cpus))}" if cpus else ""
+        report.notes.append(f"every system was limited to {args.threads} thread(s) (--threads{where})")
     plot_written = False
     if args.plot:
         note = plot_report(report, args.plot)
