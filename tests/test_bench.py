@@ -330,3 +330,11 @@ def test_threads_pins_every_thread_to_that_many_cpus_and_restores_them():
     assert os.sched_getaffinity(0) == before
     with pinned_to_cpus(None) as cpus:
         assert cpus is None and os.sched_getaffinity(0) == before
+
+
+def test_the_busy_machine_note_compares_the_load_with_every_cpu():
+    from tracejit.bench.machine import environment_notes
+    pinned = {"load_average": [1.5, 1.0, 1.0], "cores": 2, "usable_cores": 1}
+    assert any("load average 1.5 on 2 cores" in n for n in environment_notes(pinned))
+    assert not environment_notes({"load_average": [0.9, 1.0, 1.0], "cores": 2, "usable_cores": 1})
+    assert any("load average 0.6 on 1 core)" in n for n in environment_notes({"load_average": [0.6], "cores": 1}))

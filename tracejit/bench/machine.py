@@ -115,9 +115,11 @@ def environment_notes(info) -> list:
         notes.append(f"OPENBLAS_CORETYPE={core} is set: OpenBLAS uses kernels for that CPU type instead of the "
                      "best ones for this CPU, which can slow NumPy's matrix products (and every system using "
                      "them); unset it for representative numbers")
-    load, cores = info.get("load_average"), info.get("usable_cores") or 1
+    # the load average counts every CPU of the machine, also those a --threads run leaves out
+    load, cores = info.get("load_average"), info.get("cores") or info.get("usable_cores") or 1
     if load and load[0] > 0.5 * cores:
-        notes.append(f"the machine was busy when the run started (load average {load[0]:g} on {cores} cores): "
+        notes.append(f"the machine was busy when the run started (load average {load[0]:g} on {cores} "
+                     f"core{'s' if cores != 1 else ''}): "
                      "other processes compete for the CPU, so times are higher and noisier than on an idle machine")
     return notes
 
