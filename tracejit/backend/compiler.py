@@ -6,9 +6,9 @@ source's code (its comments left out), the Numba version and the flags; only on 
 compiled. Identical graphs (from different ``Traced`` objects, or tests) therefore share one
 compiled function, also when their equations come from other lines of the user's files: the
 comments name those lines, and messages the code raises carry marks that ``CompiledProgram``
-replaces by them (``relocate``). Machine
-code that Numba's disk cache holds (see ``disk_cache``) is loaded without setting up Numba's
-typing and lowering, which a new process otherwise spends much of its first call on.
+replaces by them (``relocate``). Machine code that Numba's disk cache holds (see
+``disk_cache``) is loaded without setting up Numba's typing and lowering, which a new process
+otherwise spends much of its first call on.
 
 The source is registered in ``linecache`` under a pseudo-filename (``<tracejit fn 1a2b...>``)
 before it is compiled, so Python tracebacks and Numba's error reports show its lines. A

@@ -62,8 +62,7 @@ from .codegen import (ArrayRef, ViewRef, _acc_dtype, _elementwise_check, _eqn_co
                       identity_src, shape_src)
 
 __all__ = ["emit_fused", "radd", "fmaximum", "fminimum", "advise_huge_pages", "new_array", "workspace_array",
-           "reshaped",
-           "PARALLEL_MIN_SIZE", "SUM_BLOCK", "SHORT_ROW_MAX", "HUGE_PAGE_MIN_BYTES"]
+           "reshaped", "PARALLEL_MIN_SIZE", "SUM_BLOCK", "SHORT_ROW_MAX", "HUGE_PAGE_MIN_BYTES"]
 
 # A kernel whose domain has at least this many elements runs its outer loop on all cores when
 # ``parallel=None`` (below it, waking the threads costs more than it saves), unless Numba has a
