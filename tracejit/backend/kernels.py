@@ -509,7 +509,6 @@ def emit_fused(L, eqn):
             stack += [a.id for a in e.inputs if isinstance(a, Var)]
         return [e for e in K.members if e.outputs[0].id in need and e.prim.kind == "elementwise"]
 
-
     size = int(np.prod(K.domain, dtype=np.int64))
     parallel = L.parallel is True or (L.parallel is None and size >= PARALLEL_MIN_SIZE
                                       and numba.config.NUMBA_NUM_THREADS > 1)
@@ -687,7 +686,6 @@ def _emit_rows_innermost(L, K, outer_shape, inner_shape, out_refs, locals_, writ
             else:
                 del locals_[v.id]  # read by nothing after this loop
 
-    row_pass([], 0)
     def acc_dtype(e):
         # A float32 sum adds its (at most SHORT_ROW_MAX) terms in float32, as one block of the
         # long-row kernels does.
@@ -695,6 +693,7 @@ def _emit_rows_innermost(L, K, outer_shape, inner_shape, out_refs, locals_, writ
             return np.float32
         return _acc_dtype(e.prim, e.outputs[0].aval.dtype)
 
+    row_pass([], 0)
     for p in range(K.n_phases):
         phase_reds, phase_outs, targets = K.phase_work(p)
         accs = {e.outputs[0].id: row_array("acc", acc_dtype(e)) for e in phase_reds}

@@ -295,7 +295,7 @@ def _ldexp(typingctx, y, k):
     with |k| < 2**31, rounded once, through ``llvm.ldexp``: overflow gives inf and a
     subnormal result is rounded correctly. On AVX-512 this is one ``vscalefps``/``vscalefpd``
     per vector; elsewhere LLVM calls libm's ``ldexp`` per element, so callers use it only when
-    ``HAS_AVX512`` (see ``_scale_f32``)."""
+    ``HAS_AVX512`` (see ``_scale_in_one_step``)."""
     if not (isinstance(y, types.Float) and (y == k or isinstance(k, types.Integer))):
         return None
 
@@ -444,12 +444,16 @@ def _pow2_f32(kf):
     return i32_as_f32(f32_as_i32(kf + _F32_SHIFT127) << 23)
 
 
+@_jit
+def _scale_in_one_step(y, k):
+    """y * 2**k, rounded once: one ``vscalefps``/``vscalefpd`` per vector. The AVX-512 form of
+    ``_scale_f32`` and ``_scale_f64`` (``_ldexp`` takes a float32 or an integer k alike)."""
+    _always_inline()
+    return _ldexp(y, k)
+
+
 if HAS_AVX512:
-    @_jit
-    def _scale_f32(y, kf):
-        """y * 2**kf for an integer-valued float32 -150 <= kf <= 128, rounded once."""
-        _always_inline()
-        return _ldexp(y, kf)
+    _scale_f32 = _scale_in_one_step
 else:
     @_jit
     def _scale_f32(y, kf):
@@ -640,11 +644,7 @@ def _reduce_ln2_f64(x):
 
 
 if HAS_AVX512:
-    @_jit
-    def _scale_f64(y, k):
-        """y * 2**k for an integer -1075 <= k <= 1024, rounded once."""
-        _always_inline()
-        return _ldexp(y, k)
+    _scale_f64 = _scale_in_one_step
 else:
     @_jit
     def _scale_f64(y, k):
