@@ -423,7 +423,9 @@ class Traced:
                 return finish(fn(*leaves))
 
         fast = self._fast.setdefault("compiled", {})
-        fast[key] = run  # all-array calls look this up; pytree calls try each matcher in turn
+        # All-array calls look their key up here; pytree calls try each matcher in turn (a
+        # pytree's key here only marks its matcher as registered).
+        fast[key] = run
         if treedef is not None:
             fast.setdefault("pytrees", []).append((_pytree_matcher(treedef, flat), run))
 

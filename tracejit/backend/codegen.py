@@ -9,8 +9,9 @@ that computes it:
   functions of ``vecmath`` instead of libm);
 - reductions (``identity`` + ``combine``) become a loop nest with an accumulator;
 - every other primitive is written by an emitter in ``emitters.EMITTERS`` (matmul goes to
-  NumPy's BLAS through ``blas.gemm``, or ``np.dot``; ``broadcast_to``, ``transpose`` and ``slice`` are *views*: they
-  emit no loop, later loops index their input through the view's index map).
+  NumPy's BLAS through ``blas.gemm``, or ``np.dot``; ``broadcast_to``, ``transpose`` and
+  ``slice`` are *views*: they emit no loop, later loops index their input through the view's
+  index map).
 
 Shapes are static: every loop bound is a literal. Values are named after their SSA names
 (``c``, ``d`` ...), so the code reads like ``str(graph)``. 0-d constants are inlined with

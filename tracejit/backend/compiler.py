@@ -315,12 +315,6 @@ class CompiledProgram:
         (list.pop and append are atomic, so concurrent calls never get the same one) and
         recycled large outputs (``OutputPool``)."""
         fn = fn or self.fn
-        if not self.temp_bytes and self.outputs is None:
-            try:
-                return fn(*args, *self._consts)
-            except _RAISED as exc:
-                self.relocate(exc)
-                raise
         pool = self._pool
         ws = ((pool.pop() if pool else new_workspace(self.temp_bytes)),) if self.temp_bytes else ()
         outs = self.outputs.take() if self.outputs is not None else ()
