@@ -489,7 +489,8 @@ def test_source_has_one_comment_per_equation_with_the_users_line():
     x, w = np.ones((4, 3), np.float32), np.ones((3, 2), np.float32)
     g = graph_of(_user_line_fn, x, w)
     source = generate_source(g, name="mlp")
-    assert "def mlp(a, b, ws):" in source  # the matmul's and tanh's results are temporaries
+    # the matmul's and tanh's results are temporaries; the output is passed in
+    assert "def mlp(a, b, ws, e):" in source
     text = str(g).splitlines()
     for eqn_line in text[1:-1]:
         assert "# " + eqn_line.strip() in source
@@ -519,8 +520,12 @@ def test_variable_names_never_shadow_numpy_or_builtins():
     namespace["new_array"] = np.empty
     namespace["workspace_array"] = (
         lambda ws, start, shape, dtype: ws[start:].view(dtype)[:int(np.prod(shape))].reshape(shape))
-    workspace = np.empty(lower(g, name="many").workspace_bytes, np.uint8)
-    np.testing.assert_array_equal(namespace["many"](x, workspace)[0], tj.interpret(g, [x])[0])
+    lowered = lower(g, name="many")
+    workspace = np.empty(lowered.workspace_bytes, np.uint8)
+    (shape, dtype), = lowered.output_args  # the result is passed in
+    out = np.empty(shape, dtype)
+    assert namespace["many"](x, workspace, out) is None
+    np.testing.assert_array_equal(out, tj.interpret(g, [x])[0])
 
 
 def test_identical_graphs_share_one_compiled_function():

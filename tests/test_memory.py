@@ -279,6 +279,24 @@ def test_large_outputs_are_recycled_once_the_caller_has_dropped_them():
     np.testing.assert_allclose(recycled, np.exp(x) + 1.0, rtol=1e-12)
 
 
+def test_small_outputs_are_new_arrays_on_every_call():
+    # Outputs are passed into the compiled function; small ones are made anew for each call,
+    # on the fast path too, so a result the caller holds never changes.
+    f = tj.trace(lambda a, b: (a + b, a.T @ b, (a * b).sum()), mode="compiled")
+    a, b = np.arange(6.0).reshape(3, 2), np.ones((3, 2))
+    assert "an output array passed in" in f.source(a, b)
+    first = f(a, b)
+    kept = [np.array(r) for r in first]
+    for k in range(3):  # the later calls take the fast path
+        again = f(a * (k + 2), b)
+        assert all(x is not y and not np.shares_memory(x, y) for x, y in zip(first, again[:2]))
+        np.testing.assert_array_equal(again[0], a * (k + 2) + b)
+    for r, expected in zip(first, kept):
+        np.testing.assert_array_equal(r, expected)
+    np.testing.assert_allclose(first[1], a.T @ b, rtol=1e-12)
+    assert first[2] == (a * b).sum() and np.ndim(first[2]) == 0
+
+
 def test_threads_never_share_a_workspace_or_a_recycled_output():
     # Compiled programs release the GIL, so two threads really run them at the same time.
     import threading

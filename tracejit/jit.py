@@ -410,11 +410,20 @@ class Traced:
             def inputs(leaves):
                 return leaves
 
-        if compiled.temp_bytes or compiled.outputs is not None or compiled.locations:
-            # a workspace, recycled outputs or messages to complete: the program's own
-            # bookkeeping (CompiledProgram.call)
+        outputs = compiled.outputs
+        if compiled.temp_bytes or compiled.locations or (outputs is not None and (
+                outputs.recycles or not outputs.passes_all)):
+            # a workspace, recycled outputs, copies returned or messages to complete: the
+            # program's own bookkeeping (CompiledProgram.call)
             def run(leaves):
                 return finish(compiled.call((*inputs(leaves), *captured), fn))
+        elif outputs is not None:
+            new_outputs = outputs.new
+
+            def run(leaves):
+                outs = new_outputs()
+                fn(*inputs(leaves), *extra, *outs)
+                return finish(outs)
         elif scalars or extra:
             def run(leaves):
                 return finish(fn(*inputs(leaves), *extra))

@@ -179,10 +179,11 @@ class Lowered:
     in_avals: list               # Aval of each graph input (argument order)
     const_values: list           # extra array arguments after the inputs
     passthrough: dict            # output position -> input position (outputs that *are* inputs)
-    n_returned: int              # outputs the generated function returns (the others)
+    n_returned: int              # outputs the program makes (the others): passed in or returned
     kernels: int
     workspace_bytes: int = 0     # size of the workspace argument (after the constants; none if 0)
     output_args: list = field(default_factory=list)  # (shape, dtype) of outputs passed in (after the workspace)
+    output_positions: list = field(default_factory=list)  # their places among the n_returned outputs
     write_back: dict = field(default_factory=dict)  # output position -> input the program writes it into
     memory: object = None        # the MemoryPlan (temporaries, their slots and live ranges)
     fused_ops: int = 0
@@ -619,7 +620,10 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn", write_back=
     plan = plan_memory(L.buffers, [L.lines[a:b] for (a, _), (b, _) in zip(units, units[1:])],
                        _aliases(L), roots)
     workspace = _use_workspace(L, plan)
-    output_args = _pass_large_outputs(L, plan, returned)
+    output_args = _pass_outputs(L, plan, returned)
+    passed = {b.name for b in output_args}
+    # The function returns only what it does not write into a passed-in array (copies of views).
+    kept = [n for n in returned if n not in passed]
     args = [L.var_name(v) for v in graph.inputs] + [n for n, _ in L.const_values] + workspace + \
         [b.name for b in output_args]
     in_names = graph.input_names or [f"in{k}" for k in range(len(graph.inputs))]
@@ -646,13 +650,15 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn", write_back=
     for k, (start, size) in enumerate(zip(plan.offsets, plan.slots)):
         held = ", ".join(b.name for b in plan.temporaries if plan.slot_of[b.name] == k)
         header.append(f"    #   [{start}:{start + size}] holds {held}")
-    ret = "return (" + ", ".join(returned) + ("," if len(returned) == 1 else "") + ")"
+    # Nothing to return when every output is passed in; a program without outputs of its own
+    # (they are all inputs or written back) returns an empty tuple, as the runtime expects.
+    ret = "return (" + ", ".join(kept) + ("," if len(kept) == 1 else "") + ")" if kept or not passed else "return"
     chunks = _split(units)
     if len(chunks) == 1:
         body, parts = L.lines + ["", "    " + ret], []
         parallel_functions = [L.fn_name] if L.uses_prange else []
     else:
-        body, parts = _parts(L, chunks, args, returned, ret)
+        body, parts = _parts(L, chunks, args, kept, ret)
         parallel_functions = [part for part, (a, b) in zip(parts, chunks)
                               if any("prange(" in line for line in L.lines[a:b])]
     source = "\n".join(header + body) + "\n"
@@ -661,6 +667,7 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn", write_back=
                    passthrough=passthrough, n_returned=len(returned), kernels=L.kernels, fused_ops=L.fused_ops,
                    workspace_bytes=plan.temp_bytes, write_back=write_back, memory=plan,
                    output_args=[(b.shape, b.dtype) for b in output_args],
+                   output_positions=[returned.index(b.name) for b in output_args],
                    flags={"fastmath": bool(fastmath), "parallel": njit_parallel}, parts=parts,
                    parallel_functions=parallel_functions, locations=L.locations)
 
@@ -739,18 +746,22 @@ def _aliases(L: Lowering) -> dict:
     return aliases
 
 
-# Outputs at least this large are passed in by the runtime, which recycles an output array once
-# the caller has dropped it: a fresh array of this size costs more in page faults (one per 4 KB
-# touched) than the runtime's bookkeeping; smaller ones are allocated by the program.
+# Outputs at least this large are recycled by the runtime once the caller has dropped them: a
+# fresh array of this size costs more in page faults (one per 4 KB touched) than the runtime's
+# bookkeeping; smaller ones are new arrays on every call.
 OUTPUT_ARG_MIN_BYTES = 1 << 18
 
 
-def _pass_large_outputs(L: Lowering, plan, returned) -> list:
-    """Turn the allocation of each large output the program returns under its own name into
-    a parameter; the Buffers concerned."""
-    passed = [b for b in plan.outputs if b.nbytes >= OUTPUT_ARG_MIN_BYTES and b.name in returned]
+def _pass_outputs(L: Lowering, plan, returned) -> list:
+    """Turn the allocation of each output the program returns under its own name into a
+    parameter; the Buffers concerned. The runtime passes the arrays in (new or recycled, see
+    ``compiler.Outputs``), and the function returns nothing for them: handing an array back
+    from compiled code costs more than making it in NumPy and passing it in. In the order of
+    ``returned``."""
+    passed = sorted((b for b in plan.outputs if b.name in returned), key=lambda b: returned.index(b.name))
     for b in passed:
-        _rewrite_allocation(L, b, f"# {b.name}: an output array passed in (recycled once the caller has dropped it)")
+        recycled = " (recycled once the caller has dropped it)" if b.nbytes >= OUTPUT_ARG_MIN_BYTES else ""
+        _rewrite_allocation(L, b, f"# {b.name}: an output array passed in{recycled}")
     return passed
 
 

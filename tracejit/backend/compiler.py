@@ -32,7 +32,7 @@ import time
 import numpy as np
 
 from . import disk_cache
-from .codegen import BackendError, Lowered, lower
+from .codegen import OUTPUT_ARG_MIN_BYTES, BackendError, Lowered, lower
 from .memory import ALIGN
 
 __all__ = ["compile_graph", "CompiledProgram", "cache_info", "clear_cache", "log_enabled"]
@@ -229,29 +229,68 @@ def _pool_only_count() -> int:
 _POOL_ONLY = _pool_only_count()
 
 
-class OutputPool:
-    """Large output arrays of one program, recycled: a call takes a set whose arrays nobody
-    holds any more (the caller dropped the results of an earlier call) or allocates a new one.
-    A set is out of the pool while a call runs, so concurrent calls never share one."""
+class Outputs:
+    """The output arrays a program writes into, made for each call: fresh arrays, and, for a
+    program with large outputs (``codegen.OUTPUT_ARG_MIN_BYTES``), sets recycled from earlier
+    calls: ``take()`` returns a set whose arrays nobody holds any more (the caller dropped the
+    results of that call) or new ones. A set is out of the pool while a call runs, so concurrent
+    calls never share one; ``give_back`` returns it after the call (still held by its caller).
+    ``recycles`` says whether there is a pool (``give_back`` is needed); ``new()`` makes a set.
+
+    ``merge(outs, returned)`` puts the arrays passed in and those the program returned (copies
+    of views) in the order of the program's outputs."""
 
     MAX_SETS = 4  # sets kept; a caller holding on to more results gets fresh arrays
 
-    def __init__(self, specs):
-        self.specs = tuple(specs)
+    def __init__(self, specs, positions, n_outputs):
+        self.specs = tuple((shape, np.dtype(dtype)) for shape, dtype in specs)
+        self.recycles = any(int(np.prod(shape)) * dtype.itemsize >= OUTPUT_ARG_MIN_BYTES
+                            for shape, dtype in self.specs)
         self.sets = []
         self.lock = threading.Lock()
+        self.new = _array_maker(self.specs)
+        if not self.recycles:
+            self.take = self.new
+        positions = tuple(positions)
+        self.passes_all = positions == tuple(range(n_outputs))  # the program returns nothing itself
+        if self.passes_all:
+            self.merge = _outs_only
+        else:
+            self.merge = functools.partial(_interleave, positions, n_outputs)
 
     def take(self) -> tuple:
         with self.lock:
             for k, arrays in enumerate(self.sets):
                 if _unheld(arrays):
                     return self.sets.pop(k)
-        return tuple(np.empty(shape, dtype) for shape, dtype in self.specs)
+        return self.new()
 
     def give_back(self, arrays) -> None:
         with self.lock:
             if len(self.sets) < self.MAX_SETS:
                 self.sets.append(arrays)
+
+
+def _array_maker(specs):
+    """A function making one new array per ``(shape, dtype)`` of ``specs``, as a tuple; the
+    one-array case (most programs) without a loop, as it runs on every call."""
+    empty = np.empty
+    if len(specs) == 1:
+        (shape, dtype), = specs
+        return lambda: (empty(shape, dtype),)
+    return lambda: tuple([empty(shape, dtype) for shape, dtype in specs])
+
+
+def _outs_only(outs, returned):
+    return outs
+
+
+def _interleave(positions, n_outputs, outs, returned):
+    merged = [None] * n_outputs
+    for pos, array in zip(positions, outs):
+        merged[pos] = array
+    it = iter(returned)
+    return tuple(next(it) if m is None else m for m in merged)
 
 
 # What generated code raises (bounds checks, integer powers): their messages carry marks.
@@ -294,7 +333,8 @@ class CompiledProgram:
         self.temp_bytes = lowered.workspace_bytes  # peak temporary memory of a call: one workspace
         self.memory = lowered.memory
         self._pool = []
-        self.outputs = OutputPool(lowered.output_args) if lowered.output_args else None
+        self.outputs = (Outputs(lowered.output_args, lowered.output_positions, lowered.n_returned)
+                        if lowered.output_args else None)
         self.locations = lowered.locations
 
     def relocate(self, exc: BaseException) -> None:
@@ -312,22 +352,23 @@ class CompiledProgram:
 
     def call(self, args, fn=None):
         """``fn(*args, *constants, workspace, *outputs)`` with a workspace from the pool
-        (list.pop and append are atomic, so concurrent calls never get the same one) and
-        recycled large outputs (``OutputPool``)."""
+        (list.pop and append are atomic, so concurrent calls never get the same one) and the
+        output arrays (``Outputs``); the tuple of the program's outputs."""
         fn = fn or self.fn
-        pool = self._pool
+        pool, outputs = self._pool, self.outputs
         ws = ((pool.pop() if pool else new_workspace(self.temp_bytes)),) if self.temp_bytes else ()
-        outs = self.outputs.take() if self.outputs is not None else ()
+        outs = outputs.take() if outputs is not None else ()
         try:
-            return fn(*args, *self._consts, *ws, *outs)
+            returned = fn(*args, *self._consts, *ws, *outs)
         except _RAISED as exc:
             self.relocate(exc)
             raise
         finally:
             if ws:
                 pool.append(ws[0])
-            if outs:
-                self.outputs.give_back(outs)
+            if outs and outputs.recycles:
+                outputs.give_back(outs)
+        return outputs.merge(outs, returned) if outputs is not None else returned
 
     def __call__(self, arrays):
         if len(arrays) != len(self._expect):

@@ -7,9 +7,9 @@ equation, the names that alias each array (reshapes of it), and the arrays the p
 Out: a ``MemoryPlan`` that ``codegen`` applies by rewriting each temporary's allocation line.
 
 - **Outputs** (arrays the program returns) are never placed in the workspace: the caller owns
-  them. Small ones are made inside the compiled function (``kernels.new_array``); ``codegen``
-  turns large ones into parameters, which the runtime (``compiler.OutputPool``) fills with arrays recycled from
-  earlier calls once nothing refers to them any more.
+  them. ``codegen`` turns them into parameters, which the runtime (``compiler.Outputs``) fills
+  with new arrays, or, for large ones, with arrays recycled from earlier calls once nothing
+  refers to them any more.
 - **Temporaries** live in *slots* of one workspace: a flat ``uint8`` array the runtime
   allocates once per compiled program and passes in on every call. A temporary is a typed,
   reshaped view of the start of its slot (``c = ws[4096:8192].view(np.float32).reshape((32,
