@@ -417,12 +417,19 @@ class Traced:
             # program's own bookkeeping (CompiledProgram.call)
             def run(leaves):
                 return finish(compiled.call((*inputs(leaves), *captured), fn))
-        elif outputs is not None:
+        elif outputs is not None and (scalars or extra):
             new_outputs = outputs.new
 
             def run(leaves):
                 outs = new_outputs()
                 fn(*inputs(leaves), *extra, *outs)
+                return finish(outs)
+        elif outputs is not None:
+            new_outputs = outputs.new
+
+            def run(leaves):
+                outs = new_outputs()
+                fn(*leaves, *outs)
                 return finish(outs)
         elif scalars or extra:
             def run(leaves):
