@@ -575,7 +575,8 @@ def test_parallel_true_runs_outer_loops_with_prange():
     x = np.random.default_rng(5).standard_normal((16, 8))
     g = graph_of(f, x)
     program = compile_graph(g, parallel=True)
-    assert "prange(16)" in program.source and "from numba import prange" in program.source
+    assert "prange(" in program.source and "from numba import prange" in program.source
+    assert "for i0 in range(16):" not in program.source  # the rows are shared out in blocks
     assert "prange" not in generate_source(g) and "prange" not in generate_source(g, parallel=False)
     assert_same(program([x]), tj.interpret(g, [x]))
     with warnings.catch_warnings():  # no prange (all loops have length 1): compiled serially, no warning
@@ -769,8 +770,32 @@ def test_collapsed_parallel_kernel_runs_its_collapsed_loop_with_prange():
         return np.sqrt(np.abs(x)) * 2.0
     x = np.random.default_rng(1).standard_normal((300, 7))
     g, program = _fused(f, x, parallel=True)
-    assert "for i0 in prange(2100):" in program.source
+    assert "iterations to claim" in program.source and "i0's 2100 iterations" in program.source
     np.testing.assert_allclose(program([x])[0], np.sqrt(np.abs(x)) * 2.0, rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(40960,), (3, 50000), (70001,)])
+def test_parallel_loops_hand_out_blocks_to_the_threads(monkeypatch, shape):
+    # Threads claim blocks of PARALLEL_BLOCK elements in turn; every element is computed once,
+    # with a last partial block (70001, 50000 elements per row) and with fewer threads running
+    # than the loop has workers.
+    import numba
+    from tracejit.backend import codegen
+    monkeypatch.setattr(codegen, "PARALLEL_BLOCK", 1 << 12)
+    def f(x):
+        return np.tanh(x) * 2.0 + x
+    x = np.random.default_rng(2).standard_normal(shape)
+    g, program = _fused(f, x, parallel=True)
+    source = program.source
+    assert "claim_block(" in source and "prange(" in source
+    expected = np.tanh(x) * 2.0 + x
+    np.testing.assert_allclose(program([x])[0], expected, rtol=1e-12)
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        np.testing.assert_allclose(program([x])[0], expected, rtol=1e-12)
+    finally:
+        numba.set_num_threads(before)
 
 
 # ----------------------------------------------------------------------------- fused kernels: short rows

@@ -193,6 +193,17 @@ class Lowered:
     locations: dict = field(default_factory=dict)  # mark in a raised message -> the user's line
 
 
+# Elements of work in one block of a parallel loop (``Lowering.parallel_loop``): 64 blocks for
+# 1M elements, each ~16 us of the elementwise chain, so claiming one costs nothing in comparison.
+PARALLEL_BLOCK = 1 << 14
+
+
+def numba_threads() -> int:
+    """The most threads Numba runs a parallel loop on (``NUMBA_NUM_THREADS``)."""
+    from numba import config
+    return config.NUMBA_NUM_THREADS
+
+
 class Lowering:
     """The state of one ``lower`` call; emitters receive it and write code through it."""
 
@@ -244,23 +255,64 @@ class Lowering:
         Axes of length 1 get no loop: their index is the literal ``0``. With ``parallel``
         (for loops whose iterations write disjoint elements) and ``tj.trace(parallel=True)``,
         the outermost loop is a ``prange``."""
-        idx, opened = [], 0
+        idx, opened, levels = [], 0, 0
         for d, n in enumerate(shape):
             if n == 1:
                 idx.append("0")
                 continue
             name = f"{prefix}{start + d}"
-            loop = "range"
             if parallel and self.parallel is True and opened == 0:
-                loop, self.uses_prange = "prange", True
-            self.emit(f"for {name} in {loop}({int(n)}):")
-            self.depth += 1
+                levels += self.parallel_loop(name, int(n), int(np.prod(shape[d + 1:], dtype=np.int64)))
+            else:
+                self.emit(f"for {name} in range({int(n)}):")
+                self.depth += 1
+                levels += 1
             opened += 1
             idx.append(name)
         try:
             yield idx
         finally:
-            self.depth -= opened
+            self.depth -= levels
+
+    def parallel_loop(self, name: str, n: int, inner: int, first: str | None = None) -> int:
+        """Open a loop over ``range(n)`` whose iterations (each ``inner`` elements of work) run
+        on all of Numba's threads; ``name`` is its index. ``first``: a statement to run once per
+        thread (the ``prange`` body is compiled as a function of its own). Returns the
+        indentation levels opened.
+
+        The iterations are cut into blocks of about ``PARALLEL_BLOCK`` elements, and each thread
+        claims the next unclaimed block (``kernels.claim_block``) until none is left, rather
+        than Numba's one equal share per thread: a thread that starts late (a worker woken
+        from sleep, a core busy with other work) then takes fewer blocks instead of keeping
+        the others waiting. On two shared cores this made the 1M-element chain 10-20% faster
+        when it ran between other work, and no slower back to back."""
+        rows = max(1, -(-PARALLEL_BLOCK // max(1, inner)))
+        blocks = -(-n // rows)
+        claims, worker, block, j = (self.fresh(p) for p in ("claims", "worker", "block", "j"))
+        self.uses_prange = True
+        self.require("from tracejit.backend.kernels import claim_block")
+        self.require("from tracejit.backend.kernels import new_array")
+        self.emit(f"{claims} = new_array((1,), np.int64)  # the next block of {rows} of {name}'s {n} "
+                  f"iterations to claim")
+        self.emit(f"{claims}[0] = 0")
+        # One worker per thread Numba may run (numba.get_num_threads() would keep the program out
+        # of Numba's disk cache); with fewer threads set, a thread runs several workers in turn,
+        # and those after the first find the blocks taken.
+        self.emit(f"for {worker} in prange({numba_threads()}):")
+        if first:
+            self.emit(f"    {first}")
+        self.emit(f"    while True:")
+        self.emit(f"        {block} = claim_block({claims})")
+        # (a claimed block is never negative; saying so lets LLVM see that the indices are not)
+        self.emit(f"        if {block} < 0 or {block} >= {blocks}:")
+        self.emit(f"            break")
+        if blocks * rows == n:
+            self.emit(f"        for {j} in range({rows}):")
+        else:
+            self.emit(f"        for {j} in range(min({rows}, {n} - {block} * {rows})):")
+        self.emit(f"            {name} = {block} * {rows} + {j}")
+        self.depth += 3
+        return 3
 
     def require(self, line: str):
         """Add an import line (e.g. ``from tracejit.backend import vecmath as _vm``) to the
@@ -367,7 +419,7 @@ class Lowering:
 
 # Module-level names generated code may use besides builtins; values are never named so.
 RESERVED_NAMES = {"np", "numba", "prange", "vm", "radd", "fmaximum", "fminimum", "gemm", "new_array",
-                  "workspace_array", "reshaped", "advise_huge_pages"}
+                  "workspace_array", "reshaped", "advise_huge_pages", "claim_block"}
 
 
 def _py_name(name: str, default: str = "v") -> str:

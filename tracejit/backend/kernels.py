@@ -3,7 +3,7 @@
 Layer: backend. ``emit_fused(L, eqn)`` writes a kernel over the group's domain ``F`` split
 into outer dimensions ``F[:k]`` and inner ones ``F[k:]``::
 
-    for o in outer loops:                  # prange over the first when the kernel is large
+    for o in outer loops:                  # the first on all threads when the kernel is large
         ... outer values ready before any inner loop
         for i in inner loops:              # phase 0: full values, reductions accumulate
             ...
@@ -61,8 +61,8 @@ from ..core import Const, Var
 from .codegen import (ArrayRef, ViewRef, _acc_dtype, _elementwise_check, _eqn_comment, dtype_src, elementwise_src,
                       identity_src, shape_src)
 
-__all__ = ["emit_fused", "radd", "fmaximum", "fminimum", "advise_huge_pages", "new_array", "workspace_array",
-           "reshaped", "PARALLEL_MIN_SIZE", "SUM_BLOCK", "SHORT_ROW_MAX", "HUGE_PAGE_MIN_BYTES"]
+__all__ = ["emit_fused", "radd", "fmaximum", "fminimum", "advise_huge_pages", "new_array", "claim_block",
+           "workspace_array", "reshaped", "PARALLEL_MIN_SIZE", "SUM_BLOCK", "SHORT_ROW_MAX", "HUGE_PAGE_MIN_BYTES"]
 
 # A kernel whose domain has at least this many elements runs its outer loop on all cores when
 # ``parallel=None`` (below it, waking the threads costs more than it saves), unless Numba has a
@@ -147,6 +147,24 @@ def new_array(typingctx, shape, dtype):
         return _empty_nd_impl(context, builder, array_type, dims)._getvalue()
 
     return array_type(shape, dtype), codegen
+
+
+@intrinsic
+def claim_block(typingctx, counter):
+    """``counter[0]``, incremented by one in the same atomic step: the next block of a
+    parallel loop (see ``codegen.Lowering.parallel_loop``), so each block goes to exactly one
+    of the threads that share ``counter``, a 1-d ``int64`` array."""
+    if not (isinstance(counter, types.Array) and counter.dtype == types.int64 and counter.ndim == 1):
+        return None
+
+    def codegen(context, builder, signature, args):
+        from numba.np.arrayobj import make_array
+        data = make_array(signature.args[0])(context, builder, args[0]).data
+        # Only the claim itself must be atomic: the loop's results are published to the
+        # caller when the parallel region joins.
+        return builder.atomic_rmw("add", data, ir.Constant(ir.IntType(64), 1), "monotonic")
+
+    return types.int64(counter), codegen
 
 
 @intrinsic
@@ -559,10 +577,9 @@ def emit_fused(L, eqn):
     outer_parallel = parallel and k > 0 and any(d != 1 for d in outer_shape)
     if not outer_parallel:
         L.emit(wide)
-    with _outer_loops(L, outer_shape, parallel and k > 0) as o:
+    # The prange body becomes a function of its own: it asks for wide vectors too.
+    with _outer_loops(L, outer_shape, parallel and k > 0, first=wide) as o:
         o = expand(o) if k == n else o
-        if outer_parallel:
-            L.emit(wide)  # the prange body becomes a function of its own
 
         def emit_outer(p):
             for e in K.outer_eqns:
@@ -774,28 +791,32 @@ class _inner_loops:
 
 
 class _outer_loops:
-    """Nested loops over the outer dimensions; the first is a ``prange`` when ``parallel``."""
+    """Nested loops over the outer dimensions; the first runs on all threads when ``parallel``
+    (``Lowering.parallel_loop``), its body starting with the statement ``first``."""
 
-    def __init__(self, L, shape, parallel):
-        self.L, self.shape, self.parallel = L, shape, parallel
+    def __init__(self, L, shape, parallel, first=None):
+        self.L, self.shape, self.parallel, self.first = L, shape, parallel, first
 
     def __enter__(self):
         L = self.L
         self.opened = 0
         idx = []
+        self.levels = 0
         for d, size in enumerate(self.shape):
             if size == 1:
                 idx.append("0")
                 continue
-            rng = "prange" if self.parallel and self.opened == 0 else "range"
-            L.emit(f"for i{d} in {rng}({int(size)}):")
-            L.depth += 1
+            if self.parallel and self.opened == 0:
+                inner = int(np.prod([n for n in self.shape[d + 1:]], dtype=np.int64))
+                self.levels += L.parallel_loop(f"i{d}", int(size), inner, first=self.first)
+            else:
+                L.emit(f"for i{d} in range({int(size)}):")
+                L.depth += 1
+                self.levels += 1
             self.opened += 1
             idx.append(f"i{d}")
-        if self.parallel and self.opened:
-            L.uses_prange = True
         return idx
 
     def __exit__(self, *exc):
-        self.L.depth -= self.opened
+        self.L.depth -= self.levels
         return False
