@@ -254,7 +254,7 @@ class Lowering:
         """Nested ``for`` loops over ``shape`` (static bounds); yields the index expressions.
         Axes of length 1 get no loop: their index is the literal ``0``. With ``parallel``
         (for loops whose iterations write disjoint elements) and ``tj.trace(parallel=True)``,
-        the outermost loop is a ``prange``."""
+        the outermost loop runs on all threads (``parallel_loop``)."""
         idx, opened, levels = [], 0, 0
         for d, n in enumerate(shape):
             if n == 1:
@@ -301,11 +301,11 @@ class Lowering:
         self.emit(f"for {worker} in prange({numba_threads()}):")
         if first:
             self.emit(f"    {first}")
-        self.emit(f"    while True:")
+        self.emit("    while True:")
         self.emit(f"        {block} = claim_block({claims})")
         # (a claimed block is never negative; saying so lets LLVM see that the indices are not)
         self.emit(f"        if {block} < 0 or {block} >= {blocks}:")
-        self.emit(f"            break")
+        self.emit("            break")
         if blocks * rows == n:
             self.emit(f"        for {j} in range({rows}):")
         else:
