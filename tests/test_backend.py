@@ -770,7 +770,7 @@ def test_collapsed_parallel_kernel_runs_its_collapsed_loop_with_prange():
         return np.sqrt(np.abs(x)) * 2.0
     x = np.random.default_rng(1).standard_normal((300, 7))
     g, program = _fused(f, x, parallel=True)
-    assert "iterations to claim" in program.source and "i0's 2100 iterations" in program.source
+    assert "i0's 2100 iterations in blocks of" in program.source
     np.testing.assert_allclose(program([x])[0], np.sqrt(np.abs(x)) * 2.0, rtol=1e-12)
 
 
@@ -790,6 +790,12 @@ def test_parallel_loops_hand_out_blocks_to_the_threads(monkeypatch, shape):
     assert "claim_block(" in source and "prange(" in source
     expected = np.tanh(x) * 2.0 + x
     np.testing.assert_allclose(program([x])[0], expected, rtol=1e-12)
+    # a kernel's inner loops count as the work of each outer iteration: 4096 columns per row
+    # make a block of one row
+    rows = np.random.default_rng(3).standard_normal((40, 4096))
+    _, summed = _fused(lambda r: np.exp(r).sum(axis=1), rows, parallel=True)
+    assert "i0's 40 iterations in blocks of 1:" in summed.source
+    np.testing.assert_allclose(summed([rows])[0], np.exp(rows).sum(axis=1), rtol=1e-12)
     before = numba.get_num_threads()
     numba.set_num_threads(1)
     try:

@@ -292,8 +292,8 @@ class Lowering:
         self.uses_prange = True
         self.require("from tracejit.backend.kernels import claim_block")
         self.require("from tracejit.backend.kernels import new_array")
-        self.emit(f"{claims} = new_array((1,), np.int64)  # the next block of {rows} of {name}'s {n} "
-                  f"iterations to claim")
+        self.emit(f"{claims} = new_array((1,), np.int64)  # {name}'s {n} iterations in blocks of {rows}: "
+                  f"the next block to claim")
         self.emit(f"{claims}[0] = 0")
         # One worker per thread Numba may run (numba.get_num_threads() would keep the program out
         # of Numba's disk cache); with fewer threads set, a thread runs several workers in turn,

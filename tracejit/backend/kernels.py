@@ -578,7 +578,7 @@ def emit_fused(L, eqn):
     if not outer_parallel:
         L.emit(wide)
     # The prange body becomes a function of its own: it asks for wide vectors too.
-    with _outer_loops(L, outer_shape, parallel and k > 0, first=wide) as o:
+    with _outer_loops(L, outer_shape, parallel and k > 0, first=wide, row_size=row_size) as o:
         o = expand(o) if k == n else o
 
         def emit_outer(p):
@@ -792,10 +792,12 @@ class _inner_loops:
 
 class _outer_loops:
     """Nested loops over the outer dimensions; the first runs on all threads when ``parallel``
-    (``Lowering.parallel_loop``), its body starting with the statement ``first``."""
+    (``Lowering.parallel_loop``), its body starting with the statement ``first``; ``row_size``:
+    the elements the inner loops cover for each outer index (the work the blocks share out)."""
 
-    def __init__(self, L, shape, parallel, first=None):
+    def __init__(self, L, shape, parallel, first=None, row_size=1):
         self.L, self.shape, self.parallel, self.first = L, shape, parallel, first
+        self.row_size = row_size  # elements the inner loops cover per outer index
 
     def __enter__(self):
         L = self.L
@@ -807,7 +809,7 @@ class _outer_loops:
                 idx.append("0")
                 continue
             if self.parallel and self.opened == 0:
-                inner = int(np.prod([n for n in self.shape[d + 1:]], dtype=np.int64))
+                inner = int(np.prod(self.shape[d + 1:], dtype=np.int64)) * self.row_size
                 self.levels += L.parallel_loop(f"i{d}", int(size), inner, first=self.first)
             else:
                 L.emit(f"for i{d} in range({int(size)}):")
