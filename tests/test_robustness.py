@@ -194,6 +194,20 @@ def test_max_over_nothing_raises_like_numpy(mode, reduction):
     assert str(numpy_error.value) in str(error.value)
 
 
+# --------------------------------------------------------------------------- byte order
+
+
+@pytest.mark.parametrize("mode", TRACED_MODES)
+def test_arrays_in_the_other_byte_order_give_numpys_results(mode):
+    # Big-endian data (from a file, say) is converted to the native order the program reads.
+    x = np.linspace(-2, 2, 12, dtype=np.float32).reshape(3, 4)
+    swapped = x.astype(x.dtype.newbyteorder(">" if x.dtype.byteorder != ">" else "<"))
+    fn = tj.trace(lambda a, b: (np.tanh(a) * b, a.sum(axis=1)))
+    want = (np.tanh(swapped) * x, swapped.sum(axis=1))
+    assert_tree_close(run(fn, mode, swapped, x), want, f"{mode} mode")
+    assert_tree_close(run(fn, mode, x, x), (np.tanh(x) * x, x.sum(axis=1)), f"{mode} mode, native")
+
+
 # --------------------------------------------------------------------------- a large array
 
 

@@ -326,7 +326,8 @@ class CompiledProgram:
         self.key = key
         self.filename = _filename(lowered, key)
         self._consts = tuple(lowered.const_values)
-        self._expect = tuple((a.shape, a.dtype) for a in lowered.in_avals)
+        # the program reads native byte order (``_numba_type``): other arrays are converted
+        self._expect = tuple((a.shape, a.dtype.newbyteorder("=")) for a in lowered.in_avals)
         self._passthrough = sorted({**lowered.passthrough, **lowered.write_back}.items())
         self._n_out = lowered.n_returned + len(self._passthrough)
         self._written = frozenset(lowered.write_back.values())
