@@ -255,24 +255,32 @@ class Lowering:
         Axes of length 1 get no loop: their index is the literal ``0``. With ``parallel``
         (for loops whose iterations write disjoint elements) and ``tj.trace(parallel=True)``,
         the outermost loop runs on all threads (``parallel_loop``)."""
-        idx, opened, levels = [], 0, 0
+        idx, levels = self.open_loops(shape, prefix, start, parallel=parallel and self.parallel is True)
+        try:
+            yield idx
+        finally:
+            self.depth -= levels
+
+    def open_loops(self, shape, prefix="i", start=0, parallel=False, first=None, row_size=1):
+        """Open nested ``for`` loops over ``shape`` (axes of length 1 get none, their index is
+        ``0``), the first on all threads if ``parallel`` (``parallel_loop``, with ``first`` and
+        ``row_size`` elements of inner work per index). Returns (index expressions, indentation
+        levels opened); the caller closes them by lowering ``depth``."""
+        idx, levels = [], 0
         for d, n in enumerate(shape):
             if n == 1:
                 idx.append("0")
                 continue
             name = f"{prefix}{start + d}"
-            if parallel and self.parallel is True and opened == 0:
-                levels += self.parallel_loop(name, int(n), int(np.prod(shape[d + 1:], dtype=np.int64)))
+            if parallel and levels == 0:
+                inner = int(np.prod(shape[d + 1:], dtype=np.int64)) * row_size
+                levels += self.parallel_loop(name, int(n), inner, first=first)
             else:
                 self.emit(f"for {name} in range({int(n)}):")
                 self.depth += 1
                 levels += 1
-            opened += 1
             idx.append(name)
-        try:
-            yield idx
-        finally:
-            self.depth -= levels
+        return idx, levels
 
     def parallel_loop(self, name: str, n: int, inner: int, first: str | None = None) -> int:
         """Open a loop over ``range(n)`` whose iterations (each ``inner`` elements of work) run

@@ -285,11 +285,13 @@ def _outs_only(outs, returned):
     return outs
 
 
-def _interleave(positions, n_outputs, outs, returned):
+def _interleave(positions, n_outputs, placed, rest):
+    """``n_outputs`` values: ``placed[i]`` at ``positions[i]``, the values of ``rest`` in order
+    at the other positions."""
     merged = [None] * n_outputs
-    for pos, array in zip(positions, outs):
+    for pos, array in zip(positions, placed):
         merged[pos] = array
-    it = iter(returned)
+    it = iter(rest)
     return tuple(next(it) if m is None else m for m in merged)
 
 
@@ -395,11 +397,8 @@ class CompiledProgram:
             np.copyto(given, written, casting="unsafe")
         if not self._passthrough:
             return list(outs)
-        result = [None] * self._n_out
-        for pos, k in self._passthrough:
-            result[pos] = arrays[k]
-        it = iter(outs)
-        return [next(it) if r is None else r for r in result]
+        return list(_interleave([pos for pos, _ in self._passthrough], self._n_out,
+                                [arrays[k] for _, k in self._passthrough], outs))
 
 
 def compile_graph(graph, *, fastmath=False, parallel=None, name="fn", write_back=None) -> CompiledProgram:

@@ -800,23 +800,8 @@ class _outer_loops:
         self.row_size = row_size  # elements the inner loops cover per outer index
 
     def __enter__(self):
-        L = self.L
-        self.opened = 0
-        idx = []
-        self.levels = 0
-        for d, size in enumerate(self.shape):
-            if size == 1:
-                idx.append("0")
-                continue
-            if self.parallel and self.opened == 0:
-                inner = int(np.prod(self.shape[d + 1:], dtype=np.int64)) * self.row_size
-                self.levels += L.parallel_loop(f"i{d}", int(size), inner, first=self.first)
-            else:
-                L.emit(f"for i{d} in range({int(size)}):")
-                L.depth += 1
-                self.levels += 1
-            self.opened += 1
-            idx.append(f"i{d}")
+        idx, self.levels = self.L.open_loops(self.shape, parallel=self.parallel, first=self.first,
+                                             row_size=self.row_size)
         return idx
 
     def __exit__(self, *exc):
