@@ -560,7 +560,7 @@ def test_numba_errors_become_backend_errors_naming_the_generated_line():
               "    return (b,)\n")
     lowered = Lowered(source=source, fn_name="broken", n_inputs=1, in_avals=[tj.Aval((2,), np.float32)],
                       const_values=[], passthrough={}, n_returned=1, kernels=1,
-                      flags={"fastmath": False, "parallel": False})
+                      flags={"fastmath": False, "parallel": False, "nogil": True})
     from tracejit.backend import compiler
     with pytest.raises(BackendError) as info:
         compiler._compile(lowered, compiler._signature(lowered), "0" * 64)
@@ -874,3 +874,13 @@ def test_short_row_gradients_equal_finite_differences_and_eager():
         dw[i] = eps
         numeric[i] = (loss(w + dw, x, y) - loss(w - dw, x, y)) / (2 * eps)
     np.testing.assert_allclose(compiled, numeric, rtol=1e-5, atol=1e-8)
+
+
+def test_programs_release_the_gil_only_when_their_calls_are_long():
+    from tracejit.backend.codegen import NOGIL_MIN_ELEMENTS
+    small, large = np.ones(8, np.float32), np.ones(NOGIL_MIN_ELEMENTS, np.float32)
+    for x, released in ((small, False), (large, True)):
+        program = compile_graph(graph_of(lambda a: a * 2, x))
+        assert f"nogil={released}" in program.source.splitlines()[1]
+        assert program.fn.targetoptions["nogil"] is released
+        np.testing.assert_array_equal(program([x])[0], x * 2)

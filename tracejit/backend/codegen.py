@@ -196,6 +196,9 @@ class Lowered:
 # Elements of work in one block of a parallel loop (``Lowering.parallel_loop``): 64 blocks for
 # 1M elements, each ~16 us of the elementwise chain, so claiming one costs nothing in comparison.
 PARALLEL_BLOCK = 1 << 14
+# Programs whose inputs and equation results have this many elements in all release the GIL
+# (Numba's nogil).
+NOGIL_MIN_ELEMENTS = 1 << 14
 
 
 def numba_threads() -> int:
@@ -689,11 +692,15 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn", write_back=
     in_names = graph.input_names or [f"in{k}" for k in range(len(graph.inputs))]
     # Only functions with a prange loop are compiled with parallel=True (Numba warns otherwise).
     njit_parallel = L.uses_prange
+    # Releasing the GIL costs a call about 50 ns: only calls long enough for other threads to
+    # run meanwhile release it.
+    nogil = sum(v.aval.size for v in graph.inputs) + sum(
+        v.aval.size for eqn in graph.eqns for v in eqn.outputs) >= NOGIL_MIN_ELEMENTS
     if L.uses_prange:
         L.require("from numba import prange")
     header = [
         f"# tracejit: generated program for {name!r}",
-        f"# numba.njit(fastmath={bool(fastmath)}, parallel={njit_parallel}, error_model='numpy', nogil=True)",
+        f"# numba.njit(fastmath={bool(fastmath)}, parallel={njit_parallel}, error_model='numpy', nogil={nogil})",
         "import numpy as np",
         *L.imports,
         "",
@@ -728,7 +735,7 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn", write_back=
                    workspace_bytes=plan.temp_bytes, write_back=write_back, memory=plan,
                    output_args=[(b.shape, b.dtype) for b in output_args],
                    output_positions=[returned.index(b.name) for b in output_args],
-                   flags={"fastmath": bool(fastmath), "parallel": njit_parallel}, parts=parts,
+                   flags={"fastmath": bool(fastmath), "parallel": njit_parallel, "nogil": nogil}, parts=parts,
                    parallel_functions=parallel_functions, locations=L.locations)
 
 

@@ -193,7 +193,7 @@ def _compile(lowered: Lowered, signature, key: str):
 
     def options(fn_name):
         return dict(fastmath=lowered.flags["fastmath"], parallel=fn_name in lowered.parallel_functions,
-                    error_model="numpy", cache=on_disk, nogil=True)
+                    error_model="numpy", cache=on_disk, nogil=lowered.flags["nogil"])
     try:
         for part in lowered.parts:  # compiled when the main function's call to them is typed
             namespace[part] = numba.njit(**options(part))(namespace[part])
