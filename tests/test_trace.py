@@ -997,3 +997,65 @@ def test_fast_path_for_pytree_arguments_never_takes_a_wrong_program():
     hits_before = step.stats["cache_hits"]
     step(params, x, 0.125)
     assert step.stats["cache_hits"] == hits_before + 1
+
+
+def _armed_add():
+    """``a + b`` traced for (2, 3) float32 arrays, called twice so that its later calls with
+    those arrays take the shortest call path (one layout, one array result)."""
+    @tj.trace
+    def add(a, b):
+        add.bodies += 1
+        return a + b
+
+    add.bodies = 0
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    with tj.mode("compiled"):
+        add(a, a)
+        add(a, a)
+    return add, a
+
+
+@pytest.mark.parametrize("other", ["shape", "dtype", "layout", "read-only", "scalar"])
+def test_shortest_call_path_never_takes_a_wrong_program(other):
+    # Numba's dispatcher checks dtypes, dimensions and layout there and the program the shapes:
+    # whatever differs must reach its own program, with its own result, and the first
+    # layout must still give the right one afterwards.
+    add, a = _armed_add()
+    b = {"shape": np.ones((3, 3), np.float32), "dtype": np.ones((2, 3)),
+         "layout": np.ones((3, 2), np.float32).T, "scalar": 2.0,
+         "read-only": np.ones((2, 3), np.float32)}[other]
+    if other == "read-only":
+        b.flags.writeable = False
+    a_other = np.ones_like(b, dtype=np.asarray(b).dtype) if other in ("shape", "dtype") else a
+    with tj.mode("compiled"):
+        hits = add.stats["cache_hits"]
+        out = add(a_other, b)
+        want = a_other + b
+        np.testing.assert_array_equal(out, want)
+        assert out.dtype == want.dtype
+        for _ in range(2):
+            np.testing.assert_array_equal(add(a, a), a + a)
+            assert add(a, a).dtype == np.float32
+        assert add.stats["cache_hits"] >= hits + 4
+
+
+def test_shortest_call_path_counts_hits_and_leaves_other_modes_and_traces_alone():
+    add, a = _armed_add()
+    hits = add.stats["cache_hits"]
+    with tj.mode("compiled"):
+        np.testing.assert_array_equal(add(a, a), a + a)
+    assert add.stats["cache_hits"] == hits + 1 and add.bodies == 1  # traced once, never run since
+    with tj.mode("eager"):
+        np.testing.assert_array_equal(add(a, a), a + a)
+    assert add.bodies == 2  # the Python body ran
+    with tj.mode("compiled"):  # called while another function is differentiated: traced inline
+        np.testing.assert_array_equal(tj.grad(lambda x: add(x, x).sum())(a), np.full((2, 3), 2.0))
+        np.testing.assert_array_equal(add(a, a), a + a)
+
+
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+def test_shortest_call_path_refuses_matrices_as_the_others_do():
+    add, a = _armed_add()
+    m = np.matrix(a)  # Numba's dispatcher takes it for a 2-D array; its operators differ
+    with tj.mode("compiled"), pytest.raises(TypeError, match="operators differ"):
+        add(m, m)

@@ -717,15 +717,24 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn", write_back=
     for k, (start, size) in enumerate(zip(plan.offsets, plan.slots)):
         held = ", ".join(b.name for b in plan.temporaries if plan.slot_of[b.name] == k)
         header.append(f"    #   [{start}:{start + size}] holds {held}")
-    # Nothing to return when every output is passed in; a program without outputs of its own
-    # (they are all inputs or written back) returns an empty tuple, as the runtime expects.
-    ret = "return (" + ", ".join(kept) + ("," if len(kept) == 1 else "") + ")" if kept or not passed else "return"
+    # A program returns what it does not write into passed-in arrays (copies of views), and an
+    # empty tuple when it has no outputs of its own (they are all inputs or written back), as
+    # the runtime expects. When every output is passed in, it returns True, after a check of
+    # the input shapes that returns False instead: the runtime's shortest call path leaves the
+    # check of types to Numba's dispatcher and that of shapes to the program (``Traced``).
+    guard = []
+    if passed and not kept:
+        ret = "return True"
+        guard = _shape_guard(L, graph.inputs)
+    else:
+        ret = "return (" + ", ".join(kept) + ("," if len(kept) == 1 else "") + ")"
     chunks = _split(units)
     if len(chunks) == 1:
-        body, parts = L.lines + ["", "    " + ret], []
+        body, parts = guard + L.lines + ["", "    " + ret], []
         parallel_functions = [L.fn_name] if L.uses_prange else []
     else:
         body, parts = _parts(L, chunks, args, kept, ret)
+        body = guard + body
         parallel_functions = [part for part, (a, b) in zip(parts, chunks)
                               if any("prange(" in line for line in L.lines[a:b])]
     source = "\n".join(header + body) + "\n"
@@ -894,6 +903,17 @@ def _names(lines):
             else:
                 loaded.add(node.id)
     return list(dict.fromkeys(stored)), loaded - set(stored)
+
+
+def _shape_guard(L: Lowering, inputs) -> list:
+    """Lines returning False from the program when an input's shape is not the traced one."""
+    checks = [f"{L.var_name(v)}.shape != {tuple(v.aval.shape)}" for v in inputs if v.aval.shape]
+    if not checks:
+        return []
+    lines = ["    # called with other shapes: False tells the caller to look for the program compiled for them"]
+    lines.append(f"    if ({checks[0]}" + ("):" if len(checks) == 1 else ""))
+    lines += [f"            or {c}" + ("):" if k == len(checks) - 2 else "") for k, c in enumerate(checks[1:])]
+    return lines + ["        return False"]
 
 
 def _parts(L: Lowering, chunks, args, returned, ret):

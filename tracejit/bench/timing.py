@@ -182,10 +182,14 @@ def _hook_inner(traced, mode):
             # (a fast path per argument layout): drop those so they are rebuilt around the wrapper,
             # and again afterwards so they are rebuilt around the original.
             # The fast path calls the function's entry point rather than its dispatcher: time both.
+            # The shortest path (``_hot``) holds the dispatcher too: it is rebuilt the same way.
             compiled = traced._cache[traced._last_key].compiled
             original, original_entry = compiled.fn, getattr(compiled, "entry", None)
             fast = getattr(traced, "_fast", {})
             saved = fast.pop(mode, None)
+            saved_hot = getattr(traced, "_hot", None)
+            if saved_hot is not None:
+                traced._hot = None
             compiled.fn = timed(original)
             if original_entry is not None:
                 compiled.entry = timed(original_entry)
@@ -197,6 +201,8 @@ def _hook_inner(traced, mode):
                 fast.pop(mode, None)
                 if saved is not None:
                     fast[mode] = saved
+                if saved_hot is not None:
+                    traced._hot = saved_hot
         else:
             entry = traced._cache[traced._last_key]
             original = entry.runners[mode]
