@@ -518,6 +518,7 @@ def test_variable_names_never_shadow_numpy_or_builtins():
     exec(compile(source, "<many>", "exec"), namespace)
     # the Numba intrinsics, in NumPy
     namespace["new_array"] = np.empty
+    namespace["shape_is"] = lambda a, shape: a.shape == shape
     namespace["workspace_array"] = (
         lambda ws, start, shape, dtype: ws[start:].view(dtype)[:int(np.prod(shape))].reshape(shape))
     lowered = lower(g, name="many")

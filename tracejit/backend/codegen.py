@@ -430,7 +430,7 @@ class Lowering:
 
 # Module-level names generated code may use besides builtins; values are never named so.
 RESERVED_NAMES = {"np", "numba", "prange", "vm", "radd", "fmaximum", "fminimum", "gemm", "new_array",
-                  "workspace_array", "reshaped", "advise_huge_pages", "claim_block"}
+                  "workspace_array", "reshaped", "advise_huge_pages", "claim_block", "shape_is"}
 
 
 def _py_name(name: str, default: str = "v") -> str:
@@ -690,6 +690,17 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn", write_back=
     args = [L.var_name(v) for v in graph.inputs] + [n for n, _ in L.const_values] + workspace + \
         [b.name for b in output_args]
     in_names = graph.input_names or [f"in{k}" for k in range(len(graph.inputs))]
+    # A program returns what it does not write into passed-in arrays (copies of views), and an
+    # empty tuple when it has no outputs of its own (they are all inputs or written back), as
+    # the runtime expects. When every output is passed in, it returns True, after a check of
+    # the input shapes that returns False instead: the runtime's shortest call path leaves the
+    # check of types to Numba's dispatcher and that of shapes to the program (``Traced``).
+    guard = []
+    if passed and not kept:
+        ret = "return True"
+        guard = _shape_guard(L, graph.inputs)
+    else:
+        ret = "return (" + ", ".join(kept) + ("," if len(kept) == 1 else "") + ")"
     # Only functions with a prange loop are compiled with parallel=True (Numba warns otherwise).
     njit_parallel = L.uses_prange
     # Releasing the GIL costs a call about 50 ns: only calls long enough for other threads to
@@ -717,17 +728,6 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn", write_back=
     for k, (start, size) in enumerate(zip(plan.offsets, plan.slots)):
         held = ", ".join(b.name for b in plan.temporaries if plan.slot_of[b.name] == k)
         header.append(f"    #   [{start}:{start + size}] holds {held}")
-    # A program returns what it does not write into passed-in arrays (copies of views), and an
-    # empty tuple when it has no outputs of its own (they are all inputs or written back), as
-    # the runtime expects. When every output is passed in, it returns True, after a check of
-    # the input shapes that returns False instead: the runtime's shortest call path leaves the
-    # check of types to Numba's dispatcher and that of shapes to the program (``Traced``).
-    guard = []
-    if passed and not kept:
-        ret = "return True"
-        guard = _shape_guard(L, graph.inputs)
-    else:
-        ret = "return (" + ", ".join(kept) + ("," if len(kept) == 1 else "") + ")"
     chunks = _split(units)
     if len(chunks) == 1:
         body, parts = guard + L.lines + ["", "    " + ret], []
@@ -907,12 +907,13 @@ def _names(lines):
 
 def _shape_guard(L: Lowering, inputs) -> list:
     """Lines returning False from the program when an input's shape is not the traced one."""
-    checks = [f"{L.var_name(v)}.shape != {tuple(v.aval.shape)}" for v in inputs if v.aval.shape]
+    checks = [f"shape_is({L.var_name(v)}, {tuple(v.aval.shape)})" for v in inputs if v.aval.shape]
     if not checks:
         return []
+    L.require("from tracejit.backend.kernels import shape_is")
     lines = ["    # called with other shapes: False tells the caller to look for the program compiled for them"]
-    lines.append(f"    if ({checks[0]}" + ("):" if len(checks) == 1 else ""))
-    lines += [f"            or {c}" + ("):" if k == len(checks) - 2 else "") for k, c in enumerate(checks[1:])]
+    lines.append(f"    if not ({checks[0]}" + ("):" if len(checks) == 1 else ""))
+    lines += [f"            and {c}" + ("):" if k == len(checks) - 2 else "") for k, c in enumerate(checks[1:])]
     return lines + ["        return False"]
 
 
