@@ -238,6 +238,18 @@ def test_static_argnames_must_name_a_parameter():
 # ----------------------------------------------------------------------------- Python scalars
 
 
+def test_lists_of_python_numbers_are_arrays_of_numpys_default_dtypes(traced_mode):
+    # Passed as a list, Python numbers are traced one by one, as weak scalars; but NumPy makes a
+    # list an array of float64 (int64, bool) first, so float32 + [1.0, ...] is float64.
+    add = tj.trace(lambda a, b: a + b)
+    a = np.ones((2, 3), np.float32)
+    for b in ([[1.0] * 3] * 2, [0.5, 1.5, 2.5], [1, 2, 3], (True, False, True)):
+        want = a + b
+        got = run(add, traced_mode, a, b)
+        np.testing.assert_array_equal(got, want)
+        assert got.dtype == want.dtype, b
+
+
 def test_python_scalars_are_traced_not_frozen(traced_mode):
     f = tj.trace(lambda x, lr: x - lr * x)
     np.testing.assert_allclose(run(f, traced_mode, X3, 0.5), X3 * 0.5, rtol=1e-12)

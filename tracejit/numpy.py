@@ -443,7 +443,9 @@ def asarray(a, dtype=None, order=None, *, copy=None, like=None):
     if _is_tracer(a):
         return a if dtype is None else astype(a, dtype)
     if isinstance(a, (list, tuple)) and _contains_tracer(a):
-        return stack([asarray(x, dtype) for x in a]) if a else np.asarray(a, dtype)
+        # NumPy gives a list's Python numbers their default dtypes (float64, int64): in an
+        # array they are no longer weak operands
+        return stack([_strong(asarray(x, dtype)) for x in a]) if a else np.asarray(a, dtype)
     try:
         out = np.asarray(a, dtype=dtype)
     except ValueError as e:
@@ -454,6 +456,10 @@ def asarray(a, dtype=None, order=None, *, copy=None, like=None):
 
 
 array = asarray
+
+
+def _strong(x):
+    return P.cast(x, dtype=x.dtype) if _is_tracer(x) and x.aval.weak else x
 
 
 def _contains_tracer(seq) -> bool:
