@@ -293,7 +293,6 @@ class Traced:
         self._cache: dict = {}
         self._fast: dict = {}  # mode -> {argument layouts: direct runner, "pytrees": [(matcher, runner)]}
         self._hot = None  # (program, output shape, dtype) of the only layout seen (see __call__)
-        self._hot_missed = False
         self._last_key = None
         self._lock = threading.RLock()
         self._warned = False
@@ -356,7 +355,7 @@ class Traced:
                 if hit:
                     self.stats["cache_hits"] += 1
                     return out
-                self._hot, self._hot_missed = None, True
+                self._hot = None
             # Fast path: arguments whose exact structure and layout were seen before, either
             # positional C-contiguous arrays, or pytrees of them and Python scalars.
             fast = self._fast.get(mode)
@@ -463,8 +462,9 @@ class Traced:
                 fn(*leaves, *outs)
                 return finish(outs)
 
-            if (treedef is None and finish is _first and len(outputs.specs) == 1
-                    and not self._hot_missed and not self._fast.get("compiled")):
+            # only for the first layout registered: the registry is never empty again, so a
+            # function whose shortest path has missed never gets one back
+            if treedef is None and finish is _first and len(outputs.specs) == 1 and not self._fast.get("compiled"):
                 self._hot = (compiled.fn, *outputs.specs[0])
         elif scalars or extra:
             def run(leaves):

@@ -169,8 +169,8 @@ def _elementwise(ufunc, prim, *args, python_op=False):
     if python_op and builtins.all(_is_weak(a) for a in args):
         if not out.aval.weak:
             out = _as_weak(out)
-    elif out.aval.weak:
-        out = P.cast(out, dtype=out.dtype)  # a strongly typed result
+    else:
+        out = _strong(out)
     return out
 
 
@@ -431,7 +431,7 @@ def astype(x, dtype):
     if dtype == object or dtype.kind in "SUV":
         raise UnsupportedError(f"astype({dtype}): only numeric and bool dtypes can be traced{_where_msg()}")
     if x.dtype == dtype:
-        return x if not x.aval.weak else P.cast(x, dtype=dtype)
+        return _strong(x)
     return P.cast(x, dtype=dtype)
 
 
@@ -459,6 +459,7 @@ array = asarray
 
 
 def _strong(x):
+    """``x`` as a strongly typed value: a weak tracer (a Python scalar's) cast to its own dtype."""
     return P.cast(x, dtype=x.dtype) if _is_tracer(x) and x.aval.weak else x
 
 

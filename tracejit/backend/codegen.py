@@ -911,10 +911,9 @@ def _shape_guard(L: Lowering, inputs) -> list:
     if not checks:
         return []
     L.require("from tracejit.backend.kernels import shape_is")
-    lines = ["    # called with other shapes: False tells the caller to look for the program compiled for them"]
-    lines.append(f"    if not ({checks[0]}" + ("):" if len(checks) == 1 else ""))
-    lines += [f"            and {c}" + ("):" if k == len(checks) - 2 else "") for k, c in enumerate(checks[1:])]
-    return lines + ["        return False"]
+    return ["    # called with other shapes: False tells the caller to look for the program compiled for them",
+            "    if not (" + "\n            and ".join(checks) + "):",
+            "        return False"]
 
 
 def _parts(L: Lowering, chunks, args, returned, ret):

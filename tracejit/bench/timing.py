@@ -187,9 +187,7 @@ def _hook_inner(traced, mode):
             original, original_entry = compiled.fn, getattr(compiled, "entry", None)
             fast = getattr(traced, "_fast", {})
             saved = fast.pop(mode, None)
-            saved_hot = getattr(traced, "_hot", None)
-            if saved_hot is not None:
-                traced._hot = None
+            saved_hot, traced._hot = traced._hot, None
             compiled.fn = timed(original)
             if original_entry is not None:
                 compiled.entry = timed(original_entry)
@@ -201,8 +199,7 @@ def _hook_inner(traced, mode):
                 fast.pop(mode, None)
                 if saved is not None:
                     fast[mode] = saved
-                if saved_hot is not None:
-                    traced._hot = saved_hot
+                traced._hot = saved_hot
         else:
             entry = traced._cache[traced._last_key]
             original = entry.runners[mode]
