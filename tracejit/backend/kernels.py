@@ -277,7 +277,8 @@ def _accumulate_src(e, acc, acc_dtype, x):
 def _combine(prim, acc_dtype, acc, x):
     kind = np.dtype(acc_dtype).kind
     if prim.name == "reduce_sum":
-        return f"radd({acc}, {x})" if kind in "fc" else (f"{acc} or {x}" if kind == "b" else f"{acc} + {x}")
+        # LLVM's reassoc flag is for floating-point scalars only: a complex sum adds plainly
+        return f"radd({acc}, {x})" if kind == "f" else (f"{acc} or {x}" if kind == "b" else f"{acc} + {x}")
     if kind == "f":
         return f"{'fmaximum' if prim.name == 'reduce_max' else 'fminimum'}({acc}, {x})"
     return prim.combine.format(acc=acc, x=x)
