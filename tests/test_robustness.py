@@ -208,6 +208,48 @@ def test_arrays_in_the_other_byte_order_give_numpys_results(mode):
     assert_tree_close(run(fn, mode, x, x), (np.tanh(x) * x, x.sum(axis=1)), f"{mode} mode, native")
 
 
+def _other_order(x):
+    return x.astype(x.dtype.newbyteorder(">" if x.dtype.byteorder != ">" else "<"))
+
+
+FAST_PATH_PROGRAMS = {
+    # name: (function, arguments): each is called three times, past the first call's slow path
+    "add, int32": (lambda a: a + 1, lambda: (np.arange(6, dtype=np.int32),)),
+    "sum, float64": (np.sum, lambda: (np.arange(6.0),)),
+    "matmul, float32": (lambda a, b: a @ b, lambda: (np.arange(4, dtype=np.float32).reshape(2, 2),) * 2),
+    "dict argument": (lambda p, s: p["w"] * s, lambda: ({"w": np.arange(6, dtype=np.int32)}, 2)),
+}
+
+
+@pytest.mark.parametrize("mode", TRACED_MODES)
+@pytest.mark.parametrize("name", sorted(FAST_PATH_PROGRAMS))
+def test_other_byte_order_stays_right_on_every_call(name, mode):
+    # The calls after the first take the fast path, which passes arrays on unconverted.
+    fn, make = FAST_PATH_PROGRAMS[name]
+    args = tuple({k: _other_order(v) for k, v in a.items()} if isinstance(a, dict) else
+                 _other_order(a) if isinstance(a, np.ndarray) else a for a in make())
+    traced = tj.trace(fn)
+    for call in range(3):
+        assert_tree_close(run(traced, mode, *args), fn(*args), f"{mode} mode, call {call}")
+    # native arrays first (the shortest path for one layout), then the other byte order
+    traced = tj.trace(fn)
+    for call, a in enumerate([make(), make(), args, args, make()]):
+        assert_tree_close(run(traced, mode, *a), fn(*a), f"{mode} mode, mixed call {call}")
+
+
+# --------------------------------------------------------------------------- complex sums
+
+
+@pytest.mark.parametrize("mode", TRACED_MODES)
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+@pytest.mark.parametrize("reduction", ["sum", "mean", "sum axis 1", "fused"])
+def test_complex_sums_compile_and_match_numpy(reduction, dtype, mode):
+    fn = {"sum": np.sum, "mean": np.mean, "sum axis 1": lambda a: a.sum(axis=1),
+          "fused": lambda a: (a * 2 + 1j).sum(axis=0)}[reduction]
+    a = (np.arange(6) + 1j * np.arange(6)[::-1]).astype(dtype).reshape(2, 3)
+    assert_tree_close(run(tj.trace(fn), mode, a), fn(a), f"{mode} mode")
+
+
 # --------------------------------------------------------------------------- a large array
 
 

@@ -99,6 +99,14 @@ def _as_runtime_array(leaf, sig):
     return leaf if type(leaf) is np.ndarray else np.asarray(leaf)
 
 
+def _direct(a) -> bool:
+    """Whether the compiled program can read ``a`` as it is, with no conversion: a plain
+    C-contiguous ndarray in native byte order. The fast path takes only such arrays, since
+    its key (shape, dtype, strides) is all it checks on later calls: an array in the other
+    byte order passed on as it is would be read as the wrong numbers."""
+    return type(a) is np.ndarray and a.flags.c_contiguous and a.dtype.isnative
+
+
 # The fast path's key for one argument: its exact type and memory layout.
 _layout = operator.attrgetter("__class__", "shape", "dtype", "strides")
 
@@ -399,7 +407,7 @@ class Traced:
         program, compiled = entry.program, entry.compiled
         if program.mutated or compiled is None or compiled._passthrough or len(leaves) != len(entry.leaf_sigs):
             return
-        if not all((type(a) is np.ndarray and a.flags.c_contiguous) or type(a) in _SCALAR_DTYPES for a in leaves):
+        if not all(_direct(a) or type(a) in _SCALAR_DTYPES for a in leaves):
             return
         treedef = None
         if all(type(a) is np.ndarray for a in args):
@@ -412,7 +420,7 @@ class Traced:
         # Python scalars become 0-d arrays of their traced dtype (float -> float64 ...)
         scalars = tuple((i, _SCALAR_DTYPES[type(a)]) for i, a in enumerate(leaves) if type(a) in _SCALAR_DTYPES)
         captured = tuple(program.captured)
-        if not all(type(c) is np.ndarray and c.flags.c_contiguous for c in captured):
+        if not all(_direct(c) for c in captured):
             return
         # The fast path's key pins each argument's type, dtype, shape and layout, so the compiled
         # function's entry point can skip the dispatcher's checks; arrays captured from globals
