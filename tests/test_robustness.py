@@ -237,6 +237,51 @@ def test_other_byte_order_stays_right_on_every_call(name, mode):
         assert_tree_close(run(traced, mode, *a), fn(*a), f"{mode} mode, mixed call {call}")
 
 
+# --------------------------------------------------------------------------- Python ints at the limits
+
+PYTHON_INT_PROGRAMS = {
+    "add": lambda a, s: a + s,
+    "multiply": lambda a, s: s * a,
+    "maximum": lambda a, s: np.maximum(a, s),
+    "in place": lambda a, s: a.__iadd__(s) * 1,
+    "less": lambda a, s: a < s,
+    "equal": lambda a, s: s == a,
+    "where": lambda a, s: np.where(a > 0, a, s),
+}
+
+
+def _numpy_or_error(fn, *args):
+    try:
+        return fn(*args)
+    except OverflowError as e:
+        return e
+
+
+@pytest.mark.parametrize("mode", TRACED_MODES)
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.int32, np.uint32])
+@pytest.mark.parametrize("name", sorted(PYTHON_INT_PROGRAMS))
+def test_python_int_arguments_beyond_the_dtype_raise_or_compare_like_numpy(name, dtype, mode):
+    # NumPy 2 refuses a Python int its integer operand's dtype cannot hold (OverflowError),
+    # except in comparisons, which it makes exactly. A traced int must not wrap instead.
+    fn, info = PYTHON_INT_PROGRAMS[name], np.iinfo(dtype)
+    traced = tj.trace(fn)
+    for s in [1, info.max, info.min, info.max + 1, info.min - 1, 2 ** 40, 1, -(2 ** 40)]:
+        a = np.array([0, 1, info.max], dtype)
+        want = _numpy_or_error(fn, a.copy(), s)
+        if isinstance(want, OverflowError):
+            with pytest.raises(OverflowError, match=f"Python integer {s} out of bounds for {np.dtype(dtype)}"):
+                run(traced, mode, a.copy(), s)
+        else:
+            assert_tree_close(run(traced, mode, a.copy(), s), want, f"{mode} mode, s = {s}")
+
+
+@pytest.mark.parametrize("mode", TRACED_MODES)
+def test_literal_ints_beyond_the_dtype_compare_like_numpy(mode):
+    a = np.array([-100, 0, 120], np.int8)
+    fn = tj.trace(lambda a: (a < 300, a >= -129, a == 1000, a != -(2 ** 40)))
+    assert_tree_close(run(fn, mode, a), (a < 300, a >= -129, a == 1000, a != -(2 ** 40)), f"{mode} mode")
+
+
 # --------------------------------------------------------------------------- complex sums
 
 

@@ -615,6 +615,17 @@ def test_inplace_update_of_a_read_only_argument(mode):
     np.testing.assert_array_equal(x, X3)
 
 
+def test_inplace_update_of_a_read_only_argument_names_it(traced_mode):
+    @tj.trace
+    def step(params, lr):
+        params["W"] -= lr
+
+    params = {"W": X3.copy()}
+    params["W"].flags.writeable = False
+    with pytest.raises(ValueError, match=r"argument params\['W'\] is updated in place but is read-only"):
+        run(step, traced_mode, params, 0.5)
+
+
 def test_inplace_update_of_a_numpy_array_with_a_traced_value_is_refused(traced_mode):
     buffer = np.zeros(3)
 

@@ -52,6 +52,7 @@ class GraphTrace(Trace):
         super().__init__(level)
         self.eqns: list[Eqn] = []
         self.captured: dict[int, tuple[object, Var]] = {}  # id(value) -> (value, input var)
+        self.int_ranges: list = []  # (atom, dtype): a Python int that must fit dtype (see TracedProgram)
 
     def new_input(self, aval: Aval) -> GraphTracer:
         return GraphTracer(self, Var(aval))
@@ -95,6 +96,9 @@ class TracedProgram:
     mutated: list = field(default_factory=list)
     # positions of 0-d results that are returned as 0-d arrays, as NumPy would (others: scalars)
     ndarray_outputs: frozenset = frozenset()
+    # (leaf position, dtype): a Python int argument combined with values of that integer dtype,
+    # which NumPy 2 refuses (OverflowError) when the dtype cannot hold it; calls check them
+    int_ranges: tuple = ()
 
 
 def make_graph(fn, in_avals, unflatten_args, flatten_out, input_names=None) -> TracedProgram:
@@ -119,8 +123,11 @@ def make_graph(fn, in_avals, unflatten_args, flatten_out, input_names=None) -> T
     names += [f"captured{i}" for i in range(len(captured))]
     outputs = [_as_var(trace, a) for a in out_atoms]
     graph = Graph(inputs, trace.eqns, outputs, input_names=names)
+    positions = {id(v): k for k, v in enumerate(in_vars)}
+    int_ranges = tuple(sorted({(positions[id(atom)], dtype) for atom, dtype in trace.int_ranges
+                               if id(atom) in positions}, key=lambda r: (r[0], r[1].str)))
     return TracedProgram(graph, out_tree, len(out_leaves), [value for value, _ in captured], mutated,
-                         ndarray_outputs)
+                         ndarray_outputs, int_ranges)
 
 
 def _is_0d_ndarray(leaf) -> bool:

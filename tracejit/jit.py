@@ -196,17 +196,31 @@ def _pytree_matcher(treedef, leaves):
 
 
 class _Entry:
-    """One traced signature: its optimised program and, lazily, its runners per mode."""
+    """One traced signature: its optimised program and, lazily, its runners per mode.
+    ``names``: the leaves' names for messages; ``int_ranges``: ``(position, dtype, name)`` of
+    the Python int arguments each call checks (``TracedProgram.int_ranges``)."""
 
-    __slots__ = ("program", "raw_graph", "runners", "leaf_sigs", "compiled", "bindings")
+    __slots__ = ("program", "raw_graph", "runners", "leaf_sigs", "compiled", "bindings", "names", "int_ranges")
 
-    def __init__(self, program, raw_graph, leaf_sigs, bindings=()):
+    def __init__(self, program, raw_graph, leaf_sigs, bindings=(), names=()):
         self.program = program
         self.raw_graph = raw_graph
         self.leaf_sigs = leaf_sigs
         self.runners = {}
         self.compiled = None
         self.bindings = bindings
+        self.names = tuple(names)
+        self.int_ranges = tuple((k, dtype, self.names[k]) for k, dtype in program.int_ranges)
+
+
+def _check_int_ranges(int_ranges, leaves, fname) -> None:
+    for k, dtype, name in int_ranges:
+        value = leaves[k]
+        info = np.iinfo(dtype)
+        if not info.min <= value <= info.max:
+            raise OverflowError(f"{fname}: Python integer {value} out of bounds for {dtype} (argument "
+                                f"{_label(name)}, which the function combines with {dtype} values; NumPy raises "
+                                f"this error too). Pass a value in [{info.min}, {info.max}], or an array of a wider dtype")
 
 
 def _bindings(fn, captured) -> tuple:
@@ -438,8 +452,11 @@ class Traced:
         else:
             finish = _first
 
+        int_ranges, fname = entry.int_ranges, self.__name__
         if scalars:
             def inputs(leaves):
+                if int_ranges:
+                    _check_int_ranges(int_ranges, leaves, fname)
                 arrays = list(leaves)
                 for i, dtype in scalars:
                     arrays[i] = np.asarray(arrays[i], dtype)
@@ -491,9 +508,11 @@ class Traced:
     def _run(self, entry, leaves, mode):
         runner = entry.runners.get(mode) or self._make_runner(entry, mode)
         program = entry.program
+        if entry.int_ranges:
+            _check_int_ranges(entry.int_ranges, leaves, self.__name__)
         arrays = [_as_runtime_array(x, s) for x, s in zip(leaves, entry.leaf_sigs)] + program.captured
         if program.mutated:
-            self._check_writable(leaves, program.mutated)
+            self._check_writable(leaves, program.mutated, entry.names)
         outs = runner(arrays)
         n = program.n_results
         if program.captured:
@@ -507,13 +526,12 @@ class Traced:
                 np.copyto(target, new_value)
         return pytree.unflattener(program.out_tree)(_results(program, outs))
 
-    def _check_writable(self, leaves, mutated):
-        names = None
+    def _check_writable(self, leaves, mutated, names):
         for position in mutated:
             target = leaves[position]
             if isinstance(target, np.ndarray) and not target.flags.writeable:
-                names = names or self._leaf_names(leaves)
-                raise ValueError(f"{self.__name__}: argument {names[position]} is updated in place but is read-only")
+                raise ValueError(f"{self.__name__}: argument {_label(names[position])} is updated in place but is "
+                                 "read-only (pass a writable array, e.g. a copy)")
 
     # ------------------------------------------------------------------------- tracing
     def _miss(self, key, leaves, args, kwargs, stale=None):
@@ -567,7 +585,7 @@ class Traced:
         if log_enabled("graph"):
             log("graph", f"{self.__name__} as traced ({len(raw.eqns)} equations):\n{raw}")
             log("graph", f"{self.__name__} after passes ({len(program.graph.eqns)} equations):\n{program.graph}")
-        return _Entry(program, raw, sigs, _bindings(self.fn, program.captured))
+        return _Entry(program, raw, sigs, _bindings(self.fn, program.captured), names)
 
     def _merge_statics(self, dyn_args, dyn_kwargs, statics):
         args = list(dyn_args)

@@ -153,6 +153,34 @@ def _signature_entry(x):
     return np.dtype(np.bool_) if kind is bool else kind or _dtype_of(x)
 
 
+_COMPARISONS = frozenset([np.equal, np.not_equal, np.less, np.less_equal, np.greater, np.greater_equal])
+_WIDE_INT = np.dtype(np.int64)
+
+
+def _python_int_beyond(args, dtype) -> bool:
+    """Whether a comparison of an integer array of ``dtype`` with a Python int must be made in
+    int64: NumPy 2 compares the int's exact value (``int8_array < 300`` is all True), so a
+    traced int, whose value may not fit ``dtype``, or a literal that does not, cannot be cast
+    to ``dtype`` first. (uint64 against a negative int stays with the plain rule.)"""
+    if dtype.kind not in "iu" or dtype.itemsize == 8:
+        return False
+    for a in args:
+        if _is_tracer(a) and _weak_kind(a) is int:
+            return True
+        if type(a) is int and not np.iinfo(dtype).min <= a <= np.iinfo(dtype).max:
+            return True
+    return False
+
+
+def _note_int_range(x, dtype):
+    """NumPy 2 raises OverflowError when a Python int meets an integer dtype in a ufunc that
+    cannot hold it (``int8_array + 300``); a traced int's value is known only when the program
+    is called, so the recording trace notes the requirement and each call checks it."""
+    ranges = getattr(x._trace, "int_ranges", None)
+    if ranges is not None:
+        ranges.append((x.atom, dtype))
+
+
 def _elementwise(ufunc, prim, *args, python_op=False):
     """Apply ``prim`` with NumPy's promotion (as ``ufunc`` would) and explicit broadcasting.
 
@@ -162,7 +190,12 @@ def _elementwise(ufunc, prim, *args, python_op=False):
     if not _any_tracer(args):
         return ufunc(*args)
     dtypes = _ufunc_dtypes(ufunc, args)
+    if ufunc in _COMPARISONS and _python_int_beyond(args, dtypes[0]):
+        dtypes = (_WIDE_INT, _WIDE_INT, dtypes[-1])
     shape = _broadcast_shapes(f"np.{ufunc.__name__}", *[_shape(a) for a in args], operands=args)
+    for a, dt in zip(args, dtypes):
+        if dt.kind in "iu" and dt != _WIDE_INT and _is_tracer(a) and _weak_kind(a) is int:
+            _note_int_range(a, dt)
     out = prim(*[_to(a, dt, shape, args) for a, dt in zip(args, dtypes)])
     if out.dtype != dtypes[-1]:  # e.g. a loop computed in float64 whose NumPy result is declared otherwise
         out = P.cast(out, dtype=dtypes[-1])
