@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import tracejit as tj
-from conftest import assert_message, assert_tree_close, run
+from conftest import assert_message, assert_tree_close, copy_args, run
 from tracejit.primitives import trace_stack
 
 THIS_FILE = os.path.abspath(__file__)
@@ -624,6 +624,71 @@ def test_inplace_update_of_a_read_only_argument_names_it(traced_mode):
     params["W"].flags.writeable = False
     with pytest.raises(ValueError, match=r"argument params\['W'\] is updated in place but is read-only"):
         run(step, traced_mode, params, 0.5)
+
+
+ALIASED_PROGRAMS = {
+    # name: (function, arguments made from one array x)
+    "update then read through the other name": (lambda a, b: (a.__imul__(2.0), a.__iadd__(b), a.sum())[-1],
+                                                 lambda x: (x, x)),
+    "both names updated": (lambda a, b: (a.__isub__(1.0), b.__isub__(1.0), a + b)[-1], lambda x: (x, x)),
+    "second name updated": (lambda a, b: (b.__imul__(3.0), a * 1.0)[-1], lambda x: (x, x)),
+    "inside a dict": (lambda p, s: (p["W"].__isub__(s), p["V"] * 2.0)[-1], lambda x: ({"V": x, "W": x}, 0.5)),
+    "three names, one array": (lambda a, b, c: (c.__iadd__(1.0), a + b + c)[-1], lambda x: (x, x, x)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ALIASED_PROGRAMS))
+def test_one_array_passed_as_several_arguments_and_updated_in_place_acts_as_in_numpy(name, traced_mode):
+    fn, make_args = ALIASED_PROGRAMS[name]
+    x_numpy, x = np.arange(4.0), np.arange(4.0)
+    want = fn(*make_args(x_numpy))
+    traced = tj.trace(fn)
+    assert_tree_close(run(traced, traced_mode, *make_args(x)), want, f"{traced_mode} mode")
+    np.testing.assert_array_equal(x, x_numpy, err_msg="the array after the call")
+    # separate arrays of the same signature still get the program traced for them
+    separate = tuple(copy_args(a) for a in make_args(np.arange(4.0)))
+    want = fn(*copy_args(separate))
+    assert_tree_close(run(traced, traced_mode, *separate), want, f"{traced_mode} mode, separate arrays")
+    again = np.arange(4.0)
+    assert_tree_close(run(traced, traced_mode, *make_args(again)), fn(*make_args(np.arange(4.0))),
+                      f"{traced_mode} mode, aliased again")
+    assert any("the same array" in r for r in traced.stats["retraces"])
+
+
+def test_overlapping_arguments_updated_in_place_are_refused(traced_mode):
+    @tj.trace
+    def shift(a, b):
+        a += b
+
+    x = np.arange(5.0)
+    with pytest.raises(ValueError, match="arguments 'a' and 'b' overlap in memory and 'a' is updated in place"):
+        run(shift, traced_mode, x[1:], x[:-1])
+    np.testing.assert_array_equal(x, np.arange(5.0))
+    y = np.arange(4.0)
+    run(shift, traced_mode, y, np.ones(4))  # separate arrays: fine
+    np.testing.assert_array_equal(y, np.arange(4.0) + 1)
+
+
+GLOBAL_ARRAY = np.arange(3.0)
+
+
+def test_an_argument_updated_in_place_that_is_a_global_the_function_reads_is_refused(traced_mode):
+    @tj.trace
+    def f(a):
+        a += 1.0
+        return GLOBAL_ARRAY * a
+
+    run(f, traced_mode, np.zeros(3))
+    with pytest.raises(ValueError, match="argument 'a' is updated in place and shares memory with an array"):
+        run(f, traced_mode, GLOBAL_ARRAY)
+    np.testing.assert_array_equal(GLOBAL_ARRAY, np.arange(3.0))
+
+
+def test_one_array_as_two_arguments_without_updates_needs_no_second_program(traced_mode):
+    f = tj.trace(lambda a, b: a * b + 1.0)
+    x = np.arange(4.0)
+    assert_tree_close(run(f, traced_mode, x, x), x * x + 1.0)
+    assert f.stats["traces"] == 1 and not f.stats["retraces"]
 
 
 def test_inplace_update_of_a_numpy_array_with_a_traced_value_is_refused(traced_mode):

@@ -213,6 +213,47 @@ class _Entry:
         self.int_ranges = tuple((k, dtype, self.names[k]) for k, dtype in program.int_ranges)
 
 
+def _aliases(leaves, entry, fname):
+    """For a program that updates arguments in place: None when no argument it updates shares
+    memory with another argument; else, per leaf, the position of the first leaf that is the
+    very same array (the same memory, shape, strides and dtype), its own position otherwise.
+
+    NumPy sees ``a *= 2`` through ``b`` when both name one array; a program traced for distinct
+    arrays would not. Partial overlaps (``x[1:]`` and ``x[:-1]``) and an argument that is also
+    an array the function reads from a global or closure are refused: no program traced from
+    the function's names alone could give NumPy's result for them."""
+    arrays = [(k, a) for k, a in enumerate(leaves) if type(a) is np.ndarray or isinstance(a, np.ndarray)]
+    if len(arrays) + len(entry.program.captured) < 2:
+        return None
+    firsts = None
+    for k in entry.program.mutated:
+        a = leaves[k]
+        if not isinstance(a, np.ndarray):
+            continue
+        for j, b in arrays:
+            if j == k or not np.may_share_memory(a, b):
+                continue
+            if _same_view(a, b):
+                firsts = firsts or list(range(len(leaves)))
+                first = min(firsts[j], firsts[k])
+                firsts = [first if f in (firsts[j], firsts[k]) else f for f in firsts]
+            elif np.shares_memory(a, b):
+                raise ValueError(f"{fname}: arguments {_label(entry.names[k])} and {_label(entry.names[j])} overlap "
+                                 f"in memory and {_label(entry.names[k])} is updated in place; pass separate arrays "
+                                 "(e.g. a copy of one), or run the function eagerly")
+        for c in entry.program.captured:
+            if isinstance(c, np.ndarray) and np.may_share_memory(a, c) and np.shares_memory(a, c):
+                raise ValueError(f"{fname}: argument {_label(entry.names[k])} is updated in place and shares memory "
+                                 "with an array the function reads from a global or closure variable; pass that "
+                                 "array as an argument instead of reading it from outside, or pass a copy")
+    return None if firsts is None else tuple(firsts)
+
+
+def _same_view(a, b) -> bool:
+    return a is b or (a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype
+                      and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
+
+
 def _check_int_ranges(int_ranges, leaves, fname) -> None:
     for k, dtype, name in int_ranges:
         value = leaves[k]
@@ -313,6 +354,7 @@ class Traced:
         self._static_names = frozenset(static_argnames) | {names[i] for i in static_argnums if i < len(names)}
         self._positional_names = names
         self._cache: dict = {}
+        self._aliased: dict = {}  # (key, aliases) -> entry for calls passing one array as several arguments
         self._fast: dict = {}  # mode -> {argument layouts: direct runner, "pytrees": [(matcher, runner)]}
         self._hot = None  # (program, output shape, dtype) of the only layout seen (see __call__)
         self._last_key = None
@@ -408,6 +450,10 @@ class Traced:
             entry = self._miss(key, leaves, args, kwargs, stale=entry)
         else:
             self.stats["cache_hits"] += 1
+        if entry.program.mutated:
+            aliases = _aliases(leaves, entry, self.__name__)
+            if aliases is not None:
+                entry = self._aliased_entry(key, aliases, leaves, args, kwargs)
         if self.check:
             return run_checked(self, self.fn, args, kwargs, lambda: self._run(entry, leaves, mode))
         result = self._run(entry, leaves, mode)
@@ -550,11 +596,30 @@ class Traced:
             self._last_key = key
             return entry
 
-    def _trace(self, key, args, kwargs, names):
+    def _aliased_entry(self, key, aliases, leaves, args, kwargs):
+        """The program for this signature when some arguments are one array (``aliases``, see
+        ``_aliases``): traced with one tracer for all of them, so an update through one name
+        is seen through the others, as in NumPy."""
+        entry = self._aliased.get((key, aliases))
+        if entry is not None:
+            return entry
+        with self._lock:
+            entry = self._aliased.get((key, aliases))
+            if entry is None:
+                names = self._leaf_names(leaves, args, kwargs)
+                same = ", ".join(f"argument {_label(names[k])} is the same array as {_label(names[first])}"
+                                 for k, first in enumerate(aliases) if first != k)
+                self._record_retrace(key, names, f"{same} (updated in place)")
+                entry = self._aliased[(key, aliases)] = self._trace(key, args, kwargs, names, aliases)
+        return entry
+
+    def _trace(self, key, args, kwargs, names, aliases=None):
         treedef, sigs, statics = key
         in_avals = [_leaf_aval(s) for s in sigs]
 
         def unflatten_args(tracers):
+            if aliases is not None:
+                tracers = [tracers[first] for first in aliases]
             if tracers:  # so errors can say which argument a traced value is
                 tracers[0]._trace.input_names = {id(getattr(t, "atom", None)): n for t, n in zip(tracers, names)}
             for t, sig in zip(tracers, sigs):
