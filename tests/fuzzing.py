@@ -1326,6 +1326,86 @@ def reproducer(group: Group, k: int | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+# ----------------------------------------------------------------------------- call-site programs
+#
+# Programs whose risk is in how they are called, not in what they compute: one array passed
+# as several arguments and updated in place through them, and Python int arguments at and
+# beyond the limits of the integer dtype they meet. Each is one small function with the
+# arguments to call it with; NumPy's result (or NumPy's OverflowError) is the reference.
+
+_ALIAS_STATEMENTS = [
+    "{a} += {b}", "{a} -= 0.5 * {b}", "{a} *= {b}", "{a} /= {b} * {b} + 1.0", "{a} *= 0.5",
+    "{a} += 1.0", "{a}[1:] += {b}[:-1]", "{a}[::2] = {b}[::2] * 2.0", "np.multiply({a}, 2.0, out={a})",
+]
+_ALIAS_RESULTS = ["{a} + {b}", "{a} * {b} - {c}", "np.sum({a}) + np.sum({c})", "({a} - {b}).max()", "{c} / 2.0"]
+
+
+@dataclass
+class CallCase:
+    """A function (its source too) and the arguments to call it with (``make_args()`` makes
+    fresh ones, sharing memory as the case intends)."""
+
+    seed: int
+    source: str
+    fn: object
+    make_args: object
+    describe: str
+
+    def message(self) -> str:
+        return f"call-site fuzz case {self.seed}: {self.describe}\n{self.source}"
+
+
+def _function(source: str, seed: int):
+    namespace = dict(NAMESPACE)
+    exec(compile(source, f"<fuzz call case {seed}>", "exec"), namespace)  # noqa: S102 - the text above
+    return namespace["f"]
+
+
+def make_alias_case(seed: int) -> CallCase:
+    """Three parameters ``a, b, c`` updated in place in random order, called with one float64
+    array under two or three of the names (or, now and then, separate arrays)."""
+    rng = np.random.default_rng(seed)
+    names = ["a", "b", "c"]
+    lines = []
+    for _ in range(int(rng.integers(2, 5))):
+        a, b = rng.choice(names, 2, replace=False)
+        lines.append(str(rng.choice(_ALIAS_STATEMENTS)).format(a=a, b=b))
+    a, b, c = rng.permutation(names)
+    result = str(rng.choice(_ALIAS_RESULTS)).format(a=a, b=b, c=c)
+    source = "def f(a, b, c):\n" + "".join(f"    {line}\n" for line in lines) + f"    return {result}\n"
+    pattern = [(0, 0, 1), (0, 1, 0), (1, 0, 0), (0, 0, 0), (0, 1, 2)][int(rng.integers(5))]
+    shape = [(6,), (2, 4)][int(rng.integers(2))]
+    data = [np.round(rng.uniform(0.5, 2.0, shape), 2) for _ in range(3)]
+
+    def make_args():
+        arrays = [d.copy() for d in data]
+        return tuple(arrays[k] for k in pattern)
+
+    return CallCase(seed, source, _function(source, seed), make_args, f"arguments {pattern} of {shape} float64")
+
+
+_INT_DTYPES = [np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64]
+_INT_EXPRESSIONS = ["a + s", "s - a", "a * s", "np.maximum(a, s)", "np.minimum(s, a)", "a < s", "s >= a",
+                    "a == s", "a != s", "a // s", "a % s", "np.where(a > 1, a, s)", "(a + 1) * 2 + s"]
+
+
+def make_int_limit_case(seed: int) -> CallCase:
+    """``f(a, s)``: an integer array and a Python int at or beyond its dtype's limits. (uint64 is
+    left out: a Python int argument is traced as int64, so 2**63 and beyond cannot be passed.)"""
+    rng = np.random.default_rng(seed)
+    dtype = np.dtype(_INT_DTYPES[int(rng.integers(len(_INT_DTYPES)))])
+    info = np.iinfo(dtype)
+    expr = str(rng.choice(_INT_EXPRESSIONS))
+    lo, hi = int(info.min), int(info.max)
+    near = [lo, hi, lo - 1, hi + 1, 0, 1, -1, lo + 1, hi - 1, 2 ** 31, -(2 ** 31) - 1, 2 ** 40]
+    s = near[int(rng.integers(len(near)))]
+    if dtype == np.int64:
+        s = max(min(s, hi), lo)  # beyond int64 a Python int cannot be an argument at all
+    values = np.array([0, 1, 2, hi // 2, hi], dtype)
+    source = f"def f(a, s):\n    return {expr}\n"
+    return CallCase(seed, source, _function(source, seed), lambda: (values.copy(), s), f"a: {dtype}, s = {s}")
+
+
 if __name__ == "__main__":
     import argparse
 

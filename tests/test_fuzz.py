@@ -226,6 +226,24 @@ def eager_reference(group):
         return group.fn(*group.call_args())
 
 
+def other_byte_order(args):
+    """The arguments with every array in the non-native byte order: the same numbers, which
+    every call (the first and the fast path's later ones) must read as such."""
+    return [a.astype(a.dtype.newbyteorder("S")) if isinstance(a, np.ndarray) else a for a in args]
+
+
+def check_again(traced, args, compare, where):
+    """Later calls of a compiled function: the same arguments (the fast path), then the
+    same numbers in the other byte order, twice."""
+    for again, call_args in (("again", args()), ("other byte order", other_byte_order(args())),
+                             ("other byte order, again", other_byte_order(args()))):
+        try:
+            got = run(traced, "compiled", *call_args)
+        except Exception as e:  # noqa: BLE001
+            raise Mismatch(None, f"{where}, {again}: raised {raised(e)}") from None
+        compare(got, f"{where}, {again}")
+
+
 def check_forward(group, modes_and_configs):
     want = eager_reference(group)
     compare_outputs(group, run(tj.trace(group.fn), "eager", *group.call_args()), want, "eager (traced function)")
@@ -235,6 +253,8 @@ def check_forward(group, modes_and_configs):
         if mode == "graph":
             tj.verify(traced.graph(*group.call_args()))
             assert traced.stats["traces"] == 1
+        elif config == "default":
+            check_again(traced, group.call_args, lambda got, where: compare_outputs(group, got, want, where), where)
 
 
 def run_configured(fn, mode, config, args):
@@ -346,6 +366,8 @@ def check_grad(group, plan):
         compare_grad_result(group, got, want, where)
         if mode == "graph":
             tj.verify(traced.graph(*group.loss_args()))
+        elif config == "default":
+            check_again(traced, group.loss_args, lambda got, where: compare_grad_result(group, got, want, where), where)
 
 
 def grad_case(seed, long=False):
@@ -355,6 +377,71 @@ def grad_case(seed, long=False):
         check_grad(group, steps)
     except Exception as e:  # noqa: BLE001
         report(group, steps, check_grad, e)
+
+
+# ----------------------------------------------------------------------------- call-site cases
+
+
+def _outcome(fn, args):
+    """``(result, the arguments after the call)``, or the OverflowError NumPy (or the traced
+    function) raised."""
+    try:
+        with np.errstate(all="ignore"):
+            return fn(*args), args
+    except OverflowError as e:
+        return e
+
+
+def _same_outcome(got, want, where):
+    if isinstance(want, OverflowError) or isinstance(got, Exception):
+        assert type(got) is type(want), f"{where}: {got!r}, NumPy: {want!r}"
+        return
+    for k, (g, w) in enumerate(zip(pytree_leaves(got), pytree_leaves(want))):
+        g, w = np.asarray(g), np.asarray(w)
+        native = g.dtype.newbyteorder("=")  # an argument passed in the other byte order keeps it
+        assert native == w.dtype and g.shape == w.shape, f"{where}, value {k}: {g.dtype}{g.shape}, NumPy: {w.dtype}{w.shape}"
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=0, err_msg=f"{where}, value {k}")
+
+
+def pytree_leaves(tree):
+    return tj.pytree.flatten(tree)[0]
+
+
+def call_case(case, byte_orders=False):
+    """The case in eager, graph and compiled mode (compiled twice, then with the arrays in the
+    other byte order when ``byte_orders``): results and the arguments after the call, or the
+    OverflowError, as NumPy gives them."""
+    want = _outcome(case.fn, case.make_args())
+    traced = tj.trace(case.fn)
+    calls = [("eager", case.make_args), ("graph", case.make_args), ("compiled", case.make_args),
+             ("compiled", case.make_args)]
+    if byte_orders:
+        calls += [("compiled", lambda: other_byte_order(case.make_args()))] * 2
+    for k, (mode, make_args) in enumerate(calls):
+        try:
+            with tj.mode(mode):
+                got = _outcome(traced, make_args())
+            _same_outcome(got, want, f"{mode} mode (call {k})")
+        except Exception as e:  # noqa: BLE001 - reported with the case
+            pytest.fail(f"{e}\n{case.message()}", pytrace=False)
+
+
+CI_CALL_CASES = 16
+
+
+@pytest.mark.parametrize("seed", range(CI_CALL_CASES))
+def test_one_array_as_several_arguments_updated_in_place(seed):
+    call_case(fuzzing.make_alias_case(seed))
+
+
+@pytest.mark.parametrize("seed", range(CI_CALL_CASES))
+def test_python_int_arguments_at_the_limits_of_their_dtype(seed):
+    call_case(fuzzing.make_int_limit_case(seed), byte_orders=True)
+
+
+def test_call_cases_long(long_seed):
+    call_case(fuzzing.make_alias_case(long_seed))
+    call_case(fuzzing.make_int_limit_case(long_seed), byte_orders=True)
 
 
 # ----------------------------------------------------------------------------- the tests

@@ -397,6 +397,8 @@ class _Collapse:
         if not isinstance(base, ArrayRef):
             return None
         hits = [p for p, i in enumerate(bidx) if any(m in i for m in self.live)]
+        if not hits:  # a view maps the collapsed indices away (e.g. a gather of one row): keep the loops
+            return None
         p = hits[0]
         got = [(i, n) for i, n in zip(bidx[p:], base.shape[p:]) if not (i == "0" and n == 1)]
         want = [(m, n) for m, n in zip(self.markers, self.shape) if n != 1]
