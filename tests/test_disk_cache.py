@@ -285,7 +285,7 @@ READ_ONLY = textwrap.dedent("""
 
 REPORT_LOADED = textwrap.dedent("""
     from tracejit.backend import compiler
-    print("machine code loaded:", sum(sum(fn._cache_hits.values()) for fn in compiler._cache.recent.values()))
+    print("machine code loaded:", sum(sum(fn._cache_hits.values()) for fn in getattr(compiler._cache, "recent", compiler._cache).values()))
 """)
 
 

@@ -348,3 +348,34 @@ def test_temp_bytes_in_stats(mode):
     f = tj.trace(_chain, passes=UNFUSED)
     run(f, mode, np.ones(96))
     assert f.stats["temp_bytes"] == (2 * 96 * 8 if mode == "compiled" else 0)
+
+
+# --------------------------------------------------------------------------- retracing
+
+def test_retraced_programs_are_bounded_and_released(monkeypatch):
+    # A function called with ever new shapes kept every program it compiled (and their modules
+    # and source lines) for good, also after `del f` and backend.clear_cache().
+    import gc
+    import linecache
+    import weakref
+
+    from tracejit import backend
+    from tracejit.backend import compiler, disk_cache
+    backend.clear_cache()
+    monkeypatch.setenv("TRACEJIT_CACHE_SIZE", "3")
+    f = tj.trace(lambda x: x * 2.5 - 1)
+    dispatchers = []
+    for n in range(1, 8):
+        np.testing.assert_array_equal(f(np.arange(n, dtype=np.float32)), np.arange(n, dtype=np.float32) * 2.5 - 1)
+        dispatchers.append(weakref.ref(f._cache[next(reversed(f._cache))].compiled.fn))
+    assert len(f._cache) == 3  # the three most recently used shapes
+    np.testing.assert_array_equal(f(np.ones(1, np.float32)), np.full(1, 1.5, np.float32))  # evicted: traced again
+    modules = [m for m in disk_cache.loaded_modules() if m in sys.modules]
+    assert modules
+    del f
+    backend.clear_cache()
+    gc.collect()
+    assert [r() for r in dispatchers] == [None] * len(dispatchers)
+    assert not set(modules) & set(sys.modules)
+    assert not [name for name in linecache.cache if name.startswith("<tracejit <lambda>")]
+    assert compiler.cache_info()["size"] == 0

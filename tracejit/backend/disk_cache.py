@@ -21,7 +21,9 @@ machine code), so it is only used when nobody else can have written it:
   it) and keeps compiled programs in memory only for the rest of the process;
 - a module's code must be the code generated for its key (checked on every load, together with
   the ``tj_<key>.sha256`` sidecar of the file's text), else the entry is removed and rebuilt; the
-  text checked is the text executed (read once, never re-opened through the import system);
+  text checked is the text executed (read once, never re-opened through the import system), and
+  its bytecode (``__pycache__/tj_<key>.<python>.code``) is used only if it was compiled from
+  that very text (its hash leads the file);
 - a damaged machine-code file (empty, truncated, random: Numba's unpickling fails) is removed,
   the program compiled again, with one warning.
 
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import marshal
 import os
 import pickle
 import stat
@@ -269,40 +272,64 @@ def _entry_text(source: str, py_path: str, sum_path: str, module: str, log):
     return None
 
 
+def _code(text: str, py_path: str, module: str):
+    """The code object of ``text`` (verified), from the bytecode kept beside it when that was
+    compiled from this very text (its hash leads the file), else compiled and kept."""
+    pycache = os.path.join(os.path.dirname(py_path), "__pycache__")
+    code_path = os.path.join(pycache, f"{module}.{sys.implementation.cache_tag}.code")
+    digest = _digest(text).encode("ascii")
+    try:
+        data = read_trusted(code_path)
+        if data[:len(digest)] == digest:
+            return marshal.loads(data[len(digest):])
+    except FileNotFoundError:
+        pass
+    except (EOFError, ValueError, TypeError):  # damaged: compiled again below and replaced
+        pass
+    code = compile(text, py_path, "exec")
+    try:
+        _trusted_folder(pycache)
+        write_private(code_path, digest + marshal.dumps(code))
+    except OSError as exc:
+        cannot_write(os.path.dirname(py_path), exc)
+    return code
+
+
 def _from_disk(source: str, key: str, module: str, log):
     """``(namespace, from_disk, filename)`` of the program through the cache folder, or None to
     run it from memory."""
     root, folder = cache_root(), kernel_dir()
+    py_path = os.path.join(folder, module + ".py")
+    sum_path = os.path.join(folder, module + ".sha256")
     try:
         _trusted_folder(root)
         _trusted_folder(folder)
         pycache = os.path.join(folder, "__pycache__")
         if os.path.isdir(pycache):
             _trusted_folder(pycache)
-        py_path = os.path.join(folder, module + ".py")
-        sum_path = os.path.join(folder, module + ".sha256")
         text = _entry_text(source, py_path, sum_path, module, log)
+        from_disk = text is not None
+        if not from_disk:
+            try:
+                write_private(py_path, source.encode("utf-8"))
+                write_private(sum_path, _digest(source).encode("ascii"))
+            except OSError as exc:
+                cannot_write(folder, exc)
+                return None
+            text = source
+        # the text verified above is the text executed (never read again through the import system)
+        code = _code(text, py_path, module)
     except Untrusted as exc:
         _distrust(exc)
         return None
     except OSError as exc:
         _disable(f"{type(exc).__name__}: {exc}")
         return None
-    from_disk = text is not None
-    if not from_disk:
-        try:
-            write_private(py_path, source.encode("utf-8"))
-            write_private(sum_path, _digest(source).encode("ascii"))
-        except OSError as exc:
-            cannot_write(folder, exc)
-            return None
-        text = source
     mod = types.ModuleType(module)
     mod.__file__ = py_path
     sys.modules[module] = mod  # Numba finds a loaded program's globals through it
     try:
-        # the text verified above is the text executed (no second read through the import system)
-        exec(compile(text, py_path, "exec"), vars(mod))  # noqa: S102
+        exec(code, vars(mod))  # noqa: S102
     except BaseException:
         del sys.modules[module]
         raise
