@@ -364,17 +364,24 @@ def test_retraced_programs_are_bounded_and_released(monkeypatch):
     backend.clear_cache()
     monkeypatch.setenv("TRACEJIT_CACHE_SIZE", "3")
     f = tj.trace(lambda x: x * 2.5 - 1)
-    dispatchers = []
+    dispatchers, modules = [], set()
     for n in range(1, 8):
         np.testing.assert_array_equal(f(np.arange(n, dtype=np.float32)), np.arange(n, dtype=np.float32) * 2.5 - 1)
-        dispatchers.append(weakref.ref(f._cache[next(reversed(f._cache))].compiled.fn))
+        fn = f._cache[next(reversed(f._cache))].compiled.fn
+        dispatchers.append(weakref.ref(fn))
+        modules.add(fn.py_func.__module__)
+    del fn
     assert len(f._cache) == 3  # the three most recently used shapes
     np.testing.assert_array_equal(f(np.ones(1, np.float32)), np.full(1, 1.5, np.float32))  # evicted: traced again
-    modules = [m for m in disk_cache.loaded_modules() if m in sys.modules]
-    assert modules
-    del f
-    backend.clear_cache()
     gc.collect()
+    alive = [r() for r in dispatchers if r() is not None]  # programs of dropped shapes are freed already
+    assert 1 <= len(alive) <= 3
+    assert {fn.py_func.__module__ for fn in alive} <= set(disk_cache.loaded_modules()) & set(sys.modules)
+    del alive
+    del f
+    gc.collect()  # the function is gone: only the backend's three most recent programs are kept
+    assert sum(r() is not None for r in dispatchers) <= 3
+    backend.clear_cache()
     assert [r() for r in dispatchers] == [None] * len(dispatchers)
     assert not set(modules) & set(sys.modules)
     assert not [name for name in linecache.cache if name.startswith("<tracejit <lambda>")]

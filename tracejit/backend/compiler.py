@@ -287,10 +287,10 @@ def _compile(lowered: Lowered, signature, key: str):
         raise _explain(exc, lowered, filename) from None
 
 
-def _forget(key: str, module: str) -> None:
+def _forget(key: str, module: str, namespace_id: int) -> None:
     """A compiled function was freed: drop its module unless a newer one for its key is alive."""
     if _cache.alive.get(key) is None:
-        disk_cache.forget_module(module)
+        disk_cache.forget_module(module, namespace_id)
         for filename in _registered.pop(key, ()):
             linecache.cache.pop(filename, None)
 
@@ -508,7 +508,7 @@ def compile_graph(graph, *, fastmath=False, parallel=None, name="fn", write_back
                 _log("source", f"{lowered.fn_name} ({len(graph.eqns)} equations):\n{lowered.source}")
             fn = _compile(lowered, signature, key)
             _cache.put(key, fn)
-            weakref.finalize(fn, _forget, key, f"tj_{key[:40]}")
+            weakref.finalize(fn, _forget, key, f"tj_{key[:40]}", id(fn.py_func.__globals__))
             _counts["compiles"] += 1
     if hit:
         _log("cache", f"{lowered.fn_name}: compiled program found in memory ({key[:12]})")

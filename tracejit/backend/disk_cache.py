@@ -230,10 +230,14 @@ def _remove_entry(py_path: str, sum_path: str, module: str) -> None:
 
 # ----------------------------------------------------------------------------- programs
 
-def forget_module(module: str) -> None:
-    """Drop a program's module (and its lines) once nothing uses its compiled function."""
+def forget_module(module: str, namespace_id: int | None = None) -> None:
+    """Drop a program's module (and its lines) once nothing uses its compiled function; with
+    ``namespace_id``, only if the module registered is still the one with that namespace."""
     import linecache
     with _lock:
+        mod = sys.modules.get(module)
+        if namespace_id is not None and mod is not None and id(vars(mod)) != namespace_id:
+            return  # loaded again since: that one is in use
         filename = _loaded.pop(module, None)
         sys.modules.pop(module, None)
         if filename is not None:
