@@ -185,7 +185,7 @@ def test_a_world_writable_cache_folder_is_refused(tmp_path):
     _plant(tmp_path)
     os.chmod(tmp_path / "kernels", 0o777)
     out, err = run_checked(tmp_path)
-    _refused(out, err, "writable by group and others")
+    _refused(out, err, "writable by its group and others")
     assert str(tmp_path / "kernels") in err and "mode 0777" in err
 
 
@@ -210,7 +210,7 @@ def test_a_group_writable_machine_code_file_is_refused(tmp_path):
     (index,) = [n for n in os.listdir(pycache) if n.endswith(".nbi") and "_part" not in n]
     os.chmod(pycache / index, 0o666)
     out, err = run_checked(tmp_path)
-    _refused(out, err, "writable by group and others", module_used=True)  # its module was checked and good
+    _refused(out, err, "writable by its group and others", module_used=True)  # its module was checked and good
 
 
 def test_a_swapped_module_is_rebuilt_not_run(tmp_path):

@@ -105,10 +105,10 @@ class Untrusted(Exception):
         mode = stat.S_IMODE(self.st.st_mode)
         kind = "folder" if stat.S_ISDIR(self.st.st_mode) else "file"
         owner = _user_name(self.st.st_uid)
-        shared = os.environ.get(TRUST_ENV, "") == "shared"
+        shared = " (with TRACEJIT_CACHE_TRUST=shared: yours or root's)" if _shared() else ""
         return (f"tracejit: the compile cache {kind} {self.path} is not trusted: it {self.why} (owner {owner}, "
                 f"mode {mode:04o}). Its files would be executed, so only a cache that nobody else can write is used"
-                f"{' (TRACEJIT_CACHE_TRUST=shared: yours or root' + chr(39) + 's)' if shared else ''}; compiled programs "
+                f"{shared}; compiled programs "
                 f"are kept in memory only in this process. Fix: make it yours and private (`chmod -R go-w "
                 f"{self.path}`, owned by you), delete it, or set TRACEJIT_CACHE_DIR to a folder of your own; for a "
                 "deliberately shared read-only cache owned by root, set TRACEJIT_CACHE_TRUST=shared.")
@@ -122,17 +122,20 @@ def _user_name(uid: int) -> str:
         return f"uid {uid}"
 
 
+def _shared() -> bool:
+    return os.environ.get(TRUST_ENV, "") == "shared"
+
+
 def _check(path: str, st) -> None:
     """Raise ``Untrusted`` unless ``st`` (of ``path``) is owned by the current user (or by root
     with ``TRACEJIT_CACHE_TRUST=shared``) and not writable by group or others."""
     uid = _current_uid()
-    owners = (uid, 0) if os.environ.get(TRUST_ENV, "") == "shared" else (uid,)
+    owners = (uid, 0) if _shared() else (uid,)
     if st.st_uid not in owners:
         raise Untrusted(path, st, f"belongs to {_user_name(st.st_uid)}, not to you ({_user_name(uid)})")
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise Untrusted(path, st, "is writable by " + ("group and others" if st.st_mode & stat.S_IWGRP and
-                                                        st.st_mode & stat.S_IWOTH else
-                                                        "its group" if st.st_mode & stat.S_IWGRP else "others"))
+    writers = [who for who, bit in (("its group", stat.S_IWGRP), ("others", stat.S_IWOTH)) if st.st_mode & bit]
+    if writers:
+        raise Untrusted(path, st, "is writable by " + " and ".join(writers))
     if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
         raise Untrusted(path, st, "is neither a folder nor a regular file")
 
@@ -424,10 +427,7 @@ def _make_machine_code_cache_class():
             return overloads if stamp == self._source_stamp else {}
 
         def _load_data(self, name):
-            try:
-                data = read_trusted(self._data_path(name))
-            except FileNotFoundError:
-                raise
+            data = read_trusted(self._data_path(name))  # a missing file is a miss (OSError, in load)
             try:
                 return pickle.loads(data)
             except Exception as exc:  # noqa: BLE001
