@@ -51,28 +51,27 @@ def main():
         tracemalloc.start()
     gc.collect()
     before = rss_mib()
-    peak = before
     start = time.perf_counter()
-    print(f"cache size {getattr(backend.compiler, 'cache_size', lambda: 'unbounded')()}, folder {os.environ['TRACEJIT_CACHE_DIR']}")
+    size = getattr(backend.compiler, "cache_size", lambda: "unbounded")()  # unbounded before it existed
+    print(f"cache size {size}, folder {os.environ['TRACEJIT_CACHE_DIR']}")
     print(f"before the retraces: {before:8.1f} MiB{python_heap()}")
     for n in range(2, args.shapes + 2):
         f(np.ones(n))
         if (n - 1) % 100 == 0:
-            peak = max(peak, rss_mib())
             print(f"{n - 1:5d} retraces:      {rss_mib():8.1f} MiB  (+{rss_mib() - before:.1f}, "
                   f"{time.perf_counter() - start:.0f} s, {len(f._cache)} signatures kept{python_heap()})", flush=True)
-    after = rss_mib()
+    after, heap_after = rss_mib(), python_heap()
     del f
     gc.collect()
-    deleted = rss_mib()
+    deleted, heap_deleted = rss_mib(), python_heap()
     backend.clear_cache()
     gc.collect()
-    cleared = rss_mib()
+    cleared, heap_cleared = rss_mib(), python_heap()
     print(f"after the retraces:  {after:8.1f} MiB  (+{after - before:.1f}; {(after - before) / args.shapes * 1024:.0f} "
-          f"KiB per retrace{python_heap()})")
-    print(f"after del f:         {deleted:8.1f} MiB")
-    print(f"after clear_cache(): {cleared:8.1f} MiB  ({(cleared - before) / before:+.1%} of the value before"
-          f"{python_heap()})")
+          f"KiB per retrace{heap_after})")
+    print(f"after del f:         {deleted:8.1f} MiB  (+{deleted - before:.1f}{heap_deleted})")
+    print(f"after clear_cache(): {cleared:8.1f} MiB  (+{cleared - before:.1f}, {(cleared - before) / before:+.1%} of the "
+          f"value before{heap_cleared})")
 
 
 if __name__ == "__main__":

@@ -307,3 +307,9 @@ def test_a_read_only_warm_cache_is_used_and_nothing_is_written_elsewhere(tmp_pat
     assert err.count("cannot be written") == 1 and "Read-only file system" in err, err
     assert (sorted(os.listdir(cache / "kernels")), sorted(os.listdir(cache / "kernels" / "__pycache__"))) == before
     assert not home.exists()  # nothing written to ~/.cache/numba either
+
+
+def test_an_unknown_trust_setting_is_an_error(monkeypatch):
+    monkeypatch.setenv("TRACEJIT_CACHE_TRUST", "everyone")
+    with pytest.raises(ValueError, match="TRACEJIT_CACHE_TRUST must be 'shared' or unset, got 'everyone'"):
+        disk_cache._shared()

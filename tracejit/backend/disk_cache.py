@@ -123,7 +123,11 @@ def _user_name(uid: int) -> str:
 
 
 def _shared() -> bool:
-    return os.environ.get(TRUST_ENV, "") == "shared"
+    """Whether ``TRACEJIT_CACHE_TRUST=shared`` (root may own the cache too)."""
+    value = os.environ.get(TRUST_ENV, "")
+    if value not in ("", "shared"):
+        raise ValueError(f"{TRUST_ENV} must be 'shared' or unset, got {value!r}")
+    return value == "shared"
 
 
 def _check(path: str, st) -> None:
