@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import tracejit as tj
-from conftest import run
+from conftest import assert_tree_close, run
 from tracejit import backend, ops
 from tracejit.backend import BackendError, compile_graph, generate_source
 from tracejit.backend.codegen import Lowered, lower
@@ -438,6 +438,46 @@ def test_mlp_gradients_compiled_equal_eager_and_large_programs_split_into_parts(
     again = step(params, x, y, 0.2)  # a new learning rate is a new value, not a new program
     assert step.stats["cache_hits"] == 1 and step.stats["traces"] == 1
     assert float(again[1]) == pytest.approx(float(expected[1]), rel=1e-5)
+
+
+def _mlp_loss(p, x):
+    h = np.tanh(x @ p["W1"] + p["b1"])
+    return tj.nn.logsumexp(h @ p["W2"], axis=-1).mean()
+
+
+def _mlp_step(p, x):
+    # a dozen kernels: a program in parts once PART_KERNELS is small
+    l, g = tj.value_and_grad(_mlp_loss)(p, x)
+    return {k: p[k] - 0.1 * g[k] for k in p}, l
+
+
+def test_an_interrupted_compile_of_a_program_in_parts_can_be_compiled_again(monkeypatch):
+    # Compiling replaced the part functions inside the program's module: a second compile in
+    # the same process (after Ctrl-C, or after clear_cache) found them jitted already and failed
+    # with "A jit decorator was called on an already jitted function".
+    from numba.core.dispatcher import Dispatcher
+
+    from tracejit.backend import compiler
+    monkeypatch.setattr(backend.codegen, "PART_KERNELS", 2)
+    monkeypatch.setattr(compiler, "_load_machine_code", lambda fn, signature: False)  # always compile
+    compile_once = Dispatcher.compile
+
+    def interrupted(self, signature):
+        monkeypatch.setattr(Dispatcher, "compile", compile_once)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Dispatcher, "compile", interrupted)
+    rng = np.random.default_rng(5)
+    p = {"W1": rng.standard_normal((4, 6)), "b1": rng.standard_normal(6), "W2": rng.standard_normal((6, 3))}
+    x = rng.standard_normal((5, 4))
+    with tj.mode("eager"):
+        expected = _mlp_step(p, x)
+    f = tj.trace(_mlp_step)
+    assert "_part2(" in f.source(p, x)
+    with pytest.raises(KeyboardInterrupt):
+        f(p, x)
+    assert_tree_close(f(p, x), expected)
+    backend.clear_cache()
+    assert_tree_close(tj.trace(_mlp_step)(p, x), expected)
 
 
 # ----------------------------------------------------------------------------- inputs and outputs

@@ -348,3 +348,42 @@ def test_temp_bytes_in_stats(mode):
     f = tj.trace(_chain, passes=UNFUSED)
     run(f, mode, np.ones(96))
     assert f.stats["temp_bytes"] == (2 * 96 * 8 if mode == "compiled" else 0)
+
+
+# --------------------------------------------------------------------------- retracing
+
+def test_retraced_programs_are_bounded_and_released(monkeypatch):
+    # A function called with ever new shapes kept every program it compiled (and their modules
+    # and source lines) for good, also after `del f` and backend.clear_cache().
+    import gc
+    import linecache
+    import weakref
+
+    from tracejit import backend
+    from tracejit.backend import disk_cache
+    backend.clear_cache()
+    monkeypatch.setenv("TRACEJIT_CACHE_SIZE", "3")
+    f = tj.trace(lambda x: x * 2.5 - 1)
+    dispatchers, modules, filenames = [], set(), set()
+    for n in range(1, 8):
+        np.testing.assert_array_equal(f(np.arange(n, dtype=np.float32)), np.arange(n, dtype=np.float32) * 2.5 - 1)
+        compiled = f._cache[next(reversed(f._cache))].compiled
+        fn = compiled.fn
+        dispatchers.append(weakref.ref(fn))
+        modules.add(fn.py_func.__module__)
+        filenames |= {compiled.filename, fn.py_func.__code__.co_filename}
+    del fn, compiled
+    assert len(f._cache) == 3  # the three most recently used shapes
+    np.testing.assert_array_equal(f(np.ones(1, np.float32)), np.full(1, 1.5, np.float32))  # evicted: traced again
+    gc.collect()
+    alive = [r() for r in dispatchers if r() is not None]  # programs of dropped shapes are freed already
+    assert 1 <= len(alive) <= 3
+    assert {fn.py_func.__module__ for fn in alive} <= set(disk_cache.loaded_modules()) & set(sys.modules)
+    del alive
+    del f
+    gc.collect()  # the function is gone: only the backend's three most recent programs are kept
+    assert sum(r() is not None for r in dispatchers) <= 3
+    backend.clear_cache()
+    assert [r() for r in dispatchers] == [None] * len(dispatchers)
+    assert not set(modules) & set(sys.modules)
+    assert not filenames & set(linecache.cache)

@@ -450,6 +450,8 @@ class Traced:
             entry = self._miss(key, leaves, args, kwargs, stale=entry)
         else:
             self.stats["cache_hits"] += 1
+            if len(self._cache) > 1:  # most recently used last, for _evict
+                self._cache[key] = self._cache.pop(key)
         if entry.program.mutated:
             aliases = _aliases(leaves, entry, self.__name__)
             if aliases is not None:
@@ -594,7 +596,23 @@ class Traced:
             entry = self._trace(key, args, kwargs, names)
             self._cache[key] = entry
             self._last_key = key
+            self._evict()
             return entry
+
+    def _evict(self):
+        """Keep the ``TRACEJIT_CACHE_SIZE`` most recently traced or looked-up signatures: the
+        oldest others are dropped with their programs (a call with one traces it again)."""
+        from .backend.compiler import cache_size
+        size = cache_size()
+        if len(self._cache) <= size:
+            return
+        while len(self._cache) > size:
+            del self._cache[next(iter(self._cache))]
+        # direct calls registered for the dropped programs go too; live ones register again on
+        # their next call (the marker keeps the shortest path off, as after any miss)
+        self._fast = {mode: {"evicted": None} for mode in self._fast}
+        self._hot = None
+        self._aliased = {k: entry for k, entry in self._aliased.items() if k[0] in self._cache}
 
     def _aliased_entry(self, key, aliases, leaves, args, kwargs):
         """The program for this signature when some arguments are one array (``aliases``, see

@@ -15,11 +15,19 @@ before it is compiled, so Python tracebacks and Numba's error reports show its l
 Numba typing or lowering failure is re-raised as ``BackendError`` naming the generated line;
 there is no fallback to NumPy.
 
+The in-memory cache holds the ``TRACEJIT_CACHE_SIZE`` (default 64) most recently compiled or
+used programs; beyond those it only finds programs that live ``CompiledProgram`` objects still
+hold (a weak reference), so a program's module, lines and compiled function are released once
+no traced function uses it. ``clear_cache()`` releases what it holds. Numba itself keeps part
+of each compiled program's memory (the machine code added to its LLVM engine) until the
+process ends.
+
 ``TRACEJIT_LOG`` (a comma list, see ``tracejit.log``): ``source`` prints each program's source
 to stderr as it is compiled, ``compile`` its compile time, ``cache`` in-memory cache hits.
 """
 from __future__ import annotations
 
+import collections
 import functools
 import hashlib
 import linecache
@@ -28,6 +36,7 @@ import re
 import sys
 import threading
 import time
+import weakref
 
 import numpy as np
 
@@ -37,9 +46,56 @@ from .memory import ALIGN
 
 __all__ = ["compile_graph", "CompiledProgram", "cache_info", "clear_cache", "log_enabled"]
 
-_cache: dict[str, object] = {}
-_cache_lock = threading.Lock()
+_cache_lock = threading.RLock()
 _counts = {"hits": 0, "compiles": 0}
+
+DEFAULT_CACHE_SIZE = 64
+
+
+def cache_size() -> int:
+    """How many compiled programs (and signatures per traced function) are kept in memory beyond
+    those in use: ``$TRACEJIT_CACHE_SIZE``, default 64."""
+    value = os.environ.get("TRACEJIT_CACHE_SIZE", "")
+    try:
+        return max(1, int(value)) if value else DEFAULT_CACHE_SIZE
+    except ValueError:
+        raise ValueError(f"TRACEJIT_CACHE_SIZE must be a positive integer, got {value!r}") from None
+
+
+class _ProgramCache:
+    """Compiled functions by key: the ``cache_size()`` most recently used ones held, the others
+    found while something else holds them (a weak reference)."""
+
+    def __init__(self):
+        self.recent = collections.OrderedDict()
+        self.alive = weakref.WeakValueDictionary()
+
+    def get(self, key):
+        fn = self.recent.get(key)
+        if fn is not None:
+            self.recent.move_to_end(key)
+            return fn
+        fn = self.alive.get(key)
+        if fn is not None:
+            self.put(key, fn)
+        return fn
+
+    def put(self, key, fn):
+        self.recent[key] = fn
+        self.recent.move_to_end(key)
+        self.alive[key] = fn
+        size = cache_size()
+        while len(self.recent) > size:
+            self.recent.popitem(last=False)
+
+    def __len__(self):
+        return len(self.alive)
+
+    def clear(self):
+        self.recent.clear()
+
+
+_cache = _ProgramCache()
 
 
 def log_enabled(topic: str) -> bool:
@@ -54,14 +110,30 @@ def _log(topic: str, message: str) -> None:
 
 
 def cache_info() -> dict:
-    """``{"size", "hits", "compiles"}`` of the in-memory cache of compiled programs."""
+    """``{"size", "hits", "compiles"}`` of the in-memory cache of compiled programs (``size``:
+    those it can still find, held by it or in use)."""
     with _cache_lock:
         return {"size": len(_cache), **_counts}
 
 
 def clear_cache() -> None:
+    """Forget the compiled programs kept in memory (programs that traced functions still use
+    keep working, and are found again while they do), and give the memory back: the programs'
+    modules, source lines and compiled functions, and the C heap's free pages."""
+    import gc
     with _cache_lock:
         _cache.clear()
+    gc.collect()  # the finalizers of compiled functions free their modules (_forget)
+    _trim_heap()
+
+
+def _trim_heap() -> None:
+    # glibc keeps freed memory in its heap; malloc_trim returns the free pages to the system
+    try:
+        import ctypes
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _numba_type(aval, readonly=True):
@@ -99,15 +171,10 @@ def _helpers_hash() -> str:
     return digest.hexdigest()
 
 
-def _code_of(source: str) -> str:
-    """``source`` without its comment lines."""
-    return "\n".join(line for line in source.splitlines() if not line.lstrip().startswith("#"))
-
-
 def _cache_key(lowered: Lowered, signature) -> str:
     import numba
     text = (f"numba {numba.__version__}\nhelpers {_helpers_hash()}\n{sorted(lowered.flags.items())}\n"
-            f"{signature}\n{_code_of(lowered.source)}")
+            f"{signature}\n{disk_cache.code_of(lowered.source)}")
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -139,9 +206,13 @@ def _filename(lowered: Lowered, key: str) -> str:
     return f"<tracejit {lowered.fn_name} {key[:12]}>"
 
 
+_registered: dict = {}  # key -> the pseudo-filenames registered in linecache for it
+
+
 def _register_source(lowered: Lowered, key: str) -> str:
     """Make the generated text visible to tracebacks under its pseudo-filename."""
     filename = _filename(lowered, key)
+    _registered.setdefault(key, set()).add(filename)
     linecache.cache[filename] = (len(lowered.source), None, lowered.source.splitlines(True), filename)
     return filename
 
@@ -183,6 +254,7 @@ def _load_machine_code(dispatcher, signature) -> bool:
 
 def _compile(lowered: Lowered, signature, key: str):
     import numba
+    from numba.core.dispatcher import Dispatcher
     # The program becomes a module file in the disk cache so that Numba can cache its machine
     # code too (see disk_cache); if the cache folder is unusable it runs from memory.
     namespace, from_disk, filename = disk_cache.load_program(lowered.source, key, log=_log)
@@ -191,20 +263,36 @@ def _compile(lowered: Lowered, signature, key: str):
     if not on_disk:
         filename = pseudo
 
-    def options(fn_name):
-        return dict(fastmath=lowered.flags["fastmath"], parallel=fn_name in lowered.parallel_functions,
-                    error_model="numpy", cache=on_disk, nogil=lowered.flags["nogil"])
+    def jit(fn_name, py_func):
+        dispatcher = numba.njit(fastmath=lowered.flags["fastmath"], parallel=fn_name in lowered.parallel_functions,
+                                error_model="numpy", nogil=lowered.flags["nogil"])(py_func)
+        if on_disk:  # machine code kept beside the module, with the cache's checks
+            dispatcher._cache = disk_cache.machine_code_cache(py_func)
+        return dispatcher
     try:
         for part in lowered.parts:  # compiled when the main function's call to them is typed
-            namespace[part] = numba.njit(**options(part))(namespace[part])
-        main = namespace[lowered.fn_name]
-        if from_disk:  # Numba probably has its machine code (inside it are the parts' too)
-            fn = numba.njit(**options(lowered.fn_name))(main)
-            if _load_machine_code(fn, signature):
-                return fn
-        return numba.njit(signature, **options(lowered.fn_name))(main)
+            # Compiling again a program whose module was loaded before (an interrupted compile,
+            # or after clear_cache) finds its parts already compiled: they are used as they are.
+            if not isinstance(namespace[part], Dispatcher):
+                namespace[part] = jit(part, namespace[part])
+        fn = jit(lowered.fn_name, namespace[lowered.fn_name])
+        # from disk, Numba probably has its machine code (inside it are the parts' too)
+        if from_disk and _load_machine_code(fn, signature):
+            _log("cache", f"{lowered.fn_name}: machine code loaded from {os.path.dirname(filename)}")
+            return fn
+        fn.compile(signature)
+        fn.disable_compile()
+        return fn
     except numba.core.errors.NumbaError as exc:
         raise _explain(exc, lowered, filename) from None
+
+
+def _forget(key: str, module: str, namespace_id: int) -> None:
+    """A compiled function was freed: drop its module unless a newer one for its key is alive."""
+    if _cache.alive.get(key) is None:
+        disk_cache.forget_module(module, namespace_id)
+        for filename in _registered.pop(key, ()):
+            linecache.cache.pop(filename, None)
 
 
 def new_workspace(nbytes: int) -> np.ndarray:
@@ -419,7 +507,8 @@ def compile_graph(graph, *, fastmath=False, parallel=None, name="fn", write_back
             if log_enabled("source"):
                 _log("source", f"{lowered.fn_name} ({len(graph.eqns)} equations):\n{lowered.source}")
             fn = _compile(lowered, signature, key)
-            _cache[key] = fn
+            _cache.put(key, fn)
+            weakref.finalize(fn, _forget, key, f"tj_{key[:40]}", id(fn.py_func.__globals__))
             _counts["compiles"] += 1
     if hit:
         _log("cache", f"{lowered.fn_name}: compiled program found in memory ({key[:12]})")
