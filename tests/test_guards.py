@@ -123,3 +123,27 @@ def test_a_function_reading_no_outside_values_has_no_guard():
     run(f, "compiled", a, a)
     run(f, "compiled", a, a)
     assert f._guard is None
+
+
+WEIGHTS = np.ones(3)
+
+
+def _weighted(x):
+    return x * WEIGHTS
+
+
+def test_rebinding_a_helpers_global_array_retraces_on_the_fast_path():
+    global WEIGHTS
+    saved = WEIGHTS
+    f = tj.trace(lambda x: _weighted(x) + 1)
+    try:
+        for _ in range(3):
+            np.testing.assert_array_equal(run(f, "compiled", X), X + 1)
+        WEIGHTS = WEIGHTS * 2  # a new array under the same name
+        np.testing.assert_array_equal(run(f, "compiled", X), 2 * X + 1)
+        WEIGHTS[:] = 3  # in place: seen without a retrace
+        np.testing.assert_array_equal(run(f, "compiled", X), 3 * X + 1)
+    finally:
+        WEIGHTS = saved
+    assert f.stats["retraces"] == ["global 'WEIGHTS' was rebound to a different array"]
+    assert f.stats["traces"] == 2

@@ -546,7 +546,7 @@ class Traced:
         if self.check:
             return run_checked(self, self.fn, args, kwargs, lambda: self._run(entry, leaves, mode))
         result = self._run(entry, leaves, mode)
-        if mode == "compiled" and not kwargs and not key[2] and all(by_value for *_, by_value in entry.bindings):
+        if mode == "compiled" and not kwargs and not key[2]:
             if entry.bindings:
                 self._guard_fast(entry.bindings)
             self._remember_fast(entry, args, leaves)
