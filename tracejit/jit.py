@@ -391,6 +391,10 @@ def _retrace_advice(reason: str) -> str:
     if " changed: " in reason and reason.startswith(("global", "closure variable")):
         return ("a Python value the function read from outside was baked into the traced program; "
                 "pass values that change between calls as arguments")
+    if "(a 0-d array)" in reason and "(a NumPy scalar)" in reason:
+        return ("a value alternates between a 0-d array and a NumPy scalar (arithmetic on a 0-d array returns "
+                "a scalar, as in NumPy): give it one kind in the state you pass back, e.g. np.int64(0) in place "
+                "of np.zeros((), np.int64), or np.asarray(...) of the new value outside the traced function")
     if "->" in reason and "Python" not in reason:
         return ("keep shapes and dtypes fixed between calls (e.g. drop_last=True for batches, cast inputs once)")
     if "structure" in reason:

@@ -182,6 +182,8 @@ def _load_machine_code(dispatcher, signature) -> bool:
 
 
 def _compile(lowered: Lowered, signature, key: str):
+    """The Numba function of ``lowered`` and how it was obtained: "compiled", or "loaded from
+    the disk cache" (machine code an earlier process compiled)."""
     import numba
     # The program becomes a module file in the disk cache so that Numba can cache its machine
     # code too (see disk_cache); if the cache folder is unusable it runs from memory.
@@ -201,8 +203,8 @@ def _compile(lowered: Lowered, signature, key: str):
         if from_disk:  # Numba probably has its machine code (inside it are the parts' too)
             fn = numba.njit(**options(lowered.fn_name))(main)
             if _load_machine_code(fn, signature):
-                return fn
-        return numba.njit(signature, **options(lowered.fn_name))(main)
+                return fn, "loaded from the disk cache"
+        return numba.njit(signature, **options(lowered.fn_name))(main), "compiled"
     except numba.core.errors.NumbaError as exc:
         raise _explain(exc, lowered, filename) from None
 
@@ -307,6 +309,9 @@ class CompiledProgram:
     input, which is returned as that very input object, and an output written back into an
     input (``write_back``), which is returned as that input after the call has updated it.
 
+    ``origin`` says how the machine code was obtained: "compiled", "loaded from the disk cache"
+    or "found in memory" (an identical program compiled earlier in this process).
+
     Temporaries live in a *workspace* (see ``memory``): one ``uint8`` array, allocated on the
     first call and reused by later ones. Calls running at the same time (threads) each take
     a workspace from a pool, so they never share one.
@@ -314,7 +319,7 @@ class CompiledProgram:
 
     __slots__ = ("fn", "source", "kernels", "fused_ops", "name", "filename", "key", "_consts", "_expect",
                  "_passthrough", "_n_out", "_written", "temp_bytes", "memory", "_pool", "entry", "outputs",
-                 "locations")
+                 "locations", "origin")
 
     def __init__(self, fn, lowered: Lowered, key: str):
         self.fn = fn
@@ -418,11 +423,18 @@ def compile_graph(graph, *, fastmath=False, parallel=None, name="fn", write_back
         else:
             if log_enabled("source"):
                 _log("source", f"{lowered.fn_name} ({len(graph.eqns)} equations):\n{lowered.source}")
-            fn = _compile(lowered, signature, key)
+            fn, origin = _compile(lowered, signature, key)
             _cache[key] = fn
             _counts["compiles"] += 1
+    seconds = time.perf_counter() - start
     if hit:
-        _log("cache", f"{lowered.fn_name}: compiled program found in memory ({key[:12]})")
+        origin = "found in memory"
+        _log("cache", f"{lowered.fn_name}: compiled program found in memory ({key[:12]}), nothing compiled")
+    elif origin == "compiled":
+        _log("compile", f"{lowered.fn_name}: {lowered.kernels} kernels compiled in {seconds:.3f} s")
     else:
-        _log("compile", f"{lowered.fn_name}: {lowered.kernels} kernels compiled in {time.perf_counter() - start:.3f} s")
-    return CompiledProgram(fn, lowered, key)
+        _log("compile", f"{lowered.fn_name}: {lowered.kernels} kernels loaded from the disk cache in {seconds:.3f} s, "
+                        "nothing compiled")
+    program = CompiledProgram(fn, lowered, key)
+    program.origin = origin
+    return program
