@@ -8,8 +8,9 @@ step size decays to zero along a cosine over the run, passed in as a traced numb
     python examples/mnist_mlp.py --dataset fashion    # Fashion-MNIST: about 89.5%
     python examples/mnist_mlp.py --mode eager         # the same code as plain NumPy
 
-The data come from ``--data``, else ``$TRACEJIT_DATA/<name>``, else the download cache
-(downloaded on first use).
+The data come from ``--data`` (the folder holding the four files, or its parent), else
+``$TRACEJIT_DATA/<name>`` (or ``$TRACEJIT_DATA`` itself), else the download cache (downloaded on
+first use).
 """
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate, decayed to 0 along a cosine")
     parser.add_argument("--mode", choices=["eager", "graph", "compiled"], default="compiled")
-    parser.add_argument("--data", metavar="PATH", help="folder holding the four .gz files of the data set")
+    parser.add_argument("--data", metavar="PATH", help="folder holding the four .gz files of the data set, or its parent")
     parser.add_argument("--limit", type=int, metavar="N", help="train on the first N samples only")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -12,7 +12,8 @@ that tracejit's automatic gradient matches it.
     python examples/mnist_softmax.py                    # eager and compiled, 5 epochs
     python examples/mnist_softmax.py --mode compiled --data ~/data/mnist
 
-MNIST comes from ``--data``, else ``$TRACEJIT_DATA/mnist``, else the download cache (it is
+MNIST comes from ``--data`` (the folder holding the four files, or its parent), else
+``$TRACEJIT_DATA/mnist`` (or ``$TRACEJIT_DATA`` itself), else the download cache (it is
 downloaded on first use). With no way to get it, the program says so and falls back to the
 8x8 digits bundled with scikit-learn (``pip install 'tracejit[examples]'``).
 """
@@ -129,7 +130,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=0.5)
     parser.add_argument("--mode", choices=["eager", "graph", "compiled", "both"], default="both")
-    parser.add_argument("--data", metavar="PATH", help="folder holding the four MNIST .gz files")
+    parser.add_argument("--data", metavar="PATH", help="folder holding the four MNIST .gz files, or its parent")
     parser.add_argument("--limit", type=int, metavar="N", help="train on the first N samples only")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -7,8 +7,9 @@ labels as int64 ``(N,)``, plus :func:`batches` to cut them into mini-batches.
 
 Where the files are looked for, in order, file by file:
 
-1. the ``path`` argument, if given;
-2. ``$TRACEJIT_DATA/<name>``, if the ``TRACEJIT_DATA`` environment variable is set;
+1. the ``path`` argument, if given: the folder holding the files, or its parent (``path/<name>``);
+2. ``$TRACEJIT_DATA/<name>``, or ``$TRACEJIT_DATA`` itself, if the ``TRACEJIT_DATA`` environment
+   variable is set (either form works in both places; see ``_search_folders``);
 3. the download cache, :func:`cache_dir` (``$TRACEJIT_CACHE_DIR/datasets/<name>``,
    else ``$XDG_CACHE_HOME/tracejit/datasets/<name>``, else
    ``~/.cache/tracejit/datasets/<name>``).
@@ -130,7 +131,8 @@ def mnist(path=None, *, download: bool = True, progress: bool = True):
 
     60000 training and 10000 test images as float32 ``(N, 784)`` in [0, 1],
     labels int64 in 0..9. ``path`` is an optional folder holding the four
-    original ``.gz`` files; see :func:`load` for the search order and options.
+    original ``.gz`` files, or its parent with an ``mnist`` subfolder; see
+    :func:`load` for the search order and options.
     """
     return load("mnist", path, download=download, progress=progress)
 
@@ -156,7 +158,8 @@ def load(
     """Load an MNIST-style data set as ``(x_train, y_train, x_test, y_test)``.
 
     Each of the four :data:`FILES` is taken from the first folder holding it:
-    ``path``, then ``$TRACEJIT_DATA/<name>``, then :func:`cache_dir`. Files
+    ``path`` (or ``path/<name>``), then ``$TRACEJIT_DATA/<name>`` (or
+    ``$TRACEJIT_DATA`` itself), then :func:`cache_dir`. Files
     found nowhere are downloaded into the cache from ``mirrors`` (tried in
     order; default :data:`MIRRORS` for ``name``) unless ``download`` is false,
     with a plain-text progress bar on stderr unless ``progress`` is false.
@@ -175,7 +178,8 @@ def load(
     folders = _search_folders(name, path)
 
     found = {
-        filename: next((f / filename for f, _ in folders if f and (f / filename).is_file()), None)
+        filename: next((p for f, _, verify in folders
+                        if (p := _file_in(f, filename, verify, checksums[filename])) is not None), None)
         for filename in FILES
     }
     for filename in [f for f in FILES if found[f] is None]:
@@ -360,22 +364,40 @@ def _checksums_for(name, checksums):
 
 
 def _search_folders(name, path):
-    """The folders searched, in order, as (folder or None, description) pairs."""
+    """The folders searched, in order, as (folder or None, description, verify) triples.
+
+    ``path`` and ``$TRACEJIT_DATA`` may each name the folder holding the files or its parent
+    (with a ``<name>`` subfolder). The data sets share their file names, so a file found in the
+    form a location was not primarily meant as (``path/<name>``, ``$TRACEJIT_DATA`` itself) is
+    only taken when its MD5 sum is this data set's (``verify``): ``TRACEJIT_DATA`` pointing at
+    the MNIST folder never hands MNIST's files to ``fashion_mnist()``.
+    """
     folders = []
     if path is not None:
-        folders.append((Path(path).expanduser(), "path argument"))
+        folders.append((Path(path).expanduser(), "path argument", False))
+        folders.append((Path(path).expanduser() / name, f"path argument/{name}", True))
     data = os.environ.get("TRACEJIT_DATA")
     if data:
-        folders.append((Path(data).expanduser() / name, f"$TRACEJIT_DATA/{name}"))
+        folders.append((Path(data).expanduser() / name, f"$TRACEJIT_DATA/{name}", False))
+        folders.append((Path(data).expanduser(), "$TRACEJIT_DATA itself", True))
     else:
-        folders.append((None, f"$TRACEJIT_DATA/{name}: TRACEJIT_DATA is not set"))
-    folders.append((cache_dir(name), "download cache"))
+        folders.append((None, f"$TRACEJIT_DATA/{name}: TRACEJIT_DATA is not set", False))
+    folders.append((cache_dir(name), "download cache", False))
     return folders
+
+
+def _file_in(folder, filename, verify, expected_md5):
+    """``folder / filename`` if it is a file (with the expected MD5 sum, when ``verify``), else None."""
+    if folder is None or not (folder / filename).is_file():
+        return None
+    if verify and _md5((folder / filename).read_bytes()).hexdigest() != expected_md5:
+        return None
+    return folder / filename
 
 
 def _not_found_message(title, name, folders, missing, download, failures):
     lines = [f"{title} data set not found: missing {', '.join(missing)}.", "Searched these folders:"]
-    for folder, description in folders:
+    for folder, description, _ in folders:
         if folder is None:
             lines.append(f"  ({description})")
         else:
@@ -383,7 +405,8 @@ def _not_found_message(title, name, folders, missing, download, failures):
             lines.append(f"  {folder} ({description}{absent})")
     lines += [
         f"Put the four original files {', '.join(FILES)} in one of them,",
-        f"or set TRACEJIT_DATA to a folder whose '{name}' subfolder holds them.",
+        f"or set TRACEJIT_DATA (or pass path=) to the folder holding them or to its parent, with a '{name}' "
+        "subfolder.",
     ]
     if not download:
         lines.append("Downloading was turned off (download=False).")
