@@ -3,6 +3,7 @@
 Per-primitive finite-difference checks live with the op-spec table (test_grad_ops.py); this
 file covers the API, nesting, the vjp_graph transform and the classic training step.
 """
+import inspect
 import os
 
 import numpy as np
@@ -91,6 +92,20 @@ def test_unused_input_gets_zero_gradient_and_integer_input_is_refused():
 def test_non_scalar_output_is_refused_with_advice():
     with pytest.raises(TypeError, match="one float scalar.*tj.vjp"):
         tj.grad(lambda a: a * 2)(np.ones(3))
+
+
+def _per_sample_loss(w):
+    return w * 2
+
+
+def test_non_scalar_output_error_names_the_function_and_the_calling_line():
+    call_line = inspect.currentframe().f_lineno + 3
+    for mode in ("eager", "compiled"):
+        with pytest.raises(TypeError) as info, tj.mode(mode):
+            tj.trace(lambda w: tj.grad(_per_sample_loss)(w))(np.ones(3))
+        message = str(info.value)
+        assert f"from _per_sample_loss ({__file__}, line {_per_sample_loss.__code__.co_firstlineno})" in message
+        assert f'File "{__file__}", line {call_line}' in message, message
 
 
 def test_non_differentiable_ops_give_zero_gradient():

@@ -22,14 +22,10 @@ import warnings
 import numpy as np
 
 from . import ops as P
-from .errors import TracerError, UnsupportedError, where as _where_msg
+from .errors import ShapeError, TracerError, UnsupportedError, where as _where_msg
 from .primitives import Tracer, _innermost_recording_trace, top_trace
 
 __all__ = []  # filled in at the bottom with every NumPy-named function defined here
-
-
-class ShapeError(TracerError, ValueError):
-    """Operands whose shapes do not fit (the traced version of NumPy's broadcasting error)."""
 
 
 _PY_SCALARS = (bool, int, float, complex)
