@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 import tracejit as tj
-from tracejit.progress import Progress
+from tracejit.progress import progress_bar
 
 SIZES = (784, 512, 256, 10)
 DEFAULT_EPOCHS = {"mnist": 5, "fashion": 8}  # enough for >= 98% and >= 88% test accuracy
@@ -107,7 +107,7 @@ def main(argv=None):
                   f"{time.perf_counter() - start:.2f} s")
         times = []
         for epoch in range(1, epochs + 1):
-            bar = Progress(f"epoch {epoch}/{epochs}", n_batches)
+            bar = progress_bar(n_batches, f"epoch {epoch}/{epochs}", unit="batch")
             start, losses = time.perf_counter(), []
             batches = tj.datasets.batches(x_train, y_train, batch_size, seed=args.seed + epoch, drop_last=True)
             for i, (x, y) in enumerate(batches, 1):
@@ -115,9 +115,11 @@ def main(argv=None):
                 params, opt_state, loss = train_step(opt, params, opt_state, x, y,
                                                      cosine_decay(step, epochs * n_batches))
                 losses.append(float(loss))
-                bar.update(i, losses[-1])
+                bar.update(1)
+                bar.set_postfix_str(f"loss {losses[-1]:.4f}", refresh=False)
             times.append(time.perf_counter() - start)
-            bar.close(losses[-1])
+            bar.set_postfix_str(f"loss {losses[-1]:.4f}")
+            bar.close()
             test_loss, test_acc = evaluate(params, x_test, y_test)
             print(f"epoch {epoch}/{epochs}  train loss {np.mean(losses):.4f}  test loss {test_loss:.4f}  "
                   f"test accuracy {test_acc:.2%}  time {times[-1]:.2f} s")

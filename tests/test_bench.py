@@ -169,12 +169,14 @@ def test_progress_lines_when_not_a_terminal():
     p = Progress(stream=out)
     p.workload(2, 5, "dispatch")
     p("numpy", "first call")
+    assert p.bar.postfix == "numpy: first call"
     p("numpy", "round", 1, 3)
-    p("eager", "round", 1, 3)  # same round: no new line
+    p("eager", "round", 1, 3)  # same round: the same status
     p("numpy", "round", 2, 3)
-    lines = out.getvalue().splitlines()
-    assert len(lines) == 3 and lines[0].startswith("[2/5 dispatch] numpy: first call")
-    assert "round 2/3" in lines[2]
+    p.message("a note")
+    p.clear()
+    text = out.getvalue()
+    assert "[2/5 dispatch] 1/5" in text and "round 2/3" in text and "a note\n" in text
 
 
 # ------------------------------------------------------------------------------------ workloads

@@ -18,8 +18,8 @@ Files found nowhere are downloaded from public mirrors into the cache. Every
 file's MD5 sum is checked each time it is read, and every download is checked
 before it gets its final name, so a corrupt or partial file is never used.
 
-This module depends only on the standard library and NumPy, not on the rest
-of tracejit.
+This module depends only on the standard library, NumPy and tqdm (through
+``tracejit.progress``), not on the rest of tracejit.
 """
 
 from __future__ import annotations
@@ -33,13 +33,14 @@ import os
 import re
 import sys
 import tempfile
-import time
 import urllib.request
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from .progress import progress_bar
 
 __all__ = [
     "CHECKSUMS",
@@ -162,7 +163,7 @@ def load(
     ``$TRACEJIT_DATA`` itself), then :func:`cache_dir`. Files
     found nowhere are downloaded into the cache from ``mirrors`` (tried in
     order; default :data:`MIRRORS` for ``name``) unless ``download`` is false,
-    with a plain-text progress bar on stderr unless ``progress`` is false.
+    with a progress bar on stderr (tqdm) unless ``progress`` is false.
 
     ``checksums`` maps each file name to its expected MD5 sum (default
     :data:`CHECKSUMS` for ``name``); it is required for a ``name`` not in
@@ -477,12 +478,13 @@ def _download(url, dest, expected_md5, progress):
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         try:
             digest, received = _md5(), 0
-            with os.fdopen(fd, "wb") as out, _Progress(total, progress) as bar:
+            with os.fdopen(fd, "wb") as out, progress_bar(total, dest.name, enabled=progress, unit="B",
+                                                          unit_scale=True) as bar:
                 while chunk := response.read(_CHUNK_BYTES):
                     out.write(chunk)
                     digest.update(chunk)
                     received += len(chunk)
-                    bar.update(received)
+                    bar.update(len(chunk))
                 # http.client returns a short body silently when the peer hangs up early.
                 if total is not None and received < total:
                     raise DatasetError(f"connection closed after {received} of {total} bytes")
@@ -496,55 +498,3 @@ def _download(url, dest, expected_md5, progress):
                 os.unlink(tmp)
             raise
     return dest
-
-
-def _human_size(n):
-    for unit, scale in (("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
-
-
-class _Progress:
-    """Plain-text progress bar for one download, written to stderr.
-
-    On a terminal it is redrawn in place; elsewhere (logs, CI) only the final
-    line is written, so logs don't fill up with carriage-return redraws.
-    """
-
-    _WIDTH = 30
-    _REDRAW_SECONDS = 0.1
-
-    def __init__(self, total, enabled):
-        self.stream = sys.stderr if enabled else None
-        self.total = total
-        self.received = 0
-        self.live = self.stream is not None and self.stream.isatty()
-        self.drawn_at = 0.0
-
-    def update(self, received):
-        self.received = received
-        if self.live and time.monotonic() - self.drawn_at >= self._REDRAW_SECONDS:
-            self._draw(end="")
-
-    def _draw(self, end):
-        if self.total:
-            done = min(self.received / self.total, 1.0)
-            filled = round(done * self._WIDTH)
-            line = (
-                f"  [{'#' * filled}{'-' * (self._WIDTH - filled)}] {done:4.0%}"
-                f"  {_human_size(self.received)} / {_human_size(self.total)}"
-            )
-        else:
-            line = f"  {_human_size(self.received)}"
-        self.stream.write("\r" + line + end)
-        self.stream.flush()
-        self.drawn_at = time.monotonic()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, traceback):
-        # After a failure, only a terminal needs the line finished; a log never saw it.
-        if self.stream is not None and (exc_type is None or self.live):
-            self._draw(end="\n")
