@@ -3,7 +3,9 @@
 A ```python block directly followed by a plain ``` block is an example and its printed output.
 The examples run in order in one namespace (later ones use names of earlier ones) that starts
 with ``np`` and ``tj`` imported, as the README's first block does; their standard output must
-equal the block that follows, line for line (trailing spaces aside).
+equal the block that follows, line for line (trailing spaces aside). Every python block, those
+without output too (the training step reads MNIST), must run; that check needs the MNIST files
+(``$TRACEJIT_DATA`` or ``../shared/data`` beside the repository) and is skipped without them.
 """
 from __future__ import annotations
 
@@ -11,10 +13,12 @@ import contextlib
 import io
 import os
 import re
+from pathlib import Path
 
 import pytest
 
-README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+REPO = Path(__file__).resolve().parent.parent
+README = str(REPO / "README.md")
 _BLOCK = re.compile(r"^```(\w*)\n(.*?)^```\s*$", re.S | re.M)
 
 
@@ -51,3 +55,20 @@ def test_every_readme_example_prints_what_the_readme_shows():
         if _strip(out.getvalue()) != _strip(expected):
             pytest.fail(f"README.md line {line}: the example prints\n{out.getvalue()}\nbut the README shows\n"
                         f"{expected}")
+
+
+def test_every_readme_python_block_runs(monkeypatch):
+    data = next((Path(root) for root in (os.environ.get("TRACEJIT_DATA"), REPO.parent / "shared" / "data")
+                 if root and (Path(root) / "mnist").is_dir()), None)
+    if data is None:
+        pytest.skip("the README's training example needs MNIST: set TRACEJIT_DATA")
+    monkeypatch.setenv("TRACEJIT_DATA", str(data))
+    with open(README, encoding="utf-8") as f:
+        text = f.read()
+    blocks = [(text.count("\n", 0, m.start()) + 1, m.group(2)) for m in _BLOCK.finditer(text) if m.group(1) == "python"]
+    assert len(blocks) >= 4
+    namespace = {}
+    for line, code in blocks:
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(compile(code, f"README.md:{line}", "exec"), namespace)  # noqa: S102 - README code
+    assert namespace["l"] < 0.5  # the training step's last loss: it trained
