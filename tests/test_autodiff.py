@@ -272,3 +272,21 @@ def test_mnist_200_steps_same_losses_eager_and_compiled_and_one_trace():
     assert losses["eager"][-1] < losses["eager"][0] * 0.5  # it actually learns
     assert sgd_step.stats["traces"] == 1 and sgd_step.stats["retraces"] == []
     assert sgd_step.stats["cache_hits"] >= 199
+
+
+@pytest.mark.parametrize("mode", ["eager", "graph", "compiled"])
+def test_gradients_of_sinh_cosh_log2_log10_exp2_are_exact_where_numpy_is(mode):
+    """The gradients use the primitives too: cosh' = sinh keeps full precision at tiny x (where
+    (exp(x) - exp(-x)) / 2 loses it), sinh' = cosh reaches the float32 overflow threshold."""
+    tiny = np.array([1e-8, 1e-300, -5e-324, 3e-12])
+    with tj.mode(mode):
+        np.testing.assert_allclose(tj.trace(tj.grad(lambda x: np.cosh(x).sum()))(tiny), np.sinh(tiny), rtol=1e-15,
+                                   atol=0)
+        big = np.float32([89.0, -88.5])
+        np.testing.assert_allclose(tj.trace(tj.grad(lambda x: np.sinh(x).sum()))(big), np.cosh(big), rtol=1e-6)
+        powers = np.array([0.001, 1.0, 1024.0])
+        np.testing.assert_allclose(tj.trace(tj.grad(lambda x: (np.log2(x) + np.log10(x)).sum()))(powers),
+                                   1 / (powers * np.log(2)) + 1 / (powers * np.log(10)), rtol=1e-14)
+        k = np.array([-3.0, 0.0, 10.0])
+        np.testing.assert_allclose(tj.trace(tj.grad(lambda x: np.exp2(x).sum()))(k), np.exp2(k) * np.log(2),
+                                   rtol=1e-15)
