@@ -144,6 +144,8 @@ def test_mlp_trains(dataset, data, capsys):
         assert percent("test accuracy:", out) > 0.6
         assert f"({mode} mode)" in out
     np.testing.assert_allclose(losses["compiled"], losses["eager"], atol=2e-4)  # 4 printed decimals
+    # the Adam state keeps its signature from step to step: one trace for the whole run
+    assert example("mnist_mlp").train_step.stats["retraces"] == []
 
 
 def test_graph_tour_shows_graphs_and_source(capsys):
