@@ -8,8 +8,9 @@ step size decays to zero along a cosine over the run, passed in as a traced numb
     python examples/mnist_mlp.py --dataset fashion    # Fashion-MNIST: about 89.5%
     python examples/mnist_mlp.py --mode eager         # the same code as plain NumPy
 
-The data come from ``--data``, else ``$TRACEJIT_DATA/<name>``, else the download cache
-(downloaded on first use).
+The data come from ``--data`` (the folder holding the four files, or its parent), else
+``$TRACEJIT_DATA/<name>`` (or ``$TRACEJIT_DATA`` itself), else the download cache (downloaded on
+first use).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import time
 import numpy as np
 
 import tracejit as tj
-from tracejit.progress import Progress
+from tracejit.progress import progress_bar
 
 SIZES = (784, 512, 256, 10)
 DEFAULT_EPOCHS = {"mnist": 5, "fashion": 8}  # enough for >= 98% and >= 88% test accuracy
@@ -75,7 +76,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate, decayed to 0 along a cosine")
     parser.add_argument("--mode", choices=["eager", "graph", "compiled"], default="compiled")
-    parser.add_argument("--data", metavar="PATH", help="folder holding the four .gz files of the data set")
+    parser.add_argument("--data", metavar="PATH", help="folder holding the four .gz files of the data set, or its parent")
     parser.add_argument("--limit", type=int, metavar="N", help="train on the first N samples only")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -106,7 +107,7 @@ def main(argv=None):
                   f"{time.perf_counter() - start:.2f} s")
         times = []
         for epoch in range(1, epochs + 1):
-            bar = Progress(f"epoch {epoch}/{epochs}", n_batches)
+            bar = progress_bar(n_batches, f"epoch {epoch}/{epochs}", unit="batch")
             start, losses = time.perf_counter(), []
             batches = tj.datasets.batches(x_train, y_train, batch_size, seed=args.seed + epoch, drop_last=True)
             for i, (x, y) in enumerate(batches, 1):
@@ -114,9 +115,11 @@ def main(argv=None):
                 params, opt_state, loss = train_step(opt, params, opt_state, x, y,
                                                      cosine_decay(step, epochs * n_batches))
                 losses.append(float(loss))
-                bar.update(i, losses[-1])
+                bar.update(1)
+                bar.set_postfix_str(f"loss {losses[-1]:.4f}", refresh=False)
             times.append(time.perf_counter() - start)
-            bar.close(losses[-1])
+            bar.set_postfix_str(f"loss {losses[-1]:.4f}")
+            bar.close()
             test_loss, test_acc = evaluate(params, x_test, y_test)
             print(f"epoch {epoch}/{epochs}  train loss {np.mean(losses):.4f}  test loss {test_loss:.4f}  "
                   f"test accuracy {test_acc:.2%}  time {times[-1]:.2f} s")

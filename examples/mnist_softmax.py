@@ -12,7 +12,8 @@ that tracejit's automatic gradient matches it.
     python examples/mnist_softmax.py                    # eager and compiled, 5 epochs
     python examples/mnist_softmax.py --mode compiled --data ~/data/mnist
 
-MNIST comes from ``--data``, else ``$TRACEJIT_DATA/mnist``, else the download cache (it is
+MNIST comes from ``--data`` (the folder holding the four files, or its parent), else
+``$TRACEJIT_DATA/mnist`` (or ``$TRACEJIT_DATA`` itself), else the download cache (it is
 downloaded on first use). With no way to get it, the program says so and falls back to the
 8x8 digits bundled with scikit-learn (``pip install 'tracejit[examples]'``).
 """
@@ -25,7 +26,7 @@ import time
 import numpy as np
 
 import tracejit as tj
-from tracejit.progress import Progress
+from tracejit.progress import progress_bar
 
 
 # ------------------------------------------------------------------------------------ model
@@ -107,15 +108,17 @@ def train(mode, params, data, args):
             what = "trace + compile" if mode == "compiled" else "trace"
             print(f"[{mode}] first call ({what}): {time.perf_counter() - start:.2f} s")
         for epoch in range(1, args.epochs + 1):
-            bar = Progress(f"[{mode}] epoch {epoch}/{args.epochs}", n_batches)
+            bar = progress_bar(n_batches, f"[{mode}] epoch {epoch}/{args.epochs}", unit="batch")
             start = time.perf_counter()
             batches = tj.datasets.batches(x_train, y_train, batch_size, seed=args.seed + epoch, drop_last=True)
             for i, (x, y) in enumerate(batches, 1):
                 params, loss = sgd_step(params, x, y, args.lr)
                 losses.append(float(loss))
-                bar.update(i, losses[-1])
+                bar.update(1)
+                bar.set_postfix_str(f"loss {losses[-1]:.4f}", refresh=False)
             epoch_times.append(time.perf_counter() - start)
-            bar.close(losses[-1])
+            bar.set_postfix_str(f"loss {losses[-1]:.4f}")
+            bar.close()
             acc = tj.nn.accuracy(x_test @ params["W"] + params["b"], y_test)
             print(f"[{mode}] epoch {epoch}/{args.epochs}  loss {np.mean(losses[-n_batches:]):.4f}  "
                   f"test accuracy {acc:.2%}  time {epoch_times[-1]:.2f} s")
@@ -129,7 +132,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=0.5)
     parser.add_argument("--mode", choices=["eager", "graph", "compiled", "both"], default="both")
-    parser.add_argument("--data", metavar="PATH", help="folder holding the four MNIST .gz files")
+    parser.add_argument("--data", metavar="PATH", help="folder holding the four MNIST .gz files, or its parent")
     parser.add_argument("--limit", type=int, metavar="N", help="train on the first N samples only")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

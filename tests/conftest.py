@@ -5,18 +5,31 @@ structure, and leaf by leaf the same kind (array or scalar), shape and dtype, an
 within the contract's tolerances: float64 rtol 1e-12, float32 rtol 1e-5, exact for integers
 and booleans.
 
+Unless ``TRACEJIT_CACHE_DIR`` is set, the suite's compile cache is a temporary folder, removed
+when the run ends (``TEMPORARY_CACHE``).
+
 The ``mode`` fixture runs a test once per execution mode; test ids carry the mode name, so
 ``-k "not compiled"`` skips the Numba backend.
 """
 from __future__ import annotations
 
 import copy
+import os
+import shutil
+import tempfile
 
-import numpy as np
-import pytest
+# The compile cache: the suite compiles a few hundred programs (~40 MB); unless the caller chose
+# a folder with TRACEJIT_CACHE_DIR, they go to a temporary one removed at the end, not into the
+# user's ~/.cache/tracejit. Set before tracejit is imported; subprocesses inherit it.
+TEMPORARY_CACHE = None if os.environ.get("TRACEJIT_CACHE_DIR") else tempfile.mkdtemp(prefix="tracejit-tests-")
+if TEMPORARY_CACHE:
+    os.environ["TRACEJIT_CACHE_DIR"] = TEMPORARY_CACHE
 
-import tracejit as tj
-from tracejit import pytree
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import tracejit as tj  # noqa: E402
+from tracejit import pytree  # noqa: E402
 
 MODES = ("eager", "graph", "compiled")
 TRACED_MODES = ("graph", "compiled")
@@ -82,6 +95,11 @@ def assert_message(excinfo, *fragments):
     message = str(excinfo.value)
     for fragment in fragments:
         assert fragment in message, f"{fragment!r} not in the message:\n{message}"
+
+
+def pytest_unconfigure(config):
+    if TEMPORARY_CACHE and os.environ.get("TRACEJIT_CACHE_DIR") == TEMPORARY_CACHE:
+        shutil.rmtree(TEMPORARY_CACHE, ignore_errors=True)
 
 
 def pytest_addoption(parser):

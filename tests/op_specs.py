@@ -159,6 +159,38 @@ spec("cos", lambda x: np.cos(x), A, grad=True)
 spec("tan_sinh_cosh", lambda x: (np.tan(x / 2), np.sinh(x), np.cosh(x)), A, grad=True)
 spec("exp2_log2_log10", lambda p: (np.exp2(p), np.log2(p), np.log10(p)), P64, grad=True)
 
+# The arguments that tell a real sinh/cosh/log10/log2/exp2 from one composed of exp and log:
+# tiny (sinh(t)/t is 1 down to subnormals), huge (cosh just below float32/float64 overflow),
+# signed zeros (seen through 1/x) and exact integer cases (powers of 10 and 2, under floor).
+TINY64 = np.array([1e-8, -1e-8, 3e-12, 5e-324, -2.2250738585072014e-308, 1e-300])
+TINY32 = np.array([1e-8, -1e-8, 1e-6, 1e-45, -1.1754944e-38, 1e-4], dtype=np.float32)
+HUGE64 = np.array([709.0, 710.0, -710.0, 700.0, 1.0, -705.0])
+HUGE32 = np.array([88.0, 89.0, -89.0, 88.7, 1.0, -88.5], dtype=np.float32)
+ZEROS64 = np.array([0.0, -0.0])
+POW10_64 = 10.0 ** np.arange(-6, 16)
+POW2_64 = 2.0 ** np.arange(-1074, 1024, 97)
+EXPONENTS64 = np.arange(-30, 30, 3).astype(np.float64)
+
+
+def sinh_ratio_and_cosh(t):
+    return np.sinh(t) / t, np.cosh(t)
+
+
+spec("sinh_cosh_tiny", sinh_ratio_and_cosh, TINY64)
+spec("sinh_cosh_tiny_f32", sinh_ratio_and_cosh, TINY32)
+spec("sinh_cosh_huge", lambda h: (np.sinh(h), np.cosh(h)), HUGE64)
+spec("sinh_cosh_huge_f32", lambda h: (np.sinh(h), np.cosh(h)), HUGE32)
+spec("sinh_signed_zeros", lambda z: (1.0 / np.sinh(z), 1.0 / np.sinh(z.astype(np.float32)), np.cosh(z)), ZEROS64,
+     tags=("specials",))
+spec("log10_powers_of_10", lambda p: (np.floor(np.log10(p)), np.ceil(np.log10(p)),
+                                      np.floor(np.log10(p.astype(np.float32)[6:13]))), POW10_64)
+spec("log2_powers_of_2", lambda p: (np.floor(np.log2(p)), np.ceil(np.log2(p)),
+                                    np.log2(np.float32(0.5) ** np.arange(1, 149, 7).astype(np.float32))), POW2_64)
+spec("exp2_integers", lambda k: (np.floor(np.exp2(k)), np.ceil(np.exp2(k)), np.exp2(k.astype(np.float32)),
+                                 np.exp2(np.array([-1074.0, 1023.0, -1022.5]))), EXPONENTS64)
+spec("log_tiny_huge", lambda t, h: (np.log10(np.abs(t)), np.log2(np.abs(t)), np.exp2(h), np.log10(h * 1e300)),
+     TINY64, HUGE64, tags=("specials",))
+
 # ----------------------------------------------------------------------------- comparisons, logic
 
 spec("compare", lambda x, y: (x == y, x != y, x < y, x <= y, x > y, x >= y), A, np.where(BM, A, B))

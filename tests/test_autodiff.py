@@ -3,6 +3,7 @@
 Per-primitive finite-difference checks live with the op-spec table (test_grad_ops.py); this
 file covers the API, nesting, the vjp_graph transform and the classic training step.
 """
+import inspect
 import os
 
 import numpy as np
@@ -91,6 +92,20 @@ def test_unused_input_gets_zero_gradient_and_integer_input_is_refused():
 def test_non_scalar_output_is_refused_with_advice():
     with pytest.raises(TypeError, match="one float scalar.*tj.vjp"):
         tj.grad(lambda a: a * 2)(np.ones(3))
+
+
+def _per_sample_loss(w):
+    return w * 2
+
+
+def test_non_scalar_output_error_names_the_function_and_the_calling_line():
+    call_line = inspect.currentframe().f_lineno + 3
+    for mode in ("eager", "compiled"):
+        with pytest.raises(TypeError) as info, tj.mode(mode):
+            tj.trace(lambda w: tj.grad(_per_sample_loss)(w))(np.ones(3))
+        message = str(info.value)
+        assert f"from _per_sample_loss ({__file__}, line {_per_sample_loss.__code__.co_firstlineno})" in message
+        assert f'File "{__file__}", line {call_line}' in message, message
 
 
 def test_non_differentiable_ops_give_zero_gradient():
@@ -257,3 +272,21 @@ def test_mnist_200_steps_same_losses_eager_and_compiled_and_one_trace():
     assert losses["eager"][-1] < losses["eager"][0] * 0.5  # it actually learns
     assert sgd_step.stats["traces"] == 1 and sgd_step.stats["retraces"] == []
     assert sgd_step.stats["cache_hits"] >= 199
+
+
+@pytest.mark.parametrize("mode", ["eager", "graph", "compiled"])
+def test_gradients_of_sinh_cosh_log2_log10_exp2_are_exact_where_numpy_is(mode):
+    """The gradients use the primitives too: cosh' = sinh keeps full precision at tiny x (where
+    (exp(x) - exp(-x)) / 2 loses it), sinh' = cosh reaches the float32 overflow threshold."""
+    tiny = np.array([1e-8, 1e-300, -5e-324, 3e-12])
+    with tj.mode(mode):
+        np.testing.assert_allclose(tj.trace(tj.grad(lambda x: np.cosh(x).sum()))(tiny), np.sinh(tiny), rtol=1e-15,
+                                   atol=0)
+        big = np.float32([89.0, -88.5])
+        np.testing.assert_allclose(tj.trace(tj.grad(lambda x: np.sinh(x).sum()))(big), np.cosh(big), rtol=1e-6)
+        powers = np.array([0.001, 1.0, 1024.0])
+        np.testing.assert_allclose(tj.trace(tj.grad(lambda x: (np.log2(x) + np.log10(x)).sum()))(powers),
+                                   1 / (powers * np.log(2)) + 1 / (powers * np.log(10)), rtol=1e-14)
+        k = np.array([-3.0, 0.0, 10.0])
+        np.testing.assert_allclose(tj.trace(tj.grad(lambda x: np.exp2(x).sum()))(k), np.exp2(k) * np.log(2),
+                                   rtol=1e-15)

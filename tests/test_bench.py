@@ -7,6 +7,7 @@ import json
 import math
 import os
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -168,12 +169,14 @@ def test_progress_lines_when_not_a_terminal():
     p = Progress(stream=out)
     p.workload(2, 5, "dispatch")
     p("numpy", "first call")
+    assert p.bar.postfix == "numpy: first call"
     p("numpy", "round", 1, 3)
-    p("eager", "round", 1, 3)  # same round: no new line
+    p("eager", "round", 1, 3)  # same round: the same status
     p("numpy", "round", 2, 3)
-    lines = out.getvalue().splitlines()
-    assert len(lines) == 3 and lines[0].startswith("[2/5 dispatch] numpy: first call")
-    assert "round 2/3" in lines[2]
+    p.message("a note")
+    p.clear()
+    text = out.getvalue()
+    assert "[2/5 dispatch] 1/5" in text and "round 2/3" in text and "a note\n" in text
 
 
 # ------------------------------------------------------------------------------------ workloads
@@ -338,3 +341,36 @@ def test_the_busy_machine_note_compares_the_load_with_every_cpu():
     assert any("load average 1.5 on 2 cores" in n for n in environment_notes(pinned))
     assert not environment_notes({"load_average": [0.9, 1.0, 1.0], "cores": 2, "usable_cores": 1})
     assert any("load average 0.6 on 1 core)" in n for n in environment_notes({"load_average": [0.6], "cores": 1}))
+
+
+def _cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc")
+def test_background_load_keeps_one_cpu_busy_and_stops(monkeypatch):
+    from tracejit.bench import __main__ as cli
+    started = []
+    real_popen = cli.subprocess.Popen
+
+    def popen(*args, **kwargs):
+        started.append(real_popen(*args, **kwargs))
+        return started[-1]
+    monkeypatch.setattr(cli.subprocess, "Popen", popen)
+    with cli.background_load() as cpu:
+        time.sleep(1.0)
+        (spinner,) = started
+        assert spinner.poll() is None and _cpu_seconds(spinner.pid) > 0.3  # it spins
+        if cpu is not None:
+            assert os.sched_getaffinity(spinner.pid) == {cpu}
+    assert spinner.poll() is not None  # stopped with the block
+
+
+def test_cli_background_load_runs_numpy_and_tracejit_side_by_side(capsys, no_peers):
+    assert cli_main(["dispatch", "--tiny", "--systems", "numpy,compiled,jax.jit", "--background-load",
+                     "--no-progress", "--repeat", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "measured under load: another process kept one CPU" in out
+    assert "numpy" in out and "compiled" in out and "jax.jit" in out

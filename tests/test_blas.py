@@ -66,3 +66,42 @@ def test_a_program_calling_gemm_is_loaded_from_the_disk_cache_in_a_new_process(t
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == expected and logged in done.stderr
     assert "gemm(" in tj.trace(lambda x, w: np.tanh(x @ w).T @ x).source(x, w)
+
+
+def _openblas_threads():
+    return blas._library.scipy_openblas_get_num_threads64_()
+
+
+@needs_numpy_gemm
+def test_thread_count_follows_the_product_size():
+    """A small product (a training step's) runs on one BLAS thread whatever the ceiling; a product
+    of SERIAL_WORK multiply-adds per thread fans out, never past the ceiling."""
+    saved = blas._max_threads.value
+    f = tj.trace(lambda a, b: a @ b, mode="compiled")
+    x, w = np.ones((128, 784), np.float32), np.ones((784, 10), np.float32)
+    big = np.ones((1 << 13, 256), np.float32), np.ones((256, 256), np.float32)  # 2**29 multiply-adds
+    try:
+        assert blas.set_max_threads(2) == 2
+        assert blas.threads_for(128, 10, 784) == 1 and blas.threads_for(128, 512, 784) == 1
+        assert blas.threads_for(1024, 1024, 1024) == 2 and blas.threads_for(512, 512, 512) == 1
+        blas._library.scipy_openblas_set_num_threads64_(2)
+        np.testing.assert_array_equal(f(x, w), x @ w)
+        assert _openblas_threads() == 1
+        np.testing.assert_array_equal(f(*big), big[0] @ big[1])
+        assert _openblas_threads() == 2
+        blas.set_max_threads(1)  # the ceiling holds for big products too
+        f(*big)
+        assert _openblas_threads() == 1
+    finally:
+        blas._max_threads.value = saved
+        blas.set_max_threads(None)
+
+
+def test_the_default_ceiling_never_exceeds_the_cores_or_numbas_threads():
+    ceiling = blas.set_max_threads(None)
+    assert 1 <= ceiling <= numba.config.NUMBA_NUM_THREADS
+    if hasattr(os, "sched_getaffinity"):
+        assert ceiling <= len(os.sched_getaffinity(0))
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="positive int or None"):
+            blas.set_max_threads(bad)

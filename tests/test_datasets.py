@@ -299,7 +299,7 @@ def test_missing_files_message_lists_where_to_put_them(tmp_path, monkeypatch):
     assert f"{tmp_path / 'cache' / 'datasets' / 'mnist'} (download cache" in message
     for name in datasets.FILES:
         assert name in message
-    assert "set TRACEJIT_DATA to a folder whose 'mnist' subfolder holds them" in message
+    assert "set TRACEJIT_DATA (or pass path=) to the folder holding them or to its parent" in message
     assert "download=False" in message
 
     monkeypatch.setenv("TRACEJIT_DATA", str(tmp_path / "data"))
@@ -389,7 +389,7 @@ def test_download_into_cache(fake, server, capsys):
     assert md5_sums(datasets.cache_dir("mnist")) == sums
     err = capsys.readouterr().err
     assert f"Downloading {server.url}{TRAIN_IMAGES}" in err
-    assert "] 100%" in err and "failed:" in err
+    assert f"{TRAIN_IMAGES}: 100%" in err and "failed:" in err  # tqdm's bar, and the failed mirror
 
     # A second load reads the cache without asking any mirror.
     requests = len(server.requests)
@@ -538,3 +538,26 @@ def test_real_fashion_mnist_through_env(monkeypatch):
     assert x_train.shape == (60000, 784) and x_test.shape == (10000, 784)
     assert np.bincount(y_train).tolist() == [6000] * 10
     assert np.bincount(y_test).tolist() == [1000] * 10
+
+
+def test_path_and_env_accept_the_folder_or_its_parent(fake, tmp_path, monkeypatch):
+    """``--data``/``path`` and ``$TRACEJIT_DATA`` each take the folder holding the files or its
+    parent; a parent's files of another data set (same names) are never taken."""
+    folder, arrays, sums = fake
+    parent = tmp_path / "data"
+    parent.mkdir()
+    folder.rename(parent / "mnist")
+    # path = the parent: found in its 'mnist' subfolder
+    check_matches(datasets.load("mnist", parent, checksums=sums, download=False), arrays)
+    # TRACEJIT_DATA = the folder holding the files itself
+    monkeypatch.setenv("TRACEJIT_DATA", str(parent / "mnist"))
+    check_matches(datasets.load("mnist", checksums=sums, download=False), arrays)
+    # ... and the parent, as before
+    monkeypatch.setenv("TRACEJIT_DATA", str(parent))
+    check_matches(datasets.load("mnist", checksums=sums, download=False), arrays)
+    # TRACEJIT_DATA pointing at the MNIST folder does not give its files to another data set
+    monkeypatch.setenv("TRACEJIT_DATA", str(parent / "mnist"))
+    other_sums = {name: "0" * 32 for name in datasets.FILES}
+    with pytest.raises(datasets.DatasetNotFoundError) as info:
+        datasets.load("mnist", checksums=other_sums, download=False)
+    assert f"{parent / 'mnist'} ($TRACEJIT_DATA itself" in str(info.value)

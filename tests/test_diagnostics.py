@@ -41,7 +41,34 @@ def test_source_compile_and_cache_topics(logging_on, capsys, tmp_path, monkeypat
     assert re.search(r"\[tracejit:compile\] .* compiled in [0-9.]+ s", err)
     g = tj.trace(lambda x: np.tanh(x) * 3.5)  # the same program: found in the in-memory cache
     g(np.ones(5, np.float32))
-    assert "[tracejit:cache]" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "[tracejit:cache]" in err and "found in memory" in err and "kernels compiled" not in err
+
+
+def test_compile_topic_says_when_a_program_was_loaded_from_disk(logging_on, capsys, monkeypatch):
+    from tracejit.backend import compiler
+    f = tj.trace(lambda x: np.sinh(x) * 2.5 - 1)
+    f(np.ones(7))
+    monkeypatch.setattr(compiler, "_cache", {})  # as in a new process: only the disk cache has it
+    logging_on("compile")
+    g = tj.trace(lambda x: np.sinh(x) * 2.5 - 1)
+    g(np.ones(7))
+    err = capsys.readouterr().err
+    assert re.search(r"\[tracejit:compile\] .*: 1 kernels loaded from the disk cache in [0-9.]+ s, nothing compiled",
+                     err), err
+    assert "kernels compiled" not in err
+    text = tj.explain(g, np.ones(7))
+    assert "compiled program: loaded from the disk cache; 1 kernel(s)" in text
+
+
+def test_retrace_hint_fits_a_0d_array_turning_into_a_numpy_scalar(logging_on, capsys):
+    f = tj.trace(lambda s: s + 1, mode="graph")
+    f(np.zeros((), np.int64))
+    logging_on("retrace")
+    f(np.int64(0))
+    err = capsys.readouterr().err
+    assert "i64[] (a 0-d array) -> i64[] (a NumPy scalar)" in err
+    assert "alternates between a 0-d array and a NumPy scalar" in err and "drop_last" not in err
 
 
 def test_unknown_log_topic_is_refused_with_the_choices():
@@ -69,12 +96,16 @@ def test_explain_describes_key_cache_and_kernels(capsys):
     f = tj.trace(lambda x, n: np.tanh(x) * n, static_argnames="n")
     x = np.ones((2, 3), np.float32)
     text = tj.explain(f, x, n=2)
-    assert "not cached before this call" in text and "x: f32[2,3]" in text and "n (static): 2" in text
-    assert "not compiled yet" in text
+    assert "a new signature, traced now" in text and "x: f32[2,3]" in text and "n (static): 2" in text
+    assert "compiled program: none yet" in text
+    text = tj.explain(f, x, n=2)  # traced, never compiled: says both, without contradiction
+    assert "traced before for this signature" in text and "compiled program: none yet" in text
+    assert "cache hit" not in text
     f(x, n=2)
     text = tj.explain(f, x, n=2)
-    assert "cache hit" in text and "compiled: 1 kernel(s)" in text
-    assert capsys.readouterr().out.count("cache hit") == 1
+    assert "traced before for this signature" in text
+    assert re.search(r"compiled program: (compiled|loaded from the disk cache|found in memory); 1 kernel\(s\)", text)
+    assert capsys.readouterr().out.count("traced before for this signature") == 2
     with pytest.raises(TypeError, match="decorated with @tj.trace"):
         tj.explain(lambda x: x, x)
 

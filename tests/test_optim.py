@@ -94,6 +94,8 @@ def test_a_compiled_training_step_with_adam_equals_eager():
             losses.append(float(value))
         results[mode] = params, losses
     assert results["compiled"][1][-1] < results["compiled"][1][0]  # it trains
+    # the state keeps one kind of value for its step count: a training loop traces once
+    assert step.stats["traces"] == 1 and step.stats["retraces"] == []
     np.testing.assert_allclose(results["compiled"][1], results["eager"][1], rtol=1e-5)
     for k in start:
         np.testing.assert_allclose(results["compiled"][0][k], results["eager"][0][k], rtol=1e-4, atol=1e-6)
@@ -116,3 +118,15 @@ def test_numpy_scalars_are_accepted_as_hyperparameters():
     opt = tj.optim.adam(lr=np.float32(0.01), b1=np.float64(0.9))
     assert isinstance(opt.lr, float) and opt.lr == pytest.approx(0.01)
     assert tj.optim.sgd(lr=np.int64(1)).lr == 1.0
+
+
+@pytest.mark.parametrize("opt", [case[0] for case in CASES], ids=["sgd", "momentum", "adam"])
+def test_the_state_keeps_its_signature_across_updates(opt):
+    """init's state and update's state are the same kinds of leaves (no 0-d array turning into a
+    NumPy scalar), so a traced step called with each in turn traces once."""
+    state = opt.init(PARAMS)
+    for _ in range(2):
+        _, new = opt.update(PARAMS, GRADS[0], state)
+        assert [(type(a), np.shape(a), np.asarray(a).dtype) for a in tj.pytree.flatten(new)[0]] == \
+            [(type(a), np.shape(a), np.asarray(a).dtype) for a in tj.pytree.flatten(state)[0]]
+        state = new

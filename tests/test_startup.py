@@ -14,7 +14,7 @@ import numpy as np
 
 def imported_after(program):
     """``sys.modules`` names (of the ones checked) present after running ``program``."""
-    checked = ["tracejit.bench", "tracejit.datasets", "http.client", "urllib.request"]
+    checked = ["tracejit.bench", "tracejit.datasets", "http.client", "urllib.request", "tqdm"]
     code = program + f"\nimport json, sys\nprint(json.dumps([m for m in {checked!r} if m in sys.modules]))\n"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -39,7 +39,7 @@ def test_the_lazy_submodules_are_there_when_used():
         else:
             raise AssertionError("tj.no_such_name did not raise")
     """)
-    assert imported_after(program) == ["tracejit.bench", "tracejit.datasets", "http.client", "urllib.request"]
+    assert imported_after(program) == ["tracejit.bench", "tracejit.datasets", "http.client", "urllib.request", "tqdm"]
 
 
 def test_star_import_still_gives_every_public_name():

@@ -1147,3 +1147,10 @@ def test_shortest_call_path_refuses_matrices_as_the_others_do():
     m = np.matrix(a)  # Numba's dispatcher takes it for a 2-D array; its operators differ
     with tj.mode("compiled"), pytest.raises(TypeError, match="operators differ"):
         add(m, m)
+
+
+def test_shape_error_is_exported_and_is_a_value_error():
+    assert tj.ShapeError is tj.numpy.ShapeError and "ShapeError" in tj.__all__
+    with pytest.raises(tj.ShapeError, match="could not be broadcast"):
+        tj.trace(lambda a, b: a + b, mode="graph")(np.ones(3), np.ones(4))
+    assert issubclass(tj.ShapeError, ValueError) and issubclass(tj.ShapeError, tj.TracerError)

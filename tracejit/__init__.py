@@ -14,7 +14,7 @@ from . import nn, optim, transforms
 from .autodiff import grad, stop_gradient, value_and_grad, vjp
 from .check import MismatchError
 from .core import Aval, Const, Eqn, Graph, Var, verify
-from .errors import ConcretizationError, TracerError, UnsupportedError
+from .errors import ConcretizationError, ShapeError, TracerError, UnsupportedError
 from .interpret import interpret
 from .explain import explain
 from .jit import Traced, trace
@@ -28,7 +28,7 @@ __all__ = [
     "trace", "Traced", "grad", "value_and_grad", "vjp", "stop_gradient", "mode", "set_mode", "get_mode",
     "numpy", "nn", "optim", "datasets", "transforms", "bench", "set_log", "explain",
     "Graph", "Aval", "Var", "Const", "Eqn", "verify", "interpret", "defop", "primitives",
-    "TracerError", "ConcretizationError", "UnsupportedError", "MismatchError",
+    "TracerError", "ConcretizationError", "UnsupportedError", "ShapeError", "MismatchError",
 ]
 
 # Imported on first use (``tj.bench``, ``tj.datasets``, ``from tracejit import bench``): tracing and

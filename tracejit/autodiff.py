@@ -21,6 +21,7 @@ import numpy as np
 
 from . import pytree
 from .core import Aval
+from .errors import where as _where_msg
 from .numpy import literal
 from .primitives import Trace, Tracer, bind, new_trace
 from .tracer import _TracerArrayMethods
@@ -219,6 +220,14 @@ def vjp(fn, *primals, has_aux=False):
     return (outputs, vjp_fn, aux) if has_aux else (outputs, vjp_fn)
 
 
+def _defined_at(fn) -> str:
+    """`` from loss (model.py, line 12)``: where the differentiated function is defined."""
+    code = getattr(getattr(fn, "fn", fn), "__code__", None)
+    if code is None:
+        return ""
+    return f" from {getattr(fn, '__name__', 'the function')} ({code.co_filename}, line {code.co_firstlineno})"
+
+
 def value_and_grad(fn, argnums=0, has_aux=False):
     """``value_and_grad(fn)(*args) -> (value, gradient)`` for a function returning a float scalar.
 
@@ -238,8 +247,9 @@ def value_and_grad(fn, argnums=0, has_aux=False):
         value, aux, backward, out_tracers = _vjp(partial, chosen, has_aux)
         if len(out_tracers) != 1 or out_tracers[0].shape != () or not np.issubdtype(out_tracers[0].dtype, np.inexact):
             shapes = [f"{t.dtype}{list(t.shape)}" for t in out_tracers]
-            raise TypeError(f"grad: the function must return one float scalar, got {', '.join(shapes) or 'nothing'}. "
-                            "Reduce it (e.g. .mean()) or use tj.vjp for non-scalar outputs.")
+            raise TypeError(f"grad: the function must return one float scalar, got {', '.join(shapes) or 'nothing'}"
+                            f"{_defined_at(fn)}. Reduce it (e.g. .mean()) or use tj.vjp for non-scalar outputs."
+                            f"{_where_msg()}")
         grads = backward(literal(np.ones((), out_tracers[0].dtype)))
         grads = grads[0] if isinstance(argnums, int) else tuple(grads)
         return ((value, aux) if has_aux else value), grads

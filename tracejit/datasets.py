@@ -7,8 +7,9 @@ labels as int64 ``(N,)``, plus :func:`batches` to cut them into mini-batches.
 
 Where the files are looked for, in order, file by file:
 
-1. the ``path`` argument, if given;
-2. ``$TRACEJIT_DATA/<name>``, if the ``TRACEJIT_DATA`` environment variable is set;
+1. the ``path`` argument, if given: the folder holding the files, or its parent (``path/<name>``);
+2. ``$TRACEJIT_DATA/<name>``, or ``$TRACEJIT_DATA`` itself, if the ``TRACEJIT_DATA`` environment
+   variable is set (either form works in both places; see ``_search_folders``);
 3. the download cache, :func:`cache_dir` (``$TRACEJIT_CACHE_DIR/datasets/<name>``,
    else ``$XDG_CACHE_HOME/tracejit/datasets/<name>``, else
    ``~/.cache/tracejit/datasets/<name>``).
@@ -17,8 +18,8 @@ Files found nowhere are downloaded from public mirrors into the cache. Every
 file's MD5 sum is checked each time it is read, and every download is checked
 before it gets its final name, so a corrupt or partial file is never used.
 
-This module depends only on the standard library and NumPy, not on the rest
-of tracejit.
+This module depends only on the standard library, NumPy and tqdm (through
+``tracejit.progress``), not on the rest of tracejit.
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ import os
 import re
 import sys
 import tempfile
-import time
 import urllib.request
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from .progress import progress_bar
 
 __all__ = [
     "CHECKSUMS",
@@ -130,7 +132,8 @@ def mnist(path=None, *, download: bool = True, progress: bool = True):
 
     60000 training and 10000 test images as float32 ``(N, 784)`` in [0, 1],
     labels int64 in 0..9. ``path`` is an optional folder holding the four
-    original ``.gz`` files; see :func:`load` for the search order and options.
+    original ``.gz`` files, or its parent with an ``mnist`` subfolder; see
+    :func:`load` for the search order and options.
     """
     return load("mnist", path, download=download, progress=progress)
 
@@ -156,10 +159,11 @@ def load(
     """Load an MNIST-style data set as ``(x_train, y_train, x_test, y_test)``.
 
     Each of the four :data:`FILES` is taken from the first folder holding it:
-    ``path``, then ``$TRACEJIT_DATA/<name>``, then :func:`cache_dir`. Files
+    ``path`` (or ``path/<name>``), then ``$TRACEJIT_DATA/<name>`` (or
+    ``$TRACEJIT_DATA`` itself), then :func:`cache_dir`. Files
     found nowhere are downloaded into the cache from ``mirrors`` (tried in
     order; default :data:`MIRRORS` for ``name``) unless ``download`` is false,
-    with a plain-text progress bar on stderr unless ``progress`` is false.
+    with a progress bar on stderr (tqdm) unless ``progress`` is false.
 
     ``checksums`` maps each file name to its expected MD5 sum (default
     :data:`CHECKSUMS` for ``name``); it is required for a ``name`` not in
@@ -175,7 +179,8 @@ def load(
     folders = _search_folders(name, path)
 
     found = {
-        filename: next((f / filename for f, _ in folders if f and (f / filename).is_file()), None)
+        filename: next((p for f, _, verify in folders
+                        if (p := _file_in(f, filename, verify, checksums[filename])) is not None), None)
         for filename in FILES
     }
     for filename in [f for f in FILES if found[f] is None]:
@@ -360,22 +365,40 @@ def _checksums_for(name, checksums):
 
 
 def _search_folders(name, path):
-    """The folders searched, in order, as (folder or None, description) pairs."""
+    """The folders searched, in order, as (folder or None, description, verify) triples.
+
+    ``path`` and ``$TRACEJIT_DATA`` may each name the folder holding the files or its parent
+    (with a ``<name>`` subfolder). The data sets share their file names, so a file found in the
+    form a location was not primarily meant as (``path/<name>``, ``$TRACEJIT_DATA`` itself) is
+    only taken when its MD5 sum is this data set's (``verify``): ``TRACEJIT_DATA`` pointing at
+    the MNIST folder never hands MNIST's files to ``fashion_mnist()``.
+    """
     folders = []
     if path is not None:
-        folders.append((Path(path).expanduser(), "path argument"))
+        folders.append((Path(path).expanduser(), "path argument", False))
+        folders.append((Path(path).expanduser() / name, f"path argument/{name}", True))
     data = os.environ.get("TRACEJIT_DATA")
     if data:
-        folders.append((Path(data).expanduser() / name, f"$TRACEJIT_DATA/{name}"))
+        folders.append((Path(data).expanduser() / name, f"$TRACEJIT_DATA/{name}", False))
+        folders.append((Path(data).expanduser(), "$TRACEJIT_DATA itself", True))
     else:
-        folders.append((None, f"$TRACEJIT_DATA/{name}: TRACEJIT_DATA is not set"))
-    folders.append((cache_dir(name), "download cache"))
+        folders.append((None, f"$TRACEJIT_DATA/{name}: TRACEJIT_DATA is not set", False))
+    folders.append((cache_dir(name), "download cache", False))
     return folders
+
+
+def _file_in(folder, filename, verify, expected_md5):
+    """``folder / filename`` if it is a file (with the expected MD5 sum, when ``verify``), else None."""
+    if folder is None or not (folder / filename).is_file():
+        return None
+    if verify and _md5((folder / filename).read_bytes()).hexdigest() != expected_md5:
+        return None
+    return folder / filename
 
 
 def _not_found_message(title, name, folders, missing, download, failures):
     lines = [f"{title} data set not found: missing {', '.join(missing)}.", "Searched these folders:"]
-    for folder, description in folders:
+    for folder, description, _ in folders:
         if folder is None:
             lines.append(f"  ({description})")
         else:
@@ -383,7 +406,8 @@ def _not_found_message(title, name, folders, missing, download, failures):
             lines.append(f"  {folder} ({description}{absent})")
     lines += [
         f"Put the four original files {', '.join(FILES)} in one of them,",
-        f"or set TRACEJIT_DATA to a folder whose '{name}' subfolder holds them.",
+        f"or set TRACEJIT_DATA (or pass path=) to the folder holding them or to its parent, with a '{name}' "
+        "subfolder.",
     ]
     if not download:
         lines.append("Downloading was turned off (download=False).")
@@ -454,12 +478,13 @@ def _download(url, dest, expected_md5, progress):
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         try:
             digest, received = _md5(), 0
-            with os.fdopen(fd, "wb") as out, _Progress(total, progress) as bar:
+            with os.fdopen(fd, "wb") as out, progress_bar(total, dest.name, enabled=progress, unit="B",
+                                                          unit_scale=True) as bar:
                 while chunk := response.read(_CHUNK_BYTES):
                     out.write(chunk)
                     digest.update(chunk)
                     received += len(chunk)
-                    bar.update(received)
+                    bar.update(len(chunk))
                 # http.client returns a short body silently when the peer hangs up early.
                 if total is not None and received < total:
                     raise DatasetError(f"connection closed after {received} of {total} bytes")
@@ -473,55 +498,3 @@ def _download(url, dest, expected_md5, progress):
                 os.unlink(tmp)
             raise
     return dest
-
-
-def _human_size(n):
-    for unit, scale in (("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
-
-
-class _Progress:
-    """Plain-text progress bar for one download, written to stderr.
-
-    On a terminal it is redrawn in place; elsewhere (logs, CI) only the final
-    line is written, so logs don't fill up with carriage-return redraws.
-    """
-
-    _WIDTH = 30
-    _REDRAW_SECONDS = 0.1
-
-    def __init__(self, total, enabled):
-        self.stream = sys.stderr if enabled else None
-        self.total = total
-        self.received = 0
-        self.live = self.stream is not None and self.stream.isatty()
-        self.drawn_at = 0.0
-
-    def update(self, received):
-        self.received = received
-        if self.live and time.monotonic() - self.drawn_at >= self._REDRAW_SECONDS:
-            self._draw(end="")
-
-    def _draw(self, end):
-        if self.total:
-            done = min(self.received / self.total, 1.0)
-            filled = round(done * self._WIDTH)
-            line = (
-                f"  [{'#' * filled}{'-' * (self._WIDTH - filled)}] {done:4.0%}"
-                f"  {_human_size(self.received)} / {_human_size(self.total)}"
-            )
-        else:
-            line = f"  {_human_size(self.received)}"
-        self.stream.write("\r" + line + end)
-        self.stream.flush()
-        self.drawn_at = time.monotonic()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, traceback):
-        # After a failure, only a terminal needs the line finished; a log never saw it.
-        if self.stream is not None and (exc_type is None or self.live):
-            self._draw(end="\n")

@@ -9,7 +9,7 @@ import linecache
 import os
 import sys
 
-__all__ = ["TracerError", "ConcretizationError", "UnsupportedError", "user_frame", "where"]
+__all__ = ["TracerError", "ConcretizationError", "UnsupportedError", "ShapeError", "user_frame", "where"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -24,6 +24,11 @@ class ConcretizationError(TracerError):
 
 class UnsupportedError(TracerError, NotImplementedError):
     """A NumPy function or argument that tracejit does not handle. It never falls back silently."""
+
+
+class ShapeError(TracerError, ValueError):
+    """Operands whose shapes do not fit while tracing (broadcasting, reshape, matmul, concatenate):
+    the traced counterpart of NumPy's ValueError, so ``except ValueError`` catches it too."""
 
 
 def _is_internal(filename: str) -> bool:

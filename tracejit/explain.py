@@ -1,9 +1,10 @@
 """``tj.explain(f, *args)``: what a traced function does with these arguments, in words.
 
 Layer: runtime diagnostics. Prints (and returns) the cache key for the call -- every argument
-leaf with its signature, and the static values -- whether that key is already cached, the graph
-sizes as traced and after the passes, and, once compiled, the kernels and how many equations
-were fused into them. Tracing happens if needed; the function is not run.
+leaf with its signature, and the static values -- whether that key was traced before, the graph
+sizes as traced and after the passes, and whether the compiled program exists yet and how it
+was obtained (compiled, loaded from the disk cache, found in memory), its kernels and how many
+equations were fused into them. Tracing happens if needed; the function is not run.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def explain(fn, *args, **kwargs) -> str:
     names = fn._leaf_names(leaves, args, kwargs)
     cached = key in fn._cache
     entry = fn._entry_for(args, kwargs)
-    lines = [f"{fn.__name__}: {'cache hit' if cached else 'not cached before this call (traced now)'}; "
+    lines = [f"{fn.__name__}: {'traced before for this signature (no new trace)' if cached else 'a new signature, traced now'}; "
              f"{len(fn._cache)} signature(s) cached, {fn.stats['traces']} trace(s), "
              f"{len(fn.stats['retraces'])} retrace(s)"]
     lines.append("  key:")
@@ -41,9 +42,11 @@ def explain(fn, *args, **kwargs) -> str:
         lines.append(f"  arguments updated in place: {', '.join(names[i] for i in entry.program.mutated)}")
     compiled = entry.compiled
     if compiled is None:
-        lines.append("  not compiled yet (it compiles on the first call in compiled mode)")
+        lines.append("  compiled program: none yet (the first call in compiled mode compiles it, or loads it "
+                     "from the disk cache)")
     else:
-        lines.append(f"  compiled: {compiled.kernels} kernel(s), {compiled.fused_ops} fused equation(s)")
+        lines.append(f"  compiled program: {getattr(compiled, 'origin', 'compiled')}; {compiled.kernels} kernel(s), "
+                     f"{compiled.fused_ops} fused equation(s)")
         for line in getattr(compiled, "kernel_summary", lambda: [])():
             lines.append(f"    {line}")
     text = "\n".join(lines)

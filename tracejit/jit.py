@@ -264,49 +264,137 @@ def _check_int_ranges(int_ranges, leaves, fname) -> None:
                                 f"this error too). Pass a value in [{info.min}, {info.max}], or an array of a wider dtype")
 
 
-def _bindings(fn, captured) -> tuple:
-    """The function's own global names and closure variables that held the arrays it captured.
+def _guardable(value) -> bool:
+    """A Python value tracing bakes into the program as a constant, so a change to it must retrace:
+    None, bools, numbers (Python's and NumPy's scalars), strings, and tuples of them."""
+    if value is None or type(value) in (bool, int, float, complex, str, bytes):
+        return True
+    if isinstance(value, np.generic):
+        return value.dtype.kind in "biufc"
+    return type(value) is tuple and all(_guardable(v) for v in value)
+
+
+def _same_value(a, b) -> bool:
+    """``a`` and ``b`` trace the same: same types all the way down, equal values, NaN equal to
+    NaN, and zeros of the same sign (1 / -0.0 is -inf)."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if type(a) is tuple:
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
+    if isinstance(a, (float, complex, np.inexact)):
+        return bool(a == b and np.all(np.signbit(np.real(a)) == np.signbit(np.real(b)))
+                    and np.all(np.signbit(np.imag(a)) == np.signbit(np.imag(b)))) or (a != a and b != b)
+    return bool(a == b)
+
+
+def _read_names(code):
+    """Global names the code and its nested functions (lambdas, comprehensions) may read."""
+    names = list(code.co_names)
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            names += _read_names(const)
+    return names
+
+
+_HELPER_DEPTH = 2  # how far calls to the user's own Python functions are followed for guards
+
+
+def _bindings(fn, captured, depth=0, seen=None) -> tuple:
+    """The global names and closure variables the function read while it was traced, each with
+    what it held then: the arrays it captured, and the Python values it baked in (see
+    ``_guardable``). The user's own Python functions it calls through globals and closures are
+    followed ``_HELPER_DEPTH`` levels deep.
 
     Captured arrays are inputs by reference: in-place changes are seen. Rebinding the name to a
-    new array (``W = W - lr * g`` at module level) is caught by checking these on each call.
+    new array (``W = W - lr * g`` at module level), or a flag, number or string to a new value
+    (``DEBUG = False``), is caught by checking these on each call (``_rebound``).
     """
+    fn = fn.fn if isinstance(fn, Traced) else fn  # a tj.trace object called from the traced function
     code = getattr(fn, "__code__", None)
-    wanted = {id(v) for v in captured if isinstance(v, np.ndarray)}
-    if code is None or not wanted:
+    seen = set() if seen is None else seen
+    if code is None or id(code) in seen:
         return ()
-    found = []
+    seen.add(id(code))
+    wanted = {id(v) for v in captured if isinstance(v, np.ndarray)}
+    found, helpers = [], []
+
+    def consider(kind, name, where, value):
+        if id(value) in wanted:
+            found.append((kind, name, where, value, False))
+        elif _guardable(value):
+            found.append((kind, name, where, value, True))
+        elif inspect.isfunction(value) or isinstance(value, Traced):
+            helpers.append(value.fn if isinstance(value, Traced) else value)
+
     namespace = getattr(fn, "__globals__", {})
-    for name in code.co_names:
-        value = namespace.get(name)
-        if value is not None and id(value) in wanted:
-            found.append(("global", name, namespace, value))
+    for name in dict.fromkeys(_read_names(code)):
+        value = namespace.get(name, _MISSING)
+        if value is not _MISSING:
+            consider("global", name, namespace, value)
     for name, cell in zip(code.co_freevars, getattr(fn, "__closure__", None) or ()):
         try:
             value = cell.cell_contents
         except ValueError:  # an empty cell
             continue
-        if id(value) in wanted:
-            found.append(("closure variable", name, cell, value))
+        consider("closure variable", name, cell, value)
+    if depth < _HELPER_DEPTH:
+        for helper in helpers:
+            module = getattr(helper, "__module__", None) or ""
+            if module.split(".")[0] not in ("tracejit", "numpy", "scipy", "numba"):
+                found.extend(_bindings(helper, captured, depth + 1, seen))
     return tuple(found)
 
 
 def _rebound(bindings) -> str | None:
-    """Why a captured global or closure variable no longer holds the array traced, or None."""
-    for kind, name, where, value in bindings:
+    """Why a global or closure variable read by tracing no longer holds what it held then
+    (another array, another Python value), or None."""
+    for kind, name, where, value, by_value in bindings:
         try:
-            current = where.get(name) if kind == "global" else where.cell_contents
+            current = where.get(name, _MISSING) if kind == "global" else where.cell_contents
         except ValueError:
-            current = None
-        if current is not value:
+            current = _MISSING
+        if by_value:
+            if current is _MISSING or not _same_value(current, value):
+                now = "deleted" if current is _MISSING else repr(current)
+                return f"{kind} {name!r} changed: {value!r} -> {now}"
+        elif current is not value:
             now = "a different array" if isinstance(current, np.ndarray) else f"a {type(current).__name__}"
             return f"{kind} {name!r} was rebound to {now}"
     return None
+
+
+def _identity_guard(bindings):
+    """A generated function ``() -> bool``: True while every global and closure variable of
+    ``bindings`` holds the very object it holds now. The fast path calls it before it runs
+    anything (about 0.1 us); when it says False the call takes the full path, where
+    ``_rebound`` compares values and a real change retraces."""
+    consts, tests = {"MISSING": _MISSING}, []
+    for i, (kind, name, where) in enumerate(bindings):
+        try:
+            consts[f"v{i}"] = where.get(name, _MISSING) if kind == "global" else where.cell_contents
+        except ValueError:  # an empty cell
+            return None
+        consts[f"w{i}"] = where
+        tests.append(f"w{i}.get({name!r}, MISSING) is v{i}" if kind == "global" else f"w{i}.cell_contents is v{i}")
+    source = ("def guard():\n    try:\n        return " + " and ".join(tests) +
+              "\n    except ValueError:\n        return False\n")
+    exec(compile(source, "<tracejit guard>", "exec"), consts)  # noqa: S102 - names are identifiers
+    return consts["guard"]
 
 
 def _retrace_advice(reason: str) -> str:
     """The fix that usually applies to a retrace with this reason (for the retrace log)."""
     if reason.startswith("static argument"):
         return "each value of a static argument compiles anew: pass values that change as arrays or numbers"
+    if " changed: " in reason and reason.startswith(("global", "closure variable")):
+        return ("a Python value the function read from outside was baked into the traced program; "
+                "pass values that change between calls as arguments")
+    if "(a 0-d array)" in reason and "(a NumPy scalar)" in reason:
+        return ("a value alternates between a 0-d array and a NumPy scalar (arithmetic on a 0-d array returns "
+                "a scalar, as in NumPy): give it one kind in the state you pass back, e.g. np.int64(0) in place "
+                "of np.zeros((), np.int64), or np.asarray(...) of the new value outside the traced function")
     if "->" in reason and "Python" not in reason:
         return ("keep shapes and dtypes fixed between calls (e.g. drop_last=True for batches, cast inputs once)")
     if "structure" in reason:
@@ -322,7 +410,7 @@ class Traced:
 
     # What a call reads lives in slots: the instance dict (which functools.update_wrapper
     # fills) makes attribute reads 3-4 times slower, 30 ns each on a cache hit.
-    __slots__ = ("mode", "stats", "_hot", "_fast", "__dict__", "__weakref__")
+    __slots__ = ("mode", "stats", "_hot", "_fast", "_guard", "__dict__", "__weakref__")
 
     def __init__(self, fn, *, static_argnums=(), static_argnames=(), mode=None, fastmath=False, parallel=None,
                  passes=None, check=None):
@@ -357,6 +445,8 @@ class Traced:
         self._aliased: dict = {}  # (key, aliases) -> entry for calls passing one array as several arguments
         self._fast: dict = {}  # mode -> {argument layouts: direct runner, "pytrees": [(matcher, runner)]}
         self._hot = None  # (program, output shape, dtype) of the only layout seen (see __call__)
+        self._guard = None  # the fast path's check of the Python values tracing read (_identity_guard)
+        self._guarded = {}  # (kind, name, id(namespace or cell)) -> (kind, name, namespace or cell)
         self._last_key = None
         self._lock = threading.RLock()
         self._warned = False
@@ -399,6 +489,9 @@ class Traced:
     def __call__(self, *args, **kwargs):
         mode = self.mode or get_mode()
         if not kwargs:
+            guard = self._guard
+            if guard is not None and not guard():
+                self._forget_fast()
             hot = self._hot
             if hot is not None and mode == "compiled":
                 # Shortest path, for a function called with arrays of one layout only (and one
@@ -459,9 +552,25 @@ class Traced:
         if self.check:
             return run_checked(self, self.fn, args, kwargs, lambda: self._run(entry, leaves, mode))
         result = self._run(entry, leaves, mode)
-        if mode == "compiled" and not kwargs and not key[2] and not entry.bindings:
+        if mode == "compiled" and not kwargs and not key[2]:
+            if entry.bindings:
+                self._guard_fast(entry.bindings)
             self._remember_fast(entry, args, leaves)
         return result
+
+    def _guard_fast(self, bindings):
+        """Make the fast path check the Python values of ``bindings`` too (see __call__)."""
+        n = len(self._guarded)
+        for kind, name, where, *_ in bindings:
+            self._guarded.setdefault((kind, name, id(where)), (kind, name, where))
+        if len(self._guarded) != n or self._guard is None:
+            self._guard = _identity_guard(list(self._guarded.values()))
+
+    def _forget_fast(self):
+        """A global or closure value the fast path relied on changed: every call takes the full
+        path (which retraces if the value really changed) until the fast path is rebuilt."""
+        self._guard, self._guarded, self._hot = None, {}, None
+        self._fast.clear()
 
     def _remember_fast(self, entry, args, leaves):
         """Register a direct call for this exact argument structure and layout (see the fast

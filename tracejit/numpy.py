@@ -22,14 +22,10 @@ import warnings
 import numpy as np
 
 from . import ops as P
-from .errors import TracerError, UnsupportedError, where as _where_msg
+from .errors import ShapeError, TracerError, UnsupportedError, where as _where_msg
 from .primitives import Tracer, _innermost_recording_trace, top_trace
 
 __all__ = []  # filled in at the bottom with every NumPy-named function defined here
-
-
-class ShapeError(TracerError, ValueError):
-    """Operands whose shapes do not fit (the traced version of NumPy's broadcasting error)."""
 
 
 _PY_SCALARS = (bool, int, float, complex)
@@ -284,6 +280,11 @@ exp = _ufunc_fn(np.exp, P.exp)
 log = _ufunc_fn(np.log, P.log)
 log1p = _ufunc_fn(np.log1p, P.log1p)
 expm1 = _ufunc_fn(np.expm1, P.expm1)
+exp2 = _ufunc_fn(np.exp2, P.exp2)
+log2 = _ufunc_fn(np.log2, P.log2)
+log10 = _ufunc_fn(np.log10, P.log10)
+sinh = _ufunc_fn(np.sinh, P.sinh)
+cosh = _ufunc_fn(np.cosh, P.cosh)
 sqrt = _ufunc_fn(np.sqrt, P.sqrt)
 tanh = _ufunc_fn(np.tanh, P.tanh)
 sin = _ufunc_fn(np.sin, P.sin)
@@ -348,34 +349,9 @@ def trunc(x):
     return where(less(x, 0), ceil(x), floor(x))
 
 
-@_composite(np.exp2)
-def exp2(x):
-    return exp(multiply(x, np.log(2.0)))
-
-
-@_composite(np.log2)
-def log2(x):
-    return true_divide(log(x), np.log(2.0))
-
-
-@_composite(np.log10)
-def log10(x):
-    return true_divide(log(x), np.log(10.0))
-
-
 @_composite(np.tan)
 def tan(x):
     return true_divide(sin(x), cos(x))
-
-
-@_composite(np.sinh)
-def sinh(x):
-    return multiply(subtract(exp(x), exp(negative(x))), 0.5)
-
-
-@_composite(np.cosh)
-def cosh(x):
-    return multiply(add(exp(x), exp(negative(x))), 0.5)
 
 
 @_composite(np.logical_xor)

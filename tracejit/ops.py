@@ -112,6 +112,14 @@ exp = _unary("exp", np.exp, "np.exp({0})", lambda ct, x, out: (ct * out,))
 log = _unary("log", np.log, "np.log({0})", lambda ct, x, out: (ct / x,))
 log1p = _unary("log1p", np.log1p, "np.log1p({0})", lambda ct, x, out: (ct / (x + 1),))
 expm1 = _unary("expm1", np.expm1, "np.expm1({0})", lambda ct, x, out: (ct * (out + 1),))
+# Their own primitives rather than compositions of exp and log: libm's and NumPy's versions keep
+# full precision near 0 (sinh), reach the overflow threshold (cosh) and are exact on the integer
+# cases (log10(1000) = 3, exp2(3) = 8) that floor/ceil of the composed forms get wrong.
+sinh = _unary("sinh", np.sinh, "np.sinh({0})", lambda ct, x, out: (ct * tnp.cosh(x),))
+cosh = _unary("cosh", np.cosh, "np.cosh({0})", lambda ct, x, out: (ct * tnp.sinh(x),))
+log2 = _unary("log2", np.log2, "np.log2({0})", lambda ct, x, out: (ct / (x * np.log(2.0)),))
+log10 = _unary("log10", np.log10, "np.log10({0})", lambda ct, x, out: (ct / (x * np.log(10.0)),))
+exp2 = _unary("exp2", np.exp2, "np.exp2({0})", lambda ct, x, out: (ct * out * np.log(2.0),))
 sqrt = _unary("sqrt", np.sqrt, "np.sqrt({0})", lambda ct, x, out: (ct / (out * 2),))
 tanh = _unary("tanh", np.tanh, "np.tanh({0})", lambda ct, x, out: (ct * (1 - out * out),))
 sin = _unary("sin", np.sin, "np.sin({0})", lambda ct, x, out: (ct * tnp.cos(x),))

@@ -83,7 +83,9 @@ class momentum(Optimizer):
 class adam(Optimizer):
     """Adam (Kingma & Ba, 2015) with bias correction.
 
-    The state is ``{"step": int64 0-d array, "m": first moments, "v": second moments}``.
+    The state is ``{"step": NumPy int64 scalar, "m": first moments, "v": second moments}``.
+    ``step`` is a NumPy scalar in ``init``'s state as in ``update``'s (NumPy's ``+`` on a 0-d
+    array returns one), so a traced training step sees one signature and traces once.
     """
 
     lr: float = 1e-3
@@ -98,7 +100,7 @@ class adam(Optimizer):
         _check_rate(self, "eps")
 
     def init(self, params):
-        return {"step": np.zeros((), np.int64), "m": tree_map(np.zeros_like, params),
+        return {"step": np.int64(0), "m": tree_map(np.zeros_like, params),
                 "v": tree_map(np.zeros_like, params)}
 
     def update(self, params, grads, state):

@@ -1,37 +1,27 @@
-"""A plain-text progress bar for training loops (used by the examples).
+"""Progress bars on stderr, through ``tqdm`` (the one wrapper the package uses).
 
-Layer: utility, outside the compilation pipeline. ``Progress(label, total)``; call
-``update(done, loss)`` after each step and ``close(loss)`` at the end. On a terminal the bar
-is redrawn in place at most ten times a second; elsewhere (logs, CI) only the final line is
-printed. It writes to stderr, so results on stdout stay clean.
+Layer: utility, outside the compilation pipeline. Used by the examples' training loops, the
+dataset downloads and the benchmark harness. ``progress_bar(total, label)`` returns a
+``tqdm`` bar writing to stderr (so results on stdout stay clean), redrawn at most ten times a
+second; ``enabled=False`` gives a disabled bar whose methods do nothing. tqdm handles
+terminals, notebooks and pipes (a log gets plain lines, not an animation).
 """
 from __future__ import annotations
 
 import sys
-import time
 
-__all__ = ["Progress"]
+from tqdm import tqdm
+
+__all__ = ["progress_bar"]
 
 
-class Progress:
-    """A plain-text progress bar on stderr: redrawn in place on a terminal, final line only elsewhere."""
+def progress_bar(total=None, label: str = "", *, enabled: bool = True, stream=None, **options) -> tqdm:
+    """A ``tqdm`` bar on ``stream`` (default stderr) counting to ``total`` (None: no known end).
 
-    def __init__(self, label, total):
-        self.label, self.total, self.drawn = label, total, 0.0
-        self.live = sys.stderr.isatty()
-
-    def update(self, done, loss):
-        if self.live and (done == self.total or time.monotonic() - self.drawn > 0.1):
-            self.draw(done, loss, end="")
-
-    def close(self, loss):
-        if self.live:
-            print(file=sys.stderr)
-        else:
-            self.draw(self.total, loss, end="\n")
-
-    def draw(self, done, loss, end):
-        bar = "#" * (30 * done // max(self.total, 1))
-        print(f"\r{self.label} [{bar:<30}] {done}/{self.total}  loss {loss:.4f}", end=end, file=sys.stderr,
-              flush=True)
-        self.drawn = time.monotonic()
+    ``options`` go to ``tqdm`` (``unit="B", unit_scale=True`` for bytes ...). Call ``update(n)``
+    as work is done, ``set_postfix_str(text)`` for a status (a loss, a phase), ``write(text)``
+    for a message line that does not break the bar, and ``close()`` at the end."""
+    options.setdefault("mininterval", 0.1)
+    options.setdefault("dynamic_ncols", True)
+    return tqdm(total=total, desc=label or None, file=stream if stream is not None else sys.stderr,
+                disable=not enabled, leave=True, **options)

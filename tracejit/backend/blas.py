@@ -9,7 +9,8 @@ a training step can be much slower than the one bundled with NumPy: on this proj
 benchmark machine (AVX-512), ``x.T @ d`` for x (128, 784) and d (128, 10) took 85 us through
 Numba (SciPy's OpenBLAS 0.3.30) against 44 us through NumPy (its OpenBLAS 0.3.31). Calling
 NumPy's library makes a compiled step's products cost what the same products cost in NumPy,
-with the same thread settings (``threadpoolctl`` limits apply to both).
+and sets the library's thread count per product from its size (``threads_for``: small
+products never fan out; see ``SERIAL_WORK``), at most ``set_max_threads``'s ceiling.
 
 NumPy's wheels (2.x, Linux, macOS and Windows) ship OpenBLAS with its symbols prefixed
 ``scipy_`` and 64-bit integers (``scipy_cblas_sgemm64_``). ``NUMPY_GEMM`` is true when that
@@ -32,7 +33,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["NUMPY_GEMM", "numpy_blas_library", "gemm"]
+__all__ = ["NUMPY_GEMM", "SERIAL_WORK", "numpy_blas_library", "gemm", "set_max_threads", "threads_for"]
 
 # CBLAS enumerations
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
@@ -52,7 +53,28 @@ def numpy_blas_library() -> str | None:
     return None
 
 
+# BLAS threads per product. OpenBLAS's threads spin while they wait; on a machine whose cores
+# are busy with anything else a product split over two threads waits for a descheduled one.
+# Measured on this project's shared two-core machine (`python benchmarks/blas_threads.py`,
+# float32, median of 5 rounds, 1 thread against 2; the same with `--load`, one CPU kept busy):
+# (128x784)@(784x10) 125 us against 1.06 ms (306 us against 2.5 ms); (128x784)@(784x512)
+# 3.9 ms against 36 ms; (512x512)@(512x512) 9.0 ms against 60 ms; (1024x1024)@(1024x1024)
+# 70 ms against 105 ms. So a product runs on one thread unless it has at least SERIAL_WORK
+# multiply-adds (no product of a training step of the examples comes near), and on one more
+# thread per SERIAL_WORK above that, up to ``max_threads()``: only products that take tens of
+# milliseconds on one core are split, where a quiet machine gains from it.
+SERIAL_WORK = 1 << 28  # multiply-adds (m * n * k); a (1024x1024)@(1024x1024) product is 2**30
+
+_SET_THREADS = "tracejit_blas_set_num_threads"
+_MAX_THREADS = "tracejit_blas_max_threads"    # read by compiled code on every product
+_THREADS_NOW = "tracejit_blas_threads_now"    # the count last set, so unchanged counts cost no call
+_max_threads = ctypes.c_int64(1)
+_threads_now = ctypes.c_int64(0)
+_library = None
+
+
 def _register_numpy_gemm() -> bool:
+    global _library
     path = numpy_blas_library()
     if path is None:
         return False
@@ -60,11 +82,43 @@ def _register_numpy_gemm() -> bool:
         library = ctypes.CDLL(path)  # already loaded by NumPy: this only looks it up
         addresses = {kind: ctypes.cast(getattr(library, f"scipy_cblas_{kind}gemm64_"), ctypes.c_void_p).value
                      for kind in _SYMBOLS}
+        set_threads = ctypes.cast(library.scipy_openblas_set_num_threads64_, ctypes.c_void_p).value
+        library.scipy_openblas_get_num_threads64_.restype = ctypes.c_int
     except (OSError, AttributeError):
         return False  # another build of OpenBLAS (32-bit integers or other names): keep np.dot
     for kind, address in addresses.items():
         llvm.add_symbol(_SYMBOLS[kind], address)
+    llvm.add_symbol(_SET_THREADS, set_threads)
+    llvm.add_symbol(_MAX_THREADS, ctypes.addressof(_max_threads))
+    llvm.add_symbol(_THREADS_NOW, ctypes.addressof(_threads_now))
+    _library = library
+    set_max_threads(None)
     return True
+
+
+def set_max_threads(n: int | None) -> int:
+    """The most BLAS threads a compiled product may use; returns the value in force. ``None``:
+    OpenBLAS's own thread count (``OPENBLAS_NUM_THREADS``, else the cores) capped by the cores
+    this process may run on and by Numba's thread count, so BLAS threads never outnumber the
+    cores Numba's parallel loops use. Products choose up to this many by size (``SERIAL_WORK``)."""
+    if n is None:
+        import numba
+        n = numba.config.NUMBA_NUM_THREADS
+        if _library is not None:
+            n = min(n, max(1, _library.scipy_openblas_get_num_threads64_()))
+        if hasattr(os, "sched_getaffinity"):
+            n = min(n, len(os.sched_getaffinity(0)))
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"set_max_threads: n must be a positive int or None, got {n!r}")
+    _max_threads.value = n
+    _threads_now.value = 0  # unknown: the next product sets its count
+    return n
+
+
+def threads_for(m: int, n: int, k: int) -> int:
+    """The BLAS thread count a compiled (m x k) @ (k x n) product uses (the rule the generated
+    code evaluates, for tests and diagnostics)."""
+    return max(1, min(_max_threads.value, (m * n * k) // SERIAL_WORK))
 
 
 #: True when compiled matrix products call NumPy's own BLAS (see the module docstring).
@@ -73,6 +127,26 @@ NUMPY_GEMM = _register_numpy_gemm()
 _I32 = ir.IntType(32)
 _I64 = ir.IntType(64)
 _VOID_P = ir.IntType(8).as_pointer()
+
+
+def _choose_threads(builder, work):
+    """Emit: threads = clamp(work // SERIAL_WORK, 1, max threads); tell OpenBLAS if it changed."""
+    def global_i64(name):
+        gv = builder.module.globals.get(name)
+        if gv is None:
+            gv = ir.GlobalVariable(builder.module, _I64, name)
+            gv.linkage = "external"
+        return gv
+    ceiling = builder.load(global_i64(_MAX_THREADS))
+    want = builder.sdiv(work, ir.Constant(_I64, SERIAL_WORK))
+    want = builder.select(builder.icmp_signed("<", want, ceiling), want, ceiling)
+    want = builder.select(builder.icmp_signed("<", want, ir.Constant(_I64, 1)), ir.Constant(_I64, 1), want)
+    now = global_i64(_THREADS_NOW)
+    with builder.if_then(builder.icmp_signed("!=", builder.load(now), want), likely=False):
+        set_threads = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [_I32]),
+                                                     _SET_THREADS)
+        builder.call(set_threads, [builder.trunc(want, _I32)])
+        builder.store(want, now)
 
 
 @intrinsic
@@ -110,6 +184,7 @@ def gemm(typingctx, a, a_transposed, b, b_transposed, out):
         def data(array):
             return builder.bitcast(array.data, _VOID_P)
         k = builder.select(is_true(a_t), a_rows, a_cols)
+        _choose_threads(builder, builder.mul(builder.mul(m, n), k))
         builder.call(fn, [ir.Constant(_I32, _ROW_MAJOR), flag(a_t), flag(b_t), m, n, k, ir.Constant(scalar, 1.0),
                           data(a_array), a_cols, data(b_array), b_cols, ir.Constant(scalar, 0.0),
                           data(out_array), n])

@@ -459,8 +459,9 @@ def _elementwise_check(L: Lowering, eqn, operands):
             L.emit(f"raise ValueError({'Integers to negative integer powers are not allowed.' + L.where()!r})")
 
 
-# Loop bodies replacing a primitive's ``scalar_src`` for one dtype kind, where Numba's scalar
-# function differs from NumPy's ufunc: (primitive name, kind of the first input) -> body.
+# Loop bodies replacing a primitive's ``scalar_src`` for one dtype or dtype kind, where Numba's
+# scalar function differs from NumPy's ufunc: (primitive name, the first input's dtype name or
+# kind) -> body; a dtype name wins over its kind.
 SCALAR_SRC_OVERRIDES = {
     ("sign", "u"): "1 if {0} > 0 else 0",  # Numba's np.sign gives -1 for unsigned values >= 2**(bits-1)
     # NumPy's + and * on booleans are logical or/and; Numba's give integers (True + True == 2),
@@ -470,6 +471,11 @@ SCALAR_SRC_OVERRIDES = {
     # The most negative integer // -1 overflows: NumPy wraps (it stays the most negative
     # integer), Numba's int64 division gives 0.
     ("floordiv", "i"): "-{0} if {1} == -1 else {0} // {1}",
+    # Numba declares np.exp2 and np.log2 as the untyped intrinsics ``llvm.exp2``/``llvm.log2``:
+    # a program calling them on float32 and on float64 declares one name twice and fails to
+    # compile. float32 goes through float64 (one rounding; exact on the integer cases).
+    ("exp2", "float32"): "np.float32(np.exp2(np.float64({0})))",
+    ("log2", "float32"): "np.float32(np.log2(np.float64({0})))",
 }
 
 
@@ -479,7 +485,8 @@ def elementwise_src(L: Lowering, eqn) -> str:
     if callable(src):
         src = src(**eqn.params)
     kind = eqn.inputs[0].aval.dtype.kind if eqn.inputs else ""
-    src = SCALAR_SRC_OVERRIDES.get((eqn.prim.name, kind), src)
+    dtype = eqn.inputs[0].aval.dtype.name if eqn.inputs else ""
+    src = SCALAR_SRC_OVERRIDES.get((eqn.prim.name, dtype), SCALAR_SRC_OVERRIDES.get((eqn.prim.name, kind), src))
     vector_fn = _vector_math_name(eqn.prim.name, eqn.outputs[0].aval.dtype)
     if vector_fn is not None:
         # branch-free float exp/log/tanh/... that LLVM inlines and vectorises (libm's do not)

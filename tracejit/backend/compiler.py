@@ -253,6 +253,8 @@ def _load_machine_code(dispatcher, signature) -> bool:
 
 
 def _compile(lowered: Lowered, signature, key: str):
+    """The Numba function of ``lowered`` and how it was obtained: "compiled", or "loaded from
+    the disk cache" (machine code an earlier process compiled)."""
     import numba
     from numba.core.dispatcher import Dispatcher
     # The program becomes a module file in the disk cache so that Numba can cache its machine
@@ -279,10 +281,10 @@ def _compile(lowered: Lowered, signature, key: str):
         # from disk, Numba probably has its machine code (inside it are the parts' too)
         if from_disk and _load_machine_code(fn, signature):
             _log("cache", f"{lowered.fn_name}: machine code loaded from {os.path.dirname(filename)}")
-            return fn
+            return fn, "loaded from the disk cache"
         fn.compile(signature)
         fn.disable_compile()
-        return fn
+        return fn, "compiled"
     except numba.core.errors.NumbaError as exc:
         raise _explain(exc, lowered, filename) from None
 
@@ -395,6 +397,9 @@ class CompiledProgram:
     input, which is returned as that very input object, and an output written back into an
     input (``write_back``), which is returned as that input after the call has updated it.
 
+    ``origin`` says how the machine code was obtained: "compiled", "loaded from the disk cache"
+    or "found in memory" (an identical program compiled earlier in this process).
+
     Temporaries live in a *workspace* (see ``memory``): one ``uint8`` array, allocated on the
     first call and reused by later ones. Calls running at the same time (threads) each take
     a workspace from a pool, so they never share one.
@@ -402,7 +407,7 @@ class CompiledProgram:
 
     __slots__ = ("fn", "source", "kernels", "fused_ops", "name", "filename", "key", "_consts", "_expect",
                  "_passthrough", "_n_out", "_written", "temp_bytes", "memory", "_pool", "entry", "outputs",
-                 "locations")
+                 "locations", "origin")
 
     def __init__(self, fn, lowered: Lowered, key: str):
         self.fn = fn
@@ -506,12 +511,19 @@ def compile_graph(graph, *, fastmath=False, parallel=None, name="fn", write_back
         else:
             if log_enabled("source"):
                 _log("source", f"{lowered.fn_name} ({len(graph.eqns)} equations):\n{lowered.source}")
-            fn = _compile(lowered, signature, key)
+            fn, origin = _compile(lowered, signature, key)
             _cache.put(key, fn)
             weakref.finalize(fn, _forget, key, f"tj_{key[:40]}", id(fn.py_func.__globals__))
             _counts["compiles"] += 1
+    seconds = time.perf_counter() - start
     if hit:
-        _log("cache", f"{lowered.fn_name}: compiled program found in memory ({key[:12]})")
+        origin = "found in memory"
+        _log("cache", f"{lowered.fn_name}: compiled program found in memory ({key[:12]}), nothing compiled")
+    elif origin == "compiled":
+        _log("compile", f"{lowered.fn_name}: {lowered.kernels} kernels compiled in {seconds:.3f} s")
     else:
-        _log("compile", f"{lowered.fn_name}: {lowered.kernels} kernels compiled in {time.perf_counter() - start:.3f} s")
-    return CompiledProgram(fn, lowered, key)
+        _log("compile", f"{lowered.fn_name}: {lowered.kernels} kernels loaded from the disk cache in {seconds:.3f} s, "
+                        "nothing compiled")
+    program = CompiledProgram(fn, lowered, key)
+    program.origin = origin
+    return program

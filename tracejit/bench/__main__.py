@@ -1,11 +1,13 @@
 """``python -m tracejit.bench [WORKLOAD ...] [--quick] [--json FILE] [--markdown FILE] [--plot FILE]
-[--peers jax,torch]``: run the standard workloads, show progress on stderr, print the tables."""
+[--peers jax,torch] [--background-load]``: run the standard workloads, show progress on stderr,
+print the tables."""
 from __future__ import annotations
 
 import argparse
 import contextlib
 import os
 import shlex
+import subprocess
 import sys
 
 from . import workloads as W
@@ -49,6 +51,9 @@ def parser():
     p.add_argument("--threads", type=int, metavar="N",
                    help="limit every system to N threads (BLAS, OpenMP, Numba, PyTorch, XLA): steadier numbers on a "
                         "busy machine; the process restarts itself with the settings in its environment")
+    p.add_argument("--background-load", action="store_true",
+                   help="run the workloads while another process keeps one CPU busy (a busy machine, as in "
+                        "practice): tracejit, NumPy and jax.jit side by side under the same load")
     p.add_argument("--tiny", action="store_true", help="tiny sizes (a smoke test of the harness, not a benchmark)")
     p.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
     p.add_argument("--strict", action="store_true", help="exit with status 1 if a system failed or disagreed")
@@ -93,6 +98,25 @@ def pinned_to_cpus(n):
                 pass
 
 
+#: The busy loop of ``background_load``'s process: pinned to one CPU, it spins until killed.
+_SPIN = "import os, sys\nif hasattr(os, 'sched_setaffinity'): os.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True: pass\n"
+
+
+@contextlib.contextmanager
+def background_load(cpu=None):
+    """While the block runs, a separate process keeps one CPU busy (the last this process may use,
+    or ``cpu``); yields that CPU number (None where processes cannot be pinned)."""
+    if cpu is None and hasattr(os, "sched_getaffinity"):
+        cpu = sorted(os.sched_getaffinity(0))[-1]
+    spinner = subprocess.Popen([sys.executable, "-c", _SPIN, str(cpu if cpu is not None else 0)],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield cpu
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
 def main(argv=None, command=None):
     args = parser().parse_args(argv)
     if args.threads is not None:
@@ -128,13 +152,18 @@ def main(argv=None, command=None):
         return 2
     command = command or "python -m tracejit.bench" + "".join(" " + shlex.quote(a) for a in (argv if argv is not None
                                                                                    else sys.argv[1:]))
-    with pinned_to_cpus(args.threads) as cpus:
+    load = background_load() if args.background_load else contextlib.nullcontext()
+    with pinned_to_cpus(args.threads) as cpus, load as loaded_cpu:
         report = run(names, quick=args.quick, size="tiny" if args.tiny else None, systems=args.systems,
                      peers=args.peers, torch_compile=args.torch_compile, repeat=args.repeat, warmup=args.warmup,
                      max_time=args.max_time, first_call_timeout=args.timeout, fresh_cache=args.fresh_cache,
                      threads=args.threads,
                      progress=not args.no_progress,
                      command=command)
+    if args.background_load:
+        on = f" (CPU {loaded_cpu})" if loaded_cpu is not None else ""
+        report.notes.append(f"measured under load: another process kept one CPU{on} busy for the whole run "
+                            "(--background-load)")
     if args.threads is not None:
         where = f", on CPU(s) {', '.join(map(str, cpus))}" if cpus else ""
         report.notes.append(f"every system was limited to {args.threads} thread(s) (--threads{where})")

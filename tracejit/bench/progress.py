@@ -1,63 +1,56 @@
-"""Progress display on stderr: ``[2/7 mlp_sgd] compiled: round 7/30  (41 s)``.
+"""Progress display on stderr for the benchmark harness: ``[2/7 mlp_sgd] compiled: round 7/30``.
 
-On a terminal one status line is rewritten in place; otherwise (a log file, CI) a line is
-printed whenever the system or phase changes, and once per round.
+One ``tqdm`` bar (``tracejit.progress``) over the workloads, its status the system and phase
+running; tqdm redraws it in place on a terminal and writes plain lines to a log. Messages
+(``message``) go above the bar without breaking it.
 """
 from __future__ import annotations
 
 import sys
-import time
+
+from ..progress import progress_bar
 
 __all__ = ["Progress"]
 
 
 class Progress:
+    """``workload(i, n, name)`` when a workload starts, ``(system, phase, r, rounds)`` as it runs,
+    ``message(text)`` for a line of its own, ``clear()`` at the end."""
+
     def __init__(self, stream=None, enabled=True):
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = enabled
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.start = time.perf_counter()
+        self.stream, self.enabled = stream, enabled
+        self.bar = None
         self.prefix = ""
-        self._width = 0
         self._last = None
-        self._last_draw = 0.0
 
     def workload(self, i, n, name):
+        if self.bar is None:
+            self.bar = progress_bar(n, enabled=self.enabled, stream=self.stream, unit="workload",
+                                    bar_format="{desc} {n_fmt}/{total_fmt} [{elapsed}]{postfix}")
+        self.bar.n = i - 1
         self.prefix = f"[{i}/{n} {name}]"
+        self.bar.set_description_str(self.prefix, refresh=False)
         self._last = None
 
     def __call__(self, system, phase, r=0, rounds=0):
-        if not self.enabled:
+        if not self.enabled or self.bar is None:
             return
-        step = f" {r}/{rounds}" if rounds else ""
-        elapsed = time.perf_counter() - self.start
-        if self.tty:
-            now = time.perf_counter()
-            if phase == "round" and now - self._last_draw < 0.1:
-                return
-            self._last_draw = now
-            msg = f"{self.prefix} {system}: {phase}{step}  ({elapsed:.0f} s)"
-            self.stream.write("\r" + msg.ljust(self._width))
-            self._width = len(msg)
-            self.stream.flush()
-        else:
-            key = ("round", r) if phase == "round" else (system, phase, r)
-            if key == self._last:
-                return
-            self._last = key
-            what = f"round {r}/{rounds}" if phase == "round" else f"{system}: {phase}{step}"
-            self.stream.write(f"{self.prefix} {what}  ({elapsed:.0f} s)\n")
-            self.stream.flush()
+        status = f"round {r}/{rounds}" if phase == "round" else f"{system}: {phase}" + (f" {r}/{rounds}" if rounds else "")
+        if status == self._last:  # one round of all systems is one step
+            return
+        self._last = status
+        self.bar.set_postfix_str(status)
 
     def message(self, text):
         if not self.enabled:
             return
-        self.clear()
-        self.stream.write(text + "\n")
-        self.stream.flush()
+        stream = self.stream if self.stream is not None else sys.stderr
+        if self.bar is not None:
+            self.bar.write(text, file=stream)  # clears the bar, writes the line, redraws the bar
+        else:
+            print(text, file=stream, flush=True)
 
     def clear(self):
-        if self.enabled and self.tty and self._width:
-            self.stream.write("\r" + " " * self._width + "\r")
-            self.stream.flush()
-            self._width = 0
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

@@ -1,0 +1,149 @@
+"""Guards on the Python values tracing read from globals and closures.
+
+A flag, number, string, None or tuple of them that a traced function reads from outside is a
+constant of the traced program. Changing it must retrace (never silently run the old program),
+in graph and compiled mode, also after the compiled fast path has taken over; the retrace
+reason names the changed name; rebinding an equal value does not retrace.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tracejit as tj
+from conftest import run
+
+DEBUG = True
+SCALE = 0.5
+ACTIVATION = "relu"
+OFFSETS = (1.0, 2.0)
+BIAS = None
+
+
+def _scaled(x):
+    return x * SCALE
+
+
+def step(x):
+    y = _scaled(x)  # SCALE is read by a helper
+    if DEBUG:
+        y = y + 1
+    y = np.maximum(y, 0) if ACTIVATION == "relu" else np.tanh(y)
+    y = y + OFFSETS[1]
+    return y if BIAS is None else y + BIAS
+
+
+def expected(x):
+    return step(x)  # plain NumPy with the current globals
+
+
+@pytest.fixture
+def restore_globals():
+    saved = dict(DEBUG=DEBUG, SCALE=SCALE, ACTIVATION=ACTIVATION, OFFSETS=OFFSETS, BIAS=BIAS)
+    yield
+    globals().update(saved)
+
+
+X = np.array([-2.0, 0.5, 3.0])
+
+
+@pytest.mark.parametrize("name, value", [("DEBUG", False), ("SCALE", 2.0), ("ACTIVATION", "tanh"),
+                                         ("OFFSETS", (1.0, -3.0)), ("BIAS", 10.0)])
+def test_changing_a_global_retraces_and_names_it(traced_mode, restore_globals, name, value):
+    f = tj.trace(step)
+    for _ in range(3):  # the third call runs on the compiled fast path
+        np.testing.assert_array_equal(run(f, traced_mode, X), expected(X))
+    old = globals()[name]
+    globals()[name] = value
+    np.testing.assert_array_equal(run(f, traced_mode, X), expected(X))
+    np.testing.assert_array_equal(run(f, traced_mode, X), expected(X))
+    assert f.stats["traces"] == 2
+    assert f.stats["retraces"] == [f"global {name!r} changed: {old!r} -> {value!r}"]
+
+
+def test_changing_a_closure_variable_retraces(traced_mode):
+    lr = 0.1
+
+    def update(w, g):
+        return w - lr * g
+
+    f = tj.trace(update)
+    w, g = np.ones(3), np.full(3, 2.0)
+    for _ in range(3):
+        np.testing.assert_allclose(run(f, traced_mode, w, g), 0.8)
+    lr = 0.25  # noqa: F841 - read through the closure
+    np.testing.assert_allclose(run(f, traced_mode, w, g), 0.5)
+    assert f.stats["retraces"] == ["closure variable 'lr' changed: 0.1 -> 0.25"]
+
+
+def test_an_equal_value_does_not_retrace(restore_globals):
+    global SCALE, DEBUG
+    f = tj.trace(step)
+    run(f, "compiled", X)
+    run(f, "compiled", X)
+    SCALE = float("0.5")  # a new object, the same value
+    DEBUG = bool(1)
+    np.testing.assert_array_equal(run(f, "compiled", X), expected(X))
+    np.testing.assert_array_equal(run(f, "compiled", X), expected(X))
+    assert f.stats["traces"] == 1 and f.stats["retraces"] == []
+
+
+def test_a_changed_sign_of_zero_or_type_retraces(restore_globals):
+    global SCALE
+    f = tj.trace(lambda x: x / SCALE)
+    SCALE = 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        assert run(f, "compiled", np.ones(2))[0] == np.inf
+        SCALE = -0.0
+        assert run(f, "compiled", np.ones(2))[0] == -np.inf
+        SCALE = 2
+        assert run(f, "compiled", np.ones(2)).tolist() == [0.5, 0.5]
+    assert f.stats["traces"] == 3
+
+
+def test_retrace_log_names_the_global_and_the_fix(restore_globals, capsys):
+    global DEBUG
+    f = tj.trace(step)
+    run(f, "compiled", X)
+    tj.set_log("retrace")
+    try:
+        DEBUG = False
+        run(f, "compiled", X)
+    finally:
+        tj.set_log("")
+    err = capsys.readouterr().err
+    assert "global 'DEBUG' changed: True -> False" in err
+    assert "pass values that change between calls as arguments" in err
+    assert "batch" not in err
+
+
+def test_a_function_reading_no_outside_values_has_no_guard():
+    f = tj.trace(lambda a, b: a + b)
+    a = np.ones(4)
+    run(f, "compiled", a, a)
+    run(f, "compiled", a, a)
+    assert f._guard is None
+
+
+WEIGHTS = np.ones(3)
+
+
+def _weighted(x):
+    return x * WEIGHTS
+
+
+def test_rebinding_a_helpers_global_array_retraces_on_the_fast_path():
+    global WEIGHTS
+    saved = WEIGHTS
+    f = tj.trace(lambda x: _weighted(x) + 1)
+    try:
+        for _ in range(3):
+            np.testing.assert_array_equal(run(f, "compiled", X), X + 1)
+        WEIGHTS = WEIGHTS * 2  # a new array under the same name
+        np.testing.assert_array_equal(run(f, "compiled", X), 2 * X + 1)
+        WEIGHTS[:] = 3  # in place: seen without a retrace
+        np.testing.assert_array_equal(run(f, "compiled", X), 3 * X + 1)
+    finally:
+        WEIGHTS = saved
+    assert f.stats["retraces"] == ["global 'WEIGHTS' was rebound to a different array"]
+    assert f.stats["traces"] == 2
