@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import ops
 from .autodiff import stop_gradient
 
-__all__ = ["relu", "sigmoid", "softmax", "log_softmax", "logsumexp", "one_hot", "cross_entropy", "accuracy"]
+__all__ = ["relu", "sigmoid", "softmax", "log_softmax", "logsumexp", "one_hot", "cross_entropy", "accuracy",
+           "conv2d", "max_pool2d"]
 
 
 def relu(x):
@@ -73,3 +75,89 @@ def cross_entropy(logits, labels):
 def accuracy(logits, labels):
     """Fraction of rows whose largest logit is at the label."""
     return np.mean(np.argmax(logits, axis=-1) == labels)
+
+
+# --------------------------------------------------------------------------- convolution and pooling
+#
+# Both gather the image's windows with the ``windows`` primitive (im2col, into rows of
+# ``C * KH * KW`` values); a convolution is then one matrix product on BLAS, a max pooling a
+# maximum over each row. Their gradients are those primitives' own rules.
+
+
+def _pair(value, what):
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        value = (int(value), int(value))
+    if (not isinstance(value, (tuple, list)) or len(value) != 2
+            or not all(isinstance(v, (int, np.integer)) and v >= 1 for v in value)):
+        raise ValueError(f"{what} must be a positive int or a pair of them, got {value!r}")
+    return int(value[0]), int(value[1])
+
+
+def _same_padding(size, window, stride):
+    """(before, after) padding that gives ``ceil(size / stride)`` outputs, as TensorFlow's 'SAME'."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + window - size, 0)
+    return total // 2, total - total // 2
+
+
+def _padded(x, window, stride, padding, fill, what):
+    """``x`` (NCHW) padded for ``padding``: 'VALID', 'SAME', or a number of pixels (an int or a
+    pair) on each side, filled with ``fill``."""
+    if isinstance(padding, str):
+        if padding.upper() == "VALID":
+            return x
+        if padding.upper() != "SAME":
+            raise ValueError(f"{what}: padding must be 'VALID', 'SAME' or a number of pixels, got {padding!r}")
+        pads = [_same_padding(np.shape(x)[2 + i], window[i], stride[i]) for i in range(2)]
+    elif padding == 0:
+        return x
+    else:
+        pads = [(p, p) for p in _pair(padding, f"{what}: padding")]
+    if not any(a or b for a, b in pads):
+        return x
+    return np.pad(x, ((0, 0), (0, 0), pads[0], pads[1]), constant_values=fill)
+
+
+def _check_image(x, what):
+    if np.ndim(x) != 4:
+        raise ValueError(f"{what}: x must be an NCHW image batch (4-d), got shape {np.shape(x)}")
+
+
+def conv2d(x, w, b=None, stride=1, padding="VALID"):
+    """2-d convolution (cross-correlation, as in deep-learning libraries) of NCHW images.
+
+    ``x``: ``(N, C, H, W)``; ``w``: ``(F, C, KH, KW)``; ``b``: ``(F,)`` or None. ``stride``: an
+    int or ``(sh, sw)``; ``padding``: ``'VALID'``, ``'SAME'`` (output ``ceil(H / sh)``) or pixels
+    of zeros on each side. Returns ``(N, F, OH, OW)``, computed as one matrix product of the
+    input's windows (im2col) with the filters, so compiled code runs it on BLAS.
+    """
+    _check_image(x, "conv2d")
+    if np.ndim(w) != 4 or np.shape(w)[1] != np.shape(x)[1]:
+        raise ValueError(f"conv2d: w must have shape (F, C, KH, KW) with C = {np.shape(x)[1]} (x's channels), "
+                         f"got {np.shape(w)}")
+    stride = _pair(stride, "conv2d: stride")
+    filters, channels, kh, kw = np.shape(w)
+    x = _padded(x, (kh, kw), stride, padding, 0, "conv2d")
+    cols = ops.windows(x, window=(kh, kw), strides=stride)  # (N, OH, OW, C, KH, KW)
+    n, out_h, out_w = np.shape(cols)[:3]
+    rows = np.reshape(cols, (n * out_h * out_w, channels * kh * kw))
+    out = rows @ np.transpose(np.reshape(w, (filters, channels * kh * kw)))
+    if b is not None:
+        out = out + b
+    return np.transpose(np.reshape(out, (n, out_h, out_w, filters)), (0, 3, 1, 2))
+
+
+def max_pool2d(x, window=2, stride=None, padding="VALID"):
+    """Max pooling of NCHW images over ``window`` (an int or a pair) every ``stride`` pixels
+    (default: the window). ``padding``: ``'VALID'``, ``'SAME'`` or pixels per side; padded
+    cells never win (they hold the dtype's lowest value). Ties share the gradient, as
+    ``np.max``'s do.
+    """
+    _check_image(x, "max_pool2d")
+    window = _pair(window, "max_pool2d: window")
+    stride = window if stride is None else _pair(stride, "max_pool2d: stride")
+    dtype = x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype
+    lowest = np.finfo(dtype).min if np.issubdtype(dtype, np.floating) else np.iinfo(dtype).min
+    x = _padded(x, window, stride, padding, lowest, "max_pool2d")
+    cols = ops.windows(x, window=window, strides=stride)  # (N, OH, OW, C, KH, KW)
+    return np.transpose(np.max(cols, axis=(4, 5)), (0, 3, 1, 2))

@@ -397,6 +397,8 @@ class _Collapse:
         if not isinstance(base, ArrayRef):
             return None
         hits = [p for p, i in enumerate(bidx) if any(m in i for m in self.live)]
+        if not hits:  # a view that reads the same element all along the collapsed loop (a broadcast)
+            return ref, idx, None
         p = hits[0]
         got = [(i, n) for i, n in zip(bidx[p:], base.shape[p:]) if not (i == "0" and n == 1)]
         want = [(m, n) for m, n in zip(self.markers, self.shape) if n != 1]
