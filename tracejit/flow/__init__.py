@@ -686,7 +686,9 @@ class Session:
         leaves, tree = _flatten_fetches(fetches)
         traced, feeds, variables, randoms = self._program(leaves, tree, feed_dict or {}, traced=True)
         feed_values = tuple(node.check_feed(v) if isinstance(node, Placeholder) else np.asarray(v) for node, v in feeds)
-        return traced.graph(feed_values, tuple(self.values[v] for v in variables),
+        feed_names, variable_names = _unique_names([n for n, _ in feeds]), _unique_names(variables)
+        return traced.graph(dict(zip(feed_names, feed_values)),
+                            dict(zip(variable_names, (self.values[v] for v in variables))),
                             tuple(r.value(self.rng) for r in randoms), optimize=optimize)
 
     def _program(self, leaves, tree, feed_dict, traced=False):
@@ -723,9 +725,13 @@ class Session:
         """``(traced step, call)``: the step replays the nodes on (feeds, Variables, draws) and
         returns (fetch values, new Variable values); ``call`` runs it and rebuilds the results."""
         order = sorted(assigned, key=lambda v: v.id)
+        # The program's arguments are dicts keyed by the nodes' names, so a retrace reason names
+        # the placeholder or Variable whose shape or dtype changed.
+        feed_names, variable_names = _unique_names(fed), _unique_names(variables)
 
-        def step(feed_values, variable_values, draws):
-            replay = _Replay({**dict(zip(fed, feed_values)), **dict(zip(variables, variable_values)),
+        def step(feeds, variable_values, draws):
+            replay = _Replay({**{n: feeds[k] for n, k in zip(fed, feed_names)},
+                              **{v: variable_values[k] for v, k in zip(variables, variable_names)},
                               **dict(zip(randoms, draws))})
             results = [replay.value(n) for n in leaves if not isinstance(n, _Initializer)]
             missing = [v for v in order if v not in replay.updates]
@@ -739,8 +745,11 @@ class Session:
         has_value = [not isinstance(n, (_Group, _Initializer)) for n in leaves]
 
         def call(feed_values, variable_values, draws):
-            values, new = traced(feed_values, variable_values, draws)
-            values = iter(values)
+            values, new = traced(dict(zip(feed_names, feed_values)), dict(zip(variable_names, variable_values)), draws)
+            # In eager mode a fetch can be an input array itself (sess.run(v)): hand back a copy,
+            # which the assignments below cannot change.
+            inputs = {id(a) for a in feed_values + variable_values}
+            values = iter([np.array(v) if id(v) in inputs else v for v in values])
             return [next(values) if v else None for v in has_value], dict(zip(order, new))
 
         return traced, call
@@ -758,6 +767,14 @@ class Session:
                 kind, *args = var.init or ("zeros",)
                 draw = np.zeros(shape) if kind == "zeros" else self.rng.normal(0.0, args[0], shape)
                 self.values[var] = draw.astype(var.dtype)
+
+
+def _unique_names(nodes):
+    """The nodes' names, with ``_<id>`` added to those that two nodes share."""
+    counts = {}
+    for node in nodes:
+        counts[node.name] = counts.get(node.name, 0) + 1
+    return [node.name if counts[node.name] == 1 else f"{node.name}_{node.id}" for node in nodes]
 
 
 def infer_variable_shapes(loss, feed_dict):
