@@ -294,3 +294,19 @@ def test_get_mnist_layout(tmp_path, monkeypatch):
     assert np.array_equal(labels.sum(axis=1), np.ones(50))
     again, _ = tf.datasets.get_mnist(flatten=True, onehot=True, path=tmp_path / "mnist").train.next_batch(50)
     assert np.array_equal(images, again)  # a fixed seed
+
+
+@pytest.mark.parametrize("mode", ("eager", "compiled"))
+def test_imperative_functions_take_tensors(mode):
+    a = tf.placeholder(tf.float64, IMG.shape)
+    w = tf.constant(rng.normal(size=(3, 2, 3, 3)))
+    outs = [tj.nn.conv2d(a, w, padding="SAME"), tj.nn.max_pool2d(a, 2), tj.nn.relu(a), tj.nn.softmax(a),
+            tj.stop_gradient(a) * a]
+    assert all(isinstance(o, tf.Tensor) for o in outs)
+    got = tf.Session(mode=mode).run(outs, {a: IMG})
+    want = [tj.nn.conv2d(IMG, w.fn(), padding="SAME"), tj.nn.max_pool2d(IMG, 2), tj.nn.relu(IMG), tj.nn.softmax(IMG),
+            IMG * IMG]
+    for g, v in zip(got, want):
+        np.testing.assert_allclose(g, v, rtol=1e-12)
+    (grad,) = tf.gradients(tf.reduce_sum(tj.stop_gradient(a) * a), [a])
+    np.testing.assert_allclose(tf.Session(mode=mode).run(grad, {a: IMG}), IMG)  # not 2 * IMG

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+import functools
+
 from . import ops
 from .autodiff import stop_gradient
 
@@ -16,16 +18,33 @@ __all__ = ["relu", "sigmoid", "softmax", "log_softmax", "logsumexp", "one_hot", 
            "conv2d", "max_pool2d"]
 
 
+
+def _symbolic(fn):
+    """Let ``fn`` take symbolic tensors (``tracejit.flow``): an argument with a
+    ``__tracejit_apply__`` method builds a node calling ``fn`` on the values when it runs."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        for a in args + tuple(kwargs.values()):
+            apply = getattr(type(a), "__tracejit_apply__", None)
+            if apply is not None:
+                return apply(a, fn, args, kwargs)
+        return fn(*args, **kwargs)
+    return wrapper
+
+
+@_symbolic
 def relu(x):
     """``max(x, 0)``, with gradient 0 at 0."""
     return np.where(x > 0, x, 0)
 
 
+@_symbolic
 def sigmoid(x):
     """``1 / (1 + exp(-x))``, written as ``0.5 * (1 + tanh(x / 2))`` so it never overflows."""
     return 0.5 * (np.tanh(0.5 * x) + 1)
 
 
+@_symbolic
 def logsumexp(x, axis=-1, keepdims=False):
     """``log(sum(exp(x), axis))`` without overflow: the maximum is subtracted first."""
     peak = stop_gradient(np.max(x, axis=axis, keepdims=True))
@@ -35,17 +54,20 @@ def logsumexp(x, axis=-1, keepdims=False):
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
+@_symbolic
 def log_softmax(x, axis=-1):
     """``x - logsumexp(x)`` along ``axis``."""
     return x - logsumexp(x, axis=axis, keepdims=True)
 
 
+@_symbolic
 def softmax(x, axis=-1):
     """``exp(x) / sum(exp(x))`` along ``axis``, computed after subtracting the maximum."""
     shifted = np.exp(x - stop_gradient(np.max(x, axis=axis, keepdims=True)))
     return shifted / np.sum(shifted, axis=axis, keepdims=True)
 
 
+@_symbolic
 def one_hot(labels, num_classes, dtype=np.float32):
     """``(..., num_classes)`` array with 1 at each label. ``num_classes`` must be a Python int."""
     if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
@@ -53,6 +75,7 @@ def one_hot(labels, num_classes, dtype=np.float32):
     return (np.expand_dims(labels, -1) == np.arange(num_classes)).astype(dtype)
 
 
+@_symbolic
 def cross_entropy(logits, labels):
     """Mean softmax cross-entropy of ``logits`` (``(N, C)``) against integer ``labels`` (``(N,)``)
     or against targets with the same shape as ``logits`` (one-hot or probabilities)."""
@@ -72,6 +95,7 @@ def cross_entropy(logits, labels):
     return -np.mean(np.sum(labels * logp, axis=-1))
 
 
+@_symbolic
 def accuracy(logits, labels):
     """Fraction of rows whose largest logit is at the label."""
     return np.mean(np.argmax(logits, axis=-1) == labels)
@@ -123,6 +147,7 @@ def _check_image(x, what):
         raise ValueError(f"{what}: x must be an NCHW image batch (4-d), got shape {np.shape(x)}")
 
 
+@_symbolic
 def conv2d(x, w, b=None, stride=1, padding="VALID"):
     """2-d convolution (cross-correlation, as in deep-learning libraries) of NCHW images.
 
@@ -147,6 +172,7 @@ def conv2d(x, w, b=None, stride=1, padding="VALID"):
     return np.transpose(np.reshape(out, (n, out_h, out_w, filters)), (0, 3, 1, 2))
 
 
+@_symbolic
 def max_pool2d(x, window=2, stride=None, padding="VALID"):
     """Max pooling of NCHW images over ``window`` (an int or a pair) every ``stride`` pixels
     (default: the window). ``padding``: ``'VALID'``, ``'SAME'`` or pixels per side; padded

@@ -128,6 +128,10 @@ class Tensor:
     def __array_function__(self, func, types, args, kwargs):
         return apply(func, *args, **kwargs)
 
+    def __tracejit_apply__(self, fn, args, kwargs):
+        """How ``tj.nn`` functions and ``tj.stop_gradient`` take tensors: as a node calling them."""
+        return apply(fn, *args, **kwargs)
+
 
 def apply(fn, *args, name=None, **kwargs):
     """A ``Tensor`` computing ``fn(*args, **kwargs)`` when run, with the values of the tensors
