@@ -193,6 +193,16 @@ def _sgd_inputs(layers, batch, seed=0):
     return params, x, y, 0.1
 
 
+def _sgd_step(value_and_grad, loss_fn, name="step"):
+    """``step(params, x, y, lr) -> (new params, loss)``: one SGD step on ``loss_fn(params, x, y)``
+    with the framework's ``value_and_grad`` (tracejit's or JAX's)."""
+    def step(params, x, y, lr):
+        loss, g = value_and_grad(loss_fn)(params, x, y)
+        return {k: params[k] - lr * g[k] for k in params}, loss
+    step.__name__ = step.__qualname__ = name
+    return step
+
+
 def _np_log_softmax(z):
     z = z - z.max(axis=1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
@@ -218,10 +228,7 @@ def _tracejit_softmax_sgd(tj):
         logits = x @ params["W"] + params["b"]
         return tj.nn.cross_entropy(logits, y)
 
-    def softmax_sgd_step(params, x, y, lr):
-        loss, g = tj.value_and_grad(loss_fn)(params, x, y)
-        return {k: params[k] - lr * g[k] for k in params}, loss
-    return softmax_sgd_step
+    return _sgd_step(tj.value_and_grad, loss_fn, "softmax_sgd_step")
 
 
 def _jax_xent(jax, jnp, logits, y):
@@ -233,10 +240,7 @@ def _jax_softmax_sgd(jax, jnp):
     def loss_fn(params, x, y):
         return _jax_xent(jax, jnp, x @ params["W"] + params["b"], y)
 
-    def step(params, x, y, lr):
-        loss, g = jax.value_and_grad(loss_fn)(params, x, y)
-        return {k: params[k] - lr * g[k] for k in params}, loss
-    return step
+    return _sgd_step(jax.value_and_grad, loss_fn)
 
 
 def _torch_sgd(torch, forward, for_compile):
@@ -293,10 +297,7 @@ def _tracejit_mlp_sgd(tj):
         h = np.tanh(x @ params["W1"] + params["b1"])
         return tj.nn.cross_entropy(h @ params["W2"] + params["b2"], y)
 
-    def mlp_sgd_step(params, x, y, lr):
-        loss, g = tj.value_and_grad(loss_fn)(params, x, y)
-        return {k: params[k] - lr * g[k] for k in params}, loss
-    return mlp_sgd_step
+    return _sgd_step(tj.value_and_grad, loss_fn, "mlp_sgd_step")
 
 
 def _jax_mlp_sgd(jax, jnp):
@@ -304,10 +305,7 @@ def _jax_mlp_sgd(jax, jnp):
         h = jnp.tanh(x @ params["W1"] + params["b1"])
         return _jax_xent(jax, jnp, h @ params["W2"] + params["b2"], y)
 
-    def step(params, x, y, lr):
-        loss, g = jax.value_and_grad(loss_fn)(params, x, y)
-        return {k: params[k] - lr * g[k] for k in params}, loss
-    return step
+    return _sgd_step(jax.value_and_grad, loss_fn)
 
 
 def _torch_mlp_sgd(torch, for_compile):
@@ -489,10 +487,7 @@ def _tracejit_lenet_sgd(tj):
         h = np.tanh(h.reshape(h.shape[0], -1) @ p["w3"] + p["b3"])
         return tj.nn.cross_entropy(h @ p["w4"] + p["b4"], y)
 
-    def lenet_sgd_step(params, x, y, lr):
-        loss, g = tj.value_and_grad(loss_fn)(params, x, y)
-        return {k: params[k] - lr * g[k] for k in params}, loss
-    return lenet_sgd_step
+    return _sgd_step(tj.value_and_grad, loss_fn, "lenet_sgd_step")
 
 
 def _jax_lenet_sgd(jax, jnp):
@@ -509,10 +504,7 @@ def _jax_lenet_sgd(jax, jnp):
         h = jnp.tanh(h.reshape(h.shape[0], -1) @ p["w3"] + p["b3"])
         return _jax_xent(jax, jnp, h @ p["w4"] + p["b4"], y)
 
-    def step(params, x, y, lr):
-        loss, g = jax.value_and_grad(loss_fn)(params, x, y)
-        return {k: params[k] - lr * g[k] for k in params}, loss
-    return step
+    return _sgd_step(jax.value_and_grad, loss_fn)
 
 
 def _torch_lenet_sgd(torch, for_compile):
