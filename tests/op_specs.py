@@ -381,3 +381,19 @@ spec("numpy_scalar_args", lambda a, b, x: (a * x, a + b, b * 2), np.float32(1.5)
 spec("empty_elementwise", lambda e: (e * 2, np.exp(e), e > 0, e.T, e.reshape(3, 0), e[:, 1:]), EMPTY)
 spec("composite_mlp", lambda x, w, b: np.tanh(x @ w + b).sum(axis=1).mean(), A, f64(3, 4), f64(4), grad=True)
 spec("static_arg", lambda x, n, axis: x.sum(axis=axis) * n, A, 3, 1, static_argnums=(2,))
+
+# ----------------------------------------------------------------------------- convolution and pooling
+
+from tracejit import nn as _nn, ops as _ops  # noqa: E402
+
+IMG = f64(2, 2, 5, 6)
+FILTERS = f64(3, 2, 3, 2)
+spec("conv2d", lambda x, w, b: (_nn.conv2d(x, w, b), _nn.conv2d(x, w, stride=2, padding="SAME"),
+                                _nn.conv2d(x, w, stride=(1, 2), padding=1)), IMG, FILTERS, f64(3), grad=True)
+spec("conv2d_f32", lambda x, w: _nn.conv2d(x, w, padding="SAME"), f32(2, 2, 5, 6), f32(3, 2, 3, 2))
+# distinct values, so no ties: max's gradient is one-hot in every window
+spec("max_pool2d", lambda x: (_nn.max_pool2d(x, 2), _nn.max_pool2d(x, (3, 2), stride=(1, 2)),
+                              _nn.max_pool2d(x, 2, padding="SAME")),
+     _rng.permutation(60).reshape(1, 2, 5, 6).astype(np.float64) / 7.0, grad=True)
+spec("windows_sum", lambda c: _ops.windows_sum(c, window=(2, 3), strides=(1, 2), image=(4, 6)), f64(2, 3, 2, 2, 2, 3),
+     grad=True)

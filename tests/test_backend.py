@@ -93,7 +93,7 @@ def test_these_tests_compile_every_primitive():
               graph_of(reductions, np.ones((3, 4, 5))), graph_of(shape_ops, f32), graph_of(_pad_fn, f64),
               graph_of(_gather_fn, f32, np.array([0, 1, 2, 1])),
               graph_of(_scatter_fn, f64, np.arange(5) % 4, np.ones((3, 5))),
-              graph_of(_matmul_fn, a, b, a[0, 0], a[0, 0, 0])]
+              graph_of(_matmul_fn, a, b, a[0, 0], a[0, 0, 0]), graph_of(_windows_fn, np.ones((2, 2, 5, 6)))]
     used = set()
 
     def walk(graph):
@@ -322,6 +322,22 @@ def _pad_fn(x):
 
 def test_pad_through_its_primitive():
     check(_pad_fn, np.arange(6, dtype=np.float64).reshape(2, 3) + 1)
+
+
+def _windows_fn(x):
+    from tracejit import ops
+    cols = ops.windows(x, window=(3, 2), strides=(2, 1))
+    return cols, ops.windows_sum(cols * 2, window=(3, 2), strides=(2, 1), image=x.shape[2:])
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_windows_and_windows_sum(parallel):
+    """im2col and its transpose, also with the images shared out over threads (overlapping
+    windows of one image add into the same pixels: only whole images may run in parallel)."""
+    for x in (np.arange(120, dtype=np.float64).reshape(2, 2, 5, 6), np.arange(30, dtype=np.float32).reshape(1, 1, 5, 6)):
+        g = graph_of(_windows_fn, x)
+        program = compile_graph(g, parallel=parallel)
+        assert_same(program([x]), tj.interpret(g, [x]))
 
 
 def _gather_fn(x, i):

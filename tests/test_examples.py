@@ -157,3 +157,18 @@ def test_graph_tour_shows_graphs_and_source(capsys):
     assert "mul a b" in out and "def classic(" in out and "def sgd_step(" in out
     assert "gives [3. 5. 7. 9.]" in out
     assert re.search(r"traces: 1, cache hits: \d+, retraces: 0, compile time: [\d.]+ s, kernels: [1-9]", out), out
+
+
+def test_flow_softmax_optimizer_and_gradients_assign_agree(data, capsys):
+    results = example("flow_mnist_softmax").main(["--data", data("mnist"), "--steps", "100"])
+    out, _ = capsys.readouterr()
+    assert results["same_losses"] and "same losses at every step: True" in out
+    assert results["accuracy"] > 0.8 and results["accuracy"] == results["hand_accuracy"]
+
+
+@pytest.mark.long
+def test_flow_lenet_trains(data, capsys):
+    results = example("flow_lenet").main(["--data", data("mnist"), "--epochs", "1", "--limit", "2000"])
+    out, _ = capsys.readouterr()
+    assert "shape[conv2_weight]=[50, 20, 5, 5]" in out and "shape[fc1_weight]=[800, 500]" in out
+    assert results["accuracy"] > 0.5, out

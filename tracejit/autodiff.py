@@ -120,6 +120,8 @@ def stop_gradient(x):
         return TapeTracer(x._trace, stop_gradient(x.primal), x.aval)
     if isinstance(x, Tracer):
         return x
+    if hasattr(type(x), "__tracejit_apply__"):  # a symbolic tensor (tracejit.flow): stop it when it runs
+        return x.__tracejit_apply__(stop_gradient, (x,), {})
     return pytree.tree_map(lambda v: stop_gradient(v) if isinstance(v, Tracer) else v, x) \
         if isinstance(x, (tuple, list, dict)) else x
 

@@ -9,21 +9,42 @@ from __future__ import annotations
 
 import numpy as np
 
+import functools
+
+from . import ops
 from .autodiff import stop_gradient
 
-__all__ = ["relu", "sigmoid", "softmax", "log_softmax", "logsumexp", "one_hot", "cross_entropy", "accuracy"]
+__all__ = ["relu", "sigmoid", "softmax", "log_softmax", "logsumexp", "one_hot", "cross_entropy", "accuracy",
+           "conv2d", "max_pool2d"]
 
 
+
+def _symbolic(fn):
+    """Let ``fn`` take symbolic tensors (``tracejit.flow``): an argument with a
+    ``__tracejit_apply__`` method builds a node calling ``fn`` on the values when it runs."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        for a in args + tuple(kwargs.values()):
+            apply = getattr(type(a), "__tracejit_apply__", None)
+            if apply is not None:
+                return apply(a, fn, args, kwargs)
+        return fn(*args, **kwargs)
+    return wrapper
+
+
+@_symbolic
 def relu(x):
     """``max(x, 0)``, with gradient 0 at 0."""
     return np.where(x > 0, x, 0)
 
 
+@_symbolic
 def sigmoid(x):
     """``1 / (1 + exp(-x))``, written as ``0.5 * (1 + tanh(x / 2))`` so it never overflows."""
     return 0.5 * (np.tanh(0.5 * x) + 1)
 
 
+@_symbolic
 def logsumexp(x, axis=-1, keepdims=False):
     """``log(sum(exp(x), axis))`` without overflow: the maximum is subtracted first."""
     peak = stop_gradient(np.max(x, axis=axis, keepdims=True))
@@ -33,17 +54,20 @@ def logsumexp(x, axis=-1, keepdims=False):
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
+@_symbolic
 def log_softmax(x, axis=-1):
     """``x - logsumexp(x)`` along ``axis``."""
     return x - logsumexp(x, axis=axis, keepdims=True)
 
 
+@_symbolic
 def softmax(x, axis=-1):
     """``exp(x) / sum(exp(x))`` along ``axis``, computed after subtracting the maximum."""
     shifted = np.exp(x - stop_gradient(np.max(x, axis=axis, keepdims=True)))
     return shifted / np.sum(shifted, axis=axis, keepdims=True)
 
 
+@_symbolic
 def one_hot(labels, num_classes, dtype=np.float32):
     """``(..., num_classes)`` array with 1 at each label. ``num_classes`` must be a Python int."""
     if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
@@ -51,6 +75,7 @@ def one_hot(labels, num_classes, dtype=np.float32):
     return (np.expand_dims(labels, -1) == np.arange(num_classes)).astype(dtype)
 
 
+@_symbolic
 def cross_entropy(logits, labels):
     """Mean softmax cross-entropy of ``logits`` (``(N, C)``) against integer ``labels`` (``(N,)``)
     or against targets with the same shape as ``logits`` (one-hot or probabilities)."""
@@ -70,6 +95,95 @@ def cross_entropy(logits, labels):
     return -np.mean(np.sum(labels * logp, axis=-1))
 
 
+@_symbolic
 def accuracy(logits, labels):
     """Fraction of rows whose largest logit is at the label."""
     return np.mean(np.argmax(logits, axis=-1) == labels)
+
+
+# --------------------------------------------------------------------------- convolution and pooling
+#
+# Both gather the image's windows with the ``windows`` primitive (im2col, into rows of
+# ``C * KH * KW`` values); a convolution is then one matrix product on BLAS, a max pooling a
+# maximum over each row. Their gradients are those primitives' own rules.
+
+
+def _pair(value, what):
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        value = (int(value), int(value))
+    if (not isinstance(value, (tuple, list)) or len(value) != 2
+            or not all(isinstance(v, (int, np.integer)) and v >= 1 for v in value)):
+        raise ValueError(f"{what} must be a positive int or a pair of them, got {value!r}")
+    return int(value[0]), int(value[1])
+
+
+def _same_padding(size, window, stride):
+    """(before, after) padding that gives ``ceil(size / stride)`` outputs, as TensorFlow's 'SAME'."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + window - size, 0)
+    return total // 2, total - total // 2
+
+
+def _padded(x, window, stride, padding, fill, what):
+    """``x`` (NCHW) padded for ``padding``: 'VALID', 'SAME', or a number of pixels (an int or a
+    pair) on each side, filled with ``fill``."""
+    if isinstance(padding, str):
+        if padding.upper() == "VALID":
+            return x
+        if padding.upper() != "SAME":
+            raise ValueError(f"{what}: padding must be 'VALID', 'SAME' or a number of pixels, got {padding!r}")
+        pads = [_same_padding(np.shape(x)[2 + i], window[i], stride[i]) for i in range(2)]
+    elif padding == 0:
+        return x
+    else:
+        pads = [(p, p) for p in _pair(padding, f"{what}: padding")]
+    if not any(a or b for a, b in pads):
+        return x
+    return np.pad(x, ((0, 0), (0, 0), pads[0], pads[1]), constant_values=fill)
+
+
+def _check_image(x, what):
+    if np.ndim(x) != 4:
+        raise ValueError(f"{what}: x must be an NCHW image batch (4-d), got shape {np.shape(x)}")
+
+
+@_symbolic
+def conv2d(x, w, b=None, stride=1, padding="VALID"):
+    """2-d convolution (cross-correlation, as in deep-learning libraries) of NCHW images.
+
+    ``x``: ``(N, C, H, W)``; ``w``: ``(F, C, KH, KW)``; ``b``: ``(F,)`` or None. ``stride``: an
+    int or ``(sh, sw)``; ``padding``: ``'VALID'``, ``'SAME'`` (output ``ceil(H / sh)``) or pixels
+    of zeros on each side. Returns ``(N, F, OH, OW)``, computed as one matrix product of the
+    input's windows (im2col) with the filters, so compiled code runs it on BLAS.
+    """
+    _check_image(x, "conv2d")
+    if np.ndim(w) != 4 or np.shape(w)[1] != np.shape(x)[1]:
+        raise ValueError(f"conv2d: w must have shape (F, C, KH, KW) with C = {np.shape(x)[1]} (x's channels), "
+                         f"got {np.shape(w)}")
+    stride = _pair(stride, "conv2d: stride")
+    filters, channels, kh, kw = np.shape(w)
+    x = _padded(x, (kh, kw), stride, padding, 0, "conv2d")
+    cols = ops.windows(x, window=(kh, kw), strides=stride)  # (N, OH, OW, C, KH, KW)
+    n, out_h, out_w = np.shape(cols)[:3]
+    rows = np.reshape(cols, (n * out_h * out_w, channels * kh * kw))
+    out = rows @ np.transpose(np.reshape(w, (filters, channels * kh * kw)))
+    if b is not None:
+        out = out + b
+    return np.transpose(np.reshape(out, (n, out_h, out_w, filters)), (0, 3, 1, 2))
+
+
+@_symbolic
+def max_pool2d(x, window=2, stride=None, padding="VALID"):
+    """Max pooling of NCHW images over ``window`` (an int or a pair) every ``stride`` pixels
+    (default: the window). ``padding``: ``'VALID'``, ``'SAME'`` or pixels per side; padded
+    cells never win (they hold the dtype's lowest value). Ties share the gradient, as
+    ``np.max``'s do.
+    """
+    _check_image(x, "max_pool2d")
+    window = _pair(window, "max_pool2d: window")
+    stride = window if stride is None else _pair(stride, "max_pool2d: stride")
+    dtype = x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype
+    lowest = np.finfo(dtype).min if np.issubdtype(dtype, np.floating) else np.iinfo(dtype).min
+    x = _padded(x, window, stride, padding, lowest, "max_pool2d")
+    cols = ops.windows(x, window=window, strides=stride)  # (N, OH, OW, C, KH, KW)
+    return np.transpose(np.max(cols, axis=(4, 5)), (0, 3, 1, 2))

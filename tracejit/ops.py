@@ -403,3 +403,62 @@ def _swap_last(x):
 matmul = defop("matmul", "opaque", impl=_as_array(np.matmul), abstract_eval=_matmul_rule,
                vjp=lambda ct, a, b, out: (matmul(ct, _swap_last(b)), matmul(_swap_last(a), ct)),
                doc="(batched) matrix product; batch dims equal, dtypes equal. Floats go to BLAS.")
+
+# --------------------------------------------------------------------------- sliding windows
+#
+# im2col and its transpose, the two halves of convolution and pooling on NCHW images: a
+# convolution is ``windows`` then one matrix product, a max pooling ``windows`` then
+# ``reduce_max``. Each is the other's gradient (both are linear).
+
+
+def _window_geometry(height, width, window, strides):
+    (kh, kw), (sh, sw) = window, strides
+    if kh < 1 or kw < 1 or sh < 1 or sw < 1:
+        raise TypeError(f"windows: window {window} and strides {strides} must be positive")
+    if kh > height or kw > width:
+        raise TypeError(f"windows: window {window} does not fit in an image of {height}x{width}")
+    return (height - kh) // sh + 1, (width - kw) // sw + 1
+
+
+def _windows_rule(x, *, window, strides):
+    if x.ndim != 4:
+        raise TypeError(f"windows: needs an (N, C, H, W) input, got {x.shape}")
+    n, c, h, w = x.shape
+    oh, ow = _window_geometry(h, w, window, strides)
+    return Aval((n, oh, ow, c) + tuple(window), x.dtype, x.weak)
+
+
+def _windows_impl(x, *, window, strides):
+    _windows_rule(Aval(np.shape(x), np.asarray(x).dtype), window=window, strides=strides)  # the same errors
+    views = np.lib.stride_tricks.sliding_window_view(x, window, axis=(2, 3))[:, :, ::strides[0], ::strides[1]]
+    return np.ascontiguousarray(views.transpose(0, 2, 3, 1, 4, 5))
+
+
+def _windows_sum_rule(cols, *, window, strides, image):
+    n, oh, ow, c, kh, kw = cols.shape
+    if (kh, kw) != tuple(window) or _window_geometry(*image, window, strides) != (oh, ow):
+        raise TypeError(f"windows_sum: windows {cols.shape} do not come from an image of {image} "
+                        f"with window {window} and strides {strides}")
+    return Aval((n, c) + tuple(image), cols.dtype, cols.weak)
+
+
+def _windows_sum_impl(cols, *, window, strides, image):
+    n, oh, ow, c, kh, kw = cols.shape
+    out = np.zeros((n, c) + tuple(image), cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            out[:, :, i:i + (oh - 1) * strides[0] + 1:strides[0], j:j + (ow - 1) * strides[1] + 1:strides[1]] += \
+                cols[:, :, :, :, i, j].transpose(0, 3, 1, 2)
+    return out
+
+
+windows = defop("windows", "opaque", impl=_windows_impl, abstract_eval=_windows_rule,
+                vjp=lambda ct, x, out, *, window, strides: (
+                    windows_sum(ct, window=window, strides=strides, image=x.shape[2:]),),
+                doc="im2col: ``(N, C, H, W)`` -> ``(N, OH, OW, C, KH, KW)``, every ``window`` of the image "
+                    "taken at ``strides`` (params: window, strides; no padding)")
+windows_sum = defop("windows_sum", "opaque", impl=_windows_sum_impl, abstract_eval=_windows_sum_rule,
+                    vjp=lambda ct, cols, out, *, window, strides, image: (
+                        windows(ct, window=window, strides=strides),),
+                    doc="col2im, the transpose of ``windows``: each window added back at its place in an "
+                        "``(N, C) + image`` array (params: window, strides, image)")

@@ -161,6 +161,35 @@ def emit_scatter_add(L: Lowering, eqn):
     L.bind(out, res)
 
 
+# ----------------------------------------------------------------------------- sliding windows
+
+def emit_windows(L: Lowering, eqn):
+    """im2col: one pass writing the output in order; the image is read strided."""
+    (x,), (out,) = eqn.inputs, eqn.outputs
+    sh, sw = eqn.params["strides"]
+    xr = L.ref(x)
+    res = L.new_array(out)
+    L.kernels += 1
+    with L.loops(out.aval.shape, parallel=True) as (n, oh, ow, c, i, j):
+        L.emit(f"{res.at([n, oh, ow, c, i, j])} = {xr.at([n, c, f'{oh} * {sh} + {i}', f'{ow} * {sw} + {j}'])}")
+    L.bind(out, res)
+
+
+def emit_windows_sum(L: Lowering, eqn):
+    """col2im: windows added into a zeroed image. Overlapping windows of one image add to the
+    same pixels, so only the loop over images runs in parallel."""
+    (cols,), (out,) = eqn.inputs, eqn.outputs
+    sh, sw = eqn.params["strides"]
+    cr = L.ref(cols)
+    res = L.new_array(out, "zeros")
+    L.kernels += 1
+    # (with one image, the first loop that runs is over rows of windows, which overlap)
+    with L.loops(cols.aval.shape, parallel=cols.aval.shape[0] > 1) as (n, oh, ow, c, i, j):
+        dst = res.at([n, c, f"{oh} * {sh} + {i}", f"{ow} * {sw} + {j}"])
+        L.emit(f"{dst} += {cr.at([n, oh, ow, c, i, j])}")
+    L.bind(out, res)
+
+
 # ----------------------------------------------------------------------------- matmul
 
 def _blas_operand(L: Lowering, atom) -> tuple[str, bool]:
@@ -286,6 +315,8 @@ EMITTERS = {
     "gather": emit_gather,
     "scatter_add": emit_scatter_add,
     "matmul": emit_matmul,
+    "windows": emit_windows,
+    "windows_sum": emit_windows_sum,
     "argmax": emit_argmax,
     "argmin": emit_argmin,
     "fused": emit_fused,

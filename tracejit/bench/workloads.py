@@ -193,6 +193,16 @@ def _sgd_inputs(layers, batch, seed=0):
     return params, x, y, 0.1
 
 
+def _sgd_step(value_and_grad, loss_fn, name="step"):
+    """``step(params, x, y, lr) -> (new params, loss)``: one SGD step on ``loss_fn(params, x, y)``
+    with the framework's ``value_and_grad`` (tracejit's or JAX's)."""
+    def step(params, x, y, lr):
+        loss, g = value_and_grad(loss_fn)(params, x, y)
+        return {k: params[k] - lr * g[k] for k in params}, loss
+    step.__name__ = step.__qualname__ = name
+    return step
+
+
 def _np_log_softmax(z):
     z = z - z.max(axis=1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
@@ -218,10 +228,7 @@ def _tracejit_softmax_sgd(tj):
         logits = x @ params["W"] + params["b"]
         return tj.nn.cross_entropy(logits, y)
 
-    def softmax_sgd_step(params, x, y, lr):
-        loss, g = tj.value_and_grad(loss_fn)(params, x, y)
-        return {k: params[k] - lr * g[k] for k in params}, loss
-    return softmax_sgd_step
+    return _sgd_step(tj.value_and_grad, loss_fn, "softmax_sgd_step")
 
 
 def _jax_xent(jax, jnp, logits, y):
@@ -233,10 +240,7 @@ def _jax_softmax_sgd(jax, jnp):
     def loss_fn(params, x, y):
         return _jax_xent(jax, jnp, x @ params["W"] + params["b"], y)
 
-    def step(params, x, y, lr):
-        loss, g = jax.value_and_grad(loss_fn)(params, x, y)
-        return {k: params[k] - lr * g[k] for k in params}, loss
-    return step
+    return _sgd_step(jax.value_and_grad, loss_fn)
 
 
 def _torch_sgd(torch, forward, for_compile):
@@ -293,10 +297,7 @@ def _tracejit_mlp_sgd(tj):
         h = np.tanh(x @ params["W1"] + params["b1"])
         return tj.nn.cross_entropy(h @ params["W2"] + params["b2"], y)
 
-    def mlp_sgd_step(params, x, y, lr):
-        loss, g = tj.value_and_grad(loss_fn)(params, x, y)
-        return {k: params[k] - lr * g[k] for k in params}, loss
-    return mlp_sgd_step
+    return _sgd_step(tj.value_and_grad, loss_fn, "mlp_sgd_step")
 
 
 def _jax_mlp_sgd(jax, jnp):
@@ -304,10 +305,7 @@ def _jax_mlp_sgd(jax, jnp):
         h = jnp.tanh(x @ params["W1"] + params["b1"])
         return _jax_xent(jax, jnp, h @ params["W2"] + params["b2"], y)
 
-    def step(params, x, y, lr):
-        loss, g = jax.value_and_grad(loss_fn)(params, x, y)
-        return {k: params[k] - lr * g[k] for k in params}, loss
-    return step
+    return _sgd_step(jax.value_and_grad, loss_fn)
 
 
 def _torch_mlp_sgd(torch, for_compile):
@@ -407,6 +405,118 @@ def _torch_add(torch, for_compile):
     return lambda a, b: a + b
 
 
+# ---------------------------------------------------------------- LeNet SGD step (conv, pool, MLP)
+def _lenet_inputs(size, seed=0):
+    """LeNet's parameters for ``size = (batch, image side)``: conv 20@5x5, conv 50@5x5, fc 500, fc 10."""
+    batch, side = size
+    rng = np.random.default_rng(seed)
+    flat = 50 * (((side - 4) // 2 - 4) // 2) ** 2
+    shapes = {"w1": (20, 1, 5, 5), "b1": (20,), "w2": (50, 20, 5, 5), "b2": (50,),
+              "w3": (flat, 500), "b3": (500,), "w4": (500, 10), "b4": (10,)}
+    params = {k: (rng.standard_normal(s) * (0.1 if len(s) > 1 else 0.0)).astype(np.float32)
+              for k, s in shapes.items()}
+    x = rng.random((batch, 1, side, side), dtype=np.float32)
+    y = rng.integers(0, 10, batch)
+    return params, x, y, 0.05
+
+
+def _numpy_lenet_sgd():
+    """LeNet's forward and hand-derived backward in NumPy: convolutions as im2col + matmul."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    def conv(x, w, b):
+        n, f, k = x.shape[0], w.shape[0], w.shape[2]
+        cols = sliding_window_view(x, (k, k), axis=(2, 3)).transpose(0, 2, 3, 1, 4, 5)
+        oh, ow = cols.shape[1:3]
+        cols = cols.reshape(n * oh * ow, -1)
+        out = cols @ w.reshape(f, -1).T + b
+        return out.reshape(n, oh, ow, f).transpose(0, 3, 1, 2), cols
+
+    def conv_back(d, cols, w, x_shape):
+        n, f, oh, ow = d.shape
+        d2 = d.transpose(0, 2, 3, 1).reshape(-1, f)
+        dw, db = (d2.T @ cols).reshape(w.shape), d2.sum(axis=0)
+        dcols = (d2 @ w.reshape(f, -1)).reshape(n, oh, ow, *w.shape[1:])
+        dx = np.zeros(x_shape, d.dtype)
+        for i in range(w.shape[2]):
+            for j in range(w.shape[3]):
+                dx[:, :, i:i + oh, j:j + ow] += dcols[:, :, :, :, i, j].transpose(0, 3, 1, 2)
+        return dx, dw, db
+
+    def pool(h):
+        n, c, hh, ww = h.shape
+        tiles = h.reshape(n, c, hh // 2, 2, ww // 2, 2)
+        out = tiles.max(axis=(3, 5))
+        return out, tiles == out[:, :, :, None, :, None]
+
+    def pool_back(d, hit):
+        return (hit * d[:, :, :, None, :, None]).reshape(hit.shape[0], hit.shape[1], hit.shape[2] * 2, -1)
+
+    def step(params, x, y, lr):
+        p = params
+        c1, cols1 = conv(x, p["w1"], p["b1"])
+        h1 = np.tanh(c1)
+        p1, hit1 = pool(h1)
+        c2, cols2 = conv(p1, p["w2"], p["b2"])
+        h2 = np.tanh(c2)
+        p2, hit2 = pool(h2)
+        flat = p2.reshape(len(x), -1)
+        h3 = np.tanh(flat @ p["w3"] + p["b3"])
+        logp = _np_log_softmax(h3 @ p["w4"] + p["b4"])
+        B = len(x)
+        loss = -logp[np.arange(B), y].mean()
+        d = np.exp(logp)
+        d[np.arange(B), y] -= 1
+        d /= B
+        g = {"w4": h3.T @ d, "b4": d.sum(axis=0)}
+        d3 = (d @ p["w4"].T) * (1 - h3 * h3)
+        g["w3"], g["b3"] = flat.T @ d3, d3.sum(axis=0)
+        dp2 = (d3 @ p["w3"].T).reshape(p2.shape)
+        dc2 = pool_back(dp2, hit2) * (1 - h2 * h2)
+        dp1, g["w2"], g["b2"] = conv_back(dc2, cols2, p["w2"], p1.shape)
+        dc1 = pool_back(dp1, hit1) * (1 - h1 * h1)
+        _, g["w1"], g["b1"] = conv_back(dc1, cols1, p["w1"], x.shape)
+        return {k: p[k] - lr * g[k] for k in p}, loss
+    return step
+
+
+def _tracejit_lenet_sgd(tj):
+    def loss_fn(p, x, y):
+        h = tj.nn.max_pool2d(np.tanh(tj.nn.conv2d(x, p["w1"], p["b1"])), 2)
+        h = tj.nn.max_pool2d(np.tanh(tj.nn.conv2d(h, p["w2"], p["b2"])), 2)
+        h = np.tanh(h.reshape(h.shape[0], -1) @ p["w3"] + p["b3"])
+        return tj.nn.cross_entropy(h @ p["w4"] + p["b4"], y)
+
+    return _sgd_step(tj.value_and_grad, loss_fn, "lenet_sgd_step")
+
+
+def _jax_lenet_sgd(jax, jnp):
+    def conv(x, w, b):
+        out = jax.lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=("NCHW", "OIHW", "NCHW"))
+        return out + b[None, :, None, None]
+
+    def pool(h):
+        return jax.lax.reduce_window(h, -jnp.inf, jax.lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+
+    def loss_fn(p, x, y):
+        h = pool(jnp.tanh(conv(x, p["w1"], p["b1"])))
+        h = pool(jnp.tanh(conv(h, p["w2"], p["b2"])))
+        h = jnp.tanh(h.reshape(h.shape[0], -1) @ p["w3"] + p["b3"])
+        return _jax_xent(jax, jnp, h @ p["w4"] + p["b4"], y)
+
+    return _sgd_step(jax.value_and_grad, loss_fn)
+
+
+def _torch_lenet_sgd(torch, for_compile):
+    import torch.nn.functional as F
+
+    def forward(p, x):
+        h = F.max_pool2d(torch.tanh(F.conv2d(x, p["w1"], p["b1"])), 2)
+        h = F.max_pool2d(torch.tanh(F.conv2d(h, p["w2"], p["b2"])), 2)
+        return torch.tanh(h.reshape(h.shape[0], -1) @ p["w3"] + p["b3"]) @ p["w4"] + p["b4"]
+    return _torch_sgd(torch, forward, for_compile)
+
+
 # ------------------------------------------------------------------------------------ registry
 WORKLOADS = {w.name: w for w in [
     Workload(
@@ -441,6 +551,13 @@ WORKLOADS = {w.name: w for w in [
         make_inputs=_xent_inputs, numpy_fn=_numpy_xent, tracejit_fn=_tracejit_xent,
         needs=("nn.cross_entropy",), jax_fn=_jax_xent_fn, torch_fn=_torch_xent,
         describe=lambda s: f"logits {s}"),
+    Workload(
+        "lenet_step", "LeNet SGD step on MNIST-sized images (conv 20@5x5, pool, conv 50@5x5, pool, fc 500, fc 10; "
+                      "batch 100, float32)",
+        sizes={"full": (100, 28), "quick": None, "tiny": (2, 16)},
+        make_inputs=_lenet_inputs, numpy_fn=_numpy_lenet_sgd, tracejit_fn=_tracejit_lenet_sgd,
+        needs=("value_and_grad", "nn.conv2d", "nn.max_pool2d"), jax_fn=_jax_lenet_sgd, torch_fn=_torch_lenet_sgd,
+        rtol=1e-3, atol=1e-5, describe=lambda s: f"batch {s[0]}, {s[1]}x{s[1]} images"),
     Workload(
         "dispatch", "dispatch overhead: a + b on (8,) float32 arrays",
         sizes={"full": 8, "quick": 8, "tiny": 8},
