@@ -349,3 +349,15 @@ spec("numpy_scalar_args", lambda a, b, x: (a * x, a + b, b * 2), np.float32(1.5)
 spec("empty_elementwise", lambda e: (e * 2, np.exp(e), e > 0, e.T, e.reshape(3, 0), e[:, 1:]), EMPTY)
 spec("composite_mlp", lambda x, w, b: np.tanh(x @ w + b).sum(axis=1).mean(), A, f64(3, 4), f64(4), grad=True)
 spec("static_arg", lambda x, n, axis: x.sum(axis=axis) * n, A, 3, 1, static_argnums=(2,))
+
+# --------------------------------------------------------------------------- collectives
+# In one process a sum over processes is the identity; tests/test_distributed.py runs them on two.
+
+
+def _all_sum_pair(x, r, i):
+    import tracejit as tj
+    summed = tj.distributed.all_sum({"x": x, "r": r, "i": i})
+    return summed["x"] * 2 + summed["r"], summed["i"]
+
+
+spec("all_sum", _all_sum_pair, A, ROW, I32, grad=True)

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import numpy as tnp
 from .core import Aval
+from . import communicator
 from .primitives import defop
 
 # --------------------------------------------------------------------------- shape/dtype rules
@@ -395,3 +396,18 @@ def _swap_last(x):
 matmul = defop("matmul", "opaque", impl=_as_array(np.matmul), abstract_eval=_matmul_rule,
                vjp=lambda ct, a, b, out: (matmul(ct, _swap_last(b)), matmul(_swap_last(a), ct)),
                doc="(batched) matrix product; batch dims equal, dtypes equal. Floats go to BLAS.")
+
+# --------------------------------------------------------------------------- collectives
+
+
+def _all_sum_impl(x):
+    # A copy, summed in place: the operand stays this process's own value.
+    return communicator.all_sum_in_place(np.array(x, copy=True, order="C"))
+
+
+all_sum = defop("all_sum", "opaque", impl=_all_sum_impl, abstract_eval=lambda x: x.strong(),
+                # The transpose of a sum over processes is a sum over processes: every process's
+                # value reaches every output, so every output's cotangent reaches every input.
+                vjp=lambda ct, x, out: (all_sum(ct),),
+                collective=True,
+                doc="the sum of ``x`` over all processes (an MPI allreduce); ``x`` itself in one process")

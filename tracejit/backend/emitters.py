@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import blas
+from .. import communicator
+from . import blas, collectives
 from .kernels import emit_fused
-from .codegen import ArrayRef, Lowering, ScalarRef, ViewRef, affine, identity_src, shape_src
+from .codegen import ArrayRef, BackendError, Lowering, ScalarRef, ViewRef, affine, identity_src, shape_src
 
 __all__ = ["EMITTERS"]
 
@@ -276,6 +277,29 @@ def emit_argmin(L: Lowering, eqn):
     _emit_arg_extremum(L, eqn, "<")
 
 
+# ----------------------------------------------------------------------------- collectives
+
+def emit_all_sum(L: Lowering, eqn):
+    """One process: the operand itself (no code). Several: a copy of the operand, summed in
+    place over the processes by a call back into the communicator (``collectives.py``). The
+    number of processes is a constant of the program, so its source, and its cache entry,
+    differ between the two."""
+    (x,), (out,) = eqn.inputs, eqn.outputs
+    if communicator.size() == 1:
+        L.comment("(one process: the sum over processes is the operand)")
+        L.bind(out, L.ref(x))
+        return
+    if out.aval.dtype not in collectives.DTYPES:
+        raise BackendError(f"all_sum: compiled programs sum {[str(d) for d in collectives.DTYPES]} over "
+                           f"processes, not {out.aval.dtype}")
+    res = L.copy_into(L.var_name(out), L.ref(x))
+    L.require("from tracejit.backend.collectives import all_sum_in_place")
+    with L.block(f"if all_sum_in_place({res.name}) != 0:"):
+        message = f"all_sum: the sum over {communicator.size()} processes failed (its error is printed above){L.where()}"
+        L.emit(f"raise RuntimeError({message!r})")
+    L.bind(out, res)
+
+
 EMITTERS = {
     "broadcast_to": emit_broadcast_to,
     "reshape": emit_reshape,
@@ -289,4 +313,5 @@ EMITTERS = {
     "argmax": emit_argmax,
     "argmin": emit_argmin,
     "fused": emit_fused,
+    "all_sum": emit_all_sum,
 }
