@@ -65,40 +65,15 @@ def _groups_by_dtype(leaves, what):
     return groups
 
 
-def _sum_arrays(leaves, groups):
-    """The sum over processes of concrete leaves: one buffer and one allreduce per dtype. The
-    results are views of that buffer (no copy back)."""
+def _sum_leaves(leaves, groups):
+    """The sums over processes of ``leaves``: one ``all_sum`` (one buffer, one allreduce) per
+    dtype. Numbers come back as NumPy scalars, arrays as arrays (views of that buffer)."""
     out = [None] * len(leaves)
     for dtype, members in groups.items():
-        arrays = [np.asarray(leaves[i], dtype=dtype) for i in members]
-        buffer = np.concatenate([a.reshape(-1) for a in arrays]) if len(arrays) > 1 \
-            else np.array(arrays[0], dtype=dtype, order="C", copy=True).reshape(-1)
-        communicator.all_sum_in_place(buffer)
-        offset = 0
-        for i, a in zip(members, arrays):
-            part = buffer[offset:offset + a.size].reshape(a.shape)
-            out[i] = part[()] if np.ndim(leaves[i]) == 0 and not isinstance(leaves[i], np.ndarray) else part
-            offset += a.size
-    return out
-
-
-def _sum_traced(leaves, groups):
-    """The sum over processes of leaves some of which are tracers: equations ``all_sum``, one per
-    dtype on a packed buffer (one per leaf in one process, where each is the identity)."""
-    out = [None] * len(leaves)
-    for dtype, members in groups.items():
-        arrays = [tnp.asarray(leaves[i], dtype=dtype) for i in members]
-        if communicator.size() == 1:
-            for i, a in zip(members, arrays):
-                out[i] = ops.all_sum(a)
-            continue
-        flat = [tnp.reshape(a, (-1,)) for a in arrays]
-        summed = ops.all_sum(tnp.concatenate(flat) if len(flat) > 1 else flat[0])
-        offset = 0
-        for i, a in zip(members, arrays):
-            size_ = int(np.prod(a.shape, dtype=np.int64))
-            out[i] = tnp.reshape(summed[offset:offset + size_], a.shape)
-            offset += size_
+        summed = ops.all_sum(*[tnp.asarray(leaves[i], dtype=dtype) for i in members])
+        for i, s in zip(members, summed):
+            scalar = not isinstance(leaves[i], (np.ndarray, Tracer)) and np.ndim(leaves[i]) == 0
+            out[i] = s[()] if scalar else s
     return out
 
 
@@ -112,11 +87,9 @@ def all_sum(tree):
     """
     leaves, treedef = pytree.flatten(tree)
     groups = _groups_by_dtype(leaves, "all_sum")
-    traced = any(isinstance(leaf, Tracer) for leaf in leaves)
-    if not traced and communicator.size() == 1:
+    if communicator.size() == 1 and not any(isinstance(leaf, Tracer) for leaf in leaves):
         return tree
-    summed = _sum_traced(leaves, groups) if traced else _sum_arrays(leaves, groups)
-    return pytree.unflatten(treedef, summed)
+    return pytree.unflatten(treedef, _sum_leaves(leaves, groups))
 
 
 def all_mean(tree):

@@ -280,24 +280,40 @@ def emit_argmin(L: Lowering, eqn):
 # ----------------------------------------------------------------------------- collectives
 
 def emit_all_sum(L: Lowering, eqn):
-    """One process: the operand itself (no code). Several: a copy of the operand, summed in
-    place over the processes by a call back into the communicator (``collectives.py``). The
-    number of processes is a constant of the program, so its source, and its cache entry,
-    differ between the two."""
-    (x,), (out,) = eqn.inputs, eqn.outputs
+    """One process: the operands themselves (no code). Several: the operands copied into one
+    new buffer, which is summed in place over the processes by a call back into the
+    communicator (``collectives.py``); the outputs are views of it. The number of processes is
+    a constant of the program, so its source, and its cache entry, differ between the two."""
     if communicator.size() == 1:
-        L.comment("(one process: the sum over processes is the operand)")
-        L.bind(out, L.ref(x))
+        L.comment("(one process: the sums over processes are the operands)")
+        for x, out in zip(eqn.inputs, eqn.outputs):
+            L.bind(out, L.ref(x))
         return
-    if out.aval.dtype not in collectives.DTYPES:
+    dtype = eqn.outputs[0].aval.dtype
+    if dtype not in collectives.DTYPES:
         raise BackendError(f"all_sum: compiled programs sum {[str(d) for d in collectives.DTYPES]} over "
-                           f"processes, not {out.aval.dtype}")
-    res = L.copy_into(L.var_name(out), L.ref(x))
+                           f"processes, not {dtype}")
+    sizes = [out.aval.size for out in eqn.outputs]
+    buffer = L.alloc(L.fresh("packed"), (sum(sizes),), dtype)
+    offset = 0
+    for x, n in zip(eqn.inputs, sizes):
+        xr = L.ref(x)
+        L.kernels += 1
+        with L.loops(x.aval.shape) as idx:
+            flat = " + ".join(f"{i} * {int(np.prod(x.aval.shape[d + 1:], dtype=np.int64))}"
+                              for d, i in enumerate(idx)) or "0"
+            L.emit(f"{buffer.name}[{offset} + {flat}] = {xr.at(idx)}")
+        offset += n
     L.require("from tracejit.backend.collectives import all_sum_in_place")
-    with L.block(f"if all_sum_in_place({res.name}) != 0:"):
+    with L.block(f"if all_sum_in_place({buffer.name}) != 0:"):
         message = f"all_sum: the sum over {communicator.size()} processes failed (its error is printed above){L.where()}"
         L.emit(f"raise RuntimeError({message!r})")
-    L.bind(out, res)
+    offset = 0
+    for out, n in zip(eqn.outputs, sizes):
+        name = L.var_name(out)
+        L.emit(f"{name} = {buffer.name}[{offset}:{offset + n}].reshape({shape_src(out.aval.shape)})")
+        L.bind(out, ArrayRef(name, out.aval.shape, dtype, buffer.root))
+        offset += n
 
 
 EMITTERS = {
