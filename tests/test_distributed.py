@@ -5,6 +5,7 @@ that must agree with one process, and a failing rank that must end the job with 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -200,11 +201,17 @@ def mpiexec():
     return [launcher]
 
 
-def launch(n, program, tmp_path, timeout=240):
-    path = tmp_path / "program.py"
-    path.write_text(program)
+def launch(n, program, tmp_path, timeout=240, args=()):
+    """Run ``program`` (source text, or the path of a script given ``args``) with ``mpiexec -n n``,
+    or as a plain process for ``n == 0``."""
+    if isinstance(program, str):
+        path = tmp_path / "program.py"
+        path.write_text(program)
+    else:
+        path = program
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
-    command = mpiexec() + ["-n", str(n), sys.executable, str(path)] if n else [sys.executable, str(path)]
+    python = [sys.executable, str(path), *args]
+    command = mpiexec() + ["-n", str(n)] + python if n else python
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env)
 
 
@@ -251,3 +258,19 @@ def test_a_failing_rank_ends_the_job_with_its_error(tmp_path):
     assert "rank 1 of 2 failed" in done.stderr
     assert "passed the collective" not in done.stdout
     assert time.perf_counter() - start < 60
+
+
+@pytest.mark.long
+def test_the_example_trains_on_two_ranks_like_one(tmp_path):
+    data = os.environ.get("TRACEJIT_DATA") or str(REPO.parent / "shared" / "data")
+    if not (Path(data) / "mnist" / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("the MNIST files are not here (set TRACEJIT_DATA)")
+    losses = {}
+    for n in (1, 2):
+        args = ["--steps", "20", "--limit", "5120", "--data", data + "/mnist", "--losses", str(tmp_path / f"l{n}.npy")]
+        done = launch(n, REPO / "examples" / "mnist_data_parallel.py", tmp_path, args=args)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.count("parameters identical to rank 0's") == n
+        assert "global:" in done.stdout and re.search(r"allreduce [\d.]+ s", done.stdout)
+        losses[n] = np.load(tmp_path / f"l{n}.npy")
+    np.testing.assert_allclose(losses[2], losses[1], rtol=1e-4)

@@ -155,3 +155,14 @@ def test_graph_tour_shows_graphs_and_source(capsys):
     assert "mul a b" in out and "def classic(" in out and "def sgd_step(" in out
     assert "gives [3. 5. 7. 9.]" in out
     assert re.search(r"traces: 1, cache hits: \d+, retraces: 0, compile time: [\d.]+ s, kernels: [1-9]", out), out
+
+
+def test_data_parallel_example_runs_as_one_process(data, capsys):
+    losses = example("mnist_data_parallel").main(
+        ["--data", data("mnist"), "--steps", "3", "--limit", "1024", "--batch-size", "64", "--mode", "graph"])
+    out, _ = capsys.readouterr()
+    assert len(losses) == 3 and all(np.isfinite(losses))
+    assert "1 process: global batch 64 (64 per process), 3 steps" in out
+    assert re.search(r"\[rank 0/1\] 3 steps in [\d.]+ s: [\d.]+ ms/step, [\d,]+ samples/s on this process; "
+                     r"allreduce 0.000 s \(0.0% of the time, 0 calls\)", out), out
+    assert "[rank 0/1] parameters identical to rank 0's" in out
