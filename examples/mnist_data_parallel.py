@@ -9,6 +9,11 @@ compute what one process computes with the same global batch.
     mpiexec -n 2 python examples/mnist_data_parallel.py     # two processes, same losses
     mpiexec -n 2 python examples/mnist_data_parallel.py --steps 200 --losses /tmp/losses-2.npy
 
+With SGD at its default step size the losses of the first 200 steps with ``-n 1`` and ``-n 2``
+agree to a relative 1e-6. Larger steps (SGD 0.1, Adam 1e-3) amplify float32 rounding -- the ranks
+sum the gradient in another order -- to about 3e-4 after 150-200 steps, as much as eager and
+compiled mode differ by in one process.
+
 Each process prints its own throughput and the share of its time spent in the allreduce
 (which includes waiting for the slower process); rank 0 prints the global throughput. At the
 end every process checks that its parameters equal rank 0's, bit for bit.
@@ -49,7 +54,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=256, help="the global batch, split over the processes")
     parser.add_argument("--steps", type=int, help="number of steps (default: one epoch)")
     parser.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
-    parser.add_argument("--lr", type=float, help="learning rate (default: 0.1 for SGD, 1e-3 for Adam)")
+    parser.add_argument("--lr", type=float, help="learning rate (default: 0.03 for SGD, 1e-3 for Adam)")
     parser.add_argument("--mode", choices=["eager", "graph", "compiled"], default="compiled")
     parser.add_argument("--data", metavar="PATH", help="folder holding the four MNIST .gz files")
     parser.add_argument("--limit", type=int, metavar="N", help="train on the first N samples only")
@@ -64,7 +69,7 @@ def main(argv=None):
     if args.limit:
         x_train, y_train = x_train[:args.limit], y_train[:args.limit]
     n, batch = dist.size(), args.batch_size
-    lr = args.lr or {"sgd": 0.1, "adam": 1e-3}[args.optimizer]
+    lr = args.lr or {"sgd": 0.03, "adam": 1e-3}[args.optimizer]
     steps = args.steps or len(x_train) // batch
     if dist.rank() == 0:
         print(f"{n} process{'es' if n > 1 else ''}: global batch {batch} ({batch // n} per process), "
