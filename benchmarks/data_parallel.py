@@ -10,7 +10,8 @@ Runs ``examples/mnist_data_parallel.py`` (global batch 256, one epoch unless ``-
 reports, as medians over the runs: time per epoch, time per step, the share of each rank's
 time spent in the allreduce (waiting for the slower rank included), the speed-up of ``-n N``
 over ``-n 1`` and the scaling efficiency (speed-up / N). ``--allreduce`` adds the allreduce of
-the MLP's gradient (535,818 float32) alone: ``all_sum`` called eagerly, and from a compiled program (which calls back into Python for it), median and minimum of 200 calls.
+the MLP's gradient (535,818 float32) alone: ``all_sum`` called eagerly, and from a compiled program (which calls back into Python for it), median and minimum of 200 calls;
+and the cost of that call back alone, in one process.
 The machine's load average is printed before and after: on a shared machine it says how many
 cores the ranks really had.
 """
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -57,6 +59,33 @@ ALLREDUCE_PROGRAM = textwrap.dedent("""
         for name, (median, least) in results.items():
             print(f"{{name}}: median {{median * 1e6:.0f}} us, min {{least * 1e6:.0f}} us", flush=True)
 """)
+
+
+def callback_cost(calls=20_000, repeat=5):
+    """Seconds per call of the compiled code's call back into Python for a collective, in this
+    process (one rank, so the communicator returns at once): what calling MPI directly from
+    Numba code could save at most, per collective."""
+    import numba
+    import numpy as np
+
+    sys.path.insert(0, REPO)
+    from tracejit.backend.collectives import all_sum_in_place
+
+    @numba.njit
+    def call_back(buffer, n):
+        status = 0
+        for _ in range(n):
+            status += all_sum_in_place(buffer)
+        return status
+
+    buffer = np.ones(535_818, np.float32)
+    call_back(buffer, 1)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call_back(buffer, calls)
+        times.append((time.perf_counter() - start) / calls)
+    return statistics.median(times)
 
 
 def launch(n, args, env):
@@ -121,6 +150,8 @@ def main(argv=None):
             f.write(ALLREDUCE_PROGRAM.format(size=535_818, repeat=200))
         print(f"\nthe MLP's gradient (535,818 float32, 2.14 MB), -n {args.ranks}:")
         print(launch(args.ranks, [program], env).strip())
+        print(f"the call back from compiled code alone (one process, median of 5 x 20,000): "
+              f"{callback_cost() * 1e6:.1f} us per collective")
 
 
 if __name__ == "__main__":
