@@ -397,3 +397,14 @@ spec("max_pool2d", lambda x: (_nn.max_pool2d(x, 2), _nn.max_pool2d(x, (3, 2), st
      _rng.permutation(60).reshape(1, 2, 5, 6).astype(np.float64) / 7.0, grad=True)
 spec("windows_sum", lambda c: _ops.windows_sum(c, window=(2, 3), strides=(1, 2), image=(4, 6)), f64(2, 3, 2, 2, 2, 3),
      grad=True)
+# --------------------------------------------------------------------------- collectives
+# In one process a sum over processes is the identity; tests/test_distributed.py runs them on two.
+
+
+def _all_sum_pair(x, r, i):
+    import tracejit as tj
+    summed = tj.distributed.all_sum({"x": x, "r": r, "i": i})
+    return summed["x"] * 2 + summed["r"], summed["i"]
+
+
+spec("all_sum", _all_sum_pair, A, ROW, I32, grad=True)

@@ -93,7 +93,8 @@ def test_these_tests_compile_every_primitive():
               graph_of(reductions, np.ones((3, 4, 5))), graph_of(shape_ops, f32), graph_of(_pad_fn, f64),
               graph_of(_gather_fn, f32, np.array([0, 1, 2, 1])),
               graph_of(_scatter_fn, f64, np.arange(5) % 4, np.ones((3, 5))),
-              graph_of(_matmul_fn, a, b, a[0, 0], a[0, 0, 0]), graph_of(_windows_fn, np.ones((2, 2, 5, 6)))]
+              graph_of(_matmul_fn, a, b, a[0, 0], a[0, 0, 0]), graph_of(_windows_fn, np.ones((2, 2, 5, 6))),
+              graph_of(_all_sum_fn, f32, f32.T[:2], np.float32(2))]
     used = set()
 
     def walk(graph):
@@ -351,6 +352,24 @@ def test_gather_with_traced_and_constant_indices():
     def g(x, i):
         return np.take(x, i, axis=0)
     check(g, x, np.array([[0, 2], [-3, 1]], np.int32))
+
+
+def _all_sum_fn(x, y, s):
+    a, b, c = ops.all_sum(x, y.T, s)  # y.T: a view, packed through its index map
+    return a * 2, b, c
+
+
+def test_all_sum_emits_nothing_in_one_process_and_packs_one_buffer_for_several(monkeypatch):
+    from tracejit import communicator
+    x, y, s = np.arange(12, dtype=np.float32).reshape(3, 4), np.arange(6, dtype=np.float32).reshape(2, 3), \
+        np.array(5, np.float32)
+    program = check(_all_sum_fn, x, y, s)
+    assert "all_sum_in_place" not in program.source and "(one process: " in program.source
+    # The code written for two ranks; with no MPI here, the communicator hands the buffer back as it is.
+    monkeypatch.setattr(communicator, "size", lambda: 2)
+    program = check(_all_sum_fn, x, y, s)
+    assert program.source.count("all_sum_in_place(packed0)") == 1, program.source
+    np.testing.assert_array_equal(program([x, y, s])[1], y.T)
 
 
 def test_gather_out_of_range_raises_index_error():

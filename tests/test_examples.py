@@ -172,3 +172,12 @@ def test_flow_lenet_trains(data, capsys):
     out, _ = capsys.readouterr()
     assert "shape[conv2_weight]=[50, 20, 5, 5]" in out and "shape[fc1_weight]=[800, 500]" in out
     assert results["accuracy"] > 0.5, out
+def test_data_parallel_example_runs_as_one_process(data, capsys):
+    losses = example("mnist_data_parallel").main(
+        ["--data", data("mnist"), "--steps", "3", "--limit", "1024", "--batch-size", "64", "--mode", "graph"])
+    out, _ = capsys.readouterr()
+    assert len(losses) == 3 and all(np.isfinite(losses))
+    assert "1 process: global batch 64 (64 per process), 3 steps" in out
+    assert re.search(r"\[rank 0/1\] 3 steps in [\d.]+ s: [\d.]+ ms/step, [\d,]+ samples/s on this process; "
+                     r"allreduce 0.000 s \(0.0% of the time, 0 calls\)", out), out
+    assert "[rank 0/1] parameters identical to rank 0's" in out

@@ -10,7 +10,7 @@ array([1.5231884, 1.5231884, 1.5231884], dtype=float32)
 See ``README.md`` for the tour and ``ARCHITECTURE.md`` for how the pieces fit.
 """
 from . import numpy  # imports (and so registers) the primitives in ``ops`` first
-from . import nn, optim, transforms
+from . import distributed, nn, optim, transforms
 from .autodiff import grad, stop_gradient, value_and_grad, vjp
 from .check import MismatchError
 from .core import Aval, Const, Eqn, Graph, Var, verify
@@ -26,7 +26,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "trace", "Traced", "grad", "value_and_grad", "vjp", "stop_gradient", "mode", "set_mode", "get_mode",
-    "numpy", "nn", "optim", "datasets", "transforms", "bench", "set_log", "explain",
+    "numpy", "nn", "optim", "distributed", "datasets", "transforms", "bench", "set_log", "explain",
     "Graph", "Aval", "Var", "Const", "Eqn", "verify", "interpret", "defop", "primitives",
     "TracerError", "ConcretizationError", "UnsupportedError", "ShapeError", "MismatchError",
 ]

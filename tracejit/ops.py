@@ -18,6 +18,7 @@ import numpy as np
 
 from . import numpy as tnp
 from .core import Aval
+from . import communicator
 from .primitives import defop
 
 # --------------------------------------------------------------------------- shape/dtype rules
@@ -462,3 +463,32 @@ windows_sum = defop("windows_sum", "opaque", impl=_windows_sum_impl, abstract_ev
                         windows(ct, window=window, strides=strides),),
                     doc="col2im, the transpose of ``windows``: each window added back at its place in an "
                         "``(N, C) + image`` array (params: window, strides, image)")
+# --------------------------------------------------------------------------- collectives
+
+
+def _all_sum_rule(*xs):
+    if not xs or any(x.dtype != xs[0].dtype for x in xs):
+        raise TypeError(f"all_sum: needs one or more operands of one dtype, got {[str(x) for x in xs]}")
+    return tuple(x.strong() for x in xs)
+
+
+def _all_sum_impl(*xs):
+    # One buffer for all operands (one allreduce), summed in place; the results are its views.
+    buffer = np.concatenate([np.asarray(x).reshape(-1) for x in xs]) if len(xs) > 1 \
+        else np.array(xs[0], copy=True, order="C").reshape(-1)
+    communicator.all_sum_in_place(buffer)
+    offsets = np.cumsum([0] + [np.size(x) for x in xs])
+    return tuple(buffer[a:b].reshape(np.shape(x)) for a, b, x in zip(offsets, offsets[1:], xs))
+
+
+def _all_sum_vjp(ct, *xs, out):
+    # The transpose of a sum over processes is a sum over processes: every process's value
+    # reaches every output, so every output's cotangent reaches every input.
+    cts = ct if len(xs) > 1 else [ct]
+    return all_sum(*[tnp.zeros_like(x) if c is None else c for c, x in zip(cts, xs)])
+
+
+all_sum = defop("all_sum", "opaque", impl=_all_sum_impl, abstract_eval=_all_sum_rule, vjp=_all_sum_vjp,
+                multiple_results=True, collective=True,
+                doc="the sums of the operands (one dtype) over all processes, one MPI allreduce of "
+                    "them packed into one buffer; the operands themselves in one process")

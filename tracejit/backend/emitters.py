@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import blas
+from .. import communicator
+from . import blas, collectives
 from .kernels import emit_fused
-from .codegen import ArrayRef, Lowering, ScalarRef, ViewRef, affine, identity_src, shape_src
+from .codegen import ArrayRef, BackendError, Lowering, ScalarRef, ViewRef, affine, identity_src, shape_src
 
 __all__ = ["EMITTERS"]
 
@@ -305,6 +306,45 @@ def emit_argmin(L: Lowering, eqn):
     _emit_arg_extremum(L, eqn, "<")
 
 
+# ----------------------------------------------------------------------------- collectives
+
+def emit_all_sum(L: Lowering, eqn):
+    """One process: the operands themselves (no code). Several: the operands copied into one
+    new buffer, which is summed in place over the processes by a call back into the
+    communicator (``collectives.py``); the outputs are views of it. The number of processes is
+    a constant of the program, so its source, and its cache entry, differ between the two."""
+    if communicator.size() == 1:
+        L.comment("(one process: the sums over processes are the operands)")
+        for x, out in zip(eqn.inputs, eqn.outputs):
+            L.bind(out, L.ref(x))
+        return
+    dtype = eqn.outputs[0].aval.dtype
+    if dtype not in collectives.DTYPES:
+        raise BackendError(f"all_sum: compiled programs sum {[str(d) for d in collectives.DTYPES]} over "
+                           f"processes, not {dtype}")
+    sizes = [out.aval.size for out in eqn.outputs]
+    buffer = L.alloc(L.fresh("packed"), (sum(sizes),), dtype)
+    offset = 0
+    for x, n in zip(eqn.inputs, sizes):
+        xr = L.ref(x)
+        L.kernels += 1
+        with L.loops(x.aval.shape) as idx:
+            flat = " + ".join(f"{i} * {int(np.prod(x.aval.shape[d + 1:], dtype=np.int64))}"
+                              for d, i in enumerate(idx)) or "0"
+            L.emit(f"{buffer.name}[{offset} + {flat}] = {xr.at(idx)}")
+        offset += n
+    L.require("from tracejit.backend.collectives import all_sum_in_place")
+    with L.block(f"if all_sum_in_place({buffer.name}) != 0:"):
+        message = f"all_sum: the sum over {communicator.size()} processes failed (its error is printed above){L.where()}"
+        L.emit(f"raise RuntimeError({message!r})")
+    offset = 0
+    for out, n in zip(eqn.outputs, sizes):
+        name = L.var_name(out)
+        L.emit(f"{name} = {buffer.name}[{offset}:{offset + n}].reshape({shape_src(out.aval.shape)})")
+        L.bind(out, ArrayRef(name, out.aval.shape, dtype, buffer.root))
+        offset += n
+
+
 EMITTERS = {
     "broadcast_to": emit_broadcast_to,
     "reshape": emit_reshape,
@@ -320,4 +360,5 @@ EMITTERS = {
     "argmax": emit_argmax,
     "argmin": emit_argmin,
     "fused": emit_fused,
+    "all_sum": emit_all_sum,
 }

@@ -1,6 +1,7 @@
 """Constant folding: an equation whose inputs are all constants is evaluated now, with the
 primitive's NumPy ``impl``, when the result is no bigger than its largest input (folding a
-broadcast would only trade an equation for a literal array). Graph -> Graph.
+broadcast would only trade an equation for a literal array). Collectives are never folded:
+they run when the program runs, on every process. Graph -> Graph.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ def fold_constants(graph: Graph) -> Graph:
     def rule(eqn):
         if not eqn.inputs or not all(isinstance(a, Const) for a in eqn.inputs):
             return None
+        if eqn.prim.extra.get("collective"):
+            return None  # communicates with the other processes: it runs with the program
         biggest_input = max(a.value.size for a in eqn.inputs)
         if any(o.aval.size > biggest_input for o in eqn.outputs):
             return None
