@@ -6,6 +6,7 @@ import io
 import json
 import math
 import os
+import platform
 import sys
 
 import numpy as np
@@ -338,3 +339,16 @@ def test_the_busy_machine_note_compares_the_load_with_every_cpu():
     assert any("load average 1.5 on 2 cores" in n for n in environment_notes(pinned))
     assert not environment_notes({"load_average": [0.9, 1.0, 1.0], "cores": 2, "usable_cores": 1})
     assert any("load average 0.6 on 1 core)" in n for n in environment_notes({"load_average": [0.6], "cores": 1}))
+
+
+def test_machine_table_names_the_instruction_set():
+    from tracejit.bench.machine import describe_markdown, instruction_set, machine_info
+    assert instruction_set(flags={"avx", "avx2", "fma", "avx512f"}, numba_features="") == "AVX-512"
+    assert instruction_set(flags={"avx", "avx2", "fma"}, numba_features="") == "AVX2 + FMA"
+    assert instruction_set(flags={"sse4_2"}, numba_features="") == "SSE4.2"
+    # Numba's target, when set, is what the compiled code uses
+    assert instruction_set(flags={"avx512f", "avx2", "fma"}, numba_features="+avx,+avx2,+fma") == "AVX2 + FMA"
+    info = machine_info()
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        assert info["instruction_set"] is not None
+        assert any(f"| instruction set | {info['instruction_set']} |" == row for row in describe_markdown(info))
