@@ -89,8 +89,9 @@ public ``exp_f32``/``exp_f64``... convert their argument and call the one defini
 function is one definition plus its accuracy test. Two sub-steps keep a scheme per dtype,
 chosen by type the same way: log's approximation on the reduced interval (float32: Cephes'
 direct polynomial, no division; float64: fdlibm's 2 atanh(f / (2 + f)), where a direct
-polynomial would need twice the degree) and tanh below 0.625 (float32: an odd polynomial;
-float64: e / (e + 2) with e = expm1(2|x|)).
+polynomial would need twice the degree) and tanh's two parts (float32: an odd polynomial
+below 0.625 and exp(2|x|) above; float64: both from one e = expm1(2|x|), e / (e + 2) and
+e + 2).
 
 exp/expm1/tanh/sigmoid use a Cody-Waite reduction by ln 2 and minimax polynomials evaluated
 by Horner's rule (``horner``; float32 exp: degree 6, fitted for this module, one degree less
@@ -698,41 +699,44 @@ def _copysign(mag, sign_of):
     return _from_bits(_bits(mag) | (_bits(sign_of) & t.sign_mask), mag)
 
 
-def _tanh_small(a, z):
-    """tanh(a) for 0 <= a <= tanh_small (or NaN), z = a * a (compiled code only)."""
-    raise TypeError("_tanh_small is only callable from Numba-compiled code")
+def _tanh_parts(a, z):
+    """(tanh(a) for 0 <= a <= tanh_small, exp(2a) + 1) for a = |x| >= 0 or NaN, z = a * a,
+    each as the dtype computes it best (compiled code only)."""
+    raise TypeError("_tanh_parts is only callable from Numba-compiled code")
 
 
-def _tanh_small_poly(a, z):
-    # float32: an odd polynomial
+def _tanh_parts_poly(a, z):
+    # float32: an odd polynomial, and exp(2a) on its own (a polynomial of lower degree than
+    # expm1's); a clamped (one vmin; a NaN takes the polynomial) keeps 2**k normal
     _always_inline()
-    return fmuladd(a * z, horner(z, _fmt(a).tanh_poly), a)
+    t = _fmt(a)
+    a_low = a if a < t.tanh_clamp else t.tanh_clamp
+    return fmuladd(a * z, horner(z, t.tanh_poly), a), _exp_small_k(a_low + a_low) + t.one
 
 
-def _tanh_small_expm1(a, z):
-    # float64: e / (e + 2) with e = expm1(2a)
+def _tanh_parts_expm1(a, z):
+    # float64: both from e = expm1(2a): e / (e + 2) and e + 2, one polynomial
     _always_inline()
-    e = _expm1_core(a + a)
-    return e / (e + _fmt(a).two)
+    t = _fmt(a)
+    e = _expm1_core(t.two * (t.tanh_clamp if a > t.tanh_clamp else a))
+    return e / (e + t.two), e + t.two
 
 
-@overload(_tanh_small, jit_options=dict(NJIT_OPTIONS, cache=False))
-def _tanh_small_typer(a, z):
-    return {types.float32: _tanh_small_poly, types.float64: _tanh_small_expm1}.get(a)
+@overload(_tanh_parts, jit_options=dict(NJIT_OPTIONS, cache=False))
+def _tanh_parts_typer(a, z):
+    return {types.float32: _tanh_parts_poly, types.float64: _tanh_parts_expm1}.get(a)
 
 
 @_jit
 def _tanh_core(x):
-    """tanh: the small-argument form below tanh_small, 1 - 2 / (exp(2|x|) + 1) with the sign
+    """tanh: the small-argument form up to tanh_small, 1 - 2 / (exp(2|x|) + 1) with the sign
     of x above (the error of exp is halved there and the subtraction is exact); exactly
     +-1 above tanh_clamp, tanh(-0) = -0."""
     _always_inline()
     t = _fmt(x)
     a = abs(x)
-    small = _tanh_small(a, x * x)
-    # a clamped (one vmin; a NaN takes the small branch) keeps 2**k normal
-    a_low = a if a < t.tanh_clamp else t.tanh_clamp
-    big = t.one - t.two / (_exp_small_k(a_low + a_low) + t.one)
+    small, exp_plus_one = _tanh_parts(a, x * x)
+    big = t.one - t.two / exp_plus_one
     return _copysign(big if a > t.tanh_small else small, x)
 
 
