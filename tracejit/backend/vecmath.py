@@ -89,9 +89,8 @@ public ``exp_f32``/``exp_f64``... convert their argument and call the one defini
 function is one definition plus its accuracy test. Two sub-steps keep a scheme per dtype,
 chosen by type the same way: log's approximation on the reduced interval (float32: Cephes'
 direct polynomial, no division; float64: fdlibm's 2 atanh(f / (2 + f)), where a direct
-polynomial would need twice the degree) and tanh's two parts (float32: an odd polynomial
-below 0.625 and exp(2|x|) above; float64: both from one e = expm1(2|x|), e / (e + 2) and
-e + 2).
+polynomial would need twice the degree) and tanh's magnitude (float32: an odd polynomial
+below 0.625 and exp(2|x|) above; float64: both from one e = expm1(2|x|) and one division).
 
 exp/expm1/tanh/sigmoid use a Cody-Waite reduction by ln 2 and minimax polynomials evaluated
 by Horner's rule (``horner``; float32 exp: degree 6, fitted for this module, one degree less
@@ -675,8 +674,10 @@ def _log_finite(x):
     xs = x * t.subnormal_scale if small else x
     # m in [sqrt(1/2), sqrt(2)) and k with x = m 2**k, from the bits
     ix = _bits(xs) + (_bits(t.one) - t.sqrt_half_bits)
-    k = _sra(ix, t.mant_bits, x) - (t.bias + t.subnormal_bits if small else t.bias)
-    kf = _int_to_float(k, x)
+    # converted before subtracting the bias: an int32 stays 32 bits wide (Numba would widen
+    # the subtraction to int64, which halves the vectors' lanes and costs conversions)
+    kf = _int_to_float(_sra(ix, t.mant_bits, x), x) - (
+        _int_to_float(t.bias + t.subnormal_bits, x) if small else _int_to_float(t.bias, x))
     f = _from_bits((ix & t.mant_mask) + t.sqrt_half_bits, x) - t.one
     return fmuladd(kf, t.ln2_hi, f + _log1p_reduced(f, kf))
 
@@ -699,45 +700,44 @@ def _copysign(mag, sign_of):
     return _from_bits(_bits(mag) | (_bits(sign_of) & t.sign_mask), mag)
 
 
-def _tanh_parts(a, z):
-    """(tanh(a) for 0 <= a <= tanh_small, exp(2a) + 1) for a = |x| >= 0 or NaN, z = a * a,
-    each as the dtype computes it best (compiled code only)."""
-    raise TypeError("_tanh_parts is only callable from Numba-compiled code")
+def _tanh_magnitude(a):
+    """tanh(a) for a = |x| >= 0 or NaN, in the dtype's own scheme (compiled code only)."""
+    raise TypeError("_tanh_magnitude is only callable from Numba-compiled code")
 
 
-def _tanh_parts_poly(a, z):
-    # float32: an odd polynomial, and exp(2a) on its own (a polynomial of lower degree than
-    # expm1's); a clamped (one vmin; a NaN takes the polynomial) keeps 2**k normal
+def _tanh_magnitude_poly_exp(a):
+    # float32: an odd polynomial up to tanh_small, 1 - 2 / (exp(2a) + 1) above (the error of
+    # exp is halved there and the subtraction is exact), with exp of its own (a polynomial of
+    # lower degree than expm1's); a clamped (one vmin; a NaN takes the polynomial) keeps 2**k
+    # normal
     _always_inline()
     t = _fmt(a)
+    small = fmuladd(a * (a * a), horner(a * a, t.tanh_poly), a)
     a_low = a if a < t.tanh_clamp else t.tanh_clamp
-    return fmuladd(a * z, horner(z, t.tanh_poly), a), _exp_small_k(a_low + a_low) + t.one
+    big = t.one - t.two / (_exp_small_k(a_low + a_low) + t.one)
+    return big if a > t.tanh_small else small
 
 
-def _tanh_parts_expm1(a, z):
-    # float64: both from e = expm1(2a): e / (e + 2) and e + 2, one polynomial
+def _tanh_magnitude_expm1(a):
+    # float64: e / (e + 2) up to tanh_small, 1 - 2 / (e + 2) above, e = expm1(2a): one
+    # polynomial and one division
     _always_inline()
     t = _fmt(a)
     e = _expm1_core(t.two * (t.tanh_clamp if a > t.tanh_clamp else a))
-    return e / (e + t.two), e + t.two
+    big = a > t.tanh_small
+    return (-t.two if big else e) / (e + t.two) + (t.one if big else t.zero)
 
 
-@overload(_tanh_parts, jit_options=dict(NJIT_OPTIONS, cache=False))
-def _tanh_parts_typer(a, z):
-    return {types.float32: _tanh_parts_poly, types.float64: _tanh_parts_expm1}.get(a)
+@overload(_tanh_magnitude, jit_options=dict(NJIT_OPTIONS, cache=False))
+def _tanh_magnitude_typer(a):
+    return {types.float32: _tanh_magnitude_poly_exp, types.float64: _tanh_magnitude_expm1}.get(a)
 
 
 @_jit
 def _tanh_core(x):
-    """tanh: the small-argument form up to tanh_small, 1 - 2 / (exp(2|x|) + 1) with the sign
-    of x above (the error of exp is halved there and the subtraction is exact); exactly
-    +-1 above tanh_clamp, tanh(-0) = -0."""
+    """tanh with the sign of x: exactly +-1 above tanh_clamp, tanh(-0) = -0."""
     _always_inline()
-    t = _fmt(x)
-    a = abs(x)
-    small, exp_plus_one = _tanh_parts(a, x * x)
-    big = t.one - t.two / exp_plus_one
-    return _copysign(big if a > t.tanh_small else small, x)
+    return _copysign(_tanh_magnitude(abs(x)), x)
 
 
 @_jit
@@ -984,16 +984,15 @@ def _cos_poly(y2):
 
 @_jit
 def _sin_quarter_turns(x, turns):
-    """sin(x + turns * pi/2) for a float32 x, turns in 0..1 (cos is sin a quarter turn on),
-    as a float64."""
+    """sin(x + turns * pi/2) for a float32 x, turns 0 (pass -0.0) or 1 (cos is sin a quarter
+    turn on), as a float64."""
     _always_inline()
     q, y = _reduce_pio2_f32(x)
     y2 = y * y
-    q = q + turns
-    q = q - _F64_FOUR if q >= _F64_FOUR else q
+    q = q + turns                                     # 0..4, 4 being 0
     odd = (q == _F64_ONE) | (q == F64(3.0))
     r = _cos_poly(y2) if odd else _sin_poly(y, y2)
-    return -r if q >= _F64_TWO else r
+    return -r if (q == _F64_TWO) | (q == F64(3.0)) else r
 
 
 @_jit
@@ -1001,7 +1000,8 @@ def sin_f32(x):
     """sin for float32 over the whole float32 range (exact reduction, float64 kernel)."""
     _always_inline()
     x = F32(x)
-    rf = F32(_sin_quarter_turns(x, _F64_ZERO))
+    # no turn: adding -0 leaves every q as it is, so LLVM drops the addition (+0 would not)
+    rf = F32(_sin_quarter_turns(x, -_F64_ZERO))
     return x if abs(x) < F32(2.44140625e-4) else rf   # |x| < 2**-12: sin x rounds to x
 
 
