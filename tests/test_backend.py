@@ -433,6 +433,39 @@ def test_matmul_blas_plain_transposed_batched_and_vector(dtype):
     assert ("gemm(" if backend.blas.NUMPY_GEMM else "np.dot(") in program.source
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m, k, n", [(128, 784, 10), (7, 5, 3), (1, 9, 1), (6, 3, 16)])
+def test_narrow_products_are_loops_reading_transposes_in_place(dtype, m, k, n):
+    rng = np.random.default_rng(m + k + n)
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    bt = np.ascontiguousarray(b.T)
+    at = np.ascontiguousarray(a.T)
+
+    def f(a, b, bt, at):
+        return a @ b, a @ bt.T, at.T @ b, a.T @ a[:, :n]
+    program = compile_graph(graph_of(f, a, b, bt, at), name="f")
+    source = program.source
+    assert "gemm(" not in source and "np.dot(" not in source
+    assert source.count("(loops, not BLAS)") == 4
+    assert "tmp" not in source  # the transposed operands are read in place
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    eps = np.finfo(dtype).eps
+    for got, (x, y) in zip(program([a, b, bt, at]), [(a64, b64)] * 3 + [(a64.T, a64[:, :n])]):
+        assert got.dtype == dtype
+        # the bound of any summation order: k eps sum |x_i y_i|, with room for the products' rounding
+        bound = (x.shape[1] + 2) * eps * (np.abs(x) @ np.abs(y))
+        assert (np.abs(got - x @ y) <= bound).all()
+
+
+def test_wider_or_doubly_transposed_products_stay_on_blas():
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((8, 6)).astype(np.float32), rng.standard_normal((6, 17)).astype(np.float32)
+    program = check(lambda a, b, c: (a @ b, c.T @ a.T), a, b, np.ascontiguousarray(b[:, :3]))
+    assert program.source.count("gemm(" if backend.blas.NUMPY_GEMM else "np.dot(") == 2
+    assert "(loops, not BLAS)" not in program.source
+
+
 @pytest.mark.parametrize("dtype", [np.int32, np.bool_])
 def test_matmul_integer_and_bool_loops(dtype):
     a = (np.arange(12).reshape(3, 4) % 3).astype(dtype)
@@ -572,7 +605,7 @@ def test_source_has_one_comment_per_equation_with_the_users_line():
         assert "# " + eqn_line.strip() in source
     assert source.count("np.tanh(x @ w).sum(axis=1)  # the user's line") == len(g.eqns)
     assert "test_backend.py:" in source
-    assert ("gemm(a, False, b, False, c)" if backend.blas.NUMPY_GEMM else "np.dot(a, b, c)") in source
+    assert "4x3 @ 3x2: 2 columns" in source  # a narrow product: loops (see test_narrow_products)
     compile(source, "<test>", "exec")  # it is valid Python
     assert tj.trace(_user_line_fn, passes=UNFUSED).source(x, w) == generate_source(g, name="_user_line_fn")
 

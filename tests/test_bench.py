@@ -6,6 +6,7 @@ import io
 import json
 import math
 import os
+import platform
 import sys
 import time
 
@@ -374,3 +375,14 @@ def test_cli_background_load_runs_numpy_and_tracejit_side_by_side(capsys, no_pee
     out = capsys.readouterr().out
     assert "measured under load: another process kept one CPU" in out
     assert "numpy" in out and "compiled" in out and "jax.jit" in out
+def test_machine_table_names_the_instruction_set():
+    from tracejit.bench.machine import describe_markdown, instruction_set, machine_info
+    assert instruction_set(flags={"avx", "avx2", "fma", "avx512f"}, numba_features="") == "AVX-512"
+    assert instruction_set(flags={"avx", "avx2", "fma"}, numba_features="") == "AVX2 + FMA"
+    assert instruction_set(flags={"sse4_2"}, numba_features="") == "SSE4.2"
+    # Numba's target, when set, is what the compiled code uses
+    assert instruction_set(flags={"avx512f", "avx2", "fma"}, numba_features="+avx,+avx2,+fma") == "AVX2 + FMA"
+    info = machine_info()
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        assert info["instruction_set"] is not None
+        assert any(f"| instruction set | {info['instruction_set']} |" == row for row in describe_markdown(info))

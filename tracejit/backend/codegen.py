@@ -9,7 +9,7 @@ that computes it:
   functions of ``vecmath`` instead of libm);
 - reductions (``identity`` + ``combine``) become a loop nest with an accumulator;
 - every other primitive is written by an emitter in ``emitters.EMITTERS`` (matmul goes to
-  NumPy's BLAS through ``blas.gemm``, or ``np.dot``; ``broadcast_to``, ``transpose`` and
+  NumPy's BLAS through ``blas.gemm``, or ``np.dot``, narrow products to loops; ``broadcast_to``, ``transpose`` and
   ``slice`` are *views*: they emit no loop, later loops index their input through the view's
   index map).
 

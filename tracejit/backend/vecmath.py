@@ -81,20 +81,31 @@ np.cos). pow_f64 is exp(y * log|x|) in plain double arithmetic: its error grows 
 overflows, inside the float64 contract (rtol 1e-12) but not a few ulp; the generator may
 keep np.power for float64 if it wants libm's accuracy.
 
-How: float32 exp/expm1/tanh/sigmoid use a Cody-Waite reduction by ln 2 and minimax
-polynomials in float32 (exp: degree 6, fitted for this module, one degree less than Cephes'
-expf and still within 1 ulp over all inputs). exp scales by 2**k with one ``vscalefps``
+How: each function is written once (``_exp_core``, ``_log_core``, ...) and compiled for the
+dtype of its argument; what differs between float32 and float64 is data, a ``FloatFormat``
+(``FLOAT32``, ``FLOAT64``: polynomial coefficients, exponent bits, range-reduction constants,
+thresholds), which ``_fmt(x)`` selects by the type of ``x`` as a compile-time constant. The
+public ``exp_f32``/``exp_f64``... convert their argument and call the one definition. Adding a
+function is one definition plus its accuracy test. Two sub-steps keep a scheme per dtype,
+chosen by type the same way: log's approximation on the reduced interval (float32: Cephes'
+direct polynomial, no division; float64: fdlibm's 2 atanh(f / (2 + f)), where a direct
+polynomial would need twice the degree) and tanh's magnitude (float32: an odd polynomial
+below 0.625 and exp(2|x|) above; float64: both from one e = expm1(2|x|) and one division).
+
+exp/expm1/tanh/sigmoid use a Cody-Waite reduction by ln 2 and minimax polynomials evaluated
+by Horner's rule (``horner``; float32 exp: degree 6, fitted for this module, one degree less
+than Cephes' expf and still within 1 ulp over all inputs; float64: the fdlibm split of ln 2
+and an 11-term expm1 polynomial). exp scales by 2**k with one ``vscalefps``/``vscalefpd``
 (``llvm.ldexp``) where the target has AVX-512 (``HAS_AVX512``) and in two multiplications
-elsewhere, for subnormal results and 2**128; both give the same bits, the first ~25% faster.
-Inputs whose exp rounds to zero skip the scaling (a result that underflows costs a microcode
-assist, ~15x slower); results in the subnormal range still pay it. log and log1p reduce to
-[sqrt(1/2), sqrt(2)) with bit operations (Cephes logf polynomial; log1p by Kahan's
-log(u) * x / (u - 1)); tanh is an odd polynomial below 0.625 and 1 - 2 / (exp(2|x|) + 1)
-above, scaling by 2**k with an integer add to the exponent field (2|x| <= 19 keeps it
-normal); sin/cos reduce modulo pi/2 exactly in float64 with 2/pi cut in 29-bit pieces
-(x * piece is exact), valid over the whole float32 range; pow_f32 is the float64 pow rounded
-once. float64 exp/expm1 use the fdlibm split of ln 2 and an 11-term minimax expm1
-polynomial, log the fdlibm e_log.c scheme.
+elsewhere, for subnormal results and 2**(bias+1); both give the same bits, the first ~25%
+faster. Inputs whose exp rounds to zero skip the scaling (a result that underflows costs a
+microcode assist, ~15x slower); results in the subnormal range still pay it. log and log1p
+reduce to [sqrt(1/2), sqrt(2)) with bit operations (log1p by Kahan's log(u) * x / (u - 1));
+tanh above 0.625 is 1 - 2 / (exp(2|x|) + 1), scaling by 2**k with an integer add to the
+exponent field (the clamp keeps it normal); sin/cos (float32 only) reduce modulo pi/2
+exactly in float64 with 2/pi cut in 29-bit pieces (x * piece is exact), valid over the
+whole float32 range, and cos is sin a quarter turn on; pow_f32 is the float64 pow rounded
+once.
 
 Speed
 -----
@@ -145,18 +156,20 @@ raised tanh's bound to 2 ulp, so it was not kept.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 __all__ = [
     "VECTOR_MATH", "NJIT_OPTIONS", "vector_math_name", "prefer_vector_width_512",
     # bit casts and helpers
     "f32_as_i32", "f32_as_u32", "i32_as_f32", "u32_as_f32",
     "f64_as_i64", "f64_as_u64", "i64_as_f64", "u64_as_f64",
-    "fmuladd", "rint", "floor",
+    "fmuladd", "rint", "floor", "horner", "FloatFormat", "FLOAT32", "FLOAT64",
     # float32
     "exp_f32", "log_f32", "tanh_f32", "sigmoid_f32", "log1p_f32", "expm1_f32",
     "sin_f32", "cos_f32", "pow_f32",
@@ -185,19 +198,24 @@ def _float_to_int_cast(float_type, int_type, llvm_int):
     return impl
 
 
+def _to_width(builder, value, value_type, llvm_int):
+    """An integer value truncated or extended (by its signedness) to ``llvm_int``: Numba
+    widens integer arithmetic to 64 bits, and the low bits are the ones that count."""
+    if value.type.width > llvm_int.width:
+        return builder.trunc(value, llvm_int)
+    if value.type.width < llvm_int.width:
+        signed = getattr(value_type, "signed", True)
+        return builder.sext(value, llvm_int) if signed else builder.zext(value, llvm_int)
+    return value
+
+
 def _int_to_float_cast(float_type, llvm_int, llvm_float):
     def impl(typingctx, x):
         if not isinstance(x, types.Integer):
             return None
 
         def codegen(context, builder, signature, args):
-            v = args[0]
-            # Numba widens integer arithmetic to 64 bits; keep the low bits.
-            if v.type.width > llvm_int.width:
-                v = builder.trunc(v, llvm_int)
-            elif v.type.width < llvm_int.width:
-                v = builder.sext(v, llvm_int) if signature.args[0].signed else builder.zext(v, llvm_int)
-            return builder.bitcast(v, llvm_float)
+            return builder.bitcast(_to_width(builder, args[0], signature.args[0], llvm_int), llvm_float)
         return float_type(x), codegen
     return impl
 
@@ -245,21 +263,6 @@ def _unary_llvm(name):
             return builder.call(fn, args)
         return x(x), codegen
     return impl
-
-
-@intrinsic
-def _sra_i32(typingctx, x, n):
-    """Arithmetic right shift of the low 32 bits of an integer, as an int32 (Numba would
-    widen an int32 shift to 64 bits, which costs vector conversions)."""
-    if not (isinstance(x, types.Integer) and isinstance(n, types.Integer)):
-        return None
-
-    def codegen(context, builder, signature, args):
-        v, k = args
-        v = builder.trunc(v, _I32) if v.type.width > 32 else v
-        k = builder.trunc(k, _I32) if k.type.width > 32 else k
-        return builder.ashr(v, k)
-    return types.int32(x, n), codegen
 
 
 @intrinsic
@@ -347,424 +350,516 @@ F32 = np.float32
 F64 = np.float64
 
 # ---------------------------------------------------------------------------------------------
-# float32 constants
+# Generic bit access: the integer of a float's width, and back
 # ---------------------------------------------------------------------------------------------
 
-_F32_INF = F32(np.inf)
-_F32_NINF = F32(-np.inf)
-_F32_NAN = F32(np.nan)
-_F32_ONE = F32(1.0)
-_F32_TWO = F32(2.0)
-_F32_HALF = F32(0.5)
-_F32_ZERO = F32(0.0)
-_F32_LOG2E = F32(1.4426950408889634)
-_F32_SHIFT = F32(12582912.0)          # 1.5 * 2**23: adding it rounds to an integer
-_F32_SHIFT127 = F32(12583039.0)       # 1.5 * 2**23 + 127
-# ln 2 in two parts (Cody and Waite); k * _F32_LN2_HI is exact for |k| < 2**15.
-_F32_LN2_HI = F32(0.693359375)
-_F32_LN2_LO = F32(-2.12194440e-4)
-_F32_MIN_NORMAL = F32(1.17549435e-38)
-_F32_TWO25 = F32(33554432.0)
+_INT_OF_FLOAT = {types.float32: (types.int32, _I32), types.float64: (types.int64, _I64)}
 
-# exp(r) - 1 - r ~ r^2 * poly(r) on |r| <= ln2/2: a degree-4 poly, least squares reweighted
-# towards minimax relative error of exp (2**-28 with the coefficients rounded to float32;
-# Cephes' degree-5 poly is more accurate than a float32 result needs).
-_EXPF_Q = tuple(F32(float.fromhex(h)) for h in (
-    "0x1.fffffcp-2", "0x1.555492p-3", "0x1.5558f4p-5", "0x1.123a22p-7", "0x1.6a23c0p-10"))
-(_EXPF_Q0, _EXPF_Q1, _EXPF_Q2, _EXPF_Q3, _EXPF_Q4) = _EXPF_Q
 
-# expm1(r) ~ r + r^2 * poly(r) on |r| <= ln2/2 (minimax, float coefficients).
-_EM1F_C0 = F32(float.fromhex("0x1.fffffep-2"))
-_EM1F_C1 = F32(float.fromhex("0x1.5554aep-3"))
-_EM1F_C2 = F32(float.fromhex("0x1.555736p-5"))
-_EM1F_C3 = F32(float.fromhex("0x1.12287cp-7"))
-_EM1F_C4 = F32(float.fromhex("0x1.6b55a2p-10"))
+@intrinsic
+def _bits(typingctx, x):
+    """The bits of a float32 / float64 as an int32 / int64 (LLVM ``bitcast``)."""
+    if x not in _INT_OF_FLOAT:
+        return None
+    int_type, llvm_int = _INT_OF_FLOAT[x]
 
-# tanh(x) ~ x + x^3 * poly(x^2) on |x| <= 0.625: least squares fit, reweighted towards
-# minimax relative error (2**-32 before rounding the coefficients to float32).
-_TANHF_C = tuple(F32(float.fromhex(h)) for h in (
-    "-0x1.5555540000000p-2", "0x1.1110600000000p-3", "-0x1.b9ed7e0000000p-5", "0x1.6381300000000p-6", "-0x1.0bc8540000000p-7", "0x1.184df60000000p-9"))
-(_TANHF_C0, _TANHF_C1, _TANHF_C2, _TANHF_C3, _TANHF_C4, _TANHF_C5) = _TANHF_C
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], llvm_int)
+    return int_type(x), codegen
 
-# log(1+f) = f - f^2/2 + f^3 * poly(f) on sqrt(1/2)-1 <= f < sqrt(2)-1 (Cephes logf).
-_LOGF_P = tuple(F32(v) for v in (
-    7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1,
-    -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1))
-(_LOGF_P0, _LOGF_P1, _LOGF_P2, _LOGF_P3, _LOGF_P4, _LOGF_P5, _LOGF_P6, _LOGF_P7,
- _LOGF_P8) = _LOGF_P
 
-# ---------------------------------------------------------------------------------------------
-# float64 constants
-# ---------------------------------------------------------------------------------------------
+@intrinsic
+def _from_bits(typingctx, i, like):
+    """The low bits of the integer ``i`` as a float of ``like``'s type (LLVM ``bitcast``);
+    ``like`` only gives the type. Numba widens integer arithmetic to 64 bits: the extra
+    high bits are dropped."""
+    if like not in _INT_OF_FLOAT or not isinstance(i, types.Integer):
+        return None
+    llvm_int = _INT_OF_FLOAT[like][1]
 
-_F64_INF = F64(np.inf)
-_F64_NINF = F64(-np.inf)
-_F64_NAN = F64(np.nan)
-_F64_ONE = F64(1.0)
-_F64_TWO = F64(2.0)
-_F64_HALF = F64(0.5)
-_F64_ZERO = F64(0.0)
-_F64_LOG2E = F64(1.4426950408889634)
-_F64_SHIFT = F64(6755399441055744.0)  # 1.5 * 2**52
-_F64_SHIFT_BITS = 0x4338000000000000
-# fdlibm's split of ln 2: k * _F64_LN2_HI is exact for |k| < 2**20.
-_F64_LN2_HI = F64(6.93147180369123816490e-01)
-_F64_LN2_LO = F64(1.90821492927058770002e-10)
-_F64_MIN_NORMAL = F64(2.2250738585072014e-308)
-_F64_TWO54 = F64(18014398509481984.0)
+    def codegen(context, builder, signature, args):
+        v = _to_width(builder, args[0], signature.args[0], llvm_int)
+        return builder.bitcast(v, context.get_value_type(like))
+    return like(i, like), codegen
 
-# expm1(r) ~ r + r^2 * poly(r) on |r| <= ln2/2 (minimax, double coefficients).
-_EM1_C = tuple(F64(float.fromhex(h)) for h in (
-    "0x1p-1", "0x1.5555555555559p-3", "0x1.555555555554bp-5", "0x1.111111110f663p-7",
-    "0x1.6c16c16c1b5f3p-10", "0x1.a01a01affa35dp-13", "0x1.a01a018b4ecbbp-16",
-    "0x1.71ddf82db5bb4p-19", "0x1.27e517fc0d54bp-22", "0x1.af5eedae67435p-26",
-    "0x1.1f143d060a28ap-29"))
-(_EM1_C0, _EM1_C1, _EM1_C2, _EM1_C3, _EM1_C4, _EM1_C5, _EM1_C6, _EM1_C7, _EM1_C8, _EM1_C9,
- _EM1_C10) = _EM1_C
 
-# log(1+f) = 2 atanh(s), s = f/(2+f): R(z) ~ Lg1 z + ... + Lg7 z^7, z = s^2 (fdlibm e_log.c).
-_LG1 = F64(6.666666666666735130e-01)
-_LG2 = F64(3.999999999940941908e-01)
-_LG3 = F64(2.857142874366239149e-01)
-_LG4 = F64(2.222219843214978396e-01)
-_LG5 = F64(1.818357216161805012e-01)
-_LG6 = F64(1.531383769920937332e-01)
-_LG7 = F64(1.479819860511658591e-01)
+@intrinsic
+def _sra(typingctx, i, n, like):
+    """Arithmetic right shift of the low bits of ``i`` (as many as ``like``, a float, has),
+    as an integer of that width: an int32 shift stays 32 bits wide instead of Numba's 64,
+    which would cost vector conversions."""
+    if like not in _INT_OF_FLOAT or not (isinstance(i, types.Integer) and isinstance(n, types.Integer)):
+        return None
+    int_type, llvm_int = _INT_OF_FLOAT[like]
+
+    def codegen(context, builder, signature, args):
+        return builder.ashr(*(_to_width(builder, v, t, llvm_int)
+                              for v, t in zip(args[:2], signature.args[:2])))
+    return int_type(i, n, like), codegen
+
+
+@intrinsic
+def _int_to_float(typingctx, i, like):
+    """The integer ``i`` converted (rounded) to a float of ``like``'s type (``sitofp``)."""
+    if like not in _INT_OF_FLOAT or not isinstance(i, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.sitofp(args[0], context.get_value_type(like))
+    return like(i, like), codegen
+
 
 # ---------------------------------------------------------------------------------------------
-# float32 kernels
+# The constants of each float format: the only place where float32 and float64 differ
+# ---------------------------------------------------------------------------------------------
+
+class FloatFormat(NamedTuple):
+    """The constants the kernels of this module take from the dtype they compute in.
+
+    One instance per dtype (``FLOAT32``, ``FLOAT64``); ``_fmt(x)`` selects it by the type of
+    ``x`` inside compiled code, where it is a constant that LLVM folds into the instructions.
+    Polynomials are tuples of coefficients, highest degree first (``horner``)."""
+    one: float
+    two: float
+    half: float
+    zero: float
+    inf: float
+    nan: float
+    mant_bits: int          # explicit mantissa bits: 23 / 52
+    mant_mask: int
+    bias: int               # exponent bias: 127 / 1023
+    sign_mask: int          # the sign bit, as a signed integer of the format's width
+    log2e: float
+    shift: float            # 1.5 * 2**mant_bits: x + shift - shift rounds x to an integer
+    shift_bias: float       # shift + bias: its low mantissa bits hold k + bias
+    ln2_hi: float           # ln 2 in two parts (Cody-Waite); k * ln2_hi is exact
+    ln2_lo: float
+    min_normal: float
+    subnormal_scale: float  # 2**subnormal_bits: brings a subnormal input into the normal range
+    subnormal_bits: int
+    exp_max: float          # clamp above the overflow threshold of exp (it stays inf)
+    exp_zero_below: float   # exp rounds to +0 below this
+    expm1_min: float        # expm1 rounds to -1 below this
+    expm1_big_k: float      # expm1 scales in two steps above this k (2**k - 1 inexact)
+    tanh_clamp: float       # tanh is exactly +-1 above this; keeps 2**(2x / ln 2) normal
+    tanh_small: float       # below this tanh uses its small-argument form
+    sqrt_half_bits: int     # the bits of the float just below sqrt(1/2): log's reduction
+    exp_poly: tuple         # exp(r) ~ 1 + r + r^2 exp_poly(r) for |r| <= ln2/2
+    expm1_poly: tuple       # expm1(r) ~ r + r^2 expm1_poly(r)
+    log_poly: tuple         # float32 log: log(1+f) ~ f - f^2/2 + f^3 log_poly(f)
+    log_w: tuple            # float64 log (fdlibm): R = z log_z(w) + w log_w(w), z = s^2, w = z^2
+    log_z: tuple
+    tanh_poly: tuple        # float32 tanh: tanh(x) ~ x + x^3 tanh_poly(x^2)
+
+
+def _hex32(*hs):
+    return tuple(F32(float.fromhex(h)) for h in hs)
+
+
+def _hex64(*hs):
+    return tuple(F64(float.fromhex(h)) for h in hs)
+
+
+# expm1(r) ~ r + r^2 * poly(r) on |r| <= ln2/2 (minimax, double coefficients), highest first.
+_EXPM1_POLY_F64 = _hex64(
+    "0x1.1f143d060a28ap-29", "0x1.af5eedae67435p-26", "0x1.27e517fc0d54bp-22",
+    "0x1.71ddf82db5bb4p-19", "0x1.a01a018b4ecbbp-16", "0x1.a01a01affa35dp-13",
+    "0x1.6c16c16c1b5f3p-10", "0x1.111111110f663p-7", "0x1.555555555554bp-5",
+    "0x1.5555555555559p-3", "0x1p-1")
+
+FLOAT32 = FloatFormat(
+    one=F32(1.0), two=F32(2.0), half=F32(0.5), zero=F32(0.0), inf=F32(np.inf), nan=F32(np.nan),
+    mant_bits=23, mant_mask=0x007FFFFF, bias=127, sign_mask=-0x80000000,
+    log2e=F32(1.4426950408889634), shift=F32(12582912.0), shift_bias=F32(12583039.0),
+    ln2_hi=F32(0.693359375), ln2_lo=F32(-2.12194440e-4),       # k * ln2_hi exact for |k| < 2**15
+    min_normal=F32(1.17549435e-38), subnormal_scale=F32(33554432.0), subnormal_bits=25,
+    exp_max=F32(88.8), exp_zero_below=F32(-104.0), expm1_min=F32(-17.5), expm1_big_k=F32(63.0),
+    tanh_clamp=F32(9.5), tanh_small=F32(0.625), sqrt_half_bits=0x3F3504F3,
+    # a degree-4 poly, least squares reweighted towards minimax relative error of exp
+    # (2**-28 with the coefficients rounded to float32; Cephes' degree 5 is more than a
+    # float32 result needs)
+    exp_poly=_hex32("0x1.6a23c0p-10", "0x1.123a22p-7", "0x1.5558f4p-5", "0x1.555492p-3",
+                    "0x1.fffffcp-2"),
+    expm1_poly=_hex32("0x1.6b55a2p-10", "0x1.12287cp-7", "0x1.555736p-5", "0x1.5554aep-3",
+                      "0x1.fffffep-2"),
+    log_poly=tuple(F32(v) for v in (                           # Cephes logf
+        7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1,
+        -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1)),
+    log_w=(), log_z=(),
+    # least squares fit on |x| <= 0.625, reweighted towards minimax relative error (2**-32
+    # before rounding the coefficients to float32)
+    tanh_poly=_hex32("0x1.184df6p-9", "-0x1.0bc854p-7", "0x1.638130p-6", "-0x1.b9ed7ep-5",
+                     "0x1.111060p-3", "-0x1.555554p-2"),
+)
+
+FLOAT64 = FloatFormat(
+    one=F64(1.0), two=F64(2.0), half=F64(0.5), zero=F64(0.0), inf=F64(np.inf), nan=F64(np.nan),
+    mant_bits=52, mant_mask=0x000FFFFFFFFFFFFF, bias=1023, sign_mask=-0x7FFFFFFFFFFFFFFF - 1,
+    log2e=F64(1.4426950408889634), shift=F64(6755399441055744.0),
+    shift_bias=F64(6755399441056767.0),
+    ln2_hi=F64(6.93147180369123816490e-01), ln2_lo=F64(1.90821492927058770002e-10),  # fdlibm
+    min_normal=F64(2.2250738585072014e-308), subnormal_scale=F64(18014398509481984.0),
+    subnormal_bits=54,
+    exp_max=F64(710.0), exp_zero_below=F64(-746.0), expm1_min=F64(-40.0),
+    expm1_big_k=F64(511.0), tanh_clamp=F64(20.0), tanh_small=F64(0.625),
+    sqrt_half_bits=0x3FE6A09E << 32,
+    exp_poly=_EXPM1_POLY_F64, expm1_poly=_EXPM1_POLY_F64,
+    log_poly=(),
+    # log(1+f) = 2 atanh(s), s = f/(2+f): fdlibm e_log.c's Lg1..Lg7 in z = s^2, w = z^2
+    log_w=tuple(F64(v) for v in (1.531383769920937332e-01, 2.222219843214978396e-01,
+                                   3.999999999940941908e-01)),
+    log_z=tuple(F64(v) for v in (1.479819860511658591e-01, 1.818357216161805012e-01,
+                                    2.857142874366239149e-01, 6.666666666666735130e-01)),
+    tanh_poly=(),
+)
+
+_FORMATS = {types.float32: FLOAT32, types.float64: FLOAT64}
+
+
+def _fmt(x):
+    """The ``FloatFormat`` of ``x``'s dtype (compiled code only)."""
+    raise TypeError("_fmt is only callable from Numba-compiled code")
+
+
+@overload(_fmt)
+def _fmt_typer(x):
+    fmt = _FORMATS.get(x)
+    if fmt is None:
+        return None
+    return lambda x: fmt
+
+
+@_jit
+def horner(x, coefficients):
+    """The polynomial with ``coefficients`` (a tuple, highest degree first) at ``x``, one
+    ``fmuladd`` per coefficient; the loop is unrolled at compile time."""
+    _always_inline()
+    p = coefficients[0]
+    for i in range(1, len(coefficients)):
+        p = fmuladd(p, x, coefficients[i])
+    return p
+
+
+# ---------------------------------------------------------------------------------------------
+# Building blocks, for any FloatFormat
 # ---------------------------------------------------------------------------------------------
 
 
 @_jit
-def _pow2_f32(kf):
-    """2**k as a float32 for an integer-valued float32 -126 <= k <= 127: the shifted sum
-    k + 1.5 * 2**23 + 127 has k + 127 in its low mantissa bits, moved to the exponent field."""
+def _pow2(kf):
+    """2**k for an integer-valued float k in the normal exponent range: the sum k + shift +
+    bias has k + bias in its low mantissa bits, moved to the exponent field."""
     _always_inline()
-    return i32_as_f32(f32_as_i32(kf + _F32_SHIFT127) << 23)
+    t = _fmt(kf)
+    return _from_bits(_bits(kf + t.shift_bias) << t.mant_bits, kf)
 
 
 @_jit
 def _scale_in_one_step(y, k):
-    """y * 2**k, rounded once: one ``vscalefps``/``vscalefpd`` per vector. The AVX-512 form of
-    ``_scale_f32`` and ``_scale_f64`` (``_ldexp`` takes a float32 or an integer k alike)."""
+    """y * 2**k, rounded once: one ``vscalefps``/``vscalefpd`` per vector (AVX-512)."""
     _always_inline()
     return _ldexp(y, k)
 
 
-if HAS_AVX512:
-    _scale_f32 = _scale_in_one_step
-else:
-    @_jit
-    def _scale_f32(y, kf):
-        """y * 2**kf for an integer-valued float32 -150 <= kf <= 128, in two steps so that
-        2**128 and the subnormal range work: the first product is exact, the second rounds
-        once."""
-        _always_inline()
-        k1f = fmuladd(kf, _F32_HALF, _F32_SHIFT) - _F32_SHIFT
-        return (y * _pow2_f32(k1f)) * _pow2_f32(kf - k1f)
+@_jit
+def _scale_in_two_steps(y, kf):
+    """y * 2**kf for an integer-valued kf from the subnormal range to 2**(bias + 1), in two
+    steps: the first product is exact, the second rounds once (same bits as one step)."""
+    _always_inline()
+    t = _fmt(y)
+    k1f = fmuladd(kf, t.half, t.shift) - t.shift
+    return (y * _pow2(k1f)) * _pow2(kf - k1f)
+
+
+_scale = _scale_in_one_step if HAS_AVX512 else _scale_in_two_steps
 
 
 @_jit
-def _exp_f32_core(x):
-    """exp(x) for a float32 x that may be NaN or +-inf; exact IEEE special cases."""
+def _reduce_ln2(x):
+    """(k, r) with x = k ln 2 + r, |r| <= ln2/2 (k as an integer-valued float), and the sum
+    x / ln 2 + shift whose low mantissa bits hold k."""
     _always_inline()
-    x = F32(88.8) if x > F32(88.8) else x            # exp overflows past 88.7228
-    # exp rounds to +0 below -103.972. Those lanes compute exp(0) and are zeroed at the end:
-    # a product that underflows costs a microcode assist, which made exp of a masked
-    # (-inf) logit ~10x slower than of an ordinary one.
-    underflow = x < F32(-104.0)
-    x = _F32_ZERO if underflow else x
-    kf = fmuladd(x, _F32_LOG2E, _F32_SHIFT) - _F32_SHIFT   # round(x / ln 2)
-    r = fmuladd(kf, -_F32_LN2_HI, x)
-    r = fmuladd(kf, -_F32_LN2_LO, r)
-    z = r * r
-    p = fmuladd(fmuladd(fmuladd(fmuladd(_EXPF_Q4, r, _EXPF_Q3), r, _EXPF_Q2), r, _EXPF_Q1), r, _EXPF_Q0)
-    y = fmuladd(p, z, r) + _F32_ONE
-    return _F32_ZERO if underflow else _scale_f32(y, kf)
+    t = _fmt(x)
+    shifted = fmuladd(x, t.log2e, t.shift)
+    kf = shifted - t.shift
+    r = fmuladd(kf, -t.ln2_hi, x)
+    return kf, fmuladd(kf, -t.ln2_lo, r), shifted
 
 
 @_jit
-def _expm1_f32_core(x):
-    """expm1(x) for a float32 x (NaN-safe), without the sign of zero fix-up."""
+def _exp_core(x):
+    """exp(x) for a float that may be NaN or +-inf; exact IEEE special cases."""
     _always_inline()
-    x = F32(88.8) if x > F32(88.8) else x
-    x = F32(-17.5) if x < F32(-17.5) else x          # expm1 rounds to -1 below -17.33
-    kf = fmuladd(x, _F32_LOG2E, _F32_SHIFT) - _F32_SHIFT
-    r = fmuladd(kf, -_F32_LN2_HI, x)
-    r = fmuladd(kf, -_F32_LN2_LO, r)
-    p = fmuladd(fmuladd(fmuladd(fmuladd(_EM1F_C4, r, _EM1F_C3), r, _EM1F_C2), r, _EM1F_C1), r,
-                _EM1F_C0)
-    p = fmuladd(r * r, p, r)                         # expm1(r)
+    t = _fmt(x)
+    x = t.exp_max if x > t.exp_max else x
+    # Lanes whose exp rounds to +0 compute exp(0) and are zeroed at the end: a product that
+    # underflows costs a microcode assist, which made exp of a masked (-inf) logit ~10x
+    # slower than of an ordinary one.
+    underflow = x < t.exp_zero_below
+    x = t.zero if underflow else x
+    kf, r, _ = _reduce_ln2(x)
+    y = fmuladd(horner(r, t.exp_poly), r * r, r) + t.one
+    return t.zero if underflow else _scale(y, kf)
+
+
+@_jit
+def _exp_small_k(x):
+    """exp(x) for 0 <= x (or NaN) small enough that 2**k is normal: the scaling is an
+    integer add to the exponent field (shifting the bits of x / ln 2 + shift left by
+    mant_bits leaves exactly k << mant_bits: the shift constant's own bits move out)."""
+    _always_inline()
+    t = _fmt(x)
+    kf, r, shifted = _reduce_ln2(x)
+    e = fmuladd(horner(r, t.exp_poly), r * r, r) + t.one
+    return _from_bits(_bits(e) + (_bits(shifted) << t.mant_bits), x)
+
+
+@_jit
+def _expm1_core(x):
+    """expm1(x) for a float x (NaN-safe), without the sign of zero fix-up."""
+    _always_inline()
+    t = _fmt(x)
+    x = t.exp_max if x > t.exp_max else x
+    x = t.expm1_min if x < t.expm1_min else x
+    kf, r, _ = _reduce_ln2(x)
+    p = fmuladd(r * r, horner(r, t.expm1_poly), r)           # expm1(r)
     # expm1(x) = 2**k * p + (2**k - 1), evaluated as 2**j * (2**(k-j) p + 2**(k-j) - 2**-j)
-    # with j = 1 for large k so that 2**(k-j) stays representable up to k = 128.
-    big = kf > F32(63.0)
-    s = _pow2_f32(kf - _F32_ONE if big else kf)
-    h = _F32_HALF if big else _F32_ONE
+    # with j = 1 for large k so that 2**(k-j) stays representable up to k = bias + 1.
+    big = kf > t.expm1_big_k
+    s = _pow2(kf - t.one if big else kf)
+    h = t.half if big else t.one
     res = fmuladd(s, p, s - h)
-    return res * _F32_TWO if big else res
+    return res * t.two if big else res
+
+
+def _log1p_reduced(f, kf):
+    """d with log(1 + f) + kf * ln2_lo ~ f + d for f in [sqrt(1/2) - 1, sqrt(2) - 1): the
+    one piece whose scheme depends on the dtype (compiled code only)."""
+    raise TypeError("_log1p_reduced is only callable from Numba-compiled code")
+
+
+def _log1p_reduced_poly(f, kf):
+    # float32 (Cephes logf): f^3 P(f) - f^2 / 2, no division
+    _always_inline()
+    t = _fmt(f)
+    z = f * f
+    y = fmuladd(kf, t.ln2_lo, f * z * horner(f, t.log_poly))
+    return fmuladd(z, -t.half, y)
+
+
+def _log1p_reduced_atanh(f, kf):
+    # float64 (fdlibm e_log.c): 2 atanh(s) with s = f / (2 + f); a direct polynomial in f
+    # would need twice the degree for double precision
+    _always_inline()
+    t = _fmt(f)
+    s = f / (t.two + f)
+    z = s * s
+    w = z * z
+    rr = z * horner(w, t.log_z) + w * horner(w, t.log_w)
+    hfsq = t.half * f * f
+    return (s * (hfsq + rr) + kf * t.ln2_lo) - hfsq
+
+
+@overload(_log1p_reduced, jit_options=dict(NJIT_OPTIONS, cache=False))
+def _log1p_reduced_typer(f, kf):
+    return {types.float32: _log1p_reduced_poly, types.float64: _log1p_reduced_atanh}.get(f)
+
+
+@_jit
+def _log_finite(x):
+    """log(x) for x > 0 finite (other inputs give garbage, fixed up by the callers)."""
+    _always_inline()
+    t = _fmt(x)
+    small = x < t.min_normal
+    xs = x * t.subnormal_scale if small else x
+    # m in [sqrt(1/2), sqrt(2)) and k with x = m 2**k, from the bits
+    ix = _bits(xs) + (_bits(t.one) - t.sqrt_half_bits)
+    # converted before subtracting the bias: an int32 stays 32 bits wide (Numba would widen
+    # the subtraction to int64, which halves the vectors' lanes and costs conversions)
+    kf = _int_to_float(_sra(ix, t.mant_bits, x), x) - (
+        _int_to_float(t.bias + t.subnormal_bits, x) if small else _int_to_float(t.bias, x))
+    f = _from_bits((ix & t.mant_mask) + t.sqrt_half_bits, x) - t.one
+    return fmuladd(kf, t.ln2_hi, f + _log1p_reduced(f, kf))
+
+
+@_jit
+def _log_core(x):
+    """log(x) with the special values: log(0) = -inf, log(x<0) = nan, subnormal inputs."""
+    _always_inline()
+    t = _fmt(x)
+    res = _log_finite(x)
+    res = -t.inf if x == t.zero else res
+    res = x if not (x < t.inf) else res                # +inf -> +inf, nan -> nan
+    return t.nan if x < t.zero else res
+
+
+@_jit
+def _copysign(mag, sign_of):
+    _always_inline()
+    t = _fmt(mag)
+    return _from_bits(_bits(mag) | (_bits(sign_of) & t.sign_mask), mag)
+
+
+def _tanh_magnitude(a):
+    """tanh(a) for a = |x| >= 0 or NaN, in the dtype's own scheme (compiled code only)."""
+    raise TypeError("_tanh_magnitude is only callable from Numba-compiled code")
+
+
+def _tanh_magnitude_poly_exp(a):
+    # float32: an odd polynomial up to tanh_small, 1 - 2 / (exp(2a) + 1) above (the error of
+    # exp is halved there and the subtraction is exact), with exp of its own (a polynomial of
+    # lower degree than expm1's); a clamped (one vmin; a NaN takes the polynomial) keeps 2**k
+    # normal
+    _always_inline()
+    t = _fmt(a)
+    small = fmuladd(a * (a * a), horner(a * a, t.tanh_poly), a)
+    a_low = a if a < t.tanh_clamp else t.tanh_clamp
+    big = t.one - t.two / (_exp_small_k(a_low + a_low) + t.one)
+    return big if a > t.tanh_small else small
+
+
+def _tanh_magnitude_expm1(a):
+    # float64: e / (e + 2) up to tanh_small, 1 - 2 / (e + 2) above, e = expm1(2a): one
+    # polynomial and one division
+    _always_inline()
+    t = _fmt(a)
+    e = _expm1_core(t.two * (t.tanh_clamp if a > t.tanh_clamp else a))
+    big = a > t.tanh_small
+    return (-t.two if big else e) / (e + t.two) + (t.one if big else t.zero)
+
+
+@overload(_tanh_magnitude, jit_options=dict(NJIT_OPTIONS, cache=False))
+def _tanh_magnitude_typer(a):
+    return {types.float32: _tanh_magnitude_poly_exp, types.float64: _tanh_magnitude_expm1}.get(a)
+
+
+@_jit
+def _tanh_core(x):
+    """tanh with the sign of x: exactly +-1 above tanh_clamp, tanh(-0) = -0."""
+    _always_inline()
+    return _copysign(_tanh_magnitude(abs(x)), x)
+
+
+@_jit
+def _sigmoid_core(x):
+    """1 / (1 + exp(-x)) without overflow: exp(-|x|), then 1/(1+e) or e/(1+e)."""
+    _always_inline()
+    t = _fmt(x)
+    e = _exp_core(-abs(x))
+    return (t.one if x >= t.zero else e) / (t.one + e)
+
+
+@_jit
+def _log1p_core(x):
+    """log1p as log(u) * x / (u - 1) with u = 1 + x (Kahan's trick), x where u = 1."""
+    _always_inline()
+    t = _fmt(x)
+    u = t.one + x
+    r = _log_core(u) * (x / (u - t.one))
+    r = x if u == t.one else r
+    return x if x == t.inf else r
+
+
+@_jit
+def _expm1_signed_zero(x):
+    """expm1 with expm1(-0) = -0."""
+    _always_inline()
+    r = _expm1_core(x)
+    return x if x == _fmt(x).zero else r
+
+
+# ---------------------------------------------------------------------------------------------
+# The public kernels: each converts its argument to its dtype and calls the one definition
+# ---------------------------------------------------------------------------------------------
 
 
 @_jit
 def exp_f32(x):
     """exp for float32: <= 1 ulp, subnormal results and overflow as NumPy."""
     _always_inline()
-    return _exp_f32_core(F32(x))
-
-
-@_jit
-def expm1_f32(x):
-    """expm1 for float32; expm1(-0) = -0."""
-    _always_inline()
-    x = F32(x)
-    r = _expm1_f32_core(x)
-    return x if x == _F32_ZERO else r
-
-
-@_jit
-def log_f32(x):
-    """Natural log for float32; subnormal inputs handled, log(0) = -inf, log(x<0) = nan."""
-    _always_inline()
-    x = F32(x)
-    small = x < _F32_MIN_NORMAL
-    xs = x * _F32_TWO25 if small else x
-    ix = f32_as_i32(xs) + (0x3F800000 - 0x3F3504F3)
-    kf = F32(_sra_i32(ix, 23)) - (F32(152.0) if small else F32(127.0))
-    m = i32_as_f32((ix & 0x007FFFFF) + 0x3F3504F3)  # in [sqrt(1/2), sqrt(2))
-    f = m - _F32_ONE
-    z = f * f
-    p = fmuladd(fmuladd(fmuladd(fmuladd(fmuladd(fmuladd(fmuladd(fmuladd(
-        _LOGF_P0, f, _LOGF_P1), f, _LOGF_P2), f, _LOGF_P3), f, _LOGF_P4), f, _LOGF_P5), f,
-        _LOGF_P6), f, _LOGF_P7), f, _LOGF_P8)
-    y = f * z * p
-    y = fmuladd(kf, _F32_LN2_LO, y)
-    y = fmuladd(z, -_F32_HALF, y)
-    res = f + y
-    res = fmuladd(kf, _F32_LN2_HI, res)
-    res = _F32_NINF if x == _F32_ZERO else res
-    res = x if not (x < _F32_INF) else res           # +inf -> +inf, nan -> nan
-    return _F32_NAN if x < _F32_ZERO else res
-
-
-@_jit
-def _copysign_f32(mag, sign_of):
-    _always_inline()
-    return i32_as_f32(f32_as_i32(mag) | (f32_as_i32(sign_of) & -0x80000000))
-
-
-@_jit
-def tanh_f32(x):
-    """tanh for float32: an odd polynomial for |x| <= 0.625, 1 - 2 / (exp(2|x|) + 1) with
-    the sign of x beyond; exactly +-1 for |x| >= 9.0109, tanh(-0) = -0."""
-    _always_inline()
-    x = F32(x)
-    a = abs(x)
-    z = x * x
-    p = fmuladd(fmuladd(fmuladd(fmuladd(fmuladd(_TANHF_C5, z, _TANHF_C4), z, _TANHF_C3), z,
-                                _TANHF_C2), z, _TANHF_C1), z, _TANHF_C0)
-    small = fmuladd(a * z, p, a)
-    # Beyond 0.625: 1 - 2 / (exp(2a) + 1), where the error of exp is halved and the
-    # subtraction is exact (Sterbenz). a <= 9.5 keeps 2**k normal (written so that it is
-    # one vminps); a NaN takes the other branch.
-    a_low = a if a < F32(9.5) else F32(9.5)
-    a2 = a_low + a_low
-    shifted = fmuladd(a2, _F32_LOG2E, _F32_SHIFT)   # k = round(2a / ln 2) in its low bits
-    kf = shifted - _F32_SHIFT
-    r = fmuladd(kf, -_F32_LN2_HI, a2)
-    r = fmuladd(kf, -_F32_LN2_LO, r)
-    q = fmuladd(fmuladd(fmuladd(fmuladd(_EXPF_Q4, r, _EXPF_Q3), r, _EXPF_Q2), r, _EXPF_Q1), r, _EXPF_Q0)
-    # exp(r) * 2**k by adding k to the exponent field: shifting the bits of ``shifted`` left
-    # by 23 leaves exactly k << 23 (the shift constant's own bits move out).
-    e = i32_as_f32(f32_as_i32(fmuladd(q, r * r, r) + _F32_ONE) + (f32_as_i32(shifted) << 23))
-    big = _F32_ONE - _F32_TWO / (e + _F32_ONE)
-    return _copysign_f32(big if a > F32(0.625) else small, x)
-
-
-@_jit
-def sigmoid_f32(x):
-    """1 / (1 + exp(-x)) for float32, without overflow: exp(-|x|) then 1/(1+e) or e/(1+e)."""
-    _always_inline()
-    x = F32(x)
-    e = _exp_f32_core(-abs(x))
-    return (_F32_ONE if x >= _F32_ZERO else e) / (_F32_ONE + e)
-
-
-@_jit
-def log1p_f32(x):
-    """log1p for float32: log(u) * x / (u - 1) with u = 1 + x (Kahan's trick), x where u = 1."""
-    _always_inline()
-    x = F32(x)
-    u = _F32_ONE + x
-    r = log_f32(u) * (x / (u - _F32_ONE))
-    r = x if u == _F32_ONE else r
-    return x if x == _F32_INF else r
-
-
-# ---------------------------------------------------------------------------------------------
-# float64 kernels
-# ---------------------------------------------------------------------------------------------
-
-
-@_jit
-def _pow2_f64(k):
-    """2**k as a float64 for an integer -1022 <= k <= 1023."""
-    _always_inline()
-    return i64_as_f64((k + 1023) << 52)
-
-
-@_jit
-def _expm1_poly_f64(r):
-    """expm1(r) for |r| <= ln2/2 (Estrin's scheme)."""
-    _always_inline()
-    r2 = r * r
-    r4 = r2 * r2
-    r8 = r4 * r4
-    p01 = fmuladd(_EM1_C1, r, _EM1_C0)
-    p23 = fmuladd(_EM1_C3, r, _EM1_C2)
-    p45 = fmuladd(_EM1_C5, r, _EM1_C4)
-    p67 = fmuladd(_EM1_C7, r, _EM1_C6)
-    p89 = fmuladd(_EM1_C9, r, _EM1_C8)
-    p03 = fmuladd(p23, r2, p01)
-    p47 = fmuladd(p67, r2, p45)
-    p810 = fmuladd(_EM1_C10, r2, p89)
-    p07 = fmuladd(p47, r4, p03)
-    p = fmuladd(p810, r8, p07)
-    return fmuladd(p, r2, r)
-
-
-@_jit
-def _reduce_ln2_f64(x):
-    _always_inline()
-    t = fmuladd(x, _F64_LOG2E, _F64_SHIFT)
-    kf = t - _F64_SHIFT
-    k = f64_as_i64(t) - _F64_SHIFT_BITS
-    r = fmuladd(kf, -_F64_LN2_HI, x)
-    r = fmuladd(kf, -_F64_LN2_LO, r)
-    return k, r
-
-
-if HAS_AVX512:
-    _scale_f64 = _scale_in_one_step
-else:
-    @_jit
-    def _scale_f64(y, k):
-        """y * 2**k for an integer -1075 <= k <= 1024, in two exact-then-rounding steps."""
-        _always_inline()
-        k1 = k >> 1
-        return (y * _pow2_f64(k1)) * _pow2_f64(k - k1)
-
-
-@_jit
-def _exp_f64_core(x):
-    _always_inline()
-    x = F64(710.0) if x > F64(710.0) else x
-    underflow = x < F64(-746.0)                      # exp rounds to +0; see _exp_f32_core
-    x = _F64_ZERO if underflow else x
-    k, r = _reduce_ln2_f64(x)
-    return _F64_ZERO if underflow else _scale_f64(_expm1_poly_f64(r) + _F64_ONE, k)
-
-
-@_jit
-def _expm1_f64_core(x):
-    _always_inline()
-    x = F64(710.0) if x > F64(710.0) else x
-    x = F64(-40.0) if x < F64(-40.0) else x
-    k, r = _reduce_ln2_f64(x)
-    p = _expm1_poly_f64(r)
-    big = k > 511
-    kk = k - 1 if big else k
-    s = _pow2_f64(kk)
-    h = _F64_HALF if big else _F64_ONE
-    res = fmuladd(s, p, s - h)
-    return res * _F64_TWO if big else res
-
-
-@_jit
-def _log_f64_core(x):
-    """log for x > 0 finite (other inputs give garbage, fixed up by the callers)."""
-    _always_inline()
-    small = x < _F64_MIN_NORMAL
-    xs = x * _F64_TWO54 if small else x
-    ix = f64_as_i64(xs) + ((0x3FF00000 - 0x3FE6A09E) << 32)
-    k = (ix >> 52) - 1023
-    k = k - 54 if small else k
-    m = i64_as_f64((ix & 0x000FFFFFFFFFFFFF) + (0x3FE6A09E << 32))
-    f = m - _F64_ONE
-    dk = F64(k)
-    s = f / (_F64_TWO + f)
-    z = s * s
-    w = z * z
-    t1 = w * fmuladd(w, fmuladd(w, _LG6, _LG4), _LG2)
-    t2 = z * fmuladd(w, fmuladd(w, fmuladd(w, _LG7, _LG5), _LG3), _LG1)
-    rr = t2 + t1
-    hfsq = _F64_HALF * f * f
-    return dk * _F64_LN2_HI - ((hfsq - (s * (hfsq + rr) + dk * _F64_LN2_LO)) - f)
+    return _exp_core(F32(x))
 
 
 @_jit
 def exp_f64(x):
     """exp for float64: ~1 ulp, subnormal results and overflow as NumPy."""
     _always_inline()
-    return _exp_f64_core(F64(x))
+    return _exp_core(F64(x))
+
+
+@_jit
+def expm1_f32(x):
+    """expm1 for float32; expm1(-0) = -0."""
+    _always_inline()
+    return _expm1_signed_zero(F32(x))
 
 
 @_jit
 def expm1_f64(x):
     """expm1 for float64; expm1(-0) = -0."""
     _always_inline()
-    x = F64(x)
-    r = _expm1_f64_core(x)
-    return x if x == _F64_ZERO else r
+    return _expm1_signed_zero(F64(x))
+
+
+@_jit
+def log_f32(x):
+    """Natural log for float32; subnormal inputs handled, log(0) = -inf, log(x<0) = nan."""
+    _always_inline()
+    return _log_core(F32(x))
 
 
 @_jit
 def log_f64(x):
     """Natural log for float64; subnormal inputs handled, log(0) = -inf, log(x<0) = nan."""
     _always_inline()
-    x = F64(x)
-    res = _log_f64_core(x)
-    res = _F64_NINF if x == _F64_ZERO else res
-    res = x if not (x < _F64_INF) else res
-    return _F64_NAN if x < _F64_ZERO else res
+    return _log_core(F64(x))
 
 
 @_jit
-def _copysign_f64(mag, sign_of):
+def log1p_f32(x):
+    """log1p for float32 (Kahan's trick on log)."""
     _always_inline()
-    return i64_as_f64(f64_as_i64(mag) | (f64_as_i64(sign_of) & (-0x7FFFFFFFFFFFFFFF - 1)))
+    return _log1p_core(F32(x))
+
+
+@_jit
+def log1p_f64(x):
+    """log1p for float64 (Kahan's trick on log)."""
+    _always_inline()
+    return _log1p_core(F64(x))
+
+
+@_jit
+def tanh_f32(x):
+    """tanh for float32: exactly +-1 for |x| >= 9.0109, tanh(-0) = -0."""
+    _always_inline()
+    return _tanh_core(F32(x))
 
 
 @_jit
 def tanh_f64(x):
-    """tanh for float64 via expm1; exactly +-1 for |x| >= 19.06, tanh(-0) = -0."""
+    """tanh for float64: exactly +-1 for |x| >= 19.06, tanh(-0) = -0."""
     _always_inline()
-    x = F64(x)
-    a = abs(x)
-    a = F64(20.0) if a > F64(20.0) else a
-    e = _expm1_f64_core(a + a)
-    big = a > F64(0.625)
-    t = (-_F64_TWO if big else e) / (e + _F64_TWO) + (_F64_ONE if big else _F64_ZERO)
-    return _copysign_f64(t, x)
+    return _tanh_core(F64(x))
+
+
+@_jit
+def sigmoid_f32(x):
+    """1 / (1 + exp(-x)) for float32, without overflow."""
+    _always_inline()
+    return _sigmoid_core(F32(x))
 
 
 @_jit
 def sigmoid_f64(x):
     """1 / (1 + exp(-x)) for float64, without overflow."""
     _always_inline()
-    x = F64(x)
-    e = _exp_f64_core(-abs(x))
-    return (_F64_ONE if x >= _F64_ZERO else e) / (_F64_ONE + e)
+    return _sigmoid_core(F64(x))
 
 
-@_jit
-def log1p_f64(x):
-    """log1p for float64 (Kahan's trick on log_f64)."""
-    _always_inline()
-    x = F64(x)
-    u = _F64_ONE + x
-    r = log_f64(u) * (x / (u - _F64_ONE))
-    r = x if u == _F64_ONE else r
-    return x if x == _F64_INF else r
+# ---------------------------------------------------------------------------------------------
+# pow: float64 arithmetic for both dtypes
+# ---------------------------------------------------------------------------------------------
 
 
 @_jit
@@ -773,14 +868,15 @@ def _pow_special_f64(x, y, r):
     the sign for a negative base and an odd integer exponent, nan for a negative finite base
     and a non-integer finite exponent, and pow(x, +-0) = pow(1, y) = pow(-1, +-inf) = 1."""
     _always_inline()
+    t = FLOAT64
     fy = floor(y)
     y_int = fy == y                                   # true for +-inf too
-    y_odd = y_int & (floor(y * _F64_HALF) * _F64_TWO != y)
+    y_odd = y_int & (floor(y * t.half) * t.two != y)
     neg = f64_as_i64(x) < 0                           # includes -0.0
     r = -r if (neg & y_odd) else r
-    r = _F64_NAN if ((x < _F64_ZERO) & (x > _F64_NINF) & (fy != y)) else r
-    r = _F64_ONE if ((x == -_F64_ONE) & (abs(y) == _F64_INF)) else r
-    r = _F64_ONE if ((y == _F64_ZERO) | (x == _F64_ONE)) else r
+    r = t.nan if ((x < t.zero) & (x > -t.inf) & (fy != y)) else r
+    r = t.one if ((x == -t.one) & (abs(y) == t.inf)) else r
+    r = t.one if ((y == t.zero) | (x == t.one)) else r
     return r
 
 
@@ -792,10 +888,10 @@ def pow_f64(x, y):
     x = F64(x)
     y = F64(y)
     ax = abs(x)
-    lx = _log_f64_core(ax)
-    lx = _F64_NINF if ax == _F64_ZERO else lx
-    lx = ax if not (ax < _F64_INF) else lx
-    r = _exp_f64_core(y * lx)
+    lx = _log_finite(ax)
+    lx = -FLOAT64.inf if ax == FLOAT64.zero else lx
+    lx = ax if not (ax < FLOAT64.inf) else lx
+    r = _exp_core(y * lx)
     return _pow_special_f64(x, y, r)
 
 
@@ -818,6 +914,9 @@ _TWO_OVER_PI = tuple(F64(float.fromhex(h)) for h in (
     "0x1.45f306dp-1", "0x1.9391054p-30", "0x1.4fe13abp-59", "0x1.d1f534dp-88",
     "0x1.b81b6c5p-117", "0x1.5993c4p-148", "0x1.c820ff2p-175"))
 (_TOP0, _TOP1, _TOP2, _TOP3, _TOP4, _TOP5, _TOP6) = _TWO_OVER_PI
+_F64_ZERO = F64(0.0)
+_F64_ONE = F64(1.0)
+_F64_TWO = F64(2.0)
 _F64_PIO2 = F64(float.fromhex("0x1.921fb54442d18p+0"))
 _F64_EIGHTH = F64(0.125)
 _F64_EIGHT = F64(8.0)
@@ -884,18 +983,25 @@ def _cos_poly(y2):
 
 
 @_jit
+def _sin_quarter_turns(x, turns):
+    """sin(x + turns * pi/2) for a float32 x, turns 0 (pass -0.0) or 1 (cos is sin a quarter
+    turn on), as a float64."""
+    _always_inline()
+    q, y = _reduce_pio2_f32(x)
+    y2 = y * y
+    q = q + turns                                     # 0..4, 4 being 0
+    odd = (q == _F64_ONE) | (q == F64(3.0))
+    r = _cos_poly(y2) if odd else _sin_poly(y, y2)
+    return -r if (q == _F64_TWO) | (q == F64(3.0)) else r
+
+
+@_jit
 def sin_f32(x):
     """sin for float32 over the whole float32 range (exact reduction, float64 kernel)."""
     _always_inline()
     x = F32(x)
-    q, y = _reduce_pio2_f32(x)
-    y2 = y * y
-    s = _sin_poly(y, y2)
-    c = _cos_poly(y2)
-    r = c if q == _F64_ONE else s
-    r = -s if q == _F64_TWO else r
-    r = -c if q == F64(3.0) else r
-    rf = F32(r)
+    # no turn: adding -0 leaves every q as it is, so LLVM drops the addition (+0 would not)
+    rf = F32(_sin_quarter_turns(x, -_F64_ZERO))
     return x if abs(x) < F32(2.44140625e-4) else rf   # |x| < 2**-12: sin x rounds to x
 
 
@@ -903,15 +1009,7 @@ def sin_f32(x):
 def cos_f32(x):
     """cos for float32 over the whole float32 range (exact reduction, float64 kernel)."""
     _always_inline()
-    x = F32(x)
-    q, y = _reduce_pio2_f32(x)
-    y2 = y * y
-    s = _sin_poly(y, y2)
-    c = _cos_poly(y2)
-    r = -s if q == _F64_ONE else c
-    r = -c if q == _F64_TWO else r
-    r = s if q == F64(3.0) else r
-    return F32(r)
+    return F32(_sin_quarter_turns(F32(x), _F64_ONE))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,12 +8,12 @@ import os
 import platform
 import sys
 
-__all__ = ["machine_info", "describe_markdown", "ENV_VARS", "environment_notes"]
+__all__ = ["machine_info", "describe_markdown", "ENV_VARS", "environment_notes", "instruction_set"]
 
 # Environment variables that change what is measured.
 ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
             "NUMBA_NUM_THREADS", "NUMBA_DISABLE_JIT", "TRACEJIT_MODE", "TRACEJIT_CACHE_DIR", "TRACEJIT_LOG",
-            "JAX_PLATFORMS", "JAX_ENABLE_X64", "XLA_FLAGS")
+            "JAX_PLATFORMS", "JAX_ENABLE_X64", "XLA_FLAGS", "NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")
 
 _PACKAGES = ("tracejit", "numpy", "numba", "llvmlite", "scipy", "jax", "jaxlib", "torch", "matplotlib")
 
@@ -27,6 +27,34 @@ def _cpu_model():
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def _cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def instruction_set(flags=None, numba_features=None) -> str | None:
+    """The widest x86 vector instruction set of the CPU ("AVX-512", "AVX2 + FMA", "AVX",
+    "SSE4.2"), from the CPU's flags; ``NUMBA_CPU_FEATURES`` (Numba's target when set) takes
+    precedence, since it decides which instructions the compiled code uses. None elsewhere."""
+    if numba_features is None:
+        numba_features = os.environ.get("NUMBA_CPU_FEATURES")
+    if numba_features:
+        flags = {f[1:].replace(".", "_") for f in numba_features.split(",") if f.startswith("+")}
+    elif flags is None:
+        flags = _cpu_flags()
+    for name, needs in (("AVX-512", ("avx512f",)), ("AVX2 + FMA", ("avx2", "fma")), ("AVX", ("avx",)),
+                        ("SSE4.2", ("sse4_2",))):
+        if all(n in flags for n in needs):
+            return name
+    return None
 
 
 def _memory_gib():
@@ -87,6 +115,7 @@ def machine_info() -> dict:
     return {
         "date": now.strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": _cpu_model(),
+        "instruction_set": instruction_set(),
         "cores": os.cpu_count(),
         "usable_cores": usable,
         "memory_gib": _memory_gib(),
@@ -127,6 +156,7 @@ def environment_notes(info) -> list:
 def describe_markdown(info) -> list:
     v = info.get("versions", {})
     rows = [("date", info.get("date")), ("CPU", info.get("cpu")),
+            ("instruction set", info.get("instruction_set")),
             ("cores", f"{info.get('cores')} ({info.get('usable_cores')} usable)"),
             ("memory", f"{info.get('memory_gib')} GiB" if info.get("memory_gib") else None),
             ("OS", info.get("os")), ("Python", info.get("python"))]
