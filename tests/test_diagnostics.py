@@ -49,7 +49,7 @@ def test_compile_topic_says_when_a_program_was_loaded_from_disk(logging_on, caps
     from tracejit.backend import compiler
     f = tj.trace(lambda x: np.sinh(x) * 2.5 - 1)
     f(np.ones(7))
-    monkeypatch.setattr(compiler, "_cache", {})  # as in a new process: only the disk cache has it
+    monkeypatch.setattr(compiler, "_cache", compiler._ProgramCache())  # as in a new process: only the disk cache has it
     logging_on("compile")
     g = tj.trace(lambda x: np.sinh(x) * 2.5 - 1)
     g(np.ones(7))
