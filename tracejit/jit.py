@@ -222,7 +222,7 @@ def _aliases(leaves, entry, fname):
     arrays would not. Partial overlaps (``x[1:]`` and ``x[:-1]``) and an argument that is also
     an array the function reads from a global or closure are refused: no program traced from
     the function's names alone could give NumPy's result for them."""
-    arrays = [(k, a) for k, a in enumerate(leaves) if type(a) is np.ndarray or isinstance(a, np.ndarray)]
+    arrays = [(k, a) for k, a in enumerate(leaves) if isinstance(a, np.ndarray)]
     if len(arrays) + len(entry.program.captured) < 2:
         return None
     firsts = None
