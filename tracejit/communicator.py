@@ -27,6 +27,7 @@ import numpy as np
 __all__ = ["world", "rank", "size", "launched_by_mpi", "all_sum_in_place", "broadcast_in_place",
            "CollectiveStats", "stats"]
 
+_ABORT_GRACE_SECONDS = 0.5
 _LAUNCHER_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS")
 
 _world = None          # the mpi4py communicator, once initialised
@@ -95,14 +96,21 @@ def size() -> int:
 
 
 def _abort_on_uncaught_exceptions(comm):
-    previous = sys.excepthook
+    import traceback
 
     def hook(kind, value, tb):
-        sys.stderr.write(f"tracejit.distributed: rank {comm.Get_rank()} of {comm.Get_size()} failed; "
-                         "aborting every rank\n")
-        previous(kind, value, tb)
-        sys.stderr.flush()
+        report = (f"tracejit.distributed: rank {comm.Get_rank()} of {comm.Get_size()} failed; "
+                  "aborting every rank\n" + "".join(traceback.format_exception(kind, value, tb)))
         sys.stdout.flush()
+        # One write to the descriptor, then a pause: the launcher forwards each process's
+        # output on its own schedule, and MPI_Abort kills the forwarding with the processes,
+        # so a traceback written in pieces just before the abort was seen cut off.
+        try:
+            os.write(sys.stderr.fileno(), report.encode("utf-8", "replace"))
+        except (OSError, ValueError, AttributeError):
+            sys.__stderr__.write(report)
+            sys.__stderr__.flush()
+        time.sleep(_ABORT_GRACE_SECONDS)
         comm.Abort(1)
 
     sys.excepthook = hook
