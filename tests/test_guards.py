@@ -147,3 +147,117 @@ def test_rebinding_a_helpers_global_array_retraces_on_the_fast_path():
         WEIGHTS = saved
     assert f.stats["retraces"] == ["global 'WEIGHTS' was rebound to a different array"]
     assert f.stats["traces"] == 2
+
+
+# Arrays that NumPy consumes while the function is traced (no traced value involved) leave only
+# their results in the program; changing them must retrace, not run the old numbers.
+TABLE = np.array([1.0, 2.0, 3.0])
+PENALTY = np.array([0.5])
+
+
+def _scaled_table():
+    return TABLE * 2.0  # computed by NumPy while tracing
+
+
+@pytest.fixture
+def restore_arrays():
+    saved = TABLE.copy(), PENALTY.copy()
+    yield
+    TABLE[:], PENALTY[:] = saved
+
+
+@pytest.mark.parametrize("change", ["in place", "rebound"])
+def test_an_array_numpy_computed_with_while_tracing_retraces_when_it_changes(traced_mode, restore_arrays, change):
+    global TABLE
+    f = tj.trace(lambda x: x + _scaled_table() + float(PENALTY[0]))
+    saved = TABLE
+    try:
+        for _ in range(3):
+            np.testing.assert_array_equal(run(f, traced_mode, X), X + TABLE * 2.0 + 0.5)
+        if change == "in place":
+            TABLE += 10
+        else:
+            TABLE = TABLE + 10
+        np.testing.assert_array_equal(run(f, traced_mode, X), X + TABLE * 2.0 + 0.5)
+        PENALTY[0] = -1.5  # an element read as a Python float
+        np.testing.assert_array_equal(run(f, traced_mode, X), X + TABLE * 2.0 - 1.5)
+        np.testing.assert_array_equal(run(f, traced_mode, X), X + TABLE * 2.0 - 1.5)
+    finally:
+        TABLE = saved
+    reason = "changed in place, and tracing had used its values" if change == "in place" else "was rebound"
+    assert f.stats["retraces"][0].startswith(f"global 'TABLE' {reason}")
+    assert f.stats["retraces"][1] == "global 'PENALTY' changed in place, and tracing had used its values"
+    assert f.stats["traces"] == 3
+
+
+def test_an_array_used_with_traced_values_and_by_numpy_is_right_after_a_change(restore_arrays):
+    # TABLE is captured by reference (x * TABLE) and also summed by NumPy while tracing
+    f = tj.trace(lambda x: x * TABLE + (TABLE ** 2).sum())
+    for _ in range(2):
+        np.testing.assert_array_equal(run(f, "compiled", X), X * TABLE + (TABLE ** 2).sum())
+    TABLE[1] = -4.0
+    np.testing.assert_array_equal(run(f, "compiled", X), X * TABLE + (TABLE ** 2).sum())
+    assert f.stats["traces"] == 2
+
+
+def test_a_closure_array_computed_with_while_tracing_retraces_when_it_changes(traced_mode):
+    mean = np.array([1.0, 2.0, 3.0])
+
+    def normalise(x):
+        return x - mean.mean()
+
+    f = tj.trace(normalise)
+    np.testing.assert_array_equal(run(f, traced_mode, X), X - 2.0)
+    mean[:] = 0
+    np.testing.assert_array_equal(run(f, traced_mode, X), X)
+    assert f.stats["retraces"] == ["closure variable 'mean' changed in place, and tracing had used its values"]
+
+
+def test_an_array_used_only_with_traced_values_changes_without_a_retrace(restore_arrays):
+    f = tj.trace(lambda x: x * TABLE.T[::-1] + TABLE.shape[0])  # views of TABLE, and its shape
+    for _ in range(3):
+        np.testing.assert_array_equal(run(f, "compiled", X), X * TABLE[::-1] + 3)
+    TABLE[:] = [4.0, 5.0, 6.0]
+    np.testing.assert_array_equal(run(f, "compiled", X), X * TABLE[::-1] + 3)
+    assert f.stats["traces"] == 1
+
+
+def test_the_gradient_sees_a_changed_global_array(restore_arrays):
+    f = tj.trace(tj.grad(lambda w: (w * _scaled_table()).sum()))
+    w = np.ones(3)
+    np.testing.assert_array_equal(run(f, "compiled", w), TABLE * 2.0)
+    TABLE[0] = 7.0
+    np.testing.assert_array_equal(run(f, "compiled", w), TABLE * 2.0)
+
+
+COUNTER = 0
+
+
+def test_globals_assigned_while_tracing_reach_the_module():
+    global COUNTER
+
+    def counted(x):
+        global COUNTER
+        COUNTER += 1
+        return x * TABLE.sum()
+
+    COUNTER = 0
+    f = tj.trace(counted)
+    run(f, "compiled", X)
+    assert COUNTER == 1  # traced once: the body ran once, and its assignment stands
+    run(f, "compiled", X)
+    assert COUNTER == 1
+
+
+def test_retrace_log_explains_a_changed_array(restore_arrays, capsys):
+    f = tj.trace(lambda x: x + _scaled_table())
+    run(f, "compiled", X)
+    tj.set_log("retrace")
+    try:
+        TABLE[0] = 0.0
+        run(f, "compiled", X)
+    finally:
+        tj.set_log("")
+    err = capsys.readouterr().err
+    assert "global 'TABLE' changed in place, and tracing had used its values" in err
+    assert "pass the array as an argument" in err

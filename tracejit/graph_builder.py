@@ -21,6 +21,7 @@ import numpy as np
 from .core import Aval, Const, Eqn, Graph, Var
 from .errors import user_frame
 from .numpy import _Literal
+from .outside import Watched, plain
 from .primitives import Trace, Tracer, abstract_eval_list, new_trace
 from .tracer import _TracerArrayMethods
 
@@ -62,6 +63,8 @@ class GraphTrace(Trace):
             return GraphTracer(self, Const(np.asarray(value).view(np.ndarray)))
         if isinstance(value, (bool, int, float, complex)):
             return GraphTracer(self, Const(np.asarray(value), Aval((), np.asarray(value).dtype, weak=True)))
+        if isinstance(value, Watched):  # a global or closure array, watched while tracing
+            value = plain(value)
         if isinstance(value, (np.ndarray, Tracer)):
             key = id(value)
             if key not in self.captured:

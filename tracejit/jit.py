@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 from numpy import empty as _empty, ndarray as _ndarray  # read on every call: globals are faster than np.*
 
-from . import pytree
+from . import outside, pytree
 from .check import check_enabled_by_env, run_checked
 from .log import enabled as log_enabled, log
 from .core import Aval
@@ -289,79 +289,90 @@ def _same_value(a, b) -> bool:
     return bool(a == b)
 
 
-def _read_names(code):
-    """Global names the code and its nested functions (lambdas, comprehensions) may read."""
-    names = list(code.co_names)
-    for const in code.co_consts:
-        if inspect.iscode(const):
-            names += _read_names(const)
-    return names
-
-
-_HELPER_DEPTH = 2  # how far calls to the user's own Python functions are followed for guards
-
-
-def _bindings(fn, captured, depth=0, seen=None) -> tuple:
+def _bindings(fn, captured, baked=None, depth=0, seen=None) -> tuple:
     """The global names and closure variables the function read while it was traced, each with
-    what it held then: the arrays it captured, and the Python values it baked in (see
-    ``_guardable``). The user's own Python functions it calls through globals and closures are
-    followed ``_HELPER_DEPTH`` levels deep.
+    what it held then and how a later call checks it (``_rebound``): ``"identity"`` for an array
+    (captured by reference, so in-place changes are seen, or read only for its shape),
+    ``"value"`` for a Python value baked in (see ``_guardable``), and the array's bytes
+    for an array whose values tracing consumed (``baked``, from ``outside.Watch``). The user's
+    own Python functions it calls through globals and closures are followed
+    ``outside.HELPER_DEPTH`` levels deep.
 
-    Captured arrays are inputs by reference: in-place changes are seen. Rebinding the name to a
-    new array (``W = W - lr * g`` at module level), or a flag, number or string to a new value
-    (``DEBUG = False``), is caught by checking these on each call (``_rebound``).
+    Rebinding a name to a new array (``W = W - lr * g`` at module level), a flag, number or
+    string to a new value (``DEBUG = False``), or changing a baked array in place retraces.
     """
     fn = fn.fn if isinstance(fn, Traced) else fn  # a tj.trace object called from the traced function
+    fn = getattr(fn, "__func__", fn)  # a bound method
     code = getattr(fn, "__code__", None)
     seen = set() if seen is None else seen
+    baked = baked or {}
     if code is None or id(code) in seen:
         return ()
     seen.add(id(code))
-    wanted = {id(v) for v in captured if isinstance(v, np.ndarray)}
     found, helpers = [], []
 
     def consider(kind, name, where, value):
-        if id(value) in wanted:
-            found.append((kind, name, where, value, False))
+        if isinstance(value, np.ndarray) and type(value) is np.ndarray and value.dtype != object:
+            how = _contents(value) if id(value) in baked else "identity"
+            found.append((kind, name, where, value, how))
         elif _guardable(value):
-            found.append((kind, name, where, value, True))
-        elif inspect.isfunction(value) or isinstance(value, Traced):
+            found.append((kind, name, where, value, "value"))
+        elif inspect.isfunction(value) or inspect.ismethod(value) or isinstance(value, Traced):
             helpers.append(value.fn if isinstance(value, Traced) else value)
 
+    # A library's function (tj.grad's wrapper) is transparent, as in outside.Watch: its globals
+    # are not the user's, and the functions in its closure count as the level it is at.
+    library = outside.is_library(fn)
     namespace = getattr(fn, "__globals__", {})
-    for name in dict.fromkeys(_read_names(code)):
+    for name in () if library else dict.fromkeys(outside.read_names(code)):
         value = namespace.get(name, _MISSING)
         if value is not _MISSING:
             consider("global", name, namespace, value)
+    n_global_helpers = len(helpers)
     for name, cell in zip(code.co_freevars, getattr(fn, "__closure__", None) or ()):
         try:
             value = cell.cell_contents
         except ValueError:  # an empty cell
             continue
         consider("closure variable", name, cell, value)
-    if depth < _HELPER_DEPTH:
-        for helper in helpers:
-            module = getattr(helper, "__module__", None) or ""
-            if module.split(".")[0] not in ("tracejit", "numpy", "scipy", "numba"):
-                found.extend(_bindings(helper, captured, depth + 1, seen))
+    for k, helper in enumerate(helpers):
+        level = depth if library and k >= n_global_helpers else depth + 1
+        if level <= outside.HELPER_DEPTH and (library or not outside.is_library(helper)):
+            found.extend(_bindings(helper, captured, baked, level, seen))
     return tuple(found)
+
+
+def _contents(array) -> bytes:
+    """The bytes of ``array``, to compare later calls with (``_same_contents``)."""
+    return np.ascontiguousarray(array).tobytes()
+
+
+def _same_contents(array, contents: bytes) -> bool:
+    return memoryview(np.ascontiguousarray(array).reshape(-1)).cast("B") == contents
+
+
+def _checks_contents(bindings) -> bool:
+    """Whether some binding is a baked array, whose bytes only the full call path compares."""
+    return any(type(how) is bytes for *_, how in bindings)
 
 
 def _rebound(bindings) -> str | None:
     """Why a global or closure variable read by tracing no longer holds what it held then
-    (another array, another Python value), or None."""
-    for kind, name, where, value, by_value in bindings:
+    (another array, another Python value, other contents of a baked array), or None."""
+    for kind, name, where, value, how in bindings:
         try:
             current = where.get(name, _MISSING) if kind == "global" else where.cell_contents
         except ValueError:
             current = _MISSING
-        if by_value:
+        if how == "value":
             if current is _MISSING or not _same_value(current, value):
                 now = "deleted" if current is _MISSING else repr(current)
                 return f"{kind} {name!r} changed: {value!r} -> {now}"
         elif current is not value:
             now = "a different array" if isinstance(current, np.ndarray) else f"a {type(current).__name__}"
             return f"{kind} {name!r} was rebound to {now}"
+        elif type(how) is bytes and not _same_contents(current, how):
+            return f"{kind} {name!r} changed in place, and tracing had used its values"
     return None
 
 
@@ -388,6 +399,10 @@ def _retrace_advice(reason: str) -> str:
     """The fix that usually applies to a retrace with this reason (for the retrace log)."""
     if reason.startswith("static argument"):
         return "each value of a static argument compiles anew: pass values that change as arrays or numbers"
+    if reason.endswith("tracing had used its values"):
+        return ("NumPy computed with this array while the function was traced (with no traced value involved), so "
+                "its values were part of the program; pass the array as an argument, or compute with it from "
+                "traced values, to avoid retracing when it changes")
     if " changed: " in reason and reason.startswith(("global", "closure variable")):
         return ("a Python value the function read from outside was baked into the traced program; "
                 "pass values that change between calls as arguments")
@@ -552,7 +567,7 @@ class Traced:
         if self.check:
             return run_checked(self, self.fn, args, kwargs, lambda: self._run(entry, leaves, mode))
         result = self._run(entry, leaves, mode)
-        if mode == "compiled" and not kwargs and not key[2]:
+        if mode == "compiled" and not kwargs and not key[2] and not _checks_contents(entry.bindings):
             if entry.bindings:
                 self._guard_fast(entry.bindings)
             self._remember_fast(entry, args, leaves)
@@ -764,7 +779,11 @@ class Traced:
             return out_leaves, out_tree
 
         rng_before = _global_random_state()
-        program = make_graph(self.fn, in_avals, unflatten_args, flatten_out, names)
+        watch = outside.Watch()
+        try:
+            program = make_graph(watch.function(self.fn), in_avals, unflatten_args, flatten_out, names)
+        finally:
+            watch.finish()
         self.stats["traces"] += 1
         if _global_random_state() != rng_before:
             warnings.warn(
@@ -777,7 +796,7 @@ class Traced:
         if log_enabled("graph"):
             log("graph", f"{self.__name__} as traced ({len(raw.eqns)} equations):\n{raw}")
             log("graph", f"{self.__name__} after passes ({len(program.graph.eqns)} equations):\n{program.graph}")
-        return _Entry(program, raw, sigs, _bindings(self.fn, program.captured), names)
+        return _Entry(program, raw, sigs, _bindings(self.fn, program.captured, watch.baked()), names)
 
     def _merge_statics(self, dyn_args, dyn_kwargs, statics):
         args = list(dyn_args)
