@@ -233,12 +233,15 @@ def other_byte_order(args):
 
 
 def check_again(traced, args, compare, where):
-    """A later call of a compiled function with the same arguments (the fast path)."""
-    try:
-        got = run(traced, "compiled", *args())
-    except Exception as e:  # noqa: BLE001
-        raise Mismatch(None, f"{where}, again: raised {raised(e)}") from None
-    compare(got, f"{where}, again")
+    """Later calls of a compiled function: the same arguments (the fast path), then the
+    same numbers in the other byte order, twice."""
+    for again, call_args in (("again", args()), ("other byte order", other_byte_order(args())),
+                             ("other byte order, again", other_byte_order(args()))):
+        try:
+            got = run(traced, "compiled", *call_args)
+        except Exception as e:  # noqa: BLE001
+            raise Mismatch(None, f"{where}, {again}: raised {raised(e)}") from None
+        compare(got, f"{where}, {again}")
 
 
 def check_forward(group, modes_and_configs):

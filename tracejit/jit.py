@@ -43,9 +43,11 @@ def _leaf_signature(leaf):
     """The part of the cache key one leaf contributes, or None if the leaf cannot be traced."""
     t = type(leaf)
     if t is np.ndarray:
-        if leaf.dtype.hasobject or leaf.dtype.kind in "SUVMm":
+        dtype = leaf.dtype
+        if dtype.hasobject or dtype.kind in "SUVMm":
             return None
-        return (leaf.shape, leaf.dtype)
+        # the program computes in native byte order whatever the caller's (see _as_runtime_array)
+        return (leaf.shape, dtype if dtype.isnative else dtype.newbyteorder("="))
     sig = _SCALAR_SIGS.get(t)
     if sig is not None:
         return sig
@@ -55,9 +57,10 @@ def _leaf_signature(leaf):
         return None
     if leaf.dtype.hasobject or leaf.dtype.kind in "SUVMm":
         return None
+    dtype = leaf.dtype if leaf.dtype.isnative else leaf.dtype.newbyteorder("=")
     if t is not np.ndarray:  # a NumPy scalar: what NumPy returns for it can differ from a 0-d array's
-        return (leaf.shape, leaf.dtype, "scalar")
-    return (leaf.shape, leaf.dtype)
+        return (leaf.shape, dtype, "scalar")
+    return (leaf.shape, dtype)
 
 
 def _leaf_aval(sig) -> Aval:
