@@ -7,7 +7,8 @@ Calls ``f(x) = tanh(x) * 2 + sum(x)`` once (the baseline: imports, Numba's start
 then with ``--shapes`` new shapes, each a new trace and a new compiled program, and prints the
 process's resident memory (RSS, from /proc) before the retraces, every 100 retraces, after
 ``del f`` and after ``backend.clear_cache()``; ``TRACEJIT_CACHE_SIZE`` (default 64) bounds the
-programs tracejit keeps. ``--tracemalloc`` also prints the memory Python's allocator holds
+programs tracejit keeps, and ``TRACEJIT_COMPILE_LIMIT`` (default 8) the programs one function
+compiles (later shapes are interpreted). ``--tracemalloc`` also prints the memory Python's allocator holds
 (traced programs, sources, modules, Numba's Python objects): what tracejit can release, as
 opposed to the machine code Numba's LLVM engine keeps for every program it compiles. Linux only.
 """

@@ -388,3 +388,28 @@ def test_retraced_programs_are_bounded_and_released(monkeypatch):
     assert [r() for r in dispatchers] == [None] * len(dispatchers)
     assert not set(modules) & set(sys.modules)
     assert not filenames & set(linecache.cache)
+
+
+def test_a_function_compiles_at_most_its_limit_then_interprets_new_signatures(monkeypatch):
+    # Numba keeps every compiled program's machine code until the process ends: a function
+    # called with ever new shapes grew the process by about 1 MiB per shape without bound.
+    monkeypatch.setenv("TRACEJIT_COMPILE_LIMIT", "3")
+    f = tj.trace(lambda x: np.tanh(x) * 2 + x.sum())
+    shapes = range(1, 7)
+    with pytest.warns(RuntimeWarning, match="has compiled 3 programs.*TRACEJIT_COMPILE_LIMIT"):
+        for n in shapes:
+            x = np.linspace(-1, 1, n)
+            np.testing.assert_allclose(run(f, "compiled", x), np.tanh(x) * 2 + x.sum(), rtol=1e-13)
+    assert f.stats["compiled_programs"] == 3 and f.stats["interpreted_calls"] == 3
+    np.testing.assert_allclose(run(f, "compiled", np.ones(2)), np.tanh(1.0) * 2 + 2, rtol=1e-13)  # compiled before
+    np.testing.assert_allclose(run(f, "compiled", np.ones(6)), np.tanh(1.0) * 2 + 6, rtol=1e-13)
+    assert f.stats["interpreted_calls"] == 4
+    assert [e.compiled is not None for e in f._cache.values()] == [True] * 3 + [False] * 3
+
+
+def test_the_compile_limit_must_be_a_whole_number(monkeypatch):
+    monkeypatch.setenv("TRACEJIT_COMPILE_LIMIT", "many")
+    with pytest.raises(ValueError, match="TRACEJIT_COMPILE_LIMIT .* got 'many'"):
+        run(tj.trace(lambda x: x + 1), "compiled", np.ones(2))
+    monkeypatch.setenv("TRACEJIT_COMPILE_LIMIT", "0")  # no limit
+    assert tj.jit.compile_limit() == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import operator
+import os
 import threading
 import time
 import warnings
@@ -29,9 +30,26 @@ from .modes import check_mode, get_mode
 from .primitives import Tracer, trace_stack
 from .transforms import DEFAULT_PASSES, run_passes
 
-__all__ = ["trace", "Traced", "RETRACE_WARNING_THRESHOLD"]
+__all__ = ["trace", "Traced", "RETRACE_WARNING_THRESHOLD", "compile_limit"]
 
 RETRACE_WARNING_THRESHOLD = 8
+DEFAULT_COMPILE_LIMIT = 8
+
+
+def compile_limit() -> int:
+    """How many programs one traced function compiles (one per signature) before later new
+    signatures run in the NumPy interpreter instead: ``$TRACEJIT_COMPILE_LIMIT``, default 8, 0
+    for no limit. Numba keeps the machine code of every program it compiles until the process
+    ends (about 1 MiB each), so a function called with ever new shapes would grow the process
+    without bound; ``torch.compile`` bounds recompiles the same way (its cache size limit, 8)."""
+    value = os.environ.get("TRACEJIT_COMPILE_LIMIT", "")
+    try:
+        limit = int(value) if value else DEFAULT_COMPILE_LIMIT
+    except ValueError:
+        limit = -1
+    if limit < 0:
+        raise ValueError(f"TRACEJIT_COMPILE_LIMIT must be a whole number of programs (0: no limit), got {value!r}")
+    return limit
 
 # Python scalars are traced as 0-d "weak" values of their kind's default dtype (NEP 50).
 _SCALAR_DTYPES = {bool: np.dtype(np.bool_), int: np.dtype(np.int64), float: np.dtype(np.float64),
@@ -468,8 +486,9 @@ class Traced:
         self._last_key = None
         self._lock = threading.RLock()
         self._warned = False
+        self._warned_compile_limit = False
         self.stats = {"traces": 0, "cache_hits": 0, "retraces": [], "compile_seconds": 0.0, "kernels": 0,
-                      "fused_ops": 0, "temp_bytes": 0}
+                      "fused_ops": 0, "temp_bytes": 0, "compiled_programs": 0, "interpreted_calls": 0}
 
     def __repr__(self):
         return f"<tj.trace of {getattr(self.fn, '__qualname__', self.fn)}>"
@@ -812,7 +831,13 @@ class Traced:
         return tuple(args), kwargs
 
     def _make_runner(self, entry, mode):
-        if mode == "graph":
+        if mode == "compiled" and self._over_compile_limit():
+            interpreted = functools.partial(interpret, entry.program.graph)
+
+            def runner(arrays):
+                self.stats["interpreted_calls"] += 1
+                return interpreted(arrays)
+        elif mode == "graph":
             graph = entry.program.graph
             runner = functools.partial(interpret, graph)
         else:
@@ -823,9 +848,26 @@ class Traced:
             self.stats["kernels"] = entry.compiled.kernels
             self.stats["fused_ops"] = entry.compiled.fused_ops
             self.stats["temp_bytes"] = entry.compiled.temp_bytes
+            self.stats["compiled_programs"] += 1
             runner = entry.compiled
         entry.runners[mode] = runner
         return runner
+
+    def _over_compile_limit(self) -> bool:
+        limit = compile_limit()
+        if not limit or self.stats["compiled_programs"] < limit:
+            return False
+        if not self._warned_compile_limit:
+            self._warned_compile_limit = True
+            last = self.stats["retraces"][-1] if self.stats["retraces"] else "a new signature"
+            warnings.warn(
+                f"tj.trace: {self.__name__} has compiled {limit} programs, one per signature (the last retrace "
+                f"because {last}). New signatures run in the NumPy interpreter from now on (the same results, "
+                "more slowly), since every compiled program's machine code stays in memory until the process "
+                "ends. Keep shapes fixed (pad or bucket them, drop the last partial batch), or set "
+                "TRACEJIT_COMPILE_LIMIT (0: no limit).", RuntimeWarning, stacklevel=5)
+            log("compile", f"{self.__name__}: compile limit of {limit} programs reached; new signatures are interpreted")
+        return True
 
     # ------------------------------------------------------------------------- messages
     def _leaf_names(self, leaves, args=None, kwargs=None):
