@@ -284,6 +284,17 @@ def test_scalar_only_computation_returns_numpy_scalars(mode):
     assert float(out[0]) == 1.5 and float(out[1]) == 4.5
 
 
+def test_python_numbers_returned_stay_python_numbers(mode):
+    f = tj.trace(lambda x: (x + 1, 2.0, 3, True, 1j, {"lr": 0.5}))
+    for _ in range(3):  # the compiled fast path too
+        out = run(f, mode, np.ones(2))
+        assert [type(v) for v in out[1:5]] == [float, int, bool, complex] and type(out[5]["lr"]) is float
+        assert out[1:] == (2.0, 3, True, 1j, {"lr": 0.5})
+    g = tj.trace(lambda x: 2.5)
+    for _ in range(3):
+        assert type(run(g, mode, np.ones(2))) is float
+
+
 def test_scalar_inputs_print_as_weak_in_the_graph():
     f = tj.trace(lambda x, s: x * s)
     text = str(f.graph(X3_32, 0.5))

@@ -102,6 +102,8 @@ class TracedProgram:
     # (leaf position, dtype): a Python int argument combined with values of that integer dtype,
     # which NumPy 2 refuses (OverflowError) when the dtype cannot hold it; calls check them
     int_ranges: tuple = ()
+    # positions of results that the function returned as Python numbers (constants of the trace)
+    python_outputs: frozenset = frozenset()
 
 
 def make_graph(fn, in_avals, unflatten_args, flatten_out, input_names=None) -> TracedProgram:
@@ -117,6 +119,7 @@ def make_graph(fn, in_avals, unflatten_args, flatten_out, input_names=None) -> T
         result = fn(*args, **kwargs)
         out_leaves, out_tree = flatten_out(result)
         ndarray_outputs = frozenset(i for i, leaf in enumerate(out_leaves) if _is_0d_ndarray(leaf))
+        python_outputs = frozenset(i for i, leaf in enumerate(out_leaves) if type(leaf) in (bool, int, float, complex))
         out_atoms = [trace.full_raise(leaf).atom for leaf in out_leaves]
         mutated = [i for i, (t, v) in enumerate(zip(in_tracers, in_vars)) if t.atom is not v]
         out_atoms += [in_tracers[i].atom for i in mutated]
@@ -130,7 +133,7 @@ def make_graph(fn, in_avals, unflatten_args, flatten_out, input_names=None) -> T
     int_ranges = tuple(sorted({(positions[id(atom)], dtype) for atom, dtype in trace.int_ranges
                                if id(atom) in positions}, key=lambda r: (r[0], r[1].str)))
     return TracedProgram(graph, out_tree, len(out_leaves), [value for value, _ in captured], mutated,
-                         ndarray_outputs, int_ranges)
+                         ndarray_outputs, int_ranges, python_outputs)
 
 
 def _is_0d_ndarray(leaf) -> bool:

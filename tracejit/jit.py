@@ -104,9 +104,11 @@ def _describe_change(old, new) -> str:
 
 
 def _results(program, outs):
-    """The flat results: 0-d values as NumPy scalars, except those NumPy returns as 0-d arrays."""
-    arrays = program.ndarray_outputs
-    return [o[()] if o.ndim == 0 and i not in arrays else o for i, o in enumerate(outs[:program.n_results])]
+    """The flat results: 0-d values as NumPy scalars, except those NumPy returns as 0-d arrays
+    and the Python numbers the function returned."""
+    arrays, python = program.ndarray_outputs, program.python_outputs
+    return [o.item() if i in python else o[()] if o.ndim == 0 and i not in arrays else o
+            for i, o in enumerate(outs[:program.n_results])]
 
 
 def _label(name: str) -> str:
@@ -640,6 +642,9 @@ class Traced:
 
             def finish(outs):
                 return rebuild(_results(program, outs))
+        elif program.python_outputs:
+            def finish(outs):
+                return outs[0].item()  # the Python number the function returned
         elif program.graph.outputs[0].aval.shape == () and 0 not in program.ndarray_outputs:
             def finish(outs):
                 return outs[0][()]  # a 0-d result is a NumPy scalar, as NumPy gives it
