@@ -1406,6 +1406,30 @@ def make_int_limit_case(seed: int) -> CallCase:
     return CallCase(seed, source, _function(source, seed), lambda: (values.copy(), s), f"a: {dtype}, s = {s}")
 
 
+# Terms of f(x) over the globals G0 (2, 3) and G1 (3,): some meet x (the array is captured by
+# reference), some are computed by NumPy alone while tracing (their values become constants of
+# the program), some both; _square is a helper reading G1 itself.
+_OUTSIDE_TERMS = ["x * G0", "x + G0.sum()", "x * np.tanh(G1)", "x - G1[1:].mean()", "x * float(G0[0, 1])",
+                  "x + G0.T.T", "x * (G1 * 2.0)", "np.maximum(x, G0[:, ::-1])", "x @ np.diag(G1)",
+                  "x + G0.copy()", "x + _square()", "x * G1 + (G1 ** 2).sum()", "x + G0[1]"]
+_OUTSIDE_CHANGES = ["G0 += 1.5", "G1[0] = -2.0", "G0 = G0 * 2.0", "G1 = G1[::-1].copy()", "G0[1, 2] = 0.25",
+                    "pass"]
+
+
+def make_outside_case(seed: int):
+    """``(source, namespace, changes)``: ``namespace['f'](x)`` reads the global arrays G0 and G1
+    of ``namespace``; each change (a statement run in that namespace between calls) changes
+    them in place or rebinds them, and every later call must see the new values."""
+    rng = np.random.default_rng(seed)
+    terms = rng.choice(_OUTSIDE_TERMS, int(rng.integers(2, 4)), replace=False)
+    source = ("def _square():\n    return G1 * G1\n\n\ndef f(x):\n    return "
+              + " + ".join(f"({t})" for t in terms) + "\n")
+    namespace = dict(NAMESPACE, G0=np.round(rng.uniform(-1, 1, (2, 3)), 2), G1=np.round(rng.uniform(-1, 1, 3), 2))
+    exec(compile(source, f"<fuzz outside case {seed}>", "exec"), namespace)  # noqa: S102 - the text above
+    changes = list(rng.choice(_OUTSIDE_CHANGES, 3))
+    return source, namespace, changes
+
+
 if __name__ == "__main__":
     import argparse
 

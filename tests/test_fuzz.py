@@ -440,8 +440,30 @@ def test_python_int_arguments_at_the_limits_of_their_dtype(seed):
 
 
 def test_call_cases_long(long_seed):
+    outside_case(long_seed)
     call_case(fuzzing.make_alias_case(long_seed))
     call_case(fuzzing.make_int_limit_case(long_seed), byte_orders=True)
+
+
+def outside_case(seed):
+    """A function reading global arrays, called in graph and compiled mode (twice, for the fast
+    path) after each change of those arrays: always NumPy's result with the current arrays."""
+    source, namespace, changes = fuzzing.make_outside_case(seed)
+    x = np.linspace(-1.0, 1.0, 6).reshape(2, 3)
+    traced = tj.trace(namespace["f"])
+    for step, change in enumerate(["pass", *changes]):
+        exec(change, namespace)  # noqa: S102 - one of fuzzing._OUTSIDE_CHANGES
+        want = namespace["f"](x)
+        for mode in ("graph", "compiled", "compiled"):
+            got = run(traced, mode, x)
+            if not np.allclose(got, want, rtol=1e-12, atol=0):
+                pytest.fail(f"outside fuzz case {seed}, after {change!r} (change {step}), {mode} mode: {got} but "
+                            f"NumPy gives {want}\n{source}", pytrace=False)
+
+
+@pytest.mark.parametrize("seed", range(CI_CALL_CASES))
+def test_global_arrays_changed_between_calls(seed):
+    outside_case(seed)
 
 
 # ----------------------------------------------------------------------------- the tests
