@@ -594,3 +594,20 @@ def test_regression_fusion_without_dce_leaves_dead_code_unfused():
     tj.verify(traced.graph(x))
     for mode in ("graph", "compiled"):
         np.testing.assert_array_equal(run(traced, mode, x), x @ x)
+
+
+def test_regression_a_gather_of_one_row_inside_a_collapsed_kernel():
+    # The long fuzzer's seeds 100000 and 100003: a view (a gather of one row) maps the collapsed
+    # loop's indices away, and the kernel writer raised IndexError instead of keeping its loops.
+    def loss(x2, x3, x4, w0, w1):
+        a = (x2 @ x3).max(axis=(0, -2, -1), keepdims=True)
+        b = np.log2(x4.var(axis=(-2, -1)).reshape(1, 1).sum(axis=0)[[-1, 0, 0, 0]])
+        return np.sum(a * w0) + np.sum(b * w1), (a, b)
+
+    rng = np.random.default_rng(0)
+    args = [rng.uniform(0.5, 2.0, s) for s in [(1, 3), (2, 3, 3), (3, 2), (1, 1, 1), (4,)]]
+    f = tj.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True)
+    want = f(*args)
+    got = run(tj.trace(f), "compiled", *args)
+    for g, w in zip(tj.pytree.flatten(got)[0], tj.pytree.flatten(want)[0]):
+        np.testing.assert_allclose(g, w, rtol=1e-12)
