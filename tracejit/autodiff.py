@@ -2,8 +2,8 @@
 
 Layer: a transformation over the front end. A ``TapeTrace`` wraps each input in a
 ``TapeTracer`` and records, for every primitive bound on them, the inputs and the output.
-The backward pass walks that tape in reverse and applies each primitive's ``vjp`` rule (the
-only gradient code there is -- one rule per primitive, in ``ops.py``).
+The backward pass walks that tape in reverse and applies each primitive's rule from
+``rules/vjp.py`` (the only gradient code there is -- one rule per primitive, in one table).
 
 The rules compute on the *primal* values, whatever they are:
 
@@ -24,6 +24,7 @@ from .core import Aval
 from .errors import where as _where_msg
 from .numpy import literal
 from .primitives import Trace, Tracer, bind, new_trace
+from .rules.vjp import vjp_rules
 from .tracer import _TracerArrayMethods
 
 __all__ = ["grad", "value_and_grad", "vjp", "stop_gradient"]
@@ -86,8 +87,8 @@ class TapeTrace(Trace):
         outs = out if prim.extra.get("multiple_results") else (out,)
         out_tracers = [TapeTracer(self, o) for o in outs]
         if prim.differentiable and any(t.vid in self.active for t in tracers):
-            if prim.vjp is None:
-                raise NotImplementedError(f"primitive {prim.name} has no gradient rule")
+            if prim not in vjp_rules:
+                raise NotImplementedError(f"primitive {prim.name} has no gradient rule (tracejit.rules.vjp.defvjp)")
             self.tape.append(_Node(prim, params, [t.vid for t in tracers], primals,
                                    [t.vid for t in out_tracers], list(outs)))
             self.active.update(t.vid for t in out_tracers)
@@ -106,7 +107,7 @@ class TapeTrace(Trace):
             if all(c is None for c in node_cts):
                 continue
             ct = node_cts[0] if len(node_cts) == 1 else node_cts
-            in_cts = node.prim.vjp(ct, *node.in_primals, out=node.out_primals[0], **node.params)
+            in_cts = vjp_rules[node.prim](ct, *node.in_primals, out=node.out_primals[0], **node.params)
             for vid, c in zip(node.in_vids, in_cts):
                 if c is None or vid not in self.active:
                     continue

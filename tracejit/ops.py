@@ -2,9 +2,9 @@
 
 Layer: sits on ``core`` (avals) and ``primitives`` (the record and ``bind``); the front end
 (``tracejit.numpy``) composes everything users call from these. Each declaration holds the
-NumPy implementation, the shape/dtype rule, the Numba loop body and the gradient, side by
-side. Gradient rules are written with the front end (``tnp``), so they work on arrays and on
-tracers alike and their graphs can be differentiated again.
+NumPy implementation, the shape/dtype rule and the Numba loop body, side by side: what is
+intrinsic to the operation. How each transformation treats it is a line in that transform's
+rule table (``tracejit/rules/``: ``vjp.py`` for reverse mode).
 
 Conventions the front end guarantees before calling a primitive, so rules stay simple:
 elementwise inputs have equal shapes (broadcasts are explicit ``broadcast_to`` equations) and
@@ -16,7 +16,6 @@ import builtins
 
 import numpy as np
 
-from . import numpy as tnp
 from .core import Aval
 from . import communicator
 from .primitives import defop
@@ -56,14 +55,9 @@ def _as_array(fn):
     return lambda *args, **params: np.asarray(fn(*args, **params))
 
 
-def _unary(name, np_fn, src, vjp=None, *, differentiable=True, doc=""):
+def _elementwise(name, np_fn, src, *, differentiable=True, doc=""):
     return defop(name, "elementwise", impl=_as_array(np_fn), abstract_eval=_same_dtype_rule(name),
-                 scalar_src=src, vjp=vjp, differentiable=differentiable, doc=doc)
-
-
-def _binary(name, np_fn, src, vjp=None, *, differentiable=True, doc=""):
-    return defop(name, "elementwise", impl=_as_array(np_fn), abstract_eval=_same_dtype_rule(name),
-                 scalar_src=src, vjp=vjp, differentiable=differentiable, doc=doc)
+                 scalar_src=src, differentiable=differentiable, doc=doc)
 
 
 def _predicate(name, np_fn, src, doc=""):
@@ -72,59 +66,38 @@ def _predicate(name, np_fn, src, doc=""):
 
 
 # --------------------------------------------------------------------------- elementwise
-# Each line: name, NumPy, loop body ({0}, {1} are the operands), gradient.
+# Each line: name, NumPy, loop body ({0}, {1} are the operands).
 
-add = _binary("add", np.add, "{0} + {1}", lambda ct, x, y, out: (ct, ct))
-sub = _binary("sub", np.subtract, "{0} - {1}", lambda ct, x, y, out: (ct, -ct))
-mul = _binary("mul", np.multiply, "{0} * {1}", lambda ct, x, y, out: (ct * y, ct * x))
-div = _binary("div", np.true_divide, "{0} / {1}", lambda ct, x, y, out: (ct / y, -ct * out / y))
-floordiv = _binary("floordiv", np.floor_divide, "{0} // {1}", differentiable=False)
-mod = _binary("mod", np.mod, "{0} % {1}",
-              lambda ct, x, y, out: (ct, -ct * tnp.floor_divide(x, y)))
-maximum = _binary("maximum", np.maximum, "np.maximum({0}, {1})",
-                  lambda ct, x, y, out: _minmax_vjp(ct, x, y))
-minimum = _binary("minimum", np.minimum, "np.minimum({0}, {1})",
-                  lambda ct, x, y, out: _minmax_vjp(ct, y, x))
+add = _elementwise("add", np.add, "{0} + {1}")
+sub = _elementwise("sub", np.subtract, "{0} - {1}")
+mul = _elementwise("mul", np.multiply, "{0} * {1}")
+div = _elementwise("div", np.true_divide, "{0} / {1}")
+floordiv = _elementwise("floordiv", np.floor_divide, "{0} // {1}", differentiable=False)
+mod = _elementwise("mod", np.mod, "{0} % {1}")
+maximum = _elementwise("maximum", np.maximum, "np.maximum({0}, {1})")
+minimum = _elementwise("minimum", np.minimum, "np.minimum({0}, {1})")
+pow = _elementwise("pow", np.power, "{0} ** {1}")
 
-
-def _pow_vjp(ct, x, y, out):
-    # d/dy x**y = x**y log x, defined for x > 0; elsewhere the (measure-zero) gradient is 0.
-    positive = x > 0
-    safe_log = tnp.log(tnp.where(positive, x, tnp.ones_like(x)))
-    return ct * y * x ** (y - 1), tnp.where(positive, ct * out * safe_log, tnp.zeros_like(x))
-
-
-def _minmax_vjp(ct, a, b):
-    """(the part of ``ct`` where ``a > b``, the rest): maximum(x, y) passes (x, y), minimum(x, y)
-    passes (y, x) since x is the minimum where y > x. Ties split the gradient evenly, so
-    max(x, x) still has gradient 1 with respect to x."""
-    half = ct * 0.5
-    first = tnp.where(a > b, ct, tnp.where(a == b, half, tnp.zeros_like(ct)))
-    return first, ct - first
-
-
-pow = _binary("pow", np.power, "{0} ** {1}", _pow_vjp)
-
-neg = _unary("neg", np.negative, "-{0}", lambda ct, x, out: (-ct,))
-abs = _unary("abs", np.absolute, "abs({0})", lambda ct, x, out: (ct * tnp.sign(x),))
-sign = _unary("sign", np.sign, "np.sign({0})", differentiable=False)
-floor = _unary("floor", np.floor, "np.floor({0})", differentiable=False)
-exp = _unary("exp", np.exp, "np.exp({0})", lambda ct, x, out: (ct * out,))
-log = _unary("log", np.log, "np.log({0})", lambda ct, x, out: (ct / x,))
-log1p = _unary("log1p", np.log1p, "np.log1p({0})", lambda ct, x, out: (ct / (x + 1),))
-expm1 = _unary("expm1", np.expm1, "np.expm1({0})", lambda ct, x, out: (ct * (out + 1),))
+neg = _elementwise("neg", np.negative, "-{0}")
+abs = _elementwise("abs", np.absolute, "abs({0})")
+sign = _elementwise("sign", np.sign, "np.sign({0})", differentiable=False)
+floor = _elementwise("floor", np.floor, "np.floor({0})", differentiable=False)
+exp = _elementwise("exp", np.exp, "np.exp({0})")
+log = _elementwise("log", np.log, "np.log({0})")
+log1p = _elementwise("log1p", np.log1p, "np.log1p({0})")
+expm1 = _elementwise("expm1", np.expm1, "np.expm1({0})")
 # Their own primitives rather than compositions of exp and log: libm's and NumPy's versions keep
 # full precision near 0 (sinh), reach the overflow threshold (cosh) and are exact on the integer
 # cases (log10(1000) = 3, exp2(3) = 8) that floor/ceil of the composed forms get wrong.
-sinh = _unary("sinh", np.sinh, "np.sinh({0})", lambda ct, x, out: (ct * tnp.cosh(x),))
-cosh = _unary("cosh", np.cosh, "np.cosh({0})", lambda ct, x, out: (ct * tnp.sinh(x),))
-log2 = _unary("log2", np.log2, "np.log2({0})", lambda ct, x, out: (ct / (x * np.log(2.0)),))
-log10 = _unary("log10", np.log10, "np.log10({0})", lambda ct, x, out: (ct / (x * np.log(10.0)),))
-exp2 = _unary("exp2", np.exp2, "np.exp2({0})", lambda ct, x, out: (ct * out * np.log(2.0),))
-sqrt = _unary("sqrt", np.sqrt, "np.sqrt({0})", lambda ct, x, out: (ct / (out * 2),))
-tanh = _unary("tanh", np.tanh, "np.tanh({0})", lambda ct, x, out: (ct * (1 - out * out),))
-sin = _unary("sin", np.sin, "np.sin({0})", lambda ct, x, out: (ct * tnp.cos(x),))
-cos = _unary("cos", np.cos, "np.cos({0})", lambda ct, x, out: (-ct * tnp.sin(x),))
+sinh = _elementwise("sinh", np.sinh, "np.sinh({0})")
+cosh = _elementwise("cosh", np.cosh, "np.cosh({0})")
+log2 = _elementwise("log2", np.log2, "np.log2({0})")
+log10 = _elementwise("log10", np.log10, "np.log10({0})")
+exp2 = _elementwise("exp2", np.exp2, "np.exp2({0})")
+sqrt = _elementwise("sqrt", np.sqrt, "np.sqrt({0})")
+tanh = _elementwise("tanh", np.tanh, "np.tanh({0})")
+sin = _elementwise("sin", np.sin, "np.sin({0})")
+cos = _elementwise("cos", np.cos, "np.cos({0})")
 
 eq = _predicate("eq", np.equal, "{0} == {1}")
 ne = _predicate("ne", np.not_equal, "{0} != {1}")
@@ -144,26 +117,15 @@ def _where_rule(cond, x, y):
     return _same_dtype_rule("where")(x, y)
 
 
-def _where_vjp(ct, cond, x, y, out):
-    zeros = tnp.zeros_like(ct)
-    return None, tnp.where(cond, ct, zeros), tnp.where(cond, zeros, ct)
-
-
 where = defop("where", "elementwise", impl=_as_array(np.where), abstract_eval=_where_rule,
-              scalar_src="{1} if {0} else {2}", vjp=_where_vjp)
-
-
-def _cast_vjp(ct, x, out, *, dtype):
-    if not np.issubdtype(x.dtype, np.inexact) or not np.issubdtype(dtype, np.inexact):
-        return (None,)
-    return (tnp.astype(ct, x.dtype),)
+              scalar_src="{1} if {0} else {2}")
 
 
 cast = defop("cast", "elementwise",
              impl=lambda x, *, dtype: np.asarray(x).astype(dtype),
              abstract_eval=lambda x, *, dtype: Aval(x.shape, dtype),
              scalar_src=lambda dtype: "{0} != 0" if np.dtype(dtype) == np.bool_ else f"np.{np.dtype(dtype).name}({{0}})",
-             vjp=_cast_vjp, doc="convert to ``dtype`` (params: dtype), with NumPy's unsafe casting")
+             doc="convert to ``dtype`` (params: dtype), with NumPy's unsafe casting")
 
 # --------------------------------------------------------------------------- shape
 
@@ -175,16 +137,9 @@ def _broadcast_rule(x, *, shape):
     return Aval(shape, x.dtype, x.weak)
 
 
-def _broadcast_vjp(ct, x, out, *, shape):
-    lead = len(shape) - x.ndim
-    axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(x.shape) if d == 1 and shape[lead + i] != 1)
-    summed = reduce_sum(ct, axes=axes) if axes else ct
-    return (reshape(summed, shape=x.shape),)
-
-
 broadcast_to = defop("broadcast_to", "shape",
                      impl=lambda x, *, shape: np.broadcast_to(x, shape),
-                     abstract_eval=_broadcast_rule, vjp=_broadcast_vjp,
+                     abstract_eval=_broadcast_rule,
                      doc="repeat ``x`` along new leading axes and along its size-1 axes (params: shape)")
 
 
@@ -197,7 +152,6 @@ def _reshape_rule(x, *, shape):
 reshape = defop("reshape", "shape",
                 impl=lambda x, *, shape: np.reshape(x, shape),
                 abstract_eval=_reshape_rule,
-                vjp=lambda ct, x, out, *, shape: (reshape(ct, shape=x.shape),),
                 doc="row-major reshape to ``shape`` (params: shape, fully specified)")
 
 
@@ -210,7 +164,6 @@ def _transpose_rule(x, *, perm):
 transpose = defop("transpose", "shape",
                   impl=lambda x, *, perm: np.transpose(x, perm),
                   abstract_eval=_transpose_rule,
-                  vjp=lambda ct, x, out, *, perm: (transpose(ct, perm=tuple(np.argsort(perm).tolist())),),
                   doc="permute axes (params: perm)")
 
 
@@ -225,15 +178,9 @@ def _slice_rule(x, *, starts, stops, steps):
     return Aval(tuple(shape), x.dtype, x.weak)
 
 
-def _slice_vjp(ct, x, out, *, starts, stops, steps):
-    config = tuple((a, n - (a + (m - 1) * s + 1) if m else n - a, s - 1)
-                   for n, a, s, m in zip(x.shape, starts, steps, out.shape))
-    return (pad(ct, config=config),)
-
-
 slice = defop("slice", "shape",
               impl=lambda x, *, starts, stops, steps: np.array(x[tuple(map(builtins.slice, starts, stops, steps))]),
-              abstract_eval=_slice_rule, vjp=_slice_vjp,
+              abstract_eval=_slice_rule,
               doc="strided window, positive steps (params: starts, stops, steps; one per axis)")
 
 
@@ -256,14 +203,7 @@ def _pad_impl(x, *, config):
     return out
 
 
-def _pad_vjp(ct, x, out, *, config):
-    starts = tuple(lo for lo, _, _ in config)
-    steps = tuple(i + 1 for _, _, i in config)
-    stops = tuple(lo + (n - 1) * s + 1 if n else lo for n, (lo, _, _), s in zip(x.shape, config, steps))
-    return (slice(ct, starts=starts, stops=stops, steps=steps),)
-
-
-pad = defop("pad", "shape", impl=_pad_impl, abstract_eval=_pad_rule, vjp=_pad_vjp,
+pad = defop("pad", "shape", impl=_pad_impl, abstract_eval=_pad_rule,
             doc="zero padding: (low, high, interior) per axis; the transpose of ``slice``")
 
 
@@ -278,19 +218,9 @@ def _concat_rule(*xs, axis):
     return Aval(tuple(shape), first.dtype, _all_weak(*xs))
 
 
-def _concat_vjp(ct, *xs, out, axis):
-    cts, offset = [], 0
-    for x in xs:
-        starts = tuple(offset if i == axis else 0 for i in range(x.ndim))
-        stops = tuple(offset + x.shape[axis] if i == axis else d for i, d in enumerate(ct.shape))
-        cts.append(slice(ct, starts=starts, stops=stops, steps=(1,) * x.ndim))
-        offset += x.shape[axis]
-    return tuple(cts)
-
-
 concatenate = defop("concatenate", "shape",
                     impl=lambda *xs, axis: np.concatenate(xs, axis=axis),
-                    abstract_eval=_concat_rule, vjp=_concat_vjp,
+                    abstract_eval=_concat_rule,
                     doc="join inputs along ``axis`` (params: axis)")
 
 
@@ -305,8 +235,6 @@ def _gather_impl(x, idx, *, axis):
 
 
 gather = defop("gather", "opaque", impl=_gather_impl, abstract_eval=_gather_rule,
-               vjp=lambda ct, x, idx, out, *, axis: (
-                   scatter_add(tnp.zeros_like(x), idx, ct, axis=axis), None),
                doc="``np.take(x, idx, axis)``: integer-array indexing on one axis (params: axis)")
 
 
@@ -325,7 +253,6 @@ def _scatter_add_impl(x, idx, updates, *, axis):
 
 
 scatter_add = defop("scatter_add", "opaque", impl=_scatter_add_impl, abstract_eval=_scatter_add_rule,
-                    vjp=lambda ct, x, idx, updates, out, *, axis: (ct, None, gather(ct, idx, axis=axis)),
                     doc="a copy of ``x`` with ``updates`` added at ``idx`` along ``axis`` (repeats add up)")
 
 # --------------------------------------------------------------------------- reductions
@@ -341,31 +268,16 @@ def _reduce_rule(name):
     return rule
 
 
-def _keep_dims_shape(x_shape, axes):
-    return tuple(1 if i in axes else d for i, d in enumerate(x_shape))
-
-
-def _sum_vjp(ct, x, out, *, axes):
-    return (broadcast_to(reshape(ct, shape=_keep_dims_shape(x.shape, axes)), shape=x.shape),)
-
-
-def _extremum_vjp(ct, x, out, *, axes):
-    kept = _keep_dims_shape(x.shape, axes)
-    hit = tnp.astype(x == broadcast_to(reshape(out, shape=kept), shape=x.shape), ct.dtype)
-    count = broadcast_to(reshape(reduce_sum(hit, axes=axes), shape=kept), shape=x.shape)
-    return (hit / count * broadcast_to(reshape(ct, shape=kept), shape=x.shape),)
-
-
 reduce_sum = defop("reduce_sum", "reduce", impl=lambda x, *, axes: np.asarray(np.sum(x, axis=axes, dtype=np.asarray(x).dtype)),
                    abstract_eval=_reduce_rule("reduce_sum"), identity=0, combine="{acc} + {x}",
-                   vjp=_sum_vjp, doc="sum over ``axes`` (params: axes), same dtype")
+                   doc="sum over ``axes`` (params: axes), same dtype")
 reduce_max = defop("reduce_max", "reduce", impl=lambda x, *, axes: np.asarray(np.max(x, axis=axes)),
                    abstract_eval=_reduce_rule("reduce_max"), identity="lowest",
-                   combine="np.maximum({acc}, {x})", vjp=_extremum_vjp,
+                   combine="np.maximum({acc}, {x})",
                    doc="maximum over ``axes`` (NaN propagates); ties share the gradient")
 reduce_min = defop("reduce_min", "reduce", impl=lambda x, *, axes: np.asarray(np.min(x, axis=axes)),
                    abstract_eval=_reduce_rule("reduce_min"), identity="highest",
-                   combine="np.minimum({acc}, {x})", vjp=_extremum_vjp,
+                   combine="np.minimum({acc}, {x})",
                    doc="minimum over ``axes`` (NaN propagates); ties share the gradient")
 
 
@@ -396,20 +308,14 @@ def _matmul_rule(a, b):
     return Aval(a.shape[:-1] + b.shape[-1:], a.dtype, _all_weak(a, b))
 
 
-def _swap_last(x):
-    perm = tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2)
-    return transpose(x, perm=perm)
-
-
 matmul = defop("matmul", "opaque", impl=_as_array(np.matmul), abstract_eval=_matmul_rule,
-               vjp=lambda ct, a, b, out: (matmul(ct, _swap_last(b)), matmul(_swap_last(a), ct)),
                doc="(batched) matrix product; batch dims equal, dtypes equal. Floats go to BLAS.")
 
 # --------------------------------------------------------------------------- sliding windows
 #
 # im2col and its transpose, the two halves of convolution and pooling on NCHW images: a
 # convolution is ``windows`` then one matrix product, a max pooling ``windows`` then
-# ``reduce_max``. Each is the other's gradient (both are linear).
+# ``reduce_max``. Both are linear, and each is the other's transpose.
 
 
 def _window_geometry(height, width, window, strides):
@@ -454,13 +360,9 @@ def _windows_sum_impl(cols, *, window, strides, image):
 
 
 windows = defop("windows", "opaque", impl=_windows_impl, abstract_eval=_windows_rule,
-                vjp=lambda ct, x, out, *, window, strides: (
-                    windows_sum(ct, window=window, strides=strides, image=x.shape[2:]),),
                 doc="im2col: ``(N, C, H, W)`` -> ``(N, OH, OW, C, KH, KW)``, every ``window`` of the image "
                     "taken at ``strides`` (params: window, strides; no padding)")
 windows_sum = defop("windows_sum", "opaque", impl=_windows_sum_impl, abstract_eval=_windows_sum_rule,
-                    vjp=lambda ct, cols, out, *, window, strides, image: (
-                        windows(ct, window=window, strides=strides),),
                     doc="col2im, the transpose of ``windows``: each window added back at its place in an "
                         "``(N, C) + image`` array (params: window, strides, image)")
 # --------------------------------------------------------------------------- collectives
@@ -481,14 +383,7 @@ def _all_sum_impl(*xs):
     return tuple(buffer[a:b].reshape(np.shape(x)) for a, b, x in zip(offsets, offsets[1:], xs))
 
 
-def _all_sum_vjp(ct, *xs, out):
-    # The transpose of a sum over processes is a sum over processes: every process's value
-    # reaches every output, so every output's cotangent reaches every input.
-    cts = ct if len(xs) > 1 else [ct]
-    return all_sum(*[tnp.zeros_like(x) if c is None else c for c, x in zip(cts, xs)])
-
-
-all_sum = defop("all_sum", "opaque", impl=_all_sum_impl, abstract_eval=_all_sum_rule, vjp=_all_sum_vjp,
+all_sum = defop("all_sum", "opaque", impl=_all_sum_impl, abstract_eval=_all_sum_rule,
                 multiple_results=True, collective=True,
                 doc="the sums of the operands (one dtype) over all processes, one MPI allreduce of "
                     "them packed into one buffer; the operands themselves in one process")

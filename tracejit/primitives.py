@@ -4,8 +4,9 @@ A primitive is declared once with ``defop`` and carries all of its facets togeth
 
 - ``impl``: the NumPy reference implementation (used by eager autodiff and ``interpret``);
 - ``abstract_eval``: avals in -> aval(s) out (shapes, dtypes, weak flag);
-- ``vjp``: the reverse-mode rule, written with tracejit's own front-end operations so that
-  gradient graphs are ordinary IR (they print, fuse, compile and differentiate again);
+- ``differentiable``: False for operations whose output carries no gradient (comparisons,
+  ``floor``, ``argmax``); how each transformation treats the others is a rule in that
+  transform's table (``tracejit/rules/``), not a facet here;
 - ``scalar_src`` (elementwise) or ``identity`` + ``combine`` (reductions): the loop body the
   Numba backend emits. Other kinds name an ``emit`` function in the backend.
 
@@ -34,7 +35,6 @@ class Primitive:
     kind: str
     impl: Callable
     abstract_eval: Callable
-    vjp: Callable | None = None
     scalar_src: str | Callable | None = None
     identity: Any = None
     combine: str | None = None
@@ -52,21 +52,20 @@ class Primitive:
 registry: dict[str, Primitive] = {}
 
 
-def defop(name: str, kind: str, *, impl: Callable, abstract_eval: Callable, vjp: Callable | None = None,
+def defop(name: str, kind: str, *, impl: Callable, abstract_eval: Callable,
           scalar_src=None, identity=None, combine=None, differentiable: bool = True, doc: str = "",
           **extra) -> Primitive:
     """Declare a primitive with all of its facets; it is registered under ``name``.
 
-    ``vjp(ct, *inputs, out, **params)`` returns one cotangent per input (``None`` for an
-    input with no gradient). ``differentiable=False`` marks ops whose output carries no
-    gradient at all (comparisons, argmax, integer results).
+    ``differentiable=False`` marks ops whose output carries no gradient at all (comparisons,
+    argmax, integer results); the others get a rule in ``tracejit.rules.vjp``
+    (``defvjp(prim, rule)``).
     """
     if kind not in KINDS:
         raise ValueError(f"defop({name!r}): kind must be one of {KINDS}, got {kind!r}")
     if name in registry:
         raise ValueError(f"defop: primitive {name!r} is already defined")
-    prim = Primitive(name, kind, impl, abstract_eval, vjp, scalar_src, identity, combine,
-                     differentiable, doc, extra)
+    prim = Primitive(name, kind, impl, abstract_eval, scalar_src, identity, combine, differentiable, doc, extra)
     registry[name] = prim
     return prim
 

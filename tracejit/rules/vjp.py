@@ -1,0 +1,183 @@
+"""Reverse mode: one vector-Jacobian product rule per differentiable primitive.
+
+Layer: transformation rules (see ``tracejit.rules``). In: nothing at import but the primitive
+set and the front end. Out: ``vjp_rules``, read by the tape in ``autodiff.py``.
+
+A rule ``rule(ct, *inputs, out, **params)`` returns one cotangent per input (``None`` for an
+input that gets no gradient), given the output's cotangent ``ct`` (a list of them for a
+primitive with several results). The inputs and ``out`` are the primal values, whatever they
+are (arrays, graph tracers, tape tracers of an enclosing ``grad``), so a rule is ordinary
+front-end code: gradient graphs print, fuse, compile and differentiate again. Primitives
+declared ``differentiable=False`` (comparisons, ``floor``, ``argmax`` ...) have no rule: no
+gradient flows through them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import numpy as tnp
+from .. import ops
+from ..ops import broadcast_to, gather, matmul, pad, reduce_sum, reshape, scatter_add, slice, transpose
+from ..primitives import Primitive
+
+__all__ = ["vjp_rules", "defvjp"]
+
+vjp_rules: dict[Primitive, object] = {}
+
+
+def defvjp(prim: Primitive, rule) -> None:
+    """Register ``rule`` as ``prim``'s vector-Jacobian product (see the module docstring)."""
+    if not prim.differentiable:
+        raise ValueError(f"defvjp: {prim.name} is declared non-differentiable")
+    vjp_rules[prim] = rule
+
+
+# --------------------------------------------------------------------------- elementwise
+
+
+def _pow_vjp(ct, x, y, out):
+    # d/dy x**y = x**y log x, defined for x > 0; elsewhere the (measure-zero) gradient is 0.
+    positive = x > 0
+    safe_log = tnp.log(tnp.where(positive, x, tnp.ones_like(x)))
+    return ct * y * x ** (y - 1), tnp.where(positive, ct * out * safe_log, tnp.zeros_like(x))
+
+
+def _minmax_vjp(ct, a, b):
+    """(the part of ``ct`` where ``a > b``, the rest): maximum(x, y) passes (x, y), minimum(x, y)
+    passes (y, x) since x is the minimum where y > x. Ties split the gradient evenly, so
+    max(x, x) still has gradient 1 with respect to x."""
+    half = ct * 0.5
+    first = tnp.where(a > b, ct, tnp.where(a == b, half, tnp.zeros_like(ct)))
+    return first, ct - first
+
+
+defvjp(ops.add, lambda ct, x, y, out: (ct, ct))
+defvjp(ops.sub, lambda ct, x, y, out: (ct, -ct))
+defvjp(ops.mul, lambda ct, x, y, out: (ct * y, ct * x))
+defvjp(ops.div, lambda ct, x, y, out: (ct / y, -ct * out / y))
+defvjp(ops.mod, lambda ct, x, y, out: (ct, -ct * tnp.floor_divide(x, y)))
+defvjp(ops.maximum, lambda ct, x, y, out: _minmax_vjp(ct, x, y))
+defvjp(ops.minimum, lambda ct, x, y, out: _minmax_vjp(ct, y, x))
+defvjp(ops.pow, _pow_vjp)
+
+defvjp(ops.neg, lambda ct, x, out: (-ct,))
+defvjp(ops.abs, lambda ct, x, out: (ct * tnp.sign(x),))
+defvjp(ops.exp, lambda ct, x, out: (ct * out,))
+defvjp(ops.log, lambda ct, x, out: (ct / x,))
+defvjp(ops.log1p, lambda ct, x, out: (ct / (x + 1),))
+defvjp(ops.expm1, lambda ct, x, out: (ct * (out + 1),))
+defvjp(ops.sinh, lambda ct, x, out: (ct * tnp.cosh(x),))
+defvjp(ops.cosh, lambda ct, x, out: (ct * tnp.sinh(x),))
+defvjp(ops.log2, lambda ct, x, out: (ct / (x * np.log(2.0)),))
+defvjp(ops.log10, lambda ct, x, out: (ct / (x * np.log(10.0)),))
+defvjp(ops.exp2, lambda ct, x, out: (ct * out * np.log(2.0),))
+defvjp(ops.sqrt, lambda ct, x, out: (ct / (out * 2),))
+defvjp(ops.tanh, lambda ct, x, out: (ct * (1 - out * out),))
+defvjp(ops.sin, lambda ct, x, out: (ct * tnp.cos(x),))
+defvjp(ops.cos, lambda ct, x, out: (-ct * tnp.sin(x),))
+
+
+def _where_vjp(ct, cond, x, y, out):
+    zeros = tnp.zeros_like(ct)
+    return None, tnp.where(cond, ct, zeros), tnp.where(cond, zeros, ct)
+
+
+def _cast_vjp(ct, x, out, *, dtype):
+    if not np.issubdtype(x.dtype, np.inexact) or not np.issubdtype(dtype, np.inexact):
+        return (None,)
+    return (tnp.astype(ct, x.dtype),)
+
+
+defvjp(ops.where, _where_vjp)
+defvjp(ops.cast, _cast_vjp)
+
+# --------------------------------------------------------------------------- shape
+
+
+def _broadcast_vjp(ct, x, out, *, shape):
+    lead = len(shape) - x.ndim
+    axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(x.shape) if d == 1 and shape[lead + i] != 1)
+    summed = reduce_sum(ct, axes=axes) if axes else ct
+    return (reshape(summed, shape=x.shape),)
+
+
+def _slice_vjp(ct, x, out, *, starts, stops, steps):
+    config = tuple((a, n - (a + (m - 1) * s + 1) if m else n - a, s - 1)
+                   for n, a, s, m in zip(x.shape, starts, steps, out.shape))
+    return (pad(ct, config=config),)
+
+
+def _pad_vjp(ct, x, out, *, config):
+    starts = tuple(lo for lo, _, _ in config)
+    steps = tuple(i + 1 for _, _, i in config)
+    stops = tuple(lo + (n - 1) * s + 1 if n else lo for n, (lo, _, _), s in zip(x.shape, config, steps))
+    return (slice(ct, starts=starts, stops=stops, steps=steps),)
+
+
+def _concatenate_vjp(ct, *xs, out, axis):
+    cts, offset = [], 0
+    for x in xs:
+        starts = tuple(offset if i == axis else 0 for i in range(x.ndim))
+        stops = tuple(offset + x.shape[axis] if i == axis else d for i, d in enumerate(ct.shape))
+        cts.append(slice(ct, starts=starts, stops=stops, steps=(1,) * x.ndim))
+        offset += x.shape[axis]
+    return tuple(cts)
+
+
+defvjp(ops.broadcast_to, _broadcast_vjp)
+defvjp(ops.reshape, lambda ct, x, out, *, shape: (reshape(ct, shape=x.shape),))
+defvjp(ops.transpose, lambda ct, x, out, *, perm: (transpose(ct, perm=tuple(np.argsort(perm).tolist())),))
+defvjp(ops.slice, _slice_vjp)
+defvjp(ops.pad, _pad_vjp)
+defvjp(ops.concatenate, _concatenate_vjp)
+defvjp(ops.gather, lambda ct, x, idx, out, *, axis: (scatter_add(tnp.zeros_like(x), idx, ct, axis=axis), None))
+defvjp(ops.scatter_add, lambda ct, x, idx, updates, out, *, axis: (ct, None, gather(ct, idx, axis=axis)))
+
+# --------------------------------------------------------------------------- reductions
+
+
+def _keep_dims_shape(x_shape, axes):
+    return tuple(1 if i in axes else d for i, d in enumerate(x_shape))
+
+
+def _sum_vjp(ct, x, out, *, axes):
+    return (broadcast_to(reshape(ct, shape=_keep_dims_shape(x.shape, axes)), shape=x.shape),)
+
+
+def _extremum_vjp(ct, x, out, *, axes):
+    kept = _keep_dims_shape(x.shape, axes)
+    hit = tnp.astype(x == broadcast_to(reshape(out, shape=kept), shape=x.shape), ct.dtype)
+    count = broadcast_to(reshape(reduce_sum(hit, axes=axes), shape=kept), shape=x.shape)
+    return (hit / count * broadcast_to(reshape(ct, shape=kept), shape=x.shape),)
+
+
+defvjp(ops.reduce_sum, _sum_vjp)
+defvjp(ops.reduce_max, _extremum_vjp)
+defvjp(ops.reduce_min, _extremum_vjp)
+
+# --------------------------------------------------------------------------- matmul, windows
+
+
+def _swap_last(x):
+    perm = tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2)
+    return transpose(x, perm=perm)
+
+
+defvjp(ops.matmul, lambda ct, a, b, out: (matmul(ct, _swap_last(b)), matmul(_swap_last(a), ct)))
+# windows (im2col) and windows_sum (col2im) are linear and each other's transpose
+defvjp(ops.windows, lambda ct, x, out, *, window, strides: (
+    ops.windows_sum(ct, window=window, strides=strides, image=x.shape[2:]),))
+defvjp(ops.windows_sum, lambda ct, cols, out, *, window, strides, image: (
+    ops.windows(ct, window=window, strides=strides),))
+
+# --------------------------------------------------------------------------- collectives
+
+
+def _all_sum_vjp(ct, *xs, out):
+    # The transpose of a sum over processes is a sum over processes: every process's value
+    # reaches every output, so every output's cotangent reaches every input.
+    cts = ct if len(xs) > 1 else [ct]
+    return ops.all_sum(*[tnp.zeros_like(x) if c is None else c for c, x in zip(cts, xs)])
+
+
+defvjp(ops.all_sum, _all_sum_vjp)
