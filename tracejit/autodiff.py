@@ -119,6 +119,8 @@ def stop_gradient(x):
     """``x`` with no gradient flowing through it (in every enclosing ``grad``)."""
     if isinstance(x, TapeTracer):
         return TapeTracer(x._trace, stop_gradient(x.primal), x.aval)
+    if hasattr(x, "tangent"):  # forward mode's tracer: the same primal, no tangent
+        return type(x)(x._trace, stop_gradient(x.primal), None, x.aval)
     if isinstance(x, Tracer):
         return x
     if hasattr(type(x), "__tracejit_apply__"):  # a symbolic tensor (tracejit.flow): stop it when it runs

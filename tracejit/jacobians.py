@@ -1,0 +1,170 @@
+"""Jacobians, Hessians and friends, composed from forward mode (``forward.py``) and reverse
+mode (``autodiff.py``).
+
+Layer: beside the two modes it composes (tracing and autodiff); no rules of its own. Every
+function here works eagerly, inside ``@tj.trace`` (the whole Jacobian becomes one program)
+and nested in the others, since the two modes nest.
+
+A Jacobian of outputs ``out`` with respect to arguments ``args`` has, for each output leaf of
+shape ``S`` and each input leaf of shape ``T``, an array of shape ``S + T``; the results are
+arranged as the output's pytree of the input's pytree (the input's is a tuple when
+``argnums`` is a tuple), as in JAX. ``jacfwd`` makes one forward pass per input element and
+suits functions with few inputs and many outputs; ``jacrev`` one backward pass per output
+element (after one forward pass), for many inputs and few outputs.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import numpy as tnp
+from . import pytree
+from .autodiff import _check_argnums, grad, vjp
+from .forward import jvp
+
+__all__ = ["jacfwd", "jacrev", "jacobian", "hessian", "hvp", "elementwise_grad"]
+
+
+def _select(fn, argnums, args, kwargs, name):
+    """(the chosen arguments, ``fn`` as a function of them alone)."""
+    nums = _check_argnums(argnums, len(args), name)
+    chosen = tuple(args[i] for i in nums)
+
+    def partial(*diff_args):
+        full = list(args)
+        for i, a in zip(nums, diff_args):
+            full[i] = a
+        return fn(*full, **kwargs)
+
+    return chosen, partial
+
+
+def _split_aux(result, has_aux, name):
+    if not has_aux:
+        return result, None
+    if not (isinstance(result, (tuple, list)) and len(result) == 2):
+        raise TypeError(f"{name}: has_aux=True: the function must return a pair (output, aux)")
+    return result[0], result[1]
+
+
+def _basis(shape, dtype, index):
+    """A plain array of zeros of ``shape`` with a one at flat position ``index``."""
+    e = np.zeros(int(np.prod(shape, dtype=np.int64)), dtype)
+    e[index] = 1
+    return e.reshape(shape)
+
+
+def _arrange(blocks, out_tree, in_tree, argnums):
+    """``blocks[k][m]`` (output leaf k, input leaf m) into the output's tree of the inputs' tree."""
+    def inputs(row):
+        chosen = pytree.unflatten(in_tree, row)
+        return chosen[0] if isinstance(argnums, int) else chosen
+    return pytree.unflatten(out_tree, [inputs(row) for row in blocks])
+
+
+def _size(shape) -> int:
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def jacfwd(fn, argnums=0, has_aux=False):
+    """The Jacobian of ``fn`` with respect to argument(s) ``argnums``, by forward mode (one
+    ``jvp`` per input element). With ``has_aux=True`` returns ``(jacobian, aux)``."""
+    def wrapped(*args, **kwargs):
+        chosen, partial = _select(fn, argnums, args, kwargs, "jacfwd")
+        in_leaves, in_tree = pytree.flatten(chosen)
+        columns = []  # per input leaf: per element, the output tangents' leaves
+        out_tree, outputs, aux = None, None, None
+        for m, leaf in enumerate(in_leaves):
+            shape, dtype = np.shape(leaf), np.result_type(leaf)
+            per_element = []
+            for j in range(_size(shape)):
+                tangents = [_basis(shape, dtype, j) if k == m else np.zeros(np.shape(x), np.result_type(x))
+                            for k, x in enumerate(in_leaves)]
+                result, result_tangents = jvp(partial, chosen, pytree.unflatten(in_tree, tangents))
+                outputs, aux = _split_aux(result, has_aux, "jacfwd")
+                out_tangents, _ = _split_aux(result_tangents, has_aux, "jacfwd")
+                leaves, out_tree = pytree.flatten(out_tangents)
+                per_element.append(leaves)
+            columns.append(per_element)
+        if out_tree is None:  # no input element at all: one plain call for the outputs' shapes
+            outputs, aux = _split_aux(partial(*chosen), has_aux, "jacfwd")
+        out_leaves, out_tree = pytree.flatten(outputs)
+        blocks = [[_stack_last(columns[m], k, np.shape(out_leaves[k]), np.shape(in_leaves[m]), out_leaves[k])
+                   for m in range(len(in_leaves))] for k in range(len(out_leaves))]
+        jac = _arrange(blocks, out_tree, in_tree, argnums)
+        return (jac, aux) if has_aux else jac
+
+    wrapped.__name__ = f"jacfwd({getattr(fn, '__name__', 'fn')})"
+    return wrapped
+
+
+def _stack_last(per_element, k, out_shape, in_shape, like):
+    if not per_element:
+        return tnp.zeros(tuple(out_shape) + tuple(in_shape), np.result_type(like))
+    stacked = tnp.stack([leaves[k] for leaves in per_element], axis=-1)
+    return tnp.reshape(stacked, tuple(out_shape) + tuple(in_shape))
+
+
+def jacrev(fn, argnums=0, has_aux=False):
+    """The Jacobian of ``fn`` with respect to argument(s) ``argnums``, by reverse mode (one
+    forward pass, then one backward pass per output element). With ``has_aux=True`` returns
+    ``(jacobian, aux)``."""
+    def wrapped(*args, **kwargs):
+        chosen, partial = _select(fn, argnums, args, kwargs, "jacrev")
+        in_leaves, in_tree = pytree.flatten(chosen)
+        if has_aux:
+            outputs, backward, aux = vjp(partial, *chosen, has_aux=True)
+        else:
+            (outputs, backward), aux = vjp(partial, *chosen), None
+        out_leaves, out_tree = pytree.flatten(outputs)
+        blocks = []
+        for k, out in enumerate(out_leaves):
+            shape, dtype = np.shape(out), np.result_type(out)
+            rows = []
+            for j in range(_size(shape)):
+                cotangents = [_basis(shape, dtype, j) if i == k else np.zeros(np.shape(o), np.result_type(o))
+                              for i, o in enumerate(out_leaves)]
+                rows.append(pytree.flatten(backward(pytree.unflatten(out_tree, cotangents)))[0])
+            blocks.append([_stack_first(rows, m, shape, np.shape(leaf), leaf) for m, leaf in enumerate(in_leaves)])
+        jac = _arrange(blocks, out_tree, in_tree, argnums)
+        return (jac, aux) if has_aux else jac
+
+    wrapped.__name__ = f"jacrev({getattr(fn, '__name__', 'fn')})"
+    return wrapped
+
+
+def _stack_first(rows, m, out_shape, in_shape, like):
+    if not rows:
+        return tnp.zeros(tuple(out_shape) + tuple(in_shape), np.result_type(like))
+    return tnp.reshape(tnp.stack([row[m] for row in rows], axis=0), tuple(out_shape) + tuple(in_shape))
+
+
+jacobian = jacrev
+
+
+def hessian(fn, argnums=0):
+    """The Hessian of a float-scalar ``fn``: the forward-mode Jacobian of its gradient."""
+    wrapped = jacfwd(jacrev(fn, argnums), argnums)
+    wrapped.__name__ = f"hessian({getattr(fn, '__name__', 'fn')})"
+    return wrapped
+
+
+def hvp(fn, primals, tangents):
+    """The Hessian of a float-scalar ``fn`` at ``primals`` times ``tangents``, by forward mode
+    over reverse mode, without forming the Hessian. ``primals`` and ``tangents`` are tuples of
+    the positional arguments; the result is shaped like the first argument for one argument,
+    a tuple for several."""
+    argnums = 0 if len(primals) == 1 else tuple(range(len(primals)))
+    return jvp(grad(fn, argnums), primals, tangents)[1]
+
+
+def elementwise_grad(fn, argnums=0):
+    """The gradient of the sum of ``fn``'s outputs: for a function applied elementwise, each
+    output's derivative with respect to its own input (as in HIPS autograd)."""
+    def wrapped(*args, **kwargs):
+        chosen, partial = _select(fn, argnums, args, kwargs, "elementwise_grad")
+        outputs, backward = vjp(partial, *chosen)
+        grads = backward(pytree.tree_map(tnp.ones_like, outputs))
+        return grads[0] if isinstance(argnums, int) else tuple(grads)
+
+    wrapped.__name__ = f"elementwise_grad({getattr(fn, '__name__', 'fn')})"
+    return wrapped

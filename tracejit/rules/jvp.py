@@ -1,0 +1,111 @@
+"""Forward mode: one Jacobian-vector product rule per differentiable primitive.
+
+Layer: transformation rules (see ``tracejit.rules``). In: nothing at import but the primitive
+set and the front end. Out: ``jvp_rules``, read by ``forward.py``'s trace.
+
+A rule ``rule(primals, tangents, out, **params)`` returns the tangent of the output (a tuple
+of them for a primitive with several results) given the inputs' primal values, their
+tangents and the primal output ``out``. Every float input has a tangent (zeros where nothing
+flows in: the trace fills them in), other inputs (indices, conditions) have ``None``. Like the
+reverse-mode rules, these are ordinary front-end code, so they work on arrays and on the
+tracers of enclosing transformations, and forward mode nests with reverse mode either way.
+Where a primitive's derivative is not unique (ties of ``maximum`` and ``reduce_max``), the
+rule is the transpose of the reverse-mode rule, so the two modes agree.
+"""
+from __future__ import annotations
+
+import math
+
+from .. import numpy as tnp
+from .. import ops
+from ..ops import broadcast_to, gather, matmul, reduce_sum, reshape, scatter_add
+from ..primitives import Primitive
+
+__all__ = ["jvp_rules", "defjvp", "deflinear"]
+
+jvp_rules: dict[Primitive, object] = {}
+
+
+def defjvp(prim: Primitive, rule) -> None:
+    """Register ``rule`` as ``prim``'s Jacobian-vector product (see the module docstring)."""
+    if not prim.differentiable:
+        raise ValueError(f"defjvp: {prim.name} is declared non-differentiable")
+    jvp_rules[prim] = rule
+
+
+def deflinear(prim: Primitive) -> None:
+    """``prim`` is linear in its (float) inputs: its tangent is ``prim`` applied to the tangents."""
+    defjvp(prim, lambda primals, tangents, out, **params: prim(*tangents, **params))
+
+
+# --------------------------------------------------------------------------- elementwise
+
+
+def _pow_jvp(primals, tangents, out):
+    (x, y), (tx, ty) = primals, tangents
+    positive = x > 0
+    safe_log = tnp.log(tnp.where(positive, x, tnp.ones_like(x)))
+    return tx * y * x ** (y - 1) + ty * tnp.where(positive, out * safe_log, tnp.zeros_like(x))
+
+
+def _minmax_jvp(x_wins, x, y, tx, ty):
+    """``tx`` where x is the result, ``ty`` where y is, their mean at ties: the transpose of
+    the reverse rule, which splits a tie's cotangent evenly."""
+    return tnp.where(x_wins, tx, tnp.where(x == y, (tx + ty) * 0.5, ty))
+
+
+deflinear(ops.add)
+deflinear(ops.sub)
+deflinear(ops.neg)
+defjvp(ops.mul, lambda p, t, out: t[0] * p[1] + p[0] * t[1])
+defjvp(ops.div, lambda p, t, out: (t[0] - out * t[1]) / p[1])
+defjvp(ops.mod, lambda p, t, out: t[0] - t[1] * tnp.floor_divide(p[0], p[1]))
+defjvp(ops.maximum, lambda p, t, out: _minmax_jvp(p[0] > p[1], *p, *t))
+defjvp(ops.minimum, lambda p, t, out: _minmax_jvp(p[0] < p[1], *p, *t))
+defjvp(ops.pow, _pow_jvp)
+
+defjvp(ops.abs, lambda p, t, out: t[0] * tnp.sign(p[0]))
+defjvp(ops.exp, lambda p, t, out: t[0] * out)
+defjvp(ops.log, lambda p, t, out: t[0] / p[0])
+defjvp(ops.log1p, lambda p, t, out: t[0] / (p[0] + 1))
+defjvp(ops.expm1, lambda p, t, out: t[0] * (out + 1))
+defjvp(ops.sinh, lambda p, t, out: t[0] * tnp.cosh(p[0]))
+defjvp(ops.cosh, lambda p, t, out: t[0] * tnp.sinh(p[0]))
+defjvp(ops.log2, lambda p, t, out: t[0] / (p[0] * math.log(2.0)))
+defjvp(ops.log10, lambda p, t, out: t[0] / (p[0] * math.log(10.0)))
+defjvp(ops.exp2, lambda p, t, out: t[0] * out * math.log(2.0))
+defjvp(ops.sqrt, lambda p, t, out: t[0] / (out * 2))
+defjvp(ops.tanh, lambda p, t, out: t[0] * (1 - out * out))
+defjvp(ops.sin, lambda p, t, out: t[0] * tnp.cos(p[0]))
+defjvp(ops.cos, lambda p, t, out: -t[0] * tnp.sin(p[0]))
+
+defjvp(ops.where, lambda p, t, out: tnp.where(p[0], t[1], t[2]))
+# a float result of a float input carries its tangent; an integer one carries none
+defjvp(ops.cast, lambda p, t, out, *, dtype: None if t[0] is None or out.dtype.kind not in "fc"
+       else ops.cast(t[0], dtype=dtype))
+
+# --------------------------------------------------------------------------- shape
+
+for _linear in (ops.broadcast_to, ops.reshape, ops.transpose, ops.slice, ops.pad, ops.concatenate,
+                ops.windows, ops.windows_sum, ops.reduce_sum, ops.all_sum):
+    deflinear(_linear)
+defjvp(ops.gather, lambda p, t, out, *, axis: gather(t[0], p[1], axis=axis))
+defjvp(ops.scatter_add, lambda p, t, out, *, axis: scatter_add(t[0], p[1], t[2], axis=axis))
+
+# --------------------------------------------------------------------------- reductions
+
+
+def _extremum_jvp(primals, tangents, out, *, axes):
+    # The mean of the tangents at the extremum's positions: ties share, as in reverse mode.
+    (x,), (tx,) = primals, tangents
+    kept = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
+    hit = tnp.astype(x == broadcast_to(reshape(out, shape=kept), shape=x.shape), tx.dtype)
+    return reduce_sum(hit * tx, axes=axes) / reduce_sum(hit, axes=axes)
+
+
+defjvp(ops.reduce_max, _extremum_jvp)
+defjvp(ops.reduce_min, _extremum_jvp)
+
+# --------------------------------------------------------------------------- matmul
+
+defjvp(ops.matmul, lambda p, t, out: matmul(t[0], p[1]) + matmul(p[0], t[1]))
