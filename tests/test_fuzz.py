@@ -354,6 +354,38 @@ def finite_difference_check(group, grads):
                                  f"give {results} (scale {scale:.3g})")
 
 
+def forward_mode_check(group, grads):
+    """Forward mode agrees with reverse mode on the group's loss: its jvp along a random
+    direction (eager, and traced into a graph) is <gradient, direction>, and its Jacobian by
+    ``jacfwd`` (one jvp per input element) is the gradient (``jacrev``)."""
+    args = group.loss_args()
+    nums = group.diff_argnums
+
+    def loss(*diff_args):
+        full = list(args)
+        for i, a in zip(nums, diff_args):
+            full[i] = a
+        return group.loss_fn(*full)[0]
+
+    rng = np.random.default_rng(group.seed + 11)
+    primals = tuple(args[i] for i in nums)
+    directions = tuple(rng.standard_normal(np.shape(p)) for p in primals)
+    predicted = sum(float(np.sum(g * d)) for g, d in zip(grads, directions))
+    scale = sum(float(np.sum(np.abs(g * d))) for g, d in zip(grads, directions)) + 1e-300
+    traced_jvp = tj.trace(lambda ps, ds: tj.jvp(loss, ps, ds)[1])
+    with fuzzing.strict_numpy():
+        for where, tangent in (("eager jvp", tj.jvp(loss, primals, directions)[1]),
+                               ("graph-mode jvp", run(traced_jvp, "graph", primals, directions))):
+            if abs(float(tangent) - predicted) > 1e-9 * scale + 1e-12:
+                raise Mismatch(None, f"{where} of the loss along a random direction is {float(tangent)!r}, "
+                                     f"reverse mode gives {predicted!r}")
+        if sum(np.size(p) for p in primals) <= 64:
+            forward = tj.jacfwd(loss, argnums=tuple(range(len(nums))))(*primals)
+            for k, (f, g) in enumerate(zip(forward, grads)):
+                np.testing.assert_allclose(f, g, rtol=1e-9, atol=1e-12 * scale,
+                                           err_msg=f"jacfwd of the loss, argument {nums[k]}, against its gradient")
+
+
 def check_grad(group, plan):
     vg = tj.value_and_grad(group.loss_fn, argnums=group.diff_argnums, has_aux=True)
     with fuzzing.strict_numpy():
@@ -361,6 +393,7 @@ def check_grad(group, plan):
     (value, outs), grads = want
     compare_outputs(group, outs, eager_reference(group), "eager value_and_grad outputs")
     finite_difference_check(group, grads)
+    forward_mode_check(group, grads)
     for mode, config in plan:
         traced, got, where = run_configured(vg, mode, config, group.loss_args())
         compare_grad_result(group, got, want, where)
