@@ -517,6 +517,89 @@ def _torch_lenet_sgd(torch, for_compile):
     return _torch_sgd(torch, forward, for_compile)
 
 
+# ----------------------------------------------------- per-example gradients, Hessian-vector product
+# The MLP of ``mlp_sgd``: per-example gradients (vmap of grad) and the Hessian-vector product of
+# the batch loss with respect to the parameters (forward over reverse), against the same
+# derivatives written out by hand in NumPy.
+def _transform_inputs(size, seed=0):
+    params, x, y, _ = _sgd_inputs(*size, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    directions = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in params.items()}
+    return params, directions, x, y
+
+
+def _numpy_mlp_parts(params, x, y):
+    h = np.tanh(x @ params["W1"] + params["b1"])
+    p = np.exp(_np_log_softmax(h @ params["W2"] + params["b2"]))
+    d = p.copy()
+    d[np.arange(len(y)), y] -= 1
+    return h, p, d
+
+
+def _numpy_per_example_grads():
+    def grads(params, directions, x, y):
+        h, _, d = _numpy_mlp_parts(params, x, y)
+        dh = (d @ params["W2"].T) * (1 - h * h)
+        return {"W1": x[:, :, None] * dh[:, None, :], "b1": dh,
+                "W2": h[:, :, None] * d[:, None, :], "b2": d}
+    return grads
+
+
+def _tracejit_mlp_loss(tj):
+    def loss(params, x, y):
+        h = np.tanh(x @ params["W1"] + params["b1"])
+        return tj.nn.cross_entropy(h @ params["W2"] + params["b2"], y)
+    return loss
+
+
+def _tracejit_per_example_grads(tj):
+    loss = _tracejit_mlp_loss(tj)
+    per_example = tj.vmap(tj.grad(lambda params, x, y: loss(params, x[None], y[None])), in_axes=(None, 0, 0))
+
+    def grads(params, directions, x, y):
+        return per_example(params, x, y)
+    return grads
+
+
+def _jax_mlp_loss(jax, jnp):
+    def loss(params, x, y):
+        h = jnp.tanh(x @ params["W1"] + params["b1"])
+        return _jax_xent(jax, jnp, h @ params["W2"] + params["b2"], y)
+    return loss
+
+
+def _jax_per_example_grads(jax, jnp):
+    loss = _jax_mlp_loss(jax, jnp)
+    per_example = jax.vmap(jax.grad(lambda params, x, y: loss(params, x[None], y[None])), in_axes=(None, 0, 0))
+    return lambda params, directions, x, y: per_example(params, x, y)
+
+
+def _numpy_hvp():
+    def hvp(params, v, x, y):
+        W2 = params["W2"]
+        B = len(y)
+        h, p, d = _numpy_mlp_parts(params, x, y)
+        d = d / B
+        # the forward pass's directional derivatives along v (Pearlmutter's R-operator)
+        r_h = (1 - h * h) * (x @ v["W1"] + v["b1"])
+        r_z = r_h @ W2 + h @ v["W2"] + v["b2"]
+        r_d = p * (r_z - (p * r_z).sum(axis=1, keepdims=True)) / B
+        back = d @ W2.T
+        r_dh = (r_d @ W2.T + d @ v["W2"].T) * (1 - h * h) - back * 2 * h * r_h
+        return {"W1": x.T @ r_dh, "b1": r_dh.sum(axis=0), "W2": r_h.T @ d + h.T @ r_d, "b2": r_d.sum(axis=0)}
+    return hvp
+
+
+def _tracejit_hvp(tj):
+    loss = _tracejit_mlp_loss(tj)
+    return lambda params, v, x, y: tj.hvp(lambda p: loss(p, x, y), (params,), (v,))
+
+
+def _jax_hvp(jax, jnp):
+    loss = _jax_mlp_loss(jax, jnp)
+    return lambda params, v, x, y: jax.jvp(jax.grad(lambda p: loss(p, x, y)), (params,), (v,))[1]
+
+
 # ------------------------------------------------------------------------------------ registry
 WORKLOADS = {w.name: w for w in [
     Workload(
@@ -558,6 +641,19 @@ WORKLOADS = {w.name: w for w in [
         make_inputs=_lenet_inputs, numpy_fn=_numpy_lenet_sgd, tracejit_fn=_tracejit_lenet_sgd,
         needs=("value_and_grad", "nn.conv2d", "nn.max_pool2d"), jax_fn=_jax_lenet_sgd, torch_fn=_torch_lenet_sgd,
         rtol=1e-3, atol=1e-5, describe=lambda s: f"batch {s[0]}, {s[1]}x{s[1]} images"),
+    Workload(
+        "per_example_grads", "per-example gradients of the MLP 784-256-10 tanh loss (batch 128, float32): "
+                             "vmap of grad",
+        sizes={"full": ((784, 256, 10), 128), "quick": None, "tiny": ((20, 16, 5), 8)},
+        make_inputs=_transform_inputs, numpy_fn=_numpy_per_example_grads, tracejit_fn=_tracejit_per_example_grads,
+        needs=("vmap", "grad", "nn.cross_entropy"), jax_fn=_jax_per_example_grads,
+        describe=lambda s: f"{'-'.join(map(str, s[0]))}, batch {s[1]}"),
+    Workload(
+        "hvp", "Hessian-vector product of the MLP 784-256-10 tanh loss (batch 128, float32): forward over reverse",
+        sizes={"full": ((784, 256, 10), 128), "quick": None, "tiny": ((20, 16, 5), 8)},
+        make_inputs=_transform_inputs, numpy_fn=_numpy_hvp, tracejit_fn=_tracejit_hvp,
+        needs=("hvp", "nn.cross_entropy"), jax_fn=_jax_hvp, rtol=1e-3, atol=1e-5,
+        describe=lambda s: f"{'-'.join(map(str, s[0]))}, batch {s[1]}"),
     Workload(
         "dispatch", "dispatch overhead: a + b on (8,) float32 arrays",
         sizes={"full": 8, "quick": 8, "tiny": 8},
