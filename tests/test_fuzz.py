@@ -244,9 +244,26 @@ def check_again(traced, args, compare, where):
         compare(got, f"{where}, {again}")
 
 
+def vmap_check(group, want):
+    """The group under ``tj.vmap`` over two examples (the arguments and a copy of them), eagerly
+    and traced into a graph: each example's outputs are the group's own."""
+    args = group.call_args()
+    axes = tuple(0 if isinstance(a, np.ndarray) else None for a in args)
+    batched = [np.stack([a, a]) if isinstance(a, np.ndarray) else a for a in args]
+    mapped = tj.vmap(group.fn, in_axes=axes)
+    with fuzzing.strict_numpy():
+        for where, got in (("eager vmap", mapped(*batched)), ("graph-mode vmap", run(tj.trace(mapped), "graph", *batched))):
+            for example in range(2):
+                # a 0-d result NumPy gives as an array is one example's item of the batched result
+                each = tuple(np.asarray(np.asarray(g)[example]) if isinstance(w, np.ndarray) else np.asarray(g)[example]
+                             for g, w in zip(got, want))
+                compare_outputs(group, each, want, f"{where}, example {example}")
+
+
 def check_forward(group, modes_and_configs):
     want = eager_reference(group)
     compare_outputs(group, run(tj.trace(group.fn), "eager", *group.call_args()), want, "eager (traced function)")
+    vmap_check(group, want)
     for mode, config in modes_and_configs:
         traced, got, where = run_configured(group.fn, mode, config, group.call_args())
         compare_outputs(group, got, want, where)

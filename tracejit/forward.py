@@ -36,7 +36,9 @@ class JVPTracer(_TracerArrayMethods, Tracer):
         self.view_of = None
 
     def become(self, other: "JVPTracer"):
-        """In-place update: this tracer now stands for ``other``'s value."""
+        """In-place update: this tracer now stands for ``other``'s value (one computed outside
+        this trace, e.g. from constants alone, has no tangent)."""
+        other = self._trace.full_raise(other)
         self.primal, self.tangent, self.aval = other.primal, other.tangent, other.aval
 
 

@@ -44,7 +44,9 @@ class BatchTracer(_TracerArrayMethods, Tracer):
         self.view_of = None
 
     def become(self, other: "BatchTracer"):
-        """In-place update: this tracer now stands for ``other``'s value."""
+        """In-place update: this tracer now stands for ``other``'s value (a value computed
+        outside this trace, e.g. from constants alone, is one every example shares)."""
+        other = self._trace.full_raise(other)
         self.value, self.batched, self.aval = other.value, other.batched, other.aval
 
 
