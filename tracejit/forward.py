@@ -9,7 +9,8 @@ where both become equations of one program) or the tracers of an enclosing ``gra
 over forward); and ``grad`` inside ``jvp`` gives forward over reverse (Hessian-vector products).
 
 A value that no input's tangent reached has tangent ``None`` (a symbolic zero): primitives on
-such values cost nothing extra, and a rule sees zeros only where it mixes them with real tangents.
+such values cost nothing extra, and the rules skip the terms of such inputs (a product with a
+constant matrix is one product, not two).
 """
 from __future__ import annotations
 
@@ -58,7 +59,6 @@ class JVPTrace(Trace):
         return JVPTracer(self, value, None)
 
     def process(self, prim, tracers, params):
-        from . import numpy as tnp
         primals = [t.primal for t in tracers]
         out = bind(prim, *primals, **params)
         several = prim.extra.get("multiple_results")
@@ -69,8 +69,6 @@ class JVPTrace(Trace):
         rule = jvp_rules.get(prim)
         if rule is None:
             raise NotImplementedError(f"primitive {prim.name} has no forward-mode rule (tracejit.rules.jvp.defjvp)")
-        tangents = [tnp.zeros_like(p) if t is None and _is_float(x.aval) else t
-                    for p, t, x in zip(primals, tangents, tracers)]
         out_tangents = rule(primals, tangents, out, **params)
         out_tangents = out_tangents if several else (out_tangents,)
         return [JVPTracer(self, o, _as_dtype(t, o)) for o, t in zip(outs, out_tangents)]

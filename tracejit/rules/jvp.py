@@ -5,8 +5,10 @@ set and the front end. Out: ``jvp_rules``, read by ``forward.py``'s trace.
 
 A rule ``rule(primals, tangents, out, **params)`` returns the tangent of the output (a tuple
 of them for a primitive with several results) given the inputs' primal values, their
-tangents and the primal output ``out``. Every float input has a tangent (zeros where nothing
-flows in: the trace fills them in), other inputs (indices, conditions) have ``None``. Like the
+tangents and the primal output ``out``. A tangent is ``None`` where nothing flows in (a
+symbolic zero: an input that does not depend on the differentiated arguments, or an index or
+condition), so a product with a constant matrix costs one product, not two; at least one
+float input has a tangent. Like the
 reverse-mode rules, these are ordinary front-end code, so they work on arrays and on the
 tracers of enclosing transformations, and forward mode nests with reverse mode either way.
 Where a primitive's derivative is not unique (ties of ``maximum`` and ``reduce_max``), the
@@ -35,7 +37,27 @@ def defjvp(prim: Primitive, rule) -> None:
 
 def deflinear(prim: Primitive) -> None:
     """``prim`` is linear in its (float) inputs: its tangent is ``prim`` applied to the tangents."""
-    defjvp(prim, lambda primals, tangents, out, **params: prim(*tangents, **params))
+    defjvp(prim, lambda primals, tangents, out, **params: prim(*_filled(primals, tangents), **params))
+
+
+def _filled(primals, tangents):
+    """The tangents with zeros in place of ``None``, for rules that need every one."""
+    return [tnp.zeros_like(p) if t is None else t for p, t in zip(primals, tangents)]
+
+
+def _sum(*terms):
+    """The sum of the terms that are not ``None`` (a symbolic zero), or ``None``."""
+    present = [t for t in terms if t is not None]
+    if not present:
+        return None
+    total = present[0]
+    for t in present[1:]:
+        total = total + t
+    return total
+
+
+def _times(t, factor):
+    return None if t is None else t * factor
 
 
 # --------------------------------------------------------------------------- elementwise
@@ -43,23 +65,27 @@ def deflinear(prim: Primitive) -> None:
 
 def _pow_jvp(primals, tangents, out):
     (x, y), (tx, ty) = primals, tangents
+    by_x = None if tx is None else tx * y * x ** (y - 1)
+    if ty is None:
+        return by_x
     positive = x > 0
     safe_log = tnp.log(tnp.where(positive, x, tnp.ones_like(x)))
-    return tx * y * x ** (y - 1) + ty * tnp.where(positive, out * safe_log, tnp.zeros_like(x))
+    return _sum(by_x, ty * tnp.where(positive, out * safe_log, tnp.zeros_like(x)))
 
 
 def _minmax_jvp(x_wins, x, y, tx, ty):
     """``tx`` where x is the result, ``ty`` where y is, their mean at ties: the transpose of
     the reverse rule, which splits a tie's cotangent evenly."""
+    tx, ty = _filled((x, y), (tx, ty))
     return tnp.where(x_wins, tx, tnp.where(x == y, (tx + ty) * 0.5, ty))
 
 
-deflinear(ops.add)
-deflinear(ops.sub)
+defjvp(ops.add, lambda p, t, out: _sum(t[0], t[1]))
+defjvp(ops.sub, lambda p, t, out: _sum(t[0], None if t[1] is None else -t[1]))
 deflinear(ops.neg)
-defjvp(ops.mul, lambda p, t, out: t[0] * p[1] + p[0] * t[1])
-defjvp(ops.div, lambda p, t, out: (t[0] - out * t[1]) / p[1])
-defjvp(ops.mod, lambda p, t, out: t[0] - t[1] * tnp.floor_divide(p[0], p[1]))
+defjvp(ops.mul, lambda p, t, out: _sum(_times(t[0], p[1]), _times(t[1], p[0])))
+defjvp(ops.div, lambda p, t, out: _sum(t[0], None if t[1] is None else -out * t[1]) / p[1])
+defjvp(ops.mod, lambda p, t, out: _sum(t[0], None if t[1] is None else -t[1] * tnp.floor_divide(p[0], p[1])))
 defjvp(ops.maximum, lambda p, t, out: _minmax_jvp(p[0] > p[1], *p, *t))
 defjvp(ops.minimum, lambda p, t, out: _minmax_jvp(p[0] < p[1], *p, *t))
 defjvp(ops.pow, _pow_jvp)
@@ -79,7 +105,7 @@ defjvp(ops.tanh, lambda p, t, out: t[0] * (1 - out * out))
 defjvp(ops.sin, lambda p, t, out: t[0] * tnp.cos(p[0]))
 defjvp(ops.cos, lambda p, t, out: -t[0] * tnp.sin(p[0]))
 
-defjvp(ops.where, lambda p, t, out: tnp.where(p[0], t[1], t[2]))
+defjvp(ops.where, lambda p, t, out: tnp.where(p[0], *_filled(p[1:], t[1:])))
 # a float result of a float input carries its tangent; an integer one carries none
 defjvp(ops.cast, lambda p, t, out, *, dtype: None if t[0] is None or out.dtype.kind not in "fc"
        else ops.cast(t[0], dtype=dtype))
@@ -90,7 +116,8 @@ for _linear in (ops.broadcast_to, ops.reshape, ops.transpose, ops.slice, ops.pad
                 ops.windows, ops.windows_sum, ops.reduce_sum, ops.all_sum):
     deflinear(_linear)
 defjvp(ops.gather, lambda p, t, out, *, axis: gather(t[0], p[1], axis=axis))
-defjvp(ops.scatter_add, lambda p, t, out, *, axis: scatter_add(t[0], p[1], t[2], axis=axis))
+defjvp(ops.scatter_add, lambda p, t, out, *, axis: t[0] if t[2] is None else
+       scatter_add(_filled(p[:1], t[:1])[0], p[1], t[2], axis=axis))
 
 # --------------------------------------------------------------------------- reductions
 
@@ -108,4 +135,5 @@ defjvp(ops.reduce_min, _extremum_jvp)
 
 # --------------------------------------------------------------------------- matmul
 
-defjvp(ops.matmul, lambda p, t, out: matmul(t[0], p[1]) + matmul(p[0], t[1]))
+defjvp(ops.matmul, lambda p, t, out: _sum(None if t[0] is None else matmul(t[0], p[1]),
+                                           None if t[1] is None else matmul(p[0], t[1])))
