@@ -25,6 +25,8 @@ from op_specs import SPECS
 from tracejit import pytree
 from tracejit.core import Const, Graph, verify
 from tracejit.primitives import KINDS, abstract_eval_list, registry
+from tracejit.rules.batching import batching_rules
+from tracejit.rules.jvp import jvp_rules
 from tracejit.rules.vjp import vjp_rules
 
 _TRACED: dict = {}
@@ -222,6 +224,12 @@ def test_registry_checks_catch_a_new_primitive():
         with pytest.raises(AssertionError, match="no vjp rule"):
             check_facets(prim, [])
         vjp_rules[prim] = lambda ct, x, out: (ct * 2,)
+        with pytest.raises(AssertionError, match="no jvp rule"):
+            check_facets(prim, [])
+        jvp_rules[prim] = lambda primals, tangents, out: tangents[0] * 2
+        with pytest.raises(AssertionError, match="no batching rule"):
+            check_facets(prim, [])
+        batching_rules[prim] = lambda values, batched, size: (prim(*values), True)
         with pytest.raises(AssertionError, match="without scalar_src"):
             check_facets(prim, [])
         prim.scalar_src = "{0} * 2"
@@ -233,7 +241,8 @@ def test_registry_checks_catch_a_new_primitive():
         assert prim.abstract_eval(Aval((2,), np.float32)).dtype == np.float32
     finally:
         del registry["test_only_double"]
-        vjp_rules.pop(prim, None)
+        for table in (vjp_rules, jvp_rules, batching_rules):
+            table.pop(prim, None)
 
 
 # Reductions the backend writes by hand instead of from ``identity`` + ``combine``: an index
@@ -249,14 +258,17 @@ def test_primitive_has_every_facet(name):
 
 
 def check_facets(prim, examples):
-    """impl, abstract_eval; scalar_src (elementwise) or identity + combine (reductions); a vjp
-    rule when differentiable. ``examples``: equations from the specs, to render scalar_src."""
+    """impl, abstract_eval; scalar_src (elementwise) or identity + combine (reductions); vjp and
+    jvp rules when differentiable, and a batching rule. ``examples``: equations from the specs, to render scalar_src."""
     name = prim.name
     assert prim.kind in KINDS
     assert callable(prim.impl), f"{name}: no impl"
     assert callable(prim.abstract_eval), f"{name}: no abstract_eval"
     if prim.differentiable:
         assert callable(vjp_rules.get(prim)), f"{name}: differentiable but has no vjp rule"
+        assert callable(jvp_rules.get(prim)), f"{name}: differentiable but has no jvp rule"
+    if name != "fused":  # a fusion group exists only after the passes, which run after every transformation
+        assert callable(batching_rules.get(prim)), f"{name}: no batching rule"
     if prim.kind == "elementwise":
         assert prim.scalar_src is not None, f"{name}: elementwise without scalar_src"
         assert examples, f"{name}: no spec exercises it"
