@@ -127,3 +127,17 @@ def test_vmap_errors_name_the_argument():
         tj.vmap(lambda a: a, in_axes=None)(X)
     with pytest.raises(ValueError, match=r"axis 2 does not fit args\[0\]"):
         tj.vmap(lambda a: a, in_axes=2)(X)
+
+
+@pytest.mark.parametrize("mode", ["eager", "graph", "compiled"])
+def test_a_batched_argument_updated_in_place_is_updated_as_a_loop_would(mode):
+    def f(x, s):
+        x *= s
+        x[0] = -1.0
+        return x.sum()
+
+    looped, mapped = X.T.copy(), X.T.copy()
+    want = np.array([f(looped[:, i], 2.0) for i in range(looped.shape[1])])
+    got = run(tj.trace(tj.vmap(f, in_axes=(1, None))), mode, mapped, 2.0)
+    np.testing.assert_allclose(got, want)
+    np.testing.assert_allclose(mapped, looped)

@@ -124,11 +124,12 @@ def vmap(fn, in_axes=0, out_axes=0):
         if size is None:
             raise ValueError("vmap: no argument is batched (every in_axes is None)")
         with new_trace(BatchTrace, size) as trace:
-            call_args = [pytree.unflatten(tree, [BatchTracer(trace, v, b) if b else v for v, b in moved])
-                         for moved, tree in flat]
+            inputs = [[(BatchTracer(trace, v, b), v) if b else (v, None) for v, b in moved] for moved, _ in flat]
+            call_args = [pytree.unflatten(tree, [t for t, _ in row]) for row, (_, tree) in zip(inputs, flat)]
             result = fn(*call_args)
             out_leaves, out_tree = pytree.flatten(result)
             out_tracers = [trace.full_raise(x) for x in out_leaves]
+        _write_back(args, axes, inputs, size)
         outs = []
         for t in out_tracers:
             value = t.value if t.batched else broadcast_batch(t.value, size)
@@ -139,6 +140,24 @@ def vmap(fn, in_axes=0, out_axes=0):
 
     wrapped.__name__ = f"vmap({getattr(fn, '__name__', 'fn')})"
     return wrapped
+
+
+def _write_back(args, axes, inputs, size):
+    """Arguments the function updated in place (``x *= 2``, ``x[0] = v``) get the new values of
+    their examples, as a loop over views of them (``f(X[i])``) would leave them."""
+    from . import numpy as tnp
+    for arg, axis, row in zip(args, axes, inputs):
+        leaves = pytree.flatten(arg)[0]
+        for leaf, (tracer, initial) in zip(leaves, row):
+            if initial is None or tracer.value is initial:
+                continue
+            value = tracer.value if tracer.batched else broadcast_batch(tracer.value, size)
+            ndim = len(tracer.aval.shape) + 1
+            new = tnp.moveaxis(value, 0, axis % ndim) if axis % ndim else value
+            if isinstance(leaf, np.ndarray):
+                np.copyto(leaf, new)
+            else:
+                leaf[...] = new  # a traced argument: an in-place update of the traced program
 
 
 def _plain(value):
