@@ -11,19 +11,12 @@ import pytest
 
 import tracejit as tj
 from conftest import run
-from op_specs import SPECS
 from tracejit import pytree
 from tracejit.primitives import registry
 from tracejit.rules.jvp import jvp_rules
 from tracejit.rules.vjp import vjp_rules
 
-GRAD_SPECS = [s for s in SPECS if s.grad]
-EPS = 1e-6
-
-
-def _float_positions(spec):
-    return [i for i, a in enumerate(spec.args)
-            if isinstance(a, np.ndarray) and a.dtype == np.float64 and i not in spec.static_argnums]
+from test_grad_ops import EPS, GRAD_SPECS, _float_positions
 
 
 def _float_outputs(spec):

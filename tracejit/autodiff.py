@@ -20,7 +20,7 @@ import itertools
 import numpy as np
 
 from . import pytree
-from .core import Aval
+from .core import aval_of
 from .errors import where as _where_msg
 from .numpy import literal
 from .primitives import Trace, Tracer, bind, new_trace
@@ -40,7 +40,7 @@ class TapeTracer(_TracerArrayMethods, Tracer):
     def __init__(self, trace, primal, aval=None):
         self._trace = trace
         self.primal = primal
-        self.aval = aval if aval is not None else _aval_of(primal)
+        self.aval = aval if aval is not None else aval_of(primal)
         self.vid = next(_value_ids)
         self.view_of = None
 
@@ -48,12 +48,6 @@ class TapeTracer(_TracerArrayMethods, Tracer):
         """In-place update: this tracer now stands for ``other``'s value."""
         self.primal, self.aval, self.vid = other.primal, other.aval, other.vid
 
-
-def _aval_of(value) -> Aval:
-    if isinstance(value, Tracer):
-        return value.aval
-    value = np.asarray(value)
-    return Aval(value.shape, value.dtype)
 
 
 class _Node:

@@ -72,6 +72,15 @@ class Aval:
 _var_ids = itertools.count()
 
 
+
+def aval_of(value) -> Aval:
+    """A tracer's own aval, or the shape and dtype of an array or number."""
+    aval = getattr(value, "aval", None)
+    if isinstance(aval, Aval):
+        return aval
+    value = np.asarray(value)
+    return Aval(value.shape, value.dtype)
+
 class Var:
     """A value defined exactly once in a graph. Identity is object identity."""
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import pytree
-from .core import Aval
+from .core import aval_of
 from .primitives import Trace, Tracer, bind, new_trace
 from .rules.jvp import jvp_rules
 from .tracer import _TracerArrayMethods
@@ -33,7 +33,7 @@ class JVPTracer(_TracerArrayMethods, Tracer):
     def __init__(self, trace, primal, tangent, aval=None):
         self._trace = trace
         self.primal, self.tangent = primal, tangent
-        self.aval = aval if aval is not None else _aval_of(primal)
+        self.aval = aval if aval is not None else aval_of(primal)
         self.view_of = None
 
     def become(self, other: "JVPTracer"):
@@ -42,12 +42,6 @@ class JVPTracer(_TracerArrayMethods, Tracer):
         other = self._trace.full_raise(other)
         self.primal, self.tangent, self.aval = other.primal, other.tangent, other.aval
 
-
-def _aval_of(value) -> Aval:
-    if isinstance(value, Tracer):
-        return value.aval
-    value = np.asarray(value)
-    return Aval(value.shape, value.dtype)
 
 
 def _is_float(aval) -> bool:
@@ -77,9 +71,9 @@ class JVPTrace(Trace):
 def _as_dtype(tangent, primal):
     """A tangent in its primal's dtype (a rule's constants can promote a float32 tangent)."""
     from . import numpy as tnp
-    if tangent is None or not _is_float(_aval_of(primal)):
+    if tangent is None or not _is_float(aval_of(primal)):
         return None
-    dtype = _aval_of(primal).dtype
+    dtype = aval_of(primal).dtype
     return tnp.astype(tangent, dtype) if tangent.dtype != dtype else tangent
 
 
@@ -91,7 +85,7 @@ def _checked_tangents(primals, tangents):
     paths = pytree.leaf_paths(p_tree, "primals")
     checked = []
     for p, t, path in zip(p_leaves, t_leaves, paths):
-        pa, ta = _aval_of(p), _aval_of(t)
+        pa, ta = aval_of(p), aval_of(t)
         if not _is_float(pa):
             raise TypeError(f"jvp: {path} has dtype {pa.dtype}; forward mode differentiates float inputs only")
         if ta.shape != pa.shape or ta.dtype != pa.dtype:

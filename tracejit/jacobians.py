@@ -46,11 +46,11 @@ def _split_aux(result, has_aux, name):
     return result[0], result[1]
 
 
-def _basis(shape, dtype, index):
-    """A plain array of zeros of ``shape`` with a one at flat position ``index``."""
-    e = np.zeros(int(np.prod(shape, dtype=np.int64)), dtype)
-    e[index] = 1
-    return e.reshape(shape)
+def _basis(leaves, k, index):
+    """Plain arrays of zeros shaped like ``leaves``, with a one at flat position ``index`` of leaf ``k``."""
+    out = [np.zeros(np.shape(x), np.result_type(x)) for x in leaves]
+    out[k].reshape(-1)[index] = 1
+    return out
 
 
 def _arrange(blocks, out_tree, in_tree, argnums):
@@ -74,12 +74,10 @@ def jacfwd(fn, argnums=0, has_aux=False):
         columns = []  # per input leaf: per element, the output tangents' leaves
         out_tree, outputs, aux = None, None, None
         for m, leaf in enumerate(in_leaves):
-            shape, dtype = np.shape(leaf), np.result_type(leaf)
             per_element = []
-            for j in range(_size(shape)):
-                tangents = [_basis(shape, dtype, j) if k == m else np.zeros(np.shape(x), np.result_type(x))
-                            for k, x in enumerate(in_leaves)]
-                result, result_tangents = jvp(partial, chosen, pytree.unflatten(in_tree, tangents))
+            for j in range(_size(np.shape(leaf))):
+                tangents = pytree.unflatten(in_tree, _basis(in_leaves, m, j))
+                result, result_tangents = jvp(partial, chosen, tangents)
                 outputs, aux = _split_aux(result, has_aux, "jacfwd")
                 out_tangents, _ = _split_aux(result_tangents, has_aux, "jacfwd")
                 leaves, out_tree = pytree.flatten(out_tangents)
@@ -88,20 +86,13 @@ def jacfwd(fn, argnums=0, has_aux=False):
         if out_tree is None:  # no input element at all: one plain call for the outputs' shapes
             outputs, aux = _split_aux(partial(*chosen), has_aux, "jacfwd")
         out_leaves, out_tree = pytree.flatten(outputs)
-        blocks = [[_stack_last(columns[m], k, np.shape(out_leaves[k]), np.shape(in_leaves[m]), out_leaves[k])
-                   for m in range(len(in_leaves))] for k in range(len(out_leaves))]
+        blocks = [[_block([leaves[k] for leaves in columns[m]], -1, out, in_leaves[m])
+                   for m in range(len(in_leaves))] for k, out in enumerate(out_leaves)]
         jac = _arrange(blocks, out_tree, in_tree, argnums)
         return (jac, aux) if has_aux else jac
 
     wrapped.__name__ = f"jacfwd({getattr(fn, '__name__', 'fn')})"
     return wrapped
-
-
-def _stack_last(per_element, k, out_shape, in_shape, like):
-    if not per_element:
-        return tnp.zeros(tuple(out_shape) + tuple(in_shape), np.result_type(like))
-    stacked = tnp.stack([leaves[k] for leaves in per_element], axis=-1)
-    return tnp.reshape(stacked, tuple(out_shape) + tuple(in_shape))
 
 
 def jacrev(fn, argnums=0, has_aux=False):
@@ -118,13 +109,9 @@ def jacrev(fn, argnums=0, has_aux=False):
         out_leaves, out_tree = pytree.flatten(outputs)
         blocks = []
         for k, out in enumerate(out_leaves):
-            shape, dtype = np.shape(out), np.result_type(out)
-            rows = []
-            for j in range(_size(shape)):
-                cotangents = [_basis(shape, dtype, j) if i == k else np.zeros(np.shape(o), np.result_type(o))
-                              for i, o in enumerate(out_leaves)]
-                rows.append(pytree.flatten(backward(pytree.unflatten(out_tree, cotangents)))[0])
-            blocks.append([_stack_first(rows, m, shape, np.shape(leaf), leaf) for m, leaf in enumerate(in_leaves)])
+            rows = [pytree.flatten(backward(pytree.unflatten(out_tree, _basis(out_leaves, k, j))))[0]
+                    for j in range(_size(np.shape(out)))]
+            blocks.append([_block([row[m] for row in rows], 0, out, leaf) for m, leaf in enumerate(in_leaves)])
         jac = _arrange(blocks, out_tree, in_tree, argnums)
         return (jac, aux) if has_aux else jac
 
@@ -132,10 +119,14 @@ def jacrev(fn, argnums=0, has_aux=False):
     return wrapped
 
 
-def _stack_first(rows, m, out_shape, in_shape, like):
-    if not rows:
-        return tnp.zeros(tuple(out_shape) + tuple(in_shape), np.result_type(like))
-    return tnp.reshape(tnp.stack([row[m] for row in rows], axis=0), tuple(out_shape) + tuple(in_shape))
+def _block(parts, axis, out, leaf):
+    """One output leaf's derivatives with respect to one input leaf, a part per element of the
+    input (``axis=-1``, forward mode) or of the output (``axis=0``, reverse mode), stacked
+    along ``axis`` into the ``out.shape + leaf.shape`` array."""
+    shape = tuple(np.shape(out)) + tuple(np.shape(leaf))
+    if not parts:
+        return tnp.zeros(shape, np.result_type(out))
+    return tnp.reshape(tnp.stack(parts, axis=axis), shape)
 
 
 jacobian = jacrev

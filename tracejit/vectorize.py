@@ -15,19 +15,13 @@ from __future__ import annotations
 import numpy as np
 
 from . import pytree
-from .core import Aval
+from .core import Aval, aval_of
 from .primitives import Trace, Tracer, bind, new_trace
 from .rules.batching import batching_rules, broadcast_batch
 from .tracer import _TracerArrayMethods
 
 __all__ = ["vmap", "BatchTracer"]
 
-
-def _aval_of(value) -> Aval:
-    if isinstance(value, Tracer):
-        return value.aval
-    value = np.asarray(value)
-    return Aval(value.shape, value.dtype)
 
 
 class BatchTracer(_TracerArrayMethods, Tracer):
@@ -39,7 +33,7 @@ class BatchTracer(_TracerArrayMethods, Tracer):
     def __init__(self, trace, value, batched):
         self._trace = trace
         self.value, self.batched = value, batched
-        aval = _aval_of(value)
+        aval = aval_of(value)
         self.aval = Aval(aval.shape[1:], aval.dtype, aval.weak) if batched else aval
         self.view_of = None
 
