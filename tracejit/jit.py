@@ -119,7 +119,10 @@ def _label(name: str) -> str:
 def _as_runtime_array(leaf, sig):
     if sig[0] == "py":
         return np.asarray(leaf, dtype=_leaf_aval(sig).dtype)
-    return leaf if type(leaf) is np.ndarray else np.asarray(leaf)
+    array = leaf if type(leaf) is np.ndarray else np.asarray(leaf)
+    if not array.dtype.isnative:  # the program computes in native byte order (see _leaf_signature)
+        return array.astype(array.dtype.newbyteorder("="))
+    return array
 
 
 def _direct(a) -> bool:
