@@ -7,6 +7,8 @@ reason names the changed name; rebinding an equal value does not retrace.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -261,3 +263,16 @@ def test_retrace_log_explains_a_changed_array(restore_arrays, capsys):
     err = capsys.readouterr().err
     assert "global 'TABLE' changed in place, and tracing had used its values" in err
     assert "pass the array as an argument" in err
+
+
+BIG = np.ones(300_000)  # 2.3 MiB
+
+
+def test_computing_with_a_large_global_array_while_tracing_warns():
+    f = tj.trace(lambda x: x * BIG.mean())
+    with pytest.warns(RuntimeWarning, match=r"global 'BIG' \(2.3 MiB\) while it was traced.*as an argument"):
+        run(f, "graph", X)
+    g = tj.trace(lambda x: x * BIG[:3])  # read only through a view: captured, nothing to compare
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run(g, "graph", X)

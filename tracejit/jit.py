@@ -377,6 +377,10 @@ def _same_contents(array, contents: bytes) -> bool:
     return memoryview(np.ascontiguousarray(array).reshape(-1)).cast("B") == contents
 
 
+# A baked array this large is compared on every call: worth a warning (see _trace).
+_LARGE_BAKED_BYTES = 1 << 20
+
+
 def _checks_contents(bindings) -> bool:
     """Whether some binding is a baked array, whose bytes only the full call path compares."""
     return any(type(how) is bytes for *_, how in bindings)
@@ -826,7 +830,17 @@ class Traced:
         if log_enabled("graph"):
             log("graph", f"{self.__name__} as traced ({len(raw.eqns)} equations):\n{raw}")
             log("graph", f"{self.__name__} after passes ({len(program.graph.eqns)} equations):\n{program.graph}")
-        return _Entry(program, raw, sigs, _bindings(self.fn, program.captured, watch.baked()), names)
+        bindings = _bindings(self.fn, program.captured, watch.baked())
+        large = [(kind, name, len(how)) for kind, name, _, _, how in bindings
+                 if type(how) is bytes and len(how) > _LARGE_BAKED_BYTES]
+        if large:
+            kind, name, size = large[0]
+            warnings.warn(
+                f"tj.trace: {self.__name__} computed with the values of {kind} {name!r} ({size / 2**20:.1f} MiB) "
+                "while it was traced, so every call compares them with what they were, to retrace if they "
+                "changed. Pass the array as an argument, or compute what you need from it outside the function.",
+                RuntimeWarning, stacklevel=4)
+        return _Entry(program, raw, sigs, bindings, names)
 
     def _merge_statics(self, dyn_args, dyn_kwargs, statics):
         args = list(dyn_args)
