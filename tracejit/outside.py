@@ -82,6 +82,12 @@ class Watched(np.ndarray):
             self._bake()
         return result
 
+    def __repr__(self):  # printed while tracing, it looks like the user's array
+        return repr(self.view(np.ndarray))
+
+    def __str__(self):
+        return str(self.view(np.ndarray))
+
     def _bake(self):
         if self._read is not None:
             self._read.baked = True
