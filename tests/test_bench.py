@@ -207,6 +207,8 @@ def test_every_workload_agrees_at_tiny_size_without_peers(no_peers):
             _check_timed(s)
             assert s.max_error <= 1, (r.name, mode)
         for peer in ("jax.jit", "torch", "torch.compile"):
+            if peer not in workloads.get(r.name).systems:  # no version of this workload for that peer
+                continue
             assert r[peer].status == "not installed" and r[peer].median is None
             assert r[peer].note in ("jax is not installed", "torch is not installed")
     copy = report["elementwise_1m"]["copy limit"]
@@ -363,6 +365,9 @@ def test_background_load_keeps_one_cpu_busy_and_stops(monkeypatch):
     with cli.background_load() as cpu:
         time.sleep(1.0)
         (spinner,) = started
+        deadline = time.monotonic() + 20  # on a busy machine the spinner gets its CPU time late
+        while _cpu_seconds(spinner.pid) <= 0.3 and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert spinner.poll() is None and _cpu_seconds(spinner.pid) > 0.3  # it spins
         if cpu is not None:
             assert os.sched_getaffinity(spinner.pid) == {cpu}
