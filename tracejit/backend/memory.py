@@ -14,7 +14,7 @@ Out: a ``MemoryPlan`` that ``codegen`` applies by rewriting each temporary's all
   allocates once per compiled program and passes in on every call. A temporary is a typed,
   reshaped view of the start of its slot (``c = ws[4096:8192].view(np.float32).reshape((32,
   32))``), so a call that hits the cache allocates nothing but its outputs (and the block
-  counter of each parallel loop, see ``codegen.Lowering.parallel_loop``). Slots start at
+  counter of each parallel loop, see ``lowering.Lowering.parallel_loop``). Slots start at
   multiples of ``ALIGN`` bytes, so every view is as aligned as the workspace itself.
 - **Liveness**: a temporary is live from the equation that allocates it to the last equation
   whose code names it or an alias of it (views such as transposes and broadcasts are read
