@@ -19,23 +19,23 @@ their dtype (``np.float32(2.0)``); constant arrays become extra arguments (``con
 A program with more than twice ``PART_KERNELS`` loop nests is split into part functions that
 the main one calls in order (Numba's compile time grows faster than the size of a function).
 
-Then the program is assembled: ``memory.plan_memory`` decides which arrays are temporaries and
-where in the workspace each lives, the outputs become parameters, and the header, the shape
-guard and the part functions are written around the equations' code.
+Then the program is assembled from the lowering's records (``lowering.Step``: what each
+equation's code allocates, reads and defines), never from its text: ``memory.plan_memory``
+decides which arrays are temporaries and where in the workspace each lives, each allocation
+placeholder is written as a new array, a view of a workspace slot, an output passed in or an
+argument computed in place, and the header, the shape guard and the part functions (whose
+parameters and results are the arrays the records say cross them) are written around the
+equations' code.
 
 ``generate_source`` returns only the text; ``compiler.compile_graph`` turns a ``Lowered``
 into a callable.
 """
 from __future__ import annotations
 
-import ast
-import re
-import textwrap
-
 from ..core import Graph, Var, dtype_short
 from .emitters import emitter_for
-from .lowering import (ArrayRef, BackendError, Lowered, Lowering, Ref, ViewRef, allocation_src, dtype_src,
-                       eqn_comment, shape_src)
+from .lowering import (Allocation, ArrayRef, BackendError, Lowered, Lowering, Ref, ViewRef, dtype_src, eqn_comment,
+                       shape_src)
 from .memory import plan_memory
 
 __all__ = ["lower", "generate_source", "PART_KERNELS", "NOGIL_MIN_ELEMENTS", "OUTPUT_ARG_MIN_BYTES"]
@@ -67,25 +67,23 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn", write_back=
     for k, var in enumerate(graph.inputs):
         dtype_src(var.aval.dtype)  # reject unsupported dtypes early
         L.bind(var, ArrayRef(L.var_name(var), var.aval.shape, var.aval.dtype, "input"))
+        L.arguments.add(L.var_name(var))
         input_ids.setdefault(var.id, k)
 
-    units = []  # (first line, kernels) of each equation's code, for splitting into parts
     for u, eqn in enumerate(graph.eqns):
         emitter = emitter_for(eqn.prim)
         if emitter is None:
             raise BackendError(f"the Numba backend has no emitter for primitive {eqn.prim.name!r}")
         for v in eqn.outputs:
             dtype_src(v.aval.dtype)
-        units.append((len(L.lines), L.kernels))
-        L.eqn, L.unit = eqn, u
+        L.begin_step(eqn, u)
         L.emit("")
         L.comment(eqn_comment(L, eqn))
         emitter(L, eqn)
-    L.eqn, L.unit = None, len(graph.eqns)
 
     # Outputs: fresh arrays, never an alias of an input or of another output. Outputs that
     # are graph inputs are returned by the runtime as the input object itself.
-    units.append((len(L.lines), L.kernels))
+    L.begin_step(None, len(graph.eqns))
     passthrough, returned, roots = {}, [], set()
     started = False
     for pos, atom in enumerate(graph.outputs):
@@ -94,9 +92,9 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn", write_back=
             continue
         if pos in write_back:
             continue
-        ref = L.ref(atom)
+        ref = L.lookup(atom)
         if isinstance(ref, ArrayRef) and ref.root != "input" and ref.root not in roots:
-            arr = ref
+            arr = ref  # returned as it is: no code reads it
         else:
             if not started:
                 started = True
@@ -105,24 +103,24 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn", write_back=
             arr = L.array(atom) if not isinstance(ref, ArrayRef) else ref
             if arr.root == "input" or arr.root in roots:
                 name_ = L.fresh("out")
+                L.reads(arr)
                 L.emit(f"{name_} = {arr.name}.copy()")
+                L.define(name_)
                 L.kernels += 1
                 arr = ArrayRef(name_, arr.shape, arr.dtype, name_)
         roots.add(arr.root)
         returned.append(arr.name)
     write_back = {pos: k for pos, k in write_back.items() if pos not in passthrough}
     in_place = {}
-    if not any(_reads_inputs(L.ref(graph.outputs[pos])) for pos in write_back):
+    if not any(_reads_inputs(L.lookup(graph.outputs[pos])) for pos in write_back):
         for pos, k in write_back.items():
-            if _compute_in_place(L, units, graph.outputs[pos], graph.inputs[k]):
+            if _compute_in_place(L, graph.outputs[pos], graph.inputs[k]):
                 in_place[pos] = k
     for pos, k in write_back.items():
         if pos not in in_place:
             _emit_write_back(L, graph.outputs[pos], graph.inputs[k])
-    units.append((len(L.lines), L.kernels))
 
-    plan = plan_memory(L.buffers, [L.lines[a:b] for (a, _), (b, _) in zip(units, units[1:])],
-                       _aliases(L), roots)
+    plan = plan_memory(L.buffers, [step.reads for step in L.steps], _aliases(L), roots)
     workspace = _use_workspace(L, plan)
     output_args = _pass_outputs(L, plan, returned)
     passed = {b.name for b in output_args}
@@ -169,16 +167,18 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn", write_back=
     for k, (start, size) in enumerate(zip(plan.offsets, plan.slots)):
         held = ", ".join(b.name for b in plan.temporaries if plan.slot_of[b.name] == k)
         header.append(f"    #   [{start}:{start + size}] holds {held}")
-    chunks = _split(units)
+    chunks = _split(L.steps, L.kernels)
     if len(chunks) == 1:
-        body, parts = guard + L.lines + ["", "    " + ret], []
+        body, parts = guard + _text(L.lines) + ["", "    " + ret], []
         parallel_functions = [L.fn_name] if L.uses_prange else []
     else:
         body, parts = _parts(L, chunks, args, kept, ret)
         body = guard + body
-        parallel_functions = [part for part, (a, b) in zip(parts, chunks)
-                              if any("prange(" in line for line in L.lines[a:b])]
+        parallel_functions = [part for part, chunk in zip(parts, chunks) if any(step.parallel for step in chunk)]
     source = "\n".join(header + body) + "\n"
+    bounds = [step.first_line for step in L.steps] + [len(L.lines)]
+    for step, a, b in zip(L.steps, bounds, bounds[1:]):
+        step.code = "\n".join(_text(L.lines[a:b]))
     return Lowered(source=source, fn_name=L.fn_name, n_inputs=len(graph.inputs),
                    in_avals=[v.aval for v in graph.inputs], const_values=[v for _, v in L.const_values],
                    passthrough=passthrough, n_returned=len(returned), kernels=L.kernels, fused_ops=L.fused_ops,
@@ -186,7 +186,7 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn", write_back=
                    output_args=[(b.shape, b.dtype) for b in output_args],
                    output_positions=[returned.index(b.name) for b in output_args],
                    flags={"fastmath": bool(fastmath), "parallel": njit_parallel, "nogil": nogil}, parts=parts,
-                   parallel_functions=parallel_functions, locations=L.locations)
+                   parallel_functions=parallel_functions, locations=L.locations, steps=L.steps)
 
 
 def _emit_write_back(L: Lowering, atom, target_var):
@@ -204,46 +204,30 @@ def _emit_write_back(L: Lowering, atom, target_var):
         L.emit(f"{target.at(idx)} = {ref.at(idx)}")
 
 
-def _compute_in_place(L: Lowering, units, atom, target_var) -> bool:
+def _compute_in_place(L: Lowering, atom, target_var) -> bool:
     """Let the kernel that computes an argument's new value write it into the argument itself
-    (``W -= lr * g`` then makes one pass over ``W``, not two), when the generated code shows
-    that this cannot change a result: the kernel stores the value once, at its loop index,
-    reading the argument only at that same index earlier in the same loop body; and nothing
-    after the kernel reads the argument or the value. Returns whether it did."""
-    ref = L.ref(atom)
-    buffer = next((b for b in L.buffers if isinstance(ref, ArrayRef) and b.name == ref.name), None)
-    target = L.ref(target_var)
-    if buffer is None or buffer.init != "empty" or buffer.unit >= len(units) - 1 or \
+    (``W -= lr * g`` then makes one pass over ``W``, not two), when the steps' records show
+    that this cannot change a result: the step stores each element of the value once, reading
+    the argument only at that element earlier in the same iteration (``Step.elementwise``), and
+    no later step reads the argument or the value. Returns whether it did."""
+    ref = L.lookup(atom)
+    allocation = L.allocations.get(ref.name) if isinstance(ref, ArrayRef) else None
+    target = L.lookup(target_var)
+    if allocation is None or allocation.buffer not in L.buffers:
+        return False
+    buffer = allocation.buffer
+    if buffer.init != "empty" or buffer.unit >= len(L.steps) - 1 or \
             (buffer.shape, buffer.dtype) != (target.shape, target.dtype):
         return False
-    start, end = units[buffer.unit][0], units[buffer.unit + 1][0]
+    step = L.steps[buffer.unit]
+    same_element = step.elementwise.get(buffer.name)
+    if same_element is None or (target.name in step.reads and target.name not in same_element):
+        return False
     names = {buffer.name, target.name} | _aliases(L).get(buffer.name, set())
-    mentions = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b")
-    if any(mentions.search(line.split("#", 1)[0]) for line in L.lines[end:]):
+    if any(names.intersection(later.reads) for later in L.steps[buffer.unit + 1:]):
         return False
-    body = [line.split("#", 1)[0] for line in L.lines[start:end]]
-    # A kernel may read and write through flat views (``a_c0 = reshaped(a, (12,))``): each
-    # name stands for (array, view shape).
-    views = {buffer.name: (buffer.name, None), target.name: (target.name, None)}
-    for i, line in enumerate(body):
-        m = re.match(r"\s*(\w+) = reshaped\((\w+), (\(.*\))\)\s*$", line)
-        if m and m.group(2) in views:
-            views[m.group(1)] = (views[m.group(2)][0], m.group(3))
-            body[i] = ""
-    word = re.compile(r"\b(" + "|".join(map(re.escape, views)) + r")\b(?:\[([^\]]*)\])?")
-    stores = [(i, views[m.group(1)][1], m.group(2)) for i, line in enumerate(body)
-              for m in [word.match(line.lstrip())] if m and m.group(2) is not None
-              and views[m.group(1)][0] == buffer.name and line.lstrip()[m.end():].startswith(" = ")]
-    if len(stores) != 1:
-        return False
-    at, shape, index = stores[0]
-    loop_start = max((i for i in range(at) if body[i].lstrip().startswith("for ")), default=-1)
-    for i, line in enumerate(body):
-        for m in word.finditer(line):
-            if views[m.group(1)][0] == target.name and \
-                    ((views[m.group(1)][1], m.group(2)) != (shape, index) or not loop_start < i < at):
-                return False
-    L.lines[buffer.line] = L.lines[buffer.line].split("=", 1)[0] + f"= {target.name}  # computed in place"
+    allocation.first_line = f"{buffer.name} = {target.name}  # computed in place"
+    step.reads.setdefault(target.name, None)
     L.buffers.remove(buffer)
     return True
 
@@ -278,13 +262,16 @@ def _pass_outputs(L: Lowering, plan, returned) -> list:
     passed = sorted((b for b in plan.outputs if b.name in returned), key=lambda b: returned.index(b.name))
     for b in passed:
         recycled = " (recycled once the caller has dropped it)" if b.nbytes >= OUTPUT_ARG_MIN_BYTES else ""
-        _rewrite_allocation(L, b, f"# {b.name}: an output array passed in{recycled}")
+        L.allocations[b.name].first_line = f"# {b.name}: an output array passed in{recycled}"
+        step = L.steps[b.unit]  # the array is a parameter: the step reads it rather than making it
+        step.defines.remove(b.name)
+        step.reads.setdefault(b.name, None)
     return passed
 
 
 def _use_workspace(L: Lowering, plan) -> list:
-    """Rewrite each temporary's allocation into an array over its workspace slot; the name of
-    the workspace argument (none without temporaries)."""
+    """Make each temporary's allocation an array over its workspace slot; the name of the
+    workspace argument (none without temporaries)."""
     if not plan.temporaries:
         return []
     ws = L.unique("ws")
@@ -292,46 +279,30 @@ def _use_workspace(L: Lowering, plan) -> list:
     offsets = plan.offsets
     for b in plan.temporaries:
         start = offsets[plan.slot_of[b.name]]
-        _rewrite_allocation(L, b, f"{b.name} = workspace_array({ws}, {start}, {shape_src(b.shape)}, "
-                                  f"{dtype_src(b.dtype)})")
+        L.allocations[b.name].first_line = (f"{b.name} = workspace_array({ws}, {start}, {shape_src(b.shape)}, "
+                                            f"{dtype_src(b.dtype)})")
+        L.steps[b.unit].reads.setdefault(ws, None)
     return [ws]
 
 
-def _rewrite_allocation(L: Lowering, b, first_line: str):
-    """Replace ``b``'s allocation (an entry of ``L.lines``) by ``first_line`` at the same
-    indentation, with its zero or fill loops."""
-    line = L.lines[b.line]
-    indent = line[:len(line) - len(line.lstrip())]
-    L.lines[b.line] = "\n".join(indent + text for text in allocation_src(b, first_line, L.fresh))
+def _text(lines) -> list[str]:
+    """``Lowering.lines`` with each allocation written out."""
+    return [line.lines() if isinstance(line, Allocation) else line for line in lines]
 
 
-def _split(units):
-    """Group consecutive equations into chunks of about ``PART_KERNELS`` loop nests (one chunk
-    for at most twice that many): a list of (first line, end line) ranges of ``Lowering.lines``."""
-    if units[-1][1] - units[0][1] <= 2 * PART_KERNELS:
-        return [(units[0][0], units[-1][0])]
-    chunks, first, first_kernels = [], units[0][0], units[0][1]
-    for (line, kernels), (end, end_kernels) in zip(units, units[1:]):
-        if end_kernels - first_kernels > PART_KERNELS and line > first:
-            chunks.append((first, line))
-            first, first_kernels = line, kernels
-    chunks.append((first, units[-1][0]))
+def _split(steps, kernels):
+    """Group consecutive steps into chunks of about ``PART_KERNELS`` loop nests (one chunk for
+    at most twice that many); ``kernels`` is the program's total. A list of lists of steps."""
+    if kernels - steps[0].kernels <= 2 * PART_KERNELS:
+        return [steps]
+    chunks, first = [], 0
+    ends = [step.kernels for step in steps[1:]] + [kernels]
+    for k in range(1, len(steps)):
+        if ends[k] - steps[first].kernels > PART_KERNELS and steps[k].first_line > steps[first].first_line:
+            chunks.append(steps[first:k])
+            first = k
+    chunks.append(steps[first:])
     return chunks
-
-
-def _names(lines):
-    """(names assigned, names read but not assigned) by a block of generated statements.
-    Names a block both assigns and reads (loop indices, accumulators) are its own: every
-    generated block assigns such a name before reading it."""
-    tree = ast.parse(textwrap.dedent("\n".join(lines)) or "pass")
-    stored, loaded = [], set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name):
-            if isinstance(node.ctx, ast.Store):
-                stored.append(node.id)
-            else:
-                loaded.add(node.id)
-    return list(dict.fromkeys(stored)), loaded - set(stored)
 
 
 def _shape_guard(L: Lowering, inputs) -> list:
@@ -346,17 +317,20 @@ def _shape_guard(L: Lowering, inputs) -> list:
 
 
 def _parts(L: Lowering, chunks, args, returned, ret):
-    """The main function calls one part function per chunk; each part takes the arrays it
-    reads that earlier parts (or the arguments) made, and returns those later code reads."""
-    blocks = [L.lines[a:b] for a, b in chunks]
-    info = [_names(block) for block in blocks]
+    """The main function calls one part function per chunk of steps; each part takes the
+    arrays its steps read that earlier parts (or the arguments) made, and returns those later
+    code reads."""
+    bounds = [chunk[0].first_line for chunk in chunks] + [len(L.lines)]
+    blocks = [_text(L.lines[a:b]) for a, b in zip(bounds, bounds[1:])]
+    defined = [[n for step in chunk for n in step.defines] for chunk in chunks]
+    read = [{n for step in chunk for n in step.reads} - set(names) for chunk, names in zip(chunks, defined)]
     part_names = [L.unique(f"{L.fn_name}_part{k + 1}") for k in range(len(blocks))]
     available = list(args)
     params, results = [], []
-    for k, (stored, loaded) in enumerate(info):
-        params.append([n for n in available if n in loaded])
-        later = set(returned).union(*(info[j][1] for j in range(k + 1, len(info))))
-        results.append([n for n in stored if n in later and n not in available])
+    for k in range(len(chunks)):
+        params.append([n for n in available if n in read[k]])
+        later = set(returned).union(*read[k + 1:])
+        results.append([n for n in defined[k] if n in later and n not in available])
         available += results[-1]
     body = []
     for part, ps, rs in zip(part_names, params, results):

@@ -30,9 +30,11 @@ def emit_elementwise(L: Lowering, eqn):
     res = L.new_array(out)
     L.kernels += 1
     with L.loops(out.aval.shape, parallel=True) as idx:
-        operands = [L.ref(a).at(idx) for a in eqn.inputs]
+        refs = [L.ref(a) for a in eqn.inputs]
+        operands = [ref.at(idx) for ref in refs]
         elementwise_check(L, eqn, operands)
         L.emit(f"{res.at(idx)} = {src.format(*operands)}")
+    L.store_elementwise(res, refs)
     L.bind(out, res)
 
 
@@ -64,6 +66,7 @@ def emit_reduce(L: Lowering, eqn):
             with L.loops([shape[d] for d in axes], "r") as r:
                 L.emit(f"{acc} = {combined(acc, o + r)}")
             L.emit(f"{res.at(o)} = {acc}")
+        L.store_elementwise(res, [], [xr])
     else:
         if acc_dt == dtype:
             acc_arr = L.new_array(out, "full", ident)
@@ -82,6 +85,8 @@ def emit_reduce(L: Lowering, eqn):
 
 
 # ----------------------------------------------------------------------------- views (no code)
+# A view reads nothing where it is made (``L.lookup``, not ``L.ref``): its reads are recorded
+# where code reads through it.
 
 def emit_broadcast_to(L: Lowering, eqn):
     """A view: size-1 axes are read at index 0, new leading axes are ignored."""
@@ -93,7 +98,7 @@ def emit_broadcast_to(L: Lowering, eqn):
         return ["0" if n == 1 else idx[lead + d] for d, n in enumerate(x_shape)]
 
     L.comment("(view: read in place, no copy)")
-    L.bind(out, ViewRef(L.ref(x), out.aval.shape, index_map, L.var_name(out)))
+    L.bind(out, ViewRef(L.lookup(x), out.aval.shape, index_map, L.var_name(out)))
 
 
 def emit_transpose(L: Lowering, eqn):
@@ -107,7 +112,7 @@ def emit_transpose(L: Lowering, eqn):
         return base
 
     L.comment("(view: read in place, no copy)")
-    L.bind(out, ViewRef(L.ref(x), out.aval.shape, index_map, L.var_name(out)))
+    L.bind(out, ViewRef(L.lookup(x), out.aval.shape, index_map, L.var_name(out)))
 
 
 def emit_slice(L: Lowering, eqn):
@@ -118,7 +123,7 @@ def emit_slice(L: Lowering, eqn):
         return [affine(i, a, s) for i, a, s in zip(idx, starts, steps)]
 
     L.comment("(view: read in place, no copy)")
-    L.bind(out, ViewRef(L.ref(x), out.aval.shape, index_map, L.var_name(out)))
+    L.bind(out, ViewRef(L.lookup(x), out.aval.shape, index_map, L.var_name(out)))
 
 
 # ----------------------------------------------------------------------------- data movement
@@ -200,6 +205,7 @@ def emit_gather(L: Lowering, eqn):
         _checked_index(L, k, ir.at(head[axis:]), ind.aval.dtype, n, "gather", axis)
         with L.loops(shape[axis + k_ind:], start=axis + k_ind) as tail:
             L.emit(f"{res.at(head + tail)} = {xr.at(head[:axis] + [k] + tail)}")
+    L.store_elementwise(res, [], [xr, ir])
     L.bind(out, res)
 
 
@@ -237,6 +243,7 @@ def emit_windows(L: Lowering, eqn):
     L.kernels += 1
     with L.loops(out.aval.shape, parallel=True) as (n, oh, ow, c, i, j):
         L.emit(f"{res.at([n, oh, ow, c, i, j])} = {xr.at([n, c, f'{oh} * {sh} + {i}', f'{ow} * {sw} + {j}'])}")
+    L.store_elementwise(res, [], [xr])
     L.bind(out, res)
 
 
@@ -413,6 +420,7 @@ def emit_matmul(L: Lowering, eqn):
             else:
                 L.emit(f"{acc} = {acc} + {x} * {y}")
         L.emit(f"{res.at(idx)} = {acc}")
+    L.store_elementwise(res, [], [ar, br])
     L.bind(out, res)
 
 
@@ -449,6 +457,7 @@ def _emit_arg_extremum(L: Lowering, eqn, better: str):
                     L.emit(f"{best} = {v}")
                     L.emit(f"{pos} = r0")
         L.emit(f"{res.at(o)} = {pos}")
+    L.store_elementwise(res, [], [xr])
     L.bind(out, res)
 
 
@@ -470,7 +479,7 @@ def emit_all_sum(L: Lowering, eqn):
     if communicator.size() == 1:
         L.comment("(one process: the sums over processes are the operands)")
         for x, out in zip(eqn.inputs, eqn.outputs):
-            L.bind(out, L.ref(x))
+            L.bind(out, L.lookup(x))
         return
     dtype = eqn.outputs[0].aval.dtype
     if dtype not in collectives.DTYPES:

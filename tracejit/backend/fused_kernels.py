@@ -261,7 +261,7 @@ def _find_collapse(L, K, eqn, out_refs):
         def walk(atom, idx):
             if isinstance(atom, Const) or K.made.get(atom.id) is None:
                 if atom.aval.shape:  # 0-d values are literals or read before the loops
-                    found.append((L.ref(atom), idx))
+                    found.append((L.lookup(atom), idx))
                 return
             e = K.made[atom.id]
             src = e.inputs[0]
@@ -297,6 +297,37 @@ def _find_collapse(L, K, eqn, out_refs):
     return None
 
 
+class _Accesses:
+    """Where a kernel reads the arrays from outside it and stores its outputs: (index, loop
+    body, order) of each access. ``record`` tells the lowering which outputs the kernel stores
+    element by element (``Lowering.store_elementwise``), for in-place updates."""
+
+    def __init__(self, L):
+        self.L, self.reads, self.stores, self.order = L, [], {}, 0
+
+    def _when(self, idx):
+        self.order += 1
+        return list(idx), self.L.loop_bodies, self.order
+
+    def read(self, ref, idx):
+        self.reads.append((ref, *self._when(idx)))
+        return ref
+
+    def store(self, v_id, idx):
+        self.stores.setdefault(v_id, []).append(self._when(idx))
+
+    def record(self, K, outputs, out_refs):
+        for v in outputs:
+            stores = self.stores.get(v.id, [])
+            if tuple(v.aval.shape) != K.domain or len(stores) != 1:
+                continue
+            (idx, body, when), = stores
+            same = [ref for ref, r_idx, r_body, r_when in self.reads if (r_idx, r_body) == (idx, body) and r_when < when]
+            other = [ref for ref, r_idx, r_body, r_when in self.reads
+                     if not ((r_idx, r_body) == (idx, body) and r_when < when)]
+            self.L.store_elementwise(out_refs[v.id], same, other)
+
+
 def emit_fused(L, eqn):
     """Write the kernel for one ``fused`` equation (see the module docstring)."""
     K = _Kernel(L, eqn)
@@ -316,6 +347,7 @@ def emit_fused(L, eqn):
     locals_: dict[int, str] = {}   # value -> local scalar holding it at the current position
     written: set[int] = set()      # full kernel outputs stored by an earlier phase
     collapse = _find_collapse(L, K, eqn, out_refs)
+    accesses = _Accesses(L)
 
     def at(ref, idx):
         """``ref`` read (or assigned) at ``idx``, through a merged view in a collapsed loop."""
@@ -324,12 +356,12 @@ def emit_fused(L, eqn):
     def read(atom, idx):
         """Expression for ``atom`` at the index ``idx`` of its own shape."""
         if isinstance(atom, Const):
-            return at(L.ref(atom), idx) if atom.aval.shape else L.ref(atom).at(())
+            return at(accesses.read(L.ref(atom), idx), idx) if atom.aval.shape else L.ref(atom).at(())
         if atom.id in locals_:
             return locals_[atom.id]
         e = K.made.get(atom.id)
         if e is None:  # from outside the kernel
-            return at(L.ref(atom), idx)
+            return at(accesses.read(L.ref(atom), idx), idx)
         src = e.inputs[0]
         if e.prim is ops.broadcast_to:
             return read(src, _broadcast_map(src.aval.shape, atom.aval.shape, idx))
@@ -350,6 +382,7 @@ def emit_fused(L, eqn):
         L.emit(f"{name} = {elementwise_src(L, e).format(*operands)}")
         locals_[out.id] = name
         if out.id in K.outputs:
+            accesses.store(out.id, idx)
             L.emit(f"{at(out_refs[out.id], idx)} = {name}")
 
     def closure(targets):
@@ -374,13 +407,15 @@ def emit_fused(L, eqn):
         for v in values:
             if v in K.view_outputs:
                 idx = K.index_for(v.aval.shape, idx_full)
-                L.emit(f"{at(out_refs[v.id], idx)} = {read(v, idx)}")
+                value = read(v, idx)
+                accesses.store(v.id, idx)
+                L.emit(f"{at(out_refs[v.id], idx)} = {value}")
 
     # 0-d inputs are read once, before the loops (a parallel loop cannot index them).
     for v in eqn.inputs:
         if isinstance(v, Var) and v.aval.shape == () and v.id not in locals_:
             name = L.fresh(L.var_name(v) + "_")
-            L.emit(f"{name} = {L.ref(v).at(())}")
+            L.emit(f"{name} = {accesses.read(L.ref(v), ()).at(())}")
             locals_[v.id] = name
 
     outer_shape, inner_shape = K.domain[:k], K.domain[k:]
@@ -409,7 +444,8 @@ def emit_fused(L, eqn):
     if collapse is None and 0 < k < n and not parallel and row_size <= SHORT_ROW_MAX <= n_rows:
         L.emit(wide)
         _emit_rows_innermost(L, K, outer_shape, inner_shape, out_refs, locals_, written, compute, read, closure,
-                             store_views)
+                             store_views, accesses)
+        accesses.record(K, eqn.outputs, out_refs)
         for v in eqn.outputs:
             L.bind(v, out_refs[v.id])
         return
@@ -471,16 +507,19 @@ def emit_fused(L, eqn):
                     L.emit(f"{name} = {dtype_src(dt)}({acc})" if dt != acc_dt else f"{name} = {acc}")
                     locals_[out.id] = name
                     if out.id in K.outputs:
-                        L.emit(f"{out_refs[out.id].at(K.index_for(out.aval.shape, o + ['0'] * (n - k)))} = {name}")
+                        idx = K.index_for(out.aval.shape, o + ['0'] * (n - k))
+                        accesses.store(out.id, idx)
+                        L.emit(f"{out_refs[out.id].at(idx)} = {name}")
                 emit_outer(p + 1)
-    if collapse is not None and any("<collapsed " in line for line in L.lines[first_line:]):
+    if collapse is not None and any("<collapsed " in line for line in L.lines[first_line:] if isinstance(line, str)):
         raise AssertionError("a collapsed dimension's marker was written into the kernel's code")
+    accesses.record(K, eqn.outputs, out_refs)
     for v in eqn.outputs:
         L.bind(v, out_refs[v.id])
 
 
 def _emit_rows_innermost(L, K, outer_shape, inner_shape, out_refs, locals_, written, compute, read, closure,
-                         store_views):
+                         store_views, accesses):
     """``emit_fused``'s loops turned inside out for short rows: every phase loops over the
     inner dimensions outside and over the rows inside, so LLVM vectorises across rows (a
     softmax over (128, 10) runs 16 rows per vector instead of one scalar row at a time).
@@ -527,7 +566,9 @@ def _emit_rows_innermost(L, K, outer_shape, inner_shape, out_refs, locals_, writ
                 L.emit(f"{name} = {dtype_src(out.aval.dtype)}({acc.at(o)})")
                 locals_[out.id] = name
                 if out.id in K.outputs:
-                    L.emit(f"{out_refs[out.id].at(K.index_for(out.aval.shape, o + zeros))} = {name}")
+                    idx = K.index_for(out.aval.shape, o + zeros)
+                    accesses.store(out.id, idx)
+                    L.emit(f"{out_refs[out.id].at(idx)} = {name}")
             for e in todo:
                 compute(e, o + zeros)
             store_views(views, o + zeros)
@@ -614,6 +655,7 @@ class _inner_loops:
             for line in self.block_start:
                 L.emit(line)
             self.block_depth = L.depth
+        L.loop_bodies += 1
         return idx
 
     def __exit__(self, *exc):

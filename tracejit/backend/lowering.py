@@ -27,7 +27,7 @@ import numpy as np
 from ..core import Const, Graph, GraphPrinter, Var
 from .memory import Buffer
 
-__all__ = ["Lowering", "Lowered", "BackendError", "Ref", "ArrayRef", "ScalarRef", "ViewRef", "dtype_src",
+__all__ = ["Lowering", "Lowered", "Step", "Allocation", "BackendError", "Ref", "ArrayRef", "ScalarRef", "ViewRef", "dtype_src",
            "literal_src", "identity_src", "shape_src", "affine", "eqn_comment", "allocation_src",
            "SUPPORTED_KINDS", "PARALLEL_BLOCK", "RESERVED_NAMES"]
 
@@ -150,6 +150,50 @@ class ViewRef(Ref):
         return self.base.at(self.index_map(list(idx)))
 
 
+# ----------------------------------------------------------------------------- records
+
+@dataclass
+class Step:
+    """What one step of the program does with its arrays, recorded as the emitters write it:
+    a step is one equation's code, and a last one makes the outputs and writes the arguments
+    updated in place. Memory planning (liveness), part splitting and the in-place analysis
+    read these records, never the generated text.
+
+    ``reads``: names of arrays the step's code reads or writes into (arguments, constants,
+    arrays of this or earlier steps, through every view of them), in first-use order;
+    ``defines``: names the step gives arrays that later steps may read (its allocations, the
+    reshapes and slices it binds), in the order its code assigns them; ``allocates``: its
+    ``Buffer``s; ``elementwise``: for a buffer whose every element the step stores once, in a
+    loop over the buffer's shape, the names of the arrays it reads only at that element, earlier
+    in the same iteration (see ``Lowering.store_elementwise``)."""
+
+    first_line: int                 # index in ``Lowering.lines`` of its first line
+    kernels: int                    # ``Lowering.kernels`` when it started
+    reads: dict = field(default_factory=dict)      # name -> None (an ordered set)
+    defines: list = field(default_factory=list)
+    allocates: list = field(default_factory=list)
+    elementwise: dict = field(default_factory=dict)  # buffer name -> frozenset of names
+    parallel: bool = False          # it has a ``prange`` loop
+    code: str = ""                  # its code in the program, once assembled
+
+
+class Allocation:
+    """The place in ``Lowering.lines`` of the statements that make one ``Buffer``'s array. What
+    they are depends on the memory plan, so they are written when the program is assembled
+    (``codegen``): a new array, a view of a workspace slot, an output passed in, or the
+    argument the array is computed in."""
+
+    def __init__(self, buffer: Buffer, depth: int, index_names: list):
+        self.buffer, self.depth = buffer, depth
+        self.index_names = index_names  # of its zero or fill loops
+        self.first_line = f"{buffer.name} = new_array({shape_src(buffer.shape)}, {dtype_src(buffer.dtype)})"
+
+    def lines(self) -> str:
+        """The statements, indented, as one entry of the program's lines."""
+        return "\n".join("    " * self.depth + text for text in allocation_src(self.buffer, self.first_line,
+                                                                                 iter(self.index_names)))
+
+
 # ----------------------------------------------------------------------------- lowering
 
 @dataclass
@@ -174,6 +218,7 @@ class Lowered:
     parts: list = field(default_factory=list)  # names of the part functions the main one calls
     parallel_functions: list = field(default_factory=list)  # functions compiled with parallel=True
     locations: dict = field(default_factory=dict)  # mark in a raised message -> the user's line
+    steps: list = field(default_factory=list)  # the ``Step`` records of the program's code
 
 
 # Elements of work in one block of a parallel loop (``Lowering.parallel_loop``): 64 blocks for
@@ -199,7 +244,7 @@ class Lowering:
         self.printer = GraphPrinter(graph)
         self.printer.render()  # assign SSA names in the same order as str(graph)
         self.fn_name = _py_name(name, default="fn")
-        self.lines: list[str] = []
+        self.lines: list = []  # source lines, and an ``Allocation`` for each array made
         self.depth = 1
         self.refs: dict[int, Ref] = {}
         self.names: dict[int, str] = {}
@@ -212,7 +257,53 @@ class Lowering:
         self.eqn = None
         self.unit = 0                  # index of the equation being emitted (memory planning's clock)
         self.buffers: list[Buffer] = []  # every array allocated, for memory planning
+        self.allocations: dict[str, Allocation] = {}  # buffer name -> its placeholder in ``lines``
+        self.steps: list[Step] = []    # see ``Step``; ``begin_step`` opens one
+        self.defined: set[str] = set()  # array names steps have defined
+        self.arguments: set[str] = set()  # names of the inputs and constant arrays
+        self.loop_bodies = 0           # loop nests opened so far: a loop body's number, for analyses
         self.locations: dict[str, str] = {}  # see ``where``
+
+    # -- records
+    def begin_step(self, eqn, unit: int):
+        """Start the code of equation ``eqn`` (None for the outputs), the ``unit``-th step."""
+        self.eqn, self.unit = eqn, unit
+        self.steps.append(Step(len(self.lines), self.kernels))
+
+    def reads(self, ref: Ref):
+        """Record that the current step's code reads (or writes into) ``ref``'s array."""
+        while isinstance(ref, ViewRef):
+            ref = ref.base
+        if isinstance(ref, ArrayRef) and self.steps:
+            self.steps[-1].reads.setdefault(ref.name, None)
+
+    def define(self, name: str):
+        """Record that the current step assigns the array variable ``name`` (unless it is an
+        argument, or an earlier step assigned it)."""
+        if name not in self.defined and name not in self.arguments and self.steps:
+            self.defined.add(name)
+            self.steps[-1].defines.append(name)
+
+    def store_elementwise(self, out: ArrayRef, same_element, other=()):
+        """Record that the current step stores each element of ``out`` (which it allocated) once,
+        in a loop over ``out``'s shape, having read the refs of ``same_element`` only at that
+        element, earlier in the same iteration, and the refs of ``other`` anyhow: computing
+        ``out`` into one of the arrays only read at the same element instead cannot change a
+        result (``codegen``'s in-place updates). Views and arrays of another shape count as
+        read anyhow."""
+        same, elsewhere = set(), set()
+        for ref in same_element:
+            if isinstance(ref, ArrayRef) and tuple(ref.shape) == tuple(out.shape):
+                same.add(ref.name)
+            else:
+                elsewhere.add(ref)
+        names = set()
+        for ref in [*elsewhere, *other]:
+            while isinstance(ref, ViewRef):
+                ref = ref.base
+            if isinstance(ref, ArrayRef):
+                names.add(ref.name)
+        self.steps[-1].elementwise[out.name] = frozenset(same - names)
 
     # -- text
     def emit(self, line: str):
@@ -263,6 +354,7 @@ class Lowering:
                 self.depth += 1
                 levels += 1
             idx.append(name)
+        self.loop_bodies += 1
         return idx, levels
 
     def parallel_loop(self, name: str, n: int, inner: int, first: str | None = None) -> int:
@@ -281,6 +373,8 @@ class Lowering:
         blocks = -(-n // rows)
         claims, worker, block, j = (self.fresh(p) for p in ("claims", "worker", "block", "j"))
         self.uses_prange = True
+        if self.steps:
+            self.steps[-1].parallel = True
         self.require("from tracejit.backend.intrinsics import claim_block")
         self.require("from tracejit.backend.intrinsics import new_array")
         self.emit(f"{claims} = new_array((1,), np.int64)  # {name}'s {n} iterations in blocks of {rows}: "
@@ -347,8 +441,17 @@ class Lowering:
     # -- values
     def bind(self, var: Var, ref: Ref):
         self.refs[var.id] = ref
+        if isinstance(ref, ArrayRef) and self.steps:  # (inputs are bound before the first step)
+            self.define(ref.name)
 
     def ref(self, atom) -> Ref:
+        """How the code reads ``atom`` (recorded as a read of the current step)."""
+        ref = self.lookup(atom)
+        self.reads(ref)
+        return ref
+
+    def lookup(self, atom) -> Ref:
+        """How code would read ``atom``, for an analysis: no read is recorded."""
         if isinstance(atom, Const):
             value = np.asarray(atom.value)
             dtype = atom.aval.dtype
@@ -357,6 +460,7 @@ class Lowering:
             ref = self.const_args.get(id(atom))
             if ref is None:
                 name = self.fresh("const")
+                self.arguments.add(name)
                 ref = ArrayRef(name, value.shape, dtype, "input")
                 self.const_args[id(atom)] = ref
                 self.const_values.append((name, np.ascontiguousarray(value.astype(dtype, copy=False)).view(np.ndarray)))
@@ -373,15 +477,20 @@ class Lowering:
         return self.alloc(name, var.aval.shape, var.aval.dtype, init, fill)
 
     def alloc(self, name, shape, dtype, init="empty", fill=None) -> ArrayRef:
-        """A new array ``name`` (``name = new_array(shape, dtype)`` and, unless ``init`` is
-        "empty", loops that set it). The text written here, one entry of ``lines``, is what an
-        output gets; ``lower`` rewrites it into a view of a workspace slot if the array turns
-        out to be a temporary."""
+        """A new array ``name`` (and, unless ``init`` is "empty", loops that set it). Its
+        statements are an ``Allocation`` placeholder in ``lines``, written when the program is
+        assembled (``codegen``): a new array for an output, a view of a workspace slot for a
+        temporary."""
         buffer = Buffer(name, tuple(shape), np.dtype(dtype), init, fill, len(self.lines), self.unit)
         self.buffers.append(buffer)
         self.require("from tracejit.backend.intrinsics import new_array")
-        first = f"{name} = new_array({shape_src(shape)}, {dtype_src(dtype)})"
-        self.lines.append("\n".join("    " * self.depth + text for text in allocation_src(buffer, first, self.fresh)))
+        index_names = [self.fresh("f") for _ in buffer.shape] if init != "empty" else []
+        allocation = Allocation(buffer, self.depth, index_names)
+        self.allocations[name] = allocation
+        self.lines.append(allocation)
+        if self.steps:
+            self.steps[-1].allocates.append(buffer)
+        self.define(name)
         return ArrayRef(name, shape, dtype, name)
 
     def array(self, atom) -> ArrayRef:
@@ -397,6 +506,7 @@ class Lowering:
             name = ref.name if isinstance(ref, ViewRef) else self.fresh("tmp")
             out = self.copy_into(name, ref)
             self.materialized[key] = out
+        self.reads(out)
         return out
 
     def copy_into(self, name, ref: Ref) -> ArrayRef:
@@ -405,6 +515,7 @@ class Lowering:
         self.kernels += 1
         with self.loops(ref.shape, parallel=True) as idx:
             self.emit(f"{out.at(idx)} = {ref.at(idx)}")
+        self.store_elementwise(out, [ref])
         return out
 
 
@@ -433,13 +544,13 @@ def eqn_comment(L: Lowering, eqn) -> str:
     return text
 
 
-def allocation_src(b: Buffer, first_line: str, fresh) -> list[str]:
+def allocation_src(b: Buffer, first_line: str, index_names) -> list[str]:
     """``first_line``, which makes the array of Buffer ``b``, followed, for an array that must
-    start at zero or a fill value, by loops setting it (new and reused memory hold old values);
-    ``fresh(prefix)`` names the loop indices."""
+    start at zero or a fill value, by loops setting it (new and reused memory hold old values),
+    whose indices ``index_names`` names."""
     lines = [first_line]
     if b.init != "empty":
-        index = [fresh("f") for _ in b.shape]
+        index = [next(index_names) for _ in b.shape]
         lines += [" " * 4 * d + f"for {i} in range({n}):" for d, (i, n) in enumerate(zip(index, b.shape))]
         value = b.fill if b.init == "full" else literal_src(0, b.dtype)
         lines.append(" " * 4 * len(index) + f"{b.name}[{_index_src(index)}] = {value}")
