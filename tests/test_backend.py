@@ -21,7 +21,8 @@ import tracejit as tj
 from conftest import assert_tree_close, run
 from tracejit import backend, ops
 from tracejit.backend import BackendError, compile_graph, generate_source
-from tracejit.backend.codegen import Lowered, lower
+from tracejit.backend.codegen import lower
+from tracejit.backend.lowering import Lowered
 from tracejit.primitives import registry
 from tracejit.transforms import DEFAULT_PASSES
 
@@ -79,10 +80,11 @@ def test_every_primitive_has_a_loop_body_or_an_emitter():
     assert not missing, f"primitives the Numba backend cannot emit: {missing}"
     for name, prim in registry.items():
         if prim.kind == "elementwise":
-            assert prim.scalar_src is not None or name in backend.EMITTERS, name
-        elif name not in backend.EMITTERS:
+            assert prim.scalar_src is not None or prim in backend.EMITTERS, name
+        elif prim not in backend.EMITTERS:
             assert prim.kind == "reduce" and prim.identity is not None and prim.combine, name
-    assert set(backend.EMITTERS) <= set(registry), set(backend.EMITTERS) - set(registry)
+    registered = set(registry.values())
+    assert set(backend.EMITTERS) <= registered, set(backend.EMITTERS) - registered
 
 
 def test_these_tests_compile_every_primitive():
@@ -105,7 +107,7 @@ def test_these_tests_compile_every_primitive():
     for g in graphs:
         walk(g)
     own = {name for name, prim in registry.items()
-           if backend.emitter_for(prim).__module__ in (backend.codegen.__name__, backend.emitters.__name__)}
+           if backend.emitter_for(prim).__module__ == backend.emitters.__name__}
     assert not own - used, f"primitives no backend test compiles: {sorted(own - used)}"
 
 
@@ -698,8 +700,8 @@ def test_parallel_true_runs_outer_loops_with_prange():
 @pytest.mark.parametrize("threads, expect_prange", [(1, False), (2, True)])
 def test_parallel_none_decides_by_size_and_by_numbas_threads(monkeypatch, threads, expect_prange):
     import numba
-    from tracejit.backend import kernels
-    monkeypatch.setattr(kernels, "PARALLEL_MIN_SIZE", 64)
+    from tracejit.backend import fused_kernels
+    monkeypatch.setattr(fused_kernels, "PARALLEL_MIN_SIZE", 64)
     monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", threads)
     g = tj.trace(lambda x: np.tanh(x) * 2.0).graph(np.ones((8, 8)))
     small = tj.trace(lambda x: np.tanh(x) * 2.0).graph(np.ones((4, 4)))
@@ -768,7 +770,7 @@ def _fused(fn, *args, parallel=None):
 
 
 def test_fused_float32_sums_add_float32_blocks_and_float64_block_sums():
-    from tracejit.backend.kernels import SUM_BLOCK
+    from tracejit.backend.fused_kernels import SUM_BLOCK
 
     def sums(x, v):
         return np.sqrt(x).sum(axis=-1), (x * 2).sum(axis=(1, 2)), v.sum(), x[:, :, :1].sum(axis=(1, 2))
@@ -800,7 +802,8 @@ def test_fused_kernels_ask_for_512_bit_vectors_in_prange_bodies_too():
 
 
 def test_large_fused_outputs_are_advised_to_use_huge_pages():
-    from tracejit.backend.kernels import HUGE_PAGE_MIN_BYTES, advise_huge_pages
+    from tracejit.backend.fused_kernels import HUGE_PAGE_MIN_BYTES
+    from tracejit.backend.intrinsics import advise_huge_pages
 
     def f(x):
         return np.sqrt(np.abs(x)) + 1
@@ -890,8 +893,8 @@ def test_parallel_loops_hand_out_blocks_to_the_threads(monkeypatch, shape):
     # with a last partial block (70001, 50000 elements per row) and with fewer threads running
     # than the loop has workers.
     import numba
-    from tracejit.backend import codegen
-    monkeypatch.setattr(codegen, "PARALLEL_BLOCK", 1 << 12)
+    from tracejit.backend import lowering
+    monkeypatch.setattr(lowering, "PARALLEL_BLOCK", 1 << 12)
     def f(x):
         return np.tanh(x) * 2.0 + x
     x = np.random.default_rng(2).standard_normal(shape)

@@ -391,3 +391,27 @@ def test_machine_table_names_the_instruction_set():
     if platform.machine().lower() in ("x86_64", "amd64"):
         assert info["instruction_set"] is not None
         assert any(f"| instruction set | {info['instruction_set']} |" == row for row in describe_markdown(info))
+
+
+@pytest.mark.skipif(not _backend_available(), reason="Numba is not installed")
+@pytest.mark.parametrize("mode", ["compiled", "graph", "eager"])
+def test_timing_inner_records_the_time_inside_each_call_and_leaves_calls_as_they_were(mode):
+    # the runtime's hook the overhead column uses: one record per call in the block, none after
+    f = tj.trace(chain, mode=mode)
+    expected = chain(X, np.float32(2))
+    if mode != "eager":
+        with pytest.raises(ValueError, match="call the function first"):
+            with f.timing_inner():
+                pass
+    for _ in range(3):  # the fast paths are built
+        f(X, np.float32(2))
+    ticks = iter(range(0, 10 ** 6, 5))
+    with f.timing_inner(clock=lambda: next(ticks)) as inner:
+        for _ in range(4):
+            np.testing.assert_allclose(f(X, np.float32(2)), expected, rtol=1e-5, atol=1e-6)
+    assert inner == [5] * 4  # one reading before and one after each call of what it runs
+    hits = f.stats["cache_hits"]
+    np.testing.assert_allclose(f(X, np.float32(2)), expected, rtol=1e-5, atol=1e-6)
+    assert len(inner) == 4
+    if mode != "eager":
+        assert f.stats["cache_hits"] == hits + 1 and f.stats["traces"] == 1

@@ -119,14 +119,14 @@ def test_load_program_in_memory_fallback_executes_the_source(monkeypatch, text):
 
 def test_the_key_changes_with_the_modules_generated_code_calls(monkeypatch):
     # Numba's cache checks only the program's own file: a program compiled against an older
-    # kernels.py or vecmath.py must get a new key, not the old machine code.
+    # intrinsics.py or vecmath.py must get a new key, not the old machine code.
     import types
 
     from tracejit.backend import compiler
     program = types.SimpleNamespace(flags={"fastmath": False}, source="def f(a):\n    return (a,)\n")
     key = compiler._cache_key(program, "(float32[:],)")
     assert compiler._cache_key(program, "(float32[:],)") == key
-    monkeypatch.setattr(compiler, "_helpers_hash", lambda: "a changed kernels.py")
+    monkeypatch.setattr(compiler, "_helpers_hash", lambda: "a changed intrinsics.py")
     assert compiler._cache_key(program, "(float32[:],)") != key
 
 

@@ -36,8 +36,8 @@ def _buffer(name, nbytes, unit):
 def test_a_slot_is_reused_only_after_the_last_use_of_what_it_holds():
     # a: units 0-1, b: 1-2, c: 2-3, d: 3-3 -> a and c share, b and d share
     buffers = [_buffer("a", 256, 0), _buffer("b", 256, 1), _buffer("c", 256, 2), _buffer("d", 256, 3)]
-    units = [["a = ..."], ["b = a + 1"], ["c = b * 2"], ["d = c - 1", "return_(d)"]]
-    plan = plan_memory(buffers, units, {}, output_roots=set())
+    reads = [{"a"}, {"a", "b"}, {"b", "c"}, {"c", "d"}]  # the names each step reads or writes
+    plan = plan_memory(buffers, reads, {}, output_roots=set())
     assert plan.live == {"a": (0, 1), "b": (1, 2), "c": (2, 3), "d": (3, 3)}
     assert plan.slot_of["a"] == plan.slot_of["c"] != plan.slot_of["b"] == plan.slot_of["d"]
     assert plan.slots == [256, 256] and plan.temp_bytes == 512 and plan.unplanned_bytes == 1024
@@ -45,21 +45,21 @@ def test_a_slot_is_reused_only_after_the_last_use_of_what_it_holds():
 
 def test_an_equation_never_writes_into_a_buffer_it_reads():
     # b is allocated in the unit that reads a for the last time: they must not share
-    plan = plan_memory([_buffer("a", 64, 0), _buffer("b", 64, 1)], [["a = ..."], ["b = a * 2"]], {}, set())
+    plan = plan_memory([_buffer("a", 64, 0), _buffer("b", 64, 1)], [{"a"}, {"a", "b"}], {}, set())
     assert plan.slot_of["a"] != plan.slot_of["b"]
 
 
-def test_aliases_and_comments_count_as_uses_and_mentions_in_comments_do_not():
+def test_a_read_through_an_alias_is_a_use():
     buffers = [_buffer("a", 64, 0), _buffer("b", 64, 0)]
-    units = [["a = ...", "b = ..."], ["r = a.reshape((4, 4))"], ["x = r[0]  # b is mentioned here only"], ["y = 1"]]
-    plan = plan_memory(buffers, units, {"a": {"r"}}, set())
-    assert plan.live["a"] == (0, 2)  # read through its reshape r in unit 2
+    reads = [{"a", "b"}, {"a"}, {"r"}, set()]
+    plan = plan_memory(buffers, reads, {"a": {"r"}}, set())
+    assert plan.live["a"] == (0, 2)  # read through its reshape r in step 2
     assert plan.live["b"] == (0, 0)
 
 
 def test_outputs_are_not_placed_and_slots_are_aligned_and_grow_when_needed():
     buffers = [_buffer("a", 100, 0), _buffer("out", 4000, 1), _buffer("b", 1000, 2)]
-    plan = plan_memory(buffers, [["a = ..."], ["out = a + 1"], ["b = out * 2"], ["b"]], {}, {"out"})
+    plan = plan_memory(buffers, [{"a"}, {"a", "out"}, {"out", "b"}, {"b"}], {}, {"out"})
     assert [b.name for b in plan.outputs] == ["out"]
     # a is dead when b is allocated: its slot grows to b's size, rounded up to ALIGN bytes
     assert plan.slot_of == {"a": 0, "b": 0} and plan.slots == [-(-1000 // ALIGN) * ALIGN]
@@ -141,6 +141,51 @@ def test_matmul_reads_transposed_operands_without_copying_them():
     np.testing.assert_allclose(out[1], w.T @ w, rtol=1e-12)
 
 
+# --------------------------------------------------------------------------- the lowering's records
+
+def _records_programs():
+    rng = np.random.default_rng(4)
+    x, w = rng.standard_normal((6, 4)).astype(np.float32), rng.standard_normal((4, 3)).astype(np.float32)
+    y = np.array([0, 2, 1, 1, 0, 2])
+    m = rng.integers(-5, 5, (4, 7)).astype(np.int32)
+
+    def sgd(w, x, y, lr):
+        loss, g = tj.value_and_grad(lambda w: tj.nn.cross_entropy(np.tanh(x @ w), y))(w)
+        w -= lr * g
+        return loss, w.T * 2.0, w[::-1].copy()
+
+    def misc(a, i, m):
+        return (a.sum(axis=0), a[i], np.concatenate([a, a * 2], axis=1), np.pad(a, 1).sum(),
+                np.argmax(a, axis=1), m.sum(axis=0), (m // 3).min(axis=0), a.reshape(-1), a.T)
+
+    def conv(x, k):
+        return tj.nn.max_pool2d(tj.nn.conv2d(x, k), 2).sum()
+    xc, kc = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((2, 3, 3, 3))
+    return [(sgd, (w, x, y, 0.1)), (misc, (x, np.array([0, 2]), m)), (tj.grad(conv, argnums=(0, 1)), (xc, kc)),
+            (_chain, (np.ones(10),))]
+
+
+@pytest.mark.parametrize("part_kernels", [64, 2])
+@pytest.mark.parametrize("fused", [True, False])
+def test_each_steps_records_name_exactly_the_arrays_its_code_uses(monkeypatch, part_kernels, fused):
+    # memory planning, part splitting and in-place updates trust the records: every array a
+    # step's code names is among its reads or definitions, and nothing else is
+    import re
+
+    from tracejit.backend import codegen
+    monkeypatch.setattr(codegen, "PART_KERNELS", part_kernels)
+    for fn, args in _records_programs():
+        graph = tj.trace(fn, passes=None if fused else UNFUSED).graph(*args)
+        lowered = lower(graph, write_back={0: 0} if fn.__name__ == "sgd" else None)
+        params = re.search(rf"^def {lowered.fn_name}\((.*)\):$", lowered.source, re.M).group(1).split(", ")
+        arrays = set(params).union(*(step.defines for step in lowered.steps))
+        for k, step in enumerate(lowered.steps):
+            code = "\n".join(line.split("#", 1)[0] for line in step.code.splitlines())
+            named = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", code)) & arrays
+            assert named == set(step.reads) | set(step.defines), (fn.__name__, k, step.code)
+            assert not set(step.defines) & set(params)
+
+
 # --------------------------------------------------------------------------- in-place updates
 
 def test_inplace_updates_are_written_by_the_program_into_the_argument(mode):
@@ -181,6 +226,18 @@ def test_updates_that_cannot_be_computed_in_place_are_copied_in_at_the_end(mode,
     f.fn(expected)
     run(f, mode, w)
     np.testing.assert_allclose(w, expected, rtol=1e-12)
+
+
+def test_an_update_by_a_gather_that_does_not_read_the_argument_is_computed_in_place(mode):
+    @tj.trace
+    def take(w, x, i):
+        w[...] = x[i]
+
+    w, x, i = np.zeros((3, 4)), np.arange(20.0).reshape(5, 4), np.array([4, 0, 2])
+    run(take, mode, w, x, i)
+    np.testing.assert_array_equal(w, x[i])
+    if mode == "compiled":
+        assert "= a  # computed in place" in take.source(w, x, i)
 
 
 def test_inplace_update_from_a_view_of_the_same_array(mode):

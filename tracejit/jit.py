@@ -8,6 +8,7 @@ hands the graph to the backend. Every retrace records which argument changed and
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import operator
@@ -603,6 +604,66 @@ class Traced:
                 self._guard_fast(entry.bindings)
             self._remember_fast(entry, args, leaves)
         return result
+
+    @contextlib.contextmanager
+    def timing_inner(self, mode=None, clock=time.perf_counter_ns):
+        """For measuring the call path's own cost (``python -m tracejit.bench``'s overhead column):
+        while the ``with`` block runs, calls in ``mode`` (default: this function's or the current
+        one) that reuse the program of the last call append to the yielded list the time, in
+        ``clock`` units, spent inside what they run (the compiled program; the interpreter in
+        graph mode; the Python function in eager mode), so that a caller timing whole calls can
+        take it away. The fast paths are rebuilt around the timed callables on entry, and
+        around the original ones on exit; calls cost what they did before once the block ends.
+        Raises ValueError when this function has not been called in ``mode`` with its last
+        arguments' signature yet."""
+        mode = check_mode(mode or self.mode or get_mode())
+        inner = []
+
+        def timed(fn):
+            def wrapper(*args, **kwargs):
+                t0 = clock()
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    inner.append(clock() - t0)
+            return wrapper
+
+        if mode == "eager":
+            original = self.fn
+            self.fn = timed(original)
+            try:
+                yield inner
+            finally:
+                self.fn = original
+            return
+        entry = self._cache.get(self._last_key)
+        if entry is None or mode not in entry.runners:
+            raise ValueError(f"{self.__name__}.timing_inner: no program has run in {mode!r} mode for the "
+                             f"last call's arguments yet; call the function first")
+        compiled = entry.compiled if mode == "compiled" else None
+        if compiled is None:
+            original = entry.runners[mode]
+            entry.runners[mode] = timed(original)
+            try:
+                yield inner
+            finally:
+                entry.runners[mode] = original
+            return
+        # The fast paths keep direct references to the program (its dispatcher, or its entry
+        # point): they are dropped here, so that the next call rebuilds them around the timed
+        # callables, and dropped again on the way out.
+        original_fn, original_entry = compiled.fn, compiled.entry
+        with self._lock:
+            self._fast.pop(mode, None)
+            self._hot = None
+            compiled.fn, compiled.entry = timed(original_fn), timed(original_entry)
+        try:
+            yield inner
+        finally:
+            with self._lock:
+                compiled.fn, compiled.entry = original_fn, original_entry
+                self._fast.pop(mode, None)
+                self._hot = None
 
     def _guard_fast(self, bindings):
         """Make the fast path check the Python values of ``bindings`` too (see __call__)."""

@@ -2,15 +2,23 @@
 loops (``generate_source``), which is compiled with ``numba.njit`` and cached in memory by a
 hash of its text (``compile_graph``).
 
-- ``codegen``: lowering (names, loops, the generic elementwise and reduction emitters);
-- ``emitters``: one emitter per shape/opaque primitive, in the table ``EMITTERS``;
+- ``lowering``: ``Lowering``, the state emitters write through, and the ``Ref``s values are
+  read through;
+- ``scalar``: one element's code (loop bodies, accumulators, combines) and the tables of what
+  the backend knows about each primitive;
+- ``emitters``: one emitter per primitive (``EMITTERS``, ``emitter_for``), the generic
+  elementwise and reduction ones included; ``fused_kernels``: the emitter of fused kernels;
+- ``codegen``: ``lower``, the program assembled from the equations' code;
+- ``memory``: the workspace plan;
 - ``compiler``: compiling, the cache, ``CompiledProgram`` (the callable the runtime uses);
-- ``kernels`` (fused loop nests), ``vecmath`` (vectorisable math), ``blas`` (matrix products
-  through NumPy's OpenBLAS), ``memory`` (the workspace plan), ``disk_cache``.
+- run-time helpers generated code calls: ``intrinsics`` (arrays, views, vectorisable combines),
+  ``vecmath`` (vectorisable math), ``blas`` (matrix products through NumPy's OpenBLAS),
+  ``collectives``; and ``disk_cache``.
 """
-from .codegen import BackendError, Lowered, emitter_for, generate_source, lower
+from .codegen import generate_source, lower
 from .compiler import CompiledProgram, cache_info, clear_cache, compile_graph, log_enabled
-from .emitters import EMITTERS
+from .emitters import EMITTERS, emitter_for
+from .lowering import BackendError, Lowered
 
 __all__ = ["generate_source", "compile_graph", "CompiledProgram", "BackendError", "EMITTERS", "emitter_for",
            "lower", "Lowered", "cache_info", "clear_cache", "log_enabled"]

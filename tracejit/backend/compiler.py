@@ -41,7 +41,8 @@ import weakref
 import numpy as np
 
 from . import disk_cache
-from .codegen import OUTPUT_ARG_MIN_BYTES, BackendError, Lowered, lower
+from .codegen import OUTPUT_ARG_MIN_BYTES, lower
+from .lowering import BackendError, Lowered
 from .memory import ALIGN
 
 __all__ = ["compile_graph", "CompiledProgram", "cache_info", "clear_cache", "log_enabled"]
@@ -159,7 +160,7 @@ def _signature(lowered: Lowered):
 # Modules whose compiled functions and intrinsics generated programs call: Numba's disk cache
 # checks only the program's own file, so their text is part of the key (a changed intrinsic
 # must not be served from machine code compiled before the change).
-_HELPER_MODULES = ("kernels.py", "vecmath.py", "blas.py")
+_HELPER_MODULES = ("intrinsics.py", "vecmath.py", "blas.py", "collectives.py")
 
 
 @functools.lru_cache(maxsize=1)

@@ -6,8 +6,8 @@ executed as the module ``tj_<key>`` (registered in ``sys.modules``), and Numba k
 code in ``kernels/__pycache__`` (``machine_code_cache``: Numba's index and data files, with the
 checks below); a new process skips compilation. The key (``compiler._cache_key``) hashes the
 source's code (not its comments, which name the user's lines), the Numba version, the flags and
-the text of the modules generated code calls into (``kernels``, ``vecmath``, ``blas``); Numba's
-own index adds the CPU. A file found under a key keeps the comments of the program that wrote it.
+the text of the modules generated code calls into (``intrinsics``, ``vecmath``, ``blas``,
+``collectives``); Numba's own index adds the CPU. A file found under a key keeps the comments of the program that wrote it.
 
 **The cache is code.** Whatever is in these folders is executed (the modules) or unpickled (the
 machine code), so it is only used when nobody else can have written it:

@@ -1,23 +1,92 @@
-"""Emitters for the primitives that are not plain loops over one scalar expression.
+"""Emitters: the code each primitive's equations become.
 
-Each emitter is ``emit(L, eqn)``: it writes the code for ``eqn`` through the ``Lowering``
-``L`` and binds the equation's output to a ``Ref``. ``EMITTERS`` maps primitive names to
-them; elementwise primitives (``scalar_src``) and reductions (``identity`` + ``combine``)
-use the generic emitters in ``codegen`` instead.
+Layer: backend. Each emitter is ``emit(L, eqn)``: it writes the code for ``eqn`` through the
+``Lowering`` ``L`` and binds the equation's outputs to ``Ref``s. ``emitter_for(prim)`` picks
+one: ``EMITTERS`` (keyed by the primitive object) for shape and opaque primitives (the fused
+kernels' emitter lives in ``fused_kernels``), else the generic ones here, a loop nest over the
+primitive's ``scalar_src`` for elementwise primitives and an accumulator loop from
+``identity`` + ``combine`` for reductions (their loop bodies come from ``scalar``).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .. import communicator
+from .. import communicator, ops
+from ..transforms.fuse import fused
 from . import blas, collectives
-from .kernels import emit_fused
-from .codegen import ArrayRef, BackendError, Lowering, ScalarRef, ViewRef, affine, identity_src, shape_src
+from .fused_kernels import emit_fused
+from .lowering import ArrayRef, BackendError, Lowering, ScalarRef, ViewRef, affine, identity_src, shape_src
+from .scalar import acc_dtype, combine_src, convert_src, elementwise_check, elementwise_src
 
-__all__ = ["EMITTERS"]
+__all__ = ["EMITTERS", "emitter_for", "emit_elementwise", "emit_reduce"]
+
+
+# ----------------------------------------------------------------------------- generic emitters
+
+def emit_elementwise(L: Lowering, eqn):
+    """One loop nest over the output; the body is the primitive's ``scalar_src``."""
+    src = elementwise_src(L, eqn)
+    out = eqn.outputs[0]
+    res = L.new_array(out)
+    L.kernels += 1
+    with L.loops(out.aval.shape, parallel=True) as idx:
+        refs = [L.ref(a) for a in eqn.inputs]
+        operands = [ref.at(idx) for ref in refs]
+        elementwise_check(L, eqn, operands)
+        L.emit(f"{res.at(idx)} = {src.format(*operands)}")
+    L.store_elementwise(res, refs)
+    L.bind(out, res)
+
+
+def emit_reduce(L: Lowering, eqn):
+    """Reductions from the primitive's ``identity`` and ``combine``.
+
+    When the reduced axes are the trailing ones, each output element gets a scalar
+    accumulator; otherwise the input is walked in memory order, combining into an
+    accumulator array of the output's shape.
+    """
+    prim = eqn.prim
+    (x,), (out,) = eqn.inputs, eqn.outputs
+    axes = tuple(sorted(eqn.params["axes"]))
+    xr = L.ref(x)
+    shape = x.aval.shape
+    dtype = out.aval.dtype
+    acc_dt = acc_dtype(prim, dtype)
+    ident = identity_src(prim.identity, acc_dt)
+    kept = [d for d in range(len(shape)) if d not in axes]
+
+    def combined(acc, at):
+        return combine_src(L, prim, acc_dt, acc, convert_src(xr.at(at), x.aval.dtype, acc_dt))
+    L.kernels += 1
+    if axes == tuple(range(len(shape) - len(axes), len(shape))):
+        res = L.new_array(out)
+        acc = L.fresh("acc")
+        with L.loops(out.aval.shape, parallel=True) as o:
+            L.emit(f"{acc} = {ident}")
+            with L.loops([shape[d] for d in axes], "r") as r:
+                L.emit(f"{acc} = {combined(acc, o + r)}")
+            L.emit(f"{res.at(o)} = {acc}")
+        L.store_elementwise(res, [], [xr])
+    else:
+        if acc_dt == dtype:
+            acc_arr = L.new_array(out, "full", ident)
+        else:
+            acc_arr = L.alloc(L.fresh("acc"), out.aval.shape, acc_dt, "full", ident)
+        with L.loops(shape) as i:
+            o = [i[d] for d in kept]
+            L.emit(f"{acc_arr.at(o)} = {combined(acc_arr.at(o), i)}")
+        res = acc_arr
+        if acc_dt != dtype:
+            res = L.new_array(out)
+            L.kernels += 1
+            with L.loops(out.aval.shape, parallel=True) as o:
+                L.emit(f"{res.at(o)} = {acc_arr.at(o)}")
+    L.bind(out, res)
 
 
 # ----------------------------------------------------------------------------- views (no code)
+# A view reads nothing where it is made (``L.lookup``, not ``L.ref``): its reads are recorded
+# where code reads through it.
 
 def emit_broadcast_to(L: Lowering, eqn):
     """A view: size-1 axes are read at index 0, new leading axes are ignored."""
@@ -29,7 +98,7 @@ def emit_broadcast_to(L: Lowering, eqn):
         return ["0" if n == 1 else idx[lead + d] for d, n in enumerate(x_shape)]
 
     L.comment("(view: read in place, no copy)")
-    L.bind(out, ViewRef(L.ref(x), out.aval.shape, index_map, L.var_name(out)))
+    L.bind(out, ViewRef(L.lookup(x), out.aval.shape, index_map, L.var_name(out)))
 
 
 def emit_transpose(L: Lowering, eqn):
@@ -43,7 +112,7 @@ def emit_transpose(L: Lowering, eqn):
         return base
 
     L.comment("(view: read in place, no copy)")
-    L.bind(out, ViewRef(L.ref(x), out.aval.shape, index_map, L.var_name(out)))
+    L.bind(out, ViewRef(L.lookup(x), out.aval.shape, index_map, L.var_name(out)))
 
 
 def emit_slice(L: Lowering, eqn):
@@ -54,7 +123,7 @@ def emit_slice(L: Lowering, eqn):
         return [affine(i, a, s) for i, a, s in zip(idx, starts, steps)]
 
     L.comment("(view: read in place, no copy)")
-    L.bind(out, ViewRef(L.ref(x), out.aval.shape, index_map, L.var_name(out)))
+    L.bind(out, ViewRef(L.lookup(x), out.aval.shape, index_map, L.var_name(out)))
 
 
 # ----------------------------------------------------------------------------- data movement
@@ -136,6 +205,7 @@ def emit_gather(L: Lowering, eqn):
         _checked_index(L, k, ir.at(head[axis:]), ind.aval.dtype, n, "gather", axis)
         with L.loops(shape[axis + k_ind:], start=axis + k_ind) as tail:
             L.emit(f"{res.at(head + tail)} = {xr.at(head[:axis] + [k] + tail)}")
+    L.store_elementwise(res, [], [xr, ir])
     L.bind(out, res)
 
 
@@ -173,6 +243,7 @@ def emit_windows(L: Lowering, eqn):
     L.kernels += 1
     with L.loops(out.aval.shape, parallel=True) as (n, oh, ow, c, i, j):
         L.emit(f"{res.at([n, oh, ow, c, i, j])} = {xr.at([n, c, f'{oh} * {sh} + {i}', f'{ow} * {sw} + {j}'])}")
+    L.store_elementwise(res, [], [xr])
     L.bind(out, res)
 
 
@@ -241,7 +312,7 @@ def _emit_narrow_product(L: Lowering, a, b, res, m, k, n) -> bool:
     if a_t and b_t:
         return False
     zero = identity_src(0, dtype)
-    L.require("from tracejit.backend.kernels import radd")
+    L.require("from tracejit.backend.intrinsics import radd")
     r, c, i = L.fresh("r"), L.fresh("c"), L.fresh("i")  # loop indices (SSA names have no digits)
     if not a_t:
         L.comment(f"{m}x{k} @ {k}x{n}: {n} columns, rows of the left operand two at a time (loops, not BLAS)")
@@ -349,6 +420,7 @@ def emit_matmul(L: Lowering, eqn):
             else:
                 L.emit(f"{acc} = {acc} + {x} * {y}")
         L.emit(f"{res.at(idx)} = {acc}")
+    L.store_elementwise(res, [], [ar, br])
     L.bind(out, res)
 
 
@@ -385,6 +457,7 @@ def _emit_arg_extremum(L: Lowering, eqn, better: str):
                     L.emit(f"{best} = {v}")
                     L.emit(f"{pos} = r0")
         L.emit(f"{res.at(o)} = {pos}")
+    L.store_elementwise(res, [], [xr])
     L.bind(out, res)
 
 
@@ -406,7 +479,7 @@ def emit_all_sum(L: Lowering, eqn):
     if communicator.size() == 1:
         L.comment("(one process: the sums over processes are the operands)")
         for x, out in zip(eqn.inputs, eqn.outputs):
-            L.bind(out, L.ref(x))
+            L.bind(out, L.lookup(x))
         return
     dtype = eqn.outputs[0].aval.dtype
     if dtype not in collectives.DTYPES:
@@ -436,19 +509,31 @@ def emit_all_sum(L: Lowering, eqn):
 
 
 EMITTERS = {
-    "broadcast_to": emit_broadcast_to,
-    "reshape": emit_reshape,
-    "transpose": emit_transpose,
-    "slice": emit_slice,
-    "pad": emit_pad,
-    "concatenate": emit_concatenate,
-    "gather": emit_gather,
-    "scatter_add": emit_scatter_add,
-    "matmul": emit_matmul,
-    "windows": emit_windows,
-    "windows_sum": emit_windows_sum,
-    "argmax": emit_argmax,
-    "argmin": emit_argmin,
-    "fused": emit_fused,
-    "all_sum": emit_all_sum,
+    ops.broadcast_to: emit_broadcast_to,
+    ops.reshape: emit_reshape,
+    ops.transpose: emit_transpose,
+    ops.slice: emit_slice,
+    ops.pad: emit_pad,
+    ops.concatenate: emit_concatenate,
+    ops.gather: emit_gather,
+    ops.scatter_add: emit_scatter_add,
+    ops.matmul: emit_matmul,
+    ops.windows: emit_windows,
+    ops.windows_sum: emit_windows_sum,
+    ops.argmax: emit_argmax,
+    ops.argmin: emit_argmin,
+    fused: emit_fused,
+    ops.all_sum: emit_all_sum,
 }
+
+
+def emitter_for(prim):
+    """The function that writes code for ``prim``, or None if the backend cannot."""
+    emitter = EMITTERS.get(prim)
+    if emitter is not None:
+        return emitter
+    if prim.kind == "elementwise" and prim.scalar_src is not None:
+        return emit_elementwise
+    if prim.kind == "reduce" and prim.identity is not None and prim.combine is not None:
+        return emit_reduce
+    return None

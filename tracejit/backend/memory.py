@@ -1,10 +1,11 @@
 """Memory planning: which arrays of a lowered program are temporaries, how long each lives,
 and which workspace slot holds it.
 
-Layer: backend, between ``codegen`` and ``compiler``. In: the arrays the lowering allocated
-(``Buffer``: name, shape, dtype, the equation that allocates it), the generated lines of each
-equation, the names that alias each array (reshapes of it), and the arrays the program returns.
-Out: a ``MemoryPlan`` that ``codegen`` applies by rewriting each temporary's allocation line.
+Layer: backend, below ``lowering``. In: the arrays the lowering allocated (``Buffer``: name,
+shape, dtype, the step that allocates it), the names of the arrays each step reads (the
+lowering's records), the names that alias each array (reshapes of it), and the arrays the
+program returns. Out: a ``MemoryPlan``, which ``codegen`` applies when it writes each
+temporary's allocation.
 
 - **Outputs** (arrays the program returns) are never placed in the workspace: the caller owns
   them. ``codegen`` turns them into parameters, which the runtime (``compiler.Outputs``) fills
@@ -14,12 +15,12 @@ Out: a ``MemoryPlan`` that ``codegen`` applies by rewriting each temporary's all
   allocates once per compiled program and passes in on every call. A temporary is a typed,
   reshaped view of the start of its slot (``c = ws[4096:8192].view(np.float32).reshape((32,
   32))``), so a call that hits the cache allocates nothing but its outputs (and the block
-  counter of each parallel loop, see ``codegen.Lowering.parallel_loop``). Slots start at
+  counter of each parallel loop, see ``lowering.Lowering.parallel_loop``). Slots start at
   multiples of ``ALIGN`` bytes, so every view is as aligned as the workspace itself.
-- **Liveness**: a temporary is live from the equation that allocates it to the last equation
-  whose code names it or an alias of it (views such as transposes and broadcasts are read
-  through their base's name, so they keep the base alive too). Equations run in program order
-  with no loops between them, so a name's last textual use is its last use.
+- **Liveness**: a temporary is live from the step (an equation's code) that allocates it to the
+  last step that reads it or an alias of it, as the lowering recorded (a read through a view,
+  a transpose or broadcast, is a read of its base). Steps run in program order with no loops
+  between them, so the last step reading it is its last use.
 - **Reuse**: temporaries are placed in allocation order; a slot is free again once the last use
   of everything in it lies in an *earlier* equation (an equation never writes a buffer that it
   is still reading). Among free slots the smallest one that fits is taken, else the largest one
@@ -29,7 +30,6 @@ Out: a ``MemoryPlan`` that ``codegen`` applies by rewriting each temporary's all
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -88,30 +88,26 @@ class MemoryPlan:
         return sum(b.nbytes for b in self.temporaries)
 
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+def last_uses(buffers, step_reads, aliases) -> dict:
+    """``{buffer name: index of the last step that reads it or an alias of it}``.
 
-
-def last_uses(buffers, unit_lines, aliases) -> dict:
-    """``{buffer name: index of the last unit whose code names it or an alias}``.
-
-    ``unit_lines[u]`` is the code of unit ``u`` (a list of lines); ``aliases[name]`` the other
-    names the generated code gives the same memory."""
+    ``step_reads[u]`` holds the names of the arrays step ``u`` reads or writes (the lowering's
+    records, ``lowering.Step.reads``); ``aliases[name]`` the other names the generated code
+    gives the same memory."""
     last = {b.name: b.unit for b in buffers}
     owner = {}
     for b in buffers:
         for n in {b.name, *aliases.get(b.name, ())}:
             owner[n] = b.name
-    for u, lines in enumerate(unit_lines):
-        for line in lines:
-            code = line.split("#", 1)[0]
-            for token in _NAME.findall(code):
-                b = owner.get(token)
-                if b is not None and u > last[b]:
-                    last[b] = u
+    for u, names in enumerate(step_reads):
+        for name in names:
+            b = owner.get(name)
+            if b is not None and u > last[b]:
+                last[b] = u
     return last
 
 
-def plan_memory(buffers, unit_lines, aliases, output_roots) -> MemoryPlan:
+def plan_memory(buffers, step_reads, aliases, output_roots) -> MemoryPlan:
     """Place every buffer that is not an output (its name not in ``output_roots``) and not
     empty into a workspace slot, reusing slots whose occupants are dead (see the module
     docstring)."""
@@ -122,7 +118,7 @@ def plan_memory(buffers, unit_lines, aliases, output_roots) -> MemoryPlan:
             plan.outputs.append(b)
         elif b.nbytes > 0:
             temps.append(b)
-    last = last_uses(temps, unit_lines, aliases)
+    last = last_uses(temps, step_reads, aliases)
     free_after = []  # per slot: the last unit that uses what it holds
     for b in sorted(temps, key=lambda b: b.line):
         plan.live[b.name] = (b.unit, last[b.name])

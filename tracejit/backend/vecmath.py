@@ -14,11 +14,12 @@ nan, -0 -> -0, as NumPy), ``abs`` becomes an ``and`` of the sign bit.
 
 Using them from generated code
 ------------------------------
-``VECTOR_MATH[(primitive, dtype_name)]`` names the function (``vector_math_name`` does the
-lookup); a pair not in the table (float64 sin/cos, float16, complex) stays on NumPy's scalar
-function. Import the module and call by attribute, e.g. ``from tracejit.backend import
-vecmath as _vm`` in the generated source and ``out[i] = _vm.exp_f32(x[i])``, or put the
-dispatchers in the generated function's globals. ``pow`` takes two arguments (``pow_f32(x,
+``VECTOR_MATH[(function, dtype_name)]`` names the function (``vector_math_name`` does the
+lookup; ``scalar.VECTOR_MATH`` says which primitive calls which function); a pair not in the
+table (float64 sin/cos, float16, complex) stays on NumPy's scalar function. Import the module
+and call by attribute, e.g. ``from tracejit.backend import vecmath as _vm`` in the generated
+source and ``out[i] = _vm.exp_f32(x[i])``, or put the dispatchers in the generated function's
+globals. ``pow`` takes two arguments (``pow_f32(x,
 y)``); ``sigmoid`` is ``1 / (1 + exp(-x))``. Arguments are converted to the function's dtype
 (``exp_f32`` of a float64 rounds it to float32 first), so the generator must pick the
 function by the dtype of the result.
@@ -1016,7 +1017,7 @@ def cos_f32(x):
 # The table the code generator imports
 # ---------------------------------------------------------------------------------------------
 
-#: (primitive name, dtype name) -> name of the function in this module. A pair missing here
+#: (function, dtype name) -> name of the function in this module. A pair missing here
 #: (float64 sin/cos, anything float16/complex) stays on NumPy's scalar function (libm).
 VECTOR_MATH: dict[tuple[str, str], str] = {
     ("exp", "float32"): "exp_f32",
@@ -1038,6 +1039,6 @@ VECTOR_MATH: dict[tuple[str, str], str] = {
 }
 
 
-def vector_math_name(primitive: str, dtype) -> str | None:
-    """The function name in this module for ``primitive`` on ``dtype``, or None."""
-    return VECTOR_MATH.get((primitive, np.dtype(dtype).name))
+def vector_math_name(function: str, dtype) -> str | None:
+    """The name in this module of ``function`` (``"exp"``, ...) on ``dtype``, or None."""
+    return VECTOR_MATH.get((function, np.dtype(dtype).name))

@@ -156,82 +156,27 @@ def _stats_of(traced):
                 kernels=s.get("kernels"), fused_ops=s.get("fused_ops"))
 
 
-def _hook_inner(traced, mode):
-    """Wrap what a cache-hit call of ``traced`` runs so its inner time can be taken away.
-    Returns ``(record_list, restore)`` or ``None`` if the Traced internals are not as expected."""
-    inner = []
-
-    def timed(fn):
-        def wrapper(*a, **k):
-            t0 = _now()
-            try:
-                return fn(*a, **k)
-            finally:
-                inner.append(_now() - t0)
-        return wrapper
-
-    try:
-        if mode == "eager":
-            original = traced.fn
-            traced.fn = timed(original)
-
-            def restore():
-                traced.fn = original
-        elif mode == "compiled" and hasattr(getattr(traced._cache[traced._last_key], "compiled", None), "fn"):
-            # Time the generated program itself. The call path may keep a direct reference to it
-            # (a fast path per argument layout): drop those so they are rebuilt around the wrapper,
-            # and again afterwards so they are rebuilt around the original.
-            # The fast path calls the function's entry point rather than its dispatcher: time both.
-            # The shortest path (``_hot``) holds the dispatcher too: it is rebuilt the same way.
-            compiled = traced._cache[traced._last_key].compiled
-            original, original_entry = compiled.fn, getattr(compiled, "entry", None)
-            fast = getattr(traced, "_fast", {})
-            saved = fast.pop(mode, None)
-            saved_hot, traced._hot = traced._hot, None
-            compiled.fn = timed(original)
-            if original_entry is not None:
-                compiled.entry = timed(original_entry)
-
-            def restore():
-                compiled.fn = original
-                if original_entry is not None:
-                    compiled.entry = original_entry
-                fast.pop(mode, None)
-                if saved is not None:
-                    fast[mode] = saved
-                traced._hot = saved_hot
-        else:
-            entry = traced._cache[traced._last_key]
-            original = entry.runners[mode]
-            entry.runners[mode] = timed(original)
-
-            def restore():
-                entry.runners[mode] = original
-    except (AttributeError, KeyError, TypeError):
-        return None
-    return inner, restore
-
-
 def _cache_hit_overhead(system, per_call, budget=0.25):
-    """Median of (call time - time inside the program) over a few calls, in seconds."""
-    hooked = _hook_inner(system.traced, system.mode)
-    if hooked is None:
+    """Median of (call time - time inside the program) over a few calls, in seconds, from the
+    runtime's ``Traced.timing_inner``; None for systems without it."""
+    timing_inner = getattr(system.traced, "timing_inner", None)
+    if timing_inner is None:
         return None
-    inner, restore = hooked
     n = int(min(300, max(5, budget / max(per_call, 1e-9))))
     outer = []
     try:
-        out = system.call()  # the first call may rebuild a fast path around the wrapper: not counted
-        del out
-        inner.clear()
-        for _ in range(n):
-            t0 = _now()
-            out = system.call()
-            outer.append(_now() - t0)
-            del out  # freeing the result is not part of the call path
-    finally:
-        restore()
-    if len(inner) != len(outer):  # the call did not go through the hooked path
+        with timing_inner(system.mode, clock=_now) as inner:
+            out = system.call()  # the first call rebuilds the fast path around the timed program: not counted
+            del out
+            inner.clear()
+            for _ in range(n):
+                t0 = _now()
+                out = system.call()
+                outer.append(_now() - t0)
+                del out  # freeing the result is not part of the call path
+    except ValueError:  # nothing ran in this mode for these arguments
+        return None
+    if len(inner) != len(outer):  # the call did not go through the timed program
         return None
     return statistics.median(o - i for o, i in zip(outer, inner)) * 1e-9
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import ops
 from ..core import Aval, Const, Eqn, Graph, Var
 from ..interpret import interpret
 from ..primitives import defop
@@ -38,13 +39,18 @@ fused = defop("fused", "opaque",
               abstract_eval=_fused_abstract_eval, differentiable=False, multiple_results=True,
               doc="a fusion group: ``graph`` runs as one kernel (params: graph, domain, outer)")
 
-_REDUCTIONS = ("reduce_sum", "reduce_max", "reduce_min")
 _MAX_SIBLING_LOOKBACK = 4
+
+
+def _is_reduction(prim) -> bool:
+    """A reduction a kernel can accumulate: one with an identity and a combine rule (argmax and
+    argmin, reductions too, have neither)."""
+    return prim.kind == "reduce" and prim.identity is not None and prim.combine is not None
 
 
 def _is_unit_reshape(eqn) -> bool:
     """A reshape that only adds or removes size-1 dimensions (a pure relabelling)."""
-    return eqn.prim.name == "reshape" and \
+    return eqn.prim is ops.reshape and \
         [d for d in eqn.inputs[0].aval.shape if d != 1] == [d for d in eqn.outputs[0].aval.shape if d != 1]
 
 
@@ -87,14 +93,13 @@ class _Group:
 
     def try_accept(self, eqn):
         """The level of ``eqn``'s output if it can join, else None (and the group is unchanged)."""
-        name = eqn.prim.name
         out_shape = eqn.outputs[0].aval.shape
         if eqn.prim.kind == "elementwise":
             level = self.shape_level(out_shape)
             if level and all(self.input_level(a) in (level, "any") for a in eqn.inputs):
                 return level
             return None
-        if name == "broadcast_to":
+        if eqn.prim is ops.broadcast_to:
             level = self.shape_level(out_shape)
             src = eqn.inputs[0]
             src_member = isinstance(src, Var) and src.id in self.level
@@ -110,7 +115,7 @@ class _Group:
             if isinstance(src, Var) and src.id in self.level and self.shape_level(out_shape) == self.level[src.id]:
                 return self.level[src.id]
             return None
-        if name in _REDUCTIONS:
+        if _is_reduction(eqn.prim):
             src, axes = eqn.inputs[0], tuple(sorted(eqn.params["axes"]))
             if src.aval.shape != self.domain or self.input_level(src) != "full" or not axes:
                 return None
@@ -125,11 +130,10 @@ class _Group:
 
 def _seed(eqn, gid):
     """A new group started by ``eqn``, or None if it cannot start one."""
-    name = eqn.prim.name
-    if eqn.prim.kind == "elementwise" or name == "broadcast_to":
+    if eqn.prim.kind == "elementwise" or eqn.prim is ops.broadcast_to:
         shape = eqn.outputs[0].aval.shape
         return _Group(gid, shape, len(shape))
-    if name in _REDUCTIONS:
+    if _is_reduction(eqn.prim):
         src, axes = eqn.inputs[0].aval.shape, tuple(sorted(eqn.params["axes"]))
         if axes and axes == tuple(range(axes[0], len(src))):
             return _Group(gid, src, axes[0])
@@ -170,7 +174,7 @@ def fuse(graph: Graph) -> Graph:
         if chosen is None:
             chosen = _seed(eqn, len(groups))
             if chosen is not None:
-                level = "outer" if eqn.prim.name in _REDUCTIONS else "full"
+                level = "outer" if _is_reduction(eqn.prim) else "full"
                 groups.append(chosen)
         if chosen is None:
             deps.append(input_deps)
@@ -213,7 +217,7 @@ def _rebuild(graph, groups, group_of):
     skipped: set[int] = set()
     for g in groups:
         members = [eqns[m] for m in g.members]
-        if all(e.prim.name in ("broadcast_to", "reshape") for e in members):
+        if all(e.prim is ops.broadcast_to or e.prim is ops.reshape for e in members):
             continue  # nothing to compute: views stay views
         defined = {o.id for e in members for o in e.outputs}
         inputs, seen = [], set()

@@ -1,4 +1,4 @@
-"""Code for fused kernels: one loop nest per ``fused`` equation (see ``transforms/fuse.py``).
+"""The emitter of fused kernels: one loop nest per ``fused`` equation (see ``transforms/fuse.py``).
 
 Layer: backend. ``emit_fused(L, eqn)`` writes a kernel over the group's domain ``F`` split
 into outer dimensions ``F[:k]`` and inner ones ``F[k:]``::
@@ -48,21 +48,17 @@ fresh 64 MB array otherwise takes 16384 page faults, which cost more than comput
 """
 from __future__ import annotations
 
-import numpy as np
 import sys
 
 import numba
-from llvmlite import ir
-from numba import types
-from numba.core import cgutils, ir_utils
-from numba.extending import intrinsic
+import numpy as np
 
+from .. import ops
 from ..core import Const, Var
-from .codegen import (ArrayRef, ViewRef, _acc_dtype, _elementwise_check, _eqn_comment, dtype_src, elementwise_src,
-                      identity_src, shape_src)
+from .lowering import ArrayRef, ViewRef, dtype_src, eqn_comment, identity_src, shape_src
+from .scalar import acc_dtype, combine_src, convert_src, elementwise_check, elementwise_src
 
-__all__ = ["emit_fused", "radd", "fmaximum", "fminimum", "advise_huge_pages", "new_array", "claim_block",
-           "shape_is", "workspace_array", "reshaped", "PARALLEL_MIN_SIZE", "SUM_BLOCK", "SHORT_ROW_MAX", "HUGE_PAGE_MIN_BYTES"]
+__all__ = ["emit_fused", "PARALLEL_MIN_SIZE", "SUM_BLOCK", "SHORT_ROW_MAX", "HUGE_PAGE_MIN_BYTES"]
 
 # A kernel whose domain has at least this many elements runs its outer loop on all cores when
 # ``parallel=None`` (below it, waking the threads costs more than it saves), unless Numba has a
@@ -84,204 +80,24 @@ SHORT_ROW_MAX = 16
 
 # NumPy asks for transparent huge pages from this size on (its default allocator); so do we.
 HUGE_PAGE_MIN_BYTES = 1 << 22
-_HUGE_PAGE = 1 << 21
-_MADV_HUGEPAGE = 14  # Linux's value; other systems get no advice
 
 
-@intrinsic
-def radd(typingctx, a, b):
-    """``a + b`` that LLVM may reassociate (so a sum over a loop vectorises)."""
-    def codegen(context, builder, signature, args):
-        inst = builder.fadd(args[0], args[1])
-        inst.flags = list(inst.flags) + ["reassoc"]
-        return inst
-    return a(a, b), codegen
-
-
-def _llvm_binary(name):
-    def typer(typingctx, a, b):
-        def codegen(context, builder, signature, args):
-            ty = context.get_value_type(signature.return_type)
-            fn = builder.module.declare_intrinsic(name, [ty], ir.FunctionType(ty, [ty, ty]))
-            return builder.call(fn, args)
-        return a(a, b), codegen
-    return typer
-
-
-fmaximum = intrinsic(_llvm_binary("llvm.maximum"))  # NaN-propagating, like np.maximum
-fminimum = intrinsic(_llvm_binary("llvm.minimum"))
-
-
-def _c_array(context, builder, array_type, data, shape_value, shape_type, meminfo, parent):
-    """Code for a C-contiguous array of ``array_type`` over ``data`` with the shape tuple
-    ``shape_value``, sharing (and keeping alive) the memory of ``meminfo``."""
-    from numba.core.imputils import impl_ret_borrowed
-    from numba.np.arrayobj import make_array, populate_array
-    out = make_array(array_type)(context, builder)
-    intp = context.get_value_type(types.intp)
-    dims = [context.cast(builder, d, t, types.intp)
-            for d, t in zip(cgutils.unpack_tuple(builder, shape_value, len(shape_type)), shape_type)]
-    itemsize = context.get_abi_sizeof(context.get_data_type(array_type.dtype))
-    strides, step = [], intp(itemsize)
-    for d in reversed(dims):  # C order
-        strides.append(step)
-        step = builder.mul(step, d)
-    populate_array(out, data=data, shape=dims, strides=strides[::-1], itemsize=intp(itemsize),
-                   meminfo=meminfo, parent=parent)
-    return impl_ret_borrowed(context, builder, array_type, out._getvalue())
-
-
-@intrinsic
-def new_array(typingctx, shape, dtype):
-    """A new, uninitialised C-contiguous array of ``dtype`` and ``shape``: ``np.empty(shape,
-    dtype)`` built directly. Numba compiles ``np.empty`` as a separate function for every
-    number of dimensions and dtype, ~0.1 s each on a program's first compile; this is inline."""
-    if not isinstance(shape, types.BaseTuple) or not isinstance(dtype, types.NumberClass):
-        return None
-    array_type = types.Array(dtype.instance_type, len(shape), "C")
-
-    def codegen(context, builder, signature, args):
-        from numba.np.arrayobj import _empty_nd_impl
-        dims = [context.cast(builder, d, t, types.intp)
-                for d, t in zip(cgutils.unpack_tuple(builder, args[0], len(shape)), shape)]
-        return _empty_nd_impl(context, builder, array_type, dims)._getvalue()
-
-    return array_type(shape, dtype), codegen
-
-
-@intrinsic
-def claim_block(typingctx, counter):
-    """``counter[0]``, incremented by one in the same atomic step: the next block of a
-    parallel loop (see ``codegen.Lowering.parallel_loop``), so each block goes to exactly one
-    of the threads that share ``counter``, a 1-d ``int64`` array."""
-    if not (isinstance(counter, types.Array) and counter.dtype == types.int64 and counter.ndim == 1):
-        return None
-
-    def codegen(context, builder, signature, args):
-        from numba.np.arrayobj import make_array
-        data = make_array(signature.args[0])(context, builder, args[0]).data
-        # Only the claim itself must be atomic: the loop's results are published to the
-        # caller when the parallel region joins.
-        return builder.atomic_rmw("add", data, ir.Constant(ir.IntType(64), 1), "monotonic")
-
-    return types.int64(counter), codegen
-
-
-@intrinsic
-def shape_is(typingctx, array, shape):
-    """Whether ``array.shape == shape`` (a tuple of integers, one per dimension): the check a
-    program makes of its inputs' shapes (see ``codegen._shape_guard``). Numba's tuple
-    comparison costs each program about twice as much compile time."""
-    if not (isinstance(array, types.Array) and isinstance(shape, types.BaseTuple) and len(shape) == array.ndim
-            and all(isinstance(t, types.Integer) for t in shape)):
-        return None
-
-    def codegen(context, builder, signature, args):
-        from numba.np.arrayobj import make_array
-        dims = cgutils.unpack_tuple(builder, make_array(signature.args[0])(context, builder, args[0]).shape)
-        same = cgutils.true_bit
-        for dim, wanted, wanted_type in zip(dims, cgutils.unpack_tuple(builder, args[1]), signature.args[1]):
-            wanted = context.cast(builder, wanted, wanted_type, types.intp)
-            same = builder.and_(same, builder.icmp_signed("==", dim, wanted))
-        return same
-
-    return types.boolean(array, shape), codegen
-
-
-@intrinsic
-def workspace_array(typingctx, ws, offset, shape, dtype):
-    """The C-contiguous array of ``dtype`` and ``shape`` whose data starts ``offset`` bytes into
-    the ``uint8`` array ``ws`` (a temporary in a program's workspace, see ``memory``); it keeps
-    ``ws`` alive. The same as ``ws[offset:offset + n].view(dtype).reshape(shape)``, but built
-    directly: Numba's view and reshape cost ~0.5 s of compile time the first time a process
-    uses them, this costs next to nothing."""
-    if not isinstance(shape, types.BaseTuple) or not isinstance(dtype, types.NumberClass):
-        return None
-    ndim = len(shape)
-    elem = dtype.instance_type
-    array_type = types.Array(elem, ndim, "C")
-
-    def codegen(context, builder, signature, args):
-        from numba.np.arrayobj import make_array
-        ws_value, offset_value, shape_value, _ = args
-        src = make_array(signature.args[0])(context, builder, ws_value)
-        offset_value = context.cast(builder, offset_value, signature.args[1], types.intp)
-        data = builder.bitcast(builder.gep(src.data, [offset_value]), context.get_data_type(elem).as_pointer())
-        return _c_array(context, builder, array_type, data, shape_value, shape, src.meminfo, None)
-
-    return array_type(ws, offset, shape, dtype), codegen
-
-
-@intrinsic
-def reshaped(typingctx, a, shape):
-    """The C-contiguous array ``a`` seen with another ``shape`` of the same size (a fused
-    kernel's collapsed loop reads and writes arrays through such views). The same as
-    ``a.reshape(shape)``, built directly for the compile-time reason ``workspace_array`` gives;
-    only C-contiguous arrays are accepted."""
-    if not isinstance(a, types.Array) or a.layout != "C" or not isinstance(shape, types.BaseTuple):
-        return None
-    ndim = len(shape)
-    array_type = types.Array(a.dtype, ndim, "C")
-
-    def codegen(context, builder, signature, args):
-        from numba.np.arrayobj import make_array
-        src = make_array(signature.args[0])(context, builder, args[0])
-        return _c_array(context, builder, array_type, src.data, args[1], shape, src.meminfo, src.parent)
-
-    return array_type(a, shape), codegen
-
-
-def _reshaped_aliases(lhs, args, alias_map, arg_aliases):
-    """Tell Numba's alias analysis that the result of ``reshaped`` (or ``workspace_array``)
-    is its argument's memory: without it, ``parallel=True`` compilation drops a ``prange``
-    loop that only writes such a view (read by nobody afterwards) as dead code."""
-    ir_utils._add_alias(lhs, args[0].name, alias_map, arg_aliases)
-
-
-ir_utils.alias_func_extensions[("reshaped", __name__)] = _reshaped_aliases
-ir_utils.alias_func_extensions[("workspace_array", __name__)] = _reshaped_aliases
-
-
-@intrinsic
-def _madvise(typingctx, addr, length, advice):
-    """libc's ``madvise(addr, length, advice)`` (resolved by the JIT linker like libm calls)."""
-    def codegen(context, builder, signature, args):
-        fnty = ir.FunctionType(ir.IntType(32), [ir.IntType(8).as_pointer(), ir.IntType(64), ir.IntType(32)])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "madvise")
-        return builder.call(fn, [builder.inttoptr(args[0], ir.IntType(8).as_pointer()), args[1], args[2]])
-    return types.int32(types.uint64, types.uint64, types.int32), codegen
-
-
-@numba.njit(cache=True)
-def advise_huge_pages(a):
-    """Ask Linux to back the whole 2 MB pages inside ``a``'s memory with huge pages. Call it
-    before the first write: the pages are then faulted in 2 MB at a time. Only advice: if
-    transparent huge pages are off, nothing changes."""
-    mask = np.uint64(_HUGE_PAGE - 1)
-    start = np.uint64(a.ctypes.data)
-    end = start + np.uint64(a.nbytes)
-    start = (start + mask) & ~mask
-    end = end & ~mask
-    if end > start:
-        _madvise(start, end - start, np.int32(_MADV_HUGEPAGE))
-
-
-def _accumulate_src(e, acc, acc_dtype, x):
+def _accumulate_src(L, e, acc, acc_dt, x):
     """``acc = acc (+, max, ...) x`` for the reduction ``e``, converting ``x`` to the
     accumulator's dtype where they differ."""
-    if np.dtype(acc_dtype) != e.inputs[0].aval.dtype:
-        x = f"{dtype_src(acc_dtype)}({x})"
-    return f"{acc} = {_combine(e.prim, acc_dtype, acc, x)}"
+    return f"{acc} = {combine_src(L, e.prim, acc_dt, acc, convert_src(x, e.inputs[0].aval.dtype, acc_dt))}"
 
 
-def _combine(prim, acc_dtype, acc, x):
-    kind = np.dtype(acc_dtype).kind
-    if prim.name == "reduce_sum":
-        # LLVM's reassoc flag is for floating-point scalars only: a complex sum adds plainly
-        return f"radd({acc}, {x})" if kind == "f" else (f"{acc} or {x}" if kind == "b" else f"{acc} + {x}")
-    if kind == "f":
-        return f"{'fmaximum' if prim.name == 'reduce_max' else 'fminimum'}({acc}, {x})"
-    return prim.combine.format(acc=acc, x=x)
+def _sums_in_blocks(e) -> bool:
+    """Whether the reduction ``e`` widens float32 to a float64 accumulator: it then adds
+    blocks of ``SUM_BLOCK`` elements in float32 first (see ``SUM_BLOCK``)."""
+    return e.inputs[0].aval.dtype == np.float32 and acc_dtype(e.prim, np.float32) == np.float64
+
+
+def _is_index_map(e) -> bool:
+    """A member that computes nothing: a broadcast or a reshape reads its input through an
+    index map."""
+    return e.prim is ops.broadcast_to or e.prim is ops.reshape
 
 
 class _Kernel:
@@ -307,7 +123,7 @@ class _Kernel:
         self.outer_eqns = [e for e in self.members
                            if self.level[e.outputs[0].id] == "outer" and e.prim.kind == "elementwise"]
         # kernel outputs that are only views of other values: no loop body of their own
-        self.view_outputs = [v for v in eqn.outputs if self.made[v.id].prim.name in ("broadcast_to", "reshape")]
+        self.view_outputs = [v for v in eqn.outputs if _is_index_map(self.made[v.id])]
 
     def phase_work(self, p):
         """What inner-loop phase ``p`` does: the reductions it finishes, the full kernel outputs
@@ -335,16 +151,15 @@ class _Kernel:
         return lvl, (self.phase[atom.id] if lvl == "full" else self.ready[atom.id])
 
     def _classify(self, e):
-        name = e.prim.name
         out = e.outputs[0]
         ins = [self._when(a) for a in e.inputs if not isinstance(a, Const)]
-        if name in ("reduce_sum", "reduce_max", "reduce_min"):
+        if e.prim.kind == "reduce":
             _, p = ins[0]
             self.level[out.id], self.ready[out.id] = "outer", p + 1
             return
-        if name == "broadcast_to":
+        if e.prim is ops.broadcast_to:
             lvl = "full" if out.aval.shape == self.domain else "outer"
-        elif name == "reshape":
+        elif e.prim is ops.reshape:
             lvl = ins[0][0]
         else:
             lvl = "full" if any(level == "full" for level, _ in ins) or (
@@ -446,19 +261,19 @@ def _find_collapse(L, K, eqn, out_refs):
         def walk(atom, idx):
             if isinstance(atom, Const) or K.made.get(atom.id) is None:
                 if atom.aval.shape:  # 0-d values are literals or read before the loops
-                    found.append((L.ref(atom), idx))
+                    found.append((L.lookup(atom), idx))
                 return
             e = K.made[atom.id]
             src = e.inputs[0]
-            if e.prim.name == "broadcast_to":
+            if e.prim is ops.broadcast_to:
                 walk(src, _broadcast_map(src.aval.shape, atom.aval.shape, idx))
-            elif e.prim.name == "reshape":
+            elif e.prim is ops.reshape:
                 walk(src, _unit_map(src.aval.shape, atom.aval.shape, idx))
             elif atom.id in K.outputs:  # a kernel output a later phase reads back
                 found.append((out_refs[atom.id], idx))
 
         for e in K.members:
-            if e.prim.name in ("broadcast_to", "reshape"):
+            if _is_index_map(e):
                 continue  # index maps: walked from their readers
             idx = idx_full if e.prim.kind == "reduce" else K.index_for(e.outputs[0].aval.shape, idx_full)
             for a in e.inputs:
@@ -482,11 +297,42 @@ def _find_collapse(L, K, eqn, out_refs):
     return None
 
 
+class _Accesses:
+    """Where a kernel reads the arrays from outside it and stores its outputs: (index, loop
+    body, order) of each access. ``record`` tells the lowering which outputs the kernel stores
+    element by element (``Lowering.store_elementwise``), for in-place updates."""
+
+    def __init__(self, L):
+        self.L, self.reads, self.stores, self.order = L, [], {}, 0
+
+    def _when(self, idx):
+        self.order += 1
+        return list(idx), self.L.loop_bodies, self.order
+
+    def read(self, ref, idx):
+        self.reads.append((ref, *self._when(idx)))
+        return ref
+
+    def store(self, v_id, idx):
+        self.stores.setdefault(v_id, []).append(self._when(idx))
+
+    def record(self, K, outputs, out_refs):
+        for v in outputs:
+            stores = self.stores.get(v.id, [])
+            if tuple(v.aval.shape) != K.domain or len(stores) != 1:
+                continue
+            (idx, body, when), = stores
+            same = [ref for ref, r_idx, r_body, r_when in self.reads if (r_idx, r_body) == (idx, body) and r_when < when]
+            other = [ref for ref, r_idx, r_body, r_when in self.reads
+                     if not ((r_idx, r_body) == (idx, body) and r_when < when)]
+            self.L.store_elementwise(out_refs[v.id], same, other)
+
+
 def emit_fused(L, eqn):
     """Write the kernel for one ``fused`` equation (see the module docstring)."""
     K = _Kernel(L, eqn)
     first_line = len(L.lines)
-    L.require("from tracejit.backend.kernels import radd, fmaximum, fminimum")
+    L.require("from tracejit.backend.intrinsics import radd, fmaximum, fminimum")
     n, k = len(K.domain), K.k
     L.kernels += 1
     L.fused_ops += len(K.members)
@@ -496,11 +342,12 @@ def emit_fused(L, eqn):
     if sys.platform.startswith("linux"):
         for v in eqn.outputs:
             if v.aval.size * v.aval.dtype.itemsize >= HUGE_PAGE_MIN_BYTES:
-                L.require("from tracejit.backend.kernels import advise_huge_pages")
+                L.require("from tracejit.backend.intrinsics import advise_huge_pages")
                 L.emit(f"advise_huge_pages({out_refs[v.id].name})  # before the first write: 2 MB page faults")
     locals_: dict[int, str] = {}   # value -> local scalar holding it at the current position
     written: set[int] = set()      # full kernel outputs stored by an earlier phase
     collapse = _find_collapse(L, K, eqn, out_refs)
+    accesses = _Accesses(L)
 
     def at(ref, idx):
         """``ref`` read (or assigned) at ``idx``, through a merged view in a collapsed loop."""
@@ -509,16 +356,16 @@ def emit_fused(L, eqn):
     def read(atom, idx):
         """Expression for ``atom`` at the index ``idx`` of its own shape."""
         if isinstance(atom, Const):
-            return at(L.ref(atom), idx) if atom.aval.shape else L.ref(atom).at(())
+            return at(accesses.read(L.ref(atom), idx), idx) if atom.aval.shape else L.ref(atom).at(())
         if atom.id in locals_:
             return locals_[atom.id]
         e = K.made.get(atom.id)
         if e is None:  # from outside the kernel
-            return at(L.ref(atom), idx)
+            return at(accesses.read(L.ref(atom), idx), idx)
         src = e.inputs[0]
-        if e.prim.name == "broadcast_to":
+        if e.prim is ops.broadcast_to:
             return read(src, _broadcast_map(src.aval.shape, atom.aval.shape, idx))
-        if e.prim.name == "reshape":
+        if e.prim is ops.reshape:
             return read(src, _unit_map(src.aval.shape, atom.aval.shape, idx))
         if atom.id in K.outputs and atom.id in written:
             return at(out_refs[atom.id], idx)
@@ -529,12 +376,13 @@ def emit_fused(L, eqn):
         out = e.outputs[0]
         idx = K.index_for(out.aval.shape, idx_full)
         operands = [read(a, idx) for a in e.inputs]
-        L.comment(_eqn_comment(L, e))
-        _elementwise_check(L, e, operands)
+        L.comment(eqn_comment(L, e))
+        elementwise_check(L, e, operands)
         name = L.fresh(L.var_name(out) + "_")
         L.emit(f"{name} = {elementwise_src(L, e).format(*operands)}")
         locals_[out.id] = name
         if out.id in K.outputs:
+            accesses.store(out.id, idx)
             L.emit(f"{at(out_refs[out.id], idx)} = {name}")
 
     def closure(targets):
@@ -559,13 +407,15 @@ def emit_fused(L, eqn):
         for v in values:
             if v in K.view_outputs:
                 idx = K.index_for(v.aval.shape, idx_full)
-                L.emit(f"{at(out_refs[v.id], idx)} = {read(v, idx)}")
+                value = read(v, idx)
+                accesses.store(v.id, idx)
+                L.emit(f"{at(out_refs[v.id], idx)} = {value}")
 
     # 0-d inputs are read once, before the loops (a parallel loop cannot index them).
     for v in eqn.inputs:
         if isinstance(v, Var) and v.aval.shape == () and v.id not in locals_:
             name = L.fresh(L.var_name(v) + "_")
-            L.emit(f"{name} = {L.ref(v).at(())}")
+            L.emit(f"{name} = {accesses.read(L.ref(v), ()).at(())}")
             locals_[v.id] = name
 
     outer_shape, inner_shape = K.domain[:k], K.domain[k:]
@@ -573,7 +423,7 @@ def emit_fused(L, eqn):
         dims = "x".join(map(str, collapse.shape))
         L.comment(f"loops over {dims} collapsed into one over {collapse.size}: every array read or written "
                   f"along them is C-contiguous with them as its last axes")
-        L.require("from tracejit.backend.kernels import reshaped")
+        L.require("from tracejit.backend.intrinsics import reshaped")
         for (base, _), (name, shape) in collapse.views.items():
             L.emit(f"{name} = reshaped({base}, {shape_src(shape)})")
         if k < n:
@@ -594,7 +444,8 @@ def emit_fused(L, eqn):
     if collapse is None and 0 < k < n and not parallel and row_size <= SHORT_ROW_MAX <= n_rows:
         L.emit(wide)
         _emit_rows_innermost(L, K, outer_shape, inner_shape, out_refs, locals_, written, compute, read, closure,
-                             store_views)
+                             store_views, accesses)
+        accesses.record(K, eqn.outputs, out_refs)
         for v in eqn.outputs:
             L.bind(v, out_refs[v.id])
         return
@@ -621,11 +472,11 @@ def emit_fused(L, eqn):
                 phase_reds, phase_outs, targets = K.phase_work(p)
                 accs, blocks = {}, {}
                 for e in phase_reds:
-                    acc_dt = _acc_dtype(e.prim, e.outputs[0].aval.dtype)
+                    acc_dt = acc_dtype(e.prim, e.outputs[0].aval.dtype)
                     acc = L.fresh("acc")
                     L.emit(f"{acc} = {identity_src(e.prim.identity, acc_dt)}")
                     accs[e.outputs[0].id] = (acc, acc_dt)
-                    if e.prim.name == "reduce_sum" and e.inputs[0].aval.dtype == np.float32:
+                    if _sums_in_blocks(e):
                         blocks[e.outputs[0].id] = L.fresh("part")
                 saved = dict(locals_)
                 block_start = [f"{part} = np.float32(0.0)" for part in blocks.values()]
@@ -638,12 +489,12 @@ def emit_fused(L, eqn):
                     for e in phase_reds:
                         acc, acc_dt = accs[e.outputs[0].id]
                         x = read(e.inputs[0], idx_full)
-                        L.comment(_eqn_comment(L, e))
+                        L.comment(eqn_comment(L, e))
                         part = blocks.get(e.outputs[0].id)
                         if part is not None:
-                            L.emit(f"{part} = radd({part}, {x})")
+                            L.emit(f"{part} = {combine_src(L, e.prim, np.float32, part, x)}")
                         else:
-                            L.emit(_accumulate_src(e, acc, acc_dt, x))
+                            L.emit(_accumulate_src(L, e, acc, acc_dt, x))
                 # inner-loop locals are not visible to later phases: those recompute
                 written.update(v.id for v in phase_outs)
                 locals_.clear()
@@ -656,16 +507,19 @@ def emit_fused(L, eqn):
                     L.emit(f"{name} = {dtype_src(dt)}({acc})" if dt != acc_dt else f"{name} = {acc}")
                     locals_[out.id] = name
                     if out.id in K.outputs:
-                        L.emit(f"{out_refs[out.id].at(K.index_for(out.aval.shape, o + ['0'] * (n - k)))} = {name}")
+                        idx = K.index_for(out.aval.shape, o + ['0'] * (n - k))
+                        accesses.store(out.id, idx)
+                        L.emit(f"{out_refs[out.id].at(idx)} = {name}")
                 emit_outer(p + 1)
-    if collapse is not None and any("<collapsed " in line for line in L.lines[first_line:]):
+    if collapse is not None and any("<collapsed " in line for line in L.lines[first_line:] if isinstance(line, str)):
         raise AssertionError("a collapsed dimension's marker was written into the kernel's code")
+    accesses.record(K, eqn.outputs, out_refs)
     for v in eqn.outputs:
         L.bind(v, out_refs[v.id])
 
 
 def _emit_rows_innermost(L, K, outer_shape, inner_shape, out_refs, locals_, written, compute, read, closure,
-                         store_views):
+                         store_views, accesses):
     """``emit_fused``'s loops turned inside out for short rows: every phase loops over the
     inner dimensions outside and over the rows inside, so LLVM vectorises across rows (a
     softmax over (128, 10) runs 16 rows per vector instead of one scalar row at a time).
@@ -684,7 +538,7 @@ def _emit_rows_innermost(L, K, outer_shape, inner_shape, out_refs, locals_, writ
         the value, directly or through a broadcast or reshape of it."""
         for e in readers.get(v_id, []):
             out = e.outputs[0].id
-            if e.prim.name in ("broadcast_to", "reshape"):
+            if _is_index_map(e):
                 if read_later(out, this_pass):
                     return True
             elif out not in this_pass:
@@ -712,7 +566,9 @@ def _emit_rows_innermost(L, K, outer_shape, inner_shape, out_refs, locals_, writ
                 L.emit(f"{name} = {dtype_src(out.aval.dtype)}({acc.at(o)})")
                 locals_[out.id] = name
                 if out.id in K.outputs:
-                    L.emit(f"{out_refs[out.id].at(K.index_for(out.aval.shape, o + zeros))} = {name}")
+                    idx = K.index_for(out.aval.shape, o + zeros)
+                    accesses.store(out.id, idx)
+                    L.emit(f"{out_refs[out.id].at(idx)} = {name}")
             for e in todo:
                 compute(e, o + zeros)
             store_views(views, o + zeros)
@@ -727,17 +583,17 @@ def _emit_rows_innermost(L, K, outer_shape, inner_shape, out_refs, locals_, writ
             else:
                 del locals_[v.id]  # read by nothing after this loop
 
-    def acc_dtype(e):
+    def row_acc_dtype(e):
         # A float32 sum adds its (at most SHORT_ROW_MAX) terms in float32, as one block of the
         # long-row kernels does.
-        if e.prim.name == "reduce_sum" and e.inputs[0].aval.dtype == np.float32:
+        if _sums_in_blocks(e):
             return np.float32
-        return _acc_dtype(e.prim, e.outputs[0].aval.dtype)
+        return acc_dtype(e.prim, e.outputs[0].aval.dtype)
 
     row_pass([], 0)
     for p in range(K.n_phases):
         phase_reds, phase_outs, targets = K.phase_work(p)
-        accs = {e.outputs[0].id: row_array("acc", acc_dtype(e)) for e in phase_reds}
+        accs = {e.outputs[0].id: row_array("acc", row_acc_dtype(e)) for e in phase_reds}
         if phase_reds:
             with _outer_loops(L, outer_shape, False) as o:
                 for e in phase_reds:
@@ -753,8 +609,8 @@ def _emit_rows_innermost(L, K, outer_shape, inner_shape, out_refs, locals_, writ
                 for e in phase_reds:
                     acc = accs[e.outputs[0].id]
                     x = read(e.inputs[0], idx_full)
-                    L.comment(_eqn_comment(L, e))
-                    L.emit(_accumulate_src(e, acc.at(o), acc.dtype, x))
+                    L.comment(eqn_comment(L, e))
+                    L.emit(_accumulate_src(L, e, acc.at(o), acc.dtype, x))
         written.update(v.id for v in phase_outs)
         locals_.clear()
         locals_.update(saved)
@@ -799,6 +655,7 @@ class _inner_loops:
             for line in self.block_start:
                 L.emit(line)
             self.block_depth = L.depth
+        L.loop_bodies += 1
         return idx
 
     def __exit__(self, *exc):

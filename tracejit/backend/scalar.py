@@ -1,0 +1,125 @@
+"""What the backend computes for one element of a primitive: loop bodies and accumulators.
+
+Layer: backend. In: an equation (and the ``Lowering`` writing it); out: source text of one
+element's computation, used by the generic emitters (``emitters``) and the fused kernels
+(``fused_kernels``) alike. The primitive's own facets (``scalar_src``, ``identity``,
+``combine``) come from its ``defop``; what only this backend needs is kept here, in tables
+keyed by the primitive object, each written once:
+
+- ``SCALAR_SRC_OVERRIDES``: loop bodies replacing ``scalar_src`` for a dtype where Numba's
+  scalar function differs from NumPy's ufunc;
+- ``VECTOR_MATH``: the ``vecmath`` function family that replaces a float primitive's libm call;
+- ``FLOAT_COMBINE``: the LLVM operation that combines a float reduction's accumulator (so the
+  loop vectorises); ``WIDE_ACCUMULATOR``: reductions that accumulate in a wider dtype.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import ops
+from ..core import Const
+from .lowering import Lowering, dtype_src
+
+__all__ = ["elementwise_src", "elementwise_check", "acc_dtype", "combine_src", "SCALAR_SRC_OVERRIDES",
+           "VECTOR_MATH", "FLOAT_COMBINE", "WIDE_ACCUMULATOR"]
+
+
+# Loop bodies replacing a primitive's ``scalar_src`` for one dtype or dtype kind, where Numba's
+# scalar function differs from NumPy's ufunc: (primitive, the first input's dtype name or kind)
+# -> body; a dtype name wins over its kind.
+SCALAR_SRC_OVERRIDES = {
+    (ops.sign, "u"): "1 if {0} > 0 else 0",  # Numba's np.sign gives -1 for unsigned values >= 2**(bits-1)
+    # NumPy's + and * on booleans are logical or/and; Numba's give integers (True + True == 2),
+    # which a fused kernel would carry on to the next equation.
+    (ops.add, "b"): "{0} or {1}",
+    (ops.mul, "b"): "{0} and {1}",
+    # The most negative integer // -1 overflows: NumPy wraps (it stays the most negative
+    # integer), Numba's int64 division gives 0.
+    (ops.floordiv, "i"): "-{0} if {1} == -1 else {0} // {1}",
+    # Numba declares np.exp2 and np.log2 as the untyped intrinsics ``llvm.exp2``/``llvm.log2``:
+    # a program calling them on float32 and on float64 declares one name twice and fails to
+    # compile. float32 goes through float64 (one rounding; exact on the integer cases).
+    (ops.exp2, "float32"): "np.float32(np.exp2(np.float64({0})))",
+    (ops.log2, "float32"): "np.float32(np.log2(np.float64({0})))",
+}
+
+# Primitive -> the family of branch-free, vectorisable functions in ``vecmath`` that replaces
+# its libm call (``vecmath.VECTOR_MATH`` says for which dtypes a family has a function).
+VECTOR_MATH = {ops.exp: "exp", ops.log: "log", ops.tanh: "tanh", ops.log1p: "log1p", ops.expm1: "expm1",
+               ops.sin: "sin", ops.cos: "cos", ops.pow: "pow"}
+
+# Float reductions combine through LLVM operations that let loops vectorise: a reassociable
+# add (the sum then differs from a sequential one only by rounding, as NumPy's pairwise sum
+# does) and NaN-propagating maximum/minimum. The names are intrinsics of ``intrinsics``.
+FLOAT_COMBINE = {ops.reduce_sum: "radd", ops.reduce_max: "fmaximum", ops.reduce_min: "fminimum"}
+
+# Reductions whose accumulator is wider than their dtype (see ``acc_dtype``).
+WIDE_ACCUMULATOR = {ops.reduce_sum}
+
+
+def elementwise_check(L: Lowering, eqn, operands):
+    """Checks NumPy makes that the bare scalar expression would not."""
+    if eqn.prim is ops.pow and eqn.inputs[1].aval.dtype.kind == "i":
+        exponent = eqn.inputs[1]
+        if isinstance(exponent, Const) and np.all(np.asarray(exponent.value) >= 0):
+            return
+        with L.block(f"if {operands[1]} < 0:"):
+            L.emit(f"raise ValueError({'Integers to negative integer powers are not allowed.' + L.where()!r})")
+
+
+def _vector_math_name(prim, dtype):
+    family = VECTOR_MATH.get(prim)
+    if family is None:
+        return None
+    from .vecmath import vector_math_name
+    return vector_math_name(family, dtype)
+
+
+def elementwise_src(L: Lowering, eqn) -> str:
+    """The loop-body format string of an elementwise equation ({0}, {1}: its operands)."""
+    src = eqn.prim.scalar_src
+    if callable(src):
+        src = src(**eqn.params)
+    kind = eqn.inputs[0].aval.dtype.kind if eqn.inputs else ""
+    dtype = eqn.inputs[0].aval.dtype.name if eqn.inputs else ""
+    src = SCALAR_SRC_OVERRIDES.get((eqn.prim, dtype), SCALAR_SRC_OVERRIDES.get((eqn.prim, kind), src))
+    vector_fn = _vector_math_name(eqn.prim, eqn.outputs[0].aval.dtype)
+    if vector_fn is not None:
+        # branch-free float exp/log/tanh/... that LLVM inlines and vectorises (libm's do not)
+        L.require("from tracejit.backend import vecmath as _vm")
+        src = f"_vm.{vector_fn}(" + ", ".join(f"{{{k}}}" for k in range(len(eqn.inputs))) + ")"
+    return src
+
+
+def acc_dtype(prim, dtype) -> np.dtype:
+    """Accumulator dtype of a reduction. Sums accumulate float32 in float64 (the result is
+    rounded once, so it stays as close to NumPy's pairwise sum as NumPy's own error) and
+    integers/bools in the 64-bit integer (the stored result wraps exactly like NumPy's)."""
+    dt = np.dtype(dtype)
+    if prim not in WIDE_ACCUMULATOR:
+        return dt
+    if dt == np.float32:
+        return np.dtype(np.float64)
+    if dt == np.complex64:
+        return np.dtype(np.complex128)
+    if dt == np.bool_ or dt.kind == "i":
+        return np.dtype(np.int64)
+    if dt.kind == "u":
+        return np.dtype(np.uint64)
+    return dt
+
+
+def combine_src(L: Lowering, prim, acc_dt, acc: str, x: str) -> str:
+    """The reduction's combine of the accumulator ``acc`` (of dtype ``acc_dt``) with one element
+    ``x`` (already of that dtype): ``FLOAT_COMBINE``'s operation for floats, else the
+    primitive's own ``combine``."""
+    fn = FLOAT_COMBINE.get(prim) if np.dtype(acc_dt).kind == "f" else None
+    if fn is None:
+        return prim.combine.format(acc=acc, x=x)
+    L.require("from tracejit.backend.intrinsics import radd, fmaximum, fminimum")
+    return f"{fn}({acc}, {x})"
+
+
+def convert_src(x: str, x_dtype, acc_dt) -> str:
+    """``x`` converted to the accumulator's dtype where the two differ."""
+    return x if np.dtype(x_dtype) == np.dtype(acc_dt) else f"{dtype_src(acc_dt)}({x})"
