@@ -23,7 +23,8 @@ from . import pytree
 from .core import Aval
 from .errors import where as _where_msg
 from .numpy import literal
-from .primitives import Trace, Tracer, bind, new_trace
+from .ops import broadcast_to as _broadcast_to
+from .primitives import Trace, Tracer, bind, new_trace, recording
 from .tracer import _TracerArrayMethods
 
 __all__ = ["grad", "value_and_grad", "vjp", "stop_gradient"]
@@ -31,37 +32,84 @@ __all__ = ["grad", "value_and_grad", "vjp", "stop_gradient"]
 _value_ids = itertools.count()
 
 
-class TapeTracer(_TracerArrayMethods, Tracer):
-    """A value seen by a ``TapeTrace``: its primal and an id the tape knows it by."""
+def _broadcast_rule(ct, x, out, *, shape):
+    return _broadcast_to.vjp(ct, x, out, shape=shape)
 
-    __slots__ = ("primal", "vid", "view_of")
+
+class TapeTracer(_TracerArrayMethods, Tracer):
+    """A value seen by a ``TapeTrace``: its primal and an id the tape knows it by.
+
+    The aval is made only when asked for: shape and dtype of an array primal are read from
+    the array itself, so most tracers of an eager run never build one."""
+
+    __slots__ = ("primal", "vid", "view_of", "_aval")
 
     def __init__(self, trace, primal, aval=None):
         self._trace = trace
         self.primal = primal
-        self.aval = aval if aval is not None else _aval_of(primal)
+        self._aval = aval
         self.vid = next(_value_ids)
         self.view_of = None
 
+    @property
+    def aval(self) -> Aval:
+        aval = self._aval
+        if aval is None:
+            aval = self._aval = _aval_of(self.primal)
+        return aval
+
+    @aval.setter
+    def aval(self, value: Aval):
+        self._aval = value
+
+    @property
+    def shape(self):
+        primal = self.primal
+        return primal.shape if primal.__class__ is np.ndarray else self.aval.shape
+
+    @property
+    def dtype(self):
+        primal = self.primal
+        return primal.dtype if primal.__class__ is np.ndarray else self.aval.dtype
+
+    @property
+    def ndim(self):
+        primal = self.primal
+        return primal.ndim if primal.__class__ is np.ndarray else self.aval.ndim
+
+    @property
+    def weak(self) -> bool:
+        if self._aval is None and self.primal.__class__ is np.ndarray:
+            return False
+        return self.aval.weak
+
     def become(self, other: "TapeTracer"):
         """In-place update: this tracer now stands for ``other``'s value."""
-        self.primal, self.aval, self.vid = other.primal, other.aval, other.vid
+        self.primal, self._aval, self.vid = other.primal, other._aval, other.vid
 
 
 def _aval_of(value) -> Aval:
     if isinstance(value, Tracer):
         return value.aval
-    value = np.asarray(value)
-    return Aval(value.shape, value.dtype)
+    if value.__class__ is not np.ndarray:
+        value = np.asarray(value)
+    return Aval.of(value.shape, value.dtype)
 
 
 class _Node:
-    __slots__ = ("prim", "params", "in_vids", "in_primals", "out_vids", "out_primals")
+    """One recorded primitive application. ``needed``: which inputs need a cotangent."""
 
-    def __init__(self, prim, params, in_vids, in_primals, out_vids, out_primals):
+    __slots__ = ("prim", "params", "in_vids", "in_primals", "out_vids", "out_primals", "needed", "broadcast")
+
+    def __init__(self, prim, params, in_vids, in_primals, out_vids, out_primals, needed, broadcast=None):
         self.prim, self.params = prim, params
         self.in_vids, self.in_primals = in_vids, in_primals
         self.out_vids, self.out_primals = out_vids, out_primals
+        self.needed = needed
+        # For an elementwise primitive applied with NumPy's broadcasting (``TapeTrace.elementwise``):
+        # the positions of the inputs that were broadcast. Their cotangents go through
+        # ``broadcast_to``'s rule, as if the broadcast had been recorded before this node.
+        self.broadcast = broadcast
 
 
 class TapeTrace(Trace):
@@ -71,6 +119,46 @@ class TapeTrace(Trace):
         super().__init__(level)
         self.tape: list[_Node] = []
         self.active: set[int] = set()
+        # Primals are plain arrays when no other transformation was active below this one;
+        # primitives on them then run their NumPy ``impl`` directly (unless a graph is being
+        # recorded, see ``process``).
+        self.plain = level == 0
+
+    @property
+    def broadcasts_elementwise(self) -> bool:
+        return self.plain
+
+    def elementwise(self, prim, operands, shape):
+        """Eager autodiff: the primitive on the primals, broadcast by NumPy itself (the same
+        values as on explicitly broadcast ones); one node, whose backward pass reduces the
+        broadcast inputs' cotangents with ``broadcast_to``'s gradient rule."""
+        active = self.active
+        primals, vids, needed, broadcast = [], [], [], []
+        for k, a in enumerate(operands):
+            if isinstance(a, TapeTracer):
+                if a._trace is not self:
+                    return None
+                primal = a.primal
+                vids.append(a.vid)
+                needed.append(a.vid in active)
+            else:
+                primal = a
+                vids.append(None)
+                needed.append(False)
+            if not isinstance(primal, np.ndarray):
+                return None
+            if primal.shape != shape:
+                broadcast.append(k)
+            primals.append(primal)
+        out = prim.impl(*primals)
+        result = TapeTracer(self, out)
+        if prim.differentiable and True in needed:
+            if prim.vjp is None:
+                raise NotImplementedError(f"primitive {prim.name} has no gradient rule")
+            self.tape.append(_Node(prim, {}, vids, primals, [result.vid], [out], tuple(needed),
+                                   tuple(broadcast) if broadcast else None))
+            active.add(result.vid)
+        return result
 
     def new_input(self, primal) -> TapeTracer:
         t = TapeTracer(self, primal)
@@ -82,35 +170,64 @@ class TapeTrace(Trace):
 
     def process(self, prim, tracers, params):
         primals = [t.primal for t in tracers]
-        out = bind(prim, *primals, **params)
-        outs = out if prim.extra.get("multiple_results") else (out,)
-        out_tracers = [TapeTracer(self, o) for o in outs]
-        if prim.differentiable and any(t.vid in self.active for t in tracers):
-            if prim.vjp is None:
-                raise NotImplementedError(f"primitive {prim.name} has no gradient rule")
-            self.tape.append(_Node(prim, params, [t.vid for t in tracers], primals,
-                                   [t.vid for t in out_tracers], list(outs)))
-            self.active.update(t.vid for t in out_tracers)
+        if self.plain and not recording():
+            out = prim.impl(*primals, **params)
+        else:
+            out = bind(prim, *primals, **params)
+        if prim.multiple_results:
+            out_tracers = [TapeTracer(self, o) for o in out]
+        else:
+            out_tracers = [TapeTracer(self, out)]
+        if prim.differentiable:
+            active = self.active
+            needed = tuple([t.vid in active for t in tracers])
+            if True in needed:
+                if prim.vjp is None:
+                    raise NotImplementedError(f"primitive {prim.name} has no gradient rule")
+                out_vids = [t.vid for t in out_tracers]
+                self.tape.append(_Node(prim, params, [t.vid for t in tracers], primals, out_vids,
+                                       list(out) if prim.multiple_results else [out], needed))
+                active.update(out_vids)
         return out_tracers
 
     def backward(self, out_vids, out_cts, in_vids):
         """Cotangents of ``in_vids`` given cotangents ``out_cts`` of ``out_vids`` (None: no
         gradient reached that input)."""
         from . import numpy as tnp
+        add = tnp.add
         cts: dict[int, object] = {}
         for vid, ct in zip(out_vids, out_cts):
             if ct is not None:
-                cts[vid] = tnp.add(cts[vid], ct) if vid in cts else ct
+                cts[vid] = add(cts[vid], ct) if vid in cts else ct
         for node in reversed(self.tape):
-            node_cts = [cts.pop(v, None) for v in node.out_vids]
-            if all(c is None for c in node_cts):
-                continue
-            ct = node_cts[0] if len(node_cts) == 1 else node_cts
-            in_cts = node.prim.vjp(ct, *node.in_primals, out=node.out_primals[0], **node.params)
-            for vid, c in zip(node.in_vids, in_cts):
-                if c is None or vid not in self.active:
+            out_node_vids = node.out_vids
+            if len(out_node_vids) == 1:
+                ct = cts.pop(out_node_vids[0], None)
+                if ct is None:
                     continue
-                cts[vid] = tnp.add(cts[vid], c) if vid in cts else c
+            else:
+                node_cts = [cts.pop(v, None) for v in out_node_vids]
+                if all(c is None for c in node_cts):
+                    continue
+                ct = node_cts
+            prim = node.prim
+            if prim.vjp_takes_needed:
+                in_cts = prim.vjp(ct, *node.in_primals, out=node.out_primals[0], needed=node.needed, **node.params)
+            else:
+                in_cts = prim.vjp(ct, *node.in_primals, out=node.out_primals[0], **node.params)
+            broadcast = node.broadcast
+            for k, (vid, c, needed) in enumerate(zip(node.in_vids, in_cts, node.needed)):
+                if c is None or not needed or (broadcast and k in broadcast):
+                    continue
+                cts[vid] = add(cts[vid], c) if vid in cts else c
+            if broadcast:  # in the order the broadcast nodes would have come in the tape: reversed
+                shape = node.out_primals[0].shape
+                for k in reversed(broadcast):
+                    c, vid = in_cts[k], node.in_vids[k]
+                    if c is None or not node.needed[k]:
+                        continue
+                    (c,) = _broadcast_rule(c, node.in_primals[k], None, shape=shape)
+                    cts[vid] = add(cts[vid], c) if vid in cts else c
         return [cts.get(v) for v in in_vids]
 
 

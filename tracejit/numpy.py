@@ -23,7 +23,7 @@ import numpy as np
 
 from . import ops as P
 from .errors import ShapeError, TracerError, UnsupportedError, where as _where_msg
-from .primitives import Tracer, _innermost_recording_trace, top_trace
+from .primitives import Tracer, _innermost_recording_trace, bind, recording, top_trace
 
 __all__ = []  # filled in at the bottom with every NumPy-named function defined here
 
@@ -182,25 +182,88 @@ def _elementwise(ufunc, prim, *args, python_op=False):
 
     ``python_op``: this is a Python operator (``s * 2``), whose result on Python scalars is a
     Python scalar again, so weak; a NumPy function (``np.exp(s)``) returns a NumPy value."""
-    args = [_check_operand(a, f"np.{ufunc.__name__}") for a in args]
-    if not _any_tracer(args):
+    key = _operand_key(ufunc, args)
+    if key is None:  # lists, object arrays, unsupported types: checked and converted, then as below
+        args = [_check_operand(a, f"np.{ufunc.__name__}") for a in args]
+        key = _operand_key(ufunc, args)
+    if key is False:  # no tracer among the operands: this is NumPy
         return ufunc(*args)
-    dtypes = _ufunc_dtypes(ufunc, args)
+    plan = _ELEMENTWISE_PLANS.get(key)
+    if plan is None:
+        plan = _elementwise_plan(ufunc, args, key)
+    dtypes, weak_int_tracers = plan
     if ufunc in _COMPARISONS and _python_int_beyond(args, dtypes[0]):
         dtypes = (_WIDE_INT, _WIDE_INT, dtypes[-1])
-    shape = _broadcast_shapes(f"np.{ufunc.__name__}", *[_shape(a) for a in args], operands=args)
-    for a, dt in zip(args, dtypes):
-        if dt.kind in "iu" and dt != _WIDE_INT and _is_tracer(a) and _weak_kind(a) is int:
-            _note_int_range(a, dt)
-    out = prim(*[_to(a, dt, shape, args) for a, dt in zip(args, dtypes)])
+    shapes = [a.shape if a.__class__ not in _PY_SCALAR_SET else () for a in args]
+    shape = shapes[0]
+    for other in shapes:
+        if other != shape:
+            shape = _broadcast_shapes(f"np.{ufunc.__name__}", *shapes, operands=args)
+            break
+    for position in weak_int_tracers:
+        _note_int_range(args[position], dtypes[position])
+    out = None
+    trace = top_trace(args)
+    if trace.broadcasts_elementwise and not recording():
+        # This trace applies the primitive with NumPy's own broadcasting (eager autodiff):
+        # operands only need the dtype, no broadcast_to values or equations.
+        out = trace.elementwise(prim, [_in_dtype(a, dt) for a, dt in zip(args, dtypes)], shape)
+    if out is None:
+        out = bind(prim, *[_to(a, dt, shape, args) for a, dt in zip(args, dtypes)])
     if out.dtype != dtypes[-1]:  # e.g. a loop computed in float64 whose NumPy result is declared otherwise
         out = P.cast(out, dtype=dtypes[-1])
     if python_op and builtins.all(_is_weak(a) for a in args):
-        if not out.aval.weak:
+        if not out.weak:
             out = _as_weak(out)
-    else:
-        out = _strong(out)
+    elif out.weak:
+        out = P.cast(out, dtype=out.dtype)
     return out
+
+
+_PY_SCALAR_SET = frozenset(_PY_SCALARS)
+# (ufunc, operand kinds) -> (operand and result dtypes, positions of traced Python ints whose
+# range the program must check): promotion is resolved once per combination of dtypes.
+_ELEMENTWISE_PLANS: dict = {}
+
+
+def _operand_key(ufunc, args):
+    """``(ufunc, kind of each operand)``: a dtype, ``(dtype, "weak")`` for a weak tracer, or the
+    Python type of a scalar. ``False`` when no operand is a tracer, ``None`` when an operand
+    needs ``_check_operand`` (a list, an object array, another type)."""
+    key = [ufunc]
+    traced = False
+    for a in args:
+        cls = a.__class__
+        if cls in _PY_SCALAR_SET:
+            key.append(cls)
+        elif isinstance(a, Tracer):
+            traced = True
+            key.append((a.dtype, "weak") if a.weak else a.dtype)
+        elif isinstance(a, (np.ndarray, np.generic)) and a.dtype != object:
+            key.append(a.dtype)
+        else:
+            return None
+    return tuple(key) if traced else False
+
+
+def _elementwise_plan(ufunc, args, key):
+    dtypes = _ufunc_dtypes(ufunc, args)
+    weak_int_tracers = tuple(i for i, (a, dt) in enumerate(zip(args, dtypes))
+                             if dt.kind in "iu" and dt != _WIDE_INT and _is_tracer(a) and _weak_kind(a) is int)
+    plan = (dtypes, weak_int_tracers)
+    if len(_ELEMENTWISE_PLANS) > 4096:  # dtype combinations are few; this only bounds a pathological run
+        _ELEMENTWISE_PLANS.clear()
+    _ELEMENTWISE_PLANS[key] = plan
+    return plan
+
+
+def _in_dtype(x, dtype):
+    """``x`` as ``dtype``, keeping its shape: ``_to`` for a trace that broadcasts by itself."""
+    if isinstance(x, Tracer):
+        return x if x.dtype == dtype else P.cast(x, dtype=dtype)
+    if x.__class__ in _PY_SCALAR_SET:
+        return np.asarray(x, dtype=dtype)
+    return np.asarray(x).astype(dtype, copy=False)
 
 
 def operator(name, *args):

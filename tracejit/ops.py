@@ -76,8 +76,10 @@ def _predicate(name, np_fn, src, doc=""):
 
 add = _binary("add", np.add, "{0} + {1}", lambda ct, x, y, out: (ct, ct))
 sub = _binary("sub", np.subtract, "{0} - {1}", lambda ct, x, y, out: (ct, -ct))
-mul = _binary("mul", np.multiply, "{0} * {1}", lambda ct, x, y, out: (ct * y, ct * x))
-div = _binary("div", np.true_divide, "{0} / {1}", lambda ct, x, y, out: (ct / y, -ct * out / y))
+mul = _binary("mul", np.multiply, "{0} * {1}", lambda ct, x, y, out, needed=(True, True): (
+    ct * y if needed[0] else None, ct * x if needed[1] else None))
+div = _binary("div", np.true_divide, "{0} / {1}", lambda ct, x, y, out, needed=(True, True): (
+    ct / y if needed[0] else None, -ct * out / y if needed[1] else None))
 floordiv = _binary("floordiv", np.floor_divide, "{0} // {1}", differentiable=False)
 mod = _binary("mod", np.mod, "{0} % {1}",
               lambda ct, x, y, out: (ct, -ct * tnp.floor_divide(x, y)))
@@ -401,8 +403,12 @@ def _swap_last(x):
     return transpose(x, perm=perm)
 
 
-matmul = defop("matmul", "opaque", impl=_as_array(np.matmul), abstract_eval=_matmul_rule,
-               vjp=lambda ct, a, b, out: (matmul(ct, _swap_last(b)), matmul(_swap_last(a), ct)),
+def _matmul_vjp(ct, a, b, out, needed=(True, True)):
+    return (matmul(ct, _swap_last(b)) if needed[0] else None,
+            matmul(_swap_last(a), ct) if needed[1] else None)
+
+
+matmul = defop("matmul", "opaque", impl=_as_array(np.matmul), abstract_eval=_matmul_rule, vjp=_matmul_vjp,
                doc="(batched) matrix product; batch dims equal, dtypes equal. Floats go to BLAS.")
 
 # --------------------------------------------------------------------------- sliding windows
