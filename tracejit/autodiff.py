@@ -78,6 +78,11 @@ class TapeTracer(_TracerArrayMethods, Tracer):
         return primal.ndim if primal.__class__ is np.ndarray else self.aval.ndim
 
     @property
+    def size(self):
+        primal = self.primal
+        return primal.size if primal.__class__ is np.ndarray else self.aval.size
+
+    @property
     def weak(self) -> bool:
         if self._aval is None and self.primal.__class__ is np.ndarray:
             return False
@@ -123,10 +128,7 @@ class TapeTrace(Trace):
         # primitives on them then run their NumPy ``impl`` directly (unless a graph is being
         # recorded, see ``process``).
         self.plain = level == 0
-
-    @property
-    def broadcasts_elementwise(self) -> bool:
-        return self.plain
+        self.broadcasts_elementwise = self.plain
 
     def elementwise(self, prim, operands, shape):
         """Eager autodiff: the primitive on the primals, broadcast by NumPy itself (the same
@@ -247,7 +249,7 @@ def stop_gradient(x):
 
 def _float_input(leaf, name):
     value = leaf if isinstance(leaf, Tracer) else np.asarray(leaf)
-    if not np.issubdtype(value.dtype, np.inexact):
+    if value.dtype.kind not in "fc":
         raise TypeError(f"grad: {name} has dtype {value.dtype}; gradients are only defined for float inputs. "
                         f"Pass it as a float array, or leave it out of argnums (integer labels need no gradient).")
     return value
@@ -364,7 +366,7 @@ def value_and_grad(fn, argnums=0, has_aux=False):
             return fn(*full, **kwargs)
 
         value, aux, backward, out_tracers = _vjp(partial, chosen, has_aux)
-        if len(out_tracers) != 1 or out_tracers[0].shape != () or not np.issubdtype(out_tracers[0].dtype, np.inexact):
+        if len(out_tracers) != 1 or out_tracers[0].shape != () or out_tracers[0].dtype.kind not in "fc":
             shapes = [f"{t.dtype}{list(t.shape)}" for t in out_tracers]
             raise TypeError(f"grad: the function must return one float scalar, got {', '.join(shapes) or 'nothing'}"
                             f"{_defined_at(fn)}. Reduce it (e.g. .mean()) or use tj.vjp for non-scalar outputs."

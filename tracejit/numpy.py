@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import math
 import numbers
 import operator
 import warnings
@@ -85,6 +86,9 @@ def _shape(x):
 
 
 def _broadcast_shapes(fname, *shapes, operands=()):
+    first = shapes[0]
+    if first.__class__ is tuple and builtins.all(s == first for s in shapes):
+        return first
     try:
         return np.broadcast_shapes(*shapes)
     except ValueError:
@@ -191,7 +195,7 @@ def _elementwise(ufunc, prim, *args, python_op=False):
     plan = _ELEMENTWISE_PLANS.get(key)
     if plan is None:
         plan = _elementwise_plan(ufunc, args, key)
-    dtypes, weak_int_tracers = plan
+    dtypes, weak_int_tracers, all_weak = plan
     if ufunc in _COMPARISONS and _python_int_beyond(args, dtypes[0]):
         dtypes = (_WIDE_INT, _WIDE_INT, dtypes[-1])
     shapes = [a.shape if a.__class__ not in _PY_SCALAR_SET else () for a in args]
@@ -207,12 +211,13 @@ def _elementwise(ufunc, prim, *args, python_op=False):
     if trace.broadcasts_elementwise and not recording():
         # This trace applies the primitive with NumPy's own broadcasting (eager autodiff):
         # operands only need the dtype, no broadcast_to values or equations.
-        out = trace.elementwise(prim, [_in_dtype(a, dt) for a, dt in zip(args, dtypes)], shape)
+        out = trace.elementwise(prim, [a if isinstance(a, Tracer) and a.dtype == dt else _in_dtype(a, dt)
+                                       for a, dt in zip(args, dtypes)], shape)
     if out is None:
         out = bind(prim, *[_to(a, dt, shape, args) for a, dt in zip(args, dtypes)])
     if out.dtype != dtypes[-1]:  # e.g. a loop computed in float64 whose NumPy result is declared otherwise
         out = P.cast(out, dtype=dtypes[-1])
-    if python_op and builtins.all(_is_weak(a) for a in args):
+    if python_op and all_weak:
         if not out.weak:
             out = _as_weak(out)
     elif out.weak:
@@ -250,7 +255,8 @@ def _elementwise_plan(ufunc, args, key):
     dtypes = _ufunc_dtypes(ufunc, args)
     weak_int_tracers = tuple(i for i, (a, dt) in enumerate(zip(args, dtypes))
                              if dt.kind in "iu" and dt != _WIDE_INT and _is_tracer(a) and _weak_kind(a) is int)
-    plan = (dtypes, weak_int_tracers)
+    all_weak = builtins.all(_is_weak(a) for a in args)
+    plan = (dtypes, weak_int_tracers, all_weak)
     if len(_ELEMENTWISE_PLANS) > 4096:  # dtype combinations are few; this only bounds a pathological run
         _ELEMENTWISE_PLANS.clear()
     _ELEMENTWISE_PLANS[key] = plan
@@ -260,7 +266,7 @@ def _elementwise_plan(ufunc, args, key):
 def _in_dtype(x, dtype):
     """``x`` as ``dtype``, keeping its shape: ``_to`` for a trace that broadcasts by itself."""
     if isinstance(x, Tracer):
-        return x if x.dtype == dtype else P.cast(x, dtype=dtype)
+        return x if x.dtype == dtype else P.cast(x, dtype=np.dtype(dtype))
     if x.__class__ in _PY_SCALAR_SET:
         return np.asarray(x, dtype=dtype)
     return np.asarray(x).astype(dtype, copy=False)
@@ -376,10 +382,13 @@ def _composite(ufunc):
     def wrap(body):
         @functools.wraps(body)
         def fn(*args):
-            args = [_check_operand(a, f"np.{ufunc.__name__}") for a in args]
-            if not _any_tracer(args):
+            key = _operand_key(ufunc, args)
+            if key is None:
+                args = [_check_operand(a, f"np.{ufunc.__name__}") for a in args]
+                key = _operand_key(ufunc, args)
+            if key is False:
                 return ufunc(*args)
-            dtypes = _ufunc_dtypes(ufunc, args)
+            dtypes = (_ELEMENTWISE_PLANS.get(key) or _elementwise_plan(ufunc, args, key))[0]
             out = body(*[astype(a, dt) if _is_tracer(a) else _to(a, dt, _shape(a)) for a, dt in zip(args, dtypes)])
             return _scalar0d(astype(out, dtypes[-1]))
         fn.__doc__ = f"``numpy.{ufunc.__name__}`` on arrays or traced values."
@@ -472,8 +481,16 @@ def where(condition, x=None, y=None):
         dtype = np.result_type(*[_weak_kind(a)(0) if _weak_kind(a) else _dtype_of(a) for a in (x, y)])
     shape = _broadcast_shapes("np.where", _shape(condition), _shape(x), _shape(y), operands=(condition, x, y))
     ref = (condition, x, y)
-    out = P.where(_to(condition, np.bool_, shape, ref), _to(x, dtype, shape, ref), _to(y, dtype, shape, ref))
-    return _ndarray0d(out)  # NumPy's where returns an array, also a 0-d one
+    out = None
+    trace = top_trace(ref)
+    if trace.broadcasts_elementwise and not recording():  # see _elementwise
+        out = trace.elementwise(P.where, [_in_dtype(condition, _BOOL), _in_dtype(x, dtype), _in_dtype(y, dtype)], shape)
+    if out is None:
+        out = P.where(_to(condition, np.bool_, shape, ref), _to(x, dtype, shape, ref), _to(y, dtype, shape, ref))
+    return _ndarray0d(out)
+
+
+_BOOL = np.dtype(np.bool_)  # NumPy's where returns an array, also a 0-d one
 
 
 def clip(a, a_min=None, a_max=None, out=None, **kwargs):
@@ -618,19 +635,25 @@ def reshape(a, newshape=None, order="C", *, shape=None):
         raise UnsupportedError(f"reshape(order={order!r}): only order='C' is supported{_where_msg()}")
     if isinstance(newshape, (int, np.integer)):
         newshape = (newshape,)
-    newshape = tuple(int(d) for d in newshape)
+    if newshape.__class__ is not tuple or not builtins.all(d.__class__ is int for d in newshape):
+        newshape = tuple(int(d) for d in newshape)
     if newshape.count(-1) > 1:
         raise ValueError("can only specify one unknown dimension")
     if -1 in newshape:
-        known = int(np.prod([d for d in newshape if d != -1], dtype=np.int64))
+        known = math.prod([d for d in newshape if d != -1])
         if known == 0 or a.size % known:
             raise ShapeError(f"cannot reshape array of size {a.size} into shape {newshape}{_where_msg()}")
         newshape = tuple(a.size // known if d == -1 else d for d in newshape)
-    if int(np.prod(newshape, dtype=np.int64)) != a.size:
+    return _reshape_to(a, newshape)
+
+
+def _reshape_to(a, newshape):
+    """A tracer ``a`` reshaped to ``newshape``, a tuple of Python ints (no -1)."""
+    if math.prod(newshape) != a.size:
         raise ShapeError(f"cannot reshape array of size {a.size} into shape {newshape}{_where_msg()}")
     if newshape == a.shape:
         return a
-    return _mark_view(P.reshape(a, shape=newshape), a)
+    return _mark_view(bind(P.reshape, a, shape=newshape), a)
 
 
 def ravel(a, order="C"):
@@ -816,7 +839,7 @@ def _mean_dtype(dtype):
 
 
 def _keepdims_size(x_shape, axes) -> int:
-    return int(np.prod([d for i, d in enumerate(x_shape) if i not in axes], dtype=np.int64))
+    return math.prod([d for i, d in enumerate(x_shape) if i not in axes])
 
 
 def _warn_at_user_line(message):
@@ -833,10 +856,12 @@ def _warn_at_user_line(message):
 def _keepdims(out, x_shape, axes, keepdims):
     if not keepdims:
         return out
-    return reshape(out, tuple(1 if i in axes else d for i, d in enumerate(x_shape)))
+    return _reshape_to(out, tuple([1 if i in axes else d for i, d in enumerate(x_shape)]))
 
 
 def _check_no_out(fname, out, **unsupported):
+    """Refuse ``out=`` and the other keywords given (not None) in ``unsupported``. Callers
+    check ``out is None and ... is None`` first, so the common call costs no keyword dict."""
     if out is not None:
         raise UnsupportedError(f"np.{fname}(..., out=) is not supported in traced code{_where_msg()}")
     for k, v in unsupported.items():
@@ -849,10 +874,11 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=
     if not _is_tracer(a):
         return np.sum(a, axis=axis, dtype=dtype, out=out, keepdims=keepdims,
                       **({} if initial is None else {"initial": initial}), **({} if where is None else {"where": where}))
-    _check_no_out("sum", out, initial=initial, where=where)
+    if out is not None or initial is not None or where is not None:
+        _check_no_out("sum", out, initial=initial, where=where)
     axes = _norm_axes(axis, a.ndim)
     a = astype(a, dtype if dtype is not None else _sum_dtype(a.dtype))
-    out = P.reduce_sum(a, axes=axes) if axes else _scalar0d(a)
+    out = bind(P.reduce_sum, a, axes=axes) if axes else _scalar0d(a)
     return _keepdims(out, a.shape, axes, keepdims)
 
 
@@ -861,14 +887,15 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
     if not _is_tracer(a):
         return np.mean(a, axis=axis, dtype=dtype, out=out, keepdims=keepdims,
                        **({} if where is None else {"where": where}))
-    _check_no_out("mean", out, where=where)
+    if out is not None or where is not None:
+        _check_no_out("mean", out, where=where)
     return _mean_of(a, axis, dtype, keepdims, warn=True)
 
 
 def _mean_of(a, axis, dtype, keepdims, warn):
     axes = _norm_axes(axis, a.ndim)
     result_dtype = np.dtype(dtype) if dtype is not None else _mean_dtype(a.dtype)
-    count = int(np.prod([a.shape[i] for i in axes], dtype=np.int64))
+    count = math.prod([a.shape[i] for i in axes])
     total = sum(astype(a, result_dtype), axis=axes, keepdims=keepdims)
     if warn and not count and total.size:
         _warn_at_user_line("Mean of empty slice")
@@ -886,7 +913,7 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
     result_dtype = np.dtype(dtype) if dtype is not None else _mean_dtype(a.dtype)
     x = astype(a, result_dtype)
     centered = subtract(x, _mean(x, axes, keepdims=True))
-    count = int(np.prod([a.shape[i] for i in axes], dtype=np.int64)) - ddof
+    count = math.prod([a.shape[i] for i in axes]) - ddof
     if count <= 0 and _keepdims_size(a.shape, axes):
         _warn_at_user_line("Degrees of freedom <= 0 for slice")
     return true_divide(sum(multiply(centered, centered), axis=axes, keepdims=keepdims),
@@ -911,12 +938,13 @@ def _extremum(name, prim, np_fn):
         if not _is_tracer(a):
             kwargs = {k: v for k, v in dict(initial=initial, where=where).items() if v is not None}
             return np_fn(a, axis=axis, out=out, keepdims=keepdims, **kwargs)
-        _check_no_out(name, out, initial=initial, where=where)
+        if out is not None or initial is not None or where is not None:
+            _check_no_out(name, out, initial=initial, where=where)
         axes = _norm_axes(axis, a.ndim)
         if builtins.any(a.shape[i] == 0 for i in axes):
             raise ValueError(f"zero-size array to reduction operation {ufunc_name} which has no identity"
                              f"{_where_msg()}")
-        out = prim(a, axes=axes) if axes else _scalar0d(a)
+        out = bind(prim, a, axes=axes) if axes else _scalar0d(a)
         return _keepdims(out, a.shape, axes, keepdims)
     fn.__name__ = name
     fn.__doc__ = f"``numpy.{name}`` (NaN propagates)."
@@ -967,11 +995,13 @@ def matmul(a, b, out=None):
     """``numpy.matmul`` / ``@``: 1-D operands are promoted as NumPy does; batch dims broadcast."""
     if not _any_tracer((a, b)):
         return np.matmul(a, b)
-    _check_no_out("matmul", out)
+    if out is not None:
+        _check_no_out("matmul", out)
     a, b = _check_operand(a, "np.matmul"), _check_operand(b, "np.matmul")
     if _is_weak(a) or _is_weak(b) or len(_shape(a)) == 0 or len(_shape(b)) == 0:
         raise ValueError(f"matmul: Input operand does not have enough dimensions (scalars are not allowed){_where_msg()}")
-    dtype = _ufunc_dtypes(np.matmul, (a, b))[-1]
+    key = _operand_key(np.matmul, (a, b))
+    dtype = (_ELEMENTWISE_PLANS.get(key) or _elementwise_plan(np.matmul, (a, b), key))[0][-1]
     sa, sb = tuple(_shape(a)), tuple(_shape(b))
     a2 = sa if len(sa) > 1 else (1,) + sa
     b2 = sb if len(sb) > 1 else sb + (1,)
@@ -981,13 +1011,13 @@ def matmul(a, b, out=None):
     batch = _broadcast_shapes("np.matmul", a2[:-2], b2[:-2])
     a_full = _to(_reshape_any(a, a2), dtype, batch + a2[-2:], (a, b))
     b_full = _to(_reshape_any(b, b2), dtype, batch + b2[-2:], (a, b))
-    out = P.matmul(a_full, b_full)
+    out = bind(P.matmul, a_full, b_full)
     out_shape = batch + (a2[-2],) * (len(sa) > 1) + (b2[-1],) * (len(sb) > 1)
-    return reshape(out, out_shape)
+    return _reshape_to(out, out_shape)
 
 
 def _reshape_any(x, shape):
-    return reshape(x, shape) if _is_tracer(x) else np.reshape(x, shape)
+    return _reshape_to(x, tuple(shape)) if _is_tracer(x) else np.reshape(x, shape)
 
 
 def _strong(x):
@@ -1053,7 +1083,7 @@ def _static_int_array(idx):
     arr = np.asarray(idx)
     if arr.dtype == np.bool_:
         return None
-    if arr.dtype == object or not np.issubdtype(arr.dtype, np.integer):
+    if arr.dtype.kind not in "iu":
         if arr.size == 0:
             return arr.astype(np.int64)
         raise IndexError(f"arrays used as indices must be of integer (or boolean) type, got {arr.dtype}{_where_msg()}")
@@ -1063,14 +1093,18 @@ def _static_int_array(idx):
 def _normalize_int_index(idx, n, axis):
     """Traced or constant integer indices wrapped into [0, n); constants are bounds-checked now."""
     if _is_tracer(idx):
-        if not np.issubdtype(idx.dtype, np.integer):
+        if idx.dtype.kind not in "iu":
             raise IndexError(f"arrays used as indices must be of integer type, got {idx.dtype}{_where_msg()}")
         idx = astype(idx, np.int64)
         return where(less(idx, 0), add(idx, n), idx)
     arr = np.asarray(idx, dtype=np.int64)
-    if arr.size and (arr.max() >= n or arr.min() < -n):
-        bad = arr.max() if arr.max() >= n else arr.min()
-        raise IndexError(f"index {bad} is out of bounds for axis {axis} with size {n}{_where_msg()}")
+    if arr.size:
+        highest, lowest = arr.max(), arr.min()
+        if highest >= n or lowest < -n:
+            bad = highest if highest >= n else lowest
+            raise IndexError(f"index {bad} is out of bounds for axis {axis} with size {n}{_where_msg()}")
+        if lowest >= 0:
+            return literal(arr)
     return literal(np.where(arr < 0, arr + n, arr))
 
 

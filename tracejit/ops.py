@@ -13,6 +13,7 @@ equal dtypes (promotion is explicit ``cast``), except ``where``'s boolean condit
 from __future__ import annotations
 
 import builtins
+import math
 
 import numpy as np
 
@@ -156,7 +157,7 @@ where = defop("where", "elementwise", impl=_as_array(np.where), abstract_eval=_w
 
 
 def _cast_vjp(ct, x, out, *, dtype):
-    if not np.issubdtype(x.dtype, np.inexact) or not np.issubdtype(dtype, np.inexact):
+    if x.dtype.kind not in "fc" or np.dtype(dtype).kind not in "fc":
         return (None,)
     return (tnp.astype(ct, x.dtype),)
 
@@ -191,13 +192,13 @@ broadcast_to = defop("broadcast_to", "shape",
 
 
 def _reshape_rule(x, *, shape):
-    if int(np.prod(shape, dtype=np.int64)) != x.size:
+    if math.prod(shape) != x.size:
         raise TypeError(f"reshape: cannot reshape {x.shape} (size {x.size}) to {shape}")
     return Aval(shape, x.dtype, x.weak)
 
 
 reshape = defop("reshape", "shape",
-                impl=lambda x, *, shape: np.reshape(x, shape),
+                impl=lambda x, *, shape: x.reshape(shape) if isinstance(x, np.ndarray) else np.reshape(x, shape),
                 abstract_eval=_reshape_rule,
                 vjp=lambda ct, x, out, *, shape: (reshape(ct, shape=x.shape),),
                 doc="row-major reshape to ``shape`` (params: shape, fully specified)")
@@ -358,14 +359,15 @@ def _extremum_vjp(ct, x, out, *, axes):
     return (hit / count * broadcast_to(reshape(ct, shape=kept), shape=x.shape),)
 
 
-reduce_sum = defop("reduce_sum", "reduce", impl=lambda x, *, axes: np.asarray(np.sum(x, axis=axes, dtype=np.asarray(x).dtype)),
+# The reductions call the ufuncs' reduce, which is what np.sum, np.max and np.min call.
+reduce_sum = defop("reduce_sum", "reduce", impl=lambda x, *, axes: np.asarray(np.add.reduce(x, axis=axes, dtype=np.asarray(x).dtype)),
                    abstract_eval=_reduce_rule("reduce_sum"), identity=0, combine="{acc} + {x}",
                    vjp=_sum_vjp, doc="sum over ``axes`` (params: axes), same dtype")
-reduce_max = defop("reduce_max", "reduce", impl=lambda x, *, axes: np.asarray(np.max(x, axis=axes)),
+reduce_max = defop("reduce_max", "reduce", impl=lambda x, *, axes: np.asarray(np.maximum.reduce(x, axis=axes)),
                    abstract_eval=_reduce_rule("reduce_max"), identity="lowest",
                    combine="np.maximum({acc}, {x})", vjp=_extremum_vjp,
                    doc="maximum over ``axes`` (NaN propagates); ties share the gradient")
-reduce_min = defop("reduce_min", "reduce", impl=lambda x, *, axes: np.asarray(np.min(x, axis=axes)),
+reduce_min = defop("reduce_min", "reduce", impl=lambda x, *, axes: np.asarray(np.minimum.reduce(x, axis=axes)),
                    abstract_eval=_reduce_rule("reduce_min"), identity="highest",
                    combine="np.minimum({acc}, {x})", vjp=_extremum_vjp,
                    doc="minimum over ``axes`` (NaN propagates); ties share the gradient")

@@ -53,9 +53,6 @@ class Primitive:
     def __repr__(self):
         return f"<primitive {self.name}>"
 
-    def __call__(self, *args, **params):
-        return bind(self, *args, **params)
-
 
 registry: dict[str, Primitive] = {}
 
@@ -220,6 +217,10 @@ def bind(prim: Primitive, *args, **params):
     tracers = [a if isinstance(a, Tracer) and a._trace is trace else trace.full_raise(a) for a in args]
     outs = trace.process(prim, tracers, params)
     return tuple(outs) if prim.multiple_results else outs[0]
+
+
+# Calling a primitive is binding it (without a second Python frame on every operation).
+Primitive.__call__ = bind
 
 
 def abstract_eval_list(prim: Primitive, avals, params) -> list:
