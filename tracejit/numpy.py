@@ -1009,15 +1009,16 @@ def matmul(a, b, out=None):
         raise ShapeError(f"matmul: Input operand 1 has a mismatch in its core dimension 0 (size {b2[-2]} is "
                          f"different from {a2[-1]}): shapes {sa} @ {sb}{_argument_names((a, b))}{_where_msg()}")
     batch = _broadcast_shapes("np.matmul", a2[:-2], b2[:-2])
-    a_full = _to(_reshape_any(a, a2), dtype, batch + a2[-2:], (a, b))
-    b_full = _to(_reshape_any(b, b2), dtype, batch + b2[-2:], (a, b))
+    # (a tracer of the right shape as it is; an array through np.reshape as before, a new view)
+    a_full = _to(a if a2 == sa and _is_tracer(a) else _reshape_any(a, a2), dtype, batch + a2[-2:], (a, b))
+    b_full = _to(b if b2 == sb and _is_tracer(b) else _reshape_any(b, b2), dtype, batch + b2[-2:], (a, b))
     out = bind(P.matmul, a_full, b_full)
     out_shape = batch + (a2[-2],) * (len(sa) > 1) + (b2[-1],) * (len(sb) > 1)
     return _reshape_to(out, out_shape)
 
 
 def _reshape_any(x, shape):
-    return _reshape_to(x, tuple(shape)) if _is_tracer(x) else np.reshape(x, shape)
+    return reshape(x, shape) if _is_tracer(x) else np.reshape(x, shape)
 
 
 def _strong(x):
