@@ -19,6 +19,7 @@ import itertools
 
 import numpy as np
 
+from . import numpy as tnp
 from . import pytree
 from .core import Aval
 from .errors import where as _where_msg
@@ -50,6 +51,7 @@ class TapeTracer(_TracerArrayMethods, Tracer):
         self._aval = aval
         self.vid = next(_value_ids)
         self.view_of = None
+        self.ndarray0d = False  # set, not left unset: reading an unset slot goes through __getattr__
 
     @property
     def aval(self) -> Aval:
@@ -195,7 +197,6 @@ class TapeTrace(Trace):
     def backward(self, out_vids, out_cts, in_vids):
         """Cotangents of ``in_vids`` given cotangents ``out_cts`` of ``out_vids`` (None: no
         gradient reached that input)."""
-        from . import numpy as tnp
         add = tnp.add
         cts: dict[int, object] = {}
         for vid, ct in zip(out_vids, out_cts):
@@ -247,9 +248,10 @@ def stop_gradient(x):
 
 # --------------------------------------------------------------------------- public API
 
-def _float_input(leaf, name):
+def _float_input(leaf, tree, position):
     value = leaf if isinstance(leaf, Tracer) else np.asarray(leaf)
     if value.dtype.kind not in "fc":
+        name = pytree.leaf_paths(tree, "primals")[position]
         raise TypeError(f"grad: {name} has dtype {value.dtype}; gradients are only defined for float inputs. "
                         f"Pass it as a float array, or leave it out of argnums (integer labels need no gradient).")
     return value
@@ -265,13 +267,12 @@ def _check_argnums(argnums, n_args, fname):
 def _vjp(fn, primals, has_aux):
     """Run ``fn`` on tape tracers of ``primals``; returns (outputs, aux, backward function)."""
     leaves, tree = pytree.flatten(tuple(primals))
-    paths = pytree.leaf_paths(tree, "primals")
     with new_trace(TapeTrace) as tape:
-        in_tracers = [tape.new_input(_float_input(leaf, path)) for leaf, path in zip(leaves, paths)]
+        in_tracers = [tape.new_input(_float_input(leaf, tree, k)) for k, leaf in enumerate(leaves)]
         for t, leaf in zip(in_tracers, leaves):
             if _is_0d_array(leaf):
                 t.ndarray0d = True
-        result = fn(*pytree.unflatten(tree, in_tracers))
+        result = fn(*pytree.unflattener(tree)(in_tracers))
         if has_aux:
             if not (isinstance(result, (tuple, list)) and len(result) == 2):
                 raise TypeError("has_aux=True: the function must return a pair (output, aux)")
@@ -280,22 +281,28 @@ def _vjp(fn, primals, has_aux):
             aux = None
         out_leaves, out_tree = pytree.flatten(result)
         out_tracers = [tape.full_raise(x) for x in out_leaves]
-    aux = _strip(aux, tape)
-    outputs = pytree.unflatten(out_tree, [_leave(t) for t in out_tracers])
+    if aux is not None:
+        aux = _strip(aux, tape)
+    outputs = pytree.unflattener(out_tree)([_leave(t) for t in out_tracers])
 
     def backward(cotangents):
         ct_leaves, ct_tree = pytree.flatten(cotangents)
         if ct_tree != out_tree:
             raise ValueError("vjp: the cotangent must have the same structure as the function's output")
         for t, ct in zip(out_tracers, ct_leaves):
-            if tuple(np.shape(ct)) != t.shape:
-                raise ValueError(f"vjp: cotangent of shape {tuple(np.shape(ct))} for an output of shape {t.shape}")
+            shape = ct.shape if isinstance(ct, (np.ndarray, Tracer)) else tuple(np.shape(ct))
+            if shape != t.shape:
+                raise ValueError(f"vjp: cotangent of shape {shape} for an output of shape {t.shape}")
         in_cts = tape.backward([t.vid for t in out_tracers], ct_leaves, [t.vid for t in in_tracers])
-        from . import numpy as tnp
-        in_cts = [ct if ct is not None else tnp.zeros_like(t.primal) for ct, t in zip(in_cts, in_tracers)]
-        in_cts = [tnp.astype(ct, t.dtype) if ct.dtype != t.dtype else ct for ct, t in zip(in_cts, in_tracers)]
-        # a gradient has its input's kind: a 0-d array's is a 0-d array, a scalar's a scalar
-        return pytree.unflatten(tree, [_as_kind(ct, getattr(t, "ndarray0d", False)) for ct, t in zip(in_cts, in_tracers)])
+        gradients = []
+        for ct, t in zip(in_cts, in_tracers):
+            if ct is None:
+                ct = tnp.zeros_like(t.primal)
+            if ct.dtype != t.dtype:
+                ct = tnp.astype(ct, t.dtype)
+            # a gradient has its input's kind: a 0-d array's is a 0-d array, a scalar's a scalar
+            gradients.append(_as_kind(ct, t.ndarray0d))
+        return pytree.unflattener(tree)(gradients)
 
     return outputs, aux, backward, out_tracers
 
