@@ -164,6 +164,25 @@ class TapeTrace(Trace):
             active.add(result.vid)
         return result
 
+    def constant_result(self, fn, args):
+        """Eager autodiff on values that need no gradient: NumPy itself computes ``fn`` on the
+        primals (what the front end's composition of primitives computes too), and no node is
+        recorded. Not for weak (Python-number) values, whose NumPy kind would differ."""
+        if not self.plain or recording():
+            return None
+        active = self.active
+        primals = []
+        for a in args:
+            if isinstance(a, Tracer):
+                if a._trace is not self or a.vid in active or a.weak:
+                    return None
+                a = a.primal
+                if not isinstance(a, np.ndarray):
+                    return None
+            primals.append(a)
+        out = fn(*primals)
+        return TapeTracer(self, out if out.__class__ is np.ndarray else np.asarray(out))
+
     def new_input(self, primal) -> TapeTracer:
         t = TapeTracer(self, primal)
         self.active.add(t.vid)

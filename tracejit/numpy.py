@@ -90,11 +90,29 @@ def _broadcast_shapes(fname, *shapes, operands=()):
     if first.__class__ is tuple and builtins.all(s == first for s in shapes):
         return first
     try:
-        return np.broadcast_shapes(*shapes)
+        return _broadcast_dims(shapes)
     except ValueError:
         shapes_text = " ".join(str(tuple(s)) for s in shapes)
         raise ShapeError(f"{fname}: operands could not be broadcast together with shapes "
                          f"{shapes_text}{_argument_names(operands)}{_where_msg()}") from None
+
+
+def _broadcast_dims(shapes) -> tuple:
+    """``np.broadcast_shapes(*shapes)`` for shapes that are tuples of ints, in plain Python
+    (NumPy's builds arrays to find out): each axis takes the one size other than 1, if any."""
+    ndim = builtins.max(len(s) for s in shapes)
+    out = []
+    for axis in range(-ndim, 0):
+        size = 1
+        for s in shapes:
+            if len(s) >= -axis:
+                d = s[axis]
+                if d != 1:
+                    if (size != 1 and size != d) or d < 0:
+                        raise ValueError("shape mismatch")
+                    size = d
+        out.append(size)
+    return tuple(out)
 
 
 def _argument_names(operands) -> str:
@@ -186,12 +204,30 @@ def _elementwise(ufunc, prim, *args, python_op=False):
 
     ``python_op``: this is a Python operator (``s * 2``), whose result on Python scalars is a
     Python scalar again, so weak; a NumPy function (``np.exp(s)``) returns a NumPy value."""
-    key = _operand_key(ufunc, args)
-    if key is None:  # lists, object arrays, unsupported types: checked and converted, then as below
-        args = [_check_operand(a, f"np.{ufunc.__name__}") for a in args]
-        key = _operand_key(ufunc, args)
-    if key is False:  # no tracer among the operands: this is NumPy
+    # The operands' kinds (the promotion plan's key, as _operand_key) and the innermost trace.
+    key = [ufunc]
+    trace = None
+    for a in args:
+        cls = a.__class__
+        if cls in _PY_SCALAR_SET:
+            key.append(cls)
+        elif isinstance(a, Tracer):
+            t = a._trace
+            if trace is None or t.level > trace.level:
+                trace = t
+            key.append((a.dtype, "weak") if a.weak else a.dtype)
+        elif isinstance(a, (np.ndarray, np.generic)) and a.dtype != object:
+            key.append(a.dtype)
+        else:  # lists, object arrays, unsupported types: checked and converted first
+            checked = [_check_operand(a, f"np.{ufunc.__name__}") for a in args]
+            return _elementwise(ufunc, prim, *checked, python_op=python_op)
+    if trace is None:  # no tracer among the operands: this is NumPy
         return ufunc(*args)
+    if trace.broadcasts_elementwise:  # eager autodiff: operands that need no gradient go to NumPy
+        out = trace.constant_result(ufunc, args)
+        if out is not None:
+            return out
+    key = tuple(key)
     plan = _ELEMENTWISE_PLANS.get(key)
     if plan is None:
         plan = _elementwise_plan(ufunc, args, key)
@@ -207,7 +243,6 @@ def _elementwise(ufunc, prim, *args, python_op=False):
     for position in weak_int_tracers:
         _note_int_range(args[position], dtypes[position])
     out = None
-    trace = top_trace(args)
     if trace.broadcasts_elementwise and not recording():
         # This trace applies the primitive with NumPy's own broadcasting (eager autodiff):
         # operands only need the dtype, no broadcast_to values or equations.
@@ -377,8 +412,10 @@ _OPERATORS = {
 }
 
 
-def _composite(ufunc):
-    """Decorator: a ufunc written with other front-end functions; plain arrays go to NumPy."""
+def _composite(ufunc, exact=True):
+    """Decorator: a ufunc written with other front-end functions; plain arrays go to NumPy.
+    ``exact``: the composition computes what the ufunc computes, bit for bit, so eager
+    autodiff may call the ufunc on values that need no gradient (tan = sin / cos may not)."""
     def wrap(body):
         @functools.wraps(body)
         def fn(*args):
@@ -388,6 +425,11 @@ def _composite(ufunc):
                 key = _operand_key(ufunc, args)
             if key is False:
                 return ufunc(*args)
+            trace = top_trace(args)
+            if exact and trace.broadcasts_elementwise:  # see _elementwise
+                out = trace.constant_result(ufunc, args)
+                if out is not None:
+                    return out
             dtypes = (_ELEMENTWISE_PLANS.get(key) or _elementwise_plan(ufunc, args, key))[0]
             out = body(*[astype(a, dt) if _is_tracer(a) else _to(a, dt, _shape(a)) for a, dt in zip(args, dtypes)])
             return _scalar0d(astype(out, dtypes[-1]))
@@ -406,7 +448,7 @@ def square(x):
     return multiply(x, x)
 
 
-@_composite(np.reciprocal)
+@_composite(np.reciprocal, exact=False)  # integer reciprocals differ
 def reciprocal(x):
     return true_divide(np.ones((), x.dtype).view(_Literal), x)
 
@@ -421,7 +463,7 @@ def trunc(x):
     return where(less(x, 0), ceil(x), floor(x))
 
 
-@_composite(np.tan)
+@_composite(np.tan, exact=False)
 def tan(x):
     return true_divide(sin(x), cos(x))
 
@@ -475,6 +517,11 @@ def where(condition, x=None, y=None):
     if not _any_tracer((condition, x, y)):
         return np.where(condition, x, y)
     condition, x, y = (_check_operand(a, "np.where") for a in (condition, x, y))
+    trace = top_trace((condition, x, y))
+    if trace.broadcasts_elementwise:  # see _elementwise
+        out = trace.constant_result(np.where, (condition, x, y))
+        if out is not None:
+            return _ndarray0d(out)
     if _weak_kind(x) and _weak_kind(y):
         dtype = np.result_type(_weak_kind(x)(0), _weak_kind(y)(0))
     else:
@@ -482,15 +529,14 @@ def where(condition, x=None, y=None):
     shape = _broadcast_shapes("np.where", _shape(condition), _shape(x), _shape(y), operands=(condition, x, y))
     ref = (condition, x, y)
     out = None
-    trace = top_trace(ref)
     if trace.broadcasts_elementwise and not recording():  # see _elementwise
         out = trace.elementwise(P.where, [_in_dtype(condition, _BOOL), _in_dtype(x, dtype), _in_dtype(y, dtype)], shape)
     if out is None:
         out = P.where(_to(condition, np.bool_, shape, ref), _to(x, dtype, shape, ref), _to(y, dtype, shape, ref))
-    return _ndarray0d(out)
+    return _ndarray0d(out)  # NumPy's where returns an array, also a 0-d one
 
 
-_BOOL = np.dtype(np.bool_)  # NumPy's where returns an array, also a 0-d one
+_BOOL = np.dtype(np.bool_)
 
 
 def clip(a, a_min=None, a_max=None, out=None, **kwargs):

@@ -135,6 +135,11 @@ class Trace:
         arrays) broadcast to ``shape``; ``None`` if this trace does not, for these operands."""
         return None
 
+    def constant_result(self, fn, args):
+        """``fn(*args)`` (a NumPy function) as a value of this trace when no argument needs the
+        trace's attention, computed by NumPy itself; ``None`` otherwise (the caller goes on)."""
+        return None
+
     def full_raise(self, value) -> Tracer:
         if isinstance(value, Tracer) and value._trace is self:
             return value
