@@ -16,6 +16,7 @@ The rules compute on the *primal* values, whatever they are:
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 
@@ -41,23 +42,29 @@ class TapeTracer(_TracerArrayMethods, Tracer):
     """A value seen by a ``TapeTrace``: its primal and an id the tape knows it by.
 
     The aval is made only when asked for: shape and dtype of an array primal are read from
-    the array itself, so most tracers of an eager run never build one."""
+    the array itself (and kept in slots, read on every operation), so most tracers of an eager
+    run never build one."""
 
-    __slots__ = ("primal", "vid", "view_of", "_aval")
+    __slots__ = ("primal", "vid", "view_of", "_aval", "shape", "dtype")
 
     def __init__(self, trace, primal, aval=None):
         self._trace = trace
         self.primal = primal
-        self._aval = aval
         self.vid = next(_value_ids)
         self.view_of = None
         self.ndarray0d = False  # set, not left unset: reading an unset slot goes through __getattr__
+        if aval is None and primal.__class__ is np.ndarray:
+            self._aval = None
+            self.shape, self.dtype = primal.shape, primal.dtype
+        else:
+            aval = self._aval = aval if aval is not None else _aval_of(primal)
+            self.shape, self.dtype = aval.shape, aval.dtype
 
     @property
     def aval(self) -> Aval:
         aval = self._aval
         if aval is None:
-            aval = self._aval = _aval_of(self.primal)
+            aval = self._aval = Aval.of(self.shape, self.dtype)
         return aval
 
     @aval.setter
@@ -65,34 +72,22 @@ class TapeTracer(_TracerArrayMethods, Tracer):
         self._aval = value
 
     @property
-    def shape(self):
-        primal = self.primal
-        return primal.shape if primal.__class__ is np.ndarray else self.aval.shape
-
-    @property
-    def dtype(self):
-        primal = self.primal
-        return primal.dtype if primal.__class__ is np.ndarray else self.aval.dtype
-
-    @property
     def ndim(self):
-        primal = self.primal
-        return primal.ndim if primal.__class__ is np.ndarray else self.aval.ndim
+        return len(self.shape)
 
     @property
     def size(self):
-        primal = self.primal
-        return primal.size if primal.__class__ is np.ndarray else self.aval.size
+        return math.prod(self.shape)
 
     @property
     def weak(self) -> bool:
-        if self._aval is None and self.primal.__class__ is np.ndarray:
-            return False
-        return self.aval.weak
+        aval = self._aval
+        return aval is not None and aval.weak
 
     def become(self, other: "TapeTracer"):
         """In-place update: this tracer now stands for ``other``'s value."""
         self.primal, self._aval, self.vid = other.primal, other._aval, other.vid
+        self.shape, self.dtype = other.shape, other.dtype
 
 
 def _aval_of(value) -> Aval:
@@ -216,7 +211,7 @@ class TapeTrace(Trace):
     def backward(self, out_vids, out_cts, in_vids):
         """Cotangents of ``in_vids`` given cotangents ``out_cts`` of ``out_vids`` (None: no
         gradient reached that input)."""
-        add = tnp.add
+        add = np.add  # on tracers (a cotangent may be one) NumPy hands this to the front end
         cts: dict[int, object] = {}
         for vid, ct in zip(out_vids, out_cts):
             if ct is not None:
@@ -238,10 +233,14 @@ class TapeTrace(Trace):
             else:
                 in_cts = prim.vjp(ct, *node.in_primals, out=node.out_primals[0], **node.params)
             broadcast = node.broadcast
+            if broadcast is None:
+                for vid, c, needed in zip(node.in_vids, in_cts, node.needed):
+                    if needed and c is not None:
+                        cts[vid] = add(cts[vid], c) if vid in cts else c
+                continue
             for k, (vid, c, needed) in enumerate(zip(node.in_vids, in_cts, node.needed)):
-                if c is None or not needed or (broadcast and k in broadcast):
-                    continue
-                cts[vid] = add(cts[vid], c) if vid in cts else c
+                if needed and c is not None and k not in broadcast:
+                    cts[vid] = add(cts[vid], c) if vid in cts else c
             if broadcast:  # in the order the broadcast nodes would have come in the tape: reversed
                 shape = node.out_primals[0].shape
                 for k in reversed(broadcast):

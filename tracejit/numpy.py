@@ -25,6 +25,7 @@ import numpy as np
 from . import ops as P
 from .errors import ShapeError, TracerError, UnsupportedError, where as _where_msg
 from .primitives import Tracer, _innermost_recording_trace, bind, recording, top_trace
+from .primitives import _state as _trace_state
 
 __all__ = []  # filled in at the bottom with every NumPy-named function defined here
 
@@ -205,13 +206,18 @@ def _elementwise(ufunc, prim, *args, python_op=False):
     ``python_op``: this is a Python operator (``s * 2``), whose result on Python scalars is a
     Python scalar again, so weak; a NumPy function (``np.exp(s)``) returns a NumPy value."""
     # The operands' kinds (the promotion plan's key, as _operand_key) and the innermost trace.
+    # The operands' kinds (the promotion plan's key, as _operand_key), their shapes and the
+    # innermost trace, in one pass.
     key = [ufunc]
+    shapes = []
     trace = None
     for a in args:
         cls = a.__class__
         if cls in _PY_SCALAR_SET:
             key.append(cls)
-        elif isinstance(a, Tracer):
+            shapes.append(())
+            continue
+        if isinstance(a, Tracer):
             t = a._trace
             if trace is None or t.level > trace.level:
                 trace = t
@@ -221,12 +227,9 @@ def _elementwise(ufunc, prim, *args, python_op=False):
         else:  # lists, object arrays, unsupported types: checked and converted first
             checked = [_check_operand(a, f"np.{ufunc.__name__}") for a in args]
             return _elementwise(ufunc, prim, *checked, python_op=python_op)
+        shapes.append(a.shape)
     if trace is None:  # no tracer among the operands: this is NumPy
         return ufunc(*args)
-    if trace.broadcasts_elementwise:  # eager autodiff: operands that need no gradient go to NumPy
-        out = trace.constant_result(ufunc, args)
-        if out is not None:
-            return out
     key = tuple(key)
     plan = _ELEMENTWISE_PLANS.get(key)
     if plan is None:
@@ -234,7 +237,6 @@ def _elementwise(ufunc, prim, *args, python_op=False):
     dtypes, weak_int_tracers, all_weak = plan
     if ufunc in _COMPARISONS and _python_int_beyond(args, dtypes[0]):
         dtypes = (_WIDE_INT, _WIDE_INT, dtypes[-1])
-    shapes = [a.shape if a.__class__ not in _PY_SCALAR_SET else () for a in args]
     shape = shapes[0]
     for other in shapes:
         if other != shape:
@@ -243,9 +245,10 @@ def _elementwise(ufunc, prim, *args, python_op=False):
     for position in weak_int_tracers:
         _note_int_range(args[position], dtypes[position])
     out = None
-    if trace.broadcasts_elementwise and not recording():
+    if trace.broadcasts_elementwise and not _trace_state.recording:
         # This trace applies the primitive with NumPy's own broadcasting (eager autodiff):
-        # operands only need the dtype, no broadcast_to values or equations.
+        # operands only need the dtype, no broadcast_to values or equations; on operands that
+        # need no gradient it records nothing.
         out = trace.elementwise(prim, [a if isinstance(a, Tracer) and a.dtype == dt else _in_dtype(a, dt)
                                        for a, dt in zip(args, dtypes)], shape)
     if out is None:
