@@ -27,6 +27,7 @@ from .errors import where as _where_msg
 from .numpy import literal
 from .ops import broadcast_to as _broadcast_to
 from .primitives import Trace, Tracer, bind, new_trace, recording
+from .primitives import _state as _trace_state
 from .tracer import _TracerArrayMethods
 
 __all__ = ["grad", "value_and_grad", "vjp", "stop_gradient"]
@@ -188,14 +189,16 @@ class TapeTrace(Trace):
 
     def process(self, prim, tracers, params):
         primals = [t.primal for t in tracers]
-        if self.plain and not recording():
+        if self.plain and not _trace_state.recording:
             out = prim.impl(*primals, **params)
         else:
             out = bind(prim, *primals, **params)
         if prim.multiple_results:
             out_tracers = [TapeTracer(self, o) for o in out]
+            outs = list(out)
         else:
             out_tracers = [TapeTracer(self, out)]
+            outs = [out]
         if prim.differentiable:
             active = self.active
             needed = tuple([t.vid in active for t in tracers])
@@ -203,8 +206,7 @@ class TapeTrace(Trace):
                 if prim.vjp is None:
                     raise NotImplementedError(f"primitive {prim.name} has no gradient rule")
                 out_vids = [t.vid for t in out_tracers]
-                self.tape.append(_Node(prim, params, [t.vid for t in tracers], primals, out_vids,
-                                       list(out) if prim.multiple_results else [out], needed))
+                self.tape.append(_Node(prim, params, [t.vid for t in tracers], primals, out_vids, outs, needed))
                 active.update(out_vids)
         return out_tracers
 

@@ -101,6 +101,11 @@ def _broadcast_shapes(fname, *shapes, operands=()):
 def _broadcast_dims(shapes) -> tuple:
     """``np.broadcast_shapes(*shapes)`` for shapes that are tuples of ints, in plain Python
     (NumPy's builds arrays to find out): each axis takes the one size other than 1, if any."""
+    if len(shapes) == 2:
+        a, b = shapes
+        if len(a) == len(b) and builtins.all(x == y or y == 1 for x, y in zip(a, b)) and \
+                builtins.all(x >= 0 for x in a):
+            return a  # b broadcasts into a (x - x.max(axis, keepdims=True), a row of biases ...)
     ndim = builtins.max(len(s) for s in shapes)
     out = []
     for axis in range(-ndim, 0):
@@ -634,6 +639,8 @@ def copy(a, order="K", subok=False):
 # ----------------------------------------------------------------------------- shapes
 
 def _norm_axis(axis, ndim, fname="axis"):
+    if axis.__class__ is int and -ndim <= axis < ndim:  # the usual case, in range already
+        return axis if axis >= 0 else axis + ndim
     if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
         raise TypeError(f"{fname} must be an integer, got {type(axis).__name__}{_where_msg()}")
     if not -ndim <= axis < builtins.max(ndim, 1):

@@ -54,7 +54,10 @@ def _bool_rule(name):
 
 def _as_array(fn):
     # NumPy returns scalars for 0-d results; the IR's values are always arrays.
-    return lambda *args, **params: np.asarray(fn(*args, **params))
+    def impl(*args, **params):
+        out = fn(*args, **params)
+        return out if out.__class__ is np.ndarray else np.asarray(out)
+    return impl
 
 
 def _unary(name, np_fn, src, vjp=None, *, differentiable=True, doc=""):
