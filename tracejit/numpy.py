@@ -1325,6 +1325,10 @@ def take_along_axis(arr, indices, axis):
     if not _any_tracer((arr, indices)):
         return np.take_along_axis(arr, indices, axis)
     axis = _norm_axis(axis, arr.ndim)
+    if _is_tracer(arr) and not _is_tracer(indices):
+        out = _take_along_constant(arr, indices, axis)
+        if out is not None:
+            return out
     index = []
     for k in range(arr.ndim):
         if k == axis:
@@ -1334,6 +1338,24 @@ def take_along_axis(arr, indices, axis):
             shape[k] = arr.shape[k]
             index.append(np.arange(arr.shape[k]).reshape(shape))
     return _advanced_index(arr, index)
+
+
+def _take_along_constant(arr, indices, axis):
+    """``take_along_axis`` with constant integer indices (labels in eager mode): what
+    ``_advanced_index`` does with the index grids -- the same flat positions, checks and
+    equations (a reshape and a gather) -- with the positions computed in one NumPy expression."""
+    idx = _static_int_array(indices)
+    if idx is None or idx.ndim != arr.ndim:
+        return None  # a boolean mask, or the general path's errors
+    shape = arr.shape
+    grids = [(1,) * k + (shape[k],) + (1,) * (arr.ndim - k - 1) for k in range(arr.ndim)]
+    idx_shape = _broadcast_shapes("indexing", *[idx.shape if k == axis else g for k, g in enumerate(grids)])
+    flat = _normalize_int_index(idx, shape[axis], axis) * math.prod(shape[axis + 1:])
+    for k in range(arr.ndim):
+        if k != axis:
+            flat = flat + np.arange(shape[k], dtype=np.int64).reshape(grids[k]) * math.prod(shape[k + 1:])
+    flat = _to(literal(flat), np.int64, idx_shape, (arr,))  # a literal: inlined, as the general path's
+    return bind(P.gather, reshape(arr, (arr.size,)), flat, axis=0)
 
 
 def setitem(x, index, value):
