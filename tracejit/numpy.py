@@ -103,7 +103,9 @@ def _broadcast_dims(shapes) -> tuple:
     (NumPy's builds arrays to find out): each axis takes the one size other than 1, if any."""
     if len(shapes) == 2:
         a, b = shapes
-        if len(a) == len(b) and builtins.all(x == y or y == 1 for x, y in zip(a, b)) and \
+        if len(a) < len(b):
+            a, b = b, a
+        if builtins.all(x == y or y == 1 for x, y in zip(a[len(a) - len(b):], b)) and \
                 builtins.all(x >= 0 for x in a):
             return a  # b broadcasts into a (x - x.max(axis, keepdims=True), a row of biases ...)
     ndim = builtins.max(len(s) for s in shapes)
@@ -1066,8 +1068,14 @@ def matmul(a, b, out=None):
                          f"different from {a2[-1]}): shapes {sa} @ {sb}{_argument_names((a, b))}{_where_msg()}")
     batch = _broadcast_shapes("np.matmul", a2[:-2], b2[:-2])
     # (a tracer of the right shape as it is; an array through np.reshape as before, a new view)
-    a_full = _to(a if a2 == sa and _is_tracer(a) else _reshape_any(a, a2), dtype, batch + a2[-2:], (a, b))
-    b_full = _to(b if b2 == sb and _is_tracer(b) else _reshape_any(b, b2), dtype, batch + b2[-2:], (a, b))
+    if a2 == sa and not batch and _is_tracer(a) and a.dtype == dtype:
+        a_full = a  # what _to would return
+    else:
+        a_full = _to(a if a2 == sa and _is_tracer(a) else _reshape_any(a, a2), dtype, batch + a2[-2:], (a, b))
+    if b2 == sb and not batch and _is_tracer(b) and b.dtype == dtype:
+        b_full = b
+    else:
+        b_full = _to(b if b2 == sb and _is_tracer(b) else _reshape_any(b, b2), dtype, batch + b2[-2:], (a, b))
     out = bind(P.matmul, a_full, b_full)
     out_shape = batch + (a2[-2],) * (len(sa) > 1) + (b2[-1],) * (len(sb) > 1)
     return _reshape_to(out, out_shape)
@@ -1499,6 +1507,10 @@ _UFUNC_REDUCE = {np.add: sum, np.maximum: max, np.minimum: min}
 
 def apply_ufunc(ufunc, method, inputs, kwargs):
     """Entry point of ``Tracer.__array_ufunc__``."""
+    if not kwargs and method == "__call__":  # the usual call: no keywords to look at
+        fn = _UFUNCS.get(ufunc)
+        if fn is not None:
+            return fn(*inputs)
     out = kwargs.pop("out", None)
     kwargs.pop("casting", None) if kwargs.get("casting") == "same_kind" else None
     if method == "reduce" and ufunc in _UFUNC_REDUCE:
