@@ -99,20 +99,12 @@ def _aval_of(value) -> Aval:
     return Aval.of(value.shape, value.dtype)
 
 
-class _Node:
-    """One recorded primitive application. ``needed``: which inputs need a cotangent."""
-
-    __slots__ = ("prim", "params", "in_vids", "in_primals", "out_vids", "out_primals", "needed", "broadcast")
-
-    def __init__(self, prim, params, in_vids, in_primals, out_vids, out_primals, needed, broadcast=None):
-        self.prim, self.params = prim, params
-        self.in_vids, self.in_primals = in_vids, in_primals
-        self.out_vids, self.out_primals = out_vids, out_primals
-        self.needed = needed
-        # For an elementwise primitive applied with NumPy's broadcasting (``TapeTrace.elementwise``):
-        # the positions of the inputs that were broadcast. Their cotangents go through
-        # ``broadcast_to``'s rule, as if the broadcast had been recorded before this node.
-        self.broadcast = broadcast
+# One recorded primitive application is a plain tuple (made on every differentiable operation,
+# so no class and no __init__): (prim, params, in_vids, in_primals, out_vids, out_primals,
+# needed, broadcast). ``needed``: which inputs need a cotangent; ``broadcast``: for an
+# elementwise primitive applied with NumPy's broadcasting (``TapeTrace.elementwise``), the
+# positions of the inputs that were broadcast, else None. Their cotangents go through
+# ``broadcast_to``'s rule, as if the broadcast had been recorded before this node.
 
 
 class TapeTrace(Trace):
@@ -120,7 +112,7 @@ class TapeTrace(Trace):
 
     def __init__(self, level):
         super().__init__(level)
-        self.tape: list[_Node] = []
+        self.tape: list[tuple] = []  # the nodes, see above
         self.active: set[int] = set()
         # Primals are plain arrays when no other transformation was active below this one;
         # primitives on them then run their NumPy ``impl`` directly (unless a graph is being
@@ -155,8 +147,8 @@ class TapeTrace(Trace):
         if prim.differentiable and True in needed:
             if prim.vjp is None:
                 raise NotImplementedError(f"primitive {prim.name} has no gradient rule")
-            self.tape.append(_Node(prim, {}, vids, primals, [result.vid], [out], tuple(needed),
-                                   tuple(broadcast) if broadcast else None))
+            self.tape.append((prim, {}, vids, primals, [result.vid], [out], tuple(needed),
+                              tuple(broadcast) if broadcast else None))
             active.add(result.vid)
         return result
 
@@ -206,7 +198,7 @@ class TapeTrace(Trace):
                 if prim.vjp is None:
                     raise NotImplementedError(f"primitive {prim.name} has no gradient rule")
                 out_vids = [t.vid for t in out_tracers]
-                self.tape.append(_Node(prim, params, [t.vid for t in tracers], primals, out_vids, outs, needed))
+                self.tape.append((prim, params, [t.vid for t in tracers], primals, out_vids, outs, needed, None))
                 active.update(out_vids)
         return out_tracers
 
@@ -218,8 +210,7 @@ class TapeTrace(Trace):
         for vid, ct in zip(out_vids, out_cts):
             if ct is not None:
                 cts[vid] = add(cts[vid], ct) if vid in cts else ct
-        for node in reversed(self.tape):
-            out_node_vids = node.out_vids
+        for prim, params, node_in_vids, in_primals, out_node_vids, out_primals, needed, broadcast in reversed(self.tape):
             if len(out_node_vids) == 1:
                 ct = cts.pop(out_node_vids[0], None)
                 if ct is None:
@@ -229,28 +220,26 @@ class TapeTrace(Trace):
                 if all(c is None for c in node_cts):
                     continue
                 ct = node_cts
-            prim = node.prim
             if prim.vjp_takes_needed:
-                in_cts = prim.vjp(ct, *node.in_primals, out=node.out_primals[0], needed=node.needed, **node.params)
+                in_cts = prim.vjp(ct, *in_primals, out=out_primals[0], needed=needed, **params)
             else:
-                in_cts = prim.vjp(ct, *node.in_primals, out=node.out_primals[0], **node.params)
-            broadcast = node.broadcast
+                in_cts = prim.vjp(ct, *in_primals, out=out_primals[0], **params)
             if broadcast is None:
-                for vid, c, needed in zip(node.in_vids, in_cts, node.needed):
-                    if needed and c is not None:
+                for vid, c, need in zip(node_in_vids, in_cts, needed):
+                    if need and c is not None:
                         cts[vid] = add(cts[vid], c) if vid in cts else c
                 continue
-            for k, (vid, c, needed) in enumerate(zip(node.in_vids, in_cts, node.needed)):
-                if needed and c is not None and k not in broadcast:
+            for k, (vid, c, need) in enumerate(zip(node_in_vids, in_cts, needed)):
+                if need and c is not None and k not in broadcast:
                     cts[vid] = add(cts[vid], c) if vid in cts else c
-            if broadcast:  # in the order the broadcast nodes would have come in the tape: reversed
-                shape = node.out_primals[0].shape
-                for k in reversed(broadcast):
-                    c, vid = in_cts[k], node.in_vids[k]
-                    if c is None or not node.needed[k]:
-                        continue
-                    (c,) = _broadcast_rule(c, node.in_primals[k], None, shape=shape)
-                    cts[vid] = add(cts[vid], c) if vid in cts else c
+            # in the order the broadcast nodes would have come in the tape: reversed
+            shape = out_primals[0].shape
+            for k in reversed(broadcast):
+                c, vid = in_cts[k], node_in_vids[k]
+                if c is None or not needed[k]:
+                    continue
+                (c,) = _broadcast_rule(c, in_primals[k], None, shape=shape)
+                cts[vid] = add(cts[vid], c) if vid in cts else c
         return [cts.get(v) for v in in_vids]
 
 

@@ -58,7 +58,7 @@ def _dtype_of(x):
 def _weak_kind(x):
     """The Python type NumPy 2 treats as a weak operand, or None for a strongly typed one."""
     if isinstance(x, Tracer):
-        return _PY_TYPE_OF_KIND[x.dtype.kind] if x.aval.weak else None
+        return _PY_TYPE_OF_KIND[x.dtype.kind] if x.weak else None
     if type(x) in _PY_SCALARS:  # exact types: np.float64 subclasses float but is strongly typed
         return type(x)
     return None
@@ -605,7 +605,7 @@ array = asarray
 
 def _strong(x):
     """``x`` as a strongly typed value: a weak tracer (a Python scalar's) cast to its own dtype."""
-    return P.cast(x, dtype=x.dtype) if _is_tracer(x) and x.aval.weak else x
+    return P.cast(x, dtype=x.dtype) if _is_tracer(x) and x.weak else x
 
 
 def _contains_tracer(seq) -> bool:
@@ -1089,7 +1089,7 @@ def _strong(x):
     """An operand of a function that converts its arguments with ``np.asarray`` (dot, inner,
     outer, vdot): there a Python number is a strongly typed array, not a weak scalar."""
     if _is_tracer(x):
-        return P.cast(x, dtype=x.dtype) if x.aval.weak else x
+        return P.cast(x, dtype=x.dtype) if x.weak else x
     if type(x) in _PY_SCALARS:
         return literal(np.asarray(x))
     return x
