@@ -88,8 +88,9 @@ def cross_entropy(logits, labels):
     """Mean softmax cross-entropy of ``logits`` (``(N, C)``) against integer ``labels`` (``(N,)``)
     or against targets with the same shape as ``logits`` (one-hot or probabilities)."""
     labels_dtype = labels.dtype if hasattr(labels, "dtype") else np.asarray(labels).dtype
+    logits = _array_like(logits)
     if labels_dtype.kind in "iu":
-        if np.ndim(labels) != np.ndim(logits) - 1 or np.shape(labels) != np.shape(logits)[:-1]:
+        if logits.ndim == 0 or np.shape(labels) != logits.shape[:-1]:
             raise ValueError(f"cross_entropy: integer labels must have shape {np.shape(logits)[:-1]} for logits of "
                              f"shape {np.shape(logits)}, got {np.shape(labels)}")
         # -log_softmax(logits)[label] = logsumexp(logits) - logits[label]: the full log-softmax

@@ -88,7 +88,7 @@ def _shape(x):
 
 def _broadcast_shapes(fname, *shapes, operands=()):
     first = shapes[0]
-    if first.__class__ is tuple and builtins.all(s == first for s in shapes):
+    if first.__class__ is tuple and shapes.count(first) == len(shapes):
         return first
     try:
         return _broadcast_dims(shapes)
@@ -935,7 +935,9 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=
     if out is not None or initial is not None or where is not None:
         _check_no_out("sum", out, initial=initial, where=where)
     axes = _norm_axes(axis, a.ndim)
-    a = astype(a, dtype if dtype is not None else _sum_dtype(a.dtype))
+    dtype = np.dtype(dtype) if dtype is not None else _sum_dtype(a.dtype)
+    if dtype != a.dtype or a.weak:
+        a = astype(a, dtype)
     out = bind(P.reduce_sum, a, axes=axes) if axes else _scalar0d(a)
     return _keepdims(out, a.shape, axes, keepdims)
 
