@@ -290,3 +290,44 @@ def test_gradients_of_sinh_cosh_log2_log10_exp2_are_exact_where_numpy_is(mode):
         k = np.array([-3.0, 0.0, 10.0])
         np.testing.assert_allclose(tj.trace(tj.grad(lambda x: np.exp2(x).sum()))(k), np.exp2(k) * np.log(2),
                                    rtol=1e-15)
+
+
+EAGER_FAST_PATH_CASES = {
+    # broadcast operands (a bias row, a column, a scalar), a value used twice, and values that
+    # need no gradient (stop_gradient, np.isfinite, np.where on constants)
+    "bias_and_column": lambda a, b, c: ((a * b + c) ** 2 / (1.5 + np.abs(b))).sum(),
+    "where_max": lambda a, b, c: np.where(a > c, np.maximum(a, b), np.minimum(c, 0.3) * a).mean(),
+    "reuse": lambda a, b, c: (a * a + a * c + c * c + (a - c) * b).sum(),
+    "constants": lambda a, b, c: (a * np.where(np.isfinite(tj.stop_gradient(c)), tj.stop_gradient(c), 0)
+                                  + np.square(tj.stop_gradient(a)) * b).sum(),
+    "softmax_xent": lambda a, b, c: tj.nn.cross_entropy(a * b + c, np.array([0, 2, 1, 4])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EAGER_FAST_PATH_CASES))
+def test_eager_fast_paths_match_the_traced_graph_bit_for_bit(name):
+    """Eager autodiff broadcasts with NumPy and runs NumPy on values that need no gradient,
+    where a traced graph has explicit broadcast_to equations and records every operation: the
+    values and gradients are the same bits (the graph as traced, run by the NumPy interpreter)."""
+    fn = EAGER_FAST_PATH_CASES[name]
+    rng = np.random.default_rng(3)
+    args = (rng.standard_normal((4, 5)).astype(np.float32), rng.standard_normal(5).astype(np.float32),
+            rng.standard_normal((4, 1)).astype(np.float32))
+    step = tj.value_and_grad(fn, argnums=(0, 1, 2))
+    eager_value, eager_grads = tj.trace(step, mode="eager")(*args)
+    graph_value, graph_grads = tj.trace(step, mode="graph", passes=[])(*args)
+    assert np.asarray(eager_value).tobytes() == np.asarray(graph_value).tobytes()
+    for e, g, a in zip(eager_grads, graph_grads, args):
+        assert e.shape == a.shape and e.dtype == a.dtype
+        assert e.tobytes() == g.tobytes()
+
+
+def test_matmul_gradient_skips_the_unneeded_cotangent():
+    """Only the weights need a gradient: the traced backward pass has one matrix product for
+    them, none for the data (matmul's rule takes ``needed``)."""
+    x = np.ones((3, 4), np.float32)
+    w = np.ones((4, 2), np.float32)
+    f = tj.trace(lambda w, x: tj.grad(lambda w: (x @ w).sum())(w), mode="graph")
+    graph = f.graph(w, x, optimize=False)
+    assert sum(e.prim.name == "matmul" for e in graph.eqns) == 2  # forward, and the weights' gradient
+    np.testing.assert_array_equal(f(w, x), np.full((4, 2), 3, np.float32))

@@ -185,7 +185,7 @@ def test_workload_selection():
     assert workloads.select(["elementwise"]) == ["elementwise_1m", "elementwise_16m"]
     assert workloads.select(["dispatch", "dispatch"]) == ["dispatch"]
     assert "elementwise_16m" not in workloads.select(quick=True) and "compile" in workloads.select(quick=True)
-    assert workloads.select() == list(workloads.WORKLOADS) + ["compile"]
+    assert workloads.select() == list(workloads.WORKLOADS) + ["compile", "trace"]
     with pytest.raises(KeyError, match="unknown workload"):
         workloads.select(["nope"])
 
@@ -231,6 +231,16 @@ def test_torch_compile_skip_flag(no_peers):
     report = bench.run(["dispatch"], size="tiny", systems=("numpy", "torch.compile"), torch_compile=False,
                        progress=False, **FAST)
     assert report["dispatch"]["torch.compile"].status == "skipped"
+
+
+def test_tracing_benchmark_reports_trace_seconds():
+    """The trace benchmark records the MLP's Adam step in fresh traces: the median of
+    stats['trace_seconds'], the equations recorded and the passes' time."""
+    (result,) = bench.run(["trace"], size="tiny", progress=False).results
+    c = result["compiled"]
+    assert result.name == "trace" and result.kind == "latency" and c.ok and c.rounds == 2
+    assert c.min <= c.median <= c.max and c.extra["equations"] > 50 and c.extra["pass_seconds"] > 0
+    assert "equations" in c.note and "trace" in result.table()
 
 
 def test_compile_latency_in_new_processes(no_peers):

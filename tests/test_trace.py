@@ -67,6 +67,24 @@ def test_one_trace_per_signature(traced_mode):
     assert len(calls) == 1  # the Python body ran once, at trace time
 
 
+def test_stats_time_tracing_per_equation():
+    """trace_seconds and pass_seconds grow with each trace only; traced_equations counts the
+    equations recorded, those of the graph as traced."""
+    @tj.trace(mode="graph")
+    def f(x, y):
+        return np.tanh(x * y + 1).sum()
+
+    f(X3, X3)
+    first = dict(f.stats)
+    assert first["trace_seconds"] > 0 and first["pass_seconds"] > 0
+    assert first["traced_equations"] == len(f.graph(X3, X3, optimize=False).eqns) >= 4
+    f(X3, X3)  # a cache hit: no tracing
+    assert f.stats["trace_seconds"] == first["trace_seconds"]
+    f(X3.astype(np.float32), X3.astype(np.float32))  # a retrace
+    assert f.stats["trace_seconds"] > first["trace_seconds"]
+    assert f.stats["traced_equations"] == 2 * first["traced_equations"]
+
+
 def test_eager_mode_never_traces():
     calls = []
 

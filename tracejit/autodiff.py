@@ -16,15 +16,19 @@ The rules compute on the *primal* values, whatever they are:
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 
+from . import numpy as tnp
 from . import pytree
-from .core import aval_of
+from .core import Aval, aval_of
 from .errors import where as _where_msg
 from .numpy import literal
-from .primitives import Trace, Tracer, bind, new_trace
-from .rules.vjp import vjp_rules
+from .ops import broadcast_to as _broadcast_to
+from .primitives import Trace, Tracer, bind, new_trace, recording
+from .primitives import _state as _trace_state
+from .rules.vjp import takes_needed, vjp_rules
 from .tracer import _TracerArrayMethods
 
 __all__ = ["grad", "value_and_grad", "vjp", "stop_gradient"]
@@ -32,31 +36,68 @@ __all__ = ["grad", "value_and_grad", "vjp", "stop_gradient"]
 _value_ids = itertools.count()
 
 
-class TapeTracer(_TracerArrayMethods, Tracer):
-    """A value seen by a ``TapeTrace``: its primal and an id the tape knows it by."""
+def _broadcast_rule(ct, x, out, *, shape):
+    return vjp_rules[_broadcast_to](ct, x, out, shape=shape)
 
-    __slots__ = ("primal", "vid", "view_of")
+
+class TapeTracer(_TracerArrayMethods, Tracer):
+    """A value seen by a ``TapeTrace``: its primal and an id the tape knows it by.
+
+    The aval is made only when asked for: shape and dtype of an array primal are read from
+    the array itself (and kept in slots, read on every operation), so most tracers of an eager
+    run never build one."""
+
+    __slots__ = ("primal", "vid", "view_of", "_aval", "shape", "dtype")
 
     def __init__(self, trace, primal, aval=None):
         self._trace = trace
         self.primal = primal
-        self.aval = aval if aval is not None else aval_of(primal)
         self.vid = next(_value_ids)
         self.view_of = None
+        self.ndarray0d = False  # set, not left unset: reading an unset slot goes through __getattr__
+        if aval is None and primal.__class__ is np.ndarray:
+            self._aval = None
+            self.shape, self.dtype = primal.shape, primal.dtype
+        else:
+            aval = self._aval = aval if aval is not None else aval_of(primal)
+            self.shape, self.dtype = aval.shape, aval.dtype
+
+    @property
+    def aval(self) -> Aval:
+        aval = self._aval
+        if aval is None:
+            aval = self._aval = Aval.of(self.shape, self.dtype)
+        return aval
+
+    @aval.setter
+    def aval(self, value: Aval):
+        self._aval = value
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    @property
+    def size(self):
+        return math.prod(self.shape)
+
+    @property
+    def weak(self) -> bool:
+        aval = self._aval
+        return aval is not None and aval.weak
 
     def become(self, other: "TapeTracer"):
         """In-place update: this tracer now stands for ``other``'s value."""
-        self.primal, self.aval, self.vid = other.primal, other.aval, other.vid
+        self.primal, self._aval, self.vid = other.primal, other._aval, other.vid
+        self.shape, self.dtype = other.shape, other.dtype
 
 
-
-class _Node:
-    __slots__ = ("prim", "params", "in_vids", "in_primals", "out_vids", "out_primals")
-
-    def __init__(self, prim, params, in_vids, in_primals, out_vids, out_primals):
-        self.prim, self.params = prim, params
-        self.in_vids, self.in_primals = in_vids, in_primals
-        self.out_vids, self.out_primals = out_vids, out_primals
+# One recorded primitive application is a plain tuple (made on every differentiable operation,
+# so no class and no __init__): (prim, params, in_vids, in_primals, out_vids, out_primals,
+# needed, broadcast). ``needed``: which inputs need a cotangent; ``broadcast``: for an
+# elementwise primitive applied with NumPy's broadcasting (``TapeTrace.elementwise``), the
+# positions of the inputs that were broadcast, else None. Their cotangents go through
+# ``broadcast_to``'s rule, as if the broadcast had been recorded before this node.
 
 
 class TapeTrace(Trace):
@@ -64,8 +105,64 @@ class TapeTrace(Trace):
 
     def __init__(self, level):
         super().__init__(level)
-        self.tape: list[_Node] = []
+        self.tape: list[tuple] = []  # the nodes, see above
         self.active: set[int] = set()
+        # Primals are plain arrays when no other transformation was active below this one;
+        # primitives on them then run their NumPy ``impl`` directly (unless a graph is being
+        # recorded, see ``process``).
+        self.plain = level == 0
+        self.broadcasts_elementwise = self.plain
+
+    def elementwise(self, prim, operands, shape):
+        """Eager autodiff: the primitive on the primals, broadcast by NumPy itself (the same
+        values as on explicitly broadcast ones); one node, whose backward pass reduces the
+        broadcast inputs' cotangents with ``broadcast_to``'s gradient rule."""
+        active = self.active
+        primals, vids, needed, broadcast = [], [], [], []
+        for k, a in enumerate(operands):
+            if isinstance(a, TapeTracer):
+                if a._trace is not self:
+                    return None
+                primal = a.primal
+                vids.append(a.vid)
+                needed.append(a.vid in active)
+            else:
+                primal = a
+                vids.append(None)
+                needed.append(False)
+            if not isinstance(primal, np.ndarray):
+                return None
+            if primal.shape != shape:
+                broadcast.append(k)
+            primals.append(primal)
+        out = prim.impl(*primals)
+        result = TapeTracer(self, out)
+        if prim.differentiable and True in needed:
+            if prim not in vjp_rules:
+                raise NotImplementedError(f"primitive {prim.name} has no gradient rule (tracejit.rules.vjp.defvjp)")
+            self.tape.append((prim, {}, vids, primals, [result.vid], [out], tuple(needed),
+                              tuple(broadcast) if broadcast else None))
+            active.add(result.vid)
+        return result
+
+    def constant_result(self, fn, args):
+        """Eager autodiff on values that need no gradient: NumPy itself computes ``fn`` on the
+        primals (what the front end's composition of primitives computes too), and no node is
+        recorded. Not for weak (Python-number) values, whose NumPy kind would differ."""
+        if not self.plain or recording():
+            return None
+        active = self.active
+        primals = []
+        for a in args:
+            if isinstance(a, Tracer):
+                if a._trace is not self or a.vid in active or a.weak:
+                    return None
+                a = a.primal
+                if not isinstance(a, np.ndarray):
+                    return None
+            primals.append(a)
+        out = fn(*primals)
+        return TapeTracer(self, out if out.__class__ is np.ndarray else np.asarray(out))
 
     def new_input(self, primal) -> TapeTracer:
         t = TapeTracer(self, primal)
@@ -77,35 +174,65 @@ class TapeTrace(Trace):
 
     def process(self, prim, tracers, params):
         primals = [t.primal for t in tracers]
-        out = bind(prim, *primals, **params)
-        outs = out if prim.extra.get("multiple_results") else (out,)
-        out_tracers = [TapeTracer(self, o) for o in outs]
-        if prim.differentiable and any(t.vid in self.active for t in tracers):
-            if prim not in vjp_rules:
-                raise NotImplementedError(f"primitive {prim.name} has no gradient rule (tracejit.rules.vjp.defvjp)")
-            self.tape.append(_Node(prim, params, [t.vid for t in tracers], primals,
-                                   [t.vid for t in out_tracers], list(outs)))
-            self.active.update(t.vid for t in out_tracers)
+        if self.plain and not _trace_state.recording:
+            out = prim.impl(*primals, **params)
+        else:
+            out = bind(prim, *primals, **params)
+        if prim.multiple_results:
+            out_tracers = [TapeTracer(self, o) for o in out]
+            outs = list(out)
+        else:
+            out_tracers = [TapeTracer(self, out)]
+            outs = [out]
+        if prim.differentiable:
+            active = self.active
+            needed = tuple([t.vid in active for t in tracers])
+            if True in needed:
+                if prim not in vjp_rules:
+                    raise NotImplementedError(f"primitive {prim.name} has no gradient rule (tracejit.rules.vjp.defvjp)")
+                out_vids = [t.vid for t in out_tracers]
+                self.tape.append((prim, params, [t.vid for t in tracers], primals, out_vids, outs, needed, None))
+                active.update(out_vids)
         return out_tracers
 
     def backward(self, out_vids, out_cts, in_vids):
         """Cotangents of ``in_vids`` given cotangents ``out_cts`` of ``out_vids`` (None: no
         gradient reached that input)."""
-        from . import numpy as tnp
+        add = np.add  # on tracers (a cotangent may be one) NumPy hands this to the front end
         cts: dict[int, object] = {}
         for vid, ct in zip(out_vids, out_cts):
             if ct is not None:
-                cts[vid] = tnp.add(cts[vid], ct) if vid in cts else ct
-        for node in reversed(self.tape):
-            node_cts = [cts.pop(v, None) for v in node.out_vids]
-            if all(c is None for c in node_cts):
-                continue
-            ct = node_cts[0] if len(node_cts) == 1 else node_cts
-            in_cts = vjp_rules[node.prim](ct, *node.in_primals, out=node.out_primals[0], **node.params)
-            for vid, c in zip(node.in_vids, in_cts):
-                if c is None or vid not in self.active:
+                cts[vid] = add(cts[vid], ct) if vid in cts else ct
+        for prim, params, node_in_vids, in_primals, out_node_vids, out_primals, needed, broadcast in reversed(self.tape):
+            if len(out_node_vids) == 1:
+                ct = cts.pop(out_node_vids[0], None)
+                if ct is None:
                     continue
-                cts[vid] = tnp.add(cts[vid], c) if vid in cts else c
+            else:
+                node_cts = [cts.pop(v, None) for v in out_node_vids]
+                if all(c is None for c in node_cts):
+                    continue
+                ct = node_cts
+            if prim in takes_needed:
+                in_cts = vjp_rules[prim](ct, *in_primals, out=out_primals[0], needed=needed, **params)
+            else:
+                in_cts = vjp_rules[prim](ct, *in_primals, out=out_primals[0], **params)
+            if broadcast is None:
+                for vid, c, need in zip(node_in_vids, in_cts, needed):
+                    if need and c is not None:
+                        cts[vid] = add(cts[vid], c) if vid in cts else c
+                continue
+            for k, (vid, c, need) in enumerate(zip(node_in_vids, in_cts, needed)):
+                if need and c is not None and k not in broadcast:
+                    cts[vid] = add(cts[vid], c) if vid in cts else c
+            # in the order the broadcast nodes would have come in the tape: reversed
+            shape = out_primals[0].shape
+            for k in reversed(broadcast):
+                c, vid = in_cts[k], node_in_vids[k]
+                if c is None or not needed[k]:
+                    continue
+                (c,) = _broadcast_rule(c, in_primals[k], None, shape=shape)
+                cts[vid] = add(cts[vid], c) if vid in cts else c
         return [cts.get(v) for v in in_vids]
 
 
@@ -125,9 +252,10 @@ def stop_gradient(x):
 
 # --------------------------------------------------------------------------- public API
 
-def _float_input(leaf, name):
+def _float_input(leaf, tree, position):
     value = leaf if isinstance(leaf, Tracer) else np.asarray(leaf)
-    if not np.issubdtype(value.dtype, np.inexact):
+    if value.dtype.kind not in "fc":
+        name = pytree.leaf_paths(tree, "primals")[position]
         raise TypeError(f"grad: {name} has dtype {value.dtype}; gradients are only defined for float inputs. "
                         f"Pass it as a float array, or leave it out of argnums (integer labels need no gradient).")
     return value
@@ -143,13 +271,12 @@ def _check_argnums(argnums, n_args, fname):
 def _vjp(fn, primals, has_aux):
     """Run ``fn`` on tape tracers of ``primals``; returns (outputs, aux, backward function)."""
     leaves, tree = pytree.flatten(tuple(primals))
-    paths = pytree.leaf_paths(tree, "primals")
     with new_trace(TapeTrace) as tape:
-        in_tracers = [tape.new_input(_float_input(leaf, path)) for leaf, path in zip(leaves, paths)]
+        in_tracers = [tape.new_input(_float_input(leaf, tree, k)) for k, leaf in enumerate(leaves)]
         for t, leaf in zip(in_tracers, leaves):
             if _is_0d_array(leaf):
                 t.ndarray0d = True
-        result = fn(*pytree.unflatten(tree, in_tracers))
+        result = fn(*pytree.unflattener(tree)(in_tracers))
         if has_aux:
             if not (isinstance(result, (tuple, list)) and len(result) == 2):
                 raise TypeError("has_aux=True: the function must return a pair (output, aux)")
@@ -158,22 +285,28 @@ def _vjp(fn, primals, has_aux):
             aux = None
         out_leaves, out_tree = pytree.flatten(result)
         out_tracers = [tape.full_raise(x) for x in out_leaves]
-    aux = _strip(aux, tape)
-    outputs = pytree.unflatten(out_tree, [_leave(t) for t in out_tracers])
+    if aux is not None:
+        aux = _strip(aux, tape)
+    outputs = pytree.unflattener(out_tree)([_leave(t) for t in out_tracers])
 
     def backward(cotangents):
         ct_leaves, ct_tree = pytree.flatten(cotangents)
         if ct_tree != out_tree:
             raise ValueError("vjp: the cotangent must have the same structure as the function's output")
         for t, ct in zip(out_tracers, ct_leaves):
-            if tuple(np.shape(ct)) != t.shape:
-                raise ValueError(f"vjp: cotangent of shape {tuple(np.shape(ct))} for an output of shape {t.shape}")
+            shape = ct.shape if isinstance(ct, (np.ndarray, Tracer)) else tuple(np.shape(ct))
+            if shape != t.shape:
+                raise ValueError(f"vjp: cotangent of shape {shape} for an output of shape {t.shape}")
         in_cts = tape.backward([t.vid for t in out_tracers], ct_leaves, [t.vid for t in in_tracers])
-        from . import numpy as tnp
-        in_cts = [ct if ct is not None else tnp.zeros_like(t.primal) for ct, t in zip(in_cts, in_tracers)]
-        in_cts = [tnp.astype(ct, t.dtype) if ct.dtype != t.dtype else ct for ct, t in zip(in_cts, in_tracers)]
-        # a gradient has its input's kind: a 0-d array's is a 0-d array, a scalar's a scalar
-        return pytree.unflatten(tree, [_as_kind(ct, getattr(t, "ndarray0d", False)) for ct, t in zip(in_cts, in_tracers)])
+        gradients = []
+        for ct, t in zip(in_cts, in_tracers):
+            if ct is None:
+                ct = tnp.zeros_like(t.primal)
+            if ct.dtype != t.dtype:
+                ct = tnp.astype(ct, t.dtype)
+            # a gradient has its input's kind: a 0-d array's is a 0-d array, a scalar's a scalar
+            gradients.append(_as_kind(ct, t.ndarray0d))
+        return pytree.unflattener(tree)(gradients)
 
     return outputs, aux, backward, out_tracers
 
@@ -244,7 +377,7 @@ def value_and_grad(fn, argnums=0, has_aux=False):
             return fn(*full, **kwargs)
 
         value, aux, backward, out_tracers = _vjp(partial, chosen, has_aux)
-        if len(out_tracers) != 1 or out_tracers[0].shape != () or not np.issubdtype(out_tracers[0].dtype, np.inexact):
+        if len(out_tracers) != 1 or out_tracers[0].shape != () or out_tracers[0].dtype.kind not in "fc":
             shapes = [f"{t.dtype}{list(t.shape)}" for t in out_tracers]
             raise TypeError(f"grad: the function must return one float scalar, got {', '.join(shapes) or 'nothing'}"
                             f"{_defined_at(fn)}. Reduce it (e.g. .mean()) or use tj.vjp for non-scalar outputs."

@@ -15,6 +15,7 @@ the invariants every pass must keep.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,13 +54,22 @@ class Aval:
         object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
         object.__setattr__(self, "dtype", np.dtype(self.dtype))
 
+    @classmethod
+    def of(cls, shape: tuple, dtype: np.dtype, weak: bool = False) -> "Aval":
+        """An aval from an array's own ``shape`` (a tuple of ints) and ``dtype`` (an
+        ``np.dtype``), without the conversions of the constructor: eager autodiff makes one
+        for most values it sees, so this is on its per-operation path."""
+        aval = object.__new__(cls)
+        aval.__dict__.update(shape=shape, dtype=dtype, weak=weak)
+        return aval
+
     @property
     def ndim(self) -> int:
         return len(self.shape)
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     def strong(self) -> "Aval":
         return Aval(self.shape, self.dtype, False) if self.weak else self
@@ -75,11 +85,12 @@ _var_ids = itertools.count()
 
 def aval_of(value) -> Aval:
     """A tracer's own aval, or the shape and dtype of an array or number."""
-    aval = getattr(value, "aval", None)
-    if isinstance(aval, Aval):
-        return aval
-    value = np.asarray(value)
-    return Aval(value.shape, value.dtype)
+    if value.__class__ is not np.ndarray:
+        aval = getattr(value, "aval", None)
+        if isinstance(aval, Aval):
+            return aval
+        value = np.asarray(value)
+    return Aval.of(value.shape, value.dtype)
 
 class Var:
     """A value defined exactly once in a graph. Identity is object identity."""

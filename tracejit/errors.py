@@ -32,8 +32,19 @@ class ShapeError(TracerError, ValueError):
 
 
 def _is_internal(filename: str) -> bool:
-    filename = os.path.abspath(filename)
-    return filename.startswith(_PACKAGE_DIR + os.sep) or "/numpy/" in filename and "site-packages" in filename
+    known = _INTERNAL.get(filename)
+    if known is not None:
+        return known
+    path = os.path.abspath(filename)
+    internal = path.startswith(_PACKAGE_DIR + os.sep) or "/numpy/" in path and "site-packages" in path
+    if os.path.isabs(filename):  # a relative name depends on the working directory: not kept
+        _INTERNAL[filename] = internal
+    return internal
+
+
+# filename -> whether it is tracejit's or NumPy's: every recorded equation walks the stack
+# through the same few files (see user_frame), and os.path.abspath is the slow part of that.
+_INTERNAL: dict[str, bool] = {}
 
 
 def user_frame(skip_internal: bool = True):

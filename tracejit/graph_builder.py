@@ -38,6 +38,7 @@ class GraphTracer(_TracerArrayMethods, Tracer):
         self.atom = atom
         self.aval = aval if aval is not None else atom.aval
         self.view_of = None
+        self.ndarray0d = False  # set, not left unset: reading an unset slot goes through __getattr__
 
     def become(self, other: "GraphTracer"):
         """In-place update: this tracer now stands for ``other``'s value."""

@@ -497,8 +497,12 @@ class Traced:
         self._lock = threading.RLock()
         self._warned = False
         self._warned_compile_limit = False
-        self.stats = {"traces": 0, "cache_hits": 0, "retraces": [], "compile_seconds": 0.0, "kernels": 0,
-                      "fused_ops": 0, "temp_bytes": 0, "compiled_programs": 0, "interpreted_calls": 0}
+        # trace_seconds: running the function on tracers (recording the graph), summed over traces;
+        # traced_equations: the equations recorded, so trace_seconds / traced_equations is the
+        # tracing time per equation; pass_seconds: the passes run on the recorded graphs.
+        self.stats = {"traces": 0, "cache_hits": 0, "retraces": [], "trace_seconds": 0.0, "traced_equations": 0,
+                      "pass_seconds": 0.0, "compile_seconds": 0.0, "kernels": 0, "fused_ops": 0, "temp_bytes": 0,
+                      "compiled_programs": 0, "interpreted_calls": 0}
 
     def __repr__(self):
         return f"<tj.trace of {getattr(self.fn, '__qualname__', self.fn)}>"
@@ -875,11 +879,14 @@ class Traced:
 
         rng_before = _global_random_state()
         watch = outside.Watch()
+        start = time.perf_counter()
         try:
             program = make_graph(watch.function(self.fn), in_avals, unflatten_args, flatten_out, names)
         finally:
             watch.finish()
+        self.stats["trace_seconds"] += time.perf_counter() - start
         self.stats["traces"] += 1
+        self.stats["traced_equations"] += len(program.graph.eqns)
         if _global_random_state() != rng_before:
             warnings.warn(
                 f"tj.trace: {self.__name__} drew numbers from np.random while it was traced. They are constants "
@@ -887,7 +894,9 @@ class Traced:
                 "Draw them outside and pass them in as an argument (a dropout mask, noise, a permutation).",
                 RuntimeWarning, stacklevel=4)
         raw = program.graph
+        start = time.perf_counter()
         program.graph = run_passes(raw, self.passes)
+        self.stats["pass_seconds"] += time.perf_counter() - start
         if log_enabled("graph"):
             log("graph", f"{self.__name__} as traced ({len(raw.eqns)} equations):\n{raw}")
             log("graph", f"{self.__name__} after passes ({len(program.graph.eqns)} equations):\n{program.graph}")

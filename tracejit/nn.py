@@ -32,6 +32,13 @@ def _symbolic(fn):
     return wrapper
 
 
+def _array_like(x):
+    """``x`` as something with ndarray methods: arrays and tracers as they are. The methods
+    (``x.max(...)``) cost less than the functions (``np.max(x, ...)``), whose dispatch is
+    Python code, and compute the same."""
+    return x if hasattr(x, "max") else np.asarray(x)
+
+
 @_symbolic
 def relu(x):
     """``max(x, 0)``, with gradient 0 at 0."""
@@ -47,10 +54,11 @@ def sigmoid(x):
 @_symbolic
 def logsumexp(x, axis=-1, keepdims=False):
     """``log(sum(exp(x), axis))`` without overflow: the maximum is subtracted first."""
-    peak = stop_gradient(np.max(x, axis=axis, keepdims=True))
+    x = _array_like(x)
+    peak = stop_gradient(x.max(axis=axis, keepdims=True))
     # A row of all -inf would give inf - inf = nan; shifting by 0 there gives log(0) = -inf.
     peak = np.where(np.isfinite(peak), peak, 0)
-    out = np.log(np.sum(np.exp(x - peak), axis=axis, keepdims=True)) + peak
+    out = np.log(np.exp(x - peak).sum(axis=axis, keepdims=True)) + peak
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
@@ -80,8 +88,9 @@ def cross_entropy(logits, labels):
     """Mean softmax cross-entropy of ``logits`` (``(N, C)``) against integer ``labels`` (``(N,)``)
     or against targets with the same shape as ``logits`` (one-hot or probabilities)."""
     labels_dtype = labels.dtype if hasattr(labels, "dtype") else np.asarray(labels).dtype
-    if np.issubdtype(labels_dtype, np.integer):
-        if np.ndim(labels) != np.ndim(logits) - 1 or np.shape(labels) != np.shape(logits)[:-1]:
+    logits = _array_like(logits)
+    if labels_dtype.kind in "iu":
+        if logits.ndim == 0 or np.shape(labels) != logits.shape[:-1]:
             raise ValueError(f"cross_entropy: integer labels must have shape {np.shape(logits)[:-1]} for logits of "
                              f"shape {np.shape(logits)}, got {np.shape(labels)}")
         # -log_softmax(logits)[label] = logsumexp(logits) - logits[label]: the full log-softmax

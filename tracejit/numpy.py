@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import math
 import numbers
 import operator
 import warnings
@@ -23,7 +24,8 @@ import numpy as np
 
 from . import ops as P
 from .errors import ShapeError, TracerError, UnsupportedError, where as _where_msg
-from .primitives import Tracer, _innermost_recording_trace, top_trace
+from .primitives import Tracer, _innermost_recording_trace, bind, recording, top_trace
+from .primitives import _state as _trace_state
 
 __all__ = []  # filled in at the bottom with every NumPy-named function defined here
 
@@ -56,7 +58,7 @@ def _dtype_of(x):
 def _weak_kind(x):
     """The Python type NumPy 2 treats as a weak operand, or None for a strongly typed one."""
     if isinstance(x, Tracer):
-        return _PY_TYPE_OF_KIND[x.dtype.kind] if x.aval.weak else None
+        return _PY_TYPE_OF_KIND[x.dtype.kind] if x.weak else None
     if type(x) in _PY_SCALARS:  # exact types: np.float64 subclasses float but is strongly typed
         return type(x)
     return None
@@ -85,12 +87,40 @@ def _shape(x):
 
 
 def _broadcast_shapes(fname, *shapes, operands=()):
+    first = shapes[0]
+    if first.__class__ is tuple and shapes.count(first) == len(shapes):
+        return first
     try:
-        return np.broadcast_shapes(*shapes)
+        return _broadcast_dims(shapes)
     except ValueError:
         shapes_text = " ".join(str(tuple(s)) for s in shapes)
         raise ShapeError(f"{fname}: operands could not be broadcast together with shapes "
                          f"{shapes_text}{_argument_names(operands)}{_where_msg()}") from None
+
+
+def _broadcast_dims(shapes) -> tuple:
+    """``np.broadcast_shapes(*shapes)`` for shapes that are tuples of ints, in plain Python
+    (NumPy's builds arrays to find out): each axis takes the one size other than 1, if any."""
+    if len(shapes) == 2:
+        a, b = shapes
+        if len(a) < len(b):
+            a, b = b, a
+        if builtins.all(x == y or y == 1 for x, y in zip(a[len(a) - len(b):], b)) and \
+                builtins.all(x >= 0 for x in a):
+            return a  # b broadcasts into a (x - x.max(axis, keepdims=True), a row of biases ...)
+    ndim = builtins.max(len(s) for s in shapes)
+    out = []
+    for axis in range(-ndim, 0):
+        size = 1
+        for s in shapes:
+            if len(s) >= -axis:
+                d = s[axis]
+                if d != 1:
+                    if (size != 1 and size != d) or d < 0:
+                        raise ValueError("shape mismatch")
+                    size = d
+        out.append(size)
+    return tuple(out)
 
 
 def _argument_names(operands) -> str:
@@ -182,25 +212,109 @@ def _elementwise(ufunc, prim, *args, python_op=False):
 
     ``python_op``: this is a Python operator (``s * 2``), whose result on Python scalars is a
     Python scalar again, so weak; a NumPy function (``np.exp(s)``) returns a NumPy value."""
-    args = [_check_operand(a, f"np.{ufunc.__name__}") for a in args]
-    if not _any_tracer(args):
+    # The operands' kinds (the promotion plan's key, as _operand_key) and the innermost trace.
+    # The operands' kinds (the promotion plan's key, as _operand_key), their shapes and the
+    # innermost trace, in one pass.
+    key = [ufunc]
+    shapes = []
+    trace = None
+    for a in args:
+        cls = a.__class__
+        if cls in _PY_SCALAR_SET:
+            key.append(cls)
+            shapes.append(())
+            continue
+        if isinstance(a, Tracer):
+            t = a._trace
+            if trace is None or t.level > trace.level:
+                trace = t
+            key.append((a.dtype, "weak") if a.weak else a.dtype)
+        elif isinstance(a, (np.ndarray, np.generic)) and a.dtype != object:
+            key.append(a.dtype)
+        else:  # lists, object arrays, unsupported types: checked and converted first
+            checked = [_check_operand(a, f"np.{ufunc.__name__}") for a in args]
+            return _elementwise(ufunc, prim, *checked, python_op=python_op)
+        shapes.append(a.shape)
+    if trace is None:  # no tracer among the operands: this is NumPy
         return ufunc(*args)
-    dtypes = _ufunc_dtypes(ufunc, args)
+    key = tuple(key)
+    plan = _ELEMENTWISE_PLANS.get(key)
+    if plan is None:
+        plan = _elementwise_plan(ufunc, args, key)
+    dtypes, weak_int_tracers, all_weak = plan
     if ufunc in _COMPARISONS and _python_int_beyond(args, dtypes[0]):
         dtypes = (_WIDE_INT, _WIDE_INT, dtypes[-1])
-    shape = _broadcast_shapes(f"np.{ufunc.__name__}", *[_shape(a) for a in args], operands=args)
-    for a, dt in zip(args, dtypes):
-        if dt.kind in "iu" and dt != _WIDE_INT and _is_tracer(a) and _weak_kind(a) is int:
-            _note_int_range(a, dt)
-    out = prim(*[_to(a, dt, shape, args) for a, dt in zip(args, dtypes)])
+    shape = shapes[0]
+    for other in shapes:
+        if other != shape:
+            shape = _broadcast_shapes(f"np.{ufunc.__name__}", *shapes, operands=args)
+            break
+    for position in weak_int_tracers:
+        _note_int_range(args[position], dtypes[position])
+    out = None
+    if trace.broadcasts_elementwise and not _trace_state.recording:
+        # This trace applies the primitive with NumPy's own broadcasting (eager autodiff):
+        # operands only need the dtype, no broadcast_to values or equations; on operands that
+        # need no gradient it records nothing.
+        out = trace.elementwise(prim, [a if isinstance(a, Tracer) and a.dtype == dt else _in_dtype(a, dt)
+                                       for a, dt in zip(args, dtypes)], shape)
+    if out is None:
+        out = bind(prim, *[_to(a, dt, shape, args) for a, dt in zip(args, dtypes)])
     if out.dtype != dtypes[-1]:  # e.g. a loop computed in float64 whose NumPy result is declared otherwise
         out = P.cast(out, dtype=dtypes[-1])
-    if python_op and builtins.all(_is_weak(a) for a in args):
-        if not out.aval.weak:
+    if python_op and all_weak:
+        if not out.weak:
             out = _as_weak(out)
-    else:
-        out = _strong(out)
+    elif out.weak:
+        out = P.cast(out, dtype=out.dtype)
     return out
+
+
+_PY_SCALAR_SET = frozenset(_PY_SCALARS)
+# (ufunc, operand kinds) -> (operand and result dtypes, positions of traced Python ints whose
+# range the program must check): promotion is resolved once per combination of dtypes.
+_ELEMENTWISE_PLANS: dict = {}
+
+
+def _operand_key(ufunc, args):
+    """``(ufunc, kind of each operand)``: a dtype, ``(dtype, "weak")`` for a weak tracer, or the
+    Python type of a scalar. ``False`` when no operand is a tracer, ``None`` when an operand
+    needs ``_check_operand`` (a list, an object array, another type)."""
+    key = [ufunc]
+    traced = False
+    for a in args:
+        cls = a.__class__
+        if cls in _PY_SCALAR_SET:
+            key.append(cls)
+        elif isinstance(a, Tracer):
+            traced = True
+            key.append((a.dtype, "weak") if a.weak else a.dtype)
+        elif isinstance(a, (np.ndarray, np.generic)) and a.dtype != object:
+            key.append(a.dtype)
+        else:
+            return None
+    return tuple(key) if traced else False
+
+
+def _elementwise_plan(ufunc, args, key):
+    dtypes = _ufunc_dtypes(ufunc, args)
+    weak_int_tracers = tuple(i for i, (a, dt) in enumerate(zip(args, dtypes))
+                             if dt.kind in "iu" and dt != _WIDE_INT and _is_tracer(a) and _weak_kind(a) is int)
+    all_weak = builtins.all(_is_weak(a) for a in args)
+    plan = (dtypes, weak_int_tracers, all_weak)
+    if len(_ELEMENTWISE_PLANS) > 4096:  # dtype combinations are few; this only bounds a pathological run
+        _ELEMENTWISE_PLANS.clear()
+    _ELEMENTWISE_PLANS[key] = plan
+    return plan
+
+
+def _in_dtype(x, dtype):
+    """``x`` as ``dtype``, keeping its shape: ``_to`` for a trace that broadcasts by itself."""
+    if isinstance(x, Tracer):
+        return x if x.dtype == dtype else P.cast(x, dtype=np.dtype(dtype))
+    if x.__class__ in _PY_SCALAR_SET:
+        return np.asarray(x, dtype=dtype)
+    return np.asarray(x).astype(dtype, copy=False)
 
 
 def operator(name, *args):
@@ -308,15 +422,25 @@ _OPERATORS = {
 }
 
 
-def _composite(ufunc):
-    """Decorator: a ufunc written with other front-end functions; plain arrays go to NumPy."""
+def _composite(ufunc, exact=True):
+    """Decorator: a ufunc written with other front-end functions; plain arrays go to NumPy.
+    ``exact``: the composition computes what the ufunc computes, bit for bit, so eager
+    autodiff may call the ufunc on values that need no gradient (tan = sin / cos may not)."""
     def wrap(body):
         @functools.wraps(body)
         def fn(*args):
-            args = [_check_operand(a, f"np.{ufunc.__name__}") for a in args]
-            if not _any_tracer(args):
+            key = _operand_key(ufunc, args)
+            if key is None:
+                args = [_check_operand(a, f"np.{ufunc.__name__}") for a in args]
+                key = _operand_key(ufunc, args)
+            if key is False:
                 return ufunc(*args)
-            dtypes = _ufunc_dtypes(ufunc, args)
+            trace = top_trace(args)
+            if exact and trace.broadcasts_elementwise:  # see _elementwise
+                out = trace.constant_result(ufunc, args)
+                if out is not None:
+                    return out
+            dtypes = (_ELEMENTWISE_PLANS.get(key) or _elementwise_plan(ufunc, args, key))[0]
             out = body(*[astype(a, dt) if _is_tracer(a) else _to(a, dt, _shape(a)) for a, dt in zip(args, dtypes)])
             return _scalar0d(astype(out, dtypes[-1]))
         fn.__doc__ = f"``numpy.{ufunc.__name__}`` on arrays or traced values."
@@ -334,7 +458,7 @@ def square(x):
     return multiply(x, x)
 
 
-@_composite(np.reciprocal)
+@_composite(np.reciprocal, exact=False)  # integer reciprocals differ
 def reciprocal(x):
     return true_divide(np.ones((), x.dtype).view(_Literal), x)
 
@@ -349,7 +473,7 @@ def trunc(x):
     return where(less(x, 0), ceil(x), floor(x))
 
 
-@_composite(np.tan)
+@_composite(np.tan, exact=False)
 def tan(x):
     return true_divide(sin(x), cos(x))
 
@@ -403,14 +527,26 @@ def where(condition, x=None, y=None):
     if not _any_tracer((condition, x, y)):
         return np.where(condition, x, y)
     condition, x, y = (_check_operand(a, "np.where") for a in (condition, x, y))
+    trace = top_trace((condition, x, y))
+    if trace.broadcasts_elementwise:  # see _elementwise
+        out = trace.constant_result(np.where, (condition, x, y))
+        if out is not None:
+            return _ndarray0d(out)
     if _weak_kind(x) and _weak_kind(y):
         dtype = np.result_type(_weak_kind(x)(0), _weak_kind(y)(0))
     else:
         dtype = np.result_type(*[_weak_kind(a)(0) if _weak_kind(a) else _dtype_of(a) for a in (x, y)])
     shape = _broadcast_shapes("np.where", _shape(condition), _shape(x), _shape(y), operands=(condition, x, y))
     ref = (condition, x, y)
-    out = P.where(_to(condition, np.bool_, shape, ref), _to(x, dtype, shape, ref), _to(y, dtype, shape, ref))
+    out = None
+    if trace.broadcasts_elementwise and not recording():  # see _elementwise
+        out = trace.elementwise(P.where, [_in_dtype(condition, _BOOL), _in_dtype(x, dtype), _in_dtype(y, dtype)], shape)
+    if out is None:
+        out = P.where(_to(condition, np.bool_, shape, ref), _to(x, dtype, shape, ref), _to(y, dtype, shape, ref))
     return _ndarray0d(out)  # NumPy's where returns an array, also a 0-d one
+
+
+_BOOL = np.dtype(np.bool_)
 
 
 def clip(a, a_min=None, a_max=None, out=None, **kwargs):
@@ -469,7 +605,7 @@ array = asarray
 
 def _strong(x):
     """``x`` as a strongly typed value: a weak tracer (a Python scalar's) cast to its own dtype."""
-    return P.cast(x, dtype=x.dtype) if _is_tracer(x) and x.aval.weak else x
+    return P.cast(x, dtype=x.dtype) if _is_tracer(x) and x.weak else x
 
 
 def _contains_tracer(seq) -> bool:
@@ -505,6 +641,8 @@ def copy(a, order="K", subok=False):
 # ----------------------------------------------------------------------------- shapes
 
 def _norm_axis(axis, ndim, fname="axis"):
+    if axis.__class__ is int and -ndim <= axis < ndim:  # the usual case, in range already
+        return axis if axis >= 0 else axis + ndim
     if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
         raise TypeError(f"{fname} must be an integer, got {type(axis).__name__}{_where_msg()}")
     if not -ndim <= axis < builtins.max(ndim, 1):
@@ -555,19 +693,25 @@ def reshape(a, newshape=None, order="C", *, shape=None):
         raise UnsupportedError(f"reshape(order={order!r}): only order='C' is supported{_where_msg()}")
     if isinstance(newshape, (int, np.integer)):
         newshape = (newshape,)
-    newshape = tuple(int(d) for d in newshape)
+    if newshape.__class__ is not tuple or not builtins.all(d.__class__ is int for d in newshape):
+        newshape = tuple(int(d) for d in newshape)
     if newshape.count(-1) > 1:
         raise ValueError("can only specify one unknown dimension")
     if -1 in newshape:
-        known = int(np.prod([d for d in newshape if d != -1], dtype=np.int64))
+        known = math.prod([d for d in newshape if d != -1])
         if known == 0 or a.size % known:
             raise ShapeError(f"cannot reshape array of size {a.size} into shape {newshape}{_where_msg()}")
         newshape = tuple(a.size // known if d == -1 else d for d in newshape)
-    if int(np.prod(newshape, dtype=np.int64)) != a.size:
+    return _reshape_to(a, newshape)
+
+
+def _reshape_to(a, newshape):
+    """A tracer ``a`` reshaped to ``newshape``, a tuple of Python ints (no -1)."""
+    if math.prod(newshape) != a.size:
         raise ShapeError(f"cannot reshape array of size {a.size} into shape {newshape}{_where_msg()}")
     if newshape == a.shape:
         return a
-    return _mark_view(P.reshape(a, shape=newshape), a)
+    return _mark_view(bind(P.reshape, a, shape=newshape), a)
 
 
 def ravel(a, order="C"):
@@ -753,7 +897,7 @@ def _mean_dtype(dtype):
 
 
 def _keepdims_size(x_shape, axes) -> int:
-    return int(np.prod([d for i, d in enumerate(x_shape) if i not in axes], dtype=np.int64))
+    return math.prod([d for i, d in enumerate(x_shape) if i not in axes])
 
 
 def _warn_at_user_line(message):
@@ -770,10 +914,12 @@ def _warn_at_user_line(message):
 def _keepdims(out, x_shape, axes, keepdims):
     if not keepdims:
         return out
-    return reshape(out, tuple(1 if i in axes else d for i, d in enumerate(x_shape)))
+    return _reshape_to(out, tuple([1 if i in axes else d for i, d in enumerate(x_shape)]))
 
 
 def _check_no_out(fname, out, **unsupported):
+    """Refuse ``out=`` and the other keywords given (not None) in ``unsupported``. Callers
+    check ``out is None and ... is None`` first, so the common call costs no keyword dict."""
     if out is not None:
         raise UnsupportedError(f"np.{fname}(..., out=) is not supported in traced code{_where_msg()}")
     for k, v in unsupported.items():
@@ -786,10 +932,13 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=
     if not _is_tracer(a):
         return np.sum(a, axis=axis, dtype=dtype, out=out, keepdims=keepdims,
                       **({} if initial is None else {"initial": initial}), **({} if where is None else {"where": where}))
-    _check_no_out("sum", out, initial=initial, where=where)
+    if out is not None or initial is not None or where is not None:
+        _check_no_out("sum", out, initial=initial, where=where)
     axes = _norm_axes(axis, a.ndim)
-    a = astype(a, dtype if dtype is not None else _sum_dtype(a.dtype))
-    out = P.reduce_sum(a, axes=axes) if axes else _scalar0d(a)
+    dtype = np.dtype(dtype) if dtype is not None else _sum_dtype(a.dtype)
+    if dtype != a.dtype or a.weak:
+        a = astype(a, dtype)
+    out = bind(P.reduce_sum, a, axes=axes) if axes else _scalar0d(a)
     return _keepdims(out, a.shape, axes, keepdims)
 
 
@@ -798,14 +947,15 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
     if not _is_tracer(a):
         return np.mean(a, axis=axis, dtype=dtype, out=out, keepdims=keepdims,
                        **({} if where is None else {"where": where}))
-    _check_no_out("mean", out, where=where)
+    if out is not None or where is not None:
+        _check_no_out("mean", out, where=where)
     return _mean_of(a, axis, dtype, keepdims, warn=True)
 
 
 def _mean_of(a, axis, dtype, keepdims, warn):
     axes = _norm_axes(axis, a.ndim)
     result_dtype = np.dtype(dtype) if dtype is not None else _mean_dtype(a.dtype)
-    count = int(np.prod([a.shape[i] for i in axes], dtype=np.int64))
+    count = math.prod([a.shape[i] for i in axes])
     total = sum(astype(a, result_dtype), axis=axes, keepdims=keepdims)
     if warn and not count and total.size:
         _warn_at_user_line("Mean of empty slice")
@@ -823,7 +973,7 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
     result_dtype = np.dtype(dtype) if dtype is not None else _mean_dtype(a.dtype)
     x = astype(a, result_dtype)
     centered = subtract(x, _mean(x, axes, keepdims=True))
-    count = int(np.prod([a.shape[i] for i in axes], dtype=np.int64)) - ddof
+    count = math.prod([a.shape[i] for i in axes]) - ddof
     if count <= 0 and _keepdims_size(a.shape, axes):
         _warn_at_user_line("Degrees of freedom <= 0 for slice")
     return true_divide(sum(multiply(centered, centered), axis=axes, keepdims=keepdims),
@@ -848,12 +998,13 @@ def _extremum(name, prim, np_fn):
         if not _is_tracer(a):
             kwargs = {k: v for k, v in dict(initial=initial, where=where).items() if v is not None}
             return np_fn(a, axis=axis, out=out, keepdims=keepdims, **kwargs)
-        _check_no_out(name, out, initial=initial, where=where)
+        if out is not None or initial is not None or where is not None:
+            _check_no_out(name, out, initial=initial, where=where)
         axes = _norm_axes(axis, a.ndim)
         if builtins.any(a.shape[i] == 0 for i in axes):
             raise ValueError(f"zero-size array to reduction operation {ufunc_name} which has no identity"
                              f"{_where_msg()}")
-        out = prim(a, axes=axes) if axes else _scalar0d(a)
+        out = bind(prim, a, axes=axes) if axes else _scalar0d(a)
         return _keepdims(out, a.shape, axes, keepdims)
     fn.__name__ = name
     fn.__doc__ = f"``numpy.{name}`` (NaN propagates)."
@@ -904,11 +1055,13 @@ def matmul(a, b, out=None):
     """``numpy.matmul`` / ``@``: 1-D operands are promoted as NumPy does; batch dims broadcast."""
     if not _any_tracer((a, b)):
         return np.matmul(a, b)
-    _check_no_out("matmul", out)
+    if out is not None:
+        _check_no_out("matmul", out)
     a, b = _check_operand(a, "np.matmul"), _check_operand(b, "np.matmul")
     if _is_weak(a) or _is_weak(b) or len(_shape(a)) == 0 or len(_shape(b)) == 0:
         raise ValueError(f"matmul: Input operand does not have enough dimensions (scalars are not allowed){_where_msg()}")
-    dtype = _ufunc_dtypes(np.matmul, (a, b))[-1]
+    key = _operand_key(np.matmul, (a, b))
+    dtype = (_ELEMENTWISE_PLANS.get(key) or _elementwise_plan(np.matmul, (a, b), key))[0][-1]
     sa, sb = tuple(_shape(a)), tuple(_shape(b))
     a2 = sa if len(sa) > 1 else (1,) + sa
     b2 = sb if len(sb) > 1 else sb + (1,)
@@ -916,11 +1069,18 @@ def matmul(a, b, out=None):
         raise ShapeError(f"matmul: Input operand 1 has a mismatch in its core dimension 0 (size {b2[-2]} is "
                          f"different from {a2[-1]}): shapes {sa} @ {sb}{_argument_names((a, b))}{_where_msg()}")
     batch = _broadcast_shapes("np.matmul", a2[:-2], b2[:-2])
-    a_full = _to(_reshape_any(a, a2), dtype, batch + a2[-2:], (a, b))
-    b_full = _to(_reshape_any(b, b2), dtype, batch + b2[-2:], (a, b))
-    out = P.matmul(a_full, b_full)
+    # (a tracer of the right shape as it is; an array through np.reshape as before, a new view)
+    if a2 == sa and not batch and _is_tracer(a) and a.dtype == dtype:
+        a_full = a  # what _to would return
+    else:
+        a_full = _to(a if a2 == sa and _is_tracer(a) else _reshape_any(a, a2), dtype, batch + a2[-2:], (a, b))
+    if b2 == sb and not batch and _is_tracer(b) and b.dtype == dtype:
+        b_full = b
+    else:
+        b_full = _to(b if b2 == sb and _is_tracer(b) else _reshape_any(b, b2), dtype, batch + b2[-2:], (a, b))
+    out = bind(P.matmul, a_full, b_full)
     out_shape = batch + (a2[-2],) * (len(sa) > 1) + (b2[-1],) * (len(sb) > 1)
-    return reshape(out, out_shape)
+    return _reshape_to(out, out_shape)
 
 
 def _reshape_any(x, shape):
@@ -931,7 +1091,7 @@ def _strong(x):
     """An operand of a function that converts its arguments with ``np.asarray`` (dot, inner,
     outer, vdot): there a Python number is a strongly typed array, not a weak scalar."""
     if _is_tracer(x):
-        return P.cast(x, dtype=x.dtype) if x.aval.weak else x
+        return P.cast(x, dtype=x.dtype) if x.weak else x
     if type(x) in _PY_SCALARS:
         return literal(np.asarray(x))
     return x
@@ -990,7 +1150,7 @@ def _static_int_array(idx):
     arr = np.asarray(idx)
     if arr.dtype == np.bool_:
         return None
-    if arr.dtype == object or not np.issubdtype(arr.dtype, np.integer):
+    if arr.dtype.kind not in "iu":
         if arr.size == 0:
             return arr.astype(np.int64)
         raise IndexError(f"arrays used as indices must be of integer (or boolean) type, got {arr.dtype}{_where_msg()}")
@@ -1000,14 +1160,18 @@ def _static_int_array(idx):
 def _normalize_int_index(idx, n, axis):
     """Traced or constant integer indices wrapped into [0, n); constants are bounds-checked now."""
     if _is_tracer(idx):
-        if not np.issubdtype(idx.dtype, np.integer):
+        if idx.dtype.kind not in "iu":
             raise IndexError(f"arrays used as indices must be of integer type, got {idx.dtype}{_where_msg()}")
         idx = astype(idx, np.int64)
         return where(less(idx, 0), add(idx, n), idx)
     arr = np.asarray(idx, dtype=np.int64)
-    if arr.size and (arr.max() >= n or arr.min() < -n):
-        bad = arr.max() if arr.max() >= n else arr.min()
-        raise IndexError(f"index {bad} is out of bounds for axis {axis} with size {n}{_where_msg()}")
+    if arr.size:
+        highest, lowest = arr.max(), arr.min()
+        if highest >= n or lowest < -n:
+            bad = highest if highest >= n else lowest
+            raise IndexError(f"index {bad} is out of bounds for axis {axis} with size {n}{_where_msg()}")
+        if lowest >= 0:
+            return literal(arr)
     return literal(np.where(arr < 0, arr + n, arr))
 
 
@@ -1171,6 +1335,10 @@ def take_along_axis(arr, indices, axis):
     if not _any_tracer((arr, indices)):
         return np.take_along_axis(arr, indices, axis)
     axis = _norm_axis(axis, arr.ndim)
+    if _is_tracer(arr) and not _is_tracer(indices):
+        out = _take_along_constant(arr, indices, axis)
+        if out is not None:
+            return out
     index = []
     for k in range(arr.ndim):
         if k == axis:
@@ -1180,6 +1348,24 @@ def take_along_axis(arr, indices, axis):
             shape[k] = arr.shape[k]
             index.append(np.arange(arr.shape[k]).reshape(shape))
     return _advanced_index(arr, index)
+
+
+def _take_along_constant(arr, indices, axis):
+    """``take_along_axis`` with constant integer indices (labels in eager mode): what
+    ``_advanced_index`` does with the index grids -- the same flat positions, checks and
+    equations (a reshape and a gather) -- with the positions computed in one NumPy expression."""
+    idx = _static_int_array(indices)
+    if idx is None or idx.ndim != arr.ndim:
+        return None  # a boolean mask, or the general path's errors
+    shape = arr.shape
+    grids = [(1,) * k + (shape[k],) + (1,) * (arr.ndim - k - 1) for k in range(arr.ndim)]
+    idx_shape = _broadcast_shapes("indexing", *[idx.shape if k == axis else g for k, g in enumerate(grids)])
+    flat = _normalize_int_index(idx, shape[axis], axis) * math.prod(shape[axis + 1:])
+    for k in range(arr.ndim):
+        if k != axis:
+            flat = flat + np.arange(shape[k], dtype=np.int64).reshape(grids[k]) * math.prod(shape[k + 1:])
+    flat = _to(literal(flat), np.int64, idx_shape, (arr,))  # a literal: inlined, as the general path's
+    return bind(P.gather, reshape(arr, (arr.size,)), flat, axis=0)
 
 
 def setitem(x, index, value):
@@ -1323,6 +1509,10 @@ _UFUNC_REDUCE = {np.add: sum, np.maximum: max, np.minimum: min}
 
 def apply_ufunc(ufunc, method, inputs, kwargs):
     """Entry point of ``Tracer.__array_ufunc__``."""
+    if not kwargs and method == "__call__":  # the usual call: no keywords to look at
+        fn = _UFUNCS.get(ufunc)
+        if fn is not None:
+            return fn(*inputs)
     out = kwargs.pop("out", None)
     kwargs.pop("casting", None) if kwargs.get("casting") == "same_kind" else None
     if method == "reduce" and ufunc in _UFUNC_REDUCE:

@@ -13,6 +13,7 @@ equal dtypes (promotion is explicit ``cast``), except ``where``'s boolean condit
 from __future__ import annotations
 
 import builtins
+import math
 
 import numpy as np
 
@@ -52,7 +53,10 @@ def _bool_rule(name):
 
 def _as_array(fn):
     # NumPy returns scalars for 0-d results; the IR's values are always arrays.
-    return lambda *args, **params: np.asarray(fn(*args, **params))
+    def impl(*args, **params):
+        out = fn(*args, **params)
+        return out if out.__class__ is np.ndarray else np.asarray(out)
+    return impl
 
 
 def _elementwise(name, np_fn, src, *, differentiable=True, doc=""):
@@ -144,13 +148,13 @@ broadcast_to = defop("broadcast_to", "shape",
 
 
 def _reshape_rule(x, *, shape):
-    if int(np.prod(shape, dtype=np.int64)) != x.size:
+    if math.prod(shape) != x.size:
         raise TypeError(f"reshape: cannot reshape {x.shape} (size {x.size}) to {shape}")
     return Aval(shape, x.dtype, x.weak)
 
 
 reshape = defop("reshape", "shape",
-                impl=lambda x, *, shape: np.reshape(x, shape),
+                impl=lambda x, *, shape: x.reshape(shape) if isinstance(x, np.ndarray) else np.reshape(x, shape),
                 abstract_eval=_reshape_rule,
                 doc="row-major reshape to ``shape`` (params: shape, fully specified)")
 
@@ -268,14 +272,15 @@ def _reduce_rule(name):
     return rule
 
 
-reduce_sum = defop("reduce_sum", "reduce", impl=lambda x, *, axes: np.asarray(np.sum(x, axis=axes, dtype=np.asarray(x).dtype)),
+# The reductions call the ufuncs' reduce, which is what np.sum, np.max and np.min call.
+reduce_sum = defop("reduce_sum", "reduce", impl=lambda x, *, axes: np.asarray(np.add.reduce(x, axis=axes, dtype=np.asarray(x).dtype)),
                    abstract_eval=_reduce_rule("reduce_sum"), identity=0, combine="{acc} + {x}",
                    doc="sum over ``axes`` (params: axes), same dtype")
-reduce_max = defop("reduce_max", "reduce", impl=lambda x, *, axes: np.asarray(np.max(x, axis=axes)),
+reduce_max = defop("reduce_max", "reduce", impl=lambda x, *, axes: np.asarray(np.maximum.reduce(x, axis=axes)),
                    abstract_eval=_reduce_rule("reduce_max"), identity="lowest",
                    combine="np.maximum({acc}, {x})",
                    doc="maximum over ``axes`` (NaN propagates); ties share the gradient")
-reduce_min = defop("reduce_min", "reduce", impl=lambda x, *, axes: np.asarray(np.min(x, axis=axes)),
+reduce_min = defop("reduce_min", "reduce", impl=lambda x, *, axes: np.asarray(np.minimum.reduce(x, axis=axes)),
                    abstract_eval=_reduce_rule("reduce_min"), identity="highest",
                    combine="np.minimum({acc}, {x})",
                    doc="minimum over ``axes`` (NaN propagates); ties share the gradient")

@@ -42,11 +42,12 @@ class Primitive:
     doc: str = ""
     extra: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        # Looked up on every bind: plain attributes rather than ``extra`` lookups.
+        self.multiple_results = bool(self.extra.get("multiple_results"))
+
     def __repr__(self):
         return f"<primitive {self.name}>"
-
-    def __call__(self, *args, **params):
-        return bind(self, *args, **params)
 
 
 registry: dict[str, Primitive] = {}
@@ -59,7 +60,9 @@ def defop(name: str, kind: str, *, impl: Callable, abstract_eval: Callable,
 
     ``differentiable=False`` marks ops whose output carries no gradient at all (comparisons,
     argmax, integer results); the others get a rule in ``tracejit.rules.vjp``
-    (``defvjp(prim, rule)``).
+    (``defvjp(prim, rule)``), which may also take ``needed``, a tuple of one bool per input:
+    callers pass it to say which cotangents they use, and the rule may return ``None`` for the
+    others instead of computing them.
     """
     if kind not in KINDS:
         raise ValueError(f"defop({name!r}): kind must be one of {KINDS}, got {kind!r}")
@@ -95,6 +98,10 @@ class Tracer:
     def size(self):
         return self.aval.size
 
+    @property
+    def weak(self) -> bool:
+        return self.aval.weak
+
 
 class Trace:
     """One active transformation. ``level`` orders nested traces: the highest level among an
@@ -104,6 +111,10 @@ class Trace:
     # on constants alone go to the innermost such trace instead of running right away, so
     # gradient rules applied to constants become equations rather than large literals.
     records_constants = False
+    # A trace that applies elementwise primitives to operands of different (broadcastable)
+    # shapes itself, through ``elementwise``; the front end then skips the explicit
+    # ``broadcast_to`` it otherwise inserts.
+    broadcasts_elementwise = False
 
     def __init__(self, level: int):
         self.level = level
@@ -113,6 +124,16 @@ class Trace:
 
     def process(self, prim: Primitive, tracers: list, params: dict) -> list:  # pragma: no cover
         raise NotImplementedError
+
+    def elementwise(self, prim: Primitive, operands: list, shape: tuple):
+        """Apply elementwise ``prim`` to ``operands`` (one dtype; tracers of this trace or
+        arrays) broadcast to ``shape``; ``None`` if this trace does not, for these operands."""
+        return None
+
+    def constant_result(self, fn, args):
+        """``fn(*args)`` (a NumPy function) as a value of this trace when no argument needs the
+        trace's attention, computed by NumPy itself; ``None`` otherwise (the caller goes on)."""
+        return None
 
     def full_raise(self, value) -> Tracer:
         if isinstance(value, Tracer) and value._trace is self:
@@ -125,6 +146,7 @@ class Trace:
 class _TraceState(threading.local):
     def __init__(self):
         self.stack: list[Trace] = []
+        self.recording = 0  # how many traces on the stack record constants (graph building)
 
 
 _state = _TraceState()
@@ -144,15 +166,25 @@ class new_trace:
     def __enter__(self) -> Trace:
         self.trace = self.cls(len(_state.stack), *self.args, **self.kwargs)
         _state.stack.append(self.trace)
+        _state.recording += self.trace.records_constants
         return self.trace
 
     def __exit__(self, *exc):
         popped = _state.stack.pop()
         assert popped is self.trace
+        _state.recording -= popped.records_constants
         return False
 
 
+def recording() -> bool:
+    """Whether a trace that records constants is active: if not, a primitive bound on plain
+    arrays simply runs (see ``bind``)."""
+    return _state.recording > 0
+
+
 def _innermost_recording_trace():
+    if not _state.recording:
+        return None
     for trace in reversed(_state.stack):
         if trace.records_constants:
             return trace
@@ -172,13 +204,23 @@ def bind(prim: Primitive, *args, **params):
 
     Multi-output primitives return a tuple; all others a single value.
     """
-    trace = top_trace(args)
+    trace = None
+    for a in args:
+        if isinstance(a, Tracer):
+            t = a._trace
+            if trace is None or t.level > trace.level:
+                trace = t
     if trace is None:
         trace = _innermost_recording_trace()
         if trace is None:
             return prim.impl(*args, **params)
-    outs = trace.process(prim, [trace.full_raise(a) for a in args], params)
-    return tuple(outs) if prim.extra.get("multiple_results") else outs[0]
+    tracers = [a if isinstance(a, Tracer) and a._trace is trace else trace.full_raise(a) for a in args]
+    outs = trace.process(prim, tracers, params)
+    return tuple(outs) if prim.multiple_results else outs[0]
+
+
+# Calling a primitive is binding it (without a second Python frame on every operation).
+Primitive.__call__ = bind
 
 
 def abstract_eval_list(prim: Primitive, avals, params) -> list:

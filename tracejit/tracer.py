@@ -15,9 +15,15 @@ from .primitives import Tracer
 __all__ = ["Tracer", "concretization_error"]
 
 
+_front_end = None
+
+
 def _tnp():
-    from . import numpy as tnp
-    return tnp
+    global _front_end
+    if _front_end is None:  # imported on first use: tracejit.numpy imports this module
+        from . import numpy as tnp
+        _front_end = tnp
+    return _front_end
 
 
 def argument_name(tracer):

@@ -136,6 +136,7 @@ def main(argv=None, command=None):
         for name, wl in W.WORKLOADS.items():
             print(f"{name:16s} {wl.title}" + ("" if wl.sizes.get("quick") else "  (not in --quick)"))
         print(f"{'compile':16s} compile latency, cold and warm disk cache, in new processes")
+        print(f"{'trace':16s} tracing time of the MLP's Adam training step (Traced.stats['trace_seconds'])")
         return 0
     unknown = [s for s in args.systems if s not in W.SYSTEMS]
     if unknown:

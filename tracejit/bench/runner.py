@@ -12,6 +12,7 @@ from .machine import environment_notes, machine_info
 from .progress import Progress
 from .results import Report, Result
 from .timing import System, measure
+from .tracing import run_tracing
 
 __all__ = ["compare", "run", "SETTINGS", "DEFAULT_SYSTEMS"]
 
@@ -116,7 +117,7 @@ def run(workloads=None, *, quick=False, size=None, systems=DEFAULT_SYSTEMS, peer
     """Run the standard workloads and return a ``Report``.
 
     ``workloads``: names or prefixes (default: all, or the quick set); ``"compile"`` is the
-    compile-latency benchmark. ``size``: ``"full"``, ``"quick"`` or ``"tiny"`` (default from
+    compile-latency benchmark, ``"trace"`` the tracing-time one. ``size``: ``"full"``, ``"quick"`` or ``"tiny"`` (default from
     ``quick``). ``systems``: which columns to run (add ``"graph"`` for the reference
     interpreter). ``peers``: which of ``"jax"``, ``"torch"`` to try (missing ones show
     "not installed"). ``torch_compile``: run ``torch.compile`` (default: not with ``quick``, as
@@ -163,6 +164,9 @@ def run(workloads=None, *, quick=False, size=None, systems=DEFAULT_SYSTEMS, peer
             lat_systems = [s for s in LATENCY_SYSTEMS if s in ("numpy", "compiled") or s in wanted]
             results += run_latency(size=size, systems=lat_systems, cold_runs=cfg["cold_runs"],
                                    warm_runs=cfg["warm_runs"], timeout=cfg["child_timeout"], skip=skip, progress=prog)
+            continue
+        if name == "trace":
+            results += run_tracing(size=size, progress=prog)
             continue
         wl = W.get(name)
         args = wl.make_inputs(wl.sizes[size])

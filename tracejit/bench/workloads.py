@@ -312,6 +312,58 @@ def _torch_mlp_sgd(torch, for_compile):
     return _torch_sgd(torch, lambda p, x: torch.tanh(x @ p["W1"] + p["b1"]) @ p["W2"] + p["b2"], for_compile)
 
 
+def _numpy_mlp_forward():
+    def loss(params, x, y):
+        h = np.tanh(x @ params["W1"] + params["b1"])
+        logp = _np_log_softmax(h @ params["W2"] + params["b2"])
+        return -logp[np.arange(x.shape[0]), y].mean()
+    return loss
+
+
+def _tracejit_mlp_forward(tj):
+    def mlp_loss(params, x, y):
+        h = np.tanh(x @ params["W1"] + params["b1"])
+        return tj.nn.cross_entropy(h @ params["W2"] + params["b2"], y)
+    return mlp_loss
+
+
+def _jax_mlp_forward(jax, jnp):
+    def loss(params, x, y):
+        h = jnp.tanh(x @ params["W1"] + params["b1"])
+        return _jax_xent(jax, jnp, h @ params["W2"] + params["b2"], y)
+    return lambda params, x, y, lr: loss(params, x, y)
+
+
+def _torch_mlp_forward(torch, for_compile):
+    import torch.nn.functional as F
+
+    def loss(params, x, y, lr):
+        with torch.no_grad():
+            return F.cross_entropy(torch.tanh(x @ params["W1"] + params["b1"]) @ params["W2"] + params["b2"], y)
+    return loss
+
+
+def _without_lr(factory):
+    """The workload's inputs end with the SGD steps' learning rate, which a forward pass ignores."""
+    def build(*args, **kwargs):
+        fn = factory(*args, **kwargs)
+        return lambda params, x, y, lr: fn(params, x, y)
+    return build
+
+
+def tracejit_mlp_adam(tj):
+    """The MLP's Adam training step (value_and_grad and the update), whose tracing time the ``trace``
+    benchmark measures: ``step(params, opt_state, x, y) -> (params, opt_state, loss)``."""
+    loss_fn = _tracejit_mlp_forward(tj)
+    opt = tj.optim.adam(1e-3)
+
+    def mlp_adam_step(params, opt_state, x, y):
+        loss, grads = tj.value_and_grad(loss_fn)(params, x, y)
+        params, opt_state = opt.update(params, grads, opt_state)
+        return params, opt_state, loss
+    return mlp_adam_step, opt
+
+
 # --------------------------------------------------------------------------- 3: elementwise chain
 def _elementwise_inputs(n, seed=0):
     x = np.random.default_rng(seed).standard_normal(n, dtype=np.float32)
@@ -617,6 +669,13 @@ WORKLOADS = {w.name: w for w in [
         jax_fn=_jax_mlp_sgd, torch_fn=_torch_mlp_sgd,
         describe=lambda s: f"{'-'.join(map(str, s[0]))}, batch {s[1]}"),
     Workload(
+        "mlp_forward", "MLP 784-256-10 tanh forward pass and cross-entropy, no gradient (batch 128, float32)",
+        sizes={"full": ((784, 256, 10), 128), "quick": ((784, 256, 10), 128), "tiny": ((20, 16, 5), 8)},
+        make_inputs=lambda s: _sgd_inputs(*s), numpy_fn=_without_lr(_numpy_mlp_forward),
+        tracejit_fn=_without_lr(_tracejit_mlp_forward), needs=("nn.cross_entropy",),
+        jax_fn=_jax_mlp_forward, torch_fn=_torch_mlp_forward,
+        describe=lambda s: f"{'-'.join(map(str, s[0]))}, batch {s[1]}"),
+    Workload(
         "elementwise_1m", "elementwise chain tanh(a*x+b)*exp(-x*x)+0.5*sqrt(abs(x)), N = 1M float32",
         sizes={"full": 1 << 20, "quick": 1 << 20, "tiny": 1000},
         make_inputs=_elementwise_inputs, numpy_fn=_numpy_elementwise, tracejit_fn=_tracejit_elementwise,
@@ -667,7 +726,10 @@ WORKLOADS = {w.name: w for w in [
 LATENCY_TARGET = {"full": ("softmax_sgd", "full"), "quick": ("elementwise_1m", "tiny"), "tiny": ("dispatch", "tiny")}
 LATENCY_NAMES = ("compile_cold", "compile_warm")
 
-QUICK = [name for name, w in WORKLOADS.items() if w.sizes.get("quick") is not None] + ["compile"]
+# The tracing benchmark (``tracing.py``) traces the MLP's Adam step, in this process.
+TRACE_TARGET = "mlp_sgd"
+
+QUICK = [name for name, w in WORKLOADS.items() if w.sizes.get("quick") is not None] + ["compile", "trace"]
 
 
 def get(name) -> Workload:
@@ -678,12 +740,13 @@ def get(name) -> Workload:
 
 
 def all_names():
-    return list(WORKLOADS) + ["compile"]
+    return list(WORKLOADS) + ["compile", "trace"]
 
 
 def select(patterns=None, quick=False):
     """Workload names matching ``patterns`` (exact names or prefixes, e.g. ``elementwise``);
-    all (or the quick set) when ``patterns`` is empty. ``"compile"`` is the latency benchmark."""
+    all (or the quick set) when ``patterns`` is empty. ``"compile"`` is the latency benchmark,
+    ``"trace"`` the tracing-time one."""
     names = all_names()
     if not patterns:
         return list(QUICK) if quick else names

@@ -13,6 +13,8 @@ gradient flows through them.
 """
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from .. import numpy as tnp
@@ -20,9 +22,13 @@ from .. import ops
 from ..ops import broadcast_to, gather, matmul, pad, reduce_sum, reshape, scatter_add, slice, transpose
 from ..primitives import Primitive
 
-__all__ = ["vjp_rules", "defvjp"]
+__all__ = ["vjp_rules", "defvjp", "takes_needed"]
 
 vjp_rules: dict[Primitive, object] = {}
+# the primitives whose rule takes ``needed`` (one flag per input: whether the caller uses that
+# cotangent) and skips the others, e.g. a matrix product's gradient for the data when only the
+# weights train
+takes_needed: set[Primitive] = set()
 
 
 def defvjp(prim: Primitive, rule) -> None:
@@ -30,6 +36,10 @@ def defvjp(prim: Primitive, rule) -> None:
     if not prim.differentiable:
         raise ValueError(f"defvjp: {prim.name} is declared non-differentiable")
     vjp_rules[prim] = rule
+    if "needed" in inspect.signature(rule).parameters:
+        takes_needed.add(prim)
+    else:
+        takes_needed.discard(prim)
 
 
 # --------------------------------------------------------------------------- elementwise
@@ -53,8 +63,11 @@ def _minmax_vjp(ct, a, b):
 
 defvjp(ops.add, lambda ct, x, y, out: (ct, ct))
 defvjp(ops.sub, lambda ct, x, y, out: (ct, -ct))
-defvjp(ops.mul, lambda ct, x, y, out: (ct * y, ct * x))
-defvjp(ops.div, lambda ct, x, y, out: (ct / y, -ct * out / y))
+# ``needed``: which inputs' cotangents the caller uses; the others may be left uncomputed (None)
+defvjp(ops.mul, lambda ct, x, y, out, needed=(True, True): (
+    ct * y if needed[0] else None, ct * x if needed[1] else None))
+defvjp(ops.div, lambda ct, x, y, out, needed=(True, True): (
+    ct / y if needed[0] else None, -ct * out / y if needed[1] else None))
 defvjp(ops.mod, lambda ct, x, y, out: (ct, -ct * tnp.floor_divide(x, y)))
 defvjp(ops.maximum, lambda ct, x, y, out: _minmax_vjp(ct, x, y))
 defvjp(ops.minimum, lambda ct, x, y, out: _minmax_vjp(ct, y, x))
@@ -83,7 +96,7 @@ def _where_vjp(ct, cond, x, y, out):
 
 
 def _cast_vjp(ct, x, out, *, dtype):
-    if not np.issubdtype(x.dtype, np.inexact) or not np.issubdtype(dtype, np.inexact):
+    if x.dtype.kind not in "fc" or np.dtype(dtype).kind not in "fc":
         return (None,)
     return (tnp.astype(ct, x.dtype),)
 
@@ -163,7 +176,8 @@ def _swap_last(x):
     return transpose(x, perm=perm)
 
 
-defvjp(ops.matmul, lambda ct, a, b, out: (matmul(ct, _swap_last(b)), matmul(_swap_last(a), ct)))
+defvjp(ops.matmul, lambda ct, a, b, out, needed=(True, True): (
+    matmul(ct, _swap_last(b)) if needed[0] else None, matmul(_swap_last(a), ct) if needed[1] else None))
 # windows (im2col) and windows_sum (col2im) are linear and each other's transpose
 defvjp(ops.windows, lambda ct, x, out, *, window, strides: (
     ops.windows_sum(ct, window=window, strides=strides, image=x.shape[2:]),))
