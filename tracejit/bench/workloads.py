@@ -327,10 +327,15 @@ def _tracejit_mlp_forward(tj):
     return mlp_loss
 
 
-def _jax_mlp_forward(jax, jnp):
+def _jax_mlp_loss(jax, jnp):
     def loss(params, x, y):
         h = jnp.tanh(x @ params["W1"] + params["b1"])
         return _jax_xent(jax, jnp, h @ params["W2"] + params["b2"], y)
+    return loss
+
+
+def _jax_mlp_forward(jax, jnp):
+    loss = _jax_mlp_loss(jax, jnp)
     return lambda params, x, y, lr: loss(params, x, y)
 
 
@@ -597,27 +602,13 @@ def _numpy_per_example_grads():
     return grads
 
 
-def _tracejit_mlp_loss(tj):
-    def loss(params, x, y):
-        h = np.tanh(x @ params["W1"] + params["b1"])
-        return tj.nn.cross_entropy(h @ params["W2"] + params["b2"], y)
-    return loss
-
-
 def _tracejit_per_example_grads(tj):
-    loss = _tracejit_mlp_loss(tj)
+    loss = _tracejit_mlp_forward(tj)
     per_example = tj.vmap(tj.grad(lambda params, x, y: loss(params, x[None], y[None])), in_axes=(None, 0, 0))
 
     def grads(params, directions, x, y):
         return per_example(params, x, y)
     return grads
-
-
-def _jax_mlp_loss(jax, jnp):
-    def loss(params, x, y):
-        h = jnp.tanh(x @ params["W1"] + params["b1"])
-        return _jax_xent(jax, jnp, h @ params["W2"] + params["b2"], y)
-    return loss
 
 
 def _jax_per_example_grads(jax, jnp):
@@ -643,7 +634,7 @@ def _numpy_hvp():
 
 
 def _tracejit_hvp(tj):
-    loss = _tracejit_mlp_loss(tj)
+    loss = _tracejit_mlp_forward(tj)
     return lambda params, v, x, y: tj.hvp(lambda p: loss(p, x, y), (params,), (v,))
 
 
