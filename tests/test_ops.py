@@ -218,6 +218,8 @@ def test_registry_checks_catch_a_new_primitive():
     """A primitive registered without a spec, or without its facets, fails the checks above."""
     from tracejit.core import Aval
 
+    with pytest.raises(TypeError, match=r"vjp= is no longer a facet.*defvjp"):
+        tj.defop("test_only_old", "elementwise", impl=lambda x: x * 2, abstract_eval=lambda x: x, vjp=lambda ct: ct)
     prim = tj.defop("test_only_double", "elementwise", impl=lambda x: x * 2, abstract_eval=lambda x: x)
     try:
         assert "test_only_double" in missing_primitives()

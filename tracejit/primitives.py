@@ -64,6 +64,9 @@ def defop(name: str, kind: str, *, impl: Callable, abstract_eval: Callable,
     callers pass it to say which cotangents they use, and the rule may return ``None`` for the
     others instead of computing them.
     """
+    if "vjp" in extra:  # the facet of earlier versions: rules now live in one table per transformation
+        raise TypeError(f"defop({name!r}): vjp= is no longer a facet of the primitive; register the rule with "
+                        "tracejit.rules.vjp.defvjp(prim, rule) (and defjvp, defbatch for forward mode and vmap)")
     if kind not in KINDS:
         raise ValueError(f"defop({name!r}): kind must be one of {KINDS}, got {kind!r}")
     if name in registry:
