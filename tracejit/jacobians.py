@@ -9,8 +9,9 @@ A Jacobian of outputs ``out`` with respect to arguments ``args`` has, for each o
 shape ``S`` and each input leaf of shape ``T``, an array of shape ``S + T``; the results are
 arranged as the output's pytree of the input's pytree (the input's is a tuple when
 ``argnums`` is a tuple), as in JAX. ``jacfwd`` makes one forward pass per input element and
-suits functions with few inputs and many outputs; ``jacrev`` one backward pass per output
-element (after one forward pass), for many inputs and few outputs.
+suits functions with few inputs and many outputs, ``jacrev`` one backward pass per output
+element (after one forward pass), for many inputs and few outputs; the passes of each run as
+one batched computation (``vmap`` over the basis vectors), not as a Python loop.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from . import numpy as tnp
 from . import pytree
 from .autodiff import _check_argnums, grad, vjp
 from .forward import jvp
+from .vectorize import vmap
 
 __all__ = ["jacfwd", "jacrev", "jacobian", "hessian", "hvp", "elementwise_grad"]
 
@@ -46,13 +48,6 @@ def _split_aux(result, has_aux, name):
     return result[0], result[1]
 
 
-def _basis(leaves, k, index):
-    """Plain arrays of zeros shaped like ``leaves``, with a one at flat position ``index`` of leaf ``k``."""
-    out = [np.zeros(np.shape(x), np.result_type(x)) for x in leaves]
-    out[k].reshape(-1)[index] = 1
-    return out
-
-
 def _arrange(blocks, out_tree, in_tree, argnums):
     """``blocks[k][m]`` (output leaf k, input leaf m) into the output's tree of the inputs' tree."""
     def inputs(row):
@@ -65,29 +60,55 @@ def _size(shape) -> int:
     return int(np.prod(shape, dtype=np.int64))
 
 
+def _basis(leaves, k):
+    """Per leaf of ``leaves``: for leaf ``k`` the identity over its elements, shaped
+    ``(size,) + leaf.shape`` (a batch of one-hot arrays, in_axes 0); for the others zeros of
+    their own shape, shared by the batch (in_axes None)."""
+    values, axes = [], []
+    for i, x in enumerate(leaves):
+        shape, dtype = tuple(np.shape(x)), np.result_type(x)
+        if i == k:
+            values.append(np.eye(_size(shape), dtype=dtype).reshape((_size(shape),) + shape))
+            axes.append(0)
+        else:
+            values.append(np.zeros(shape, dtype))
+            axes.append(None)
+    return values, tuple(axes)
+
+
+def _block(batched, axis_of_elements, out, leaf):
+    """One output leaf's derivatives with respect to one input leaf, computed for a batch of
+    basis vectors (its first axis: the input's elements in forward mode, the output's in
+    reverse mode), as the ``out.shape + leaf.shape`` array."""
+    out_shape, in_shape = tuple(np.shape(out)), tuple(np.shape(leaf))
+    if axis_of_elements == "input":  # (n_in,) + out_shape -> out_shape + (n_in,)
+        batched = tnp.moveaxis(batched, 0, -1)
+    return tnp.reshape(batched, out_shape + in_shape)
+
+
 def jacfwd(fn, argnums=0, has_aux=False):
-    """The Jacobian of ``fn`` with respect to argument(s) ``argnums``, by forward mode (one
-    ``jvp`` per input element). With ``has_aux=True`` returns ``(jacobian, aux)``."""
+    """The Jacobian of ``fn`` with respect to argument(s) ``argnums``, by forward mode: ``jvp``
+    along every input element at once (one batched forward pass, ``vmap`` over the basis).
+    With ``has_aux=True`` returns ``(jacobian, aux)``."""
     def wrapped(*args, **kwargs):
         chosen, partial = _select(fn, argnums, args, kwargs, "jacfwd")
         in_leaves, in_tree = pytree.flatten(chosen)
-        columns = []  # per input leaf: per element, the output tangents' leaves
-        out_tree, outputs, aux = None, None, None
-        for m, leaf in enumerate(in_leaves):
-            per_element = []
-            for j in range(_size(np.shape(leaf))):
-                tangents = pytree.unflatten(in_tree, _basis(in_leaves, m, j))
-                result, result_tangents = jvp(partial, chosen, tangents)
-                outputs, aux = _split_aux(result, has_aux, "jacfwd")
-                out_tangents, _ = _split_aux(result_tangents, has_aux, "jacfwd")
-                leaves, out_tree = pytree.flatten(out_tangents)
-                per_element.append(leaves)
-            columns.append(per_element)
-        if out_tree is None:  # no input element at all: one plain call for the outputs' shapes
-            outputs, aux = _split_aux(partial(*chosen), has_aux, "jacfwd")
+        outputs, aux = _split_aux(partial(*chosen), has_aux, "jacfwd")
         out_leaves, out_tree = pytree.flatten(outputs)
-        blocks = [[_block([leaves[k] for leaves in columns[m]], -1, out, in_leaves[m])
-                   for m in range(len(in_leaves))] for k, out in enumerate(out_leaves)]
+
+        def pushforward(*tangent_leaves):
+            _, tangents = jvp(partial, chosen, pytree.unflatten(in_tree, list(tangent_leaves)))
+            return pytree.flatten(_split_aux(tangents, has_aux, "jacfwd")[0])[0]
+
+        columns = []  # per input leaf: the output tangents' leaves, batched over its elements
+        for m, leaf in enumerate(in_leaves):
+            if _size(np.shape(leaf)) == 0:
+                columns.append(None)
+                continue
+            basis, axes = _basis(in_leaves, m)
+            columns.append(vmap(pushforward, in_axes=axes)(*basis))
+        blocks = [[_zeros_or_block(columns[m], k, "input", out, leaf) for m, leaf in enumerate(in_leaves)]
+                  for k, out in enumerate(out_leaves)]
         jac = _arrange(blocks, out_tree, in_tree, argnums)
         return (jac, aux) if has_aux else jac
 
@@ -95,10 +116,16 @@ def jacfwd(fn, argnums=0, has_aux=False):
     return wrapped
 
 
+def _zeros_or_block(batched_leaves, k, axis_of_elements, out, leaf):
+    if batched_leaves is None:  # no element to differentiate along
+        return tnp.zeros(tuple(np.shape(out)) + tuple(np.shape(leaf)), np.result_type(out))
+    return _block(batched_leaves[k], axis_of_elements, out, leaf)
+
+
 def jacrev(fn, argnums=0, has_aux=False):
-    """The Jacobian of ``fn`` with respect to argument(s) ``argnums``, by reverse mode (one
-    forward pass, then one backward pass per output element). With ``has_aux=True`` returns
-    ``(jacobian, aux)``."""
+    """The Jacobian of ``fn`` with respect to argument(s) ``argnums``, by reverse mode: one
+    forward pass, then the backward pass for every output element at once (``vmap`` over the
+    basis). With ``has_aux=True`` returns ``(jacobian, aux)``."""
     def wrapped(*args, **kwargs):
         chosen, partial = _select(fn, argnums, args, kwargs, "jacrev")
         in_leaves, in_tree = pytree.flatten(chosen)
@@ -107,26 +134,23 @@ def jacrev(fn, argnums=0, has_aux=False):
         else:
             (outputs, backward), aux = vjp(partial, *chosen), None
         out_leaves, out_tree = pytree.flatten(outputs)
+
+        def pullback(*cotangent_leaves):
+            return pytree.flatten(backward(pytree.unflatten(out_tree, list(cotangent_leaves))))[0]
+
         blocks = []
         for k, out in enumerate(out_leaves):
-            rows = [pytree.flatten(backward(pytree.unflatten(out_tree, _basis(out_leaves, k, j))))[0]
-                    for j in range(_size(np.shape(out)))]
-            blocks.append([_block([row[m] for row in rows], 0, out, leaf) for m, leaf in enumerate(in_leaves)])
+            if _size(np.shape(out)) == 0:
+                rows = None
+            else:
+                basis, axes = _basis(out_leaves, k)
+                rows = vmap(pullback, in_axes=axes)(*basis)
+            blocks.append([_zeros_or_block(rows, m, "output", out, leaf) for m, leaf in enumerate(in_leaves)])
         jac = _arrange(blocks, out_tree, in_tree, argnums)
         return (jac, aux) if has_aux else jac
 
     wrapped.__name__ = f"jacrev({getattr(fn, '__name__', 'fn')})"
     return wrapped
-
-
-def _block(parts, axis, out, leaf):
-    """One output leaf's derivatives with respect to one input leaf, a part per element of the
-    input (``axis=-1``, forward mode) or of the output (``axis=0``, reverse mode), stacked
-    along ``axis`` into the ``out.shape + leaf.shape`` array."""
-    shape = tuple(np.shape(out)) + tuple(np.shape(leaf))
-    if not parts:
-        return tnp.zeros(shape, np.result_type(out))
-    return tnp.reshape(tnp.stack(parts, axis=axis), shape)
 
 
 jacobian = jacrev
