@@ -227,7 +227,8 @@ class _Entry:
     ``names``: the leaves' names for messages; ``int_ranges``: ``(position, dtype, name)`` of
     the Python int arguments each call checks (``TracedProgram.int_ranges``)."""
 
-    __slots__ = ("program", "raw_graph", "runners", "leaf_sigs", "compiled", "bindings", "names", "int_ranges")
+    __slots__ = ("program", "raw_graph", "runners", "leaf_sigs", "compiled", "bindings", "names", "int_ranges",
+                 "checks_contents")
 
     def __init__(self, program, raw_graph, leaf_sigs, bindings=(), names=()):
         self.program = program
@@ -236,6 +237,8 @@ class _Entry:
         self.runners = {}
         self.compiled = None
         self.bindings = bindings
+        # a baked array's bytes are compared on the full path only: such an entry never joins the fast paths
+        self.checks_contents = any(type(how) is bytes for *_, how in bindings)
         self.names = tuple(names)
         self.int_ranges = tuple((k, dtype, self.names[k]) for k, dtype in program.int_ranges)
 
@@ -380,11 +383,6 @@ def _same_contents(array, contents: bytes) -> bool:
 
 # A baked array this large is compared on every call: worth a warning (see _trace).
 _LARGE_BAKED_BYTES = 1 << 20
-
-
-def _checks_contents(bindings) -> bool:
-    """Whether some binding is a baked array, whose bytes only the full call path compares."""
-    return any(type(how) is bytes for *_, how in bindings)
 
 
 def _rebound(bindings) -> str | None:
@@ -603,7 +601,7 @@ class Traced:
         if self.check:
             return run_checked(self, self.fn, args, kwargs, lambda: self._run(entry, leaves, mode))
         result = self._run(entry, leaves, mode)
-        if mode == "compiled" and not kwargs and not key[2] and not _checks_contents(entry.bindings):
+        if mode == "compiled" and not kwargs and not key[2] and not entry.checks_contents:
             if entry.bindings:
                 self._guard_fast(entry.bindings)
             self._remember_fast(entry, args, leaves)
