@@ -71,9 +71,10 @@ class JVPTrace(Trace):
 def _as_dtype(tangent, primal):
     """A tangent in its primal's dtype (a rule's constants can promote a float32 tangent)."""
     from . import numpy as tnp
-    if tangent is None or not _is_float(aval_of(primal)):
+    aval = aval_of(primal)
+    if tangent is None or not _is_float(aval):
         return None
-    dtype = aval_of(primal).dtype
+    dtype = aval.dtype
     return tnp.astype(tangent, dtype) if tangent.dtype != dtype else tangent
 
 
@@ -83,7 +84,6 @@ def _checked_tangents(primals, tangents):
     if t_tree != p_tree:
         raise ValueError("jvp: tangents must have the same structure as primals (one tangent per primal leaf)")
     paths = pytree.leaf_paths(p_tree, "primals")
-    checked = []
     for p, t, path in zip(p_leaves, t_leaves, paths):
         pa, ta = aval_of(p), aval_of(t)
         if not _is_float(pa):
@@ -91,8 +91,7 @@ def _checked_tangents(primals, tangents):
         if ta.shape != pa.shape or ta.dtype != pa.dtype:
             raise ValueError(f"jvp: the tangent of {path} must have the primal's shape and dtype "
                              f"{pa.dtype}{list(pa.shape)}, got {ta.dtype}{list(ta.shape)}")
-        checked.append(t)
-    return p_leaves, p_tree, checked
+    return p_leaves, p_tree, t_leaves
 
 
 def jvp(fn, primals, tangents):
