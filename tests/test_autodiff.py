@@ -322,6 +322,58 @@ def test_eager_fast_paths_match_the_traced_graph_bit_for_bit(name):
         assert e.tobytes() == g.tobytes()
 
 
+def _count_calls(monkeypatch, gradient):
+    calls = []
+    backward = gradient.backward
+    monkeypatch.setattr(gradient, "backward", lambda *a: calls.append(1) or backward(*a))
+    return calls
+
+
+@pytest.mark.parametrize("shape,dtype", [((6, 5), np.float32), ((6, 5), np.float64), ((2, 3, 4), np.float64)])
+def test_eager_cross_entropy_is_one_node_with_the_compositions_bits(monkeypatch, shape, dtype):
+    """Eager grad records the cross-entropy of integer labels as one node with its gradient
+    written out in NumPy (``EagerGradient``); it gives the bits of the composition's rules,
+    which traced code uses, and matches finite differences. Logits of +-1000 and a row of
+    -inf (whose gradient is nan, as NumPy's composition gives) are included."""
+    rng = np.random.default_rng(7)
+    logits = rng.standard_normal(shape).astype(dtype)
+    logits.reshape(-1, shape[-1])[0, :2] = [1000, -1000]
+    labels = rng.integers(-shape[-1], shape[-1], shape[:-1])  # negative labels count from the end
+    calls = _count_calls(monkeypatch, tj.nn._labels_cross_entropy)
+    step = tj.value_and_grad(lambda z: tj.nn.cross_entropy(z * 2.0, labels))
+    for case in (logits, np.where(np.arange(shape[-1]) < 6, logits, -np.inf).astype(dtype)):
+        eager = tj.trace(step, mode="eager")(case)
+        assert len(calls) == 1
+        graph = tj.trace(step, mode="graph", passes=[])(case)
+        assert len(calls) == 1  # traced code runs the composition
+        assert np.asarray(eager[0]).tobytes() == np.asarray(graph[0]).tobytes()
+        np.testing.assert_array_equal(eager[1], graph[1])
+        assert eager[1].dtype == dtype
+        calls.clear()
+    if dtype == np.float64:
+        loss = lambda z: float(tj.nn.cross_entropy(z * 2.0, labels))  # noqa: E731
+        # (the loss is ~330 from the +-1000 row: central differences lose ~1e-8 to rounding)
+        np.testing.assert_allclose(step(logits)[1], numeric_grad(loss, logits), rtol=1e-6, atol=1e-7)
+
+
+def test_eager_cross_entropy_backward_scales_traces_and_nests():
+    """The one-node gradient with a cotangent other than 1, called from traced code (the
+    cotangent is then a tracer and the rule runs as NumPy code on it), and under grad of grad
+    (where the composition runs): the same values as the graph in each case."""
+    rng = np.random.default_rng(8)
+    logits = rng.standard_normal((4, 3))
+    labels = np.array([0, 2, 1, 2])
+    out, vjp_fn = tj.vjp(lambda z: tj.nn.cross_entropy(z, labels), logits)
+    (eager,) = vjp_fn(np.array(2.5))
+    (traced,) = tj.trace(vjp_fn, mode="graph")(np.array(2.5))
+    (compiled,) = tj.trace(lambda z, c: tj.vjp(lambda z: tj.nn.cross_entropy(z, labels), z)[1](c))(logits, 2.5)
+    np.testing.assert_allclose(traced, eager, rtol=1e-14)
+    np.testing.assert_allclose(compiled, eager, rtol=1e-12)
+    direction = rng.standard_normal((4, 3))
+    hvp = lambda z: tj.grad(lambda z: np.sum(tj.grad(lambda z: tj.nn.cross_entropy(z, labels))(z) * direction))(z)  # noqa: E731,E501
+    np.testing.assert_allclose(hvp(logits), tj.trace(hvp, mode="graph")(logits), rtol=1e-13)
+
+
 def test_matmul_gradient_skips_the_unneeded_cotangent():
     """Only the weights need a gradient: the traced backward pass has one matrix product for
     them, none for the data (matmul's rule takes ``needed``)."""

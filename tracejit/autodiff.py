@@ -31,7 +31,7 @@ from .primitives import _state as _trace_state
 from .rules.vjp import takes_needed, vjp_rules
 from .tracer import _TracerArrayMethods
 
-__all__ = ["grad", "value_and_grad", "vjp", "stop_gradient"]
+__all__ = ["grad", "value_and_grad", "vjp", "stop_gradient", "EagerGradient"]
 
 _value_ids = itertools.count()
 
@@ -94,10 +94,34 @@ class TapeTracer(_TracerArrayMethods, Tracer):
 
 # One recorded primitive application is a plain tuple (made on every differentiable operation,
 # so no class and no __init__): (prim, params, in_vids, in_primals, out_vids, out_primals,
-# needed, broadcast). ``needed``: which inputs need a cotangent; ``broadcast``: for an
-# elementwise primitive applied with NumPy's broadcasting (``TapeTrace.elementwise``), the
-# positions of the inputs that were broadcast, else None. Their cotangents go through
+# needed, broadcast); for an ``EagerGradient`` node ``params`` holds its residuals.
+# ``needed``: which inputs need a cotangent; ``broadcast``: for an elementwise primitive
+# applied with NumPy's broadcasting (``TapeTrace.elementwise``), the positions of the inputs
+# that were broadcast, else None. Their cotangents go through
 # ``broadcast_to``'s rule, as if the broadcast had been recorded before this node.
+
+
+class EagerGradient:
+    """A composite function's gradient written out in NumPy, for eager autodiff.
+
+    Eager mode records one node per primitive and runs one rule per node backwards; for a
+    composite such as the cross-entropy that is a dozen Python-level steps where NumPy code
+    written by hand takes three. A function with an ``EagerGradient`` is recorded on a plain
+    eager tape (``TapeTrace.fused``) as one node: ``forward(*arrays) -> (out, residuals)`` and
+    ``backward(ct, residuals, *arrays) -> one cotangent (or None) per array``, both on plain
+    arrays. Under ``@tj.trace``, nested ``grad``, ``jvp`` or ``vmap`` the function runs as its
+    composition of primitives instead, whose rules give the same gradient; the tests check
+    that the two agree.
+    """
+    __slots__ = ("name", "forward", "backward")
+    differentiable = True
+    multiple_results = False
+
+    def __init__(self, name, forward, backward):
+        self.name, self.forward, self.backward = name, forward, backward
+
+    def __repr__(self):
+        return f"EagerGradient({self.name})"
 
 
 class TapeTrace(Trace):
@@ -164,6 +188,35 @@ class TapeTrace(Trace):
         out = fn(*primals)
         return TapeTracer(self, out if out.__class__ is np.ndarray else np.asarray(out))
 
+    def fused(self, gradient: EagerGradient, operands):
+        """``gradient.forward`` on the operands' primals, recorded as one node whose backward
+        pass is ``gradient.backward``; None where that does not apply (primals that are not
+        plain arrays, a graph being recorded, a tracer of another trace): the caller then
+        runs the composition of primitives."""
+        if not self.plain or _trace_state.recording:
+            return None
+        active = self.active
+        primals, vids, needed = [], [], []
+        for a in operands:
+            if isinstance(a, Tracer):
+                if a._trace is not self:
+                    return None
+                vids.append(a.vid)
+                needed.append(a.vid in active)
+                a = a.primal
+            else:
+                vids.append(None)
+                needed.append(False)
+            if a.__class__ is not np.ndarray:
+                return None
+            primals.append(a)
+        out, residuals = gradient.forward(*primals)
+        result = TapeTracer(self, out)
+        if True in needed:
+            self.tape.append((gradient, residuals, vids, primals, [result.vid], [out], tuple(needed), None))
+            active.add(result.vid)
+        return result
+
     def new_input(self, primal) -> TapeTracer:
         t = TapeTracer(self, primal)
         self.active.add(t.vid)
@@ -213,7 +266,9 @@ class TapeTrace(Trace):
                 if all(c is None for c in node_cts):
                     continue
                 ct = node_cts
-            if prim in takes_needed:
+            if prim.__class__ is EagerGradient:
+                in_cts = prim.backward(ct, params, *in_primals)
+            elif prim in takes_needed:
                 in_cts = vjp_rules[prim](ct, *in_primals, out=out_primals[0], needed=needed, **params)
             else:
                 in_cts = vjp_rules[prim](ct, *in_primals, out=out_primals[0], **params)

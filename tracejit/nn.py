@@ -3,7 +3,9 @@
 Layer: library code on top of the front end. Every function here is ordinary NumPy (it runs
 on plain arrays in eager mode and on tracers when traced), numerically stable for large
 logits (max-subtraction; no inf/nan at +-1000), and differentiable through the primitives'
-gradient rules -- there is no separate gradient code.
+gradient rules. One exception, for speed only: the cross-entropy of integer labels has its
+gradient written out in NumPy (an ``EagerGradient``), which eager ``grad`` uses instead of
+a dozen primitive rules; traced code and the other transformations use the composition.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import numpy as np
 import functools
 
 from . import ops
-from .autodiff import stop_gradient
+from .autodiff import EagerGradient, TapeTracer, stop_gradient
 
 __all__ = ["relu", "sigmoid", "softmax", "log_softmax", "logsumexp", "one_hot", "cross_entropy", "accuracy",
            "conv2d", "max_pool2d"]
@@ -51,9 +53,24 @@ def sigmoid(x):
     return 0.5 * (np.tanh(0.5 * x) + 1)
 
 
+def _shifted_exps(x, axis):
+    """For a plain array: ``exp(x - peak)`` and its sum along ``axis`` (kept), and the peak --
+    what the composition below computes, without its ``where`` when every maximum is finite
+    (the common case)."""
+    peak = x.max(axis=axis, keepdims=True)
+    if not np.isfinite(peak).all():
+        peak = np.where(np.isfinite(peak), peak, 0)
+    exps = np.exp(x - peak)
+    return exps, exps.sum(axis=axis, keepdims=True), peak
+
+
 @_symbolic
 def logsumexp(x, axis=-1, keepdims=False):
     """``log(sum(exp(x), axis))`` without overflow: the maximum is subtracted first."""
+    if x.__class__ is np.ndarray and x.dtype.kind in "fc":
+        _, total, peak = _shifted_exps(x, axis)
+        out = np.log(total) + peak
+        return out if keepdims else np.squeeze(out, axis=axis)
     x = _array_like(x)
     peak = stop_gradient(x.max(axis=axis, keepdims=True))
     # A row of all -inf would give inf - inf = nan; shifting by 0 there gives log(0) = -inf.
@@ -93,6 +110,13 @@ def cross_entropy(logits, labels):
         if logits.ndim == 0 or np.shape(labels) != logits.shape[:-1]:
             raise ValueError(f"cross_entropy: integer labels must have shape {np.shape(logits)[:-1]} for logits of "
                              f"shape {np.shape(logits)}, got {np.shape(labels)}")
+        if logits.size:
+            if logits.__class__ is np.ndarray and labels.__class__ is np.ndarray:
+                return _labels_cross_entropy.forward(logits, labels)[0][()]
+            if logits.__class__ is TapeTracer:
+                fused = logits._trace.fused(_labels_cross_entropy, (logits, labels))
+                if fused is not None:
+                    return fused
         # -log_softmax(logits)[label] = logsumexp(logits) - logits[label]: the full log-softmax
         # array is never formed, so the logits are read once for the row reductions.
         picked = np.take_along_axis(logits, np.expand_dims(labels, -1), axis=-1)
@@ -102,6 +126,35 @@ def cross_entropy(logits, labels):
         raise ValueError(f"cross_entropy: targets must be integer labels of shape {np.shape(logits)[:-1]} or "
                          f"probabilities of shape {np.shape(logits)}, got {labels_dtype}{list(np.shape(labels))}")
     return -np.mean(np.sum(labels * logp, axis=-1))
+
+
+def _labels_cross_entropy_forward(logits, labels):
+    exps, total, peak = _shifted_exps(logits, -1)
+    rows = logits.reshape(-1, logits.shape[-1])
+    picked = rows[np.arange(rows.shape[0]), labels.reshape(-1)]
+    return np.asarray(((np.log(total) + peak).reshape(-1) - picked).mean()), (exps, total)
+
+
+def _labels_cross_entropy_backward(ct, residuals, logits, labels):
+    # d/dlogits mean(logsumexp - logits[label]) = (softmax - one_hot(label)) / rows, in the
+    # order of operations of the composition's own rules, so eager gradients keep their bits.
+    exps, total = residuals
+    share = ct / labels.size
+    if not isinstance(share, np.ndarray):  # a tracer: this backward pass is itself traced
+        return _labels_cross_entropy_composed_backward(share, exps, total, labels), None
+    d = exps * (share / total)
+    rows = d.reshape(-1, d.shape[-1])  # a view: d is a new contiguous array
+    rows[np.arange(rows.shape[0]), labels.reshape(-1)] -= share
+    return d, None
+
+
+def _labels_cross_entropy_composed_backward(share, exps, total, labels):
+    picked = np.expand_dims(labels, -1) == np.arange(exps.shape[-1])
+    return exps * (share / total) - np.where(picked, share, 0)
+
+
+_labels_cross_entropy = EagerGradient("cross_entropy", _labels_cross_entropy_forward,
+                                      _labels_cross_entropy_backward)
 
 
 @_symbolic
