@@ -13,6 +13,7 @@ The ``mode`` fixture runs a test once per execution mode; test ids carry the mod
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import shutil
@@ -24,6 +25,12 @@ import tempfile
 TEMPORARY_CACHE = None if os.environ.get("TRACEJIT_CACHE_DIR") else tempfile.mkdtemp(prefix="tracejit-tests-")
 if TEMPORARY_CACHE:
     os.environ["TRACEJIT_CACHE_DIR"] = TEMPORARY_CACHE
+# Compiled mode compiles before the first call returns, so that tests of compiled mode test
+# compiled code; the "tiered" mode (``run``) and the tests of tiering turn tiering on. Compiles
+# in the background stay on a thread of the test process (a helper process per program would
+# start Python and Numba for each of a few hundred programs).
+os.environ.setdefault("TRACEJIT_TIERED", "0")
+os.environ.setdefault("TRACEJIT_COMPILE_HELPER", "0")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -50,8 +57,28 @@ def traced_mode(request):
     return request.param
 
 
+@contextlib.contextmanager
+def tiering(on=True):
+    """Compiled mode tiers (``TRACEJIT_TIERED``) inside the block."""
+    before = os.environ.get("TRACEJIT_TIERED")
+    os.environ["TRACEJIT_TIERED"] = "1" if on else "0"
+    try:
+        yield
+    finally:
+        os.environ["TRACEJIT_TIERED"] = before if before is not None else "0"
+
+
 def run(fn, mode, *args, **kwargs):
-    """Call ``fn`` (usually a ``tj.trace`` object) with ``mode`` in force."""
+    """Call ``fn`` (usually a ``tj.trace`` object) with ``mode`` in force. The pseudo-mode
+    "tiered" is compiled mode with tiering on: a first call answers from the interpreter while
+    the program compiles in the background, and is then waited for, so that later calls in
+    compiled mode run the compiled program."""
+    if mode == "tiered":
+        with tj.mode("compiled"), tiering():
+            result = fn(*args, **kwargs)
+        if isinstance(fn, tj.Traced):
+            fn.wait()
+        return result
     with tj.mode(mode):
         return fn(*args, **kwargs)
 

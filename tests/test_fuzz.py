@@ -276,11 +276,16 @@ def check_forward(group, modes_and_configs):
 
 def run_configured(fn, mode, config, args):
     """``fn`` traced with the pass configuration ``config`` and run in ``mode``: (the traced
-    function, its result, a description for messages); raising is a mismatch."""
-    traced = tj.trace(fn, passes=CONFIGS[config])
-    where = f"{mode} mode, passes={config}"
+    function, its result, a description for messages); raising is a mismatch. Compiled mode
+    with the default passes tiers: its first call is the interpreter's, and the compiled
+    program (which ``check_again`` calls) is waited for; other configurations compile first."""
+    tiered = mode == "compiled" and config == "default"
+    traced = tj.trace(fn, passes=CONFIGS[config], tiered=tiered)
+    where = f"{mode} mode, passes={config}" + (" (tiered: the interpreter's first call)" if tiered else "")
     try:
-        return traced, run(traced, mode, *args), where
+        result = run(traced, mode, *args)
+        traced.wait()
+        return traced, result, where
     except Exception as e:  # noqa: BLE001
         raise Mismatch(None, f"{where}: raised {raised(e)}") from None
 

@@ -44,6 +44,19 @@ def all_modes(fn, *args, **kwargs):
     return out
 
 
+@pytest.fixture(params=("eager", "graph", "tiered", "compiled"))
+def mode(request):
+    """The modes, and "tiered" (compiled mode's first call answered by the interpreter, see
+    conftest.run): these tests check that results and in-place updates do not depend on the
+    tier."""
+    return request.param
+
+
+@pytest.fixture(params=("graph", "tiered", "compiled"))
+def traced_mode(request):
+    return request.param
+
+
 X3 = np.array([1.0, -2.0, 3.0])
 X3_32 = X3.astype(np.float32)
 

@@ -21,6 +21,7 @@ from .forward import jvp, linearize
 from .jacobians import elementwise_grad, hessian, hvp, jacfwd, jacobian, jacrev
 from .vectorize import vmap
 from .jit import Traced, trace
+from .tiers import block_until_compiled
 from .log import set_log
 from .modes import get_mode, mode, set_mode
 from .primitives import defop, registry as primitives
@@ -28,7 +29,7 @@ from .primitives import defop, registry as primitives
 __version__ = "0.1.0"
 
 __all__ = [
-    "trace", "Traced", "grad", "value_and_grad", "vjp", "stop_gradient", "mode", "set_mode", "get_mode",
+    "trace", "Traced", "block_until_compiled", "grad", "value_and_grad", "vjp", "stop_gradient", "mode", "set_mode", "get_mode",
     "jvp", "linearize", "jacfwd", "jacrev", "jacobian", "hessian", "hvp", "elementwise_grad", "vmap",
     "numpy", "nn", "optim", "distributed", "datasets", "transforms", "bench", "set_log", "explain",
     "Graph", "Aval", "Var", "Const", "Eqn", "verify", "interpret", "defop", "primitives",

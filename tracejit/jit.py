@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 from numpy import empty as _empty, ndarray as _ndarray  # read on every call: globals are faster than np.*
 
-from . import outside, pytree
+from . import outside, pytree, tiers
 from .check import check_enabled_by_env, run_checked
 from .log import enabled as log_enabled, log
 from .core import Aval
@@ -457,7 +457,7 @@ class Traced:
     __slots__ = ("mode", "stats", "_hot", "_fast", "_guard", "__dict__", "__weakref__")
 
     def __init__(self, fn, *, static_argnums=(), static_argnames=(), mode=None, fastmath=False, parallel=None,
-                 passes=None, check=None):
+                 passes=None, check=None, tiered=None):
         if not callable(fn):
             raise TypeError(f"tj.trace: expected a function, got {type(fn).__name__}")
         functools.update_wrapper(self, fn)
@@ -468,6 +468,10 @@ class Traced:
         if parallel not in (None, True, False):
             raise ValueError(f"tj.trace: parallel must be None, True or False, got {parallel!r}")
         self.parallel = parallel
+        if tiered not in (None, True, False):
+            raise ValueError(f"tj.trace: tiered must be None, True or False, got {tiered!r}")
+        self.tiered = tiered
+        self._pending = []  # futures of the compiles started in the background (tiers.submit)
         self.passes = list(DEFAULT_PASSES if passes is None else passes)
         static_argnums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
         static_argnames = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
@@ -930,18 +934,67 @@ class Traced:
         elif mode == "graph":
             graph = entry.program.graph
             runner = functools.partial(interpret, graph)
+        elif self.tiered if self.tiered is not None else tiers.tiered_by_default():
+            return self._compile_in_background(entry)
         else:
-            from .backend import compile_graph
-            start = time.perf_counter()
-            entry.compiled = compile_graph(entry.program.graph, **self._backend_options(entry.program))
-            self.stats["compile_seconds"] += time.perf_counter() - start
-            self.stats["kernels"] = entry.compiled.kernels
-            self.stats["fused_ops"] = entry.compiled.fused_ops
-            self.stats["temp_bytes"] = entry.compiled.temp_bytes
             self.stats["compiled_programs"] += 1
-            runner = entry.compiled
+            runner = self._compile(entry)
         entry.runners[mode] = runner
         return runner
+
+    def _compile(self, entry, helper_process=False):
+        from .backend import compile_graph
+        start = time.perf_counter()
+        compiled = compile_graph(entry.program.graph, helper_process=helper_process,
+                                 **self._backend_options(entry.program))
+        self.stats["compile_seconds"] += time.perf_counter() - start
+        self.stats["kernels"] = compiled.kernels
+        self.stats["fused_ops"] = compiled.fused_ops
+        self.stats["temp_bytes"] = compiled.temp_bytes
+        entry.compiled = compiled
+        return compiled
+
+    def _compile_in_background(self, entry):
+        """Tiered execution: the interpreter runs the optimised graph until the compile that
+        starts here is done; then the compiled program replaces it (and the fast paths form
+        around it on the next call). A compile that fails raises its error on the next call."""
+        interpreted = functools.partial(interpret, entry.program.graph)
+
+        def runner(arrays):
+            self.stats["interpreted_calls"] += 1
+            return interpreted(arrays)
+
+        def compile_and_switch():
+            try:
+                compiled = self._compile(entry, tiers.use_helper_process())
+            except BaseException as exc:
+                error = exc  # ``exc`` itself is unbound when the except block ends
+
+                def failed(arrays):
+                    raise error
+                entry.runners["compiled"] = failed
+                raise
+            entry.runners["compiled"] = compiled
+            log("compile", f"{self.__name__}: the compiled program replaces the interpreter")
+            return compiled
+
+        self.stats["compiled_programs"] += 1
+        entry.runners["compiled"] = runner  # before the compile can finish and put its program here
+        self._pending = [f for f in self._pending if not f.done()]
+        self._pending.append(tiers.submit(compile_and_switch))
+        return runner
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the programs this function is compiling in the background are ready, so
+        that the next calls run compiled code (benchmarks and tests measure that tier). Raises
+        the compile's error if one failed, and ``TimeoutError`` after ``timeout`` seconds."""
+        from concurrent.futures import TimeoutError as FutureTimeout
+        for future in list(self._pending):
+            try:
+                future.result(timeout)
+            except FutureTimeout:
+                raise TimeoutError(f"{self.__name__}.wait: the compile is still running after {timeout} s") from None
+        self._pending = [f for f in self._pending if not f.done()]
 
     def _over_compile_limit(self) -> bool:
         limit = compile_limit()
@@ -1081,7 +1134,7 @@ class Traced:
 
 
 def trace(fn=None, *, static_argnums=(), static_argnames=(), mode=None, fastmath=False, parallel=None, passes=None,
-          check=None):
+          check=None, tiered=None):
     """Decorator: trace ``fn`` once per input signature and run it in the current mode.
 
     Use bare (``@tj.trace``) or with options (``@tj.trace(static_argnames=("n",))``).
@@ -1091,9 +1144,15 @@ def trace(fn=None, *, static_argnums=(), static_argnames=(), mode=None, fastmath
     results differ beyond tolerance. ``parallel=True`` runs the outer loop of every compiled
     kernel on Numba's threads, ``False`` never; ``None`` (the default) does so for kernels of at
     least a million elements when Numba has more than one thread.
+
+    ``tiered`` (default: ``TRACEJIT_TIERED``, on): in compiled mode a new signature's first
+    calls run the optimised graph in the NumPy interpreter while its program compiles in the
+    background; later calls use the compiled program once it is ready (``f.wait()`` waits for
+    it). The results are the same either way. ``tiered=False`` compiles before the first call
+    returns.
     """
     options = dict(static_argnums=static_argnums, static_argnames=static_argnames, mode=mode, fastmath=fastmath,
-                   parallel=parallel, passes=passes, check=check)
+                   parallel=parallel, passes=passes, check=check, tiered=tiered)
     if fn is None:
         return lambda f: Traced(f, **options)
     return Traced(fn, **options)

@@ -45,7 +45,8 @@ from .codegen import OUTPUT_ARG_MIN_BYTES, lower
 from .lowering import BackendError, Lowered
 from .memory import ALIGN
 
-__all__ = ["compile_graph", "CompiledProgram", "cache_info", "clear_cache", "log_enabled"]
+__all__ = ["compile_graph", "compile_into_disk_cache", "CompiledProgram", "cache_info", "clear_cache",
+           "log_enabled"]
 
 _cache_lock = threading.RLock()
 _counts = {"hits": 0, "compiles": 0}
@@ -137,24 +138,28 @@ def _trim_heap() -> None:
         pass
 
 
-def _numba_type(aval, readonly=True):
+def _numba_array(dtype: str, ndim: int, readonly: bool):
     from numba import types
     from numba.np.numpy_support import from_dtype
-    return types.Array(from_dtype(aval.dtype.newbyteorder("=")), len(aval.shape), "C", readonly=readonly)
+    return types.Array(from_dtype(np.dtype(dtype)), ndim, "C", readonly=readonly)
+
+
+def _signature_spec(lowered: Lowered) -> list:
+    """Argument types as ``(dtype, ndim, readonly)``: C-contiguous arrays, read-only except the
+    inputs the program updates in place (writable arrays convert to read-only ones, so one
+    compiled signature serves both), then the workspace (a writable 1-d ``uint8`` array) if
+    there is one, then the outputs."""
+    written = set(lowered.write_back.values())
+    spec = [(a.dtype.newbyteorder("=").str, len(a.shape), k not in written) for k, a in enumerate(lowered.in_avals)]
+    spec += [(v.dtype.newbyteorder("=").str, v.ndim, True) for v in lowered.const_values]
+    if lowered.workspace_bytes:
+        spec.append(("|u1", 1, False))
+    spec += [(np.dtype(dtype).newbyteorder("=").str, len(shape), False) for shape, dtype in lowered.output_args]
+    return spec
 
 
 def _signature(lowered: Lowered):
-    """Argument types: C-contiguous arrays, read-only except the inputs the program updates in
-    place (writable arrays convert to read-only ones, so one compiled signature serves both),
-    then the workspace (a writable 1-d ``uint8`` array) if there is one."""
-    from ..core import Aval
-    written = set(lowered.write_back.values())
-    types_ = [_numba_type(a, readonly=k not in written) for k, a in enumerate(lowered.in_avals)]
-    types_ += [_numba_type(Aval(v.shape, v.dtype)) for v in lowered.const_values]
-    if lowered.workspace_bytes:
-        types_.append(_numba_type(Aval((lowered.workspace_bytes,), np.dtype(np.uint8)), readonly=False))
-    types_ += [_numba_type(Aval(shape, dtype), readonly=False) for shape, dtype in lowered.output_args]
-    return tuple(types_)
+    return tuple(_numba_array(*t) for t in _signature_spec(lowered))
 
 
 # Modules whose compiled functions and intrinsics generated programs call: Numba's disk cache
@@ -253,36 +258,90 @@ def _load_machine_code(dispatcher, signature) -> bool:
     return True
 
 
-def _compile(lowered: Lowered, signature, key: str):
-    """The Numba function of ``lowered`` and how it was obtained: "compiled", or "loaded from
-    the disk cache" (machine code an earlier process compiled)."""
+def _dispatcher(job: dict):
+    """The program of ``job`` (see ``_job``) as Numba dispatchers, its parts included, and
+    where its module lives: ``(dispatcher, from_disk, on_disk, filename)``. The program becomes a
+    module file in the disk cache so that Numba can cache its machine code too (see disk_cache);
+    if the cache folder is unusable it runs from memory (``on_disk`` False)."""
     import numba
     from numba.core.dispatcher import Dispatcher
-    # The program becomes a module file in the disk cache so that Numba can cache its machine
-    # code too (see disk_cache); if the cache folder is unusable it runs from memory.
-    namespace, from_disk, filename = disk_cache.load_program(lowered.source, key, log=_log)
+    namespace, from_disk, filename = disk_cache.load_program(job["source"], job["key"], log=_log)
     on_disk = not filename.startswith("<")
-    pseudo = _register_source(lowered, key)  # CompiledProgram.filename, on disk or not
-    if not on_disk:
-        filename = pseudo
 
     def jit(fn_name, py_func):
-        dispatcher = numba.njit(fastmath=lowered.flags["fastmath"], parallel=fn_name in lowered.parallel_functions,
-                                error_model="numpy", nogil=lowered.flags["nogil"])(py_func)
+        dispatcher = numba.njit(fastmath=job["flags"]["fastmath"], parallel=fn_name in job["parallel_functions"],
+                                error_model="numpy", nogil=job["flags"]["nogil"])(py_func)
         if on_disk:  # machine code kept beside the module, with the cache's checks
             dispatcher._cache = disk_cache.machine_code_cache(py_func)
         return dispatcher
+    for part in job["parts"]:  # compiled when the main function's call to them is typed
+        # Compiling again a program whose module was loaded before (an interrupted compile,
+        # or after clear_cache) finds its parts already compiled: they are used as they are.
+        if not isinstance(namespace[part], Dispatcher):
+            namespace[part] = jit(part, namespace[part])
+    return jit(job["fn_name"], namespace[job["fn_name"]]), from_disk, on_disk, filename
+
+
+def _job(lowered: Lowered, key: str) -> dict:
+    """What compiling ``lowered`` needs, as plain data (a helper process gets it as JSON)."""
+    return {"source": lowered.source, "key": key, "fn_name": lowered.fn_name, "parts": list(lowered.parts),
+            "parallel_functions": list(lowered.parallel_functions), "flags": dict(lowered.flags),
+            "signature": _signature_spec(lowered)}
+
+
+def compile_into_disk_cache(job: dict) -> None:
+    """Compile ``job`` (from ``_job``) so that its machine code lands in the disk cache: what the
+    helper process (``compile_helper``) does for a program another process will load."""
+    fn, _, on_disk, _ = _dispatcher(job)
+    if not on_disk:
+        raise RuntimeError(f"the disk cache is not usable: {disk_cache.disabled_reason()}")
+    fn.compile(tuple(_numba_array(*t) for t in job["signature"]))
+
+
+def _compiled_by_helper(lowered: Lowered, key: str) -> bool:
+    """Compile ``lowered`` in a new Python process that leaves the machine code in the disk
+    cache, this thread waiting without holding the GIL; False (logged) when it did not."""
+    import json
+    import subprocess
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, TRACEJIT_CACHE_DIR=disk_cache.cache_root())
+    env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    start = time.perf_counter()
     try:
-        for part in lowered.parts:  # compiled when the main function's call to them is typed
-            # Compiling again a program whose module was loaded before (an interrupted compile,
-            # or after clear_cache) finds its parts already compiled: they are used as they are.
-            if not isinstance(namespace[part], Dispatcher):
-                namespace[part] = jit(part, namespace[part])
-        fn = jit(lowered.fn_name, namespace[lowered.fn_name])
+        done = subprocess.run([sys.executable, "-m", "tracejit.backend.compile_helper"], input=json.dumps(_job(lowered, key)),
+                              text=True, capture_output=True, env=env, timeout=_HELPER_TIMEOUT)
+    except (OSError, subprocess.SubprocessError) as exc:
+        _log("compile", f"{lowered.fn_name}: no helper process ({exc}); compiling in this process")
+        return False
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        _log("compile", f"{lowered.fn_name}: the helper process failed ({last}); compiling in this process")
+        return False
+    _log("compile", f"{lowered.fn_name}: compiled by a helper process in {time.perf_counter() - start:.3f} s")
+    return True
+
+
+_HELPER_TIMEOUT = 1800.0
+
+
+def _compile(lowered: Lowered, signature, key: str, helper_process=False):
+    """The Numba function of ``lowered`` and how it was obtained: "compiled", "compiled by a
+    helper process" (``helper_process``: a new process compiles it into the disk cache while
+    this thread waits; only with a usable disk cache), or "loaded from the disk cache"
+    (machine code an earlier process compiled)."""
+    import numba
+    filename = _filename(lowered, key)
+    try:
+        fn, from_disk, on_disk, filename = _dispatcher(_job(lowered, key))
+        pseudo = _register_source(lowered, key)  # CompiledProgram.filename, on disk or not
+        if not on_disk:
+            filename = pseudo
         # from disk, Numba probably has its machine code (inside it are the parts' too)
         if from_disk and _load_machine_code(fn, signature):
             _log("cache", f"{lowered.fn_name}: machine code loaded from {os.path.dirname(filename)}")
             return fn, "loaded from the disk cache"
+        if helper_process and on_disk and _compiled_by_helper(lowered, key) and _load_machine_code(fn, signature):
+            return fn, "compiled by a helper process"
         fn.compile(signature)
         fn.disable_compile()
         return fn, "compiled"
@@ -422,7 +481,7 @@ class CompiledProgram:
         self.key = key
         self.filename = _filename(lowered, key)
         self._consts = tuple(lowered.const_values)
-        # the program reads native byte order (``_numba_type``): other arrays are converted
+        # the program reads native byte order (``_signature_spec``): other arrays are converted
         self._expect = tuple((a.shape, a.dtype.newbyteorder("=")) for a in lowered.in_avals)
         self._passthrough = sorted({**lowered.passthrough, **lowered.write_back}.items())
         self._n_out = lowered.n_returned + len(self._passthrough)
@@ -495,10 +554,13 @@ class CompiledProgram:
                                 [arrays[k] for _, k in self._passthrough], outs))
 
 
-def compile_graph(graph, *, fastmath=False, parallel=None, name="fn", write_back=None) -> CompiledProgram:
+def compile_graph(graph, *, fastmath=False, parallel=None, name="fn", write_back=None,
+                  helper_process=False) -> CompiledProgram:
     """Generate, compile (or fetch from the cache) and wrap the program for ``graph``.
     ``write_back``: ``{output position: input position}`` of outputs the program writes into
-    its input arrays (see ``codegen.lower``)."""
+    its input arrays (see ``codegen.lower``). ``helper_process``: compile in a new process
+    that fills the disk cache, then load from there (for compiles in the background, which
+    then take no CPU time from this process's threads)."""
     start = time.perf_counter()
     lowered = lower(graph, fastmath=fastmath, parallel=parallel, name=name, write_back=write_back)
     signature = _signature(lowered)
@@ -512,7 +574,7 @@ def compile_graph(graph, *, fastmath=False, parallel=None, name="fn", write_back
         else:
             if log_enabled("source"):
                 _log("source", f"{lowered.fn_name} ({len(graph.eqns)} equations):\n{lowered.source}")
-            fn, origin = _compile(lowered, signature, key)
+            fn, origin = _compile(lowered, signature, key, helper_process)
             _cache.put(key, fn)
             weakref.finalize(fn, _forget, key, f"tj_{key[:40]}", id(fn.py_func.__globals__))
             _counts["compiles"] += 1
@@ -520,8 +582,8 @@ def compile_graph(graph, *, fastmath=False, parallel=None, name="fn", write_back
     if hit:
         origin = "found in memory"
         _log("cache", f"{lowered.fn_name}: compiled program found in memory ({key[:12]}), nothing compiled")
-    elif origin == "compiled":
-        _log("compile", f"{lowered.fn_name}: {lowered.kernels} kernels compiled in {seconds:.3f} s")
+    elif origin.startswith("compiled"):
+        _log("compile", f"{lowered.fn_name}: {lowered.kernels} kernels {origin} in {seconds:.3f} s")
     else:
         _log("compile", f"{lowered.fn_name}: {lowered.kernels} kernels loaded from the disk cache in {seconds:.3f} s, "
                         "nothing compiled")

@@ -142,7 +142,8 @@ class Result:
         t = lambda s: format_time(s, unicode)  # noqa: E731
         dash = "–" if unicode else "-"
         if self.kind == "latency":
-            header = ["system", "median", f"min {dash} max", "runs", "start-up", "first call", "kernels", "note"]
+            header = ["system", "median", f"min {dash} max", "runs", "start-up", "first call", "compiled tier",
+                      "kernels", "note"]
         else:
             header = ["system", "median", f"min {dash} max", f"vs {self.baseline}", "first call", "overhead",
                       "kernels", "retraces", "note"]
@@ -155,7 +156,7 @@ class Result:
             kern = "-" if s.kernels is None else str(s.kernels)
             if self.kind == "latency":
                 rows.append([s.name, t(s.median), spread, str(s.rounds), t(s.extra.get("startup")),
-                             t(s.first_call), kern, s.note])
+                             t(s.first_call), t(s.extra.get("compiled_tier")), kern, s.note])
             else:
                 rows.append([s.name, t(s.median), spread, format_ratio(self.speedup(s.name)), t(s.first_call),
                              t(s.overhead), kern, "-" if s.retraces is None else str(s.retraces), s.note])

@@ -1,0 +1,176 @@
+"""Tiered execution: a new signature's first calls answer from the NumPy interpreter while its
+program compiles in the background; then the compiled program takes over.
+
+The suite compiles before the first call returns (conftest sets ``TRACEJIT_TIERED=0``); these
+tests turn tiering on per function (``tiered=True``) or through the environment. The
+mode-equality and in-place tests of ``test_trace.py`` run in the "tiered" pseudo-mode too.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import tracejit as tj
+from conftest import assert_tree_close, run, tiering
+from tracejit import tiers
+
+
+def sgd_step(params, x, y, lr):
+    loss, g = tj.value_and_grad(lambda p: tj.nn.cross_entropy(np.tanh(x @ p["W"]) + p["b"], y))(params)
+    return {k: params[k] - lr * g[k] for k in params}, loss
+
+
+def _problem(seed=0):
+    rng = np.random.default_rng(seed)
+    params = {"W": rng.standard_normal((6, 4)) * 0.3, "b": np.zeros(4)}
+    return params, rng.standard_normal((5, 6)), rng.integers(0, 4, 5)
+
+
+def test_the_first_call_is_interpreted_then_the_compiled_program_takes_over():
+    params, x, y = _problem()
+    want = run(tj.trace(sgd_step), "eager", params, x, y, 0.1)
+    f = tj.trace(sgd_step, tiered=True)
+    with tj.mode("compiled"):
+        first = f(params, x, y, 0.1)
+        assert f.stats["interpreted_calls"] == 1 and f.stats["compiled_programs"] == 1
+        assert_tree_close(first, want)
+        f.wait()
+        assert f.stats["kernels"] > 0 and f.stats["compile_seconds"] > 0
+        for _ in range(3):  # the full path once, then the fast path
+            assert_tree_close(f(params, x, y, 0.1), want)
+    assert f.stats["interpreted_calls"] == 1
+    assert f.stats["traces"] == 1
+
+
+def test_in_place_updates_are_the_same_in_both_tiers():
+    def update(w, g):
+        w -= 0.5 * g
+        return (w * w).sum()
+
+    g = np.linspace(-1, 1, 12).reshape(3, 4)
+    eager_w, tiered_w = np.ones((3, 4)), np.ones((3, 4))
+    f = tj.trace(update, tiered=True)
+    for step in range(3):
+        want = update(eager_w, g)
+        with tj.mode("compiled"):
+            got = f(tiered_w, g)
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+        np.testing.assert_allclose(tiered_w, eager_w, rtol=1e-12)
+        if step == 0:
+            assert f.stats["interpreted_calls"] == 1
+            f.wait()
+    assert f.stats["interpreted_calls"] == 1
+
+
+def test_the_environment_and_the_argument_choose_the_tier():
+    x = np.arange(6.0)
+    with tiering(on=False):
+        f = tj.trace(lambda x: np.exp(x) + 1)
+        assert run(f, "compiled", x).shape == (6,)
+        assert f.stats["interpreted_calls"] == 0 and f.stats["kernels"] > 0
+    with tiering(on=True):
+        g = tj.trace(lambda x: np.exp(x) + 2)
+        run(g, "compiled", x)
+        assert g.stats["interpreted_calls"] == 1
+        h = tj.trace(lambda x: np.exp(x) + 3, tiered=False)
+        run(h, "compiled", x)
+        assert h.stats["interpreted_calls"] == 0
+    g.wait()
+
+
+def test_bad_settings_name_what_is_wrong(monkeypatch):
+    with pytest.raises(ValueError, match="tiered must be None, True or False, got 'yes'"):
+        tj.trace(np.exp, tiered="yes")
+    monkeypatch.setenv("TRACEJIT_TIERED", "sometimes")
+    with pytest.raises(ValueError, match="TRACEJIT_TIERED must be 1 .* or 0 .*got 'sometimes'"):
+        run(tj.trace(lambda x: x + 1), "compiled", np.ones(2))
+    monkeypatch.setenv("TRACEJIT_COMPILE_HELPER", "maybe")
+    with pytest.raises(ValueError, match="TRACEJIT_COMPILE_HELPER must be 1 .* or 0 .*got 'maybe'"):
+        tiers.use_helper_process()
+
+
+def test_a_failed_background_compile_raises_on_the_next_call_and_in_wait(monkeypatch):
+    import tracejit.backend
+
+    def broken(graph, **options):
+        raise tracejit.backend.BackendError("the compiler broke")
+
+    monkeypatch.setattr(tracejit.backend, "compile_graph", broken)
+    f = tj.trace(lambda x: np.sin(x) * 3, tiered=True)
+    with tj.mode("compiled"):
+        np.testing.assert_allclose(f(np.ones(3)), np.sin(np.ones(3)) * 3)  # the interpreter answered
+        with pytest.raises(tracejit.backend.BackendError, match="the compiler broke"):
+            f.wait()
+        for _ in range(2):  # not silently interpreted from now on
+            with pytest.raises(tracejit.backend.BackendError, match="the compiler broke"):
+                f(np.ones(3))
+
+
+def test_block_until_compiled_waits_for_every_function():
+    fs = [tj.trace(lambda x, k=k: np.cos(x) * k, tiered=True) for k in range(3)]
+    with tj.mode("compiled"):
+        for f in fs:
+            f(np.ones(4))
+    tj.block_until_compiled()
+    assert tiers.pending_count() == 0
+    assert all(f.stats["kernels"] > 0 for f in fs)
+    with pytest.raises(TimeoutError):
+        slow = tiers.submit(lambda: __import__("time").sleep(1.0))
+        tj.block_until_compiled(timeout=0.01)
+    slow.result()
+
+
+def test_check_mode_compares_the_interpreted_tier_too():
+    f = tj.trace(lambda x: np.tanh(x).sum(), tiered=True, check=True)
+    with tj.mode("compiled"):
+        assert np.isclose(f(np.arange(4.0)), np.tanh(np.arange(4.0)).sum())
+    f.wait()
+
+
+def _script(body: str) -> str:
+    return textwrap.dedent("""
+        import time
+        import numpy as np
+        import tracejit as tj
+
+        @tj.trace
+        def f(x):
+            return np.tanh(x @ x.T).sum(axis=0) * 2
+    """) + textwrap.dedent(body)
+
+
+def _run_script(source, tmp_path, **env):
+    environment = dict(os.environ, TRACEJIT_CACHE_DIR=str(tmp_path / "cache"), TRACEJIT_TIERED="1", **env)
+    return subprocess.run([sys.executable, "-c", source], capture_output=True, text=True, env=environment,
+                          timeout=600)
+
+
+def test_a_program_that_ends_before_its_compile_exits_at_once_and_cleanly(tmp_path):
+    done = _run_script(_script("""
+        print(f(np.ones((30, 20))).shape, f.stats["interpreted_calls"])
+    """), tmp_path, TRACEJIT_COMPILE_HELPER="0")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["(30,)", "1"]
+    assert done.stderr == ""
+
+
+@pytest.mark.long
+def test_a_helper_process_compiles_into_the_disk_cache_and_this_process_loads_it(tmp_path):
+    source = _script("""
+        x = np.linspace(-1, 1, 600).reshape(30, 20)
+        first = f(x)
+        f.wait()
+        entry = next(iter(f._cache.values()))
+        print(entry.compiled.origin)
+        print(np.allclose(f(x), first, rtol=1e-12), np.allclose(first, np.tanh(x @ x.T).sum(axis=0) * 2))
+    """)
+    done = _run_script(source, tmp_path, TRACEJIT_COMPILE_HELPER="1")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["compiled by a helper process", "True True"]
+    again = _run_script(source, tmp_path, TRACEJIT_COMPILE_HELPER="1")  # a new process: from the disk cache
+    assert again.stdout.splitlines() == ["loaded from the disk cache", "True True"], again.stderr

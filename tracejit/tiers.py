@@ -1,0 +1,105 @@
+"""Tiered execution: compiling in the background while the NumPy interpreter answers.
+
+Layer: runtime, beside ``jit.py``, which is its only user. On a cache miss in compiled mode
+``jit.Traced`` traces and optimises the function, hands the compile to ``submit`` and runs
+the optimised graph with the interpreter until the compiled program is ready. ``submit``
+queues a job for one worker thread and returns a ``concurrent.futures.Future``;
+``block_until_compiled`` waits for every job submitted so far.
+
+One thread, not a process: a helper process would pay Python's and Numba's start-up (about
+0.5 s here) before compiling, and the main process would still import Numba and load the
+machine code from the disk cache before it could call it, so it comes later on a machine of
+two cores (ARCHITECTURE.md gives the measurements). Numba compiles one function at a time in
+a process anyway (its compiler lock), so more threads would only queue. The thread is a daemon:
+a program that ends while a compile is still running does not wait for it, and that program
+is then not in the disk cache (``Traced.wait()`` before the end keeps it).
+
+``TRACEJIT_TIERED`` (``1`` by default, ``0`` to compile before the first call returns, as
+``tj.trace(tiered=False)`` does for one function).
+"""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from concurrent.futures import Future
+
+__all__ = ["tiered_by_default", "use_helper_process", "submit", "block_until_compiled", "pending_count"]
+
+_jobs: "queue.Queue[tuple[Future, object]]" = queue.Queue()
+_pending: set = set()  # futures not done yet
+_lock = threading.Lock()
+_worker = None
+
+
+def tiered_by_default() -> bool:
+    """Whether compiled mode tiers (``TRACEJIT_TIERED``, default on)."""
+    value = os.environ.get("TRACEJIT_TIERED", "1").strip().lower()
+    if value in ("1", "true", "yes", "on", ""):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"TRACEJIT_TIERED must be 1 (compile in the background, the default) or 0 (compile before "
+                     f"the first call returns), got {os.environ['TRACEJIT_TIERED']!r}")
+
+
+def use_helper_process() -> bool:
+    """Whether a background compile runs in a helper process (``TRACEJIT_COMPILE_HELPER``:
+    ``1``, ``0``, or by default whenever this process may use more than one CPU)."""
+    value = os.environ.get("TRACEJIT_COMPILE_HELPER", "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    if value:
+        raise ValueError(f"TRACEJIT_COMPILE_HELPER must be 1 (compile in a helper process) or 0 (on a thread of "
+                         f"this process), got {os.environ['TRACEJIT_COMPILE_HELPER']!r}")
+    try:
+        return len(os.sched_getaffinity(0)) > 1
+    except AttributeError:  # no affinity on this platform
+        return (os.cpu_count() or 1) > 1
+
+
+def _work():
+    while True:
+        future, job = _jobs.get()
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(job())
+            except BaseException as exc:  # handed to whoever waits for it, or calls next
+                future.set_exception(exc)
+        with _lock:
+            _pending.discard(future)
+        del future, job  # a finished job's program is kept by its entry, not by this frame
+
+
+def submit(job) -> Future:
+    """Run ``job()`` on the compile thread, after the jobs submitted before it."""
+    global _worker
+    future = Future()
+    with _lock:
+        _pending.add(future)
+        if _worker is None:
+            _worker = threading.Thread(target=_work, name="tracejit-compile", daemon=True)
+            _worker.start()
+    _jobs.put((future, job))
+    return future
+
+
+def pending_count() -> int:
+    """How many submitted compiles have not finished."""
+    with _lock:
+        return len(_pending)
+
+
+def block_until_compiled(timeout: float | None = None) -> None:
+    """Wait until every compile submitted so far has finished (``tj.block_until_compiled``).
+
+    A compile that failed does not raise here; its function raises the error on its next call
+    (or in its ``wait()``). ``timeout`` (seconds): raise ``TimeoutError`` if they take longer."""
+    with _lock:
+        futures = list(_pending)
+    from concurrent.futures import wait
+    done, not_done = wait(futures, timeout=timeout)
+    if not_done:
+        raise TimeoutError(f"tj.block_until_compiled: {len(not_done)} compile(s) still running after {timeout} s")
