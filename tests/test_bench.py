@@ -425,3 +425,17 @@ def test_timing_inner_records_the_time_inside_each_call_and_leaves_calls_as_they
     assert len(inner) == 4
     if mode != "eager":
         assert f.stats["cache_hits"] == hits + 1 and f.stats["traces"] == 1
+
+
+@pytest.mark.long
+def test_the_mnist_epoch_from_a_cold_start(no_peers):
+    """The epoch benchmark's children train one MNIST epoch with each system from the same
+    start, and reach the same loss."""
+    if not os.environ.get("TRACEJIT_DATA"):
+        pytest.skip("needs MNIST under $TRACEJIT_DATA")
+    cold, warm = latency.run_latency(systems=("numpy", "compiled"), cold_runs=1, warm_runs=1, epoch=True)
+    assert (cold.name, warm.name) == ("epoch_cold", "epoch_warm")
+    for result in (cold, warm):
+        assert all(s.ok for s in result.systems.values()), result.table()
+    losses = [result.systems[s].extra["loss"] for result in (cold, warm) for s in ("numpy", "compiled")]
+    np.testing.assert_allclose(losses, losses[0], rtol=1e-4)

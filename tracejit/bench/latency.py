@@ -65,18 +65,26 @@ def _installed(system):
     return module is None or importlib.util.find_spec(module) is not None
 
 
+EPOCH_TARGET = "one epoch of MNIST softmax regression (batch 128, SGD), data loading included"
+
+
 def run_latency(size="full", systems=LATENCY_SYSTEMS, cold_runs=2, warm_runs=3, timeout=600.0, skip=None,
-                progress=None):
+                progress=None, epoch=False):
     """Two ``Result``s, ``compile_cold`` and ``compile_warm``, of kind ``"latency"``.
 
     ``size`` picks the target from ``workloads.LATENCY_TARGET`` (full: the softmax-regression SGD step);
-    ``skip`` maps system names to a reason for not running them.
+    ``skip`` maps system names to a reason for not running them. ``epoch=True``: the time to
+    train one epoch of MNIST from process start instead (``epoch_cold`` and ``epoch_warm``;
+    MNIST from ``$TRACEJIT_DATA``).
     """
     report = progress or (lambda *a: None)
     skip = dict(skip or {})
-    workload, wsize = LATENCY_TARGET[size]
-    wl = get(workload)
-    target = f"{workload} ({wl.describe(wl.sizes[wsize])})"
+    if epoch:
+        workload, wsize, target = "mnist_epoch", "full", EPOCH_TARGET
+    else:
+        workload, wsize = LATENCY_TARGET[size]
+        wl = get(workload)
+        target = f"{workload} ({wl.describe(wl.sizes[wsize])})"
     runs = {"cold": {s: [] for s in systems}, "warm": {s: [] for s in systems}}
     status = {"cold": {}, "warm": {}}  # per phase: system -> (status, note) when it cannot run
     for s in systems:
@@ -111,8 +119,9 @@ def run_latency(size="full", systems=LATENCY_SYSTEMS, cold_runs=2, warm_runs=3, 
         shutil.rmtree(base, ignore_errors=True)
 
     results = []
-    for phase, title in (("cold", "compile latency, cold: new process, empty cache"),
-                         ("warm", "compile latency, warm: new process, cache filled by a cold run")):
+    what, prefix = ("time to train one epoch", "epoch") if epoch else ("compile latency", "compile")
+    for phase, title in (("cold", f"{what}, cold: new process, empty cache"),
+                         ("warm", f"{what}, warm: new process, cache filled by a cold run")):
         systems_out = {}
         for s in systems:
             if s in status[phase] and not runs[phase][s]:
@@ -128,10 +137,13 @@ def run_latency(size="full", systems=LATENCY_SYSTEMS, cold_runs=2, warm_runs=3, 
                 first_call=statistics.median(o["first_call"] for o in runs[phase][s]),
                 compile_seconds=last.get("compile_seconds"), kernels=last.get("kernels"),
                 extra={"startup": statistics.median(o["startup"] for o in runs[phase][s]),
-                       "compiled_tier": statistics.median(o["compiled_latency"] for o in runs[phase][s])})
-        results.append(Result(name=f"compile_{phase}", title=title, kind="latency", baseline="numpy",
+                       "compiled_tier": statistics.median(o["compiled_latency"] for o in runs[phase][s]),
+                       **({"loss": last["loss"]} if "loss" in last else {})})
+        results.append(Result(name=f"{prefix}_{phase}", title=title, kind="latency", baseline="numpy",
                               systems=systems_out, params={"target": target, "size_desc": target},
-                              notes=[f"process start to first result of {target}; start-up = interpreter, "
+                              notes=[f"process start to the end of {target}; start-up = interpreter and "
+                                     "imports; first call = the epoch" if epoch else
+                                     f"process start to first result of {target}; start-up = interpreter, "
                                      "imports and inputs; first call = tracing and compiling (or loading), or with "
                                      "tiered execution tracing and interpreting; compiled tier = process start to "
                                      "the compiled program's first result"]))

@@ -160,10 +160,13 @@ def run(workloads=None, *, quick=False, size=None, systems=DEFAULT_SYSTEMS, peer
     results = []
     for i, name in enumerate(names, start=1):
         prog.workload(i, len(names), name)
-        if name == "compile":
+        if name in ("compile", "mnist_epoch"):
             lat_systems = [s for s in LATENCY_SYSTEMS if s in ("numpy", "compiled") or s in wanted]
+            if name == "mnist_epoch":
+                lat_systems = [s for s in lat_systems if s != "torch.compile"]
             results += run_latency(size=size, systems=lat_systems, cold_runs=cfg["cold_runs"],
-                                   warm_runs=cfg["warm_runs"], timeout=cfg["child_timeout"], skip=skip, progress=prog)
+                                   warm_runs=cfg["warm_runs"], timeout=cfg["child_timeout"], skip=skip, progress=prog,
+                                   epoch=name == "mnist_epoch")
             continue
         if name == "trace":
             results += run_tracing(size=size, progress=prog)

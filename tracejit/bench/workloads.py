@@ -731,13 +731,14 @@ def get(name) -> Workload:
 
 
 def all_names():
-    return list(WORKLOADS) + ["compile", "trace"]
+    return list(WORKLOADS) + ["compile", "trace", "mnist_epoch"]
 
 
 def select(patterns=None, quick=False):
     """Workload names matching ``patterns`` (exact names or prefixes, e.g. ``elementwise``);
     all (or the quick set) when ``patterns`` is empty. ``"compile"`` is the latency benchmark,
-    ``"trace"`` the tracing-time one."""
+    ``"trace"`` the tracing-time one, ``"mnist_epoch"`` the time to train one MNIST epoch from
+    process start."""
     names = all_names()
     if not patterns:
         return list(QUICK) if quick else names
