@@ -12,7 +12,6 @@ import contextlib
 import functools
 import inspect
 import operator
-import os
 import threading
 import time
 import warnings
@@ -21,6 +20,7 @@ import numpy as np
 from numpy import empty as _empty, ndarray as _ndarray  # read on every call: globals are faster than np.*
 
 from . import outside, pytree, tiers
+from .settings import cache_size, compile_limit
 from .check import check_enabled_by_env, run_checked
 from .log import enabled as log_enabled, log
 from .core import Aval
@@ -34,24 +34,6 @@ from .transforms import DEFAULT_PASSES, run_passes
 __all__ = ["trace", "Traced", "RETRACE_WARNING_THRESHOLD", "compile_limit"]
 
 RETRACE_WARNING_THRESHOLD = 8
-DEFAULT_COMPILE_LIMIT = 8
-
-
-def compile_limit() -> int:
-    """How many programs one traced function compiles (one per signature) before later new
-    signatures run in the NumPy interpreter instead: ``$TRACEJIT_COMPILE_LIMIT``, default 8, 0
-    for no limit. Numba keeps the machine code of every program it compiles until the process
-    ends (about 1 MiB each), so a function called with ever new shapes would grow the process
-    without bound; ``torch.compile`` bounds recompiles the same way (its cache size limit, 8)."""
-    value = os.environ.get("TRACEJIT_COMPILE_LIMIT", "")
-    try:
-        limit = int(value) if value else DEFAULT_COMPILE_LIMIT
-    except ValueError:
-        limit = -1
-    if limit < 0:
-        raise ValueError(f"TRACEJIT_COMPILE_LIMIT must be a whole number of programs (0: no limit), got {value!r}")
-    return limit
-
 # Python scalars are traced as 0-d "weak" values of their kind's default dtype (NEP 50).
 _SCALAR_DTYPES = {bool: np.dtype(np.bool_), int: np.dtype(np.int64), float: np.dtype(np.float64),
                   complex: np.dtype(np.complex128)}
@@ -827,7 +809,6 @@ class Traced:
     def _evict(self):
         """Keep the ``TRACEJIT_CACHE_SIZE`` most recently traced or looked-up signatures: the
         oldest others are dropped with their programs (a call with one traces it again)."""
-        from .backend.compiler import cache_size
         size = cache_size()
         if len(self._cache) <= size:
             return

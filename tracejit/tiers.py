@@ -15,14 +15,16 @@ a program that ends while a compile is still running does not wait for it, and t
 is then not in the disk cache (``Traced.wait()`` before the end keeps it).
 
 ``TRACEJIT_TIERED`` (``1`` by default, ``0`` to compile before the first call returns, as
-``tj.trace(tiered=False)`` does for one function).
+``tj.trace(tiered=False)`` does for one function) and ``TRACEJIT_COMPILE_HELPER`` are read in
+``settings``.
 """
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from concurrent.futures import Future
+
+from .settings import tiered_by_default, use_helper_process
 
 __all__ = ["tiered_by_default", "use_helper_process", "submit", "block_until_compiled", "pending_count"]
 
@@ -30,34 +32,6 @@ _jobs: "queue.Queue[tuple[Future, object]]" = queue.Queue()
 _pending: set = set()  # futures not done yet
 _lock = threading.Lock()
 _worker = None
-
-
-def tiered_by_default() -> bool:
-    """Whether compiled mode tiers (``TRACEJIT_TIERED``, default on)."""
-    value = os.environ.get("TRACEJIT_TIERED", "1").strip().lower()
-    if value in ("1", "true", "yes", "on", ""):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"TRACEJIT_TIERED must be 1 (compile in the background, the default) or 0 (compile before "
-                     f"the first call returns), got {os.environ['TRACEJIT_TIERED']!r}")
-
-
-def use_helper_process() -> bool:
-    """Whether a background compile runs in a helper process (``TRACEJIT_COMPILE_HELPER``:
-    ``1``, ``0``, or by default whenever this process may use more than one CPU)."""
-    value = os.environ.get("TRACEJIT_COMPILE_HELPER", "").strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    if value:
-        raise ValueError(f"TRACEJIT_COMPILE_HELPER must be 1 (compile in a helper process) or 0 (on a thread of "
-                         f"this process), got {os.environ['TRACEJIT_COMPILE_HELPER']!r}")
-    try:
-        return len(os.sched_getaffinity(0)) > 1
-    except AttributeError:  # no affinity on this platform
-        return (os.cpu_count() or 1) > 1
 
 
 def _work():

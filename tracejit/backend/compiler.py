@@ -40,6 +40,7 @@ import weakref
 
 import numpy as np
 
+from ..settings import cache_size
 from . import disk_cache
 from .codegen import OUTPUT_ARG_MIN_BYTES, lower
 from .lowering import BackendError, Lowered
@@ -50,19 +51,6 @@ __all__ = ["compile_graph", "compile_into_disk_cache", "CompiledProgram", "cache
 
 _cache_lock = threading.RLock()
 _counts = {"hits": 0, "compiles": 0}
-
-DEFAULT_CACHE_SIZE = 64
-
-
-def cache_size() -> int:
-    """How many compiled programs (and signatures per traced function) are kept in memory beyond
-    those in use: ``$TRACEJIT_CACHE_SIZE``, default 64."""
-    value = os.environ.get("TRACEJIT_CACHE_SIZE", "")
-    try:
-        return max(1, int(value)) if value else DEFAULT_CACHE_SIZE
-    except ValueError:
-        raise ValueError(f"TRACEJIT_CACHE_SIZE must be a positive integer, got {value!r}") from None
-
 
 class _ProgramCache:
     """Compiled functions by key: the ``cache_size()`` most recently used ones held, the others

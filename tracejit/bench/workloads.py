@@ -98,10 +98,11 @@ def _check_tracejit(tj, needs, mode):
             if obj is None:
                 raise Unavailable(f"this tracejit has no tj.{path} yet")
     if mode == "compiled":
-        try:
-            from tracejit.backend import compile_graph  # noqa: F401
-        except ImportError as e:
-            raise Unavailable(f"the compiled backend is not available ({e})") from e
+        # whether Numba is installed, without importing it: a program's start-up does not pay
+        # for that import before its first compile (in the background, with tiered execution)
+        import importlib.util
+        if importlib.util.find_spec("numba") is None:
+            raise Unavailable("the compiled backend is not available (Numba is not installed)")
 
 
 # ------------------------------------------------------------------------------------ workload
