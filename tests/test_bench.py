@@ -185,7 +185,7 @@ def test_workload_selection():
     assert workloads.select(["elementwise"]) == ["elementwise_1m", "elementwise_16m"]
     assert workloads.select(["dispatch", "dispatch"]) == ["dispatch"]
     assert "elementwise_16m" not in workloads.select(quick=True) and "compile" in workloads.select(quick=True)
-    assert workloads.select() == list(workloads.WORKLOADS) + ["compile", "trace"]
+    assert workloads.select() == list(workloads.WORKLOADS) + ["compile", "trace", "mnist_epoch"]
     with pytest.raises(KeyError, match="unknown workload"):
         workloads.select(["nope"])
 
