@@ -54,17 +54,13 @@ def tiered_by_default() -> bool:
 
 
 def use_helper_process() -> bool:
-    """Whether a background compile runs in a helper process (``TRACEJIT_COMPILE_HELPER``:
-    ``1``, ``0``, or by default whenever this process may use more than one CPU)."""
+    """Whether a background compile runs in a helper process (``TRACEJIT_COMPILE_HELPER=1``)
+    instead of a thread of this process (``0``, the default: on a machine whose cores are busy
+    the helper's start-up makes it the slower one, see ARCHITECTURE.md)."""
     value = os.environ.get("TRACEJIT_COMPILE_HELPER", "").strip().lower()
     if value in ("1", "true", "yes", "on"):
         return True
-    if value in ("0", "false", "no", "off"):
+    if value in ("0", "false", "no", "off", ""):
         return False
-    if value:
-        raise ValueError(f"TRACEJIT_COMPILE_HELPER must be 1 (compile in a helper process) or 0 (on a thread of "
-                         f"this process), got {os.environ['TRACEJIT_COMPILE_HELPER']!r}")
-    try:
-        return len(os.sched_getaffinity(0)) > 1
-    except AttributeError:  # no affinity on this platform
-        return (os.cpu_count() or 1) > 1
+    raise ValueError(f"TRACEJIT_COMPILE_HELPER must be 1 (compile in a helper process) or 0 (on a thread of "
+                     f"this process), got {os.environ['TRACEJIT_COMPILE_HELPER']!r}")

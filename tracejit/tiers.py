@@ -6,13 +6,15 @@ the optimised graph with the interpreter until the compiled program is ready. ``
 queues a job for one worker thread and returns a ``concurrent.futures.Future``;
 ``block_until_compiled`` waits for every job submitted so far.
 
-One thread, not a process: a helper process would pay Python's and Numba's start-up (about
-0.5 s here) before compiling, and the main process would still import Numba and load the
-machine code from the disk cache before it could call it, so it comes later on a machine of
-two cores (ARCHITECTURE.md gives the measurements). Numba compiles one function at a time in
-a process anyway (its compiler lock), so more threads would only queue. The thread is a daemon:
-a program that ends while a compile is still running does not wait for it, and that program
-is then not in the disk cache (``Traced.wait()`` before the end keeps it).
+The job runs on that thread and compiles there, in this process, unless
+``TRACEJIT_COMPILE_HELPER=1``: then the thread starts a helper process that compiles the
+program into the disk cache, waits for it without holding the GIL, and loads the machine code.
+The helper leaves this process's core to the training loop but pays Python's and Numba's
+start-up first; measured on this project's machine of two busy cores the thread was the faster
+(ARCHITECTURE.md, ``benchmarks/background_compile.py``). One worker, because Numba compiles one
+function at a time in a process anyway (its compiler lock). The thread is a daemon: a program
+that ends while a compile is still running does not wait for it, and that program is then not
+in the disk cache (``Traced.wait()`` before the end keeps it).
 
 ``TRACEJIT_TIERED`` (``1`` by default, ``0`` to compile before the first call returns, as
 ``tj.trace(tiered=False)`` does for one function) and ``TRACEJIT_COMPILE_HELPER`` are read in
