@@ -824,6 +824,34 @@ def _collapsed_sizes(source):
     return [int(n) for n in re.findall(r"collapsed into one over (\d+)", source)]
 
 
+def test_scalar_arguments_are_computed_in_the_kernels_that_read_them():
+    """Python-scalar arguments cast to float32 form no 0-d kernel of their own: the elementwise
+    chain is one kernel; a learning rate two kernels read is computed in each; a scalar the
+    function returns as well is computed once more, in a 0-d kernel, for that output."""
+    x = np.linspace(-2, 2, 50, dtype=np.float32)
+
+    def chain(x, a, b):
+        return np.tanh(a * x + b) * np.exp(-x * x) + 0.5 * np.sqrt(np.abs(x))
+
+    traced = tj.trace(chain)
+    np.testing.assert_allclose(run(traced, "compiled", x, 0.7, -0.2), chain(x, 0.7, -0.2), rtol=1e-5)
+    assert traced.stats["kernels"] == 1
+    assert [e.prim.name for e in traced.graph(x, 0.7, -0.2).eqns] == ["fused"]
+
+    def update(w, v, gw, gv, lr):
+        return w - lr * gw, v - (lr * 0.5) * gv * gv, -lr * 2
+
+    rng = np.random.default_rng(1)
+    args = (rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal(5).astype(np.float32),
+            rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal(5).astype(np.float32), 0.25)
+    traced = tj.trace(update)
+    assert_tree_close(run(traced, "compiled", *args), update(*args))
+    kernels = [e for e in traced.graph(*args).eqns if e.prim.name == "fused"]
+    assert sorted(e.params["domain"] for e in kernels) == [(), (3, 4), (5,)]
+    for kernel in kernels:  # each reads lr itself, none reads another's scalar
+        assert [v.aval.shape for v in kernel.inputs if v.aval.shape == ()] == [()]
+
+
 def test_elementwise_kernel_over_a_short_last_axis_runs_as_one_loop():
     def sgd(w, g, lr):
         return w - lr * g

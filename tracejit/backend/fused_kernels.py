@@ -411,12 +411,20 @@ def emit_fused(L, eqn):
                 accesses.store(v.id, idx)
                 L.emit(f"{at(out_refs[v.id], idx)} = {value}")
 
-    # 0-d inputs are read once, before the loops (a parallel loop cannot index them).
+    # 0-d inputs are read once, before the loops (a parallel loop cannot index them), and the
+    # scalar arguments the group computes from them (``fuse``'s copies) are computed there too.
     for v in eqn.inputs:
         if isinstance(v, Var) and v.aval.shape == () and v.id not in locals_:
             name = L.fresh(L.var_name(v) + "_")
             L.emit(f"{name} = {accesses.read(L.ref(v), ()).at(())}")
             locals_[v.id] = name
+    if n:
+        for e in K.members:
+            out = e.outputs[0]
+            if e.prim.kind == "elementwise" and out.aval.shape == () and out.id not in K.outputs and all(
+                    isinstance(a, Const) and a.aval.shape == () or isinstance(a, Var) and a.id in locals_
+                    for a in e.inputs):
+                compute(e, [])
 
     outer_shape, inner_shape = K.domain[:k], K.domain[k:]
     if collapse is not None:

@@ -17,6 +17,13 @@ maximum and the next accumulates the sum (softmax reads each row from memory onc
 Groups are convex: no path leaves a group and comes back into it (checked as groups grow,
 in topological order). Matmul, gather, scatter, concatenate, pad, slice, transpose and argmax
 stay outside (matmul goes to BLAS). Reductions over leading axes are not fused yet.
+
+*Scalar arguments*: 0-d elementwise equations computed from the graph's inputs and constants
+only (``lr`` cast to float32, ``-lr``) join no group while groups form; each group that reads
+one gets its own copy of the chain that computes it (a few scalar operations the kernel does
+before its loops), so a step with Python-scalar arguments has no 0-d kernel of its own. Only
+what something else than a group reads (a matrix product, an output) is computed once, in a
+0-d kernel as before.
 """
 from __future__ import annotations
 
@@ -46,6 +53,10 @@ def _is_reduction(prim) -> bool:
     """A reduction a kernel can accumulate: one with an identity and a combine rule (argmax and
     argmin, reductions too, have neither)."""
     return prim.kind == "reduce" and prim.identity is not None and prim.combine is not None
+
+
+def _is_index_map(eqn) -> bool:
+    return eqn.prim is ops.broadcast_to or eqn.prim is ops.reshape
 
 
 def _is_unit_reshape(eqn) -> bool:
@@ -140,15 +151,33 @@ def _seed(eqn, gid):
     return None
 
 
+def _scalar_arguments(graph: Graph) -> set:
+    """Indices of the 0-d elementwise equations whose inputs are graph inputs, constants or
+    outputs of such equations (see the module docstring)."""
+    known = {v.id for v in graph.inputs}
+    found = set()
+    for i, e in enumerate(graph.eqns):
+        if e.prim.kind == "elementwise" and len(e.outputs) == 1 and e.outputs[0].aval.shape == () and all(
+                isinstance(a, Const) and a.aval.shape == () or isinstance(a, Var) and a.id in known
+                for a in e.inputs):
+            found.add(i)
+            known.add(e.outputs[0].id)
+    return found
+
+
 def fuse(graph: Graph) -> Graph:
     eqns = graph.eqns
     producer = {o.id: i for i, e in enumerate(eqns) for o in e.outputs}
+    scalar_arguments = _scalar_arguments(graph)
     group_of: dict[int, _Group] = {}
     groups: list[_Group] = []
     deps: list[frozenset] = []  # group ids each equation depends on, transitively
     group_deps: dict[int, set] = {}  # group id -> ids of the groups its members depend on
 
     for i, eqn in enumerate(eqns):
+        if i in scalar_arguments:  # copied into the groups that read it, in _rebuild
+            deps.append(frozenset())
+            continue
         in_eqns = [producer[a.id] for a in eqn.inputs if isinstance(a, Var) and a.id in producer]
         input_deps = frozenset().union(*(deps[p] for p in in_eqns)) if in_eqns else frozenset()
         chosen = None
@@ -186,7 +215,7 @@ def fuse(graph: Graph) -> Graph:
         group_of[i] = chosen
         deps.append(input_deps | {chosen.id})
 
-    return _rebuild(graph, groups, group_of)
+    return _rebuild(graph, groups, group_of, scalar_arguments)
 
 
 def _reaches(group_deps, start, target) -> bool:
@@ -203,22 +232,70 @@ def _reaches(group_deps, start, target) -> bool:
     return False
 
 
-def _rebuild(graph, groups, group_of):
+def _with_scalar_arguments(members, eqns, scalar_made):
+    """``members`` preceded by fresh copies of the scalar-argument equations (``scalar_made``:
+    var id -> equation index) they read, directly or through each other, with their inputs
+    renamed to the copies' outputs."""
+    renamed: dict[int, Var] = {}
+    copies = []
+
+    def copy(index):
+        e = eqns[index]
+        for a in e.inputs:
+            if isinstance(a, Var) and a.id in scalar_made and a.id not in renamed:
+                copy(scalar_made[a.id])
+        out = Var(e.outputs[0].aval)
+        renamed[e.outputs[0].id] = out
+        copies.append(Eqn(e.prim, [renamed.get(a.id, a) if isinstance(a, Var) else a for a in e.inputs], [out],
+                          dict(e.params), e.source))
+
+    for e in members:
+        for a in e.inputs:
+            if isinstance(a, Var) and a.id in scalar_made and a.id not in renamed:
+                copy(scalar_made[a.id])
+    if not copies:
+        return members
+    return copies + [Eqn(e.prim, [renamed.get(a.id, a) if isinstance(a, Var) else a for a in e.inputs],
+                         e.outputs, e.params, e.source) for e in members]
+
+
+def _rebuild(graph, groups, group_of, scalar_arguments=frozenset()):
     eqns = graph.eqns
+    # Groups of broadcasts and reshapes only stay views of their inputs, not kernels.
+    views_only = {g.id for g in groups if all(_is_index_map(eqns[m]) for m in g.members)}
+    in_kernel = {i for i, g in group_of.items() if g.id not in views_only}
+    # What kernels do not read of the scalar arguments is computed once, in a 0-d group.
+    scalar_made = {eqns[i].outputs[0].id: i for i in scalar_arguments}
+    needed = {v.id for v in graph.outputs} | {a.id for i, e in enumerate(eqns) if i not in in_kernel
+                                              and i not in scalar_arguments for a in e.inputs if isinstance(a, Var)}
+    kept = _Group(len(groups), (), 0)
+    for i in sorted(scalar_arguments, reverse=True):
+        if eqns[i].outputs[0].id in needed:
+            kept.members.insert(0, i)
+            group_of[i] = kept
+            needed.update(a.id for a in eqns[i].inputs if isinstance(a, Var))
+    if kept.members:
+        groups = groups + [kept]
     # A member's result is a kernel output if anything outside its group reads it.
     made_by = {o.id: group_of[i] for i in group_of for o in eqns[i].outputs}
     read_outside = {v.id for v in graph.outputs}
     for i, eqn in enumerate(eqns):
+        if i in scalar_arguments and i not in group_of:
+            continue  # copied into the groups that read it
         for a in eqn.inputs:
             if isinstance(a, Var) and a.id in made_by and group_of.get(i) is not made_by[a.id]:
+                if i in in_kernel and a.id in scalar_made:
+                    continue  # the reading kernel has its own copy
                 read_outside.add(a.id)
 
     replacement: dict[int, Eqn] = {}  # first member index -> fused equation
-    skipped: set[int] = set()
+    skipped: set[int] = set(scalar_arguments)
     for g in groups:
-        members = [eqns[m] for m in g.members]
-        if all(e.prim is ops.broadcast_to or e.prim is ops.reshape for e in members):
+        if g.id in views_only:
             continue  # nothing to compute: views stay views
+        members = [eqns[m] for m in g.members]
+        if g is not kept:
+            members = _with_scalar_arguments(members, eqns, scalar_made)
         defined = {o.id for e in members for o in e.outputs}
         inputs, seen = [], set()
         for e in members:
