@@ -132,7 +132,9 @@ def _labels_cross_entropy_forward(logits, labels):
     exps, total, peak = _shifted_exps(logits, -1)
     rows = logits.reshape(-1, logits.shape[-1])
     picked = rows[np.arange(rows.shape[0]), labels.reshape(-1)]
-    return np.asarray(((np.log(total) + peak).reshape(-1) - picked).mean()), (exps, total)
+    losses = (np.log(total) + peak).reshape(-1) - picked
+    # the mean as the composition computes it: a sum, then a division in the logits' dtype
+    return np.asarray(np.add.reduce(losses) / losses.dtype.type(losses.size)), (exps, total)
 
 
 def _labels_cross_entropy_backward(ct, residuals, logits, labels):
