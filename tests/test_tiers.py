@@ -67,6 +67,21 @@ def test_in_place_updates_are_the_same_in_both_tiers():
     assert f.stats["interpreted_calls"] == 1
 
 
+def test_the_interpreted_tier_warns_about_floating_point_errors_as_compiled_code_does():
+    import warnings
+    f = tj.trace(lambda x: np.log(x) / x, tiered=True)
+    x = np.array([0.0, 1.0, -1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a RuntimeWarning would fail the call
+        with tj.mode("compiled"):
+            first = f(x)
+            assert f.stats["interpreted_calls"] == 1
+            f.wait()
+            np.testing.assert_array_equal(f(x), first)
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(first, np.log(x) / x)
+
+
 def test_the_environment_and_the_argument_choose_the_tier():
     x = np.arange(6.0)
     with tiering(on=False):

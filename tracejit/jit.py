@@ -905,13 +905,21 @@ class Traced:
                 kwargs[where] = value
         return tuple(args), kwargs
 
+    def _interpreted_in_compiled_mode(self, entry):
+        """A compiled-mode runner that interprets the optimised graph: while the program compiles
+        (tiered execution), or past the compile limit. It warns about floating-point errors as
+        little as compiled code does, so that nothing depends on which one ran."""
+        graph = entry.program.graph
+
+        def runner(arrays):
+            self.stats["interpreted_calls"] += 1
+            with np.errstate(all="ignore"):
+                return interpret(graph, arrays)
+        return runner
+
     def _make_runner(self, entry, mode):
         if mode == "compiled" and self._over_compile_limit():
-            interpreted = functools.partial(interpret, entry.program.graph)
-
-            def runner(arrays):
-                self.stats["interpreted_calls"] += 1
-                return interpreted(arrays)
+            runner = self._interpreted_in_compiled_mode(entry)
         elif mode == "graph":
             graph = entry.program.graph
             runner = functools.partial(interpret, graph)
@@ -939,11 +947,7 @@ class Traced:
         """Tiered execution: the interpreter runs the optimised graph until the compile that
         starts here is done; then the compiled program replaces it (and the fast paths form
         around it on the next call). A compile that fails raises its error on the next call."""
-        interpreted = functools.partial(interpret, entry.program.graph)
-
-        def runner(arrays):
-            self.stats["interpreted_calls"] += 1
-            return interpreted(arrays)
+        runner = self._interpreted_in_compiled_mode(entry)
 
         def compile_and_switch():
             try:
