@@ -15,16 +15,23 @@ The modules, each importing only those before it:
 
 - ``promotion`` -- operands, NEP 50 dtypes, broadcasting, conversion (``_to``, ``astype``);
 - ``views`` -- which tracers are views of which, and in-place updates;
+- ``dispatch`` -- the tables mapping NumPy's functions and ufuncs to the definitions, filled by
+  ``@implements(np.name)`` on each definition, and the entry points of NumPy's protocols;
 - ``shapes`` -- ``asarray``, reshapes, transposes, concatenation, ``*_like``, refusals of
   data-dependent shapes;
-- ``ufuncs`` -- elementwise primitives with promotion and broadcasting, ``where``, ``clip``;
+- ``ufuncs`` -- elementwise primitives with promotion and broadcasting, ``where``, ``clip``, and
+  the Python operators;
 - ``reductions`` -- sum, mean, var, std, max, min, argmax, argmin, any, all;
 - ``contractions`` -- matmul, dot, vdot, inner, outer;
-- ``indexing`` -- ``x[index]``, ``x[index] = v``, take, take_along_axis, pad;
-- ``dispatch`` -- NumPy's functions and ufuncs mapped to the definitions above, and the
-  entry points of the tracers' NumPy protocols and operators.
+- ``indexing`` -- ``x[index]``, ``x[index] = v``, take, take_along_axis, pad.
+
+Adding a NumPy function is one definition in the right module, decorated with
+``@implements(np.name)``, and one spec in ``tests/op_specs.py``: the dispatch tables,
+``__all__`` and the support table (``python -m tracejit.numpy.supported``) follow from it.
 """
 from __future__ import annotations
+
+import numpy as np
 
 # NumPy names re-exported unchanged: dtypes, constants and array creation from shapes.
 from numpy import (
@@ -33,28 +40,20 @@ from numpy import (
 )
 
 from ..errors import ShapeError, TracerError, UnsupportedError
-from .contractions import dot, inner, matmul, outer, vdot
-from .dispatch import _FUNCTIONS, _UFUNCS, _qualified_name, apply_function, apply_ufunc, operator
-from .indexing import getitem, pad, setitem, take, take_along_axis
+from .contractions import *  # noqa: F403  (each module's __all__: the definitions made there)
+from .dispatch import _DEFINITIONS, _FUNCTIONS, _UFUNCS, _qualified_name, apply_function, apply_ufunc
+from .indexing import *  # noqa: F403
+from .indexing import getitem, setitem
 from .promotion import _ELEMENTWISE_PLANS, _Literal, _ndarray0d, _scalar0d, astype, literal
-from .reductions import all, amax, amin, any, argmax, argmin, max, mean, min, std, sum, var
-from .shapes import (
-    argwhere, array, asarray, atleast_1d, atleast_2d, broadcast_arrays, broadcast_to, compress, concatenate, copy,
-    expand_dims, extract, flatnonzero, full_like, hstack, moveaxis, nonzero, ones_like, ravel, reshape, squeeze,
-    stack, swapaxes, transpose, unique, vstack, zeros_like,
-)
-from .ufuncs import (
-    abs, absolute, add, bitwise_and, bitwise_not, bitwise_or, bitwise_xor, ceil, clip, cos, cosh, divide, equal, exp,
-    exp2, expm1, floor, floor_divide, greater, greater_equal, invert, isfinite, isinf, isnan, less, less_equal, log,
-    log1p, log2, log10, logical_and, logical_not, logical_or, logical_xor, maximum, minimum, mod, multiply, negative,
-    not_equal, positive, power, reciprocal, remainder, sign, sin, sinh, sqrt, square, subtract, tan, tanh,
-    true_divide, trunc, where,
-)
+from .reductions import *  # noqa: F403
+from .shapes import *  # noqa: F403
+from .ufuncs import *  # noqa: F403
+from .ufuncs import operator
 from .views import inplace_update
 
-# The machinery other layers call (not NumPy names a user would look for).
-_MACHINERY = {"annotations", "ShapeError", "TracerError", "UnsupportedError", "apply_function", "apply_ufunc",
-              "getitem", "inplace_update", "literal", "operator", "setitem"}
+# The NumPy names tracejit supports: the definitions registered for NumPy functions and ufuncs
+# (aliases too), ``astype`` (the ndarray method), and NumPy's own objects re-exported above.
+_NOT_IN_NUMPY = object()
 __all__ = sorted(name for name, value in list(globals().items())
-                 if not name.startswith("_") and name not in _MACHINERY
-                 and (callable(value) or isinstance(value, (float, type(None)))))
+                 if not name.startswith("_") and (name == "astype" or value is getattr(np, name, _NOT_IN_NUMPY)
+                                                  or callable(value) and value in _DEFINITIONS))

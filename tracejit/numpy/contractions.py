@@ -13,17 +13,18 @@ import numpy as np
 from ..errors import ShapeError, UnsupportedError, where as _where_msg
 from ..primitives import bind
 from .. import ops as P
+from .dispatch import _check_no_out, implements, public_names
 from .promotion import (
     _ELEMENTWISE_PLANS, _Literal, _any_tracer, _argument_names, _broadcast_shapes, _elementwise_plan, _is_tracer,
     _is_weak, _operand_key, _shape, _strong, _to,
 )
-from .reductions import _check_no_out
 from .shapes import _check_operand, _reshape_any, _reshape_to, ravel, reshape, transpose
 from .ufuncs import multiply
 
 
 # ----------------------------------------------------------------------------- linear algebra
 
+@implements(np.matmul)
 def matmul(a, b, out=None):
     """``numpy.matmul`` / ``@``: 1-D operands are promoted as NumPy does; batch dims broadcast."""
     if not _any_tracer((a, b)):
@@ -56,6 +57,7 @@ def matmul(a, b, out=None):
     return _reshape_to(out, out_shape)
 
 
+@implements(np.dot)
 def dot(a, b, out=None):
     """``numpy.dot`` for 0-, 1- and 2-D operands (higher ranks: use ``matmul``)."""
     if not _any_tracer((a, b)):
@@ -69,6 +71,7 @@ def dot(a, b, out=None):
     return matmul(a, b)
 
 
+@implements(np.vdot)
 def vdot(a, b):
     """``numpy.vdot`` for real arrays: the dot product of the flattened arrays."""
     if not _any_tracer((a, b)):
@@ -76,6 +79,7 @@ def vdot(a, b):
     return dot(ravel(_strong(a)), ravel(_strong(b)))
 
 
+@implements(np.inner)
 def inner(a, b):
     """``numpy.inner``: sums over the *last* axis of both operands (for 2-D, ``a @ b.T``);
     the result has shape ``a.shape[:-1] + b.shape[:-1]``."""
@@ -95,9 +99,13 @@ def inner(a, b):
     return reshape(out, sa[:-1] + sb[:-1])
 
 
+@implements(np.outer)
 def outer(a, b, out=None):
     """``numpy.outer``."""
     if not _any_tracer((a, b)):
         return np.outer(a, b)
     a, b = _strong(a), _strong(b)
     return multiply(reshape(ravel(a), (-1, 1)), reshape(ravel(b), (1, -1)))
+
+
+__all__ = public_names(globals())

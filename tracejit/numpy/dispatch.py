@@ -1,10 +1,12 @@
-"""NumPy's dispatch into the front end: ``__array_ufunc__``, ``__array_function__`` and operators.
+"""The tables that map NumPy's functions and ufuncs to the front end's definitions, and the
+entry points of a tracer's NumPy protocols (``__array_ufunc__``, ``__array_function__``).
 
-Layer: front end, the last module of ``tracejit.numpy`` (it imports all the others). In: the
-ufunc or NumPy function a tracer was handed to, with its arguments, or a Python operator's
-name. Out: the call of the definition that implements it (``_UFUNCS``, ``_FUNCTIONS``), with
-the keywords NumPy passes (``out=``, ``dtype=``, ufunc ``reduce``) handled or refused.
-Anything not in the tables raises ``UnsupportedError``: tracejit never falls back silently.
+Layer: front end, on ``promotion`` and ``views``; the modules after it register their
+definitions here as they are defined (``@implements(np.cumsum)``), so every table is built from
+the definitions and no function is named twice. In: the ufunc or NumPy function a tracer was
+handed to, with its arguments. Out: the call of the definition registered for it, with the
+keywords NumPy passes (``out=``, ``dtype=``, ufunc ``reduce``) handled or refused. Anything not
+registered raises ``UnsupportedError``: tracejit never falls back silently.
 """
 from __future__ import annotations
 
@@ -13,53 +15,65 @@ import functools
 import numpy as np
 
 from ..errors import UnsupportedError, where as _where_msg
-from .contractions import dot, inner, matmul, outer, vdot
-from .indexing import pad, take, take_along_axis
 from .promotion import _dtype_of, _is_tracer, _ndarray0d, _weak_kind, astype
-from .reductions import all, amax, amin, any, argmax, argmin, max, mean, min, std, sum, var
-from .shapes import (
-    argwhere, array, asarray, atleast_1d, atleast_2d, broadcast_arrays, broadcast_to, compress, concatenate, copy,
-    expand_dims, extract, flatnonzero, full_like, hstack, moveaxis, nonzero, ones_like, ravel, reshape, squeeze,
-    stack, swapaxes, transpose, unique, vstack, zeros_like,
-)
-from .ufuncs import (
-    _OPERATORS, _elementwise, _power, absolute, add, bitwise_and, bitwise_or, bitwise_xor, ceil, clip, cos, cosh,
-    equal, exp, exp2, expm1, floor, floor_divide, greater, greater_equal, invert, isfinite, isinf, isnan, less,
-    less_equal, log, log1p, log2, log10, logical_and, logical_not, logical_or, logical_xor, maximum, minimum,
-    multiply, negative, not_equal, positive, power, reciprocal, remainder, sign, sin, sinh, sqrt, square, subtract,
-    tan, tanh, true_divide, trunc, where,
-)
 from .views import inplace_update
 
-
-def operator(name, *args):
-    """The Python operator ``name`` (``"add"`` for ``+`` ...) applied to traced values: as the
-    NumPy function, except that on Python scalars alone the result stays weak."""
-    if name == "power":
-        return _power(*args, python_op=True)
-    entry = _OPERATORS.get(name)
-    if entry is None:
-        return globals()[name](*args)
-    return _elementwise(*entry, *args, python_op=True)
+_UFUNCS: dict = {}  # ufunc -> its definition (Tracer.__array_ufunc__)
+_FUNCTIONS: dict = {}  # NumPy function -> its definition (Tracer.__array_function__)
+_UFUNC_REDUCE: dict = {}  # ufunc -> the reduction its ``reduce`` method is (np.add -> sum)
+_DEFINITIONS: dict = {}  # definition -> the NumPy callables it implements, in registration order
 
 
-# ----------------------------------------------------------------------------- NumPy dispatch
+def implements(*numpy_callables, returns_array=False, reduces=None):
+    """Decorator: register a definition as the front end's implementation of NumPy's
+    ``numpy_callables`` (ufuncs and functions alike; aliases such as ``np.max``/``np.amax``).
 
-_UFUNCS = {
-    np.add: add, np.subtract: subtract, np.multiply: multiply, np.true_divide: true_divide,
-    np.floor_divide: floor_divide, np.remainder: remainder, np.power: power, np.maximum: maximum,
-    np.minimum: minimum, np.negative: negative, np.positive: positive, np.absolute: absolute,
-    np.sign: sign, np.floor: floor, np.ceil: ceil, np.trunc: trunc, np.exp: exp, np.exp2: exp2, np.log: log,
-    np.log2: log2, np.log10: log10, np.log1p: log1p, np.expm1: expm1, np.sqrt: sqrt, np.square: square,
-    np.reciprocal: reciprocal, np.tanh: tanh, np.sinh: sinh, np.cosh: cosh, np.sin: sin, np.cos: cos,
-    np.tan: tan, np.equal: equal, np.not_equal: not_equal, np.less: less, np.less_equal: less_equal,
-    np.greater: greater, np.greater_equal: greater_equal, np.logical_and: logical_and,
-    np.logical_or: logical_or, np.logical_not: logical_not, np.logical_xor: logical_xor,
-    np.isnan: isnan, np.isinf: isinf, np.isfinite: isfinite, np.invert: invert,
-    np.bitwise_and: bitwise_and, np.bitwise_or: bitwise_or, np.bitwise_xor: bitwise_xor,
-    np.matmul: matmul,
-}
-_UFUNC_REDUCE = {np.add: sum, np.maximum: max, np.minimum: min}
+    ``returns_array``: NumPy's function returns a 0-d *array* where the definition returns a
+    scalar (``True``), or does so only for an array argument, as the method it calls does
+    (``"like input"``: ``np.reshape``, ``np.squeeze``, ``np.transpose``). ``reduces``: the ufunc
+    whose ``reduce`` method this reduction is."""
+    def register(fn):
+        entry = fn if not returns_array else _returns_array(fn, like_input=returns_array == "like input")
+        for func in numpy_callables:
+            table = _UFUNCS if isinstance(func, np.ufunc) else _FUNCTIONS
+            if func in table:
+                raise ValueError(f"{_qualified_name(func)} is implemented twice: by {table[func].__name__} "
+                                 f"and {fn.__name__}")
+            table[func] = entry
+        if reduces is not None:
+            _UFUNC_REDUCE[reduces] = fn
+        _DEFINITIONS.setdefault(fn, []).extend(numpy_callables)
+        return fn
+    return register
+
+
+def public_names(namespace) -> list:
+    """A module's ``__all__``: the names its namespace binds to definitions made there."""
+    return sorted(name for name, value in namespace.items()
+                  if not name.startswith("_") and callable(value) and value in _DEFINITIONS
+                  and value.__module__ == namespace["__name__"])
+
+
+def _returns_array(fn, like_input=False):
+    """``fn`` as NumPy's function of that name: its 0-d results are arrays, not scalars (with
+    ``like_input``: only when ``a`` is an array, not a scalar)."""
+    @functools.wraps(fn)
+    def wrapper(a, *args, **kwargs):
+        out = fn(a, *args, **kwargs)
+        if like_input and _is_tracer(a) and not (a.ndim or getattr(a, "ndarray0d", False)):
+            return out
+        return _ndarray0d(out, a)
+    return wrapper
+
+
+def _check_no_out(fname, out, **unsupported):
+    """Refuse ``out=`` and the other keywords given (not None) in ``unsupported``. Callers
+    check ``out is None and ... is None`` first, so the common call costs no keyword dict."""
+    if out is not None:
+        raise UnsupportedError(f"np.{fname}(..., out=) is not supported in traced code{_where_msg()}")
+    for k, v in unsupported.items():
+        if v is not None and v is not np._NoValue:
+            raise UnsupportedError(f"np.{fname}(..., {k}=) is not supported in traced code{_where_msg()}")
 
 
 def apply_ufunc(ufunc, method, inputs, kwargs):
@@ -77,8 +91,8 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
             extra = (["out"] if out is not None else []) + sorted(kwargs)
             raise UnsupportedError(f"np.{ufunc.__name__}.reduce(..., {', '.join(e + '=' for e in extra)}) is not "
                                    f"supported in traced code{_where_msg()}")
-        if ufunc is np.add:
-            return sum(a, axis=axis, dtype=dtype, keepdims=keepdims)
+        if ufunc is np.add:  # sum takes the accumulation dtype itself
+            return _UFUNC_REDUCE[ufunc](a, axis=axis, dtype=dtype, keepdims=keepdims)
         return _UFUNC_REDUCE[ufunc](a if dtype is None else astype(a, dtype), axis=axis, keepdims=keepdims)
     if method != "__call__":
         raise UnsupportedError(f"np.{ufunc.__name__}.{method} is not supported in traced code{_where_msg()}")
@@ -101,9 +115,6 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
     return result
 
 
-_FUNCTIONS = {}
-
-
 def apply_function(func, args, kwargs):
     """Entry point of ``Tracer.__array_function__``."""
     impl = _FUNCTIONS.get(func)
@@ -121,40 +132,24 @@ def _qualified_name(func):
     return ".".join(["np"] + parts[1:] + [func.__name__])
 
 
-def _returns_array(fn, like_input=False):
-    """``fn`` as NumPy's function of that name: its 0-d results are arrays, not scalars (with
-    ``like_input``: only when ``a`` is an array, not a scalar)."""
-    @functools.wraps(fn)
-    def wrapper(a, *args, **kwargs):
-        out = fn(a, *args, **kwargs)
-        if like_input and _is_tracer(a) and not (a.ndim or getattr(a, "ndarray0d", False)):
-            return out
-        return _ndarray0d(out, a)
-    return wrapper
+
+# Questions answered from the operands' shapes and dtypes: no equations.
+
+@implements(np.shape)
+def _shape_query(a):
+    return a.shape
 
 
-def _register_functions():
-    names = [
-        "sum", "mean", "var", "std", "max", "amax", "min", "amin", "argmax", "argmin", "any", "all",
-        "reshape", "ravel", "transpose", "swapaxes", "moveaxis", "expand_dims", "squeeze", "atleast_1d",
-        "atleast_2d", "broadcast_to", "broadcast_arrays", "concatenate", "stack", "hstack", "vstack", "where",
-        "clip", "dot", "vdot", "inner", "outer", "take", "take_along_axis", "zeros_like", "ones_like", "full_like",
-        "pad",
-        "nonzero", "unique", "argwhere", "flatnonzero", "compress", "extract", "asarray", "array",
-    ]
-    for name in names:
-        if hasattr(np, name):
-            _FUNCTIONS[getattr(np, name)] = globals()[name]
-    _FUNCTIONS[np.copy] = copy
-    for name in ("copy", "broadcast_to"):
-        _FUNCTIONS[getattr(np, name)] = _returns_array(globals()[name])
-    for name in ("reshape", "squeeze", "transpose"):  # these call the method: scalars stay scalars
-        _FUNCTIONS[getattr(np, name)] = _returns_array(globals()[name], like_input=True)
-    _FUNCTIONS[np.shape] = lambda a: a.shape
-    _FUNCTIONS[np.ndim] = lambda a: a.ndim
-    _FUNCTIONS[np.size] = lambda a, axis=None: a.size if axis is None else a.shape[axis]
-    _FUNCTIONS[np.result_type] = lambda *args: np.result_type(
-        *[_weak_kind(a)(0) if _weak_kind(a) else _dtype_of(a) for a in args])
+@implements(np.ndim)
+def _ndim_query(a):
+    return a.ndim
 
 
-_register_functions()
+@implements(np.size)
+def _size_query(a, axis=None):
+    return a.size if axis is None else a.shape[axis]
+
+
+@implements(np.result_type)
+def _result_type_query(*args):
+    return np.result_type(*[_weak_kind(a)(0) if _weak_kind(a) else _dtype_of(a) for a in args])

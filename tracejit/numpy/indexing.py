@@ -17,8 +17,9 @@ import numpy as np
 from .. import ops as P
 from ..errors import UnsupportedError, where as _where_msg
 from ..primitives import bind, top_trace
+from .dispatch import _check_no_out, implements, public_names
 from .promotion import _any_tracer, _broadcast_shapes, _is_tracer, _shape, _to, astype, literal
-from .reductions import _check_no_out, any
+from .reductions import any
 from .shapes import _check_operand, _norm_axis, ravel, reshape, transpose, zeros_like
 from .ufuncs import add, equal, greater, greater_equal, less, logical_and, logical_not, multiply, where
 from .views import _IndexView, _mark_view, _state, inplace_update
@@ -196,6 +197,7 @@ def _advanced_index(x, index):
     return out
 
 
+@implements(np.take)
 def take(a, indices, axis=None, out=None, mode="raise"):
     """``numpy.take`` (mode='raise': out-of-range constant indices fail at trace time)."""
     if not _any_tracer((a, indices)):
@@ -210,6 +212,7 @@ def take(a, indices, axis=None, out=None, mode="raise"):
     return P.gather(a, _to(indices, np.int64, _shape(indices)), axis=axis)
 
 
+@implements(np.take_along_axis)
 def take_along_axis(arr, indices, axis):
     """``numpy.take_along_axis``, as integer-array indexing with broadcast index grids."""
     if not _any_tracer((arr, indices)):
@@ -310,6 +313,7 @@ def _index_is_traced(index):
     return _is_tracer(index) or (isinstance(index, tuple) and builtins.any(_is_tracer(i) for i in index))
 
 
+@implements(np.pad)
 def pad(array, pad_width, mode="constant", **kwargs):
     """``numpy.pad`` in ``mode="constant"``: a ``pad`` equation, then the fill value where it is not 0."""
     if not _is_tracer(array):
@@ -341,3 +345,6 @@ def pad(array, pad_width, mode="constant", **kwargs):
         if hi:
             out = where(literal(position >= out.shape[k] - hi), _to(fills[k][1], out.dtype, (), (out,)), out)
     return out
+
+
+__all__ = public_names(globals())

@@ -16,8 +16,9 @@ import warnings
 import numpy as np
 
 from .. import ops as P
-from ..errors import UnsupportedError, where as _where_msg
+from ..errors import where as _where_msg
 from ..primitives import bind
+from .dispatch import _check_no_out, implements, public_names
 from .promotion import _is_tracer, _scalar0d, astype, literal
 from .shapes import _norm_axes, _norm_axis, _reshape_to, ravel
 from .ufuncs import greater, logical_not, multiply, sqrt, subtract, true_divide
@@ -56,16 +57,7 @@ def _keepdims(out, x_shape, axes, keepdims):
     return _reshape_to(out, tuple([1 if i in axes else d for i, d in enumerate(x_shape)]))
 
 
-def _check_no_out(fname, out, **unsupported):
-    """Refuse ``out=`` and the other keywords given (not None) in ``unsupported``. Callers
-    check ``out is None and ... is None`` first, so the common call costs no keyword dict."""
-    if out is not None:
-        raise UnsupportedError(f"np.{fname}(..., out=) is not supported in traced code{_where_msg()}")
-    for k, v in unsupported.items():
-        if v is not None and v is not np._NoValue:
-            raise UnsupportedError(f"np.{fname}(..., {k}=) is not supported in traced code{_where_msg()}")
-
-
+@implements(np.sum, reduces=np.add)
 def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
     """``numpy.sum``; bools and small ints accumulate in NumPy's default integer."""
     if not _is_tracer(a):
@@ -81,6 +73,7 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=
     return _keepdims(out, a.shape, axes, keepdims)
 
 
+@implements(np.mean)
 def mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
     """``numpy.mean`` as sum / count."""
     if not _is_tracer(a):
@@ -101,6 +94,7 @@ def _mean_of(a, axis, dtype, keepdims, warn):
     return true_divide(total, literal(count, result_dtype)) if count else true_divide(total, literal(np.nan, result_dtype))
 
 
+@implements(np.var)
 def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None, correction=None):
     """``numpy.var``: mean of squared deviations from the mean (two passes, as NumPy)."""
     if not _is_tracer(a):
@@ -122,6 +116,7 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
 _mean = lambda x, axes, keepdims: _mean_of(x, axes, None, keepdims, warn=False)  # noqa: E731  (var shadows mean)
 
 
+@implements(np.std)
 def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None, correction=None):
     """``numpy.std``: ``sqrt(var)``."""
     if not _is_tracer(a):
@@ -147,7 +142,7 @@ def _extremum(name, prim, np_fn):
         return _keepdims(out, a.shape, axes, keepdims)
     fn.__name__ = name
     fn.__doc__ = f"``numpy.{name}`` (NaN propagates)."
-    return fn
+    return implements(np_fn, getattr(np, "a" + name), reduces=getattr(np, ufunc_name))(fn)
 
 
 max = amax = _extremum("max", P.reduce_max, np.max)
@@ -167,13 +162,14 @@ def _arg_extremum(name, prim, np_fn):
         return _keepdims(prim(a, axis=axis), a.shape, (axis,), keepdims)
     fn.__name__ = name
     fn.__doc__ = f"``numpy.{name}``: index of the first extreme value."
-    return fn
+    return implements(np_fn)(fn)
 
 
 argmax = _arg_extremum("argmax", P.argmax, np.argmax)
 argmin = _arg_extremum("argmin", P.argmin, np.argmin)
 
 
+@implements(np.any)
 def any(a, axis=None, out=None, keepdims=False, *, where=None):
     """``numpy.any``."""
     if not _is_tracer(a):
@@ -181,8 +177,12 @@ def any(a, axis=None, out=None, keepdims=False, *, where=None):
     return greater(sum(astype(a, bool), axis=axis, keepdims=keepdims, out=out, where=where), 0)
 
 
+@implements(np.all)
 def all(a, axis=None, out=None, keepdims=False, *, where=None):
     """``numpy.all``."""
     if not _is_tracer(a):
         return np.all(a, axis=axis, out=out, keepdims=keepdims)
     return logical_not(any(logical_not(a), axis=axis, out=out, keepdims=keepdims, where=where))
+
+
+__all__ = public_names(globals())

@@ -21,6 +21,7 @@ from .promotion import (
     _PY_SCALARS, _any_tracer, _broadcast_shapes, _dtype_of, _is_tracer, _shape, _strong, _to, _weak_kind, astype,
     literal,
 )
+from .dispatch import implements, public_names
 from .views import _mark_view
 
 
@@ -56,6 +57,7 @@ def _norm_axes(axis, ndim):
     return (_norm_axis(axis, ndim),)
 
 
+@implements(np.reshape, returns_array="like input")
 def reshape(a, newshape=None, order="C", *, shape=None):
     """``numpy.reshape`` (C order; one ``-1`` is inferred)."""
     newshape = shape if shape is not None else newshape
@@ -86,11 +88,13 @@ def _reshape_to(a, newshape):
     return _mark_view(bind(P.reshape, a, shape=newshape), a)
 
 
+@implements(np.ravel)
 def ravel(a, order="C"):
     """``numpy.ravel``."""
     return reshape(a, (-1,), order=order) if _is_tracer(a) else np.ravel(a, order=order)
 
 
+@implements(np.transpose, returns_array="like input")
 def transpose(a, axes=None):
     """``numpy.transpose``; ``axes=None`` reverses them."""
     if not _is_tracer(a):
@@ -103,6 +107,7 @@ def transpose(a, axes=None):
     return _mark_view(P.transpose(a, perm=perm), a)
 
 
+@implements(np.swapaxes)
 def swapaxes(a, axis1, axis2):
     """``numpy.swapaxes``."""
     if not _is_tracer(a):
@@ -113,6 +118,7 @@ def swapaxes(a, axis1, axis2):
     return transpose(a, perm)
 
 
+@implements(np.moveaxis)
 def moveaxis(a, source, destination):
     """``numpy.moveaxis``."""
     if not _is_tracer(a):
@@ -125,6 +131,7 @@ def moveaxis(a, source, destination):
     return transpose(a, order)
 
 
+@implements(np.expand_dims)
 def expand_dims(a, axis):
     """``numpy.expand_dims``."""
     if not _is_tracer(a):
@@ -136,6 +143,7 @@ def expand_dims(a, axis):
     return reshape(a, tuple(1 if i in axes else next(it) for i in range(ndim)))
 
 
+@implements(np.squeeze, returns_array="like input")
 def squeeze(a, axis=None):
     """``numpy.squeeze``."""
     if not _is_tracer(a):
@@ -147,16 +155,19 @@ def squeeze(a, axis=None):
     return reshape(a, tuple(d for i, d in enumerate(a.shape) if i not in axes))
 
 
+@implements(np.atleast_1d)
 def atleast_1d(a):
     return reshape(a, (1,)) if _is_tracer(a) and a.ndim == 0 else (a if _is_tracer(a) else np.atleast_1d(a))
 
 
+@implements(np.atleast_2d)
 def atleast_2d(a):
     if not _is_tracer(a):
         return np.atleast_2d(a)
     return reshape(a, (1,) * (2 - a.ndim) + a.shape) if a.ndim < 2 else a
 
 
+@implements(np.broadcast_to, returns_array=True)
 def broadcast_to(array, shape):
     """``numpy.broadcast_to``."""
     if not _is_tracer(array):
@@ -167,6 +178,7 @@ def broadcast_to(array, shape):
     return array if array.shape == shape else P.broadcast_to(array, shape=shape)
 
 
+@implements(np.broadcast_arrays)
 def broadcast_arrays(*args):
     """``numpy.broadcast_arrays``."""
     if not _any_tracer(args):
@@ -175,6 +187,7 @@ def broadcast_arrays(*args):
     return [broadcast_to(a, shape) if _is_tracer(a) else np.broadcast_to(a, shape) for a in args]
 
 
+@implements(np.concatenate)
 def concatenate(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
     """``numpy.concatenate``; ``axis=None`` flattens first."""
     arrays = list(arrays)
@@ -202,6 +215,7 @@ def concatenate(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
     return P.concatenate(*parts, axis=axis)
 
 
+@implements(np.stack)
 def stack(arrays, axis=0, out=None, dtype=None):
     """``numpy.stack``: ``expand_dims`` + ``concatenate``."""
     arrays = list(arrays)
@@ -214,15 +228,18 @@ def stack(arrays, axis=0, out=None, dtype=None):
     return concatenate([expand_dims(asarray(a), axis) for a in arrays], axis=axis, dtype=dtype)
 
 
+@implements(np.hstack)
 def hstack(tup, dtype=None):
     arrays = [atleast_1d(a) for a in tup]
     return concatenate(arrays, axis=0 if arrays[0].ndim == 1 else 1, dtype=dtype)
 
 
+@implements(np.vstack)
 def vstack(tup, dtype=None):
     return concatenate([atleast_2d(a) for a in tup], axis=0, dtype=dtype)
 
 
+@implements(np.asarray, np.array)
 def asarray(a, dtype=None, order=None, *, copy=None, like=None):
     """Tracers pass through (cast to ``dtype`` if given); anything else goes to ``numpy.asarray``.
     Nested lists holding tracers are stacked."""
@@ -248,16 +265,19 @@ def _contains_tracer(seq) -> bool:
     return builtins.any(_is_tracer(x) or (isinstance(x, (list, tuple)) and _contains_tracer(x)) for x in seq)
 
 
+@implements(np.zeros_like)
 def zeros_like(a, dtype=None, shape=None):
     """``numpy.zeros_like``: for a tracer, a broadcast zero constant (no data dependence)."""
     return full_like(a, 0, dtype, shape)
 
 
+@implements(np.ones_like)
 def ones_like(a, dtype=None, shape=None):
     """``numpy.ones_like``: for a tracer, a broadcast one constant."""
     return full_like(a, 1, dtype, shape)
 
 
+@implements(np.full_like)
 def full_like(a, fill_value, dtype=None, shape=None):
     """``numpy.full_like``; the fill value may be traced."""
     if not _any_tracer((a, fill_value)):
@@ -267,6 +287,7 @@ def full_like(a, fill_value, dtype=None, shape=None):
     return _to(fill_value, dtype, shape, (a, fill_value))
 
 
+@implements(np.copy, returns_array=True)
 def copy(a, order="K", subok=False):
     """``numpy.copy``: for a tracer, a new value (in-place updates of the copy leave ``a`` alone)."""
     if not _is_tracer(a):
@@ -290,7 +311,7 @@ def _data_dependent(name):
             "or run this part eagerly (tj.mode('eager')).")
     fn.__name__ = name
     fn.__doc__ = f"Refused on traced values: ``numpy.{name}`` has a data-dependent output shape."
-    return fn
+    return implements(getattr(np, name))(fn)
 
 
 nonzero = _data_dependent("nonzero")
@@ -299,3 +320,6 @@ argwhere = _data_dependent("argwhere")
 flatnonzero = _data_dependent("flatnonzero")
 compress = _data_dependent("compress")
 extract = _data_dependent("extract")
+
+
+__all__ = public_names(globals())

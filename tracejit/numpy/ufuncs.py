@@ -24,6 +24,7 @@ from .promotion import (
     _broadcast_shapes, _dtype_of, _elementwise_plan, _in_dtype, _is_tracer, _ndarray0d, _note_int_range,
     _operand_key, _python_int_beyond, _scalar0d, _shape, _to, _ufunc_dtypes, _weak_kind, astype,
 )
+from .dispatch import _UFUNCS, implements, public_names
 from .shapes import _check_operand, copy, nonzero
 from .views import inplace_update
 
@@ -98,7 +99,7 @@ def _ufunc_fn(ufunc, prim):
         return _elementwise(ufunc, prim, *args)
     fn.__name__ = ufunc.__name__
     fn.__doc__ = f"``numpy.{ufunc.__name__}`` on arrays or traced values."
-    return fn
+    return implements(ufunc)(fn)
 
 
 add = _ufunc_fn(np.add, P.add)
@@ -107,6 +108,7 @@ multiply = _ufunc_fn(np.multiply, P.mul)
 true_divide = divide = _ufunc_fn(np.true_divide, P.div)
 floor_divide = _ufunc_fn(np.floor_divide, P.floordiv)
 mod = remainder = _ufunc_fn(np.remainder, P.mod)
+@implements(np.power)
 def power(x1, x2):
     """``numpy.power`` on arrays or traced values."""
     return _power(x1, x2, python_op=False)
@@ -160,6 +162,17 @@ _OPERATORS = {
 }
 
 
+def operator(name, *args):
+    """The Python operator ``name`` (``"add"`` for ``+`` ...) applied to traced values: as the
+    NumPy function, except that on Python scalars alone the result stays weak."""
+    if name == "power":
+        return _power(*args, python_op=True)
+    entry = _OPERATORS.get(name)
+    if entry is None:
+        return _UFUNCS[getattr(np, name)](*args)  # matmul, comparisons, bitwise operators
+    return _elementwise(*entry, *args, python_op=True)
+
+
 def _composite(ufunc, exact=True):
     """Decorator: a ufunc written with other front-end functions; plain arrays go to NumPy.
     ``exact``: the composition computes what the ufunc computes, bit for bit, so eager
@@ -182,7 +195,7 @@ def _composite(ufunc, exact=True):
             out = body(*[astype(a, dt) if _is_tracer(a) else _to(a, dt, _shape(a)) for a, dt in zip(args, dtypes)])
             return _scalar0d(astype(out, dtypes[-1]))
         fn.__doc__ = f"``numpy.{ufunc.__name__}`` on arrays or traced values."
-        return fn
+        return implements(ufunc)(fn)
     return wrap
 
 
@@ -249,7 +262,7 @@ def _bool_only(name, logical):
         return logical(*args)
     fn.__name__ = name
     fn.__doc__ = f"``numpy.{name}`` on boolean arrays or traced values."
-    return fn
+    return implements(getattr(np, name))(fn)
 
 
 invert = bitwise_not = _bool_only("invert", logical_not)
@@ -258,6 +271,7 @@ bitwise_or = _bool_only("bitwise_or", logical_or)
 bitwise_xor = _bool_only("bitwise_xor", logical_xor)
 
 
+@implements(np.where)
 def where(condition, x=None, y=None):
     """``numpy.where(condition, x, y)``; the one-argument form is ``nonzero`` and is refused."""
     if x is None and y is None:
@@ -287,6 +301,7 @@ def where(condition, x=None, y=None):
 _BOOL = np.dtype(np.bool_)
 
 
+@implements(np.clip)
 def clip(a, a_min=None, a_max=None, out=None, **kwargs):
     """``numpy.clip`` as ``minimum(maximum(a, a_min), a_max)``."""
     a_min = kwargs.pop("min", a_min)
@@ -304,3 +319,6 @@ def clip(a, a_min=None, a_max=None, out=None, **kwargs):
     if result is a:
         result = copy(a) if _is_tracer(a) else a
     return result if out is None else inplace_update(out, result)
+
+
+__all__ = public_names(globals())
