@@ -22,10 +22,11 @@ from ..primitives import _state as _trace_state
 from .promotion import (
     _COMPARISONS, _ELEMENTWISE_PLANS, _PY_SCALAR_SET, _WIDE_INT, _Literal, _any_tracer, _as_weak,
     _broadcast_shapes, _dtype_of, _elementwise_plan, _in_dtype, _is_tracer, _ndarray0d, _note_int_range,
-    _operand_key, _python_int_beyond, _scalar0d, _shape, _to, _ufunc_dtypes, _weak_kind, astype,
+    _operand_key, _python_int_beyond, _scalar0d, _shape, _to, _ufunc_dtypes, _weak_kind, astype, literal,
 )
 from .dispatch import _UFUNCS, implements, public_names
 from .shapes import _check_operand, copy, nonzero
+from .shapes import copy as copy_array  # nan_to_num's argument copy shadows the function
 from .views import inplace_update
 
 
@@ -251,6 +252,81 @@ def isinf(x):
     return logical_and(logical_not(isfinite(x)), logical_not(isnan(x)))
 
 
+
+@_composite(np.fabs)
+def fabs(x):
+    return absolute(x)
+
+
+def _times_constant(x, value):
+    # NumPy's deg2rad, rad2deg ...: x times a double constant rounded to x's dtype
+    return multiply(x, literal(value, x.dtype))
+
+
+@_composite(np.deg2rad, exact=False)
+def deg2rad(x):
+    return _times_constant(x, np.pi / 180.0)
+
+
+@_composite(np.radians, exact=False)
+def radians(x):
+    return _times_constant(x, np.pi / 180.0)
+
+
+@_composite(np.rad2deg, exact=False)
+def rad2deg(x):
+    return _times_constant(x, 180.0 / np.pi)
+
+
+@_composite(np.degrees, exact=False)
+def degrees(x):
+    return _times_constant(x, 180.0 / np.pi)
+
+
+@_composite(np.hypot, exact=False)
+def hypot(x, y):
+    # scaled by the larger magnitude, so that squares of large values do not overflow
+    ax, ay = absolute(x), absolute(y)
+    big, small = maximum(ax, ay), minimum(ax, ay)
+    ratio = true_divide(small, where(equal(big, 0), literal(1, big.dtype), big))
+    scaled = multiply(big, sqrt(add(literal(1, big.dtype), multiply(ratio, ratio))))
+    return where(logical_or(isinf(x), isinf(y)), literal(np.inf, big.dtype), scaled)
+
+
+def _log_add(x, y, log1p_of_exp):
+    # max(x, y) + log(1 + exp(-|x - y|)); x - y is NaN for equal infinities (their sum is the
+    # answer) and for a NaN operand (the sum is NaN too)
+    delta = subtract(x, y)
+    smooth = add(maximum(x, y), log1p_of_exp(negative(absolute(delta))))
+    return where(isnan(delta), add(x, y), smooth)
+
+
+@_composite(np.logaddexp, exact=False)
+def logaddexp(x, y):
+    return _log_add(x, y, lambda t: log1p(exp(t)))
+
+
+@_composite(np.logaddexp2, exact=False)
+def logaddexp2(x, y):
+    return _log_add(x, y, lambda t: _times_constant(log1p(exp2(t)), 1.0 / np.log(2.0)))
+
+
+@_composite(np.fmax, exact=False)  # which zero fmax(-0.0, 0.0) gives is the C library's choice
+def fmax(x, y):
+    # maximum where neither is NaN (ties share the gradient, as there), else the other operand
+    return where(isnan(y), x, where(isnan(x), y, maximum(x, y)))
+
+
+@_composite(np.fmin, exact=False)
+def fmin(x, y):
+    return where(isnan(y), x, where(isnan(x), y, minimum(x, y)))
+
+
+@_composite(np.heaviside)
+def heaviside(x, h0):
+    zero, one = literal(0, x.dtype), literal(1, x.dtype)
+    return where(less(x, 0), zero, where(greater(x, 0), one, where(isnan(x), x, h0)))
+
 def _bool_only(name, logical):
     def fn(x, y=None):
         args = (x,) if y is None else (x, y)
@@ -319,6 +395,34 @@ def clip(a, a_min=None, a_max=None, out=None, **kwargs):
     if result is a:
         result = copy(a) if _is_tracer(a) else a
     return result if out is None else inplace_update(out, result)
+
+
+@implements(np.sinc)
+def sinc(x):
+    """``numpy.sinc``: ``sin(pi x) / (pi x)``, computed as NumPy does (1e-20 standing in for 0)."""
+    if not _is_tracer(x):
+        return np.sinc(x)
+    if x.dtype.kind != "f":
+        x = astype(x, np.float64)  # np.where(x == 0, 1e-20, x) of integers is float64
+    y = multiply(np.pi, where(equal(x, 0), literal(1.0e-20, x.dtype), x))
+    return _scalar0d(true_divide(sin(y), y))
+
+
+@implements(np.nan_to_num)
+def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
+    """``numpy.nan_to_num``: NaN, +inf and -inf replaced by ``nan``, ``posinf`` and ``neginf``
+    (by default 0 and the dtype's largest and smallest finite values), in ``x``'s dtype;
+    ``copy=False`` updates ``x`` in place, as NumPy does."""
+    if not _is_tracer(x):
+        return np.nan_to_num(x, copy=copy, nan=nan, posinf=posinf, neginf=neginf)
+    if x.dtype.kind != "f":
+        return copy_array(x) if copy else x
+    info = np.finfo(x.dtype)
+    out = x
+    for replaced, fill in ((isnan(x), nan), (equal(x, np.inf), info.max if posinf is None else posinf),
+                           (equal(x, -np.inf), info.min if neginf is None else neginf)):
+        out = where(replaced, _to(fill, x.dtype, (), (x,)), out)
+    return out if copy else inplace_update(x, out)
 
 
 __all__ = public_names(globals())
