@@ -159,6 +159,35 @@ spec("cos", lambda x: np.cos(x), A, grad=True)
 spec("tan_sinh_cosh", lambda x: (np.tan(x / 2), np.sinh(x), np.cosh(x)), A, grad=True)
 spec("exp2_log2_log10", lambda p: (np.exp2(p), np.log2(p), np.log10(p)), P64, grad=True)
 
+# Ufuncs and functions composed of other primitives (tracejit/numpy/ufuncs.py)
+spec("fabs_degrees_radians", lambda x: (np.fabs(x), np.deg2rad(x), np.radians(x), np.rad2deg(x), np.degrees(x)), A,
+     grad=True)
+spec("fabs_degrees_radians_f32_int", lambda x, i: (np.fabs(x), np.deg2rad(x), np.rad2deg(x), np.fabs(i),
+                                                   np.degrees(i)), A32, I32)
+spec("hypot", lambda x, y, r: (np.hypot(x, y), np.hypot(x, r), np.hypot(3.0, x)), A, B, ROW, grad=True)
+spec("hypot_f32", lambda x, y: np.hypot(x, y * 1e30), A32, B32)
+spec("logaddexp", lambda x, y, r: (np.logaddexp(x, y), np.logaddexp2(x, r), np.logaddexp(x, x)), A, B, ROW, grad=True)
+spec("logaddexp_f32", lambda x, y: (np.logaddexp(x, y), np.logaddexp2(x, y)), A32, B32)
+spec("fmax_fmin", lambda x, y: (np.fmax(x, y), np.fmin(x, y), np.fmax(x, 0.5), np.fmin(0.5, y)), A, B, grad=True)
+spec("heaviside", lambda x, y: (np.heaviside(x, 0.5), np.heaviside(x * 0, y)), A, B)
+spec("sinc", lambda x, i: (np.sinc(x), np.sinc(x * 0), np.sinc(i)), A, I32)
+spec("sinc_grad", lambda x: np.sinc(x), A, grad=True)
+spec("nan_to_num", lambda x: np.nan_to_num(x) * 2 + np.nan_to_num(x, nan=1.0, posinf=9.0, neginf=-9.0), A, grad=True)
+
+
+def nan_to_num_in_place(s, fill):
+    y = s.copy()
+    np.nan_to_num(y, copy=False, nan=fill)  # updates y, as NumPy does
+    return y, np.nan_to_num(s.astype(np.float32), nan=np.float64(2.0), posinf=fill)
+
+
+spec("nan_to_num_in_place", nan_to_num_in_place, SPECIAL, SCALAR0D, tags=("specials",))
+spec("elementwise_composites_specials",
+     lambda s: (np.fabs(s), np.hypot(s, s.T), np.hypot(s, 2.0), np.logaddexp(s, s.T), np.logaddexp2(s, 1.0),
+                np.fmax(s, s.T), np.fmin(s, 0.0), np.heaviside(s, 0.5), np.nan_to_num(s), np.sinc(s),
+                np.nan_to_num(s.astype(np.float32), posinf=1.0)),
+     SPECIAL, tags=("specials",))
+
 # The arguments that tell a real sinh/cosh/log10/log2/exp2 from one composed of exp and log:
 # tiny (sinh(t)/t is 1 down to subnormals), huge (cosh just below float32/float64 overflow),
 # signed zeros (seen through 1/x) and exact integer cases (powers of 10 and 2, under floor).

@@ -9,7 +9,8 @@ import linecache
 import os
 import sys
 
-__all__ = ["TracerError", "ConcretizationError", "UnsupportedError", "ShapeError", "user_frame", "where"]
+__all__ = ["TracerError", "ConcretizationError", "UnsupportedError", "ShapeError", "argument_name", "user_frame",
+           "where"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -29,6 +30,12 @@ class UnsupportedError(TracerError, NotImplementedError):
 class ShapeError(TracerError, ValueError):
     """Operands whose shapes do not fit while tracing (broadcasting, reshape, matmul, concatenate):
     the traced counterpart of NumPy's ValueError, so ``except ValueError`` catches it too."""
+
+
+def argument_name(tracer):
+    """The argument a tracer stands for (``x``, ``params['W']``), if it is one of the inputs."""
+    names = getattr(tracer._trace, "input_names", None)
+    return names.get(id(getattr(tracer, "atom", None))) if names else None
 
 
 def _is_internal(filename: str) -> bool:

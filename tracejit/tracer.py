@@ -9,27 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ConcretizationError, UnsupportedError, where
+from . import numpy as tnp
+from .errors import ConcretizationError, UnsupportedError, argument_name, where
 from .primitives import Tracer
 
 __all__ = ["Tracer", "concretization_error"]
-
-
-_front_end = None
-
-
-def _tnp():
-    global _front_end
-    if _front_end is None:  # imported on first use: tracejit.numpy imports this module
-        from . import numpy as tnp
-        _front_end = tnp
-    return _front_end
-
-
-def argument_name(tracer):
-    """The argument a tracer stands for (``x``, ``params['W']``), if it is one of the inputs."""
-    names = getattr(tracer._trace, "input_names", None)
-    return names.get(id(getattr(tracer, "atom", None))) if names else None
 
 
 def _describe_argument(name, tracer) -> str:
@@ -56,7 +40,7 @@ def concretization_error(tracer, what: str, hints=()) -> ConcretizationError:
 
 def _binop(name, reverse=False):
     def method(self, other):
-        op = _tnp().operator
+        op = tnp.operator
         return op(name, other, self) if reverse else op(name, self, other)
     method.__name__ = f"__{'r' if reverse else ''}{name}__"
     return method
@@ -64,14 +48,14 @@ def _binop(name, reverse=False):
 
 def _inplace(name):
     def method(self, other):
-        return _tnp().inplace_update(self, getattr(_tnp(), name)(self, other))
+        return tnp.inplace_update(self, getattr(tnp, name)(self, other))
     method.__name__ = f"__i{name}__"
     return method
 
 
 def _method(name):
     def method(self, *args, **kwargs):
-        return getattr(_tnp(), name)(self, *args, **kwargs)
+        return getattr(tnp, name)(self, *args, **kwargs)
     method.__name__ = name
     method.__doc__ = f"Same as ``numpy.{name}(self, ...)``."
     return method
@@ -111,23 +95,23 @@ class _TracerArrayMethods:
     __hash__ = None  # like ndarray: == is elementwise, so tracers are unhashable
 
     def __neg__(self):
-        return _tnp().operator("negative", self)
+        return tnp.operator("negative", self)
 
     def __pos__(self):
         return self
 
     def __abs__(self):
-        return _tnp().operator("absolute", self)
+        return tnp.operator("absolute", self)
 
     def __invert__(self):
-        return _tnp().invert(self)
+        return tnp.invert(self)
 
     # Indexing -----------------------------------------------------------------------------
     def __getitem__(self, index):
-        return _tnp().getitem(self, index)
+        return tnp.getitem(self, index)
 
     def __setitem__(self, index, value):
-        _tnp().setitem(self, index, value)
+        tnp.setitem(self, index, value)
 
     def __len__(self):
         if self.ndim == 0:
@@ -157,25 +141,25 @@ class _TracerArrayMethods:
 
     # NumPy protocols -----------------------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        return _tnp().apply_ufunc(ufunc, method, inputs, kwargs)
+        return tnp.apply_ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
-        return _tnp().apply_function(func, args, kwargs)
+        return tnp.apply_function(func, args, kwargs)
 
     # Attributes and methods ---------------------------------------------------------------
     def _array_result(self, out):
         # An ndarray's methods return arrays, 0-d ones too; a NumPy scalar's return scalars.
         if self.ndim or getattr(self, "ndarray0d", False):
-            return _tnp()._ndarray0d(out, self)
+            return tnp._ndarray0d(out, self)
         return out
 
     @property
     def T(self):
-        return self._array_result(_tnp().transpose(self))
+        return self._array_result(tnp.transpose(self))
 
     @property
     def mT(self):
-        return _tnp().swapaxes(self, -1, -2)
+        return tnp.swapaxes(self, -1, -2)
 
     @property
     def itemsize(self):
@@ -188,27 +172,27 @@ class _TracerArrayMethods:
     def reshape(self, *shape, order="C"):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return self._array_result(_tnp().reshape(self, shape, order=order))
+        return self._array_result(tnp.reshape(self, shape, order=order))
 
     def transpose(self, *axes):
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        return self._array_result(_tnp().transpose(self, axes or None))
+        return self._array_result(tnp.transpose(self, axes or None))
 
     def squeeze(self, axis=None):
-        return self._array_result(_tnp().squeeze(self, axis))
+        return self._array_result(tnp.squeeze(self, axis))
 
     def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
-        return self._array_result(_tnp().astype(self, dtype))
+        return self._array_result(tnp.astype(self, dtype))
 
     def copy(self, order="C"):
-        return self._array_result(_tnp().copy(self))
+        return self._array_result(tnp.copy(self))
 
     def __copy__(self):
-        return _tnp().copy(self)
+        return tnp.copy(self)
 
     def __deepcopy__(self, memo):
-        return _tnp().copy(self)
+        return tnp.copy(self)
 
     sum = _method("sum")
     mean = _method("mean")

@@ -1,0 +1,325 @@
+"""Array construction and shape manipulation: reshape, transpose, concatenate, stack, ...
+
+Layer: front end, on ``promotion`` and ``views``. In: arrays, tracers, nested lists and
+Python scalars, with NumPy's axis and shape arguments. Out: tracers made with the shape
+primitives (``reshape``, ``transpose``, ``broadcast_to``, ``concatenate``), with no arithmetic;
+plain arrays go to NumPy. Also here: ``asarray`` and the operand check every function applies
+to lists (a list holding tracers is stacked), the ``*_like`` constructors, and the refusal of
+the functions whose output shape depends on the data (``np.nonzero``, ``np.unique`` ...).
+"""
+from __future__ import annotations
+
+import builtins
+import math
+
+import numpy as np
+
+from .. import ops as P
+from ..errors import ShapeError, UnsupportedError, where as _where_msg
+from ..primitives import Tracer, bind
+from .promotion import (
+    _PY_SCALARS, _any_tracer, _broadcast_shapes, _dtype_of, _is_tracer, _shape, _strong, _to, _weak_kind, astype,
+    literal,
+)
+from .dispatch import implements, public_names
+from .views import _mark_view
+
+
+def _check_operand(x, fname):
+    if isinstance(x, (Tracer, np.ndarray, np.generic) + _PY_SCALARS):
+        if isinstance(x, np.ndarray) and x.dtype == object:
+            raise TypeError(f"{fname}: object arrays are not supported by tracejit{_where_msg()}")
+        return x
+    if isinstance(x, (list, tuple)):
+        x = asarray(x)
+        return x if _is_tracer(x) else literal(x)  # a fresh array: nobody else can change it
+    raise TypeError(f"{fname}: unsupported operand of type {type(x).__name__}{_where_msg()}")
+
+
+def _norm_axis(axis, ndim, fname="axis"):
+    if axis.__class__ is int and -ndim <= axis < ndim:  # the usual case, in range already
+        return axis if axis >= 0 else axis + ndim
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+        raise TypeError(f"{fname} must be an integer, got {type(axis).__name__}{_where_msg()}")
+    if not -ndim <= axis < builtins.max(ndim, 1):
+        raise np.exceptions.AxisError(f"axis {axis} is out of bounds for array of dimension {ndim}")
+    return int(axis) % builtins.max(ndim, 1)
+
+
+def _norm_axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (tuple, list)):
+        axes = tuple(_norm_axis(a, ndim) for a in axis)
+        if len(set(axes)) != len(axes):
+            raise ValueError(f"duplicate value in 'axis': {axis}")
+        return axes
+    return (_norm_axis(axis, ndim),)
+
+
+@implements(np.reshape, returns_array="like input")
+def reshape(a, newshape=None, order="C", *, shape=None):
+    """``numpy.reshape`` (C order; one ``-1`` is inferred)."""
+    newshape = shape if shape is not None else newshape
+    if not _is_tracer(a):
+        return np.reshape(a, newshape, order=order)
+    if order != "C":
+        raise UnsupportedError(f"reshape(order={order!r}): only order='C' is supported{_where_msg()}")
+    if isinstance(newshape, (int, np.integer)):
+        newshape = (newshape,)
+    if newshape.__class__ is not tuple or not builtins.all(d.__class__ is int for d in newshape):
+        newshape = tuple(int(d) for d in newshape)
+    if newshape.count(-1) > 1:
+        raise ValueError("can only specify one unknown dimension")
+    if -1 in newshape:
+        known = math.prod([d for d in newshape if d != -1])
+        if known == 0 or a.size % known:
+            raise ShapeError(f"cannot reshape array of size {a.size} into shape {newshape}{_where_msg()}")
+        newshape = tuple(a.size // known if d == -1 else d for d in newshape)
+    return _reshape_to(a, newshape)
+
+
+def _reshape_to(a, newshape):
+    """A tracer ``a`` reshaped to ``newshape``, a tuple of Python ints (no -1)."""
+    if math.prod(newshape) != a.size:
+        raise ShapeError(f"cannot reshape array of size {a.size} into shape {newshape}{_where_msg()}")
+    if newshape == a.shape:
+        return a
+    return _mark_view(bind(P.reshape, a, shape=newshape), a)
+
+
+@implements(np.ravel)
+def ravel(a, order="C"):
+    """``numpy.ravel``."""
+    return reshape(a, (-1,), order=order) if _is_tracer(a) else np.ravel(a, order=order)
+
+
+@implements(np.transpose, returns_array="like input")
+def transpose(a, axes=None):
+    """``numpy.transpose``; ``axes=None`` reverses them."""
+    if not _is_tracer(a):
+        return np.transpose(a, axes)
+    perm = tuple(reversed(range(a.ndim))) if axes is None else tuple(_norm_axis(x, a.ndim) for x in axes)
+    if sorted(perm) != list(range(a.ndim)):
+        raise ValueError(f"axes {axes} don't match array of dimension {a.ndim}")
+    if perm == tuple(range(a.ndim)):
+        return a
+    return _mark_view(P.transpose(a, perm=perm), a)
+
+
+@implements(np.swapaxes)
+def swapaxes(a, axis1, axis2):
+    """``numpy.swapaxes``."""
+    if not _is_tracer(a):
+        return np.swapaxes(a, axis1, axis2)
+    perm = list(range(a.ndim))
+    i, j = _norm_axis(axis1, a.ndim), _norm_axis(axis2, a.ndim)
+    perm[i], perm[j] = perm[j], perm[i]
+    return transpose(a, perm)
+
+
+@implements(np.moveaxis)
+def moveaxis(a, source, destination):
+    """``numpy.moveaxis``."""
+    if not _is_tracer(a):
+        return np.moveaxis(a, source, destination)
+    src = _norm_axes(source, a.ndim)
+    dst = _norm_axes(destination, a.ndim)
+    order = [n for n in range(a.ndim) if n not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return transpose(a, order)
+
+
+@implements(np.expand_dims)
+def expand_dims(a, axis):
+    """``numpy.expand_dims``."""
+    if not _is_tracer(a):
+        return np.expand_dims(a, axis)
+    axes = axis if isinstance(axis, (tuple, list)) else (axis,)
+    ndim = a.ndim + len(axes)
+    axes = {_norm_axis(x, ndim) for x in axes}
+    it = iter(a.shape)
+    return reshape(a, tuple(1 if i in axes else next(it) for i in range(ndim)))
+
+
+@implements(np.squeeze, returns_array="like input")
+def squeeze(a, axis=None):
+    """``numpy.squeeze``."""
+    if not _is_tracer(a):
+        return np.squeeze(a, axis)
+    axes = tuple(i for i, d in enumerate(a.shape) if d == 1) if axis is None else _norm_axes(axis, a.ndim)
+    for i in axes:
+        if a.shape[i] != 1:
+            raise ValueError("cannot select an axis to squeeze out which has size not equal to one")
+    return reshape(a, tuple(d for i, d in enumerate(a.shape) if i not in axes))
+
+
+@implements(np.atleast_1d)
+def atleast_1d(a):
+    return reshape(a, (1,)) if _is_tracer(a) and a.ndim == 0 else (a if _is_tracer(a) else np.atleast_1d(a))
+
+
+@implements(np.atleast_2d)
+def atleast_2d(a):
+    if not _is_tracer(a):
+        return np.atleast_2d(a)
+    return reshape(a, (1,) * (2 - a.ndim) + a.shape) if a.ndim < 2 else a
+
+
+@implements(np.broadcast_to, returns_array=True)
+def broadcast_to(array, shape):
+    """``numpy.broadcast_to``."""
+    if not _is_tracer(array):
+        return np.broadcast_to(array, shape)
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    if _broadcast_shapes("np.broadcast_to", array.shape, shape) != shape:
+        raise ShapeError(f"cannot broadcast shape {array.shape} to {shape}{_where_msg()}")
+    return array if array.shape == shape else P.broadcast_to(array, shape=shape)
+
+
+@implements(np.broadcast_arrays)
+def broadcast_arrays(*args):
+    """``numpy.broadcast_arrays``."""
+    if not _any_tracer(args):
+        return np.broadcast_arrays(*args)
+    shape = _broadcast_shapes("np.broadcast_arrays", *[_shape(a) for a in args])
+    return [broadcast_to(a, shape) if _is_tracer(a) else np.broadcast_to(a, shape) for a in args]
+
+
+@implements(np.concatenate)
+def concatenate(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
+    """``numpy.concatenate``; ``axis=None`` flattens first."""
+    arrays = list(arrays)
+    if not _any_tracer(arrays):
+        return np.concatenate(arrays, axis=axis, dtype=dtype)
+    if out is not None:
+        raise UnsupportedError("np.concatenate(..., out=) is not supported in traced code")
+    if axis is None:
+        arrays, axis = [ravel(a) for a in arrays], 0
+    arrays = [_check_operand(a, "np.concatenate") for a in arrays]
+    ndim = builtins.max(len(_shape(a)) for a in arrays)
+    if ndim == 0:
+        raise ValueError("zero-dimensional arrays cannot be concatenated")
+    axis = _norm_axis(axis, ndim)
+    result_dtype = np.dtype(dtype) if dtype is not None else np.result_type(
+        *[_weak_kind(a)(0) if _weak_kind(a) else _dtype_of(a) for a in arrays])
+    parts = [_to(a, result_dtype, _shape(a)) for a in arrays]
+    for p in parts:
+        if len(p.shape) != ndim or builtins.any(d != e for i, (d, e) in enumerate(zip(p.shape, parts[0].shape)) if i != axis):
+            raise ShapeError(f"np.concatenate: all input array dimensions except for the concatenation axis must "
+                             f"match, got shapes {[tuple(_shape(a)) for a in arrays]}{_where_msg()}")
+    parts = [p for p in parts if p.shape[axis] > 0] or parts[:1]
+    if len(parts) == 1:
+        return parts[0] if _is_tracer(parts[0]) else P.reshape(parts[0], shape=parts[0].shape)
+    return P.concatenate(*parts, axis=axis)
+
+
+@implements(np.stack)
+def stack(arrays, axis=0, out=None, dtype=None):
+    """``numpy.stack``: ``expand_dims`` + ``concatenate``."""
+    arrays = list(arrays)
+    if not _any_tracer(arrays):
+        return np.stack(arrays, axis=axis, dtype=dtype)
+    shapes = {tuple(_shape(a)) for a in arrays}
+    if len(shapes) != 1:
+        raise ShapeError(f"np.stack: all input arrays must have the same shape, got {sorted(shapes)}{_where_msg()}")
+    axis = _norm_axis(axis, len(next(iter(shapes))) + 1)
+    return concatenate([expand_dims(asarray(a), axis) for a in arrays], axis=axis, dtype=dtype)
+
+
+@implements(np.hstack)
+def hstack(tup, dtype=None):
+    arrays = [atleast_1d(a) for a in tup]
+    return concatenate(arrays, axis=0 if arrays[0].ndim == 1 else 1, dtype=dtype)
+
+
+@implements(np.vstack)
+def vstack(tup, dtype=None):
+    return concatenate([atleast_2d(a) for a in tup], axis=0, dtype=dtype)
+
+
+@implements(np.asarray, np.array)
+def asarray(a, dtype=None, order=None, *, copy=None, like=None):
+    """Tracers pass through (cast to ``dtype`` if given); anything else goes to ``numpy.asarray``.
+    Nested lists holding tracers are stacked."""
+    if _is_tracer(a):
+        return a if dtype is None else astype(a, dtype)
+    if isinstance(a, (list, tuple)) and _contains_tracer(a):
+        # NumPy gives a list's Python numbers their default dtypes (float64, int64): in an
+        # array they are no longer weak operands
+        return stack([_strong(asarray(x, dtype)) for x in a]) if a else np.asarray(a, dtype)
+    try:
+        out = np.asarray(a, dtype=dtype)
+    except ValueError as e:
+        raise ValueError(f"cannot make an array from this value ({e}){_where_msg()}") from None
+    if out.dtype == object:
+        raise TypeError(f"object arrays are not supported by tracejit (ragged nested lists?){_where_msg()}")
+    return out
+
+
+array = asarray
+
+
+def _contains_tracer(seq) -> bool:
+    return builtins.any(_is_tracer(x) or (isinstance(x, (list, tuple)) and _contains_tracer(x)) for x in seq)
+
+
+@implements(np.zeros_like)
+def zeros_like(a, dtype=None, shape=None):
+    """``numpy.zeros_like``: for a tracer, a broadcast zero constant (no data dependence)."""
+    return full_like(a, 0, dtype, shape)
+
+
+@implements(np.ones_like)
+def ones_like(a, dtype=None, shape=None):
+    """``numpy.ones_like``: for a tracer, a broadcast one constant."""
+    return full_like(a, 1, dtype, shape)
+
+
+@implements(np.full_like)
+def full_like(a, fill_value, dtype=None, shape=None):
+    """``numpy.full_like``; the fill value may be traced."""
+    if not _any_tracer((a, fill_value)):
+        return np.full_like(a, fill_value, dtype=dtype, shape=shape)
+    dtype = np.dtype(dtype) if dtype is not None else _dtype_of(a)
+    shape = tuple(shape) if shape is not None else _shape(a)
+    return _to(fill_value, dtype, shape, (a, fill_value))
+
+
+@implements(np.copy, returns_array=True)
+def copy(a, order="K", subok=False):
+    """``numpy.copy``: for a tracer, a new value (in-place updates of the copy leave ``a`` alone)."""
+    if not _is_tracer(a):
+        return np.copy(a, order=order, subok=subok)
+    return P.reshape(a, shape=a.shape)
+
+
+def _reshape_any(x, shape):
+    return reshape(x, shape) if _is_tracer(x) else np.reshape(x, shape)
+
+
+# ----------------------------------------------------------------------------- refusals
+
+def _data_dependent(name):
+    def fn(*args, **kwargs):
+        if not _any_tracer(args):
+            return getattr(np, name)(*args, **kwargs)
+        raise UnsupportedError(
+            f"np.{name} has an output shape that depends on the data, which a static graph cannot express."
+            f"{_where_msg()}\nAlternatives: np.where(condition, x, y) keeps the shape; a mask multiply; "
+            "or run this part eagerly (tj.mode('eager')).")
+    fn.__name__ = name
+    fn.__doc__ = f"Refused on traced values: ``numpy.{name}`` has a data-dependent output shape."
+    return implements(getattr(np, name))(fn)
+
+
+nonzero = _data_dependent("nonzero")
+unique = _data_dependent("unique")
+argwhere = _data_dependent("argwhere")
+flatnonzero = _data_dependent("flatnonzero")
+compress = _data_dependent("compress")
+extract = _data_dependent("extract")
+
+
+__all__ = public_names(globals())
