@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError, UnsupportedError, where as _where_msg
-from ..primitives import bind
+from ..primitives import Tracer, bind, recording
 from .. import ops as P
 from .dispatch import _check_no_out, implements, public_names
 from .promotion import (
@@ -24,11 +24,23 @@ from .ufuncs import multiply
 
 # ----------------------------------------------------------------------------- linear algebra
 
+def _eager_matrix(x) -> bool:
+    """A 2-d float array or (strongly typed) tracer."""
+    if x.__class__ is np.ndarray:
+        return x.ndim == 2 and x.dtype.kind == "f"
+    return isinstance(x, Tracer) and len(x.shape) == 2 and x.dtype.kind == "f" and not x.weak
+
+
 @implements(np.matmul)
 def matmul(a, b, out=None):
     """``numpy.matmul`` / ``@``: 1-D operands are promoted as NumPy does; batch dims broadcast."""
     if not _any_tracer((a, b)):
         return np.matmul(a, b)
+    if out is None and _eager_matrix(a) and _eager_matrix(b) and a.dtype == b.dtype and a.shape[1] == b.shape[0] \
+            and not recording():
+        # The common case of eager autodiff, first: a layer's ``x @ W``, two matrices of one
+        # float dtype that fit; what the general path below would bind, without working it out.
+        return bind(P.matmul, a, b)
     if out is not None:
         _check_no_out("matmul", out)
     a, b = _check_operand(a, "np.matmul"), _check_operand(b, "np.matmul")
