@@ -189,3 +189,40 @@ def test_a_helper_process_compiles_into_the_disk_cache_and_this_process_loads_it
     assert done.stdout.splitlines() == ["compiled by a helper process", "True True"]
     again = _run_script(source, tmp_path, TRACEJIT_COMPILE_HELPER="1")  # a new process: from the disk cache
     assert again.stdout.splitlines() == ["loaded from the disk cache", "True True"], again.stderr
+
+
+@pytest.mark.long
+def test_a_compile_unfinished_at_exit_is_finished_by_a_helper_for_the_next_run(tmp_path):
+    """A program that ends while its step compiles does not wait, and the next run finds the
+    program in the disk cache all the same (a helper process finished the compile)."""
+    import glob
+    import time
+    source = _script("""
+        x = np.linspace(-1, 1, 600).reshape(30, 20)
+        f(x)
+        end = time.time() + 60
+        while time.time() < end and not f.stats["kernels"]:  # until the compile is in Numba's hands
+            from tracejit.backend import compiler
+            if compiler._compiling:
+                break
+            time.sleep(0.01)
+        print(f.stats["kernels"])
+    """)
+    done = _run_script(source, tmp_path, TRACEJIT_COMPILE_HELPER="0", TRACEJIT_LOG="compile")
+    assert done.returncode == 0, done.stderr
+    if done.stdout.split() != ["0"]:
+        pytest.skip("the compile finished before the program ended")
+    assert "a helper process finishes it into the disk cache" in done.stderr
+    machine_code = str(tmp_path / "cache" / "kernels" / "__pycache__" / "*.nbi")
+    deadline = time.time() + 300
+    while not glob.glob(machine_code) and time.time() < deadline:
+        time.sleep(0.2)
+    assert glob.glob(machine_code)
+    time.sleep(1)  # the index is written last
+    again = _run_script(_script("""
+        x = np.linspace(-1, 1, 600).reshape(30, 20)
+        f(x)
+        f.wait()
+        print(next(iter(f._cache.values())).compiled.origin)
+    """), tmp_path, TRACEJIT_COMPILE_HELPER="0")
+    assert again.stdout.split("\n")[0] == "loaded from the disk cache", again.stderr

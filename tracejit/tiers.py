@@ -13,8 +13,9 @@ The helper leaves this process's core to the training loop but pays Python's and
 start-up first; measured on this project's machine of two busy cores the thread was the faster
 (ARCHITECTURE.md, ``benchmarks/background_compile.py``). One worker, because Numba compiles one
 function at a time in a process anyway (its compiler lock). The thread is a daemon: a program
-that ends while a compile is still running does not wait for it, and that program is then not
-in the disk cache (``Traced.wait()`` before the end keeps it).
+that ends while a compile is still running does not wait for it; a compile already in Numba's
+hands is then handed to a helper process that finishes it into the disk cache (the next run
+loads it), while one not started yet is dropped (``Traced.wait()`` before the end keeps it).
 
 ``TRACEJIT_TIERED`` (``1`` by default, ``0`` to compile before the first call returns, as
 ``tj.trace(tiered=False)`` does for one function) and ``TRACEJIT_COMPILE_HELPER`` are read in
@@ -22,7 +23,9 @@ in the disk cache (``Traced.wait()`` before the end keeps it).
 """
 from __future__ import annotations
 
+import atexit
 import queue
+import sys
 import threading
 from concurrent.futures import Future
 
@@ -49,6 +52,15 @@ def _work():
         del future, job  # a finished job's program is kept by its entry, not by this frame
 
 
+def _at_exit():
+    """A program ending while a compile runs does not wait for it: the compile is handed to a
+    helper process that finishes it into the disk cache, so the next run finds it there."""
+    if pending_count():
+        compiler = sys.modules.get("tracejit.backend.compiler")
+        if compiler is not None:
+            compiler.hand_off_unfinished()
+
+
 def submit(job) -> Future:
     """Run ``job()`` on the compile thread, after the jobs submitted before it."""
     global _worker
@@ -58,6 +70,7 @@ def submit(job) -> Future:
         if _worker is None:
             _worker = threading.Thread(target=_work, name="tracejit-compile", daemon=True)
             _worker.start()
+            atexit.register(_at_exit)
     _jobs.put((future, job))
     return future
 

@@ -46,8 +46,8 @@ from .codegen import OUTPUT_ARG_MIN_BYTES, lower
 from .lowering import BackendError, Lowered
 from .memory import ALIGN
 
-__all__ = ["compile_graph", "compile_into_disk_cache", "CompiledProgram", "cache_info", "clear_cache",
-           "log_enabled"]
+__all__ = ["compile_graph", "compile_into_disk_cache", "hand_off_unfinished", "CompiledProgram", "cache_info",
+           "clear_cache", "log_enabled"]
 
 _cache_lock = threading.RLock()
 _counts = {"hits": 0, "compiles": 0}
@@ -291,13 +291,10 @@ def _compiled_by_helper(lowered: Lowered, key: str) -> bool:
     cache, this thread waiting without holding the GIL; False (logged) when it did not."""
     import json
     import subprocess
-    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ, TRACEJIT_CACHE_DIR=disk_cache.cache_root())
-    env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     start = time.perf_counter()
     try:
-        done = subprocess.run([sys.executable, "-m", "tracejit.backend.compile_helper"], input=json.dumps(_job(lowered, key)),
-                              text=True, capture_output=True, env=env, timeout=_HELPER_TIMEOUT)
+        done = subprocess.run(_HELPER_COMMAND, input=json.dumps(_job(lowered, key)), text=True, capture_output=True,
+                              env=_helper_environment(), timeout=_HELPER_TIMEOUT)
     except (OSError, subprocess.SubprocessError) as exc:
         _log("compile", f"{lowered.fn_name}: no helper process ({exc}); compiling in this process")
         return False
@@ -310,6 +307,39 @@ def _compiled_by_helper(lowered: Lowered, key: str) -> bool:
 
 
 _HELPER_TIMEOUT = 1800.0
+_HELPER_COMMAND = [sys.executable, "-m", "tracejit.backend.compile_helper"]
+
+
+def _helper_environment() -> dict:
+    """This process's environment for a helper: the same cache folder, and this tracejit."""
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, TRACEJIT_CACHE_DIR=disk_cache.cache_root())
+    env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+_compiling: dict = {}  # key -> the job of a program this process is compiling into the disk cache now
+
+
+def hand_off_unfinished() -> int:
+    """For a process that is ending: start a helper process for each program it is still
+    compiling into the disk cache, which finishes the compile there (for the next run) without
+    this process waiting for it. Returns how many were handed off."""
+    import json
+    import subprocess
+    jobs = list(_compiling.values())
+    for job in jobs:
+        try:
+            helper = subprocess.Popen(_HELPER_COMMAND, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, env=_helper_environment(), text=True,
+                                      start_new_session=True)
+            helper.stdin.write(json.dumps(job))
+            helper.stdin.close()
+        except OSError as exc:
+            _log("compile", f"{job['fn_name']}: no helper process to finish its compile ({exc})")
+            continue
+        _log("compile", f"{job['fn_name']}: unfinished at exit; a helper process finishes it into the disk cache")
+    return len(jobs)
 
 
 def _compile(lowered: Lowered, signature, key: str, helper_process=False):
@@ -330,7 +360,12 @@ def _compile(lowered: Lowered, signature, key: str, helper_process=False):
             return fn, "loaded from the disk cache"
         if helper_process and on_disk and _compiled_by_helper(lowered, key) and _load_machine_code(fn, signature):
             return fn, "compiled by a helper process"
-        fn.compile(signature)
+        if on_disk:
+            _compiling[key] = _job(lowered, key)
+        try:
+            fn.compile(signature)
+        finally:
+            _compiling.pop(key, None)
         fn.disable_compile()
         return fn, "compiled"
     except numba.core.errors.NumbaError as exc:
