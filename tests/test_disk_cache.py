@@ -313,3 +313,18 @@ def test_an_unknown_trust_setting_is_an_error(monkeypatch):
     monkeypatch.setenv("TRACEJIT_CACHE_TRUST", "everyone")
     with pytest.raises(ValueError, match="TRACEJIT_CACHE_TRUST must be 'shared' or unset, got 'everyone'"):
         disk_cache._shared()
+
+
+@pytest.mark.parametrize("left", [".py", ".sha256"])
+def test_half_an_entry_is_written_whole_without_a_damage_warning(tmp_path, left):
+    """A program file without its checksum, or the reverse, is what another process leaves
+    between its two writes (ranks of an MPI job compiling one program at once): not damage to
+    report and remove from under that process, but an entry to write whole."""
+    cache = tmp_path / "cache"
+    run_program(cache)
+    (missing,) = [p for p in (cache / "kernels").iterdir() if p.suffix in (".py", ".sha256") and p.suffix != left]
+    missing.unlink()
+    out, err = run_program(cache)
+    assert out == EXPECTED and "damaged" not in err, err
+    assert missing.exists()
+    assert run_program(cache)[0] == EXPECTED

@@ -266,7 +266,10 @@ def _entry_text(source: str, py_path: str, sum_path: str, module: str, log):
         expected = read_trusted(sum_path).decode("ascii", "replace").strip()
     except FileNotFoundError:
         expected = None
-    if data is None and expected is None:
+    if data is None or expected is None:
+        # none, or half an entry: another process may be between writing the program and its
+        # checksum (ranks of one MPI job compile the same program at once), so it is not
+        # damage; this process writes the entry whole, each file atomically
         return None
     try:
         text = data.decode("utf-8") if data is not None else None
