@@ -114,8 +114,6 @@ class EagerGradient:
     that the two agree.
     """
     __slots__ = ("name", "forward", "backward")
-    differentiable = True
-    multiple_results = False
 
     def __init__(self, name, forward, backward):
         self.name, self.forward, self.backward = name, forward, backward

@@ -286,23 +286,23 @@ def compile_into_disk_cache(job: dict) -> None:
     fn.compile(tuple(_numba_array(*t) for t in job["signature"]))
 
 
-def _compiled_by_helper(lowered: Lowered, key: str) -> bool:
-    """Compile ``lowered`` in a new Python process that leaves the machine code in the disk
-    cache, this thread waiting without holding the GIL; False (logged) when it did not."""
+def _compiled_by_helper(job: dict) -> bool:
+    """Compile ``job`` in a new Python process that leaves the machine code in the disk cache,
+    this thread waiting without holding the GIL; False (logged) when it did not."""
     import json
     import subprocess
     start = time.perf_counter()
     try:
-        done = subprocess.run(_HELPER_COMMAND, input=json.dumps(_job(lowered, key)), text=True, capture_output=True,
+        done = subprocess.run(_HELPER_COMMAND, input=json.dumps(job), text=True, capture_output=True,
                               env=_helper_environment(), timeout=_HELPER_TIMEOUT)
     except (OSError, subprocess.SubprocessError) as exc:
-        _log("compile", f"{lowered.fn_name}: no helper process ({exc}); compiling in this process")
+        _log("compile", f"{job['fn_name']}: no helper process ({exc}); compiling in this process")
         return False
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-        _log("compile", f"{lowered.fn_name}: the helper process failed ({last}); compiling in this process")
+        _log("compile", f"{job['fn_name']}: the helper process failed ({last}); compiling in this process")
         return False
-    _log("compile", f"{lowered.fn_name}: compiled by a helper process in {time.perf_counter() - start:.3f} s")
+    _log("compile", f"{job['fn_name']}: compiled by a helper process in {time.perf_counter() - start:.3f} s")
     return True
 
 
@@ -349,8 +349,9 @@ def _compile(lowered: Lowered, signature, key: str, helper_process=False):
     (machine code an earlier process compiled)."""
     import numba
     filename = _filename(lowered, key)
+    job = _job(lowered, key)
     try:
-        fn, from_disk, on_disk, filename = _dispatcher(_job(lowered, key))
+        fn, from_disk, on_disk, filename = _dispatcher(job)
         pseudo = _register_source(lowered, key)  # CompiledProgram.filename, on disk or not
         if not on_disk:
             filename = pseudo
@@ -358,10 +359,10 @@ def _compile(lowered: Lowered, signature, key: str, helper_process=False):
         if from_disk and _load_machine_code(fn, signature):
             _log("cache", f"{lowered.fn_name}: machine code loaded from {os.path.dirname(filename)}")
             return fn, "loaded from the disk cache"
-        if helper_process and on_disk and _compiled_by_helper(lowered, key) and _load_machine_code(fn, signature):
+        if helper_process and on_disk and _compiled_by_helper(job) and _load_machine_code(fn, signature):
             return fn, "compiled by a helper process"
         if on_disk:
-            _compiling[key] = _job(lowered, key)
+            _compiling[key] = job
         try:
             fn.compile(signature)
         finally:

@@ -55,6 +55,7 @@ import numpy as np
 
 from .. import ops
 from ..core import Const, Var
+from ..transforms.fuse import is_index_map
 from .lowering import ArrayRef, ViewRef, dtype_src, eqn_comment, identity_src, shape_src
 from .scalar import acc_dtype, combine_src, convert_src, elementwise_check, elementwise_src
 
@@ -94,12 +95,6 @@ def _sums_in_blocks(e) -> bool:
     return e.inputs[0].aval.dtype == np.float32 and acc_dtype(e.prim, np.float32) == np.float64
 
 
-def _is_index_map(e) -> bool:
-    """A member that computes nothing: a broadcast or a reshape reads its input through an
-    index map."""
-    return e.prim is ops.broadcast_to or e.prim is ops.reshape
-
-
 class _Kernel:
     """The analysis of one fused equation: levels, phases and how to read each value."""
 
@@ -123,7 +118,7 @@ class _Kernel:
         self.outer_eqns = [e for e in self.members
                            if self.level[e.outputs[0].id] == "outer" and e.prim.kind == "elementwise"]
         # kernel outputs that are only views of other values: no loop body of their own
-        self.view_outputs = [v for v in eqn.outputs if _is_index_map(self.made[v.id])]
+        self.view_outputs = [v for v in eqn.outputs if is_index_map(self.made[v.id])]
 
     def phase_work(self, p):
         """What inner-loop phase ``p`` does: the reductions it finishes, the full kernel outputs
@@ -273,7 +268,7 @@ def _find_collapse(L, K, eqn, out_refs):
                 found.append((out_refs[atom.id], idx))
 
         for e in K.members:
-            if _is_index_map(e):
+            if is_index_map(e):
                 continue  # index maps: walked from their readers
             idx = idx_full if e.prim.kind == "reduce" else K.index_for(e.outputs[0].aval.shape, idx_full)
             for a in e.inputs:
@@ -546,7 +541,7 @@ def _emit_rows_innermost(L, K, outer_shape, inner_shape, out_refs, locals_, writ
         the value, directly or through a broadcast or reshape of it."""
         for e in readers.get(v_id, []):
             out = e.outputs[0].id
-            if _is_index_map(e):
+            if is_index_map(e):
                 if read_later(out, this_pass):
                     return True
             elif out not in this_pass:

@@ -55,7 +55,9 @@ def _is_reduction(prim) -> bool:
     return prim.kind == "reduce" and prim.identity is not None and prim.combine is not None
 
 
-def _is_index_map(eqn) -> bool:
+def is_index_map(eqn) -> bool:
+    """A member that computes nothing: a broadcast or a reshape reads its input through an
+    index map (the backend's kernels read it so too)."""
     return eqn.prim is ops.broadcast_to or eqn.prim is ops.reshape
 
 
@@ -259,10 +261,10 @@ def _with_scalar_arguments(members, eqns, scalar_made):
                          e.outputs, e.params, e.source) for e in members]
 
 
-def _rebuild(graph, groups, group_of, scalar_arguments=frozenset()):
+def _rebuild(graph, groups, group_of, scalar_arguments):
     eqns = graph.eqns
     # Groups of broadcasts and reshapes only stay views of their inputs, not kernels.
-    views_only = {g.id for g in groups if all(_is_index_map(eqns[m]) for m in g.members)}
+    views_only = {g.id for g in groups if all(is_index_map(eqns[m]) for m in g.members)}
     in_kernel = {i for i, g in group_of.items() if g.id not in views_only}
     # What kernels do not read of the scalar arguments is computed once, in a 0-d group.
     scalar_made = {eqns[i].outputs[0].id: i for i in scalar_arguments}
