@@ -67,6 +67,35 @@ def test_in_place_updates_are_the_same_in_both_tiers():
     assert f.stats["interpreted_calls"] == 1
 
 
+def test_a_program_with_a_collective_compiles_before_its_first_call_returns(capsys):
+    # Every process must run the same code at every step: one interpreted step beside a compiled
+    # one on another process would round differently and the parameters would drift apart.
+    params, x, y = _problem()
+
+    def averaged_step(params, x, y, lr):
+        loss, g = tj.value_and_grad(lambda p: tj.nn.cross_entropy(np.tanh(x @ p["W"]) + p["b"], y))(params)
+        g = tj.distributed.all_mean(g)
+        return {k: params[k] - lr * g[k] for k in params}, loss
+
+    want = run(tj.trace(sgd_step), "eager", params, x, y, 0.1)
+    f = tj.trace(averaged_step, tiered=True)
+    tj.set_log("compile")
+    try:
+        with tj.mode("compiled"):
+            got = f(params, x, y, 0.1)
+    finally:
+        tj.set_log("")
+    assert f.stats["interpreted_calls"] == 0 and f.stats["kernels"] > 0
+    assert_tree_close(got, want)
+    assert "because it calls the collective all_sum" in capsys.readouterr().err
+    # without a collective the same step is tiered
+    g = tj.trace(sgd_step, tiered=True)
+    with tj.mode("compiled"):
+        g(params, x, y, 0.1)
+    assert g.stats["interpreted_calls"] == 1
+    g.wait()
+
+
 def test_the_interpreted_tier_warns_about_floating_point_errors_as_compiled_code_does():
     import warnings
     f = tj.trace(lambda x: np.log(x) / x, tiered=True)

@@ -923,13 +923,27 @@ class Traced:
         elif mode == "graph":
             graph = entry.program.graph
             runner = functools.partial(interpret, graph)
-        elif self.tiered if self.tiered is not None else tiers.tiered_by_default():
+        elif self._tiered_for(entry):
             return self._compile_in_background(entry)
         else:
             self.stats["compiled_programs"] += 1
             runner = self._compile(entry)
         entry.runners[mode] = runner
         return runner
+
+    def _tiered_for(self, entry) -> bool:
+        """Whether ``entry``'s program compiles in the background (tiered execution). A program
+        with a collective never does: every process must run the same code at every step, and an
+        interpreted step on one process beside a compiled one on another rounds differently, so
+        their parameters would drift apart without an error."""
+        if not (self.tiered if self.tiered is not None else tiers.tiered_by_default()):
+            return False
+        collective = next((eqn.prim.name for eqn in entry.program.graph.eqns if eqn.prim.extra.get("collective")), None)
+        if collective is not None:
+            log("compile", f"{self.__name__}: compiled before the first call returns, not in the background, "
+                           f"because it calls the collective {collective} (every process must run the same code)")
+            return False
+        return True
 
     def _compile(self, entry, helper_process=False):
         from .backend import compile_graph
@@ -1133,8 +1147,9 @@ def trace(fn=None, *, static_argnums=(), static_argnames=(), mode=None, fastmath
     ``tiered`` (default: ``TRACEJIT_TIERED``, on): in compiled mode a new signature's first
     calls run the optimised graph in the NumPy interpreter while its program compiles in the
     background; later calls use the compiled program once it is ready (``f.wait()`` waits for
-    it). The results are the same either way. ``tiered=False`` compiles before the first call
-    returns.
+    it). The results agree within the tolerances of every mode, not bit for bit. ``tiered=False``
+    compiles before the first call returns, as does a program that calls a collective of
+    ``tj.distributed`` (every process must run the same code).
     """
     options = dict(static_argnums=static_argnums, static_argnames=static_argnames, mode=mode, fastmath=fastmath,
                    parallel=parallel, passes=passes, check=check, tiered=tiered)
