@@ -397,6 +397,26 @@ spec("matmul_int_mixed", lambda i, x: (i @ i.T, i @ x.T, x.astype(np.float32) @ 
 spec("dot_outer_inner", lambda x, r: (np.dot(x, r), np.dot(r, r), x.dot(x.T), np.outer(r, x[0]), np.inner(r, r),
                                       np.dot(2.0, r), np.vdot(x, x)), A, ROW, grad=True)
 spec("matmul_empty", lambda e, w: (e @ w, w.T @ e.T), EMPTY, f64(3, 2))
+spec("einsum_products", lambda x, w, t, q: (np.einsum("ij,jk->ik", x, w), np.einsum("ij,jk", x, w),
+                                             np.einsum("bij,bjk->bik", t, q), np.einsum("i,j->ij", x[0], w[0]),
+                                             np.einsum("...ij,jk->...ik", t, w.T), np.einsum("ij,ij->", x, x),
+                                             np.einsum("ij,j", x, w[:, 0]), np.einsum("ij,j->j", x, x[0])),
+     A, f64(3, 4), T3, f64(2, 4, 3), grad=True)
+spec("einsum_attention", lambda q, k: np.einsum("bhqd,bhkd->bhqk", q, k) * np.einsum("bhqd->bh", q)[..., None, None],
+     f64(2, 1, 3, 4), f64(2, 1, 2, 4), grad=True)
+spec("einsum_diagonals_sums", lambda m, c, t: (np.einsum("ii->i", m), np.einsum("ii", m), np.einsum("iij->ij", c),
+                                               np.einsum("iji->j", c.transpose(0, 2, 1)), np.einsum("ij->", t[0]),
+                                               np.einsum("ijk->kji", t), np.einsum("ij,ij->ij", t[0, :, :1], t[1])),
+     f64(3, 3), f64(3, 3, 2), T3, grad=True)
+spec("einsum_chains", lambda x, w, v, t: (np.einsum("ij,jk,kl->il", x, w, v), np.einsum("abc,cd,d->ab", t, v, x[0]),
+                                          np.einsum("i,i,i->i", x[0], x[1], w[:, 0]), np.einsum("ij,jk,kl", x, w, v, optimize="optimal")),
+     A, f64(3, 4), f64(4, 3), T3, grad=True)
+spec("einsum_dtypes", lambda x, w, i: (np.einsum("ij,jk->ik", x, w), np.einsum("ij,kj->ik", i, i), np.einsum("ij,kj", i, x),
+                                       np.einsum("ij->j", i)),
+     A32, f32(3, 2), I32)
+spec("tensordot", lambda t, u, w: (np.tensordot(t, u, axes=([1, 2], [1, 0])), np.tensordot(t, w, 1), np.tensordot(t[0], w.T, 0),
+                                   np.tensordot(t, u.transpose(1, 0, 2), 2), np.dot(t, w), np.dot(t, w[:, 0])),
+     T3, f64(4, 3, 2), f64(4, 2), grad=True)
 
 # ----------------------------------------------------------------------------- creation, 0-d, empty
 

@@ -25,6 +25,8 @@ _MASK = _X > 0
 # ufunc of two inputs, ``f(x, y)`` does not fit: (arguments, call).
 _SAMPLES = {
     np.matmul: ((_X, _Y.T), lambda f, x, y: f(x, y)),
+    np.einsum: ((_X, _Y), lambda f, x, y: f("ij,kj->ik", x, y)),
+    np.tensordot: ((_X, _Y), lambda f, x, y: f(x, y, axes=([1], [1]))),
     np.invert: ((_MASK,), lambda f, m: f(m)),
     np.bitwise_and: ((_MASK, ~_MASK), lambda f, m, n: f(m, n)),
     np.bitwise_or: ((_MASK, ~_MASK), lambda f, m, n: f(m, n)),
