@@ -414,6 +414,23 @@ spec("einsum_chains", lambda x, w, v, t: (np.einsum("ij,jk,kl->il", x, w, v), np
 spec("einsum_dtypes", lambda x, w, i: (np.einsum("ij,jk->ik", x, w), np.einsum("ij,kj->ik", i, i), np.einsum("ij,kj", i, x),
                                        np.einsum("ij->j", i)),
      A32, f32(3, 2), I32)
+WELL = f64(3, 3) + 3 * np.eye(3)  # well conditioned: finite differences of inverses stay accurate
+WELL_BATCH = f64(2, 3, 3) + 3 * np.eye(3)
+spec("linalg_inv_solve_det", lambda a, b, t: (np.linalg.inv(a), np.linalg.solve(a, b), np.linalg.solve(a, b[:, 0]),
+                                              np.linalg.det(a), np.linalg.slogdet(a)[1], np.linalg.inv(t),
+                                              np.linalg.solve(t, b), np.linalg.det(t), np.linalg.slogdet(-a)[0]),
+     WELL, f64(3, 2), WELL_BATCH, grad=True)
+spec("linalg_cholesky", lambda w, t: (np.linalg.cholesky(w @ w.T), np.linalg.cholesky(w.T @ w, upper=True),
+                                      np.linalg.cholesky(t @ t.transpose(0, 2, 1))), WELL, WELL_BATCH, grad=True)
+spec("linalg_f32", lambda a, b: (np.linalg.inv(a), np.linalg.solve(a, b), np.linalg.det(a), np.linalg.norm(a, axis=1)),
+     WELL.astype(np.float32), f32(3, 2))
+spec("linalg_norm", lambda x, t: (np.linalg.norm(x), np.linalg.norm(x, axis=0), np.linalg.norm(x, 1), np.linalg.norm(x, -1),
+                                  np.linalg.norm(x, np.inf), np.linalg.norm(x, "fro"), np.linalg.norm(t, axis=(1, 2)),
+                                  np.linalg.norm(x[0], 3), np.linalg.norm(x[0], np.inf), np.linalg.norm(x[0], -np.inf),
+                                  np.linalg.norm(x[0], 1), np.linalg.norm(t, keepdims=True),
+                                  np.linalg.norm(t, ord=-np.inf, axis=(2, 0), keepdims=True), np.linalg.norm(x[0], 0)),
+     A, T3, grad=True)
+spec("linalg_norm_ints", lambda i: (np.linalg.norm(i), np.linalg.norm(i, axis=1), np.linalg.norm(i, 1)), I32)
 spec("tensordot", lambda t, u, w: (np.tensordot(t, u, axes=([1, 2], [1, 0])), np.tensordot(t, w, 1), np.tensordot(t[0], w.T, 0),
                                    np.tensordot(t, u.transpose(1, 0, 2), 2), np.dot(t, w), np.dot(t, w[:, 0])),
      T3, f64(4, 3, 2), f64(4, 2), grad=True)

@@ -316,6 +316,54 @@ def _matmul_rule(a, b):
 matmul = defop("matmul", "opaque", impl=_as_array(np.matmul), abstract_eval=_matmul_rule,
                doc="(batched) matrix product; batch dims equal, dtypes equal. Floats go to BLAS.")
 
+# --------------------------------------------------------------------------- LAPACK, one matrix at a time
+#
+# These act on the last two axes, for every index of the leading (batch) axes, which must be
+# equal across the operands. ``per_matrix`` names the NumPy function applied to one matrix:
+# the interpreter calls NumPy's batched version, and the compiled program calls the same name
+# per matrix, which Numba compiles to its own LAPACK calls (so one emitter serves them all).
+
+
+def _float_matrices(name, a):
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2] or a.dtype.kind != "f":
+        raise TypeError(f"{name}: needs square float matrices (..., n, n), got {a}")
+
+
+def _square_rule(name):
+    def rule(a):
+        _float_matrices(name, a)
+        return a.strong()
+    return rule
+
+
+def _solve_rule(a, b):
+    _float_matrices("solve", a)
+    if b.ndim != a.ndim or b.shape[:-1] != a.shape[:-1] or b.dtype != a.dtype:
+        raise TypeError(f"solve: needs (..., n, n) and (..., n, k) of one dtype and batch, got {a} and {b}")
+    return b.strong()
+
+
+def _slogdet_rule(a):
+    _float_matrices("slogdet", a)
+    return Aval(a.shape[:-2], a.dtype), Aval(a.shape[:-2], a.dtype)
+
+
+def _slogdet_impl(a):
+    sign, logdet = np.linalg.slogdet(a)
+    return np.asarray(sign), np.asarray(logdet)
+
+
+inv = defop("inv", "opaque", impl=_as_array(np.linalg.inv), abstract_eval=_square_rule("inv"),
+            per_matrix="np.linalg.inv", doc="the inverse of each matrix (LinAlgError if one is singular)")
+solve = defop("solve", "opaque", impl=_as_array(np.linalg.solve), abstract_eval=_solve_rule,
+              per_matrix="np.linalg.solve", doc="``x`` with ``a @ x == b`` for each matrix ``a`` and columns ``b``")
+slogdet = defop("slogdet", "opaque", impl=_slogdet_impl, abstract_eval=_slogdet_rule, multiple_results=True,
+                per_matrix="np.linalg.slogdet", doc="the sign and the log of the absolute determinant of each matrix")
+cholesky = defop("cholesky", "opaque", impl=_as_array(np.linalg.cholesky), abstract_eval=_square_rule("cholesky"),
+                 per_matrix="np.linalg.cholesky",
+                 doc="the lower Cholesky factor of each matrix, from its lower triangle (LinAlgError if one is "
+                     "not positive definite)")
+
 # --------------------------------------------------------------------------- sliding windows
 #
 # im2col and its transpose, the two halves of convolution and pooling on NCHW images: a

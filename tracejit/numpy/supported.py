@@ -20,12 +20,18 @@ from . import dispatch
 _X = np.array([[0.5, -1.25, 2.0], [1.5, 0.75, -0.5]])
 _Y = np.array([[1.0, 0.25, -1.5], [-0.75, 2.5, 1.25]])
 _MASK = _X > 0
+_SQUARE = _X @ _X.T + 3 * np.eye(2)  # symmetric positive definite, for np.linalg
 
 # How to call a definition on example arguments (traced in graph mode), where ``f(x)`` or, for a
 # ufunc of two inputs, ``f(x, y)`` does not fit: (arguments, call).
 _SAMPLES = {
     np.matmul: ((_X, _Y.T), lambda f, x, y: f(x, y)),
     np.einsum: ((_X, _Y), lambda f, x, y: f("ij,kj->ik", x, y)),
+    np.linalg.solve: ((_SQUARE, _X), lambda f, a, b: f(a, b)),
+    np.linalg.inv: ((_SQUARE,), lambda f, a: f(a)),
+    np.linalg.det: ((_SQUARE,), lambda f, a: f(a)),
+    np.linalg.slogdet: ((_SQUARE,), lambda f, a: f(a)),
+    np.linalg.cholesky: ((_SQUARE,), lambda f, a: f(a)),
     np.tensordot: ((_X, _Y), lambda f, x, y: f(x, y, axes=([1], [1]))),
     np.invert: ((_MASK,), lambda f, m: f(m)),
     np.bitwise_and: ((_MASK, ~_MASK), lambda f, m, n: f(m, n)),

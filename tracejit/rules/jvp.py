@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .. import numpy as tnp
 from .. import ops
 from ..ops import broadcast_to, gather, matmul, reduce_sum, reshape, scatter_add
@@ -137,3 +139,38 @@ defjvp(ops.reduce_min, _extremum_jvp)
 
 defjvp(ops.matmul, lambda p, t, out: _sum(None if t[0] is None else matmul(t[0], p[1]),
                                            None if t[1] is None else matmul(p[0], t[1])))
+
+# --------------------------------------------------------------------------- LAPACK
+
+
+def _swap_last(x):
+    return ops.transpose(x, perm=tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2))
+
+
+def _solve_jvp(primals, tangents, out):
+    (a, _), (ta, tb) = primals, tangents
+    return ops.solve(a, _sum(tb, None if ta is None else -matmul(ta, out)))
+
+
+def _slogdet_jvp(primals, tangents, out):
+    (a,), (ta,) = primals, tangents
+    return None, reduce_sum(_swap_last(ops.inv(a)) * ta, axes=(a.ndim - 2, a.ndim - 1))
+
+
+def _cholesky_jvp(primals, tangents, out):
+    # NumPy reads the lower triangle: the symmetric matrix it factors moves by that triangle,
+    # mirrored. Then dL = L Phi(L^-1 dA L^-T), Phi the lower triangle with its diagonal halved.
+    (a,), (ta,) = primals, tangents
+    n = a.shape[-1]
+    lower = tnp.literal(np.tril(np.ones((n, n))), a.dtype)
+    strictly_lower = tnp.literal(np.tril(np.ones((n, n)), -1), a.dtype)
+    sym = ta * lower + _swap_last(ta * strictly_lower)
+    inner = ops.solve(out, _swap_last(ops.solve(out, sym)))
+    return matmul(out, inner * (lower - 0.5 * tnp.literal(np.eye(n), a.dtype)))
+
+
+defjvp(ops.inv, lambda p, t, out: -matmul(out, matmul(t[0], out)))
+defjvp(ops.solve, _solve_jvp)
+defjvp(ops.slogdet, _slogdet_jvp)
+defjvp(ops.cholesky, _cholesky_jvp)
+

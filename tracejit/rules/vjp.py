@@ -184,6 +184,46 @@ defvjp(ops.windows, lambda ct, x, out, *, window, strides: (
 defvjp(ops.windows_sum, lambda ct, cols, out, *, window, strides, image: (
     ops.windows(ct, window=window, strides=strides),))
 
+# --------------------------------------------------------------------------- LAPACK
+# The matrix-calculus rules (those of autograd's and JAX's linalg), batched over leading axes.
+
+defvjp(ops.inv, lambda ct, a, out: (-matmul(_swap_last(out), matmul(ct, _swap_last(out))),))
+
+
+def _solve_vjp(ct, a, b, out):
+    ct_b = ops.solve(_swap_last(a), ct)
+    return -matmul(ct_b, _swap_last(out)), ct_b
+
+
+def _slogdet_vjp(ct, a, out):
+    ct_logdet = ct[1]  # the sign is piecewise constant: no gradient
+    if ct_logdet is None:
+        return (None,)
+    return (tnp.expand_dims(ct_logdet, (-2, -1)) * _swap_last(ops.inv(a)),)
+
+
+def _cholesky_vjp(ct, a, out):
+    # L = out. With Phi(X) the lower triangle of X with its diagonal halved, a symmetric
+    # input's cotangent is G = L^-T Phi(L^T ct) L^-1 (Murray, 2016). NumPy reads only the lower
+    # triangle of ``a``, so an entry below the diagonal gets G_ij + G_ji, one on it G_ii, and
+    # one above nothing: what finite differences of np.linalg.cholesky measure.
+    lower, diagonal = _triangle_masks(a)
+    lt = _swap_last(out)
+    g = _swap_last(ops.solve(lt, _swap_last(ops.solve(lt, matmul(lt, ct) * (lower - 0.5 * diagonal)))))
+    return ((g + _swap_last(g)) * lower - g * diagonal,)
+
+
+def _triangle_masks(a):
+    """The lower triangle (diagonal included) and the diagonal of an (n, n) matrix, as 0/1
+    constants of ``a``'s dtype."""
+    n = a.shape[-1]
+    return tnp.literal(np.tril(np.ones((n, n))), a.dtype), tnp.literal(np.eye(n), a.dtype)
+
+
+defvjp(ops.solve, _solve_vjp)
+defvjp(ops.slogdet, _slogdet_vjp)
+defvjp(ops.cholesky, _cholesky_vjp)
+
 # --------------------------------------------------------------------------- collectives
 
 
