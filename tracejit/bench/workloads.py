@@ -674,6 +674,18 @@ def _tensordot_pair(tensordot):
     return lambda x, w, h, v: (tensordot(x, w, 2), tensordot(h, v, 1))
 
 
+# ------------------------------------------------------------------- np.linalg: batched solve and inverse
+def _linalg_inputs(size, seed=0):
+    batch, n = size
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((batch, n, n)) + n ** 0.5 * np.eye(n)  # well conditioned
+    return a, rng.standard_normal((batch, n, 4))
+
+
+def _linalg_pair(solve, inv):
+    return lambda a, b: (solve(a, b), inv(a))
+
+
 WORKLOADS = {w.name: w for w in [
     Workload(
         "softmax_sgd", "MNIST softmax-regression SGD step (784→10, batch 128, float32)",
@@ -750,6 +762,14 @@ WORKLOADS = {w.name: w for w in [
         tracejit_fn=lambda tj: _tensordot_pair(np.tensordot), jax_fn=lambda jax, jnp: _tensordot_pair(jnp.tensordot),
         torch_fn=lambda torch, for_compile: _tensordot_pair(lambda a, b, n: torch.tensordot(a, b, dims=n)),
         rtol=1e-4, atol=1e-3, describe=lambda s: f"{s[0]} rows, {s[1]} features"),
+    Workload(
+        "linalg", "np.linalg.solve (4 right-hand sides) and np.linalg.inv of 128 (64, 64) float64 matrices",
+        sizes={"full": (128, 64), "quick": None, "tiny": (4, 8)},
+        make_inputs=_linalg_inputs, numpy_fn=lambda: _linalg_pair(np.linalg.solve, np.linalg.inv),
+        tracejit_fn=lambda tj: _linalg_pair(np.linalg.solve, np.linalg.inv),
+        jax_fn=lambda jax, jnp: _linalg_pair(jnp.linalg.solve, jnp.linalg.inv),
+        torch_fn=lambda torch, for_compile: _linalg_pair(torch.linalg.solve, torch.linalg.inv),
+        rtol=1e-8, atol=1e-10, describe=lambda s: f"{s[0]} x ({s[1]}, {s[1]})"),
     Workload(
         "dispatch", "dispatch overhead: a + b on (8,) float32 arrays",
         sizes={"full": 8, "quick": 8, "tiny": 8},
