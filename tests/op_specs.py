@@ -414,6 +414,17 @@ spec("einsum_chains", lambda x, w, v, t: (np.einsum("ij,jk,kl->il", x, w, v), np
 spec("einsum_dtypes", lambda x, w, i: (np.einsum("ij,jk->ik", x, w), np.einsum("ij,kj->ik", i, i), np.einsum("ij,kj", i, x),
                                        np.einsum("ij->j", i)),
      A32, f32(3, 2), I32)
+spec("sort", lambda x, t: (np.sort(x), np.sort(x, axis=0), np.sort(t, axis=1), np.sort(x, axis=None), np.sort(t[0, 0])),
+     A, T3, grad=True)
+spec("argsort", lambda x, i, s: (np.argsort(x), np.argsort(x, axis=0), np.argsort(i, kind="stable"), np.argsort(s, axis=None),
+                                 np.sort(s), np.sort(i, axis=0)), A, I32, specials(), tags=("specials",))
+spec("order_statistics", lambda x, t: (np.median(x), np.median(t, axis=1), np.median(t, axis=(0, 2), keepdims=True),
+                                       np.quantile(x, 0.3, axis=-1), np.quantile(t, [0.1, 0.5, 0.99], axis=0),
+                                       np.percentile(x, [25, 75]), np.percentile(t, 40.0, axis=2, keepdims=True)),
+     A, T3, grad=True)
+spec("order_statistics_dtypes", lambda x, i, s: (np.median(x), np.quantile(x, [0.2, 0.7]), np.median(i, axis=0),
+                                                  np.percentile(i, 30.0), np.median(s, axis=1), np.quantile(s, 0.5, axis=0)),
+     A32, I32, specials(), tags=("specials",))
 WELL = f64(3, 3) + 3 * np.eye(3)  # well conditioned: finite differences of inverses stay accurate
 WELL_BATCH = f64(2, 3, 3) + 3 * np.eye(3)
 spec("linalg_inv_solve_det", lambda a, b, t: (np.linalg.inv(a), np.linalg.solve(a, b), np.linalg.solve(a, b[:, 0]),

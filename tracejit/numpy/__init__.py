@@ -24,6 +24,7 @@ The modules, each importing only those before it:
 - ``reductions`` -- sum, mean, var, std, max, min, argmax, argmin, any, all;
 - ``contractions`` -- matmul, dot, vdot, inner, outer, tensordot, einsum;
 - ``indexing`` -- ``x[index]``, ``x[index] = v``, take, take_along_axis, pad;
+- ``sorting`` -- sort, argsort;
 - ``linalg`` -- ``np.linalg``: inv, solve, det, slogdet, cholesky, norm.
 
 Adding a NumPy function is one definition in the right module, decorated with
@@ -49,6 +50,7 @@ from . import linalg  # ``tj.numpy.linalg.inv`` ..., as NumPy spells them (not s
 from .promotion import _ELEMENTWISE_PLANS, _Literal, _ndarray0d, _scalar0d, astype, literal
 from .reductions import *  # noqa: F403
 from .shapes import *  # noqa: F403
+from .sorting import *  # noqa: F403
 from .ufuncs import *  # noqa: F403
 from .ufuncs import operator
 from .views import inplace_update

@@ -140,7 +140,9 @@ defjvp(ops.reduce_min, _extremum_jvp)
 defjvp(ops.matmul, lambda p, t, out: _sum(None if t[0] is None else matmul(t[0], p[1]),
                                            None if t[1] is None else matmul(p[0], t[1])))
 
-# --------------------------------------------------------------------------- LAPACK
+# --------------------------------------------------------------------------- sorting, LAPACK
+
+defjvp(ops.sort, lambda p, t, out: tnp.take_along_axis(t[0], ops.argsort(p[0]), axis=-1))
 
 
 def _swap_last(x):

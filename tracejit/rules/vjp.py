@@ -184,6 +184,11 @@ defvjp(ops.windows, lambda ct, x, out, *, window, strides: (
 defvjp(ops.windows_sum, lambda ct, cols, out, *, window, strides, image: (
     ops.windows(ct, window=window, strides=strides),))
 
+# --------------------------------------------------------------------------- sorting
+# Each output element is one input element: the cotangent goes back to where it came from.
+
+defvjp(ops.sort, lambda ct, x, out: (tnp.take_along_axis(ct, ops.argsort(ops.argsort(x)), axis=-1),))
+
 # --------------------------------------------------------------------------- LAPACK
 # The matrix-calculus rules (those of autograd's and JAX's linalg), batched over leading axes.
 
