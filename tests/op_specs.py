@@ -433,6 +433,12 @@ spec("linalg_inv_solve_det", lambda a, b, t: (np.linalg.inv(a), np.linalg.solve(
      WELL, f64(3, 2), WELL_BATCH, grad=True)
 spec("linalg_cholesky", lambda w, t: (np.linalg.cholesky(w @ w.T), np.linalg.cholesky(w.T @ w, upper=True),
                                       np.linalg.cholesky(t @ t.transpose(0, 2, 1))), WELL, WELL_BATCH, grad=True)
+spec("linalg_eigh", lambda a, t: (*np.linalg.eigh(a), np.linalg.eigvalsh(t), np.linalg.eigh(t)[1],
+                                  np.linalg.eigvalsh(a, UPLO="U")), WELL, WELL_BATCH, grad=True)
+spec("linalg_svd", lambda a, w, t: (*np.linalg.svd(a, full_matrices=False), np.linalg.svd(w, compute_uv=False),
+                                    np.linalg.svd(w, full_matrices=False)[2], np.linalg.svd(t)[0],
+                                    np.linalg.norm(a, 2), np.linalg.norm(w, "nuc"), np.linalg.norm(t, -2, axis=(2, 1))),
+     f64(4, 3), f64(3, 4), WELL_BATCH, grad=True)
 spec("linalg_f32", lambda a, b: (np.linalg.inv(a), np.linalg.solve(a, b), np.linalg.det(a), np.linalg.norm(a, axis=1)),
      WELL.astype(np.float32), f32(3, 2))
 spec("linalg_norm", lambda x, t: (np.linalg.norm(x), np.linalg.norm(x, axis=0), np.linalg.norm(x, 1), np.linalg.norm(x, -1),

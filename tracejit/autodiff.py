@@ -264,12 +264,14 @@ class TapeTrace(Trace):
                 if all(c is None for c in node_cts):
                     continue
                 ct = node_cts
+            # a rule sees its outputs as it sees their cotangents: one value, or a list of several
+            out = out_primals[0] if len(out_primals) == 1 else out_primals
             if prim.__class__ is EagerGradient:
                 in_cts = prim.backward(ct, params, *in_primals)
             elif prim in takes_needed:
-                in_cts = vjp_rules[prim](ct, *in_primals, out=out_primals[0], needed=needed, **params)
+                in_cts = vjp_rules[prim](ct, *in_primals, out=out, needed=needed, **params)
             else:
-                in_cts = vjp_rules[prim](ct, *in_primals, out=out_primals[0], **params)
+                in_cts = vjp_rules[prim](ct, *in_primals, out=out, **params)
             if broadcast is None:
                 for vid, c, need in zip(node_in_vids, in_cts, needed):
                     if need and c is not None:

@@ -372,12 +372,42 @@ def _slogdet_impl(a):
     return np.asarray(sign), np.asarray(logdet)
 
 
+def _eigh_rule(a):
+    _float_matrices("eigh", a)
+    return Aval(a.shape[:-1], a.dtype), a.strong()
+
+
+def _svd_rule(a):
+    if a.ndim < 2 or a.dtype.kind != "f":
+        raise TypeError(f"svd: needs float matrices (..., m, n), got {a}")
+    *batch, m, n = a.shape
+    k = min(m, n)
+    return Aval(tuple(batch) + (m, k), a.dtype), Aval(tuple(batch) + (k,), a.dtype), Aval(tuple(batch) + (k, n), a.dtype)
+
+
+def _eigh_impl(a):
+    w, v = np.linalg.eigh(a)
+    return w, v
+
+
+def _svd_impl(a):
+    u, s, vh = np.linalg.svd(a, full_matrices=False)
+    return u, s, vh
+
+
 inv = defop("inv", "opaque", impl=_as_array(np.linalg.inv), abstract_eval=_square_rule("inv"),
             per_slice=("np.linalg.inv({})", 2), doc="the inverse of each matrix (LinAlgError if one is singular)")
 solve = defop("solve", "opaque", impl=_as_array(np.linalg.solve), abstract_eval=_solve_rule,
               per_slice=("np.linalg.solve({})", 2), doc="``x`` with ``a @ x == b`` for each matrix ``a`` and columns ``b``")
 slogdet = defop("slogdet", "opaque", impl=_slogdet_impl, abstract_eval=_slogdet_rule, multiple_results=True,
                 per_slice=("np.linalg.slogdet({})", 2), doc="the sign and the log of the absolute determinant of each matrix")
+eigh = defop("eigh", "opaque", impl=_eigh_impl, abstract_eval=_eigh_rule, multiple_results=True,
+             per_slice=("np.linalg.eigh({})", 2),
+             doc="the eigenvalues (ascending) and eigenvectors (columns) of each symmetric matrix, from its lower "
+                 "triangle")
+svd = defop("svd", "opaque", impl=_svd_impl, abstract_eval=_svd_rule, multiple_results=True,
+            per_slice=("np.linalg.svd({}, full_matrices=False)", 2),
+            doc="the reduced singular value decomposition ``u, s, vh`` of each matrix (``u * s @ vh``)")
 cholesky = defop("cholesky", "opaque", impl=_as_array(np.linalg.cholesky), abstract_eval=_square_rule("cholesky"),
                  per_slice=("np.linalg.cholesky({})", 2),
                  doc="the lower Cholesky factor of each matrix, from its lower triangle (LinAlgError if one is "

@@ -1,15 +1,16 @@
-"""Linear algebra: ``np.linalg``'s inv, solve, det, slogdet, cholesky and norm.
+"""Linear algebra: ``np.linalg``'s inv, solve, det, slogdet, cholesky, eigh, eigvalsh, svd and norm.
 
 Layer: front end, on ``contractions``, ``reductions``, ``ufuncs`` and ``shapes``. In: arrays
 or tracers with the matrices on their last two axes (integers become float64, as NumPy's
 ``linalg`` converts them). Out: the LAPACK primitives (``inv``, ``solve``, ``slogdet``,
-``cholesky``), applied to every matrix of a batch, and norms composed of reductions. Their
+``cholesky``, ``eigh``, ``svd``), applied to every matrix of a batch, and norms composed of reductions. Their
 gradients are the matrix-calculus rules in ``tracejit/rules``. Plain operands go to NumPy.
 Reached as ``np.linalg.inv(t)`` on a tracer, or as ``tj.numpy.linalg.inv``.
 """
 from __future__ import annotations
 
 import builtins
+import operator
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from ..primitives import bind
 from .dispatch import implements, public_names
 from .promotion import _any_tracer, _broadcast_shapes, _is_tracer, _shape, _strong, _to
 from .reductions import max as _max, min as _min, sum as _sum
-from .shapes import _check_operand, _norm_axis, expand_dims, reshape, squeeze, transpose
+from .shapes import _check_operand, _norm_axis, expand_dims, moveaxis, reshape, squeeze, transpose
 from .ufuncs import absolute, exp, multiply, not_equal, power, sqrt
 
 LinAlgError = np.linalg.LinAlgError
@@ -87,18 +88,20 @@ def slogdet(a):
     ``(0, -inf)``. Only ``logabsdet`` carries a gradient."""
     if not _any_tracer((a,)):
         return np.linalg.slogdet(a)
-    sign, logabsdet = bind(P.slogdet, _square_matrices(a, "np.linalg.slogdet"))
-    return SlogdetResult(sign, logabsdet)
+    return SlogdetResult(bind(P.slogdet, _square_matrices(a, "np.linalg.slogdet")))
 
 
-class SlogdetResult(tuple):
-    """``(sign, logabsdet)``, also readable by name as NumPy's result is."""
+def _result_type(name, fields):
+    """A tuple whose items NumPy's names also read (``np.linalg.eigh(a).eigenvalues``). It is
+    not a namedtuple, so a traced function may return it: it comes back as a plain tuple."""
+    attributes = {field: property(operator.itemgetter(i)) for i, field in enumerate(fields)}
+    attributes["__doc__"] = f"``({', '.join(fields)})``, also readable by name as NumPy's {name} is."
+    return type(name, (tuple,), attributes)
 
-    def __new__(cls, sign, logabsdet):
-        return super().__new__(cls, (sign, logabsdet))
 
-    sign = property(lambda self: self[0])
-    logabsdet = property(lambda self: self[1])
+SlogdetResult = _result_type("SlogdetResult", ("sign", "logabsdet"))
+EighResult = _result_type("EighResult", ("eigenvalues", "eigenvectors"))
+SVDResult = _result_type("SVDResult", ("U", "S", "Vh"))
 
 
 @implements(np.linalg.det)
@@ -122,6 +125,65 @@ def cholesky(a, /, *, upper=False):
     if upper:  # the upper triangle of a is the lower triangle of its transpose
         return _swap_last(bind(P.cholesky, _swap_last(a)))
     return bind(P.cholesky, a)
+
+
+def _symmetric_input(a, UPLO, fname):
+    """``a`` as square matrices whose lower triangle holds the symmetric matrix: for
+    ``UPLO='U'`` the transpose, whose lower triangle is ``a``'s upper one."""
+    if UPLO not in ("L", "U"):
+        raise ValueError(f"{fname}: UPLO must be 'L' or 'U', got {UPLO!r}")
+    a = _square_matrices(a, fname)
+    return _swap_last(a) if UPLO == "U" else a
+
+
+@implements(np.linalg.eigh)
+def eigh(a, UPLO="L"):
+    """``numpy.linalg.eigh``: ``(eigenvalues, eigenvectors)`` of each symmetric matrix, read
+    from its lower triangle (``UPLO='U'`` is refused: see below); eigenvalues ascending,
+    eigenvectors as columns. Gradients are infinite where two eigenvalues coincide, as in every framework."""
+    if not _any_tracer((a,)):
+        return np.linalg.eigh(a, UPLO=UPLO)
+    if UPLO == "U":
+        # The compiled program's LAPACK call reads the lower triangle; reading the upper one
+        # instead gives the same eigenvalues but eigenvectors whose signs differ from NumPy's.
+        raise UnsupportedError(f"np.linalg.eigh(..., UPLO='U') is not supported on traced values: its eigenvectors' "
+                               f"signs would differ from NumPy's. Pass the transposed matrix with UPLO='L' (the "
+                               f"default), or use np.linalg.eigvalsh(..., UPLO='U') for the eigenvalues{_where_msg()}")
+    return EighResult(bind(P.eigh, _symmetric_input(a, UPLO, "np.linalg.eigh")))
+
+
+@implements(np.linalg.eigvalsh)
+def eigvalsh(a, UPLO="L"):
+    """``numpy.linalg.eigvalsh``: the eigenvalues of each symmetric matrix, ascending."""
+    if not _any_tracer((a,)):
+        return np.linalg.eigvalsh(a, UPLO=UPLO)
+    return bind(P.eigh, _symmetric_input(a, UPLO, "np.linalg.eigvalsh"))[0]
+
+
+def _float_matrices(a, fname):
+    a = _strong(_check_operand(a, fname))
+    shape = tuple(_shape(a))
+    if len(shape) < 2:
+        raise LinAlgError(f"{fname}: {len(shape)}-dimensional array given. Array must be at least two-dimensional"
+                          f"{_where_msg()}")
+    return _to(a, _float_dtype(a.dtype), shape, (a,))
+
+
+@implements(np.linalg.svd)
+def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
+    """``numpy.linalg.svd``: ``(U, S, Vh)`` with ``a == U * S @ Vh``, or ``S`` alone
+    (``compute_uv=False``). Traced code computes the reduced decomposition: for a matrix that
+    is not square, pass ``full_matrices=False`` (the extra columns of a full ``U`` or ``Vh`` are
+    not unique, and have no gradient)."""
+    if not _any_tracer((a,)):
+        return np.linalg.svd(a, full_matrices=full_matrices, compute_uv=compute_uv, hermitian=hermitian)
+    a = _float_matrices(a, "np.linalg.svd")
+    m, n = _shape(a)[-2:]
+    if compute_uv and full_matrices and m != n:
+        raise UnsupportedError(f"np.linalg.svd(..., full_matrices=True) of a {m}x{n} matrix is not supported on traced "
+                               f"values; pass full_matrices=False for the reduced decomposition{_where_msg()}")
+    u, s, vh = bind(P.svd, a)
+    return SVDResult((u, s, vh)) if compute_uv else s
 
 
 # ----------------------------------------------------------------------------- norm
@@ -154,8 +216,12 @@ def _matrix_norm(x, ord, axes, keepdims):
         if not keepdims:
             out = squeeze(out, axis=axes)
     elif ord in ("nuc", 2, -2):
-        raise UnsupportedError(f"np.linalg.norm(..., ord={ord!r}) of a matrix needs its singular values, which "
-                               f"traced code cannot compute yet (np.linalg.svd){_where_msg()}")
+        # the sum, the largest or the smallest singular value of the matrices on the two axes
+        ndim = len(_shape(x))
+        values = bind(P.svd, moveaxis(x, axes, (ndim - 2, ndim - 1)))[1]
+        out = (_sum if ord == "nuc" else _max if ord == 2 else _min)(values, axis=-1)
+        if keepdims:
+            out = expand_dims(out, tuple(sorted(axes)))
     else:
         raise ValueError(f"np.linalg.norm: invalid norm order {ord!r} for matrices{_where_msg()}")
     return out
@@ -165,8 +231,7 @@ def _matrix_norm(x, ord, axes, keepdims):
 def norm(x, ord=None, axis=None, keepdims=False):
     """``numpy.linalg.norm``: vector norms (``ord`` None/2, 1, inf, -inf, 0 or any p) over one
     axis or a whole 1-d array, and matrix norms (None/'fro', 1, -1, inf, -inf) over two axes
-    or a whole 2-d array. The spectral and nuclear norms (2, -2, 'nuc' on matrices) need the
-    SVD and are refused."""
+    or a whole 2-d array, and the norms of singular values (2, -2, 'nuc')."""
     if not _any_tracer((x,)):
         return np.linalg.norm(x, ord=ord, axis=axis, keepdims=keepdims)
     x = _strong(_check_operand(x, "np.linalg.norm"))

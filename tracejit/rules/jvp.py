@@ -171,6 +171,52 @@ def _cholesky_jvp(primals, tangents, out):
     return matmul(out, inner * (lower - 0.5 * tnp.literal(np.eye(n), a.dtype)))
 
 
+def _symmetric_from_lower(ta):
+    n = ta.shape[-1]
+    lower = tnp.literal(np.tril(np.ones((n, n))), ta.dtype)
+    strictly_lower = tnp.literal(np.tril(np.ones((n, n)), -1), ta.dtype)
+    return ta * lower + _swap_last(ta * strictly_lower)
+
+
+def _diagonal(m):
+    return reduce_sum(m * tnp.literal(np.eye(m.shape[-1]), m.dtype), axes=(m.ndim - 1,))
+
+
+def _eigh_jvp(primals, tangents, out):
+    # dw = diag(V^T dA V), dV = V (F * (V^T dA V)), F_ij = 1 / (w_j - w_i) off the diagonal
+    (ta,), (w, v) = tangents, out
+    m = matmul(_swap_last(v), matmul(_symmetric_from_lower(ta), v))
+    eye = tnp.literal(np.eye(w.shape[-1]), w.dtype)
+    gaps = 1 / (tnp.expand_dims(w, -2) - tnp.expand_dims(w, -1) + eye) - eye
+    return _diagonal(m), matmul(v, gaps * m)
+
+
+def _svd_jvp(primals, tangents, out):
+    # With dP = U^T dA V: ds = diag(dP); dU and dV from the off-diagonal part (the forward
+    # rule of the same 2016 derivation), plus the parts of dA outside the spans of U and V
+    # for a non-square matrix.
+    (a,), (ta,), (u, s, vh) = primals, tangents, out
+    m, n = a.shape[-2:]
+    k = min(m, n)
+    v = _swap_last(vh)
+    eye = tnp.literal(np.eye(k), s.dtype)
+    s_row, s_col = tnp.expand_dims(s, -2), tnp.expand_dims(s, -1)
+    f = 1 / (s_row * s_row - s_col * s_col + eye) - eye
+    dp = matmul(_swap_last(u), matmul(ta, v))
+    dp_s, s_dp = dp * s_row, s_col * dp
+    du = matmul(u, f * (dp_s + _swap_last(dp_s)))
+    dv = matmul(v, f * (s_dp + _swap_last(s_dp)))
+    if m > k:
+        dav = matmul(ta, v)
+        du = du + (dav - matmul(u, matmul(_swap_last(u), dav))) / s_row
+    if n > k:
+        datu = matmul(_swap_last(ta), u)
+        dv = dv + (datu - matmul(v, matmul(vh, datu))) / s_row
+    return du, _diagonal(dp), _swap_last(dv)
+
+
+defjvp(ops.eigh, _eigh_jvp)
+defjvp(ops.svd, _svd_jvp)
 defjvp(ops.inv, lambda p, t, out: -matmul(out, matmul(t[0], out)))
 defjvp(ops.solve, _solve_jvp)
 defjvp(ops.slogdet, _slogdet_jvp)

@@ -4,8 +4,9 @@ Layer: transformation rules (see ``tracejit.rules``). In: nothing at import but 
 set and the front end. Out: ``vjp_rules``, read by the tape in ``autodiff.py``.
 
 A rule ``rule(ct, *inputs, out, **params)`` returns one cotangent per input (``None`` for an
-input that gets no gradient), given the output's cotangent ``ct`` (a list of them for a
-primitive with several results). The inputs and ``out`` are the primal values, whatever they
+input that gets no gradient), given the output's cotangent ``ct`` (for a primitive with
+several results, a list of them, ``None`` where none reached that result, and ``out`` the
+list of results). The inputs and ``out`` are the primal values, whatever they
 are (arrays, graph tracers, tape tracers of an enclosing ``grad``), so a rule is ordinary
 front-end code: gradient graphs print, fuse, compile and differentiate again. Primitives
 declared ``differentiable=False`` (comparisons, ``floor``, ``argmax`` ...) have no rule: no
@@ -225,6 +226,62 @@ def _triangle_masks(a):
     return tnp.literal(np.tril(np.ones((n, n))), a.dtype), tnp.literal(np.eye(n), a.dtype)
 
 
+def _eigenvalue_gaps(w):
+    """F with F_ij = 1 / (w_j - w_i) off the diagonal and 0 on it (the first-order change of
+    eigenvectors; infinite where two eigenvalues coincide, as in every framework)."""
+    eye = tnp.literal(np.eye(w.shape[-1]), w.dtype)
+    return 1 / (tnp.expand_dims(w, -2) - tnp.expand_dims(w, -1) + eye) - eye
+
+
+def _eigh_vjp(ct, a, out):
+    # G = V (diag(ct_w) + F * (V^T ct_V)) V^T for a symmetric input; NumPy reads the lower
+    # triangle, so G reaches ``a`` as in cholesky's rule.
+    (ct_w, ct_v), (w, v) = ct, out
+    inner = 0
+    if ct_w is not None:
+        inner = inner + tnp.expand_dims(ct_w, -1) * tnp.literal(np.eye(w.shape[-1]), w.dtype)
+    if ct_v is not None:
+        inner = inner + _eigenvalue_gaps(w) * matmul(_swap_last(v), ct_v)
+    g = matmul(v, matmul(inner, _swap_last(v)))
+    lower, diagonal = _triangle_masks(a)
+    return ((g + _swap_last(g)) * lower - g * diagonal,)
+
+
+def _svd_vjp(ct, a, out):
+    # a = U diag(s) V^T (V = vh^T, k = min(m, n)). With F_ij = 1 / (s_j^2 - s_i^2) off the
+    # diagonal, J = F * (U^T cU - cU^T U), K = F * (V^T cV - cV^T V):
+    #   ca = U (J S + diag(cs) + S K) V^T + (I - U U^T) cU S^-1 V^T + U S^-1 cV^T (I - V V^T)
+    # (Townsend, "Differentiating the singular value decomposition", 2016); the last two terms
+    # vanish for square matrices.
+    (ct_u, ct_s, ct_vh), (u, s, vh) = ct, out
+    m, n = a.shape[-2:]
+    k = min(m, n)
+    eye = tnp.literal(np.eye(k), s.dtype)
+    s_row, s_col = tnp.expand_dims(s, -2), tnp.expand_dims(s, -1)
+    f = 1 / (s_row * s_row - s_col * s_col + eye) - eye
+    v = _swap_last(vh)
+    inner = 0
+    if ct_s is not None:
+        inner = inner + tnp.expand_dims(ct_s, -1) * eye
+    if ct_u is not None:
+        ut_cu = matmul(_swap_last(u), ct_u)
+        inner = inner + f * (ut_cu - _swap_last(ut_cu)) * s_row
+    if ct_vh is not None:
+        ct_v = _swap_last(ct_vh)
+        vt_cv = matmul(vh, ct_v)
+        inner = inner + s_col * (f * (vt_cv - _swap_last(vt_cv)))
+    grad = matmul(u, matmul(inner, vh))
+    if ct_u is not None and m > k:
+        projected = ct_u - matmul(u, matmul(_swap_last(u), ct_u))
+        grad = grad + matmul(projected / s_row, vh)
+    if ct_vh is not None and n > k:
+        projected = ct_v - matmul(v, matmul(vh, ct_v))
+        grad = grad + matmul(u / s_row, _swap_last(projected))
+    return (grad,)
+
+
+defvjp(ops.eigh, _eigh_vjp)
+defvjp(ops.svd, _svd_vjp)
 defvjp(ops.solve, _solve_vjp)
 defvjp(ops.slogdet, _slogdet_vjp)
 defvjp(ops.cholesky, _cholesky_vjp)
