@@ -439,6 +439,9 @@ spec("linalg_svd", lambda a, w, t: (*np.linalg.svd(a, full_matrices=False), np.l
                                     np.linalg.svd(w, full_matrices=False)[2], np.linalg.svd(t)[0],
                                     np.linalg.norm(a, 2), np.linalg.norm(w, "nuc"), np.linalg.norm(t, -2, axis=(2, 1))),
      f64(4, 3), f64(3, 4), WELL_BATCH, grad=True)
+spec("linalg_qr_pinv", lambda a, w, t: (*np.linalg.qr(a), np.linalg.qr(t)[0], np.linalg.qr(a, mode="r"), np.linalg.pinv(a),
+                                        np.linalg.pinv(w), np.linalg.pinv(t)), f64(4, 3), f64(3, 4), WELL_BATCH, grad=True)
+spec("linalg_qr_wide", lambda w: (*np.linalg.qr(w),), f64(3, 4))
 spec("linalg_f32", lambda a, b: (np.linalg.inv(a), np.linalg.solve(a, b), np.linalg.det(a), np.linalg.norm(a, axis=1)),
      WELL.astype(np.float32), f32(3, 2))
 spec("linalg_norm", lambda x, t: (np.linalg.norm(x), np.linalg.norm(x, axis=0), np.linalg.norm(x, 1), np.linalg.norm(x, -1),

@@ -89,3 +89,8 @@ def test_the_compiled_program_calls_lapack_per_matrix():
     f = tj.trace(lambda a: np.linalg.inv(a))
     source = f.source(np.eye(3)[None].repeat(2, 0))
     assert "np.linalg.inv(" in source and "for b0 in range(2)" in source
+
+
+def test_the_gradient_of_a_wide_qr_is_refused_by_name():
+    with pytest.raises(NotImplementedError, match="wide 2x3 matrix"):
+        tj.grad(lambda a: np.linalg.qr(a)[1].sum())(np.arange(6.0).reshape(2, 3) + np.eye(2, 3))

@@ -385,6 +385,19 @@ def _svd_rule(a):
     return Aval(tuple(batch) + (m, k), a.dtype), Aval(tuple(batch) + (k,), a.dtype), Aval(tuple(batch) + (k, n), a.dtype)
 
 
+def _qr_rule(a):
+    if a.ndim < 2 or a.dtype.kind != "f":
+        raise TypeError(f"qr: needs float matrices (..., m, n), got {a}")
+    *batch, m, n = a.shape
+    k = min(m, n)
+    return Aval(tuple(batch) + (m, k), a.dtype), Aval(tuple(batch) + (k, n), a.dtype)
+
+
+def _qr_impl(a):
+    q, r = np.linalg.qr(a)
+    return q, r
+
+
 def _eigh_impl(a):
     w, v = np.linalg.eigh(a)
     return w, v
@@ -405,6 +418,9 @@ eigh = defop("eigh", "opaque", impl=_eigh_impl, abstract_eval=_eigh_rule, multip
              per_slice=("np.linalg.eigh({})", 2),
              doc="the eigenvalues (ascending) and eigenvectors (columns) of each symmetric matrix, from its lower "
                  "triangle")
+qr = defop("qr", "opaque", impl=_qr_impl, abstract_eval=_qr_rule, multiple_results=True,
+           per_slice=("np.linalg.qr({})", 2),
+           doc="the reduced QR decomposition ``q, r`` of each matrix (orthonormal columns, upper triangular)")
 svd = defop("svd", "opaque", impl=_svd_impl, abstract_eval=_svd_rule, multiple_results=True,
             per_slice=("np.linalg.svd({}, full_matrices=False)", 2),
             doc="the reduced singular value decomposition ``u, s, vh`` of each matrix (``u * s @ vh``)")

@@ -1,9 +1,10 @@
-"""Linear algebra: ``np.linalg``'s inv, solve, det, slogdet, cholesky, eigh, eigvalsh, svd and norm.
+"""Linear algebra: ``np.linalg``'s inv, solve, det, slogdet, cholesky, eigh, eigvalsh, svd, qr,
+pinv and norm.
 
 Layer: front end, on ``contractions``, ``reductions``, ``ufuncs`` and ``shapes``. In: arrays
 or tracers with the matrices on their last two axes (integers become float64, as NumPy's
 ``linalg`` converts them). Out: the LAPACK primitives (``inv``, ``solve``, ``slogdet``,
-``cholesky``, ``eigh``, ``svd``), applied to every matrix of a batch, and norms composed of reductions. Their
+``cholesky``, ``eigh``, ``svd``, ``qr``), applied to every matrix of a batch, and norms composed of reductions. Their
 gradients are the matrix-calculus rules in ``tracejit/rules``. Plain operands go to NumPy.
 Reached as ``np.linalg.inv(t)`` on a tracer, or as ``tj.numpy.linalg.inv``.
 """
@@ -18,10 +19,11 @@ from .. import ops as P
 from ..errors import UnsupportedError, where as _where_msg
 from ..primitives import bind
 from .dispatch import implements, public_names
+from .contractions import matmul
 from .promotion import _any_tracer, _broadcast_shapes, _is_tracer, _shape, _strong, _to
 from .reductions import max as _max, min as _min, sum as _sum
 from .shapes import _check_operand, _norm_axis, expand_dims, moveaxis, reshape, squeeze, transpose
-from .ufuncs import absolute, exp, multiply, not_equal, power, sqrt
+from .ufuncs import absolute, exp, multiply, not_equal, power, sqrt, where
 
 LinAlgError = np.linalg.LinAlgError
 
@@ -184,6 +186,45 @@ def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
                                f"values; pass full_matrices=False for the reduced decomposition{_where_msg()}")
     u, s, vh = bind(P.svd, a)
     return SVDResult((u, s, vh)) if compute_uv else s
+
+
+QRResult = _result_type("QRResult", ("Q", "R"))
+
+
+@implements(np.linalg.qr)
+def qr(a, mode="reduced"):
+    """``numpy.linalg.qr`` in its default ``mode='reduced'`` (``'r'``: ``R`` alone): ``(Q, R)``
+    with orthonormal columns in ``Q`` and ``R`` upper triangular. Gradients need at least as
+    many rows as columns."""
+    if not _any_tracer((a,)):
+        return np.linalg.qr(a, mode=mode)
+    if mode not in ("reduced", "r"):
+        raise UnsupportedError(f"np.linalg.qr(..., mode={mode!r}) is not supported on traced values; 'reduced' "
+                               f"(the default) and 'r' are{_where_msg()}")
+    q, r = bind(P.qr, _float_matrices(a, "np.linalg.qr"))
+    return QRResult((q, r)) if mode == "reduced" else r
+
+
+@implements(np.linalg.pinv)
+def pinv(a, rcond=None, hermitian=False, *, rtol=np._NoValue):
+    """``numpy.linalg.pinv`` from the reduced SVD, as NumPy computes it: singular values at
+    most ``rcond`` (default ``max(m, n) * eps``) times the largest are dropped."""
+    if not _any_tracer((a,)):
+        kwargs = {} if rtol is np._NoValue else {"rtol": rtol}
+        return np.linalg.pinv(a, rcond=rcond, hermitian=hermitian, **kwargs)
+    a = _float_matrices(a, "np.linalg.pinv")
+    m, n = _shape(a)[-2:]
+    if rtol is not np._NoValue and rtol is not None:
+        rcond = rtol
+    if rcond is None:
+        rcond = max(m, n) * np.finfo(a.dtype).eps
+    if _is_tracer(rcond):
+        raise UnsupportedError(f"np.linalg.pinv: a traced rcond is not supported{_where_msg()}")
+    u, s, vh = bind(P.svd, a)
+    cutoff = multiply(_max(s, axis=-1, keepdims=True), np.asarray(rcond, dtype=a.dtype))
+    large = s > cutoff
+    s_inv = where(large, 1 / where(large, s, 1), 0)
+    return matmul(_swap_last(vh), multiply(expand_dims(s_inv, -1), _swap_last(u)))
 
 
 # ----------------------------------------------------------------------------- norm

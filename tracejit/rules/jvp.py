@@ -215,8 +215,25 @@ def _svd_jvp(primals, tangents, out):
     return du, _diagonal(dp), _swap_last(dv)
 
 
+def _qr_jvp(primals, tangents, out):
+    # For m >= n, with X = Q^T dA R^-1 and W the skew-symmetric part of its strictly lower
+    # triangle: dQ = Q (W - X) + dA R^-1, dR = (X - W) R (the forward rule behind the reverse
+    # one above).
+    (a,), (ta,), (q, r) = primals, tangents, out
+    m, n = a.shape[-2:]
+    if m < n:
+        raise NotImplementedError(f"the derivative of np.linalg.qr of a wide {m}x{n} matrix is not implemented; "
+                                  "transpose the problem so that the matrix has at least as many rows as columns")
+    da_rinv = _swap_last(ops.solve(_swap_last(r), _swap_last(ta)))
+    x = matmul(_swap_last(q), da_rinv)
+    strictly_lower = tnp.literal(np.tril(np.ones((n, n)), -1), a.dtype)
+    w = x * strictly_lower - _swap_last(x * strictly_lower)
+    return matmul(q, w - x) + da_rinv, matmul(x - w, r)
+
+
 defjvp(ops.eigh, _eigh_jvp)
 defjvp(ops.svd, _svd_jvp)
+defjvp(ops.qr, _qr_jvp)
 defjvp(ops.inv, lambda p, t, out: -matmul(out, matmul(t[0], out)))
 defjvp(ops.solve, _solve_jvp)
 defjvp(ops.slogdet, _slogdet_jvp)

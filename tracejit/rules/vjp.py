@@ -280,8 +280,28 @@ def _svd_vjp(ct, a, out):
     return (grad,)
 
 
+def _qr_vjp(ct, a, out):
+    # For m >= n: M = R cR^T - cQ^T Q, ca = (cQ + Q copyltu(M)) R^-T, where copyltu mirrors
+    # the lower triangle of M onto the upper one (Liao et al., "Differentiable programming
+    # tensor networks", 2019). A wide matrix's Q and R do not determine each other's change
+    # this way; its gradient is refused.
+    (ct_q, ct_r), (q, r) = ct, out
+    m, n = a.shape[-2:]
+    if m < n:
+        raise NotImplementedError(f"the gradient of np.linalg.qr of a wide {m}x{n} matrix is not implemented; "
+                                  "transpose the problem so that the matrix has at least as many rows as columns")
+    ct_q = tnp.zeros_like(q) if ct_q is None else ct_q
+    m_ = -matmul(_swap_last(ct_q), q)
+    if ct_r is not None:
+        m_ = m_ + matmul(r, _swap_last(ct_r))
+    lower, diagonal = _triangle_masks(r)
+    mirrored = m_ * lower + _swap_last(m_ * (lower - diagonal))
+    return (_swap_last(ops.solve(r, _swap_last(ct_q + matmul(q, mirrored)))),)
+
+
 defvjp(ops.eigh, _eigh_vjp)
 defvjp(ops.svd, _svd_vjp)
+defvjp(ops.qr, _qr_vjp)
 defvjp(ops.solve, _solve_vjp)
 defvjp(ops.slogdet, _slogdet_vjp)
 defvjp(ops.cholesky, _cholesky_vjp)
