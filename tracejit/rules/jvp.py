@@ -24,6 +24,7 @@ from .. import numpy as tnp
 from .. import ops
 from ..ops import broadcast_to, gather, matmul, reduce_sum, reshape, scatter_add
 from ..primitives import Primitive
+from .vjp import pow_by_base
 
 __all__ = ["jvp_rules", "defjvp", "deflinear"]
 
@@ -67,7 +68,7 @@ def _times(t, factor):
 
 def _pow_jvp(primals, tangents, out):
     (x, y), (tx, ty) = primals, tangents
-    by_x = None if tx is None else tx * y * x ** (y - 1)
+    by_x = None if tx is None else tx * pow_by_base(x, y)
     if ty is None:
         return by_x
     positive = x > 0

@@ -46,11 +46,17 @@ def defvjp(prim: Primitive, rule) -> None:
 # --------------------------------------------------------------------------- elementwise
 
 
+def pow_by_base(x, y):
+    """d/dx x**y = y x**(y-1), and 0 where y == 0: x**0 is constant, and y x**(y-1) would be
+    0 * inf at x = 0 (the exponent used there is 1, so nothing overflows or warns)."""
+    return y * x ** tnp.where(y == 0, tnp.ones_like(y), y - 1)
+
+
 def _pow_vjp(ct, x, y, out):
     # d/dy x**y = x**y log x, defined for x > 0; elsewhere the (measure-zero) gradient is 0.
     positive = x > 0
     safe_log = tnp.log(tnp.where(positive, x, tnp.ones_like(x)))
-    return ct * y * x ** (y - 1), tnp.where(positive, ct * out * safe_log, tnp.zeros_like(x))
+    return ct * pow_by_base(x, y), tnp.where(positive, ct * out * safe_log, tnp.zeros_like(x))
 
 
 def _minmax_vjp(ct, a, b):
