@@ -1,11 +1,15 @@
-"""Indexing and in-place assignment: ``x[index]``, ``x[index] = v``, take, take_along_axis, pad.
+"""Indexing and in-place assignment, and the functions that pick elements by position.
 
 Layer: front end, on ``views``, ``shapes``, ``ufuncs`` and ``reductions``. In: a tracer and an
 index (integers, slices, ``None``, ``...``, integer arrays, concrete boolean masks; traced
 integer indices; a traced boolean mask for assignment only). Out: ``slice`` and ``gather``
 equations for reads -- a basic-indexing result is marked as a view of its base -- and, for
 assignment, ``scatter_add`` and ``where`` equations whose result the base tracer is rebound
-to (``views.inplace_update``). ``pad`` writes its border the same way, by position.
+to (``views.inplace_update``). ``pad`` writes its border the same way, by position. Also here,
+as compositions of those primitives (so every transformation has their rules already): take,
+take_along_axis; flip, fliplr, flipud, rot90, roll and the splits (basic indexing: views, as
+NumPy's are); repeat; tril, triu (a constant mask); diag, diagonal, trace (a strided slice, and
+an interior pad); select (wheres); kron (a product of two broadcasts).
 """
 from __future__ import annotations
 
@@ -432,7 +436,7 @@ def roll(a, shift, axis=None):
                          f"axis {axis!r}{_where_msg()}")
     shifts = dict.fromkeys(range(a.ndim), 0)
     for s, ax in pairs:
-        shifts[_norm_axis(ax, a.ndim)] += _int_argument(s, "shift", "np.roll")
+        shifts[_norm_axis(ax, a.ndim)] += int(s)  # NumPy truncates a float shift too
     out = a
     for ax, s in shifts.items():
         s %= a.shape[ax] or 1
@@ -466,9 +470,12 @@ def _split(ary, indices_or_sections, axis, fname, equal):
                                f"constants{_where_msg()}")
     axis = _norm_axis(axis, ary.ndim)
     n = ary.shape[axis]
-    if isinstance(indices_or_sections, (int, np.integer)) and not isinstance(indices_or_sections, bool) \
-            or np.ndim(indices_or_sections) == 0:
-        sections = _int_argument(indices_or_sections, "indices_or_sections", fname)
+    if np.ndim(indices_or_sections) == 0:  # a number of sections, which NumPy takes as int(...)
+        try:
+            sections = int(indices_or_sections)
+        except (TypeError, ValueError):
+            raise TypeError(f"{fname}: indices_or_sections must be an integer or a sequence of integers, got "
+                            f"{indices_or_sections!r}{_where_msg()}") from None
         if sections <= 0:
             raise ValueError(f"{fname}: the number of sections must be larger than 0, got {sections}{_where_msg()}")
         if equal and n % sections:

@@ -1,16 +1,20 @@
-"""Array construction and shape manipulation: reshape, transpose, concatenate, stack, ...
+"""Array construction and shape manipulation: reshape, transpose, concatenate, stack, tile, ...
 
 Layer: front end, on ``promotion`` and ``views``. In: arrays, tracers, nested lists and
 Python scalars, with NumPy's axis and shape arguments. Out: tracers made with the shape
 primitives (``reshape``, ``transpose``, ``broadcast_to``, ``concatenate``), with no arithmetic;
-plain arrays go to NumPy. Also here: ``asarray`` and the operand check every function applies
-to lists (a list holding tracers is stacked), the ``*_like`` constructors, and the refusal of
-the functions whose output shape depends on the data (``np.nonzero``, ``np.unique`` ...).
+plain arrays go to NumPy. Here: reshapes and transposes (``rollaxis`` too), broadcasting, the
+joins (``concatenate``, ``stack``, ``hstack``/``vstack``/``dstack``/``column_stack``, ``append``,
+``atleast_1d/2d/3d``), ``tile`` and ``meshgrid`` (broadcasts), ``asarray`` and the operand check
+every function applies to lists (a list holding tracers is stacked), the ``*_like``
+constructors, and the refusal of the functions whose output shape depends on the data
+(``np.nonzero``, ``np.unique`` ...). Functions that pick elements by position are in ``indexing``.
 """
 from __future__ import annotations
 
 import builtins
 import math
+import operator
 
 import numpy as np
 
@@ -371,8 +375,14 @@ def rollaxis(a, axis, start=0):
 
 def _int_argument(value, name, fname):
     """``value`` as a Python int; a clear TypeError naming the argument otherwise."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return int(value)
+    if not _is_tracer(value):
+        try:
+            return operator.index(value)  # ints, NumPy integers and 0-d integer arrays
+        except TypeError:
+            pass
+    else:
+        raise UnsupportedError(f"{fname}: {name} must be a constant integer, got a traced value; pass it as a "
+                               f"static argument (static_argnums){_where_msg()}")
     raise TypeError(f"{fname}: {name} must be an integer, got {type(value).__name__} {value!r}{_where_msg()}")
 
 
@@ -382,7 +392,10 @@ def tile(A, reps):
     with a new axis before each of its own (gradient: a sum over the copies)."""
     if not _is_tracer(A):
         return np.tile(A, reps)
-    reps = tuple(reps) if isinstance(reps, (tuple, list, np.ndarray)) else (reps,)
+    try:
+        reps = tuple(reps)
+    except TypeError:  # one number (NumPy's test too)
+        reps = (reps,)
     reps = tuple(_int_argument(r, "reps", "np.tile") for r in reps)
     if builtins.any(r < 0 for r in reps):
         raise ValueError(f"np.tile: reps must not be negative, got {reps}{_where_msg()}")
