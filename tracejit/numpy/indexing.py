@@ -378,21 +378,21 @@ def flip(m, axis=None):
 @implements(np.fliplr)
 def fliplr(m):
     """``numpy.fliplr``: ``m[:, ::-1]``."""
-    if not _is_tracer(m):
-        return np.fliplr(m)
-    if m.ndim < 2:
-        raise ValueError(f"np.fliplr: input must be >= 2-d, got shape {m.shape}{_where_msg()}")
-    return getitem(m, (builtins.slice(None), builtins.slice(None, None, -1)))
+    return _flip_axis(m, 1, "fliplr")
 
 
 @implements(np.flipud)
 def flipud(m):
     """``numpy.flipud``: ``m[::-1]``."""
+    return _flip_axis(m, 0, "flipud")
+
+
+def _flip_axis(m, axis, fname):
     if not _is_tracer(m):
-        return np.flipud(m)
-    if m.ndim < 1:
-        raise ValueError(f"np.flipud: input must be >= 1-d, got a 0-d array{_where_msg()}")
-    return getitem(m, builtins.slice(None, None, -1))
+        return getattr(np, fname)(m)
+    if m.ndim <= axis:
+        raise ValueError(f"np.{fname}: input must be >= {axis + 1}-d, got shape {m.shape}{_where_msg()}")
+    return flip(m, axis)
 
 
 @implements(np.rot90)
