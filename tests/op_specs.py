@@ -494,3 +494,57 @@ def _all_sum_pair(x, r, i):
 
 
 spec("all_sum", _all_sum_pair, A, ROW, I32, grad=True)
+
+# ----------------------------------------------------------------------------- shape functions
+# flips, rolls, triangles, diagonals, repeats, tiles, splits, stacks, select, kron, meshgrid
+# (tracejit/numpy/shapes.py and indexing.py)
+
+import warnings  # noqa: E402
+
+
+def _row_stack(*arrays):
+    with warnings.catch_warnings():  # NumPy 2 deprecates the alias; traced calls do not reach NumPy
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return np.row_stack(arrays)
+
+
+spec("flip_rot90", lambda t: (np.flip(t), np.flip(t, 1), np.flip(t, (0, -1)), np.fliplr(t), np.flipud(t), np.rot90(t),
+                              np.rot90(t, 2, axes=(1, 2)), np.rot90(t, -1, axes=(-1, 0)), np.rot90(t, 4)),
+     T3, grad=True)
+spec("roll_rollaxis", lambda t: (np.roll(t, 1), np.roll(t, -2, axis=1), np.roll(t, (1, 5), axis=(0, 2)),
+                                 np.roll(t, 3, axis=(1, 1)), np.roll(t, 0), np.rollaxis(t, 2), np.rollaxis(t, 0, 3),
+                                 np.rollaxis(t, -1, 1)), T3, grad=True)
+spec("tril_triu", lambda x, t, r: (np.tril(x), np.triu(x), np.tril(x, -1), np.triu(x, 2), np.tril(t, 1),
+                                   np.triu(t, -5), np.tril(r), np.triu(x.T, 1)), A, T3, ROW, grad=True)
+spec("diag_diagonal_trace", lambda x, t, r: (np.diag(r), np.diag(r, 2), np.diag(r, -1), np.diag(x), np.diag(x, 1),
+                                             np.diag(x.T, -1), np.diag(x, 5), np.diagonal(t), np.diagonal(t, 1, 0, 2),
+                                             np.diagonal(t, -1, -1, -2), x.diagonal(1), np.trace(x), np.trace(t, 1, 1, 2),
+                                             x.trace(-1), np.trace(x, 4)), A, T3, ROW, grad=True)
+spec("repeat_tile", lambda x, r: (np.repeat(x, 2), np.repeat(x, 2, axis=1), np.repeat(x, [1, 0, 3], axis=-1),
+                                  np.repeat(x, [2], axis=0), x.repeat(0, axis=0), np.repeat(r, np.array([2, 1, 1])),
+                                  np.tile(x, 2), np.tile(x, (2, 1, 2)), np.tile(r, (2, 1)), np.tile(x, 1)),
+     A, ROW, grad=True)
+spec("split_family", lambda t, r: (np.split(t, 2), np.split(t, [1, 3], axis=2), np.array_split(t, 3, axis=-1),
+                                   np.array_split(t, [2, 1, 10], axis=1), np.hsplit(t, 3), np.vsplit(t, [1]),
+                                   np.dsplit(t, 2), np.hsplit(r, [2])), T3, ROW, grad=True)
+spec("stack_family", lambda x, y, r: (np.column_stack([r, r]), np.column_stack((x.T, r, y.T)), _row_stack(x, r),
+                                      np.dstack([x, y]), np.dstack((r, r)), np.atleast_3d(r), np.atleast_3d(x, r[0]),
+                                      np.atleast_2d(r, x), np.append(x, y), np.append(x, y, axis=1),
+                                      np.append(r, 2.0), np.vstack([x, r], casting="no")),
+     A, B, ROW, grad=True)
+spec("select_kron_meshgrid", lambda x, y, r: (np.select([x > 0, y > 0], [x, y * 2], default=-1.0),
+                                              np.select([x > 0.5], [x]), np.kron(x, y), np.kron(r, x), np.kron(x, 2.0),
+                                              np.meshgrid(r, x[0]), np.meshgrid(r, x[:, 0], r[:2], indexing="ij"),
+                                              np.meshgrid(r, x[:, 0], sparse=True), np.meshgrid(r)),
+     A, B, ROW, grad=True)
+spec("shape_functions_int_bool", lambda i, b: (np.flip(i), np.fliplr(b), np.rot90(i, 3), np.roll(b, 1, axis=1),
+                                               np.tril(i), np.triu(b, 1), np.diag(i), np.diag(i[0], 1), np.trace(i),
+                                               np.diagonal(b), np.diag(b[0]), np.repeat(i, [2, 1], axis=0),
+                                               np.tile(b, 2), np.split(i, 3, axis=1), np.kron(i, b), np.kron(b, b),
+                                               np.select([b], [i], 7), np.select([b, i > 0], [i, 2.5]),
+                                               np.meshgrid(i[0], b[0]), np.append(i, b), np.dstack([i, b])),
+     I32, BM)
+spec("stacks_mixed_dtypes", lambda i, x: (np.column_stack([i, x]), np.append(i, x), np.vstack([i, x], dtype=np.float64),
+                                          np.hstack([x, i], casting="same_kind"), np.vstack([i, i], dtype=np.float32), np.kron(x, i),
+                                          np.select([i > 0], [x], default=1), np.repeat(x, 2, axis=None)),
+     I32, A32)

@@ -17,15 +17,16 @@ The modules, each importing only those before it:
 - ``views`` -- which tracers are views of which, and in-place updates;
 - ``dispatch`` -- the tables mapping NumPy's functions and ufuncs to the definitions, filled by
   ``@implements(np.name)`` on each definition, and the entry points of NumPy's protocols;
-- ``shapes`` -- ``asarray``, reshapes, transposes, concatenation, ``*_like``, refusals of
-  data-dependent shapes;
+- ``shapes`` -- ``asarray``, reshapes, transposes, concatenation and stacking, tile, meshgrid,
+  ``*_like``, refusals of data-dependent shapes;
 - ``ufuncs`` -- elementwise primitives with promotion and broadcasting, ``where``, ``clip``, and
   the Python operators;
 - ``reductions`` -- sum, mean, var, std, max, min, argmax, argmin, any, all;
 - ``contractions`` -- matmul, dot, vdot, inner, outer, tensordot, einsum;
-- ``indexing`` -- ``x[index]``, ``x[index] = v``, take, take_along_axis, pad;
-- ``sorting`` -- sort, argsort;
-- ``linalg`` -- ``np.linalg``: inv, solve, det, slogdet, cholesky, norm.
+- ``indexing`` -- ``x[index]``, ``x[index] = v``, take, take_along_axis, pad, and what picks
+  elements by position: flips, roll, splits, repeat, triangles, diagonals, trace, select, kron;
+- ``sorting`` -- sort, argsort, partition, median, quantile, percentile;
+- ``linalg`` -- ``np.linalg``: inv, solve, det, slogdet, cholesky, eigh, eigvalsh, svd, qr, pinv, norm.
 
 Adding a NumPy function is one definition in the right module, decorated with
 ``@implements(np.name)``, and one spec in ``tests/op_specs.py``: the dispatch tables,

@@ -68,6 +68,21 @@ _SAMPLES = {
     np.take_along_axis: ((_X,), lambda f, x: f(x, np.array([[2], [0]]), 1)),
     np.pad: ((_X,), lambda f, x: f(x, 1, constant_values=3.0)),
     np.result_type: ((_X,), lambda f, x: f(x, 1.0)),
+    np.roll: ((_X,), lambda f, x: f(x, 1, axis=1)),
+    np.rollaxis: ((_X,), lambda f, x: f(x, 1)),
+    np.repeat: ((_X,), lambda f, x: f(x, 2, axis=0)),
+    np.tile: ((_X,), lambda f, x: f(x, (2, 1))),
+    np.split: ((_X,), lambda f, x: f(x, 3, axis=1)),
+    np.array_split: ((_X,), lambda f, x: f(x, 2, axis=1)),
+    np.hsplit: ((_X,), lambda f, x: f(x, 3)),
+    np.vsplit: ((_X,), lambda f, x: f(x, 2)),
+    np.dsplit: ((_X,), lambda f, x: f(x[:, :, None], 1)),
+    np.column_stack: ((_X, _Y), lambda f, x, y: f([x, y])),
+    np.dstack: ((_X, _Y), lambda f, x, y: f([x, y])),
+    np.append: ((_X, _Y), lambda f, x, y: f(x, y, axis=0)),
+    np.kron: ((_X, _Y), lambda f, x, y: f(x, y)),
+    np.select: ((_MASK, _X, _Y), lambda f, m, x, y: f([m], [x], y)),
+    np.meshgrid: ((_X, _Y), lambda f, x, y: f(x[0], y[:, 0])),
 }
 
 
