@@ -23,6 +23,7 @@ from .. import ops as P
 from .dispatch import _check_no_out, implements, public_names
 from .promotion import (
     _ELEMENTWISE_PLANS, _Literal, _any_tracer, _argument_names, _broadcast_shapes, _elementwise_plan, _is_tracer,
+    _ndarray0d,
     _is_weak, _operand_key, _shape, _strong, _to,
 )
 from .reductions import sum as _sum
@@ -289,7 +290,9 @@ def einsum(subscripts, *operands, out=None, dtype=None, order="K", casting="safe
         terms.append((x, sx))
     (x, sx), = terms
     x, sx = _einsum_single(x, sx, set(output), sizes)
-    return _in_order(x, sx, list(output))
+    out = _in_order(x, sx, list(output))
+    # NumPy's own loop returns a 0-d result as a scalar; its optimised path, as a 0-d array
+    return _ndarray0d(out, *[o for o in operands if o is out][:1]) if optimize is not False else out
 
 
 def _tensordot_axes(axes, na, nb):
@@ -308,7 +311,7 @@ def _tensordot_axes(axes, na, nb):
     return [_norm_axis(ax, na, "axes") for ax in axes_a], [_norm_axis(ax, nb, "axes") for ax in axes_b]
 
 
-@implements(np.tensordot)
+@implements(np.tensordot, returns_array=True)
 def tensordot(a, b, axes=2):
     """``numpy.tensordot``: the sum over ``axes`` of a against ``axes`` of b (an int N: the last
     N of a and the first N of b), written as an ``einsum`` of the same contraction."""
