@@ -425,6 +425,11 @@ spec("order_statistics", lambda x, t: (np.median(x), np.median(t, axis=1), np.me
 spec("order_statistics_dtypes", lambda x, i, s: (np.median(x), np.quantile(x, [0.2, 0.7]), np.median(i, axis=0),
                                                   np.percentile(i, 30.0), np.median(s, axis=1), np.quantile(s, 0.5, axis=0)),
      A32, I32, specials(), tags=("specials",))
+Z = (f64(2, 3) + 1j * f64(2, 3)).astype(np.complex128)
+spec("complex_parts", lambda z, w, x: (np.real(z), np.imag(z), np.conj(z), np.conjugate(z), z.real, z.imag, z.conj(),
+                                       np.real(x), np.imag(x), x.real, np.var(z), np.std(z, axis=0), np.abs(z),
+                                       np.var(z.astype(np.complex64), axis=1), z @ w, np.sum(z * w.T), np.mean(z, axis=1)),
+     Z, Z.T.copy(), A)
 WELL = f64(3, 3) + 3 * np.eye(3)  # well conditioned: finite differences of inverses stay accurate
 WELL_BATCH = f64(2, 3, 3) + 3 * np.eye(3)
 spec("linalg_inv_solve_det", lambda a, b, t: (np.linalg.inv(a), np.linalg.solve(a, b), np.linalg.solve(a, b[:, 0]),

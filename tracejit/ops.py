@@ -83,7 +83,9 @@ minimum = _elementwise("minimum", np.minimum, "np.minimum({0}, {1})")
 pow = _elementwise("pow", np.power, "{0} ** {1}")
 
 neg = _elementwise("neg", np.negative, "-{0}")
-abs = _elementwise("abs", np.absolute, "abs({0})")
+abs = defop("abs", "elementwise", impl=_as_array(np.absolute),
+            abstract_eval=lambda x: _real_part_rule(x), scalar_src="abs({0})",
+            doc="the absolute value; of complex numbers, the modulus, in the matching real dtype")
 sign = _elementwise("sign", np.sign, "np.sign({0})", differentiable=False)
 floor = _elementwise("floor", np.floor, "np.floor({0})", differentiable=False)
 exp = _elementwise("exp", np.exp, "np.exp({0})")
@@ -102,6 +104,19 @@ sqrt = _elementwise("sqrt", np.sqrt, "np.sqrt({0})")
 tanh = _elementwise("tanh", np.tanh, "np.tanh({0})")
 sin = _elementwise("sin", np.sin, "np.sin({0})")
 cos = _elementwise("cos", np.cos, "np.cos({0})")
+
+# The parts of complex numbers (of a real number: itself, zero, itself).
+
+
+def _real_part_rule(x):
+    return Aval(x.shape, np.empty(0, x.dtype).real.dtype, x.weak)
+
+
+real = defop("real", "elementwise", impl=_as_array(np.real), abstract_eval=_real_part_rule,
+             scalar_src="{0}.real", doc="the real part (of a real number: itself), in the matching real dtype")
+imag = defop("imag", "elementwise", impl=_as_array(np.imag), abstract_eval=_real_part_rule,
+             scalar_src="{0}.imag", doc="the imaginary part (of a real number: zero), in the matching real dtype")
+conj = _elementwise("conj", np.conjugate, "np.conj({0})")
 
 eq = _predicate("eq", np.equal, "{0} == {1}")
 ne = _predicate("ne", np.not_equal, "{0} != {1}")

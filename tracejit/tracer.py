@@ -162,6 +162,19 @@ class _TracerArrayMethods:
         return tnp.swapaxes(self, -1, -2)
 
     @property
+    def real(self):
+        return tnp.real(self)
+
+    @property
+    def imag(self):
+        return tnp.imag(self)
+
+    def conj(self):
+        return tnp.conjugate(self)
+
+    conjugate = conj
+
+    @property
     def itemsize(self):
         return self.dtype.itemsize
 

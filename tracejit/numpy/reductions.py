@@ -21,7 +21,7 @@ from ..primitives import bind
 from .dispatch import _check_no_out, implements, public_names
 from .promotion import _is_tracer, _scalar0d, astype, literal
 from .shapes import _norm_axes, _norm_axis, _reshape_to, ravel
-from .ufuncs import greater, logical_not, multiply, sqrt, subtract, true_divide
+from .ufuncs import add, greater, imag, logical_not, multiply, real, sqrt, subtract, true_divide
 
 
 # ----------------------------------------------------------------------------- reductions
@@ -109,8 +109,12 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
     count = math.prod([a.shape[i] for i in axes]) - ddof
     if count <= 0 and _keepdims_size(a.shape, axes):
         _warn_at_user_line("Degrees of freedom <= 0 for slice")
-    return true_divide(sum(multiply(centered, centered), axis=axes, keepdims=keepdims),
-                       literal(builtins.max(count, 0), result_dtype))
+    if centered.dtype.kind == "c":  # |d|^2 as NumPy computes it: re^2 + im^2, a real result
+        re, im = real(centered), imag(centered)
+        squares, result_dtype = add(multiply(re, re), multiply(im, im)), re.dtype
+    else:
+        squares = multiply(centered, centered)
+    return true_divide(sum(squares, axis=axes, keepdims=keepdims), literal(builtins.max(count, 0), result_dtype))
 
 
 _mean = lambda x, axes, keepdims: _mean_of(x, axes, None, keepdims, warn=False)  # noqa: E731  (var shadows mean)

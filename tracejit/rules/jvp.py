@@ -93,7 +93,9 @@ defjvp(ops.maximum, lambda p, t, out: _minmax_jvp(p[0] > p[1], *p, *t))
 defjvp(ops.minimum, lambda p, t, out: _minmax_jvp(p[0] < p[1], *p, *t))
 defjvp(ops.pow, _pow_jvp)
 
-defjvp(ops.abs, lambda p, t, out: t[0] * tnp.sign(p[0]))
+# d|z| = real(conj(z) dz) / |z|; d|x| = sign(x) dx
+defjvp(ops.abs, lambda p, t, out: ops.real(t[0] * tnp.sign(ops.conj(p[0]))) if p[0].dtype.kind == "c"
+       else t[0] * tnp.sign(p[0]))
 defjvp(ops.exp, lambda p, t, out: t[0] * out)
 defjvp(ops.log, lambda p, t, out: t[0] / p[0])
 defjvp(ops.log1p, lambda p, t, out: t[0] / (p[0] + 1))
@@ -116,7 +118,7 @@ defjvp(ops.cast, lambda p, t, out, *, dtype: None if t[0] is None or out.dtype.k
 # --------------------------------------------------------------------------- shape
 
 for _linear in (ops.broadcast_to, ops.reshape, ops.transpose, ops.slice, ops.pad, ops.concatenate,
-                ops.windows, ops.windows_sum, ops.reduce_sum, ops.all_sum):
+                ops.windows, ops.windows_sum, ops.reduce_sum, ops.all_sum, ops.real, ops.imag, ops.conj):
     deflinear(_linear)
 defjvp(ops.gather, lambda p, t, out, *, axis: gather(t[0], p[1], axis=axis))
 defjvp(ops.scatter_add, lambda p, t, out, *, axis: t[0] if t[2] is None else

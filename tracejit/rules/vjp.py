@@ -81,7 +81,8 @@ defvjp(ops.minimum, lambda ct, x, y, out: _minmax_vjp(ct, y, x))
 defvjp(ops.pow, _pow_vjp)
 
 defvjp(ops.neg, lambda ct, x, out: (-ct,))
-defvjp(ops.abs, lambda ct, x, out: (ct * tnp.sign(x),))
+# |z|: ct conj(z) / |z| (sign(conj(z)), 0 at 0); for a real x, ct sign(x)
+defvjp(ops.abs, lambda ct, x, out: (ct * tnp.sign(ops.conj(x) if x.dtype.kind == "c" else x),))
 defvjp(ops.exp, lambda ct, x, out: (ct * out,))
 defvjp(ops.log, lambda ct, x, out: (ct / x,))
 defvjp(ops.log1p, lambda ct, x, out: (ct / (x + 1),))
@@ -105,7 +106,29 @@ def _where_vjp(ct, cond, x, y, out):
 def _cast_vjp(ct, x, out, *, dtype):
     if x.dtype.kind not in "fc" or np.dtype(dtype).kind not in "fc":
         return (None,)
+    if x.dtype.kind == "f" and ct.dtype.kind == "c":  # a real input's cotangent is the real part
+        ct = ops.real(ct)
     return (tnp.astype(ct, x.dtype),)
+
+
+# Complex numbers follow autograd's and JAX's convention: rules are those of holomorphic
+# functions (no conjugation: mul's is ct * y), and grad of a real function of z is the
+# conjugate of its direction of steepest ascent (d|z|/dz at 3+4j is 0.6-0.8j).
+
+def _to_input_dtype(ct, x):
+    return tnp.astype(ct, x.dtype) if ct.dtype != x.dtype else ct
+
+
+def _imag_vjp(ct, x, out):
+    # the transpose of t -> imag(t) is c -> -1j c; a real input's imaginary part is constant
+    if x.dtype.kind != "c":
+        return (None,)
+    return (_to_input_dtype(ct, x) * tnp.literal(-1j, x.dtype),)
+
+
+defvjp(ops.real, lambda ct, x, out: (_to_input_dtype(ct, x),))
+defvjp(ops.imag, _imag_vjp)
+defvjp(ops.conj, lambda ct, x, out: (ops.conj(ct),))
 
 
 defvjp(ops.where, _where_vjp)
