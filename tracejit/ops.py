@@ -333,26 +333,19 @@ matmul = defop("matmul", "opaque", impl=_as_array(np.matmul), abstract_eval=_mat
 
 # --------------------------------------------------------------------------- one row or matrix at a time
 #
-# These act on the last axis (sorting) or the last two (LAPACK), for every index of the leading
+# These act on the last axis (argsort) or the last two (LAPACK), for every index of the leading
 # (batch) axes, which must be equal across the operands. ``per_slice`` is the NumPy call for one
 # row or matrix and how many trailing axes it takes: the interpreter calls NumPy's batched
 # version, and the compiled program makes that call per row or matrix, which Numba compiles
 # (to its own LAPACK calls for ``np.linalg``), so one emitter serves them all.
 
 
-def _sort_rule(x):
-    if x.ndim < 1 or x.dtype.kind not in "biuf":
-        raise TypeError(f"sort: needs a real or boolean array of at least one axis, got {x}")
-    return x.strong()
-
-
 def _argsort_rule(x):
-    _sort_rule(x)
+    if x.ndim < 1 or x.dtype.kind not in "biuf":
+        raise TypeError(f"argsort: needs a real or boolean array of at least one axis, got {x}")
     return Aval(x.shape, np.int64)
 
 
-sort = defop("sort", "opaque", impl=lambda x: np.sort(x, axis=-1), abstract_eval=_sort_rule,
-             per_slice=("np.sort({})", 1), doc="each row (last axis) in ascending order, NaN last")
 argsort = defop("argsort", "opaque", impl=lambda x: np.argsort(x, axis=-1, kind="stable").astype(np.int64),
                 abstract_eval=_argsort_rule, differentiable=False, per_slice=("np.argsort({}, kind='mergesort')", 1),
                 doc="the positions that sort each row (last axis), equal values in their original order")
@@ -423,8 +416,6 @@ def _svd_impl(a):
     return u, s, vh
 
 
-inv = defop("inv", "opaque", impl=_as_array(np.linalg.inv), abstract_eval=_square_rule("inv"),
-            per_slice=("np.linalg.inv({})", 2), doc="the inverse of each matrix (LinAlgError if one is singular)")
 solve = defop("solve", "opaque", impl=_as_array(np.linalg.solve), abstract_eval=_solve_rule,
               per_slice=("np.linalg.solve({})", 2), doc="``x`` with ``a @ x == b`` for each matrix ``a`` and columns ``b``")
 slogdet = defop("slogdet", "opaque", impl=_slogdet_impl, abstract_eval=_slogdet_rule, multiple_results=True,

@@ -185,7 +185,7 @@ def _per_slice_rule(prim):
     return rule
 
 
-for _per_slice in (ops.sort, ops.argsort, ops.inv, ops.solve, ops.slogdet, ops.cholesky, ops.eigh, ops.svd, ops.qr):
+for _per_slice in (ops.argsort, ops.solve, ops.slogdet, ops.cholesky, ops.eigh, ops.svd, ops.qr):
     defbatch(_per_slice, _per_slice_rule(_per_slice))
 
 # --------------------------------------------------------------------------- windows, collectives

@@ -214,15 +214,8 @@ defvjp(ops.windows, lambda ct, x, out, *, window, strides: (
 defvjp(ops.windows_sum, lambda ct, cols, out, *, window, strides, image: (
     ops.windows(ct, window=window, strides=strides),))
 
-# --------------------------------------------------------------------------- sorting
-# Each output element is one input element: the cotangent goes back to where it came from.
-
-defvjp(ops.sort, lambda ct, x, out: (tnp.take_along_axis(ct, ops.argsort(ops.argsort(x)), axis=-1),))
-
 # --------------------------------------------------------------------------- LAPACK
 # The matrix-calculus rules (those of autograd's and JAX's linalg), batched over leading axes.
-
-defvjp(ops.inv, lambda ct, a, out: (-matmul(_swap_last(out), matmul(ct, _swap_last(out))),))
 
 
 def _solve_vjp(ct, a, b, out):
@@ -234,7 +227,7 @@ def _slogdet_vjp(ct, a, out):
     ct_logdet = ct[1]  # the sign is piecewise constant: no gradient
     if ct_logdet is None:
         return (None,)
-    return (tnp.expand_dims(ct_logdet, (-2, -1)) * _swap_last(ops.inv(a)),)
+    return (tnp.expand_dims(ct_logdet, (-2, -1)) * _swap_last(tnp.linalg.inv(a)),)
 
 
 def _cholesky_vjp(ct, a, out):
