@@ -210,6 +210,9 @@ class _TracerArrayMethods:
     swapaxes = _method("swapaxes")
     take = _method("take")
     flatten = _method("ravel")
+    prod = _method("prod")
+    cumsum = _method("cumsum")
+    cumprod = _method("cumprod")
 
     def __repr__(self):
         return f"Tracer<{self.aval}>"

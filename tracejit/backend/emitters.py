@@ -508,6 +508,31 @@ def emit_all_sum(L: Lowering, eqn):
         offset += n
 
 
+# ----------------------------------------------------------------------------- scans
+
+def emit_scan(L: Lowering, eqn):
+    """Running sums and products (``cumsum``, ``cumprod``) from the primitive's ``identity`` and
+    ``combine``: each line along ``axis`` walked in order (from the end with ``reverse``) with one
+    accumulator, storing it at every step, as NumPy's ``accumulate`` does (no reassociation:
+    each element is the sequential result). Lines are independent, so they run in parallel."""
+    prim = eqn.prim
+    (x,), (out,) = eqn.inputs, eqn.outputs
+    axis, reverse = eqn.params["axis"], eqn.params["reverse"]
+    xr = L.ref(x)
+    shape = x.aval.shape
+    n = shape[axis]
+    res = L.new_array(out)
+    acc, k = L.fresh("acc"), L.fresh("k")
+    L.kernels += 1
+    with L.loops(shape[:axis] + shape[axis + 1:], parallel=True) as line:
+        L.emit(f"{acc} = {identity_src(prim.identity, out.aval.dtype)}")
+        at = line[:axis] + [k] + line[axis:]
+        with L.block(f"for {k} in range({n - 1}, -1, -1):" if reverse else f"for {k} in range({n}):"):
+            L.emit(f"{acc} = {prim.combine.format(acc=acc, x=xr.at(at))}")
+            L.emit(f"{res.at(at)} = {acc}")
+    L.bind(out, res)
+
+
 EMITTERS = {
     ops.broadcast_to: emit_broadcast_to,
     ops.reshape: emit_reshape,
@@ -524,6 +549,8 @@ EMITTERS = {
     ops.argmin: emit_argmin,
     fused: emit_fused,
     ops.all_sum: emit_all_sum,
+    ops.cumsum: emit_scan,
+    ops.cumprod: emit_scan,
 }
 
 

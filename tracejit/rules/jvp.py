@@ -22,6 +22,7 @@ from .. import numpy as tnp
 from .. import ops
 from ..ops import broadcast_to, gather, matmul, reduce_sum, reshape, scatter_add
 from ..primitives import Primitive
+from .vjp import cumprod_parts, prod_of_others
 
 __all__ = ["jvp_rules", "defjvp", "deflinear"]
 
@@ -137,3 +138,18 @@ defjvp(ops.reduce_min, _extremum_jvp)
 
 defjvp(ops.matmul, lambda p, t, out: _sum(None if t[0] is None else matmul(t[0], p[1]),
                                            None if t[1] is None else matmul(p[0], t[1])))
+
+# --------------------------------------------------------------------------- products and scans
+
+
+def _cumprod_jvp(primals, tangents, out, *, axis, reverse):
+    (x,), (t,) = primals, tangents
+    before, first, safe, skipping = cumprod_parts(x, axis, reverse)
+    zeros = tnp.zeros_like(t)
+    run = lambda v: ops.cumsum(v, axis=axis, reverse=reverse)  # noqa: E731
+    return tnp.where(before, out * run(tnp.where(before, t / safe, zeros)), run(tnp.where(first, t, zeros)) * skipping)
+
+
+defjvp(ops.reduce_prod, lambda p, t, out, *, axes: reduce_sum(t[0] * prod_of_others(p[0], axes), axes=axes))
+deflinear(ops.cumsum)
+defjvp(ops.cumprod, _cumprod_jvp)
