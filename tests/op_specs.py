@@ -465,6 +465,10 @@ spec("cumsum_dtypes", lambda i, b, u, x, s, e: (np.cumsum(i), b.cumsum(axis=1), 
      I8, BM, U8, A32, SCALAR0D, EMPTY)
 spec("cumprod", lambda z, t: (np.cumprod(z, axis=1), z.cumprod(axis=0), np.cumprod(z), np.cumprod(t, axis=2)), ZEROS, T3,
      grad=True)
+spec("linear_scan", lambda a, b: (_ops.linear_scan(a, b, axis=1, reverse=False), _ops.linear_scan(a, b, axis=2, reverse=True),
+                                   _ops.linear_scan(a * 0.5, b, axis=0, reverse=True)), T3, f64(2, 3, 4), grad=True)
+spec("linear_scan_int_f32", lambda i, x: (_ops.linear_scan(i, i, axis=1, reverse=True), _ops.linear_scan(x, x, axis=0, reverse=False)),
+     I64, A32)
 spec("cumprod_dtypes", lambda i, b, x: (np.cumprod(i, axis=1), b.cumprod(axis=0), np.cumprod(x, axis=1),
                                         np.cumprod(b, dtype=bool)), I8, BM, A32)
 spec("diff", lambda t, x: (np.diff(t), np.diff(t, axis=0), np.diff(t, n=2, axis=1), np.diff(x, prepend=0.5),

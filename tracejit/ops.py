@@ -395,8 +395,8 @@ all_sum = defop("all_sum", "opaque", impl=_all_sum_impl, abstract_eval=_all_sum_
 
 # --------------------------------------------------------------------------- products and scans
 # A product is a reduction like the sum (identity and combine; fused by the backend). The scans
-# run along one axis, in order or from the end (``reverse``); their loop is written from the same
-# two facets, the identity starting each line's accumulator.
+# run along one axis, in order or from the end (``reverse``): each line starts from its first
+# element (so -0.0 stays -0.0, as in NumPy) and goes on with the primitive's ``combine``.
 
 reduce_prod = defop("reduce_prod", "reduce",
                     impl=lambda x, *, axes: np.asarray(np.multiply.reduce(x, axis=axes, dtype=np.asarray(x).dtype)),
@@ -425,8 +425,36 @@ def _scan_impl(ufunc):
 
 
 cumsum = defop("cumsum", "opaque", impl=_scan_impl(np.add), abstract_eval=_scan_rule("cumsum"),
-               identity=0, combine="{acc} + {x}",
+               combine="{acc} + {x}",
                doc="running sums along ``axis``, from the end with ``reverse`` (params: axis, reverse)")
 cumprod = defop("cumprod", "opaque", impl=_scan_impl(np.multiply), abstract_eval=_scan_rule("cumprod"),
-                identity=1, combine="{acc} * {x}",
+                combine="{acc} * {x}",
                 doc="running products along ``axis``, from the end with ``reverse`` (params: axis, reverse)")
+
+
+def _linear_scan_rule(a, b, *, axis, reverse):
+    if a.shape != b.shape or a.dtype != b.dtype:
+        raise TypeError(f"linear_scan: coefficients and terms must have one shape and dtype, got {a} and {b}")
+    if not 0 <= axis < b.ndim:
+        raise TypeError(f"linear_scan: bad axis {axis} for shape {b.shape}")
+    if b.dtype == np.bool_:
+        raise TypeError("linear_scan: needs numbers, not bools")
+    return Aval(b.shape, b.dtype, _all_weak(a, b))
+
+
+def _linear_scan_impl(a, b, *, axis, reverse):
+    a, b = np.moveaxis(np.asarray(a), axis, 0), np.moveaxis(np.asarray(b), axis, 0)
+    out = np.empty_like(b)
+    previous = None
+    for k in (range(len(b) - 1, -1, -1) if reverse else range(len(b))):
+        out[k] = b[k] if previous is None else a[k] * out[previous] + b[k]
+        previous = k
+    return np.ascontiguousarray(np.moveaxis(out, 0, axis))
+
+
+# The first-order linear recurrence: what a running product's derivatives are (the cotangent of
+# each factor gathers the later cotangents through the factors between), without dividing by a
+# factor that may be zero.
+linear_scan = defop("linear_scan", "opaque", impl=_linear_scan_impl, abstract_eval=_linear_scan_rule,
+                    doc="``h[0] = b[0]``, ``h[i] = a[i] * h[i-1] + b[i]`` along ``axis``, from the end with "
+                        "``reverse`` (params: axis, reverse); the first coefficient is not read")

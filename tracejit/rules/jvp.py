@@ -22,7 +22,7 @@ from .. import numpy as tnp
 from .. import ops
 from ..ops import broadcast_to, gather, matmul, reduce_sum, reshape, scatter_add
 from ..primitives import Primitive
-from .vjp import cumprod_parts, prod_of_others
+from .vjp import prod_of_others, shifted
 
 __all__ = ["jvp_rules", "defjvp", "deflinear"]
 
@@ -143,13 +143,18 @@ defjvp(ops.matmul, lambda p, t, out: _sum(None if t[0] is None else matmul(t[0],
 
 
 def _cumprod_jvp(primals, tangents, out, *, axis, reverse):
+    # the tangent's running sum, each term carried on by the later factors: a linear recurrence
     (x,), (t,) = primals, tangents
-    before, first, safe, skipping = cumprod_parts(x, axis, reverse)
-    zeros = tnp.zeros_like(t)
-    run = lambda v: ops.cumsum(v, axis=axis, reverse=reverse)  # noqa: E731
-    return tnp.where(before, out * run(tnp.where(before, t / safe, zeros)), run(tnp.where(first, t, zeros)) * skipping)
+    return ops.linear_scan(x, shifted(out, axis, reverse, 1) * t, axis=axis, reverse=reverse)
+
+
+def _linear_scan_jvp(primals, tangents, out, *, axis, reverse):
+    (a, b), (ta, tb) = primals, tangents
+    terms = _sum(None if ta is None else ta * shifted(out, axis, reverse, 0), tb)
+    return ops.linear_scan(a, terms, axis=axis, reverse=reverse)
 
 
 defjvp(ops.reduce_prod, lambda p, t, out, *, axes: reduce_sum(t[0] * prod_of_others(p[0], axes), axes=axes))
 deflinear(ops.cumsum)
 defjvp(ops.cumprod, _cumprod_jvp)
+defjvp(ops.linear_scan, _linear_scan_jvp)

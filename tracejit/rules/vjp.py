@@ -13,6 +13,7 @@ gradient flows through them.
 """
 from __future__ import annotations
 
+import builtins
 import inspect
 import math
 
@@ -23,7 +24,7 @@ from .. import ops
 from ..ops import broadcast_to, gather, matmul, pad, reduce_sum, reshape, scatter_add, slice, transpose
 from ..primitives import Primitive
 
-__all__ = ["vjp_rules", "defvjp", "takes_needed", "prod_of_others", "cumprod_parts"]
+__all__ = ["vjp_rules", "defvjp", "takes_needed", "prod_of_others", "shifted"]
 
 vjp_rules: dict[Primitive, object] = {}
 # the primitives whose rule takes ``needed`` (one flag per input: whether the caller uses that
@@ -202,40 +203,32 @@ defvjp(ops.all_sum, _all_sum_vjp)
 # factor, which may be zero (JAX's gradients, not prod / x with a NaN).
 
 
+def shifted(x, axis, reverse, fill):
+    """``x`` moved one place along ``axis`` in a scan's direction (towards the end, or towards
+    the start with ``reverse``), ``fill`` in the place left at the scan's start."""
+    if x.shape[axis] == 0:
+        return x
+    head = (builtins.slice(None),) * axis
+    edge = tnp.full_like(x, fill, shape=x.shape[:axis] + (1,) + x.shape[axis + 1:])
+    if reverse:
+        return tnp.concatenate([x[head + (builtins.slice(1, None),)], edge], axis=axis)
+    return tnp.concatenate([edge, x[head + (builtins.slice(None, -1),)]], axis=axis)
+
+
 def prod_of_others(x, axes):
     """For each element of ``x``, the product of the other elements of its slice over ``axes``:
     the running product before it times the one after it, along the reduced axes laid out as
     one. One zero in a slice gives the others' product at its place, two or more give 0."""
     kept = [i for i in range(x.ndim) if i not in axes]
     perm = tuple(kept + sorted(axes))
-    n = math.prod(x.shape[i] for i in axes)
-    if n == 0:
-        return tnp.zeros_like(x)
     moved = transpose(x, perm=perm) if perm != tuple(range(x.ndim)) else x
     lead = tuple(x.shape[i] for i in kept)
     k = len(lead)
-    lines = reshape(moved, shape=lead + (n,))
-    ones = tnp.ones_like(lines, shape=lead + (1,))
-    before = tnp.concatenate([ones, ops.cumprod(lines, axis=k, reverse=False)[..., :-1]], axis=k)
-    after = tnp.concatenate([ops.cumprod(lines, axis=k, reverse=True)[..., 1:], ones], axis=k)
+    lines = reshape(moved, shape=lead + (math.prod(x.shape[i] for i in axes),))
+    before = shifted(ops.cumprod(lines, axis=k, reverse=False), k, False, 1)
+    after = shifted(ops.cumprod(lines, axis=k, reverse=True), k, True, 1)
     others = reshape(before * after, shape=moved.shape)
     return transpose(others, perm=tuple(np.argsort(perm).tolist())) if moved is not x else others
-
-
-def cumprod_parts(x, axis, reverse):
-    """What a running product's derivatives need, right with zeros. Along the scan (from the
-    end with ``reverse``): ``before``, no zero yet up to here; ``first``, the first zero's place;
-    ``safe``, ``x`` where ``before`` and 1 elsewhere (dividing by it is safe); ``skipping``,
-    the running product with the first zero taken as 1. Before the first zero the derivative
-    is the running product over the factor; at it, the product of the others; after it, 0."""
-    zero = x == 0
-    seen = ops.cumsum(tnp.astype(zero, np.int64), axis=axis, reverse=reverse)
-    before = seen == 0
-    first = tnp.logical_and(zero, seen == 1)
-    ones = tnp.ones_like(x)
-    safe = tnp.where(before, x, ones)
-    skipping = ops.cumprod(tnp.where(first, ones, x), axis=axis, reverse=reverse)
-    return before, first, safe, skipping
 
 
 def _prod_vjp(ct, x, out, *, axes):
@@ -244,13 +237,20 @@ def _prod_vjp(ct, x, out, *, axes):
 
 
 def _cumprod_vjp(ct, x, out, *, axis, reverse):
-    before, first, safe, skipping = cumprod_parts(x, axis, reverse)
-    zeros = tnp.zeros_like(ct)
-    back = lambda v: ops.cumsum(v, axis=axis, reverse=not reverse)  # noqa: E731
-    return (tnp.where(before, back(tnp.where(before, ct * out, zeros)) / safe,
-                      tnp.where(first, back(ct * skipping), zeros)),)
+    # d out[i] / d x[k] = (product before k) * x[k+1] * ... * x[i] for i >= k: the later
+    # cotangents gathered back through the factors between, times the product before k
+    gathered = ops.linear_scan(shifted(x, axis, not reverse, 0), ct, axis=axis, reverse=not reverse)
+    return (shifted(out, axis, reverse, 1) * gathered,)
+
+
+def _linear_scan_vjp(ct, a, b, out, *, axis, reverse):
+    # the transposed recurrence (cotangents flow back through the next coefficient) gives b's
+    # cotangent; a's is that times the value a multiplied
+    gathered = ops.linear_scan(shifted(a, axis, not reverse, 0), ct, axis=axis, reverse=not reverse)
+    return gathered * shifted(out, axis, reverse, 0), gathered
 
 
 defvjp(ops.reduce_prod, _prod_vjp)
 defvjp(ops.cumsum, lambda ct, x, out, *, axis, reverse: (ops.cumsum(ct, axis=axis, reverse=not reverse),))
 defvjp(ops.cumprod, _cumprod_vjp)
+defvjp(ops.linear_scan, _linear_scan_vjp)
