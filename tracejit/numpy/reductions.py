@@ -1,10 +1,13 @@
-"""Reductions: sum, mean, var, std, max, min, argmax, argmin, any, all.
+"""Reductions and scans: sum, prod, mean, var, std, max, min, ptp, argmax, argmin, any, all,
+average, the NaN-ignoring nansum, nanmean, nanmax, nanmin, and cumsum, cumprod, diff.
 
 Layer: front end, on ``shapes`` and ``ufuncs``. In: an array or tracer and NumPy's ``axis``,
 ``dtype``, ``keepdims`` (``out=``, ``where=``, ``initial=`` are refused on tracers). Out: the
-reduction primitives (``reduce_sum``, ``reduce_max``, ``reduce_min``, ``argmax``, ``argmin``)
-in the accumulation dtype NumPy uses, and compositions of them (mean = sum / count, var in two
-passes as NumPy computes it). Plain arrays go to NumPy.
+reduction primitives (``reduce_sum``, ``reduce_prod``, ``reduce_max``, ``reduce_min``,
+``argmax``, ``argmin``) and scans (``cumsum``, ``cumprod``) in the accumulation dtype NumPy
+uses, and compositions of them (mean = sum / count, var in two passes as NumPy computes it,
+the NaN-ignoring ones with NaNs replaced by the identity, diff as slices subtracted). Plain
+arrays go to NumPy.
 """
 from __future__ import annotations
 
