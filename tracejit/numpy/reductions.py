@@ -62,7 +62,7 @@ def _keepdims(out, x_shape, axes, keepdims):
     return _reshape_to(out, tuple([1 if i in axes else d for i, d in enumerate(x_shape)]))
 
 
-def _product_like(name, prim, np_fn, ufunc):
+def _sum_or_prod(name, prim, np_fn, ufunc):
     """``numpy.sum`` or ``numpy.prod``: bools and small ints accumulate in NumPy's default
     integer (``_sum_dtype``), as both do."""
     def fn(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
@@ -83,8 +83,8 @@ def _product_like(name, prim, np_fn, ufunc):
     return implements(np_fn, reduces=ufunc)(fn)
 
 
-sum = _product_like("sum", P.reduce_sum, np.sum, np.add)
-prod = _product_like("prod", P.reduce_prod, np.prod, np.multiply)
+sum = _sum_or_prod("sum", P.reduce_sum, np.sum, np.add)
+prod = _sum_or_prod("prod", P.reduce_prod, np.prod, np.multiply)
 
 
 @implements(np.mean)
@@ -251,6 +251,8 @@ def diff(a, n=1, axis=-1, prepend=np._NoValue, append=np._NoValue):
         part = asarray(part)
         if part.ndim == 0:
             part = broadcast_to(part, a.shape[:axis] + (1,) + a.shape[axis + 1:])
+            if not _is_tracer(part):  # made here from a number: a constant of the graph
+                part = literal(part)
         parts.append(part)
     if len(parts) > 1:
         a = concatenate(parts, axis=axis)
@@ -287,7 +289,8 @@ def nansum(a, axis=None, dtype=None, out=None, keepdims=np._NoValue, initial=np.
 @implements(np.nanmean)
 def nanmean(a, axis=None, dtype=None, out=None, keepdims=np._NoValue, *, where=np._NoValue):
     """``numpy.nanmean``: the sum of the entries that are not NaN over their count (NaN, where
-    a slice has none; NumPy's warning for that is given only in eager mode)."""
+    a slice has none; NumPy's warning for that is given where NumPy itself runs: eager mode,
+    not under a transformation)."""
     if not _is_tracer(a):
         return np.nanmean(a, axis=axis, dtype=dtype, out=out, keepdims=keepdims, where=where)
     keepdims = _nan_keywords("nanmean", out, keepdims, where=where)
@@ -312,7 +315,7 @@ def _nan_extremum(name, extremum, np_fn, fill):
         return _scalar0d(where_(all(missing, axis=axis, keepdims=keepdims), np.nan, result))
     fn.__name__ = name
     fn.__doc__ = (f"``numpy.{name}``: NaNs ignored; NaN for a slice of NaNs only (NumPy's warning for that is "
-                  "given only in eager mode). The gradient reaches the selected entries.")
+                  "given where NumPy itself runs: eager mode, not under a transformation). The gradient reaches the selected entries.")
     return implements(np_fn)(fn)
 
 
