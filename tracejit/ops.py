@@ -281,7 +281,7 @@ def _reduce_rule(name):
     def rule(x, *, axes):
         if any(not 0 <= a < x.ndim for a in axes) or len(set(axes)) != len(axes):
             raise TypeError(f"{name}: bad axes {axes} for shape {x.shape}")
-        if name != "reduce_sum" and any(x.shape[a] == 0 for a in axes):
+        if name not in ("reduce_sum", "reduce_prod") and any(x.shape[a] == 0 for a in axes):
             raise ValueError(f"{name}: zero-size reduction over axes {axes} of shape {x.shape} has no identity")
         return Aval(tuple(d for i, d in enumerate(x.shape) if i not in axes), x.dtype, x.weak)
     return rule
@@ -511,3 +511,69 @@ all_sum = defop("all_sum", "opaque", impl=_all_sum_impl, abstract_eval=_all_sum_
                 multiple_results=True, collective=True,
                 doc="the sums of the operands (one dtype) over all processes, one MPI allreduce of "
                     "them packed into one buffer; the operands themselves in one process")
+
+# --------------------------------------------------------------------------- products and scans
+# A product is a reduction like the sum (identity and combine; fused by the backend). The scans
+# run along one axis, in order or from the end (``reverse``): each line starts from its first
+# element (so -0.0 stays -0.0, as in NumPy) and goes on with the primitive's ``combine``.
+
+reduce_prod = defop("reduce_prod", "reduce",
+                    impl=lambda x, *, axes: np.asarray(np.multiply.reduce(x, axis=axes, dtype=np.asarray(x).dtype)),
+                    abstract_eval=_reduce_rule("reduce_prod"), identity=1, combine="{acc} * {x}",
+                    doc="product over ``axes`` (params: axes), same dtype")
+
+
+def _scan_rule(name):
+    def rule(x, *, axis, reverse):
+        if not 0 <= axis < x.ndim:
+            raise TypeError(f"{name}: bad axis {axis} for shape {x.shape}")
+        if x.dtype == np.bool_:
+            raise TypeError(f"{name}: bool inputs accumulate in an integer dtype; cast first")
+        return x
+    return rule
+
+
+def _scan_impl(ufunc):
+    def impl(x, *, axis, reverse):
+        x = np.asarray(x)
+        if not reverse:
+            return ufunc.accumulate(x, axis=axis, dtype=x.dtype)
+        backwards = (builtins.slice(None),) * axis + (builtins.slice(None, None, -1),)
+        return np.ascontiguousarray(ufunc.accumulate(x[backwards], axis=axis, dtype=x.dtype)[backwards])
+    return impl
+
+
+cumsum = defop("cumsum", "opaque", impl=_scan_impl(np.add), abstract_eval=_scan_rule("cumsum"),
+               combine="{acc} + {x}",
+               doc="running sums along ``axis``, from the end with ``reverse`` (params: axis, reverse)")
+cumprod = defop("cumprod", "opaque", impl=_scan_impl(np.multiply), abstract_eval=_scan_rule("cumprod"),
+                combine="{acc} * {x}",
+                doc="running products along ``axis``, from the end with ``reverse`` (params: axis, reverse)")
+
+
+def _linear_scan_rule(a, b, *, axis, reverse):
+    if a.shape != b.shape or a.dtype != b.dtype:
+        raise TypeError(f"linear_scan: coefficients and terms must have one shape and dtype, got {a} and {b}")
+    if not 0 <= axis < b.ndim:
+        raise TypeError(f"linear_scan: bad axis {axis} for shape {b.shape}")
+    if b.dtype == np.bool_:
+        raise TypeError("linear_scan: needs numbers, not bools")
+    return Aval(b.shape, b.dtype, _all_weak(a, b))
+
+
+def _linear_scan_impl(a, b, *, axis, reverse):
+    a, b = np.moveaxis(np.asarray(a), axis, 0), np.moveaxis(np.asarray(b), axis, 0)
+    out = np.empty_like(b)
+    previous = None
+    for k in (range(len(b) - 1, -1, -1) if reverse else range(len(b))):
+        out[k] = b[k] if previous is None else a[k] * out[previous] + b[k]
+        previous = k
+    return np.ascontiguousarray(np.moveaxis(out, 0, axis))
+
+
+# The first-order linear recurrence: what a running product's derivatives are (the cotangent of
+# each factor gathers the later cotangents through the factors between), without dividing by a
+# factor that may be zero.
+linear_scan = defop("linear_scan", "opaque", impl=_linear_scan_impl, abstract_eval=_linear_scan_rule,
+                    doc="``h[0] = b[0]``, ``h[i] = a[i] * h[i-1] + b[i]`` along ``axis``, from the end with "
+                        "``reverse`` (params: axis, reverse); the first coefficient is not read")

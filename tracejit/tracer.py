@@ -226,6 +226,9 @@ class _TracerArrayMethods:
     diagonal = _method("diagonal")
     trace = _method("trace")
     flatten = _method("ravel")
+    prod = _method("prod")
+    cumsum = _method("cumsum")
+    cumprod = _method("cumprod")
 
     def __repr__(self):
         return f"Tracer<{self.aval}>"

@@ -24,7 +24,7 @@ from .. import numpy as tnp
 from .. import ops
 from ..ops import broadcast_to, gather, matmul, reduce_sum, reshape, scatter_add
 from ..primitives import Primitive
-from .vjp import pow_by_base
+from .vjp import pow_by_base, prod_of_others, shifted
 
 __all__ = ["jvp_rules", "defjvp", "deflinear"]
 
@@ -239,4 +239,22 @@ defjvp(ops.qr, _qr_jvp)
 defjvp(ops.solve, _solve_jvp)
 defjvp(ops.slogdet, _slogdet_jvp)
 defjvp(ops.cholesky, _cholesky_jvp)
+# --------------------------------------------------------------------------- products and scans
 
+
+def _cumprod_jvp(primals, tangents, out, *, axis, reverse):
+    # the tangent's running sum, each term carried on by the later factors: a linear recurrence
+    (x,), (t,) = primals, tangents
+    return ops.linear_scan(x, shifted(out, axis, reverse, 1) * t, axis=axis, reverse=reverse)
+
+
+def _linear_scan_jvp(primals, tangents, out, *, axis, reverse):
+    (a, b), (ta, tb) = primals, tangents
+    terms = _sum(None if ta is None else ta * shifted(out, axis, reverse, 0), tb)
+    return ops.linear_scan(a, terms, axis=axis, reverse=reverse)
+
+
+defjvp(ops.reduce_prod, lambda p, t, out, *, axes: reduce_sum(t[0] * prod_of_others(p[0], axes), axes=axes))
+deflinear(ops.cumsum)
+defjvp(ops.cumprod, _cumprod_jvp)
+defjvp(ops.linear_scan, _linear_scan_jvp)
