@@ -1057,3 +1057,18 @@ def test_programs_release_the_gil_only_when_their_calls_are_long():
         assert f"nogil={released}" in program.source.splitlines()[1]
         assert program.fn.targetoptions["nogil"] is released
         np.testing.assert_array_equal(program([x])[0], x * 2)
+
+
+def test_a_kernel_that_sums_a_constant_compiles():
+    # The passes can leave a reduction whose only operand is a constant inside a fused kernel
+    # (here the product of a gathered value and 0); it once failed to compile (fuzz seed 26).
+    def group(n, i):
+        picked = n[i, [-1, -4]]
+        return np.sum(picked * np.int64(0), axis=-1), picked.max(axis=None)
+
+    n = np.arange(25, dtype=np.int64).reshape(5, 5) % 7
+    i = np.array([2, 4], dtype=np.int32)
+    f = tj.trace(group, tiered=False)
+    with tj.mode("compiled"):
+        got = f(n, i)
+    assert got == group(n, i)
