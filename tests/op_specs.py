@@ -552,6 +552,7 @@ spec("shape_functions_int_bool", lambda i, b: (np.flip(i), np.fliplr(b), np.rot9
 spec("stacks_mixed_dtypes", lambda i, x: (np.column_stack([i, x]), np.append(i, x), np.vstack([i, x], dtype=np.float64),
                                           np.hstack([x, i], casting="same_kind"), np.vstack([i, i], dtype=np.float32), np.kron(x, i),
                                           np.select([i > 0], [x], default=1), np.repeat(x, 2, axis=None)),
+     I32, A32)
 
 # --------------------------------------------------------------------------- products, scans, NaN-ignoring
 # Products and running products are polynomials, so zeros are smooth points: their gradients
