@@ -430,6 +430,11 @@ spec("complex_parts", lambda z, w, x: (np.real(z), np.imag(z), np.conj(z), np.co
                                        np.real(x), np.imag(x), x.real, np.var(z), np.std(z, axis=0), np.abs(z),
                                        np.var(z.astype(np.complex64), axis=1), z @ w, np.sum(z * w.T), np.mean(z, axis=1)),
      Z, Z.T.copy(), A)
+spec("fft", lambda x, z: (np.fft.fft(x), np.fft.fft(x, n=5, axis=0), np.fft.fft(x, 2), np.fft.ifft(z, norm="ortho"),
+                          np.fft.rfft(x), np.fft.rfft(x, n=3, axis=0, norm="forward"), np.fft.irfft(z), np.fft.irfft(z, n=4, axis=0),
+                          np.fft.fft2(z), np.fft.ifftn(x, s=(3, 2), axes=(0, 1)), np.fft.rfftn(x), np.fft.irfftn(z), np.fft.irfft2(z, s=(2, 5)),
+                          np.fft.fftshift(x), np.fft.ifftshift(z, axes=1)), A, Z, grad=True)
+spec("fft_f32", lambda x: (np.fft.fft(x), np.fft.rfft(x, axis=0), np.fft.irfft(np.fft.rfft(x)), np.fft.fft2(x)), A32)
 WELL = f64(3, 3) + 3 * np.eye(3)  # well conditioned: finite differences of inverses stay accurate
 WELL_BATCH = f64(2, 3, 3) + 3 * np.eye(3)
 spec("linalg_inv_solve_det", lambda a, b, t: (np.linalg.inv(a), np.linalg.solve(a, b), np.linalg.solve(a, b[:, 0]),

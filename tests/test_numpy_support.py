@@ -25,7 +25,7 @@ def test_every_registered_callable_has_one_row_and_every_definition_is_public():
     registered = [supported._name(f) for f in [*dispatch._UFUNCS, *dispatch._FUNCTIONS]]
     assert sorted(listed) == sorted(registered) and len(set(listed)) == len(listed)
     public = {fn for fn in dispatch._DEFINITIONS if not fn.__name__.startswith("_")}
-    namespaces = [(tj.numpy, name) for name in tj.numpy.__all__] + [(tj.numpy.linalg, n) for n in tj.numpy.linalg.__all__]
+    namespaces = [(tj.numpy, name) for name in tj.numpy.__all__] + [(sub, n) for sub in (tj.numpy.linalg, tj.numpy.fft) for n in sub.__all__]
     assert public <= {getattr(space, name) for space, name in namespaces}
 
 

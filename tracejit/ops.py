@@ -435,6 +435,31 @@ cholesky = defop("cholesky", "opaque", impl=_as_array(np.linalg.cholesky), abstr
                  doc="the lower Cholesky factor of each matrix, from its lower triangle (LinAlgError if one is "
                      "not positive definite)")
 
+# --------------------------------------------------------------------------- FFT, a host call
+#
+# Numba cannot compile NumPy's FFT: a compiled program calls it through Python (``host_call``
+# gives the call for the params), as the generated source shows. The one primitive is the
+# complex transform along the last axis, length kept; the front end builds rfft, irfft, the
+# n-dimensional transforms and the padding or cropping of ``n=`` from it.
+
+
+def _fft_rule(x, *, inverse, norm):
+    if x.ndim < 1 or x.dtype.kind != "c":
+        raise TypeError(f"fft: needs a complex array of at least one axis, got {x}")
+    if norm not in ("backward", "ortho", "forward"):
+        raise TypeError(f"fft: norm must be 'backward', 'ortho' or 'forward', got {norm!r}")
+    return x.strong()
+
+
+def _fft_impl(x, *, inverse, norm):
+    return (np.fft.ifft if inverse else np.fft.fft)(x, axis=-1, norm=norm)
+
+
+fft = defop("fft", "opaque", impl=_fft_impl, abstract_eval=_fft_rule,
+            host_call=lambda inverse, norm: f"np.fft.{'ifft' if inverse else 'fft'}({{}}, axis=-1, norm={norm!r})",
+            doc="the discrete Fourier transform of each row (last axis), or its inverse (params: inverse, norm); "
+                "computed by NumPy, also in compiled programs")
+
 # --------------------------------------------------------------------------- sliding windows
 #
 # im2col and its transpose, the two halves of convolution and pooling on NCHW images: a

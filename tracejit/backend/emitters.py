@@ -503,6 +503,24 @@ def _batched(L: Lowering, name, tail, nbatch):
     return view
 
 
+# ----------------------------------------------------------------------------- host calls
+
+def emit_host_call(L: Lowering, eqn):
+    """A primitive Numba cannot compile (its ``host_call`` facet gives the NumPy call for the
+    params): the compiled program leaves machine code for it, in a ``numba.objmode`` block that
+    runs the call in the interpreter and writes the result into the output array."""
+    (x,), (out,) = eqn.inputs, eqn.outputs
+    call = eqn.prim.extra["host_call"](**eqn.params)
+    operand = L.array(x)
+    res = L.new_array(out)
+    L.require("import numba")
+    L.kernels += 1
+    L.comment(f"(NumPy's {eqn.prim.name}, called from compiled code through the interpreter)")
+    with L.block("with numba.objmode():"):
+        L.emit(f"{res.name}[...] = {call.format(operand.name)}")
+    L.bind(out, res)
+
+
 # ----------------------------------------------------------------------------- collectives
 
 def emit_all_sum(L: Lowering, eqn):
@@ -625,4 +643,6 @@ def emitter_for(prim):
         return emit_reduce
     if prim.extra.get("per_slice"):
         return emit_per_slice
+    if prim.extra.get("host_call"):
+        return emit_host_call
     return None

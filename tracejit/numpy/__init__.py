@@ -26,7 +26,8 @@ The modules, each importing only those before it:
 - ``indexing`` -- ``x[index]``, ``x[index] = v``, take, take_along_axis, pad, and what picks
   elements by position: flips, roll, splits, repeat, triangles, diagonals, trace, select, kron;
 - ``sorting`` -- sort, argsort, partition, median, quantile, percentile;
-- ``linalg`` -- ``np.linalg``: inv, solve, det, slogdet, cholesky, eigh, eigvalsh, svd, qr, pinv, norm.
+- ``linalg`` -- ``np.linalg``: inv, solve, det, slogdet, cholesky, eigh, eigvalsh, svd, qr, pinv, norm;
+- ``fft`` -- ``np.fft``: the complex and real transforms, 1-d, 2-d and n-d, and the shifts.
 
 Adding a NumPy function is one definition in the right module, decorated with
 ``@implements(np.name)``, and one spec in ``tests/op_specs.py``: the dispatch tables,
@@ -47,7 +48,7 @@ from .contractions import *  # noqa: F403  (each module's __all__: the definitio
 from .dispatch import _DEFINITIONS, _FUNCTIONS, _UFUNCS, _qualified_name, apply_function, apply_ufunc
 from .indexing import *  # noqa: F403
 from .indexing import getitem, setitem
-from . import linalg  # ``tj.numpy.linalg.inv`` ..., as NumPy spells them (not star-imported)
+from . import fft, linalg  # ``tj.numpy.linalg.inv``, ``tj.numpy.fft.fft`` ..., as NumPy spells them
 from .promotion import _ELEMENTWISE_PLANS, _Literal, _ndarray0d, _scalar0d, astype, literal
 from .reductions import *  # noqa: F403
 from .shapes import *  # noqa: F403
@@ -61,4 +62,4 @@ from .views import inplace_update
 _NOT_IN_NUMPY = object()
 __all__ = sorted(name for name, value in list(globals().items())
                  if not name.startswith("_") and (name == "astype" or value is getattr(np, name, _NOT_IN_NUMPY)
-                                                  or callable(value) and value in _DEFINITIONS)) + ["linalg"]
+                                                  or callable(value) and value in _DEFINITIONS)) + ["fft", "linalg"]

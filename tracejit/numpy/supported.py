@@ -39,6 +39,8 @@ _SAMPLES = {
     np.linalg.eigvalsh: ((_SQUARE,), lambda f, a: f(a)),
     np.linalg.svd: ((_X,), lambda f, a: f(a, full_matrices=False)),
     np.linalg.qr: ((_X.T,), lambda f, a: f(a)),
+    np.fft.fftshift: ((_X,), lambda f, x: f(x)),
+    np.fft.ifftshift: ((_X,), lambda f, x: f(x)),
     np.tensordot: ((_X, _Y), lambda f, x, y: f(x, y, axes=([1], [1]))),
     np.invert: ((_MASK,), lambda f, m: f(m)),
     np.bitwise_and: ((_MASK, ~_MASK), lambda f, m, n: f(m, n)),

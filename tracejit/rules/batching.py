@@ -179,13 +179,13 @@ defbatch(ops.matmul, _matmul_rule)
 
 
 def _per_slice_rule(prim):
-    def rule(values, batched, size):
-        out = prim(*_all_batched(values, batched, size))
+    def rule(values, batched, size, **params):
+        out = prim(*_all_batched(values, batched, size), **params)
         return (out, (True,) * len(out)) if prim.multiple_results else (out, True)
     return rule
 
 
-for _per_slice in (ops.argsort, ops.solve, ops.slogdet, ops.cholesky, ops.eigh, ops.svd, ops.qr):
+for _per_slice in (ops.fft, ops.argsort, ops.solve, ops.slogdet, ops.cholesky, ops.eigh, ops.svd, ops.qr):
     defbatch(_per_slice, _per_slice_rule(_per_slice))
 
 # --------------------------------------------------------------------------- windows, collectives

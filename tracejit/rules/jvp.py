@@ -118,7 +118,7 @@ defjvp(ops.cast, lambda p, t, out, *, dtype: None if t[0] is None or out.dtype.k
 # --------------------------------------------------------------------------- shape
 
 for _linear in (ops.broadcast_to, ops.reshape, ops.transpose, ops.slice, ops.pad, ops.concatenate,
-                ops.windows, ops.windows_sum, ops.reduce_sum, ops.all_sum, ops.real, ops.imag, ops.conj):
+                ops.windows, ops.windows_sum, ops.reduce_sum, ops.all_sum, ops.real, ops.imag, ops.conj, ops.fft):
     deflinear(_linear)
 defjvp(ops.gather, lambda p, t, out, *, axis: gather(t[0], p[1], axis=axis))
 defjvp(ops.scatter_add, lambda p, t, out, *, axis: t[0] if t[2] is None else

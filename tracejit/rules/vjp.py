@@ -216,6 +216,11 @@ defvjp(ops.windows, lambda ct, x, out, *, window, strides: (
 defvjp(ops.windows_sum, lambda ct, cols, out, *, window, strides, image: (
     ops.windows(ct, window=window, strides=strides),))
 
+# --------------------------------------------------------------------------- FFT
+# The DFT matrix is symmetric: each transform is its own transpose.
+
+defvjp(ops.fft, lambda ct, x, out, *, inverse, norm: (ops.fft(ct, inverse=inverse, norm=norm),))
+
 # --------------------------------------------------------------------------- LAPACK
 # The matrix-calculus rules (those of autograd's and JAX's linalg), batched over leading axes.
 
