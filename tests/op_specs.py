@@ -435,6 +435,11 @@ spec("fft", lambda x, z: (np.fft.fft(x), np.fft.fft(x, n=5, axis=0), np.fft.fft(
                           np.fft.fft2(z), np.fft.ifftn(x, s=(3, 2), axes=(0, 1)), np.fft.rfftn(x), np.fft.irfftn(z), np.fft.irfft2(z, s=(2, 5)),
                           np.fft.fftshift(x), np.fft.ifftshift(z, axes=1)), A, Z, grad=True)
 spec("fft_f32", lambda x: (np.fft.fft(x), np.fft.rfft(x, axis=0), np.fft.irfft(np.fft.rfft(x)), np.fft.fft2(x)), A32)
+spec("sliding_window_view", lambda x, t: (np.lib.stride_tricks.sliding_window_view(x, 2, axis=1),
+                                          np.lib.stride_tricks.sliding_window_view(t, (2, 2), axis=(1, 2)),
+                                          np.lib.stride_tricks.sliding_window_view(x, (2, 3)).sum(axis=(-1, -2)),
+                                          np.einsum("ijkl,kl->ij", np.lib.stride_tricks.sliding_window_view(t[0], (2, 2)),
+                                                    x[:, :2])), A, T3, grad=True)
 WELL = f64(3, 3) + 3 * np.eye(3)  # well conditioned: finite differences of inverses stay accurate
 WELL_BATCH = f64(2, 3, 3) + 3 * np.eye(3)
 spec("linalg_inv_solve_det", lambda a, b, t: (np.linalg.inv(a), np.linalg.solve(a, b), np.linalg.solve(a, b[:, 0]),

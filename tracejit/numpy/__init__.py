@@ -35,6 +35,8 @@ Adding a NumPy function is one definition in the right module, decorated with
 """
 from __future__ import annotations
 
+import types
+
 import numpy as np
 
 # NumPy names re-exported unchanged: dtypes, constants and array creation from shapes.
@@ -56,6 +58,9 @@ from .sorting import *  # noqa: F403
 from .ufuncs import *  # noqa: F403
 from .ufuncs import operator
 from .views import inplace_update
+
+# ``np.lib.stride_tricks.sliding_window_view``, spelled as in NumPy
+lib = types.SimpleNamespace(stride_tricks=types.SimpleNamespace(sliding_window_view=sliding_window_view))
 
 # The NumPy names tracejit supports: the definitions registered for NumPy functions and ufuncs
 # (aliases too), ``astype`` (the ndarray method), and NumPy's own objects re-exported above.

@@ -660,4 +660,26 @@ def kron(a, b):
     return P.reshape(product, shape=tuple(s * t for s, t in zip(a_shape, b_shape)))
 
 
+@implements(np.lib.stride_tricks.sliding_window_view)
+def sliding_window_view(x, window_shape, axis=None, *, subok=False, writeable=False):
+    """``numpy.lib.stride_tricks.sliding_window_view``: every window of ``window_shape`` along
+    ``axis`` (default: all axes), the window's axes last. NumPy's result is a read-only view;
+    traced, it is one gather of the windows' elements (its gradient adds each window's
+    cotangent back where the elements came from), and an in-place update of it is refused as
+    NumPy refuses writing to a read-only view."""
+    if not _any_tracer((x,)):
+        return np.lib.stride_tricks.sliding_window_view(x, window_shape, axis=axis, subok=subok, writeable=writeable)
+    if writeable:
+        raise UnsupportedError(f"sliding_window_view(..., writeable=True) is not supported in traced code{_where_msg()}")
+    x = _check_operand(x, "sliding_window_view")
+    shape = tuple(_shape(x))
+    # NumPy's own function on an array of positions: its checks and errors, and the positions
+    # each window reads
+    positions = np.lib.stride_tricks.sliding_window_view(np.arange(math.prod(shape)).reshape(shape), window_shape,
+                                                         axis=axis)
+    flat = P.reshape(x, shape=(math.prod(shape),)) if _is_tracer(x) else np.reshape(x, -1)
+    windows = bind(P.gather, flat, literal(np.ascontiguousarray(positions).astype(np.int64)), axis=0)
+    return _mark_view(windows, x)
+
+
 __all__ = public_names(globals())
