@@ -82,7 +82,9 @@ def test_every_primitive_has_a_loop_body_or_an_emitter():
         if prim.kind == "elementwise":
             assert prim.scalar_src is not None or prim in backend.EMITTERS, name
         elif prim not in backend.EMITTERS:
-            assert prim.kind == "reduce" and prim.identity is not None and prim.combine, name
+            # a reduction's loop, a call per row or matrix (per_slice), or a host call
+            assert (prim.kind == "reduce" and prim.identity is not None and prim.combine
+                    or prim.extra.get("per_slice") or prim.extra.get("host_call")), name
     registered = set(registry.values())
     assert set(backend.EMITTERS) <= registered, set(backend.EMITTERS) - registered
 
@@ -96,7 +98,8 @@ def test_these_tests_compile_every_primitive():
               graph_of(_gather_fn, f32, np.array([0, 1, 2, 1])),
               graph_of(_scatter_fn, f64, np.arange(5) % 4, np.ones((3, 5))),
               graph_of(_matmul_fn, a, b, a[0, 0], a[0, 0, 0]), graph_of(_windows_fn, np.ones((2, 2, 5, 6))),
-              graph_of(_all_sum_fn, f32, f32.T[:2], np.float32(2)), graph_of(_scans_fn, np.ones((3, 4, 5)))]
+              graph_of(_all_sum_fn, f32, f32.T[:2], np.float32(2)), graph_of(_scans_fn, np.ones((3, 4, 5))),
+              graph_of(_per_slice_fn, *_per_slice_args(np.float64)), graph_of(_complex_fn, _complex_arg(np.complex128))]
     used = set()
 
     def walk(graph):
@@ -1072,3 +1075,40 @@ def test_a_kernel_that_sums_a_constant_compiles():
     with tj.mode("compiled"):
         got = f(n, i)
     assert got == group(n, i)
+
+
+# ----------------------------------------------------------------------------- per row or matrix, host calls
+
+def _per_slice_fn(a, b, x):
+    """Every primitive made once per row or matrix of a batch (LAPACK through Numba's
+    np.linalg, argsort), on a batch of two and on a single matrix."""
+    return (ops.solve(a, b), *ops.slogdet(a), ops.cholesky(a @ a.transpose(0, 2, 1)), *ops.eigh(a[0]),
+            *ops.svd(a), *ops.qr(b), ops.argsort(x), ops.argsort(a[0]))
+
+
+def _per_slice_args(dtype):
+    rng = np.random.default_rng(3)
+    a = (rng.standard_normal((2, 3, 3)) + 3 * np.eye(3)).astype(dtype)
+    x = np.array([[2.0, np.nan, -1.0, 2.0, -0.0, 0.0], [1.0, 1.0, 1.0, -np.inf, 5.0, np.inf]], dtype)
+    return a, rng.standard_normal((2, 3, 2)).astype(dtype), x
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_lapack_and_argsort_run_per_row_or_matrix(dtype):
+    program = check(_per_slice_fn, *_per_slice_args(dtype))
+    assert "np.linalg.solve(" in program.source and "np.argsort(" in program.source
+
+
+def _complex_fn(z):
+    return (ops.real(z), ops.imag(z), ops.conj(z), ops.fft(z, inverse=False, norm="backward"),
+            ops.fft(z, inverse=True, norm="ortho"), ops.fft(z[0], inverse=False, norm="forward"))
+
+
+def _complex_arg(dtype):
+    return (np.arange(12).reshape(3, 4) + 1j * np.arange(12).reshape(3, 4)[::-1]).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
+def test_complex_parts_and_the_fft_host_call(dtype):
+    program = check(_complex_fn, _complex_arg(dtype))
+    assert "with numba.objmode():" in program.source
