@@ -885,7 +885,8 @@ class Generator:
     def op_shape(self, v: Val) -> Val:
         n = v.name
         op = self.weighted([("reshape", 4), ("transpose", 3), ("swapaxes", 1), ("moveaxis", 1), ("expand", 2),
-                            ("newaxis", 2), ("squeeze", 1), ("broadcast_to", 2), ("ravel", 1)])
+                            ("newaxis", 2), ("squeeze", 1), ("broadcast_to", 2), ("ravel", 1), ("flip", 1),
+                            ("roll", 1), ("triangle", 1), ("sort", 0 if self.grad else 1)])
         shape = v.shape
         if op == "reshape":
             new = self.reshape_target(shape)
@@ -922,6 +923,18 @@ class Generator:
             expr = f"np.broadcast_to({n}, {_fmt_shape(target)})"
         elif op == "ravel":
             expr = self.choice([f"{n}.ravel()", f"np.ravel({n})", f"{n}.flatten()", f"{n}.reshape(-1)"])
+        elif op == "flip" and v.ndim >= 1:
+            a = int(self.rng.integers(-v.ndim, v.ndim))
+            expr = self.choice([f"np.flip({n})", f"np.flip({n}, {a})", f"np.flipud({n})"])
+        elif op == "roll" and v.ndim >= 1:
+            shift, a = int(self.rng.integers(-4, 5)), int(self.rng.integers(-v.ndim, v.ndim))
+            expr = self.choice([f"np.roll({n}, {shift})", f"np.roll({n}, {shift}, axis={a})"])
+        elif op == "triangle" and v.ndim >= 2:
+            k = int(self.rng.integers(-2, 3))
+            expr = self.choice([f"np.tril({n}, {k})", f"np.triu({n}, {k})", f"np.tril({n})"])
+        elif op == "sort" and v.ndim >= 1 and v.kind in "fi":  # values only: a gradient at ties is not unique
+            a = int(self.rng.integers(-v.ndim, v.ndim))
+            expr = self.choice([f"np.sort({n}, axis={a})", f"np.sort({n})", f"np.sort({n}, axis=None)"])
         else:
             return self.op_index(v)
         return self.emit(expr, [v], err=lambda out: v.err)
