@@ -440,6 +440,11 @@ spec("sliding_window_view", lambda x, t: (np.lib.stride_tricks.sliding_window_vi
                                           np.lib.stride_tricks.sliding_window_view(x, (2, 3)).sum(axis=(-1, -2)),
                                           np.einsum("ijkl,kl->ij", np.lib.stride_tricks.sliding_window_view(t[0], (2, 2)),
                                                     x[:, :2])), A, T3, grad=True)
+spec("linspace", lambda a, b, r: (np.linspace(a, b, 5), np.linspace(a, b, 4, endpoint=False), np.linspace(a, r, 3, axis=1),
+                                  np.linspace(0.0, b, 6, retstep=True), np.linspace(a, 3, 1)),
+     np.array(-1.5), np.array(0.7), ROW, grad=True)
+spec("linspace_dtypes", lambda a, b, i: (np.linspace(a, b, 5, dtype=np.float32), np.linspace(i, 7, 4), np.linspace(a, i, 3)),
+     np.array(-1.5, np.float32), np.array(0.7), np.array(2))
 WELL = f64(3, 3) + 3 * np.eye(3)  # well conditioned: finite differences of inverses stay accurate
 WELL_BATCH = f64(2, 3, 3) + 3 * np.eye(3)
 spec("linalg_inv_solve_det", lambda a, b, t: (np.linalg.inv(a), np.linalg.solve(a, b), np.linalg.solve(a, b[:, 0]),

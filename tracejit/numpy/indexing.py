@@ -27,10 +27,11 @@ from .promotion import (
 )
 from .reductions import any, sum as _sum
 from .shapes import (
-    _check_operand, _int_argument, _norm_axes, _norm_axis, _reshape_any, concatenate, copy, ravel, reshape, transpose,
-    zeros_like,
+    _check_operand, _int_argument, _norm_axes, _norm_axis, _reshape_any, concatenate, copy, expand_dims, moveaxis, ravel,
+    reshape, transpose, zeros_like,
 )
-from .ufuncs import add, equal, greater, greater_equal, less, logical_and, logical_not, multiply, where
+from .ufuncs import (add, equal, greater, greater_equal, less, logical_and, logical_not, multiply, subtract, true_divide,
+                     where)
 from .views import _IndexView, _mark_view, _state, inplace_update
 
 
@@ -658,6 +659,38 @@ def kron(a, b):
     product = multiply(_reshape_any(a, tuple(d for s in a_shape for d in (s, 1))),
                        _reshape_any(b, tuple(d for s in b_shape for d in (1, s))))
     return P.reshape(product, shape=tuple(s * t for s, t in zip(a_shape, b_shape)))
+
+
+@implements(np.linspace)
+def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0, *, device=None):
+    """``numpy.linspace`` with traced ``start`` or ``stop`` (``num`` is a constant): as NumPy
+    computes it, ``start + arange(num) * step``, the last value ``stop`` itself when
+    ``endpoint``; the values' gradients reach both ends."""
+    if not _any_tracer((start, stop)):
+        return np.linspace(start, stop, num=num, endpoint=endpoint, retstep=retstep, dtype=dtype, axis=axis,
+                           device=device)
+    if _is_tracer(num):
+        raise UnsupportedError(f"np.linspace: a traced num is not supported (it is the result's length){_where_msg()}")
+    num = int(num)
+    if num < 0:
+        raise ValueError(f"Number of samples, {num}, must be non-negative.")
+    start, stop = (_strong(_check_operand(x, "np.linspace")) for x in (start, stop))
+    div = (num - 1) if endpoint else num
+    work = np.result_type(_dtype_of(start), _dtype_of(stop), float)
+    start, stop = (astype(x, work) if _is_tracer(x) else np.asarray(x, work) for x in (start, stop))
+    delta = subtract(stop, start)
+    shape = _broadcast_shapes("np.linspace", _shape(start), _shape(stop))
+    steps = literal(np.arange(num, dtype=work).reshape((num,) + (1,) * len(shape)))
+    step = true_divide(delta, div) if div > 0 else multiply(delta, np.nan)
+    y = add(multiply(steps, step) if div > 0 else multiply(steps, delta), start)
+    if endpoint and num > 1:
+        y = concatenate([y[:-1], expand_dims(_to(stop, work, shape, (y,)), 0)], axis=0)
+    y = _to(y, work, (num,) + tuple(shape), (y,))
+    if axis != 0:
+        y = moveaxis(y, 0, axis)
+    if dtype is not None:
+        y = astype(y, np.dtype(dtype))
+    return (y, step) if retstep else y
 
 
 @implements(np.lib.stride_tricks.sliding_window_view)

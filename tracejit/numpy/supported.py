@@ -40,6 +40,7 @@ _SAMPLES = {
     np.linalg.svd: ((_X,), lambda f, a: f(a, full_matrices=False)),
     np.linalg.qr: ((_X.T,), lambda f, a: f(a)),
     np.fft.fftshift: ((_X,), lambda f, x: f(x)),
+    np.linspace: ((_X[0, 0], _X[1, 1]), lambda f, a, b: f(a, b, 4)),
     np.lib.stride_tricks.sliding_window_view: ((_X,), lambda f, x: f(x, 2, axis=1)),
     np.fft.ifftshift: ((_X,), lambda f, x: f(x)),
     np.tensordot: ((_X, _Y), lambda f, x, y: f(x, y, axes=([1], [1]))),
