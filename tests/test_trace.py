@@ -920,11 +920,11 @@ def test_concretization_error_line_is_the_callers_line():
     (lambda x: np.sort(x), "np.sort"),
     (lambda x: np.linalg.inv(np.outer(x, x)), "np.linalg.inv"),
     (lambda x: np.fft.fft(x), "np.fft.fft"),
-    (lambda x: np.arctan2(x, x), "np.arctan2"),
+    (lambda x: np.nextafter(x, x), "np.nextafter"),
     (lambda x: np.add.accumulate(x), "np.add.accumulate"),
     (lambda x: x.cumsum(), "ndarray.cumsum"),
     (lambda x: np.pad(x, 1, mode="reflect"), "np.pad(mode='reflect'"),
-], ids=["cumsum", "sort", "linalg.inv", "fft", "arctan2", "accumulate", "method", "pad-mode"])
+], ids=["cumsum", "sort", "linalg.inv", "fft", "nextafter", "accumulate", "method", "pad-mode"])
 def test_unsupported_numpy_is_refused_by_name(call, name, traced_mode):
     f = tj.trace(call)
     with pytest.raises(tj.UnsupportedError) as e:
@@ -942,6 +942,17 @@ def test_unsupported_error_names_the_line():
     with pytest.raises(tj.UnsupportedError) as e:
         run(tj.trace(f), "graph", X3)
     assert_message(e, location(first_body_line(f)), "np.cumsum(x)", "eager")
+
+
+def test_round_needs_its_decimals_while_tracing():
+    with pytest.raises(tj.UnsupportedError) as e:
+        run(tj.trace(lambda x, d: np.round(x, d)), "graph", X3, 2)
+    assert_message(e, "np.round(..., decimals=)", "a traced value", "static argument")
+    with pytest.raises(tj.UnsupportedError) as e:
+        run(tj.trace(lambda x: np.round(x, 1.5)), "graph", X3)
+    assert_message(e, "decimals must be an integer", "got float")
+    rounded = tj.trace(lambda x, d: np.round(x, d), static_argnums=(1,))
+    np.testing.assert_array_equal(run(rounded, "graph", X3 * 1.2345, 2), np.round(X3 * 1.2345, 2))
 
 
 @pytest.mark.parametrize("call, name", [
