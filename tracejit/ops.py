@@ -410,4 +410,5 @@ atanh = _elementwise("atanh", np.arctanh, "np.arctanh({0})")
 copysign = _elementwise("copysign", np.copysign, "np.copysign({0}, {1})",
                         doc="``copysign(x, y)``: the magnitude of x with the sign bit of y (that of -0.0 and NaN too)")
 rint = _elementwise("rint", np.rint, "np.rint({0})", differentiable=False,
-                    doc="the nearest integer, halves to even, in the input's float dtype (keeps -0.0)")
+                    doc="the nearest integer as a float of the input's dtype, halves to even, with the input's "
+                        "sign (rint(-0.4) is -0.0)")
