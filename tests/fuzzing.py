@@ -1128,7 +1128,8 @@ class Generator:
             v = self.floaty(v)
         v = self.bounded(v, 4.0)
         n = v.name
-        op = self.weighted([("@", 4), ("matmul", 1), ("dot", 2), ("inner", 1), ("outer", 1), ("vdot", 1)])
+        op = self.weighted([("@", 4), ("matmul", 1), ("dot", 2), ("inner", 1), ("outer", 1), ("vdot", 1),
+                            ("einsum", 2), ("tensordot", 1)])
         m = int(self.rng.integers(1, 5))
         if v.ndim == 0 and op != "outer":
             op = "dot"
@@ -1161,6 +1162,8 @@ class Generator:
                 expr = f"{other.name}.T @ {n}.T" if both_2d and self.chance(0.2) else f"{n} @ {other.name}"
             elif op == "matmul":
                 expr = f"np.matmul({n}, {other.name})"
+            elif op in ("einsum", "tensordot"):
+                expr = self.contraction_src(op, v, other)
             else:
                 expr = self.choice([f"np.dot({n}, {other.name})", f"{n}.dot({other.name})"])
 
@@ -1168,6 +1171,24 @@ class Generator:
             return kdim * (v.err * other.mag + other.err * v.mag) + EPS.get(out.dtype, 0) * kdim * v.mag * other.mag \
                 + self.rounding(out)
         return self.emit(expr, [v, other], err=err, int_bound=lambda: kdim * v.mag * other.mag)
+
+    def contraction_src(self, op, v: Val, other: Val) -> str:
+        """``v @ other`` spelled with einsum (explicit or implicit output) or tensordot."""
+        a = "abc"[3 - v.ndim:-1] + "k"  # v's labels: its last axis is contracted
+        if other.ndim == 1:
+            b, out = "k", a[:-1]
+        elif other.ndim == 2:
+            b, out = "km", a[:-1] + "m"
+        elif v.ndim == 3:  # (batch, k, m) against v's batch axis (of the same size, or 1)
+            b, out = a[0] + "km", a[:-1] + "m"
+        else:  # (batch, k, m) against a matrix or vector: matmul repeats v over the batch
+            b, out = "zkm", "z" + a[:-1] + "m"
+        if op == "tensordot" and other.ndim <= 2:
+            return f"np.tensordot({v.name}, {other.name}, axes=1)"
+        if self.chance(0.3) and other.ndim <= 2:
+            return f"np.einsum('...k,{b}', {v.name}, {other.name})" if other.ndim == 1 \
+                else f"np.einsum('...k,{b}->...m', {v.name}, {other.name})"
+        return f"np.einsum('{a},{b}->{out}', {v.name}, {other.name})"
 
     def op_cast(self, v: Val) -> Val:
         targets = [F64, I32, I64, BOOL] + ([] if self.grad else [F32, F32])

@@ -397,6 +397,63 @@ spec("matmul_int_mixed", lambda i, x: (i @ i.T, i @ x.T, x.astype(np.float32) @ 
 spec("dot_outer_inner", lambda x, r: (np.dot(x, r), np.dot(r, r), x.dot(x.T), np.outer(r, x[0]), np.inner(r, r),
                                       np.dot(2.0, r), np.vdot(x, x)), A, ROW, grad=True)
 spec("matmul_empty", lambda e, w: (e @ w, w.T @ e.T), EMPTY, f64(3, 2))
+spec("einsum_products", lambda x, w, t, q: (np.einsum("ij,jk->ik", x, w), np.einsum("ij,jk", x, w),
+                                             np.einsum("bij,bjk->bik", t, q), np.einsum("i,j->ij", x[0], w[0]),
+                                             np.einsum("...ij,jk->...ik", t, w.T), np.einsum("ij,ij->", x, x),
+                                             np.einsum("ij,j", x, w[:, 0]), np.einsum("ij,j->j", x, x[0])),
+     A, f64(3, 4), T3, f64(2, 4, 3), grad=True)
+spec("einsum_attention", lambda q, k: np.einsum("bhqd,bhkd->bhqk", q, k) * np.einsum("bhqd->bh", q)[..., None, None],
+     f64(2, 1, 3, 4), f64(2, 1, 2, 4), grad=True)
+spec("einsum_diagonals_sums", lambda m, c, t: (np.einsum("ii->i", m), np.einsum("ii", m), np.einsum("iij->ij", c),
+                                               np.einsum("iji->j", c.transpose(0, 2, 1)), np.einsum("ij->", t[0]),
+                                               np.einsum("ijk->kji", t), np.einsum("ij,ij->ij", t[0, :, :1], t[1])),
+     f64(3, 3), f64(3, 3, 2), T3, grad=True)
+spec("einsum_chains", lambda x, w, v, t: (np.einsum("ij,jk,kl->il", x, w, v), np.einsum("abc,cd,d->ab", t, v, x[0]),
+                                          np.einsum("i,i,i->i", x[0], x[1], w[:, 0]), np.einsum("ij,jk,kl", x, w, v, optimize="optimal")),
+     A, f64(3, 4), f64(4, 3), T3, grad=True)
+spec("einsum_dtypes", lambda x, w, i: (np.einsum("ij,jk->ik", x, w), np.einsum("ij,kj->ik", i, i), np.einsum("ij,kj", i, x),
+                                       np.einsum("ij->j", i)),
+     A32, f32(3, 2), I32)
+spec("sort", lambda x, t: (np.sort(x), np.sort(x, axis=0), np.sort(t, axis=1), np.sort(x, axis=None), np.sort(t[0, 0])),
+     A, T3, grad=True)
+spec("argsort", lambda x, i, s: (np.argsort(x), np.argsort(x, axis=0), np.argsort(i, kind="stable"), np.argsort(s, axis=None),
+                                 np.sort(s), np.sort(i, axis=0)), A, I32, specials(), tags=("specials",))
+spec("order_statistics", lambda x, t: (np.median(x), np.median(t, axis=1), np.median(t, axis=(0, 2), keepdims=True),
+                                       np.quantile(x, 0.3, axis=-1), np.quantile(t, [0.1, 0.5, 0.99], axis=0),
+                                       np.percentile(x, [25, 75]), np.percentile(t, 40.0, axis=2, keepdims=True)),
+     A, T3, grad=True)
+spec("order_statistics_dtypes", lambda x, i, s: (np.median(x), np.quantile(x, [0.2, 0.7]), np.median(i, axis=0),
+                                                  np.percentile(i, 30.0), np.median(s, axis=1), np.quantile(s, 0.5, axis=0)),
+     A32, I32, specials(), tags=("specials",))
+WELL = f64(3, 3) + 3 * np.eye(3)  # well conditioned: finite differences of inverses stay accurate
+WELL_BATCH = f64(2, 3, 3) + 3 * np.eye(3)
+spec("linalg_inv_solve_det", lambda a, b, t: (np.linalg.inv(a), np.linalg.solve(a, b), np.linalg.solve(a, b[:, 0]),
+                                              np.linalg.det(a), np.linalg.slogdet(a)[1], np.linalg.inv(t),
+                                              np.linalg.solve(t, b), np.linalg.det(t), np.linalg.slogdet(-a)[0]),
+     WELL, f64(3, 2), WELL_BATCH, grad=True)
+spec("linalg_cholesky", lambda w, t: (np.linalg.cholesky(w @ w.T), np.linalg.cholesky(w.T @ w, upper=True),
+                                      np.linalg.cholesky(t @ t.transpose(0, 2, 1))), WELL, WELL_BATCH, grad=True)
+spec("linalg_eigh", lambda a, t: (*np.linalg.eigh(a), np.linalg.eigvalsh(t), np.linalg.eigh(t)[1],
+                                  np.linalg.eigvalsh(a, UPLO="U")), WELL, WELL_BATCH, grad=True)
+spec("linalg_svd", lambda a, w, t: (*np.linalg.svd(a, full_matrices=False), np.linalg.svd(w, compute_uv=False),
+                                    np.linalg.svd(w, full_matrices=False)[2], np.linalg.svd(t)[0],
+                                    np.linalg.norm(a, 2), np.linalg.norm(w, "nuc"), np.linalg.norm(t, -2, axis=(2, 1))),
+     f64(4, 3), f64(3, 4), WELL_BATCH, grad=True)
+spec("linalg_qr_pinv", lambda a, w, t: (*np.linalg.qr(a), np.linalg.qr(t)[0], np.linalg.qr(a, mode="r"), np.linalg.pinv(a),
+                                        np.linalg.pinv(w), np.linalg.pinv(t)), f64(4, 3), f64(3, 4), WELL_BATCH, grad=True)
+spec("linalg_qr_wide", lambda w: (*np.linalg.qr(w),), f64(3, 4))
+spec("linalg_f32", lambda a, b: (np.linalg.inv(a), np.linalg.solve(a, b), np.linalg.det(a), np.linalg.norm(a, axis=1)),
+     WELL.astype(np.float32), f32(3, 2))
+spec("linalg_norm", lambda x, t: (np.linalg.norm(x), np.linalg.norm(x, axis=0), np.linalg.norm(x, 1), np.linalg.norm(x, -1),
+                                  np.linalg.norm(x, np.inf), np.linalg.norm(x, "fro"), np.linalg.norm(t, axis=(1, 2)),
+                                  np.linalg.norm(x[0], 3), np.linalg.norm(x[0], np.inf), np.linalg.norm(x[0], -np.inf),
+                                  np.linalg.norm(x[0], 1), np.linalg.norm(t, keepdims=True),
+                                  np.linalg.norm(t, ord=-np.inf, axis=(2, 0), keepdims=True), np.linalg.norm(x[0], 0)),
+     A, T3, grad=True)
+spec("linalg_norm_ints", lambda i: (np.linalg.norm(i), np.linalg.norm(i, axis=1), np.linalg.norm(i, 1)), I32)
+spec("tensordot", lambda t, u, w: (np.tensordot(t, u, axes=([1, 2], [1, 0])), np.tensordot(t, w, 1), np.tensordot(t[0], w.T, 0),
+                                   np.tensordot(t, u.transpose(1, 0, 2), 2), np.dot(t, w), np.dot(t, w[:, 0])),
+     T3, f64(4, 3, 2), f64(4, 2), grad=True)
 
 # ----------------------------------------------------------------------------- creation, 0-d, empty
 
@@ -437,6 +494,60 @@ def _all_sum_pair(x, r, i):
 
 
 spec("all_sum", _all_sum_pair, A, ROW, I32, grad=True)
+
+# ----------------------------------------------------------------------------- shape functions
+# flips, rolls, triangles, diagonals, repeats, tiles, splits, stacks, select, kron, meshgrid
+# (tracejit/numpy/shapes.py and indexing.py)
+
+import warnings  # noqa: E402
+
+
+def _row_stack(*arrays):
+    with warnings.catch_warnings():  # NumPy 2 deprecates the alias; traced calls do not reach NumPy
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return np.row_stack(arrays)
+
+
+spec("flip_rot90", lambda t: (np.flip(t), np.flip(t, 1), np.flip(t, (0, -1)), np.fliplr(t), np.flipud(t), np.rot90(t),
+                              np.rot90(t, 2, axes=(1, 2)), np.rot90(t, -1, axes=(-1, 0)), np.rot90(t, 4)),
+     T3, grad=True)
+spec("roll_rollaxis", lambda t: (np.roll(t, 1), np.roll(t, -2, axis=1), np.roll(t, (1, 5), axis=(0, 2)),
+                                 np.roll(t, 3, axis=(1, 1)), np.roll(t, 0), np.rollaxis(t, 2), np.rollaxis(t, 0, 3),
+                                 np.rollaxis(t, -1, 1)), T3, grad=True)
+spec("tril_triu", lambda x, t, r: (np.tril(x), np.triu(x), np.tril(x, -1), np.triu(x, 2), np.tril(t, 1),
+                                   np.triu(t, -5), np.tril(r), np.triu(x.T, 1)), A, T3, ROW, grad=True)
+spec("diag_diagonal_trace", lambda x, t, r: (np.diag(r), np.diag(r, 2), np.diag(r, -1), np.diag(x), np.diag(x, 1),
+                                             np.diag(x.T, -1), np.diag(x, 5), np.diagonal(t), np.diagonal(t, 1, 0, 2),
+                                             np.diagonal(t, -1, -1, -2), x.diagonal(1), np.trace(x), np.trace(t, 1, 1, 2),
+                                             x.trace(-1), np.trace(x, 4)), A, T3, ROW, grad=True)
+spec("repeat_tile", lambda x, r: (np.repeat(x, 2), np.repeat(x, 2, axis=1), np.repeat(x, [1, 0, 3], axis=-1),
+                                  np.repeat(x, [2], axis=0), x.repeat(0, axis=0), np.repeat(r, np.array([2, 1, 1])),
+                                  np.tile(x, 2), np.tile(x, (2, 1, 2)), np.tile(r, (2, 1)), np.tile(x, 1)),
+     A, ROW, grad=True)
+spec("split_family", lambda t, r: (np.split(t, 2), np.split(t, [1, 3], axis=2), np.array_split(t, 3, axis=-1),
+                                   np.array_split(t, [2, 1, 10], axis=1), np.hsplit(t, 3), np.vsplit(t, [1]),
+                                   np.dsplit(t, 2), np.hsplit(r, [2])), T3, ROW, grad=True)
+spec("stack_family", lambda x, y, r: (np.column_stack([r, r]), np.column_stack((x.T, r, y.T)), _row_stack(x, r),
+                                      np.dstack([x, y]), np.dstack((r, r)), np.atleast_3d(r), np.atleast_3d(x, r[0]),
+                                      np.atleast_2d(r, x), np.append(x, y), np.append(x, y, axis=1),
+                                      np.append(r, 2.0), np.vstack([x, r], casting="no")),
+     A, B, ROW, grad=True)
+spec("select_kron_meshgrid", lambda x, y, r: (np.select([x > 0, y > 0], [x, y * 2], default=-1.0),
+                                              np.select([x > 0.5], [x]), np.kron(x, y), np.kron(r, x), np.kron(x, 2.0),
+                                              np.meshgrid(r, x[0]), np.meshgrid(r, x[:, 0], r[:2], indexing="ij"),
+                                              np.meshgrid(r, x[:, 0], sparse=True), np.meshgrid(r)),
+     A, B, ROW, grad=True)
+spec("shape_functions_int_bool", lambda i, b: (np.flip(i), np.fliplr(b), np.rot90(i, 3), np.roll(b, 1, axis=1),
+                                               np.tril(i), np.triu(b, 1), np.diag(i), np.diag(i[0], 1), np.trace(i),
+                                               np.diagonal(b), np.diag(b[0]), np.repeat(i, [2, 1], axis=0),
+                                               np.tile(b, 2), np.split(i, 3, axis=1), np.kron(i, b), np.kron(b, b),
+                                               np.select([b], [i], 7), np.select([b, i > 0], [i, 2.5]),
+                                               np.meshgrid(i[0], b[0]), np.append(i, b), np.dstack([i, b])),
+     I32, BM)
+spec("stacks_mixed_dtypes", lambda i, x: (np.column_stack([i, x]), np.append(i, x), np.vstack([i, x], dtype=np.float64),
+                                          np.hstack([x, i], casting="same_kind"), np.vstack([i, i], dtype=np.float32), np.kron(x, i),
+                                          np.select([i > 0], [x], default=1), np.repeat(x, 2, axis=None)),
+     I32, A32)
 
 # --------------------------------------------------------------------------- inverse trigonometric, copysign, rounding
 # New arguments are drawn here, after all the others, so the values above stay as they were.

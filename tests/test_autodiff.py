@@ -5,11 +5,13 @@ file covers the API, nesting, the vjp_graph transform and the classic training s
 """
 import inspect
 import os
+import warnings
 
 import numpy as np
 import pytest
 
 import tracejit as tj
+from conftest import run
 from tracejit.transforms import DEFAULT_PASSES, run_passes, vjp_graph
 
 MODES = ["eager", "graph", "compiled"]
@@ -395,3 +397,47 @@ def test_matmul_gradient_skips_the_unneeded_cotangent():
     graph = f.graph(w, x, optimize=False)
     assert sum(e.prim.name == "matmul" for e in graph.eqns) == 2  # forward, and the weights' gradient
     np.testing.assert_array_equal(f(w, x), np.full((4, 2), 3, np.float32))
+
+
+# ----------------------------------------------------------------------------- small semantics
+
+@pytest.mark.parametrize("mode", ["eager", "graph", "compiled"])
+def test_grad_takes_an_output_of_one_element_of_any_rank(mode):
+    x = np.array([[1.0, 2.0, 3.0]])
+    f = tj.trace(tj.grad(lambda x: x @ x.T))  # shape (1, 1), as autograd accepts
+    np.testing.assert_array_equal(run(f, mode, x), 2 * x)
+    with pytest.raises(TypeError, match="must return one float scalar, got float64\\[2\\]"):
+        tj.grad(lambda x: x[0, :2])(x)
+
+
+@pytest.mark.parametrize("mode", ["eager", "graph", "compiled"])
+def test_the_std_of_one_value_and_x_to_the_zero_have_zero_gradients(mode):
+    # Both are constant; the general rules would give 0 * inf = NaN, and warn.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert run(tj.trace(tj.grad(lambda x: np.std(x))), mode, np.array(2.0)) == 0
+        np.testing.assert_array_equal(run(tj.trace(tj.grad(lambda x: np.std(x, axis=0).sum())), mode, np.ones((1, 3))), 0)
+        np.testing.assert_array_equal(run(tj.trace(tj.grad(lambda x: (x ** 0).sum())), mode, np.zeros(2)), 0)
+        np.testing.assert_array_equal(run(tj.trace(tj.grad(lambda x: (x ** 3.0).sum())), mode, np.full(2, 2.0)), 12)
+    assert tj.jvp(lambda x: x ** 0, (np.zeros(2),), (np.ones(2),))[1].tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("mode", ["eager", "graph"])
+def test_an_in_place_update_of_a_differentiated_argument_is_refused(mode):
+    # It used to give a silently wrong gradient (zeros); updating a copy is right.
+    def updated(a):
+        a[1] = 5.0
+        return (a * a).sum()
+
+    def updated_copy(a):
+        a = a.copy()
+        a[1] = 5.0
+        a[0:2] += a[2]
+        return (a * a).sum()
+
+    x = np.array([1.0, 2.0, 3.0])
+    with pytest.raises(tj.UnsupportedError, match="in-place update of an array being differentiated"):
+        run(tj.trace(tj.grad(updated)), mode, x.copy())
+    with pytest.raises(tj.UnsupportedError, match="in-place update of an array being differentiated"):
+        tj.vjp(lambda a: updated(a), x.copy())
+    np.testing.assert_allclose(run(tj.trace(tj.grad(updated_copy)), mode, x), [8.0, 0.0, 30.0])

@@ -1,11 +1,15 @@
-"""Gradients of every differentiable op in the op-spec table, against finite differences.
+"""Gradients of every differentiable op in the op-spec table, against finite differences (first
+and second order).
 
 For each spec marked ``grad=True`` the scalar test function is ``L = sum_k <w_k, out_k>`` over
 its float outputs (fixed random weights ``w_k``), differentiated with respect to all of its
 float64 array arguments. ``tj.grad`` of it, in eager, graph and compiled mode, must match:
 
 - a random-direction check: ``<grad, v>`` against the central difference of ``L`` along ``v``;
-- full central differences, element by element (the spec arguments are tiny).
+- full central differences, element by element (the spec arguments are tiny);
+- second order: the gradient of ``<grad L, v>`` (reverse over reverse) against the central
+  difference of ``grad L`` along ``v`` (eager in the default suite, graph mode among the long
+  checks).
 """
 import numpy as np
 import pytest
@@ -97,3 +101,29 @@ def test_every_differentiable_primitive_has_a_gradient_spec():
     # A float32 round trip is too coarse for differences at 1e-6: test_autodiff checks cast exactly.
     missing = sorted(differentiable - covered - {"cast"})
     assert not missing, f"differentiable primitives with no grad=True spec: {missing}"
+
+
+@pytest.mark.parametrize("spec", GRAD_SPECS, ids=[s.name for s in GRAD_SPECS])
+@pytest.mark.parametrize("mode", ["eager", pytest.param("graph", marks=pytest.mark.long)])
+def test_second_order_matches_finite_differences_of_the_gradient(spec, mode):
+    # Reverse over reverse: the gradient of <grad L, v> is the Hessian times v, which must
+    # match the central difference of grad L along v. This differentiates every rule once more.
+    loss, positions = _scalar_loss(spec)
+    primals = [spec.args[i].copy() for i in positions]
+    argnums = tuple(range(len(positions)))
+    rng = np.random.default_rng(1)
+    direction = [rng.standard_normal(p.shape) for p in primals]
+    first = tj.grad(loss, argnums=argnums)
+
+    def along(*ps):
+        return sum(np.sum(g * d) for g, d in zip(first(*ps), direction))
+
+    with tj.mode(mode):
+        hv = tj.trace(tj.grad(along, argnums=argnums))(*primals)
+    eps = 1e-5
+    with np.errstate(all="ignore"):
+        plus = first(*[p + eps * d for p, d in zip(primals, direction)])
+        minus = first(*[p - eps * d for p, d in zip(primals, direction)])
+    for k, (h, up, down) in enumerate(zip(hv, plus, minus)):
+        np.testing.assert_allclose(h, (up - down) / (2 * eps), rtol=1e-4, atol=1e-6,
+                                   err_msg=f"{spec.name}: Hessian-vector product, argument {positions[k]} ({mode})")

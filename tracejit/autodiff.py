@@ -23,7 +23,7 @@ import numpy as np
 from . import numpy as tnp
 from . import pytree
 from .core import Aval, aval_of
-from .errors import where as _where_msg
+from .errors import UnsupportedError, where as _where_msg
 from .numpy import literal
 from .ops import broadcast_to as _broadcast_to
 from .primitives import Trace, Tracer, bind, new_trace, recording
@@ -87,7 +87,14 @@ class TapeTracer(_TracerArrayMethods, Tracer):
         return aval is not None and aval.weak
 
     def become(self, other: "TapeTracer"):
-        """In-place update: this tracer now stands for ``other``'s value."""
+        """In-place update: this tracer now stands for ``other``'s value. An input being
+        differentiated cannot change: the gradient would be taken with respect to the new
+        value, and the one asked for would silently come out wrong."""
+        if self.vid in self._trace.input_vids:
+            raise UnsupportedError(
+                f"an in-place update of an array being differentiated (an argument of grad, vjp or value_and_grad) "
+                f"is not supported{_where_msg()}\nThe gradient with respect to it would be wrong. Update a copy "
+                "instead (a = a.copy(); a[i] = v), or build the new array with np.where or np.concatenate.")
         self.primal, self._aval, self.vid = other.primal, other._aval, other.vid
         self.shape, self.dtype = other.shape, other.dtype
 
@@ -129,6 +136,7 @@ class TapeTrace(Trace):
         super().__init__(level)
         self.tape: list[tuple] = []  # the nodes, see above
         self.active: set[int] = set()
+        self.input_vids: set[int] = set()  # the values differentiated with respect to
         # Primals are plain arrays when no other transformation was active below this one;
         # primitives on them then run their NumPy ``impl`` directly (unless a graph is being
         # recorded, see ``process``).
@@ -218,6 +226,7 @@ class TapeTrace(Trace):
     def new_input(self, primal) -> TapeTracer:
         t = TapeTracer(self, primal)
         self.active.add(t.vid)
+        self.input_vids.add(t.vid)
         return t
 
     def lift(self, value) -> TapeTracer:
@@ -264,12 +273,14 @@ class TapeTrace(Trace):
                 if all(c is None for c in node_cts):
                     continue
                 ct = node_cts
+            # a rule sees its outputs as it sees their cotangents: one value, or a list of several
+            out = out_primals[0] if len(out_primals) == 1 else out_primals
             if prim.__class__ is EagerGradient:
                 in_cts = prim.backward(ct, params, *in_primals)
             elif prim in takes_needed:
-                in_cts = vjp_rules[prim](ct, *in_primals, out=out_primals[0], needed=needed, **params)
+                in_cts = vjp_rules[prim](ct, *in_primals, out=out, needed=needed, **params)
             else:
-                in_cts = vjp_rules[prim](ct, *in_primals, out=out_primals[0], **params)
+                in_cts = vjp_rules[prim](ct, *in_primals, out=out, **params)
             if broadcast is None:
                 for vid, c, need in zip(node_in_vids, in_cts, needed):
                     if need and c is not None:
@@ -430,12 +441,13 @@ def value_and_grad(fn, argnums=0, has_aux=False):
             return fn(*full, **kwargs)
 
         value, aux, backward, out_tracers = _vjp(partial, chosen, has_aux)
-        if len(out_tracers) != 1 or out_tracers[0].shape != () or out_tracers[0].dtype.kind not in "fc":
+        # one float value: a scalar, or an array of one element of any rank, as autograd takes it
+        if len(out_tracers) != 1 or math.prod(out_tracers[0].shape) != 1 or out_tracers[0].dtype.kind not in "fc":
             shapes = [f"{t.dtype}{list(t.shape)}" for t in out_tracers]
             raise TypeError(f"grad: the function must return one float scalar, got {', '.join(shapes) or 'nothing'}"
                             f"{_defined_at(fn)}. Reduce it (e.g. .mean()) or use tj.vjp for non-scalar outputs."
                             f"{_where_msg()}")
-        grads = backward(literal(np.ones((), out_tracers[0].dtype)))
+        grads = backward(literal(np.ones(out_tracers[0].shape, out_tracers[0].dtype)))
         grads = grads[0] if isinstance(argnums, int) else tuple(grads)
         return ((value, aux) if has_aux else value), grads
 
@@ -445,7 +457,8 @@ def value_and_grad(fn, argnums=0, has_aux=False):
 
 
 def grad(fn, argnums=0, has_aux=False):
-    """The gradient of a float-scalar function with respect to argument(s) ``argnums``.
+    """The gradient of a float-scalar function (or one returning an array of a single element,
+    such as ``(1, 1)``) with respect to argument(s) ``argnums``.
 
     Works eagerly, inside ``@tj.trace`` and nested (``grad(grad(f))``). With ``has_aux=True``
     returns ``(gradient, aux)``.

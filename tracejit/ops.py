@@ -316,6 +316,119 @@ def _matmul_rule(a, b):
 matmul = defop("matmul", "opaque", impl=_as_array(np.matmul), abstract_eval=_matmul_rule,
                doc="(batched) matrix product; batch dims equal, dtypes equal. Floats go to BLAS.")
 
+# --------------------------------------------------------------------------- one row or matrix at a time
+#
+# These act on the last axis (sorting) or the last two (LAPACK), for every index of the leading
+# (batch) axes, which must be equal across the operands. ``per_slice`` is the NumPy call for one
+# row or matrix and how many trailing axes it takes: the interpreter calls NumPy's batched
+# version, and the compiled program makes that call per row or matrix, which Numba compiles
+# (to its own LAPACK calls for ``np.linalg``), so one emitter serves them all.
+
+
+def _sort_rule(x):
+    if x.ndim < 1 or x.dtype.kind not in "biuf":
+        raise TypeError(f"sort: needs a real or boolean array of at least one axis, got {x}")
+    return x.strong()
+
+
+def _argsort_rule(x):
+    _sort_rule(x)
+    return Aval(x.shape, np.int64)
+
+
+sort = defop("sort", "opaque", impl=lambda x: np.sort(x, axis=-1), abstract_eval=_sort_rule,
+             per_slice=("np.sort({})", 1), doc="each row (last axis) in ascending order, NaN last")
+argsort = defop("argsort", "opaque", impl=lambda x: np.argsort(x, axis=-1, kind="stable").astype(np.int64),
+                abstract_eval=_argsort_rule, differentiable=False, per_slice=("np.argsort({}, kind='mergesort')", 1),
+                doc="the positions that sort each row (last axis), equal values in their original order")
+
+
+def _float_matrices(name, a):
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2] or a.dtype.kind != "f":
+        raise TypeError(f"{name}: needs square float matrices (..., n, n), got {a}")
+
+
+def _square_rule(name):
+    def rule(a):
+        _float_matrices(name, a)
+        return a.strong()
+    return rule
+
+
+def _solve_rule(a, b):
+    _float_matrices("solve", a)
+    if b.ndim != a.ndim or b.shape[:-1] != a.shape[:-1] or b.dtype != a.dtype:
+        raise TypeError(f"solve: needs (..., n, n) and (..., n, k) of one dtype and batch, got {a} and {b}")
+    return b.strong()
+
+
+def _slogdet_rule(a):
+    _float_matrices("slogdet", a)
+    return Aval(a.shape[:-2], a.dtype), Aval(a.shape[:-2], a.dtype)
+
+
+def _slogdet_impl(a):
+    sign, logdet = np.linalg.slogdet(a)
+    return np.asarray(sign), np.asarray(logdet)
+
+
+def _eigh_rule(a):
+    _float_matrices("eigh", a)
+    return Aval(a.shape[:-1], a.dtype), a.strong()
+
+
+def _svd_rule(a):
+    if a.ndim < 2 or a.dtype.kind != "f":
+        raise TypeError(f"svd: needs float matrices (..., m, n), got {a}")
+    *batch, m, n = a.shape
+    k = min(m, n)
+    return Aval(tuple(batch) + (m, k), a.dtype), Aval(tuple(batch) + (k,), a.dtype), Aval(tuple(batch) + (k, n), a.dtype)
+
+
+def _qr_rule(a):
+    if a.ndim < 2 or a.dtype.kind != "f":
+        raise TypeError(f"qr: needs float matrices (..., m, n), got {a}")
+    *batch, m, n = a.shape
+    k = min(m, n)
+    return Aval(tuple(batch) + (m, k), a.dtype), Aval(tuple(batch) + (k, n), a.dtype)
+
+
+def _qr_impl(a):
+    q, r = np.linalg.qr(a)
+    return q, r
+
+
+def _eigh_impl(a):
+    w, v = np.linalg.eigh(a)
+    return w, v
+
+
+def _svd_impl(a):
+    u, s, vh = np.linalg.svd(a, full_matrices=False)
+    return u, s, vh
+
+
+inv = defop("inv", "opaque", impl=_as_array(np.linalg.inv), abstract_eval=_square_rule("inv"),
+            per_slice=("np.linalg.inv({})", 2), doc="the inverse of each matrix (LinAlgError if one is singular)")
+solve = defop("solve", "opaque", impl=_as_array(np.linalg.solve), abstract_eval=_solve_rule,
+              per_slice=("np.linalg.solve({})", 2), doc="``x`` with ``a @ x == b`` for each matrix ``a`` and columns ``b``")
+slogdet = defop("slogdet", "opaque", impl=_slogdet_impl, abstract_eval=_slogdet_rule, multiple_results=True,
+                per_slice=("np.linalg.slogdet({})", 2), doc="the sign and the log of the absolute determinant of each matrix")
+eigh = defop("eigh", "opaque", impl=_eigh_impl, abstract_eval=_eigh_rule, multiple_results=True,
+             per_slice=("np.linalg.eigh({})", 2),
+             doc="the eigenvalues (ascending) and eigenvectors (columns) of each symmetric matrix, from its lower "
+                 "triangle")
+qr = defop("qr", "opaque", impl=_qr_impl, abstract_eval=_qr_rule, multiple_results=True,
+           per_slice=("np.linalg.qr({})", 2),
+           doc="the reduced QR decomposition ``q, r`` of each matrix (orthonormal columns, upper triangular)")
+svd = defop("svd", "opaque", impl=_svd_impl, abstract_eval=_svd_rule, multiple_results=True,
+            per_slice=("np.linalg.svd({}, full_matrices=False)", 2),
+            doc="the reduced singular value decomposition ``u, s, vh`` of each matrix (``u * s @ vh``)")
+cholesky = defop("cholesky", "opaque", impl=_as_array(np.linalg.cholesky), abstract_eval=_square_rule("cholesky"),
+                 per_slice=("np.linalg.cholesky({})", 2),
+                 doc="the lower Cholesky factor of each matrix, from its lower triangle (LinAlgError if one is "
+                     "not positive definite)")
+
 # --------------------------------------------------------------------------- sliding windows
 #
 # im2col and its transpose, the two halves of convolution and pooling on NCHW images: a

@@ -210,6 +210,9 @@ class _TracerArrayMethods:
     ravel = _method("ravel")
     swapaxes = _method("swapaxes")
     take = _method("take")
+    repeat = _method("repeat")
+    diagonal = _method("diagonal")
+    trace = _method("trace")
     flatten = _method("ravel")
 
     def __repr__(self):

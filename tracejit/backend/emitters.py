@@ -469,6 +469,40 @@ def emit_argmin(L: Lowering, eqn):
     _emit_arg_extremum(L, eqn, "<")
 
 
+# ----------------------------------------------------------------------------- one row or matrix at a time
+
+def emit_per_slice(L: Lowering, eqn):
+    """The NumPy call a primitive's ``per_slice`` facet names, made on each row (one trailing
+    axis: sorting) or matrix (two: LAPACK) of the batch: Numba compiles ``np.sort`` and
+    ``np.linalg``'s functions (to its own LAPACK calls), and raises NumPy's ``LinAlgError`` for
+    a singular matrix as the interpreter does."""
+    call, core = eqn.prim.extra["per_slice"]
+    batch = eqn.inputs[0].aval.shape[:len(eqn.inputs[0].aval.shape) - core]
+    nbatch = int(np.prod(batch, dtype=np.int64))
+    results = [L.new_array(out) for out in eqn.outputs]
+    if nbatch == 0 or 0 in eqn.inputs[0].aval.shape:
+        L.emit(f"# empty: no row or matrix to pass to {call.format('...')}")
+    else:
+        operands = [_batched(L, L.array(x).name, x.aval.shape[len(batch):], nbatch) for x in eqn.inputs]
+        targets = [_batched(L, res.name, out.aval.shape[len(batch):], nbatch)
+                   for res, out in zip(results, eqn.outputs)]
+        L.kernels += 1
+        with L.loops([nbatch], "b") as (i,):
+            values = [L.fresh("m") for _ in targets]
+            L.emit(f"{', '.join(values)} = {call.format(', '.join(f'{x}[{i}]' for x in operands))}")
+            for target, value in zip(targets, values):
+                L.emit(f"{target}[{i}] = {value}")
+    for out, res in zip(eqn.outputs, results):
+        L.bind(out, res)
+
+
+def _batched(L: Lowering, name, tail, nbatch):
+    """``name`` viewed with its batch axes as one leading axis of ``nbatch``."""
+    view = L.fresh(f"{name}_")
+    L.emit(f"{view} = {name}.reshape({shape_src((nbatch,) + tuple(tail))})")
+    return view
+
+
 # ----------------------------------------------------------------------------- collectives
 
 def emit_all_sum(L: Lowering, eqn):
@@ -536,4 +570,6 @@ def emitter_for(prim):
         return emit_elementwise
     if prim.kind == "reduce" and prim.identity is not None and prim.combine is not None:
         return emit_reduce
+    if prim.extra.get("per_slice"):
+        return emit_per_slice
     return None

@@ -25,7 +25,7 @@ __all__ = ["Workload", "Impl", "NotInstalled", "Unavailable", "WORKLOADS", "QUIC
 TRACEJIT_MODES = ("eager", "graph", "compiled")
 PEER_SYSTEMS = {"jax.jit": "jax", "torch": "torch", "torch.compile": "torch"}
 # Column order everywhere (tables, JSON, plot).
-SYSTEMS = ("numpy", "eager", "graph", "compiled", "jax.jit", "torch", "torch.compile", "copy limit")
+SYSTEMS = ("numpy", "numpy optimize", "eager", "graph", "compiled", "jax.jit", "torch", "torch.compile", "copy limit")
 
 
 class NotInstalled(Exception):
@@ -645,6 +645,47 @@ def _jax_hvp(jax, jnp):
 
 
 # ------------------------------------------------------------------------------------ registry
+# ------------------------------------------------------------------- contractions: einsum, tensordot
+def _einsum_inputs(size, seed=0):
+    batch, n, heads = size
+    rng = np.random.default_rng(seed)
+    f32 = lambda *shape: rng.standard_normal(shape, dtype=np.float32)
+    return f32(batch, n, n // 2), f32(batch, n // 2, n), f32(batch // 8, heads, n, 64), f32(batch // 8, heads, n, 64)
+
+
+def _einsum_pair(einsum):
+    """Batched matrix products and attention scores, as users write them with einsum."""
+    return lambda a, b, q, k: (einsum("bij,bjk->bik", a, b), einsum("bhqd,bhkd->bhqk", q, k))
+
+
+def _numpy_einsum_optimized(args):
+    return Impl(lambda: _einsum_pair(lambda s, *ops: np.einsum(s, *ops, optimize=True))(*args))
+
+
+def _tensordot_inputs(size, seed=0):
+    rows, features = size
+    rng = np.random.default_rng(seed)
+    f32 = lambda *shape: rng.standard_normal(shape, dtype=np.float32)
+    return f32(rows, 32, 16), f32(32, 16, features), f32(rows, features), f32(features, 8, 8)
+
+
+def _tensordot_pair(tensordot):
+    """A layer over two feature axes, and one producing a (8, 8) map per row."""
+    return lambda x, w, h, v: (tensordot(x, w, 2), tensordot(h, v, 1))
+
+
+# ------------------------------------------------------------------- np.linalg: batched solve and inverse
+def _linalg_inputs(size, seed=0):
+    batch, n = size
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((batch, n, n)) + n ** 0.5 * np.eye(n)  # well conditioned
+    return a, rng.standard_normal((batch, n, 4))
+
+
+def _linalg_pair(solve, inv):
+    return lambda a, b: (solve(a, b), inv(a))
+
+
 WORKLOADS = {w.name: w for w in [
     Workload(
         "softmax_sgd", "MNIST softmax-regression SGD step (784→10, batch 128, float32)",
@@ -705,6 +746,30 @@ WORKLOADS = {w.name: w for w in [
         make_inputs=_transform_inputs, numpy_fn=_numpy_hvp, tracejit_fn=_tracejit_hvp,
         needs=("hvp", "nn.cross_entropy"), jax_fn=_jax_hvp, rtol=1e-3, atol=1e-5,
         describe=lambda s: f"{'-'.join(map(str, s[0]))}, batch {s[1]}"),
+    Workload(
+        "einsum", "einsum: batched products bij,bjk->bik (64 x 128x64 @ 64x128) and attention scores "
+                  "bhqd,bhkd->bhqk (8 x 4 heads, 128x64), float32",
+        sizes={"full": (64, 128, 4), "quick": None, "tiny": (8, 16, 2)},
+        make_inputs=_einsum_inputs, numpy_fn=lambda: _einsum_pair(np.einsum),
+        tracejit_fn=lambda tj: _einsum_pair(np.einsum), jax_fn=lambda jax, jnp: _einsum_pair(jnp.einsum),
+        torch_fn=lambda torch, for_compile: _einsum_pair(torch.einsum),
+        extra={"numpy optimize": _numpy_einsum_optimized}, rtol=1e-4, atol=1e-4,
+        describe=lambda s: f"batch {s[0]}, n {s[1]}, {s[2]} heads"),
+    Workload(
+        "tensordot", "tensordot: (256, 32, 16) over two axes with (32, 16, 512), and (256, 512) with (512, 8, 8); float32",
+        sizes={"full": (256, 512), "quick": None, "tiny": (8, 16)},
+        make_inputs=_tensordot_inputs, numpy_fn=lambda: _tensordot_pair(np.tensordot),
+        tracejit_fn=lambda tj: _tensordot_pair(np.tensordot), jax_fn=lambda jax, jnp: _tensordot_pair(jnp.tensordot),
+        torch_fn=lambda torch, for_compile: _tensordot_pair(lambda a, b, n: torch.tensordot(a, b, dims=n)),
+        rtol=1e-4, atol=1e-3, describe=lambda s: f"{s[0]} rows, {s[1]} features"),
+    Workload(
+        "linalg", "np.linalg.solve (4 right-hand sides) and np.linalg.inv of 128 (64, 64) float64 matrices",
+        sizes={"full": (128, 64), "quick": None, "tiny": (4, 8)},
+        make_inputs=_linalg_inputs, numpy_fn=lambda: _linalg_pair(np.linalg.solve, np.linalg.inv),
+        tracejit_fn=lambda tj: _linalg_pair(np.linalg.solve, np.linalg.inv),
+        jax_fn=lambda jax, jnp: _linalg_pair(jnp.linalg.solve, jnp.linalg.inv),
+        torch_fn=lambda torch, for_compile: _linalg_pair(torch.linalg.solve, torch.linalg.inv),
+        rtol=1e-8, atol=1e-10, describe=lambda s: f"{s[0]} x ({s[1]}, {s[1]})"),
     Workload(
         "dispatch", "dispatch overhead: a + b on (8,) float32 arrays",
         sizes={"full": 8, "quick": 8, "tiny": 8},

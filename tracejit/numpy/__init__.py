@@ -17,13 +17,16 @@ The modules, each importing only those before it:
 - ``views`` -- which tracers are views of which, and in-place updates;
 - ``dispatch`` -- the tables mapping NumPy's functions and ufuncs to the definitions, filled by
   ``@implements(np.name)`` on each definition, and the entry points of NumPy's protocols;
-- ``shapes`` -- ``asarray``, reshapes, transposes, concatenation, ``*_like``, refusals of
-  data-dependent shapes;
+- ``shapes`` -- ``asarray``, reshapes, transposes, concatenation and stacking, tile, meshgrid,
+  ``*_like``, refusals of data-dependent shapes;
 - ``ufuncs`` -- elementwise primitives with promotion and broadcasting, ``where``, ``clip``, and
   the Python operators;
 - ``reductions`` -- sum, mean, var, std, max, min, argmax, argmin, any, all;
-- ``contractions`` -- matmul, dot, vdot, inner, outer;
-- ``indexing`` -- ``x[index]``, ``x[index] = v``, take, take_along_axis, pad.
+- ``contractions`` -- matmul, dot, vdot, inner, outer, tensordot, einsum;
+- ``indexing`` -- ``x[index]``, ``x[index] = v``, take, take_along_axis, pad, and what picks
+  elements by position: flips, roll, splits, repeat, triangles, diagonals, trace, select, kron;
+- ``sorting`` -- sort, argsort, partition, median, quantile, percentile;
+- ``linalg`` -- ``np.linalg``: inv, solve, det, slogdet, cholesky, eigh, eigvalsh, svd, qr, pinv, norm.
 
 Adding a NumPy function is one definition in the right module, decorated with
 ``@implements(np.name)``, and one spec in ``tests/op_specs.py``: the dispatch tables,
@@ -44,9 +47,11 @@ from .contractions import *  # noqa: F403  (each module's __all__: the definitio
 from .dispatch import _DEFINITIONS, _FUNCTIONS, _UFUNCS, _qualified_name, apply_function, apply_ufunc
 from .indexing import *  # noqa: F403
 from .indexing import getitem, setitem
+from . import linalg  # ``tj.numpy.linalg.inv`` ..., as NumPy spells them (not star-imported)
 from .promotion import _ELEMENTWISE_PLANS, _Literal, _ndarray0d, _scalar0d, astype, literal
 from .reductions import *  # noqa: F403
 from .shapes import *  # noqa: F403
+from .sorting import *  # noqa: F403
 from .ufuncs import *  # noqa: F403
 from .ufuncs import operator
 from .views import inplace_update
@@ -56,4 +61,4 @@ from .views import inplace_update
 _NOT_IN_NUMPY = object()
 __all__ = sorted(name for name, value in list(globals().items())
                  if not name.startswith("_") and (name == "astype" or value is getattr(np, name, _NOT_IN_NUMPY)
-                                                  or callable(value) and value in _DEFINITIONS))
+                                                  or callable(value) and value in _DEFINITIONS)) + ["linalg"]

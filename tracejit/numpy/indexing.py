@@ -1,11 +1,15 @@
-"""Indexing and in-place assignment: ``x[index]``, ``x[index] = v``, take, take_along_axis, pad.
+"""Indexing and in-place assignment, and the functions that pick elements by position.
 
 Layer: front end, on ``views``, ``shapes``, ``ufuncs`` and ``reductions``. In: a tracer and an
 index (integers, slices, ``None``, ``...``, integer arrays, concrete boolean masks; traced
 integer indices; a traced boolean mask for assignment only). Out: ``slice`` and ``gather``
 equations for reads -- a basic-indexing result is marked as a view of its base -- and, for
 assignment, ``scatter_add`` and ``where`` equations whose result the base tracer is rebound
-to (``views.inplace_update``). ``pad`` writes its border the same way, by position.
+to (``views.inplace_update``). ``pad`` writes its border the same way, by position. Also here,
+as compositions of those primitives (so every transformation has their rules already): take,
+take_along_axis; flip, fliplr, flipud, rot90, roll and the splits (basic indexing: views, as
+NumPy's are); repeat; tril, triu (a constant mask); diag, diagonal, trace (a strided slice, and
+an interior pad); select (wheres); kron (a product of two broadcasts).
 """
 from __future__ import annotations
 
@@ -18,9 +22,14 @@ from .. import ops as P
 from ..errors import UnsupportedError, where as _where_msg
 from ..primitives import bind, top_trace
 from .dispatch import _check_no_out, implements, public_names
-from .promotion import _any_tracer, _broadcast_shapes, _is_tracer, _shape, _to, astype, literal
-from .reductions import any
-from .shapes import _check_operand, _norm_axis, ravel, reshape, transpose, zeros_like
+from .promotion import (
+    _any_tracer, _broadcast_shapes, _dtype_of, _is_tracer, _shape, _strong, _to, _weak_kind, astype, literal,
+)
+from .reductions import any, sum as _sum
+from .shapes import (
+    _check_operand, _int_argument, _norm_axes, _norm_axis, _reshape_any, concatenate, copy, ravel, reshape, transpose,
+    zeros_like,
+)
 from .ufuncs import add, equal, greater, greater_equal, less, logical_and, logical_not, multiply, where
 from .views import _IndexView, _mark_view, _state, inplace_update
 
@@ -345,6 +354,310 @@ def pad(array, pad_width, mode="constant", **kwargs):
         if hi:
             out = where(literal(position >= out.shape[k] - hi), _to(fills[k][1], out.dtype, (), (out,)), out)
     return out
+
+
+
+
+# ----------------------------------------------------------------------------- positions
+# Functions that pick elements by position: flips and rolls (basic indexing, so their results
+# are views of the argument as NumPy's are), splits (basic-indexing views), repeats (a gather
+# or a broadcast), triangles (a constant mask), diagonals (a strided slice of the flattened
+# matrix, and its transpose, an interior pad), select (a chain of wheres) and kron (a product
+# of two broadcasts laid out in blocks).
+
+@implements(np.flip)
+def flip(m, axis=None):
+    """``numpy.flip``: ``m[::-1]`` along each axis in ``axis`` (all of them for None)."""
+    if not _is_tracer(m):
+        return np.flip(m, axis)
+    axes = _norm_axes(axis, m.ndim)
+    return getitem(m, tuple(builtins.slice(None, None, -1) if k in axes else builtins.slice(None)
+                            for k in range(m.ndim)))
+
+
+@implements(np.fliplr)
+def fliplr(m):
+    """``numpy.fliplr``: ``m[:, ::-1]``."""
+    return _flip_axis(m, 1, "fliplr")
+
+
+@implements(np.flipud)
+def flipud(m):
+    """``numpy.flipud``: ``m[::-1]``."""
+    return _flip_axis(m, 0, "flipud")
+
+
+def _flip_axis(m, axis, fname):
+    if not _is_tracer(m):
+        return getattr(np, fname)(m)
+    if m.ndim <= axis:
+        raise ValueError(f"np.{fname}: input must be >= {axis + 1}-d, got shape {m.shape}{_where_msg()}")
+    return flip(m, axis)
+
+
+@implements(np.rot90)
+def rot90(m, k=1, axes=(0, 1)):
+    """``numpy.rot90``: a flip and a transpose of the two axes (two flips for k = 2)."""
+    if not _is_tracer(m):
+        return np.rot90(m, k, axes)
+    axes = tuple(axes)
+    if len(axes) != 2:
+        raise ValueError(f"np.rot90: axes must be two axes, got {axes}{_where_msg()}")
+    if axes[0] == axes[1] or abs(axes[0] - axes[1]) == m.ndim:
+        raise ValueError(f"np.rot90: axes must be different, got {axes}{_where_msg()}")
+    if not builtins.all(-m.ndim <= a < m.ndim for a in axes):
+        raise ValueError(f"np.rot90: axes={axes} out of range for array of ndim={m.ndim}{_where_msg()}")
+    k = _int_argument(k, "k", "np.rot90") % 4
+    if k == 0:
+        return getitem(m, builtins.slice(None))
+    if k == 2:
+        return flip(flip(m, axes[0]), axes[1])
+    order = list(range(m.ndim))
+    order[axes[0]], order[axes[1]] = order[axes[1]], order[axes[0]]
+    return transpose(flip(m, axes[1]), order) if k == 1 else flip(transpose(m, order), axes[1])
+
+
+@implements(np.roll)
+def roll(a, shift, axis=None):
+    """``numpy.roll``: per axis, the last ``shift`` elements concatenated before the others."""
+    if not _is_tracer(a):
+        return np.roll(a, shift, axis)
+    if _is_tracer(shift):
+        raise UnsupportedError(f"np.roll: a traced shift is not supported; pass it as a Python int "
+                               f"(static_argnums){_where_msg()}")
+    if axis is None:
+        return reshape(roll(ravel(a), shift, 0), a.shape)
+    try:
+        pairs = np.broadcast(shift, axis)
+    except ValueError:
+        raise ValueError(f"np.roll: shift {shift!r} and axis {axis!r} do not broadcast together{_where_msg()}") from None
+    if pairs.ndim > 1:
+        raise ValueError(f"np.roll: shift and axis should be scalars or 1-d sequences, got shift {shift!r} and "
+                         f"axis {axis!r}{_where_msg()}")
+    shifts = dict.fromkeys(range(a.ndim), 0)
+    for s, ax in pairs:
+        shifts[_norm_axis(ax, a.ndim)] += int(s)  # NumPy truncates a float shift too
+    out = a
+    for ax, s in shifts.items():
+        s %= a.shape[ax] or 1
+        if s:
+            before = (builtins.slice(None),) * ax
+            out = concatenate([getitem(out, before + (builtins.slice(-s, None),)),
+                               getitem(out, before + (builtins.slice(None, -s),))], axis=ax)
+    return copy(a) if out is a else out
+
+
+@implements(np.array_split)
+def array_split(ary, indices_or_sections, axis=0):
+    """``numpy.array_split``: basic-indexing views between the split points; ``n`` sections of
+    sizes differing by at most one, the longer first."""
+    if not _is_tracer(ary):
+        return np.array_split(ary, indices_or_sections, axis)
+    return _split(ary, indices_or_sections, axis, "np.array_split", equal=False)
+
+
+@implements(np.split)
+def split(ary, indices_or_sections, axis=0):
+    """``numpy.split``: ``array_split`` whose number of sections must divide the axis."""
+    if not _is_tracer(ary):
+        return np.split(ary, indices_or_sections, axis)
+    return _split(ary, indices_or_sections, axis, "np.split", equal=True)
+
+
+def _split(ary, indices_or_sections, axis, fname, equal):
+    if _is_tracer(indices_or_sections):
+        raise UnsupportedError(f"{fname}: traced split points give data-dependent shapes; pass them as "
+                               f"constants{_where_msg()}")
+    axis = _norm_axis(axis, ary.ndim)
+    n = ary.shape[axis]
+    if np.ndim(indices_or_sections) == 0:  # a number of sections, which NumPy takes as int(...)
+        try:
+            sections = int(indices_or_sections)
+        except (TypeError, ValueError):
+            raise TypeError(f"{fname}: indices_or_sections must be an integer or a sequence of integers, got "
+                            f"{indices_or_sections!r}{_where_msg()}") from None
+        if sections <= 0:
+            raise ValueError(f"{fname}: the number of sections must be larger than 0, got {sections}{_where_msg()}")
+        if equal and n % sections:
+            raise ValueError(f"{fname}: array split does not result in an equal division: an axis of length {n} "
+                             f"into {sections} sections{_where_msg()}")
+        size, extra = divmod(n, sections)
+        points = np.cumsum([0] + [size + 1] * extra + [size] * (sections - extra)).tolist()
+    else:
+        points = [0] + [_int_argument(i, "indices_or_sections", fname) for i in indices_or_sections] + [n]
+    before = (builtins.slice(None),) * axis
+    return [getitem(ary, before + (builtins.slice(start, stop),)) for start, stop in zip(points, points[1:])]
+
+
+def _split_along(ary, indices_or_sections, axis, fname, min_ndim):
+    if not _is_tracer(ary):
+        return getattr(np, fname)(ary, indices_or_sections)
+    if ary.ndim < min_ndim:
+        raise ValueError(f"np.{fname} only works on arrays of {min_ndim} or more dimensions, got shape "
+                         f"{ary.shape}{_where_msg()}")
+    return _split(ary, indices_or_sections, axis, f"np.{fname}", equal=True)
+
+
+@implements(np.hsplit)
+def hsplit(ary, indices_or_sections):
+    """``numpy.hsplit``: ``split`` along axis 1 (axis 0 of a 1-d array)."""
+    return _split_along(ary, indices_or_sections, 1 if np.ndim(ary) > 1 else 0, "hsplit", 1)
+
+
+@implements(np.vsplit)
+def vsplit(ary, indices_or_sections):
+    """``numpy.vsplit``: ``split`` along axis 0 of an array of 2 or more dimensions."""
+    return _split_along(ary, indices_or_sections, 0, "vsplit", 2)
+
+
+@implements(np.dsplit)
+def dsplit(ary, indices_or_sections):
+    """``numpy.dsplit``: ``split`` along axis 2 of an array of 3 or more dimensions."""
+    return _split_along(ary, indices_or_sections, 2, "dsplit", 3)
+
+
+@implements(np.repeat)
+def repeat(a, repeats, axis=None):
+    """``numpy.repeat``: one count for every element is a broadcast along a new axis after
+    ``axis``; counts per element are a gather of the positions ``np.repeat`` gives."""
+    if _is_tracer(repeats):
+        raise UnsupportedError(f"np.repeat: traced repeats give a data-dependent shape; pass them as "
+                               f"constants{_where_msg()}")
+    if not _is_tracer(a):
+        return np.repeat(a, repeats, axis)
+    if axis is None:
+        a, axis = ravel(a), 0
+    axis = _norm_axis(axis, a.ndim)
+    n = a.shape[axis]
+    positions = np.repeat(np.arange(n), repeats)  # NumPy's own checks of the counts
+    counts = np.asarray(repeats)
+    if counts.size != 1:
+        return P.gather(a, literal(positions.astype(np.int64)), axis=axis)
+    count = positions.size // n if n else int(counts.reshape(()))
+    before, after = a.shape[:axis + 1], a.shape[axis + 1:]
+    spread = P.broadcast_to(P.reshape(a, shape=before + (1,) + after), shape=before + (count,) + after)
+    return P.reshape(spread, shape=a.shape[:axis] + (n * count,) + after)
+
+
+def _triangle(m, k, fname, keep):
+    """``m`` with the elements outside the triangle ``keep(rows, cols, k)`` set to 0 (a 1-d
+    ``m`` is taken as every row of a square matrix, as NumPy does)."""
+    if not _is_tracer(m):
+        return getattr(np, fname)(m, k)
+    if m.ndim == 0:
+        raise ValueError(f"np.{fname}: input must be at least 1-d, got a 0-d array{_where_msg()}")
+    rows, cols = m.shape[-2:] if m.ndim > 1 else (m.shape[0], m.shape[0])
+    mask = keep(rows, cols, _int_argument(k, "k", f"np.{fname}"))
+    return where(literal(mask), m, literal(np.zeros((), m.dtype)))
+
+
+@implements(np.tril)
+def tril(m, k=0):
+    """``numpy.tril``: the lower triangle (on and below diagonal ``k``) of the last two axes."""
+    return _triangle(m, k, "tril", lambda rows, cols, k: np.tri(rows, cols, k, dtype=bool))
+
+
+@implements(np.triu)
+def triu(m, k=0):
+    """``numpy.triu``: the upper triangle (on and above diagonal ``k``) of the last two axes."""
+    return _triangle(m, k, "triu", lambda rows, cols, k: ~np.tri(rows, cols, k - 1, dtype=bool))
+
+
+@implements(np.diagonal)
+def diagonal(a, offset=0, axis1=0, axis2=1):
+    """``numpy.diagonal``: ``axis1`` and ``axis2`` moved last and flattened into one, whose
+    diagonal is a slice with step ``columns + 1``; the diagonal is the last axis of the result.
+    A view of ``a`` (NumPy's is read-only: in-place updates of it are refused)."""
+    if not _is_tracer(a):
+        return np.diagonal(a, offset, axis1, axis2)
+    if a.ndim < 2:
+        raise ValueError(f"np.diagonal: diag requires an array of at least two dimensions, got shape "
+                         f"{a.shape}{_where_msg()}")
+    i, j = _norm_axis(axis1, a.ndim), _norm_axis(axis2, a.ndim)
+    if i == j:
+        raise ValueError(f"np.diagonal: axis1 and axis2 cannot be the same, got {axis1} and {axis2}{_where_msg()}")
+    offset = _int_argument(offset, "offset", "np.diagonal")
+    rest = [k for k in range(a.ndim) if k not in (i, j)]
+    lead = tuple(a.shape[k] for k in rest)
+    rows, cols = a.shape[i], a.shape[j]
+    moved = P.transpose(a, perm=tuple(rest + [i, j])) if rest + [i, j] != list(range(a.ndim)) else a
+    flat = P.reshape(moved, shape=lead + (rows * cols,))
+    if offset >= 0:
+        count, start = builtins.max(0, builtins.min(rows, cols - offset)), offset
+    else:
+        count, start = builtins.max(0, builtins.min(rows + offset, cols)), -offset * cols
+    start, stop = (start, start + (count - 1) * (cols + 1) + 1) if count else (0, 0)
+    out = P.slice(flat, starts=(0,) * len(lead) + (start,), stops=lead + (stop,),
+                  steps=(1,) * len(lead) + (cols + 1,))
+    return _mark_view(out, a)
+
+
+@implements(np.diag)
+def diag(v, k=0):
+    """``numpy.diag``: the ``k``-th diagonal of a matrix, or a square matrix with ``v`` on its
+    ``k``-th diagonal -- an interior pad of ``v`` (a stride of ``size + 1`` through the flat
+    matrix), reshaped."""
+    if not _is_tracer(v):
+        return np.diag(v, k)
+    k = _int_argument(k, "k", "np.diag")
+    if v.ndim == 2:
+        return diagonal(v, k)
+    if v.ndim != 1:
+        raise ValueError(f"np.diag: input must be 1- or 2-d, got shape {v.shape}{_where_msg()}")
+    n = v.shape[0]
+    size = n + abs(k)
+    start = k if k >= 0 else -k * size
+    after = size * size - start - n - builtins.max(n - 1, 0) * size
+    return P.reshape(P.pad(v, config=((start, after, size),)), shape=(size, size))
+
+
+@implements(np.trace)
+def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+    """``numpy.trace``: the sum of ``diagonal`` (in NumPy's accumulation dtype)."""
+    if not _is_tracer(a):
+        return np.trace(a, offset, axis1, axis2, dtype, out)
+    _check_no_out("trace", out)
+    return _sum(diagonal(a, offset, axis1, axis2), axis=-1, dtype=dtype)
+
+
+@implements(np.select)
+def select(condlist, choicelist, default=0):
+    """``numpy.select``: ``where(cond_0, choice_0, where(cond_1, choice_1, ... default))`` in the
+    dtype NumPy resolves for the choices and ``default``."""
+    condlist, choicelist = list(condlist), list(choicelist)
+    if not _any_tracer(condlist + choicelist + [default]):
+        return np.select(condlist, choicelist, default)
+    if len(condlist) != len(choicelist):
+        raise ValueError(f"np.select: list of cases must be same length as list of conditions, got "
+                         f"{len(choicelist)} choices and {len(condlist)} conditions{_where_msg()}")
+    if not condlist:
+        raise ValueError(f"np.select with an empty condition list is not possible{_where_msg()}")
+    for n, cond in enumerate(condlist):
+        if _dtype_of(cond) != np.bool_:
+            raise TypeError(f"np.select: invalid entry {n} in condlist: should be boolean, got "
+                            f"{_dtype_of(cond)}{_where_msg()}")
+    operands = [_check_operand(c, "np.select") for c in choicelist + [default]]
+    dtype = np.result_type(*[_weak_kind(c)(0) if _weak_kind(c) else _dtype_of(c) for c in operands])
+    shape = _broadcast_shapes("np.select", *[_shape(x) for x in condlist + operands])
+    out = _to(operands[-1], dtype, _shape(operands[-1]), operands)
+    for cond, choice in reversed(list(zip(condlist, operands))):
+        out = where(_check_operand(cond, "np.select"), _to(choice, dtype, _shape(choice), operands), out)
+    return _to(out, dtype, shape, operands)
+
+
+@implements(np.kron)
+def kron(a, b):
+    """``numpy.kron``: ``a`` with an axis of 1 after each of its axes times ``b`` with one before
+    each of its own; the product, shape ``(a0, b0, a1, b1, ...)``, read as ``(a0*b0, a1*b1, ...)``."""
+    if not _any_tracer((a, b)):
+        return np.kron(a, b)
+    a, b = (_strong(_check_operand(x, "np.kron")) for x in (a, b))
+    a, b = (x if _is_tracer(x) else np.asarray(x) for x in (a, b))
+    ndim = builtins.max(a.ndim, b.ndim)
+    a_shape, b_shape = (1,) * (ndim - a.ndim) + a.shape, (1,) * (ndim - b.ndim) + b.shape
+    product = multiply(_reshape_any(a, tuple(d for s in a_shape for d in (s, 1))),
+                       _reshape_any(b, tuple(d for s in b_shape for d in (1, s))))
+    return P.reshape(product, shape=tuple(s * t for s, t in zip(a_shape, b_shape)))
 
 
 __all__ = public_names(globals())

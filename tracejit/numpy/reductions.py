@@ -122,8 +122,14 @@ def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
     if not _is_tracer(a):
         kwargs = {k: v for k, v in dict(where=where, mean=mean, correction=correction).items() if v is not None}
         return np.std(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims, **kwargs)
-    return sqrt(var(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims, where=where,
-                    mean=mean, correction=correction))
+    variance = var(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims, where=where, mean=mean,
+                   correction=correction)
+    reduced = math.prod([a.shape[i] for i in _norm_axes(axis, a.ndim)])
+    if reduced == 1 and (correction if correction is not None else ddof) == 0:
+        # the spread of one value: var is exactly 0 (NaN for NaN or inf), and so is its sqrt,
+        # whose derivative at 0 would turn var's zero gradient into NaN
+        return variance
+    return sqrt(variance)
 
 
 def _extremum(name, prim, np_fn):

@@ -1,16 +1,20 @@
-"""Array construction and shape manipulation: reshape, transpose, concatenate, stack, ...
+"""Array construction and shape manipulation: reshape, transpose, concatenate, stack, tile, ...
 
 Layer: front end, on ``promotion`` and ``views``. In: arrays, tracers, nested lists and
 Python scalars, with NumPy's axis and shape arguments. Out: tracers made with the shape
 primitives (``reshape``, ``transpose``, ``broadcast_to``, ``concatenate``), with no arithmetic;
-plain arrays go to NumPy. Also here: ``asarray`` and the operand check every function applies
-to lists (a list holding tracers is stacked), the ``*_like`` constructors, and the refusal of
-the functions whose output shape depends on the data (``np.nonzero``, ``np.unique`` ...).
+plain arrays go to NumPy. Here: reshapes and transposes (``rollaxis`` too), broadcasting, the
+joins (``concatenate``, ``stack``, ``hstack``/``vstack``/``dstack``/``column_stack``, ``append``,
+``atleast_1d/2d/3d``), ``tile`` and ``meshgrid`` (broadcasts), ``asarray`` and the operand check
+every function applies to lists (a list holding tracers is stacked), the ``*_like``
+constructors, and the refusal of the functions whose output shape depends on the data
+(``np.nonzero``, ``np.unique`` ...). Functions that pick elements by position are in ``indexing``.
 """
 from __future__ import annotations
 
 import builtins
 import math
+import operator
 
 import numpy as np
 
@@ -155,16 +159,33 @@ def squeeze(a, axis=None):
     return reshape(a, tuple(d for i, d in enumerate(a.shape) if i not in axes))
 
 
+def _atleast(arys, ndim, numpy_fn, new_shape):
+    """``numpy.atleast_{ndim}d``: each array with its shape padded by ``new_shape`` (shape -> shape
+    of at least ``ndim`` axes); one array for one argument, a tuple for several, as NumPy returns."""
+    if not _any_tracer(arys):
+        return numpy_fn(*arys)
+    out = tuple((reshape(a, new_shape(a.shape)) if a.ndim < ndim else a) if _is_tracer(a) else numpy_fn(a)
+                for a in arys)
+    return out[0] if len(out) == 1 else out
+
+
 @implements(np.atleast_1d)
-def atleast_1d(a):
-    return reshape(a, (1,)) if _is_tracer(a) and a.ndim == 0 else (a if _is_tracer(a) else np.atleast_1d(a))
+def atleast_1d(*arys):
+    """``numpy.atleast_1d``: a 0-d array becomes shape (1,)."""
+    return _atleast(arys, 1, np.atleast_1d, lambda shape: (1,))
 
 
 @implements(np.atleast_2d)
-def atleast_2d(a):
-    if not _is_tracer(a):
-        return np.atleast_2d(a)
-    return reshape(a, (1,) * (2 - a.ndim) + a.shape) if a.ndim < 2 else a
+def atleast_2d(*arys):
+    """``numpy.atleast_2d``: (n,) becomes (1, n)."""
+    return _atleast(arys, 2, np.atleast_2d, lambda shape: (1,) * (2 - len(shape)) + shape)
+
+
+@implements(np.atleast_3d)
+def atleast_3d(*arys):
+    """``numpy.atleast_3d``: () becomes (1, 1, 1), (n,) becomes (1, n, 1), (m, n) becomes (m, n, 1)."""
+    return _atleast(arys, 3, np.atleast_3d, lambda shape: {0: (1, 1, 1), 1: (1,) + shape + (1,)}.get(
+        len(shape), shape + (1,)))
 
 
 @implements(np.broadcast_to, returns_array=True)
@@ -192,7 +213,7 @@ def concatenate(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
     """``numpy.concatenate``; ``axis=None`` flattens first."""
     arrays = list(arrays)
     if not _any_tracer(arrays):
-        return np.concatenate(arrays, axis=axis, dtype=dtype)
+        return np.concatenate(arrays, axis=axis, dtype=dtype, casting=casting)
     if out is not None:
         raise UnsupportedError("np.concatenate(..., out=) is not supported in traced code")
     if axis is None:
@@ -204,6 +225,10 @@ def concatenate(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
     axis = _norm_axis(axis, ndim)
     result_dtype = np.dtype(dtype) if dtype is not None else np.result_type(
         *[_weak_kind(a)(0) if _weak_kind(a) else _dtype_of(a) for a in arrays])
+    for a in arrays:
+        if not _weak_kind(a) and not np.can_cast(_dtype_of(a), result_dtype, casting):
+            raise TypeError(f"np.concatenate: cannot cast array data from dtype('{_dtype_of(a)}') to "
+                            f"dtype('{result_dtype}') according to the rule {casting!r}{_where_msg()}")
     parts = [_to(a, result_dtype, _shape(a)) for a in arrays]
     for p in parts:
         if len(p.shape) != ndim or builtins.any(d != e for i, (d, e) in enumerate(zip(p.shape, parts[0].shape)) if i != axis):
@@ -229,14 +254,39 @@ def stack(arrays, axis=0, out=None, dtype=None):
 
 
 @implements(np.hstack)
-def hstack(tup, dtype=None):
+def hstack(tup, *, dtype=None, casting="same_kind"):
+    """``numpy.hstack``: along the first axis of 1-d arrays, the second otherwise."""
     arrays = [atleast_1d(a) for a in tup]
-    return concatenate(arrays, axis=0 if arrays[0].ndim == 1 else 1, dtype=dtype)
+    return concatenate(arrays, axis=0 if arrays[0].ndim == 1 else 1, dtype=dtype, casting=casting)
 
 
-@implements(np.vstack)
-def vstack(tup, dtype=None):
-    return concatenate([atleast_2d(a) for a in tup], axis=0, dtype=dtype)
+# np.row_stack is vstack's deprecated alias (NumPy 2.0 warns when it runs; later versions drop it)
+@implements(np.vstack, *([np.row_stack] if hasattr(np, "row_stack") else []))
+def vstack(tup, *, dtype=None, casting="same_kind"):
+    """``numpy.vstack`` (and ``numpy.row_stack``): along the first axis of arrays made at least 2-d."""
+    return concatenate([atleast_2d(a) for a in tup], axis=0, dtype=dtype, casting=casting)
+
+
+row_stack = vstack
+
+
+@implements(np.dstack)
+def dstack(tup):
+    """``numpy.dstack``: along the third axis of arrays made at least 3-d."""
+    return concatenate([atleast_3d(a) for a in tup], axis=2)
+
+
+@implements(np.column_stack)
+def column_stack(tup):
+    """``numpy.column_stack``: 0-d and 1-d arrays become columns, 2-d and higher are joined on axis 1."""
+    arrays = list(tup)
+    if not _any_tracer(arrays):
+        return np.column_stack(arrays)
+    columns = []
+    for a in arrays:
+        a = _check_operand(a, "np.column_stack")
+        columns.append(_reshape_any(_strong(a), (-1, 1)) if len(_shape(a)) < 2 else a)
+    return concatenate(columns, axis=1)
 
 
 @implements(np.asarray, np.array)
@@ -297,6 +347,101 @@ def copy(a, order="K", subok=False):
 
 def _reshape_any(x, shape):
     return reshape(x, shape) if _is_tracer(x) else np.reshape(x, shape)
+
+
+# ----------------------------------------------------------------------------- rearrangements
+# Results NumPy returns as new arrays (tile, append, meshgrid's copies) are made with the
+# primitives directly, not with ``reshape``, so they are not marked as views: in-place updates
+# of them are allowed, as in NumPy.
+
+@implements(np.rollaxis)
+def rollaxis(a, axis, start=0):
+    """``numpy.rollaxis``: ``axis`` moved to before position ``start`` (a transpose)."""
+    if not _is_tracer(a):
+        return np.rollaxis(a, axis, start)
+    n = a.ndim
+    axis = _norm_axis(axis, n)
+    start = _int_argument(start, "start", "np.rollaxis")
+    if start < 0:
+        start += n
+    if not 0 <= start < n + 1:
+        raise np.exceptions.AxisError(f"'start' arg requires {-n} <= start < {n + 1}, got {start}")
+    if axis < start:
+        start -= 1
+    order = [k for k in range(n) if k != axis]
+    order.insert(start, axis)
+    return transpose(a, order)
+
+
+def _int_argument(value, name, fname):
+    """``value`` as a Python int; a clear TypeError naming the argument otherwise."""
+    if not _is_tracer(value):
+        try:
+            return operator.index(value)  # ints, NumPy integers and 0-d integer arrays
+        except TypeError:
+            pass
+    else:
+        raise UnsupportedError(f"{fname}: {name} must be a constant integer, got a traced value; pass it as a "
+                               f"static argument (static_argnums){_where_msg()}")
+    raise TypeError(f"{fname}: {name} must be an integer, got {type(value).__name__} {value!r}{_where_msg()}")
+
+
+@implements(np.tile)
+def tile(A, reps):
+    """``numpy.tile``: ``A`` repeated ``reps`` times along each axis, as one broadcast of ``A``
+    with a new axis before each of its own (gradient: a sum over the copies)."""
+    if not _is_tracer(A):
+        return np.tile(A, reps)
+    try:
+        reps = tuple(reps)
+    except TypeError:  # one number (NumPy's test too)
+        reps = (reps,)
+    reps = tuple(_int_argument(r, "reps", "np.tile") for r in reps)
+    if builtins.any(r < 0 for r in reps):
+        raise ValueError(f"np.tile: reps must not be negative, got {reps}{_where_msg()}")
+    shape = (1,) * (len(reps) - A.ndim) + A.shape
+    reps = (1,) * (A.ndim - len(reps)) + reps
+    out_shape = tuple(s * r for s, r in zip(shape, reps))
+    if builtins.all(r == 1 for r in reps):
+        return P.reshape(A, shape=out_shape)  # NumPy copies here too
+    spread = P.reshape(A, shape=tuple(d for s in shape for d in (1, s)))
+    tiled = P.broadcast_to(spread, shape=tuple(d for s, r in zip(shape, reps) for d in (r, s)))
+    return P.reshape(tiled, shape=out_shape)
+
+
+@implements(np.append)
+def append(arr, values, axis=None):
+    """``numpy.append``: ``concatenate``, with both flattened when ``axis`` is None."""
+    if not _any_tracer((arr, values)):
+        return np.append(arr, values, axis=axis)
+    arr, values = (_strong(_check_operand(x, "np.append")) for x in (arr, values))
+    if axis is None:
+        arr, values, axis = _reshape_any(arr, (-1,)), _reshape_any(values, (-1,)), 0
+    return concatenate((arr, values), axis=axis)
+
+
+@implements(np.meshgrid)
+def meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
+    """``numpy.meshgrid``: each 1-d input reshaped onto its own axis (the first two swapped for
+    ``indexing='xy'``) and, unless ``sparse``, broadcast to the full grid."""
+    if not _any_tracer(xi):
+        return np.meshgrid(*xi, copy=copy, sparse=sparse, indexing=indexing)
+    if indexing not in ("xy", "ij"):
+        raise ValueError(f"np.meshgrid: indexing must be 'xy' or 'ij', got {indexing!r}{_where_msg()}")
+    ndim = len(xi)
+    axes = list(range(ndim))
+    if indexing == "xy" and ndim > 1:
+        axes[0], axes[1] = 1, 0
+    grids = []
+    for x, k in zip(xi, axes):
+        x = _strong(_check_operand(x, "np.meshgrid"))
+        shape = (1,) * k + (math.prod(_shape(x)),) + (1,) * (ndim - k - 1)
+        grids.append(P.reshape(x, shape=shape) if _is_tracer(x) else np.reshape(x, shape))
+    if not sparse:
+        full = _broadcast_shapes("np.meshgrid", *[_shape(g) for g in grids])
+        grids = [_to(g, _dtype_of(g), full, grids) for g in grids]
+    return tuple(grids)
+
 
 
 # ----------------------------------------------------------------------------- refusals

@@ -20,11 +20,26 @@ from . import dispatch
 _X = np.array([[0.5, -1.25, 2.0], [1.5, 0.75, -0.5]])
 _Y = np.array([[1.0, 0.25, -1.5], [-0.75, 2.5, 1.25]])
 _MASK = _X > 0
+_SQUARE = _X @ _X.T + 3 * np.eye(2)  # symmetric positive definite, for np.linalg
 
 # How to call a definition on example arguments (traced in graph mode), where ``f(x)`` or, for a
 # ufunc of two inputs, ``f(x, y)`` does not fit: (arguments, call).
 _SAMPLES = {
     np.matmul: ((_X, _Y.T), lambda f, x, y: f(x, y)),
+    np.einsum: ((_X, _Y), lambda f, x, y: f("ij,kj->ik", x, y)),
+    np.linalg.solve: ((_SQUARE, _X), lambda f, a, b: f(a, b)),
+    np.quantile: ((_X,), lambda f, x: f(x, 0.25)),
+    np.percentile: ((_X,), lambda f, x: f(x, 25.0)),
+    np.partition: ((_X,), lambda f, x: f(x, 1)),
+    np.linalg.inv: ((_SQUARE,), lambda f, a: f(a)),
+    np.linalg.det: ((_SQUARE,), lambda f, a: f(a)),
+    np.linalg.slogdet: ((_SQUARE,), lambda f, a: f(a)),
+    np.linalg.cholesky: ((_SQUARE,), lambda f, a: f(a)),
+    np.linalg.eigh: ((_SQUARE,), lambda f, a: f(a)),
+    np.linalg.eigvalsh: ((_SQUARE,), lambda f, a: f(a)),
+    np.linalg.svd: ((_X,), lambda f, a: f(a, full_matrices=False)),
+    np.linalg.qr: ((_X.T,), lambda f, a: f(a)),
+    np.tensordot: ((_X, _Y), lambda f, x, y: f(x, y, axes=([1], [1]))),
     np.invert: ((_MASK,), lambda f, m: f(m)),
     np.bitwise_and: ((_MASK, ~_MASK), lambda f, m, n: f(m, n)),
     np.bitwise_or: ((_MASK, ~_MASK), lambda f, m, n: f(m, n)),
@@ -53,6 +68,21 @@ _SAMPLES = {
     np.take_along_axis: ((_X,), lambda f, x: f(x, np.array([[2], [0]]), 1)),
     np.pad: ((_X,), lambda f, x: f(x, 1, constant_values=3.0)),
     np.result_type: ((_X,), lambda f, x: f(x, 1.0)),
+    np.roll: ((_X,), lambda f, x: f(x, 1, axis=1)),
+    np.rollaxis: ((_X,), lambda f, x: f(x, 1)),
+    np.repeat: ((_X,), lambda f, x: f(x, 2, axis=0)),
+    np.tile: ((_X,), lambda f, x: f(x, (2, 1))),
+    np.split: ((_X,), lambda f, x: f(x, 3, axis=1)),
+    np.array_split: ((_X,), lambda f, x: f(x, 2, axis=1)),
+    np.hsplit: ((_X,), lambda f, x: f(x, 3)),
+    np.vsplit: ((_X,), lambda f, x: f(x, 2)),
+    np.dsplit: ((_X,), lambda f, x: f(x[:, :, None], 1)),
+    np.column_stack: ((_X, _Y), lambda f, x, y: f([x, y])),
+    np.dstack: ((_X, _Y), lambda f, x, y: f([x, y])),
+    np.append: ((_X, _Y), lambda f, x, y: f(x, y, axis=0)),
+    np.kron: ((_X, _Y), lambda f, x, y: f(x, y)),
+    np.select: ((_MASK, _X, _Y), lambda f, m, x, y: f([m], [x], y)),
+    np.meshgrid: ((_X, _Y), lambda f, x, y: f(x[0], y[:, 0])),
 }
 
 

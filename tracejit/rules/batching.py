@@ -174,6 +174,20 @@ def _matmul_rule(values, batched, size):
 
 defbatch(ops.matmul, _matmul_rule)
 
+# --------------------------------------------------------------------------- sorting, LAPACK
+# They already work on every row or matrix of the leading axes: the examples are one more of those.
+
+
+def _per_slice_rule(prim):
+    def rule(values, batched, size):
+        out = prim(*_all_batched(values, batched, size))
+        return (out, (True,) * len(out)) if prim.multiple_results else (out, True)
+    return rule
+
+
+for _per_slice in (ops.sort, ops.argsort, ops.inv, ops.solve, ops.slogdet, ops.cholesky, ops.eigh, ops.svd, ops.qr):
+    defbatch(_per_slice, _per_slice_rule(_per_slice))
+
 # --------------------------------------------------------------------------- windows, collectives
 # An image batch is already a batch: the examples' images are laid end to end along it.
 

@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .. import numpy as tnp
 from .. import ops
 from ..ops import broadcast_to, gather, matmul, reduce_sum, reshape, scatter_add
 from ..primitives import Primitive
+from .vjp import pow_by_base
 
 __all__ = ["jvp_rules", "defjvp", "deflinear"]
 
@@ -65,7 +68,7 @@ def _times(t, factor):
 
 def _pow_jvp(primals, tangents, out):
     (x, y), (tx, ty) = primals, tangents
-    by_x = None if tx is None else tx * y * x ** (y - 1)
+    by_x = None if tx is None else tx * pow_by_base(x, y)
     if ty is None:
         return by_x
     positive = x > 0
@@ -137,6 +140,105 @@ defjvp(ops.reduce_min, _extremum_jvp)
 
 defjvp(ops.matmul, lambda p, t, out: _sum(None if t[0] is None else matmul(t[0], p[1]),
                                            None if t[1] is None else matmul(p[0], t[1])))
+
+# --------------------------------------------------------------------------- sorting, LAPACK
+
+defjvp(ops.sort, lambda p, t, out: tnp.take_along_axis(t[0], ops.argsort(p[0]), axis=-1))
+
+
+def _swap_last(x):
+    return ops.transpose(x, perm=tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2))
+
+
+def _solve_jvp(primals, tangents, out):
+    (a, _), (ta, tb) = primals, tangents
+    return ops.solve(a, _sum(tb, None if ta is None else -matmul(ta, out)))
+
+
+def _slogdet_jvp(primals, tangents, out):
+    (a,), (ta,) = primals, tangents
+    return None, reduce_sum(_swap_last(ops.inv(a)) * ta, axes=(a.ndim - 2, a.ndim - 1))
+
+
+def _cholesky_jvp(primals, tangents, out):
+    # NumPy reads the lower triangle: the symmetric matrix it factors moves by that triangle,
+    # mirrored. Then dL = L Phi(L^-1 dA L^-T), Phi the lower triangle with its diagonal halved.
+    (a,), (ta,) = primals, tangents
+    n = a.shape[-1]
+    lower = tnp.literal(np.tril(np.ones((n, n))), a.dtype)
+    strictly_lower = tnp.literal(np.tril(np.ones((n, n)), -1), a.dtype)
+    sym = ta * lower + _swap_last(ta * strictly_lower)
+    inner = ops.solve(out, _swap_last(ops.solve(out, sym)))
+    return matmul(out, inner * (lower - 0.5 * tnp.literal(np.eye(n), a.dtype)))
+
+
+def _symmetric_from_lower(ta):
+    n = ta.shape[-1]
+    lower = tnp.literal(np.tril(np.ones((n, n))), ta.dtype)
+    strictly_lower = tnp.literal(np.tril(np.ones((n, n)), -1), ta.dtype)
+    return ta * lower + _swap_last(ta * strictly_lower)
+
+
+def _diagonal(m):
+    return reduce_sum(m * tnp.literal(np.eye(m.shape[-1]), m.dtype), axes=(m.ndim - 1,))
+
+
+def _eigh_jvp(primals, tangents, out):
+    # dw = diag(V^T dA V), dV = V (F * (V^T dA V)), F_ij = 1 / (w_j - w_i) off the diagonal
+    (ta,), (w, v) = tangents, out
+    m = matmul(_swap_last(v), matmul(_symmetric_from_lower(ta), v))
+    eye = tnp.literal(np.eye(w.shape[-1]), w.dtype)
+    gaps = 1 / (tnp.expand_dims(w, -2) - tnp.expand_dims(w, -1) + eye) - eye
+    return _diagonal(m), matmul(v, gaps * m)
+
+
+def _svd_jvp(primals, tangents, out):
+    # With dP = U^T dA V: ds = diag(dP); dU and dV from the off-diagonal part (the forward
+    # rule of the same 2016 derivation), plus the parts of dA outside the spans of U and V
+    # for a non-square matrix.
+    (a,), (ta,), (u, s, vh) = primals, tangents, out
+    m, n = a.shape[-2:]
+    k = min(m, n)
+    v = _swap_last(vh)
+    eye = tnp.literal(np.eye(k), s.dtype)
+    s_row, s_col = tnp.expand_dims(s, -2), tnp.expand_dims(s, -1)
+    f = 1 / (s_row * s_row - s_col * s_col + eye) - eye
+    dp = matmul(_swap_last(u), matmul(ta, v))
+    dp_s, s_dp = dp * s_row, s_col * dp
+    du = matmul(u, f * (dp_s + _swap_last(dp_s)))
+    dv = matmul(v, f * (s_dp + _swap_last(s_dp)))
+    if m > k:
+        dav = matmul(ta, v)
+        du = du + (dav - matmul(u, matmul(_swap_last(u), dav))) / s_row
+    if n > k:
+        datu = matmul(_swap_last(ta), u)
+        dv = dv + (datu - matmul(v, matmul(vh, datu))) / s_row
+    return du, _diagonal(dp), _swap_last(dv)
+
+
+def _qr_jvp(primals, tangents, out):
+    # For m >= n, with X = Q^T dA R^-1 and W the skew-symmetric part of its strictly lower
+    # triangle: dQ = Q (W - X) + dA R^-1, dR = (X - W) R (the forward rule behind the reverse
+    # one above).
+    (a,), (ta,), (q, r) = primals, tangents, out
+    m, n = a.shape[-2:]
+    if m < n:
+        raise NotImplementedError(f"the derivative of np.linalg.qr of a wide {m}x{n} matrix is not implemented; "
+                                  "transpose the problem so that the matrix has at least as many rows as columns")
+    da_rinv = _swap_last(ops.solve(_swap_last(r), _swap_last(ta)))
+    x = matmul(_swap_last(q), da_rinv)
+    strictly_lower = tnp.literal(np.tril(np.ones((n, n)), -1), a.dtype)
+    w = x * strictly_lower - _swap_last(x * strictly_lower)
+    return matmul(q, w - x) + da_rinv, matmul(x - w, r)
+
+
+defjvp(ops.eigh, _eigh_jvp)
+defjvp(ops.svd, _svd_jvp)
+defjvp(ops.qr, _qr_jvp)
+defjvp(ops.inv, lambda p, t, out: -matmul(out, matmul(t[0], out)))
+defjvp(ops.solve, _solve_jvp)
+defjvp(ops.slogdet, _slogdet_jvp)
+defjvp(ops.cholesky, _cholesky_jvp)
 
 # --------------------------------------------------------------------------- inverse trigonometric, copysign
 # The derivatives of rules/vjp.py's block of the same name.

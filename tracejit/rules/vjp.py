@@ -4,8 +4,9 @@ Layer: transformation rules (see ``tracejit.rules``). In: nothing at import but 
 set and the front end. Out: ``vjp_rules``, read by the tape in ``autodiff.py``.
 
 A rule ``rule(ct, *inputs, out, **params)`` returns one cotangent per input (``None`` for an
-input that gets no gradient), given the output's cotangent ``ct`` (a list of them for a
-primitive with several results). The inputs and ``out`` are the primal values, whatever they
+input that gets no gradient), given the output's cotangent ``ct`` (for a primitive with
+several results, a list of them, ``None`` where none reached that result, and ``out`` the
+list of results). The inputs and ``out`` are the primal values, whatever they
 are (arrays, graph tracers, tape tracers of an enclosing ``grad``), so a rule is ordinary
 front-end code: gradient graphs print, fuse, compile and differentiate again. Primitives
 declared ``differentiable=False`` (comparisons, ``floor``, ``argmax`` ...) have no rule: no
@@ -45,11 +46,17 @@ def defvjp(prim: Primitive, rule) -> None:
 # --------------------------------------------------------------------------- elementwise
 
 
+def pow_by_base(x, y):
+    """d/dx x**y = y x**(y-1), and 0 where y == 0: x**0 is constant, and y x**(y-1) would be
+    0 * inf at x = 0 (the exponent used there is 1, so nothing overflows or warns)."""
+    return y * x ** tnp.where(y == 0, tnp.ones_like(y), y - 1)
+
+
 def _pow_vjp(ct, x, y, out):
     # d/dy x**y = x**y log x, defined for x > 0; elsewhere the (measure-zero) gradient is 0.
     positive = x > 0
     safe_log = tnp.log(tnp.where(positive, x, tnp.ones_like(x)))
-    return ct * y * x ** (y - 1), tnp.where(positive, ct * out * safe_log, tnp.zeros_like(x))
+    return ct * pow_by_base(x, y), tnp.where(positive, ct * out * safe_log, tnp.zeros_like(x))
 
 
 def _minmax_vjp(ct, a, b):
@@ -183,6 +190,127 @@ defvjp(ops.windows, lambda ct, x, out, *, window, strides: (
     ops.windows_sum(ct, window=window, strides=strides, image=x.shape[2:]),))
 defvjp(ops.windows_sum, lambda ct, cols, out, *, window, strides, image: (
     ops.windows(ct, window=window, strides=strides),))
+
+# --------------------------------------------------------------------------- sorting
+# Each output element is one input element: the cotangent goes back to where it came from.
+
+defvjp(ops.sort, lambda ct, x, out: (tnp.take_along_axis(ct, ops.argsort(ops.argsort(x)), axis=-1),))
+
+# --------------------------------------------------------------------------- LAPACK
+# The matrix-calculus rules (those of autograd's and JAX's linalg), batched over leading axes.
+
+defvjp(ops.inv, lambda ct, a, out: (-matmul(_swap_last(out), matmul(ct, _swap_last(out))),))
+
+
+def _solve_vjp(ct, a, b, out):
+    ct_b = ops.solve(_swap_last(a), ct)
+    return -matmul(ct_b, _swap_last(out)), ct_b
+
+
+def _slogdet_vjp(ct, a, out):
+    ct_logdet = ct[1]  # the sign is piecewise constant: no gradient
+    if ct_logdet is None:
+        return (None,)
+    return (tnp.expand_dims(ct_logdet, (-2, -1)) * _swap_last(ops.inv(a)),)
+
+
+def _cholesky_vjp(ct, a, out):
+    # L = out. With Phi(X) the lower triangle of X with its diagonal halved, a symmetric
+    # input's cotangent is G = L^-T Phi(L^T ct) L^-1 (Murray, 2016). NumPy reads only the lower
+    # triangle of ``a``, so an entry below the diagonal gets G_ij + G_ji, one on it G_ii, and
+    # one above nothing: what finite differences of np.linalg.cholesky measure.
+    lower, diagonal = _triangle_masks(a)
+    lt = _swap_last(out)
+    g = _swap_last(ops.solve(lt, _swap_last(ops.solve(lt, matmul(lt, ct) * (lower - 0.5 * diagonal)))))
+    return ((g + _swap_last(g)) * lower - g * diagonal,)
+
+
+def _triangle_masks(a):
+    """The lower triangle (diagonal included) and the diagonal of an (n, n) matrix, as 0/1
+    constants of ``a``'s dtype."""
+    n = a.shape[-1]
+    return tnp.literal(np.tril(np.ones((n, n))), a.dtype), tnp.literal(np.eye(n), a.dtype)
+
+
+def _eigenvalue_gaps(w):
+    """F with F_ij = 1 / (w_j - w_i) off the diagonal and 0 on it (the first-order change of
+    eigenvectors; infinite where two eigenvalues coincide, as in every framework)."""
+    eye = tnp.literal(np.eye(w.shape[-1]), w.dtype)
+    return 1 / (tnp.expand_dims(w, -2) - tnp.expand_dims(w, -1) + eye) - eye
+
+
+def _eigh_vjp(ct, a, out):
+    # G = V (diag(ct_w) + F * (V^T ct_V)) V^T for a symmetric input; NumPy reads the lower
+    # triangle, so G reaches ``a`` as in cholesky's rule.
+    (ct_w, ct_v), (w, v) = ct, out
+    inner = 0
+    if ct_w is not None:
+        inner = inner + tnp.expand_dims(ct_w, -1) * tnp.literal(np.eye(w.shape[-1]), w.dtype)
+    if ct_v is not None:
+        inner = inner + _eigenvalue_gaps(w) * matmul(_swap_last(v), ct_v)
+    g = matmul(v, matmul(inner, _swap_last(v)))
+    lower, diagonal = _triangle_masks(a)
+    return ((g + _swap_last(g)) * lower - g * diagonal,)
+
+
+def _svd_vjp(ct, a, out):
+    # a = U diag(s) V^T (V = vh^T, k = min(m, n)). With F_ij = 1 / (s_j^2 - s_i^2) off the
+    # diagonal, J = F * (U^T cU - cU^T U), K = F * (V^T cV - cV^T V):
+    #   ca = U (J S + diag(cs) + S K) V^T + (I - U U^T) cU S^-1 V^T + U S^-1 cV^T (I - V V^T)
+    # (Townsend, "Differentiating the singular value decomposition", 2016); the last two terms
+    # vanish for square matrices.
+    (ct_u, ct_s, ct_vh), (u, s, vh) = ct, out
+    m, n = a.shape[-2:]
+    k = min(m, n)
+    eye = tnp.literal(np.eye(k), s.dtype)
+    s_row, s_col = tnp.expand_dims(s, -2), tnp.expand_dims(s, -1)
+    f = 1 / (s_row * s_row - s_col * s_col + eye) - eye
+    v = _swap_last(vh)
+    inner = 0
+    if ct_s is not None:
+        inner = inner + tnp.expand_dims(ct_s, -1) * eye
+    if ct_u is not None:
+        ut_cu = matmul(_swap_last(u), ct_u)
+        inner = inner + f * (ut_cu - _swap_last(ut_cu)) * s_row
+    if ct_vh is not None:
+        ct_v = _swap_last(ct_vh)
+        vt_cv = matmul(vh, ct_v)
+        inner = inner + s_col * (f * (vt_cv - _swap_last(vt_cv)))
+    grad = matmul(u, matmul(inner, vh))
+    if ct_u is not None and m > k:
+        projected = ct_u - matmul(u, matmul(_swap_last(u), ct_u))
+        grad = grad + matmul(projected / s_row, vh)
+    if ct_vh is not None and n > k:
+        projected = ct_v - matmul(v, matmul(vh, ct_v))
+        grad = grad + matmul(u / s_row, _swap_last(projected))
+    return (grad,)
+
+
+def _qr_vjp(ct, a, out):
+    # For m >= n: M = R cR^T - cQ^T Q, ca = (cQ + Q copyltu(M)) R^-T, where copyltu mirrors
+    # the lower triangle of M onto the upper one (Liao et al., "Differentiable programming
+    # tensor networks", 2019). A wide matrix's Q and R do not determine each other's change
+    # this way; its gradient is refused.
+    (ct_q, ct_r), (q, r) = ct, out
+    m, n = a.shape[-2:]
+    if m < n:
+        raise NotImplementedError(f"the gradient of np.linalg.qr of a wide {m}x{n} matrix is not implemented; "
+                                  "transpose the problem so that the matrix has at least as many rows as columns")
+    ct_q = tnp.zeros_like(q) if ct_q is None else ct_q
+    m_ = -matmul(_swap_last(ct_q), q)
+    if ct_r is not None:
+        m_ = m_ + matmul(r, _swap_last(ct_r))
+    lower, diagonal = _triangle_masks(r)
+    mirrored = m_ * lower + _swap_last(m_ * (lower - diagonal))
+    return (_swap_last(ops.solve(r, _swap_last(ct_q + matmul(q, mirrored)))),)
+
+
+defvjp(ops.eigh, _eigh_vjp)
+defvjp(ops.svd, _svd_vjp)
+defvjp(ops.qr, _qr_vjp)
+defvjp(ops.solve, _solve_vjp)
+defvjp(ops.slogdet, _slogdet_vjp)
+defvjp(ops.cholesky, _cholesky_vjp)
 
 # --------------------------------------------------------------------------- collectives
 

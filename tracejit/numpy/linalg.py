@@ -1,0 +1,301 @@
+"""Linear algebra: ``np.linalg``'s inv, solve, det, slogdet, cholesky, eigh, eigvalsh, svd, qr,
+pinv and norm.
+
+Layer: front end, on ``contractions``, ``reductions``, ``ufuncs`` and ``shapes``. In: arrays
+or tracers with the matrices on their last two axes (integers become float64, as NumPy's
+``linalg`` converts them). Out: the LAPACK primitives (``inv``, ``solve``, ``slogdet``,
+``cholesky``, ``eigh``, ``svd``, ``qr``), applied to every matrix of a batch, and norms composed of reductions. Their
+gradients are the matrix-calculus rules in ``tracejit/rules``. Plain operands go to NumPy.
+Reached as ``np.linalg.inv(t)`` on a tracer, or as ``tj.numpy.linalg.inv``.
+"""
+from __future__ import annotations
+
+import builtins
+import operator
+
+import numpy as np
+
+from .. import ops as P
+from ..errors import UnsupportedError, where as _where_msg
+from ..primitives import bind
+from .dispatch import implements, public_names
+from .contractions import matmul
+from .promotion import _any_tracer, _broadcast_shapes, _is_tracer, _shape, _strong, _to
+from .reductions import max as _max, min as _min, sum as _sum
+from .shapes import _check_operand, _norm_axis, expand_dims, moveaxis, reshape, squeeze, transpose
+from .ufuncs import absolute, exp, multiply, not_equal, power, sqrt, where
+
+LinAlgError = np.linalg.LinAlgError
+
+
+def _float_dtype(*dtypes):
+    """The dtype NumPy's ``linalg`` computes in: float32 stays, other reals become float64."""
+    kinds = {np.dtype(d).kind for d in dtypes}
+    if kinds & {"c"}:
+        raise UnsupportedError(f"np.linalg on complex arrays is not supported on traced values yet{_where_msg()}")
+    if not kinds <= set("biuf"):
+        raise TypeError(f"np.linalg: unsupported dtype(s) {[str(d) for d in dtypes]}")
+    return np.dtype(np.float32) if builtins.all(np.dtype(d) == np.float32 for d in dtypes) else np.dtype(np.float64)
+
+
+def _square_matrices(a, fname):
+    """``a`` as float square matrices, with NumPy's errors for what is not."""
+    a = _strong(_check_operand(a, fname))
+    shape = tuple(_shape(a))
+    if len(shape) < 2:
+        raise LinAlgError(f"{fname}: {len(shape)}-dimensional array given. Array must be at least two-dimensional"
+                          f"{_where_msg()}")
+    if shape[-1] != shape[-2]:
+        raise LinAlgError(f"{fname}: last 2 dimensions of the array must be square, got shape {shape}{_where_msg()}")
+    return _to(a, _float_dtype(a.dtype), shape, (a,))
+
+
+def _swap_last(x):
+    n = len(_shape(x))
+    return transpose(x, tuple(range(n - 2)) + (n - 1, n - 2))
+
+
+@implements(np.linalg.inv)
+def inv(a):
+    """``numpy.linalg.inv`` of each matrix of ``a``; a singular one raises ``LinAlgError``."""
+    if not _any_tracer((a,)):
+        return np.linalg.inv(a)
+    return bind(P.inv, _square_matrices(a, "np.linalg.inv"))
+
+
+@implements(np.linalg.solve)
+def solve(a, b):
+    """``numpy.linalg.solve``: ``x`` with ``a @ x == b``. As in NumPy 2, ``b`` is one vector
+    only when it is 1-d; otherwise its last two axes are (n, k) and batch axes broadcast."""
+    if not _any_tracer((a, b)):
+        return np.linalg.solve(a, b)
+    a = _square_matrices(a, "np.linalg.solve")
+    b = _strong(_check_operand(b, "np.linalg.solve"))
+    n, vector = _shape(a)[-1], len(_shape(b)) == 1
+    b_shape = (n, 1) if vector else tuple(_shape(b))
+    if len(b_shape) < 2 or b_shape[-2] != n:
+        raise ValueError(f"np.linalg.solve: b of shape {tuple(_shape(b))} does not fit a of shape {tuple(_shape(a))}: "
+                         f"its {'only' if vector else 'second-to-last'} axis must have {n} elements{_where_msg()}")
+    dtype = _float_dtype(a.dtype, b.dtype)
+    batch = _broadcast_shapes("np.linalg.solve", tuple(_shape(a))[:-2], b_shape[:-2], operands=(a, b))
+    a_full = _to(a, dtype, batch + (n, n), (a, b))
+    b_full = _to(reshape(b, b_shape) if vector else b, dtype, batch + b_shape[-2:], (a, b))
+    x = bind(P.solve, a_full, b_full)
+    return reshape(x, batch + (n,)) if vector else x
+
+
+@implements(np.linalg.slogdet)
+def slogdet(a):
+    """``numpy.linalg.slogdet``: ``(sign, logabsdet)`` of each matrix; a singular one gives
+    ``(0, -inf)``. Only ``logabsdet`` carries a gradient."""
+    if not _any_tracer((a,)):
+        return np.linalg.slogdet(a)
+    return SlogdetResult(bind(P.slogdet, _square_matrices(a, "np.linalg.slogdet")))
+
+
+def _result_type(name, fields):
+    """A tuple whose items NumPy's names also read (``np.linalg.eigh(a).eigenvalues``). It is
+    not a namedtuple, so a traced function may return it: it comes back as a plain tuple."""
+    attributes = {field: property(operator.itemgetter(i)) for i, field in enumerate(fields)}
+    attributes["__doc__"] = f"``({', '.join(fields)})``, also readable by name as NumPy's {name} is."
+    return type(name, (tuple,), attributes)
+
+
+SlogdetResult = _result_type("SlogdetResult", ("sign", "logabsdet"))
+EighResult = _result_type("EighResult", ("eigenvalues", "eigenvectors"))
+SVDResult = _result_type("SVDResult", ("U", "S", "Vh"))
+
+
+@implements(np.linalg.det)
+def det(a):
+    """``numpy.linalg.det``, as ``sign * exp(logabsdet)`` of ``slogdet``, whose gradient is
+    ``det(a) * inv(a).T``."""
+    if not _any_tracer((a,)):
+        return np.linalg.det(a)
+    sign, logabsdet = slogdet(a)
+    return multiply(sign, exp(logabsdet))
+
+
+@implements(np.linalg.cholesky)
+def cholesky(a, /, *, upper=False):
+    """``numpy.linalg.cholesky``: the lower factor ``L`` with ``a == L @ L.T``, from the lower
+    triangle of each matrix (``upper=True``: the upper factor ``L.T``, from the upper
+    triangle); raises ``LinAlgError`` for a matrix that is not positive definite."""
+    if not _any_tracer((a,)):
+        return np.linalg.cholesky(a, upper=upper)
+    a = _square_matrices(a, "np.linalg.cholesky")
+    if upper:  # the upper triangle of a is the lower triangle of its transpose
+        return _swap_last(bind(P.cholesky, _swap_last(a)))
+    return bind(P.cholesky, a)
+
+
+def _symmetric_input(a, UPLO, fname):
+    """``a`` as square matrices whose lower triangle holds the symmetric matrix: for
+    ``UPLO='U'`` the transpose, whose lower triangle is ``a``'s upper one."""
+    if UPLO not in ("L", "U"):
+        raise ValueError(f"{fname}: UPLO must be 'L' or 'U', got {UPLO!r}")
+    a = _square_matrices(a, fname)
+    return _swap_last(a) if UPLO == "U" else a
+
+
+@implements(np.linalg.eigh)
+def eigh(a, UPLO="L"):
+    """``numpy.linalg.eigh``: ``(eigenvalues, eigenvectors)`` of each symmetric matrix, read
+    from its lower triangle (``UPLO='U'`` is refused: see below); eigenvalues ascending,
+    eigenvectors as columns. Gradients are infinite where two eigenvalues coincide, as in every framework."""
+    if not _any_tracer((a,)):
+        return np.linalg.eigh(a, UPLO=UPLO)
+    if UPLO == "U":
+        # The compiled program's LAPACK call reads the lower triangle; reading the upper one
+        # instead gives the same eigenvalues but eigenvectors whose signs differ from NumPy's.
+        raise UnsupportedError(f"np.linalg.eigh(..., UPLO='U') is not supported on traced values: its eigenvectors' "
+                               f"signs would differ from NumPy's. Pass the transposed matrix with UPLO='L' (the "
+                               f"default), or use np.linalg.eigvalsh(..., UPLO='U') for the eigenvalues{_where_msg()}")
+    return EighResult(bind(P.eigh, _symmetric_input(a, UPLO, "np.linalg.eigh")))
+
+
+@implements(np.linalg.eigvalsh)
+def eigvalsh(a, UPLO="L"):
+    """``numpy.linalg.eigvalsh``: the eigenvalues of each symmetric matrix, ascending."""
+    if not _any_tracer((a,)):
+        return np.linalg.eigvalsh(a, UPLO=UPLO)
+    return bind(P.eigh, _symmetric_input(a, UPLO, "np.linalg.eigvalsh"))[0]
+
+
+def _float_matrices(a, fname):
+    a = _strong(_check_operand(a, fname))
+    shape = tuple(_shape(a))
+    if len(shape) < 2:
+        raise LinAlgError(f"{fname}: {len(shape)}-dimensional array given. Array must be at least two-dimensional"
+                          f"{_where_msg()}")
+    return _to(a, _float_dtype(a.dtype), shape, (a,))
+
+
+@implements(np.linalg.svd)
+def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
+    """``numpy.linalg.svd``: ``(U, S, Vh)`` with ``a == U * S @ Vh``, or ``S`` alone
+    (``compute_uv=False``). Traced code computes the reduced decomposition: for a matrix that
+    is not square, pass ``full_matrices=False`` (the extra columns of a full ``U`` or ``Vh`` are
+    not unique, and have no gradient)."""
+    if not _any_tracer((a,)):
+        return np.linalg.svd(a, full_matrices=full_matrices, compute_uv=compute_uv, hermitian=hermitian)
+    a = _float_matrices(a, "np.linalg.svd")
+    m, n = _shape(a)[-2:]
+    if compute_uv and full_matrices and m != n:
+        raise UnsupportedError(f"np.linalg.svd(..., full_matrices=True) of a {m}x{n} matrix is not supported on traced "
+                               f"values; pass full_matrices=False for the reduced decomposition{_where_msg()}")
+    u, s, vh = bind(P.svd, a)
+    return SVDResult((u, s, vh)) if compute_uv else s
+
+
+QRResult = _result_type("QRResult", ("Q", "R"))
+
+
+@implements(np.linalg.qr)
+def qr(a, mode="reduced"):
+    """``numpy.linalg.qr`` in its default ``mode='reduced'`` (``'r'``: ``R`` alone): ``(Q, R)``
+    with orthonormal columns in ``Q`` and ``R`` upper triangular. Gradients need at least as
+    many rows as columns."""
+    if not _any_tracer((a,)):
+        return np.linalg.qr(a, mode=mode)
+    if mode not in ("reduced", "r"):
+        raise UnsupportedError(f"np.linalg.qr(..., mode={mode!r}) is not supported on traced values; 'reduced' "
+                               f"(the default) and 'r' are{_where_msg()}")
+    q, r = bind(P.qr, _float_matrices(a, "np.linalg.qr"))
+    return QRResult((q, r)) if mode == "reduced" else r
+
+
+@implements(np.linalg.pinv)
+def pinv(a, rcond=None, hermitian=False, *, rtol=np._NoValue):
+    """``numpy.linalg.pinv`` from the reduced SVD, as NumPy computes it: singular values at
+    most ``rcond`` (default ``max(m, n) * eps``) times the largest are dropped."""
+    if not _any_tracer((a,)):
+        kwargs = {} if rtol is np._NoValue else {"rtol": rtol}
+        return np.linalg.pinv(a, rcond=rcond, hermitian=hermitian, **kwargs)
+    a = _float_matrices(a, "np.linalg.pinv")
+    m, n = _shape(a)[-2:]
+    if rtol is not np._NoValue and rtol is not None:
+        rcond = rtol
+    if rcond is None:
+        rcond = max(m, n) * np.finfo(a.dtype).eps
+    if _is_tracer(rcond):
+        raise UnsupportedError(f"np.linalg.pinv: a traced rcond is not supported{_where_msg()}")
+    u, s, vh = bind(P.svd, a)
+    cutoff = multiply(_max(s, axis=-1, keepdims=True), np.asarray(rcond, dtype=a.dtype))
+    large = s > cutoff
+    s_inv = where(large, 1 / where(large, s, 1), 0)
+    return matmul(_swap_last(vh), multiply(expand_dims(s_inv, -1), _swap_last(u)))
+
+
+# ----------------------------------------------------------------------------- norm
+
+def _vector_norm(x, ord, axis, keepdims):
+    if ord is None or ord == 2:
+        return sqrt(_sum(multiply(x, x), axis=axis, keepdims=keepdims))
+    if ord == np.inf:
+        return _max(absolute(x), axis=axis, keepdims=keepdims)
+    if ord == -np.inf:
+        return _min(absolute(x), axis=axis, keepdims=keepdims)
+    if ord == 0:
+        return _sum(not_equal(x, 0), axis=axis, keepdims=keepdims, dtype=x.dtype)
+    if ord == 1:
+        return _sum(absolute(x), axis=axis, keepdims=keepdims)
+    if isinstance(ord, str):
+        raise ValueError(f"np.linalg.norm: invalid norm order {ord!r} for vectors{_where_msg()}")
+    return power(_sum(power(absolute(x), ord), axis=axis, keepdims=keepdims), 1.0 / ord)
+
+
+def _matrix_norm(x, ord, axes, keepdims):
+    rows, cols = axes
+    if ord is None or ord == "fro":
+        out = sqrt(_sum(multiply(x, x), axis=axes, keepdims=keepdims))
+    elif ord in (1, -1, np.inf, -np.inf):
+        # 1: the largest column sum of |x| (summed over the rows); inf: the largest row sum
+        summed, over = (rows, cols) if ord in (1, -1) else (cols, rows)
+        sums = _sum(absolute(x), axis=summed, keepdims=True)
+        out = (_max if ord > 0 else _min)(sums, axis=over, keepdims=True)
+        if not keepdims:
+            out = squeeze(out, axis=axes)
+    elif ord in ("nuc", 2, -2):
+        # the sum, the largest or the smallest singular value of the matrices on the two axes
+        ndim = len(_shape(x))
+        values = bind(P.svd, moveaxis(x, axes, (ndim - 2, ndim - 1)))[1]
+        out = (_sum if ord == "nuc" else _max if ord == 2 else _min)(values, axis=-1)
+        if keepdims:
+            out = expand_dims(out, tuple(sorted(axes)))
+    else:
+        raise ValueError(f"np.linalg.norm: invalid norm order {ord!r} for matrices{_where_msg()}")
+    return out
+
+
+@implements(np.linalg.norm)
+def norm(x, ord=None, axis=None, keepdims=False):
+    """``numpy.linalg.norm``: vector norms (``ord`` None/2, 1, inf, -inf, 0 or any p) over one
+    axis or a whole 1-d array, and matrix norms (None/'fro', 1, -1, inf, -inf) over two axes
+    or a whole 2-d array, and the norms of singular values (2, -2, 'nuc')."""
+    if not _any_tracer((x,)):
+        return np.linalg.norm(x, ord=ord, axis=axis, keepdims=keepdims)
+    x = _strong(_check_operand(x, "np.linalg.norm"))
+    if x.dtype.kind not in "f":
+        x = _to(x, _float_dtype(x.dtype), tuple(_shape(x)), (x,))
+    ndim = len(_shape(x))
+    if axis is None:
+        if ord is None:  # the 2-norm of every element, whatever the rank
+            out = sqrt(_sum(multiply(x, x)))
+            return reshape(out, (1,) * ndim) if keepdims else out
+        if ndim not in (1, 2):
+            raise ValueError(f"np.linalg.norm: improper number of dimensions to norm ({ndim}) with ord={ord!r} and "
+                             f"no axis{_where_msg()}")
+        axis = tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    axes = tuple(_norm_axis(a, ndim, "axis") for a in axes)
+    if len(axes) == 1:
+        return _vector_norm(x, ord, axes[0], keepdims)
+    if len(axes) == 2:
+        if axes[0] == axes[1]:
+            raise ValueError(f"np.linalg.norm: duplicate axes given: {axis}{_where_msg()}")
+        return _matrix_norm(x, ord, axes, keepdims)
+    raise ValueError(f"np.linalg.norm: improper number of dimensions to norm: axis={axis}{_where_msg()}")
+
+
+__all__ = public_names(globals())
