@@ -16,8 +16,8 @@ What is drawn: elementwise unary and binary ufuncs (as functions, operators and 
 including comparisons, logical operators and ``np.where``; broadcasting against size-1 axes
 and new leading axes; Python scalars (literals, and traced Python-number arguments) and
 NumPy scalars as operands, so NEP 50 promotion is exercised; reductions (sum, mean, max, min,
-var, std, argmax, argmin, any, all) with ``axis`` None / int / negative / tuple and
-``keepdims``; matmul, ``@``, dot, inner, outer, vdot; basic indexing with steps (also
+var, std, argmax, argmin, any, all, prod, ptp, nansum, nanmean, nanmax, nanmin) with ``axis``
+None / int / negative / tuple and ``keepdims``; cumsum, cumprod and diff along an axis; matmul, ``@``, dot, inner, outer, vdot; basic indexing with steps (also
 negative), ``None`` and ``...``; integer-array indexing with constant and traced indices
 (negative ones too), ``take``, ``take_along_axis``; concatenate, stack; reshape, transpose,
 swapaxes, moveaxis, expand_dims, squeeze, broadcast_to, ravel; ``astype`` between float32,
@@ -225,6 +225,15 @@ def strict_numpy():
     with np.errstate(all="raise"), warnings.catch_warnings():
         warnings.simplefilter("error")
         yield
+
+
+def _product_bound(mag: float, n: int) -> float:
+    """A bound on every partial product of ``n`` factors of magnitude at most ``mag``; too
+    loose a bound to compare results with is Rejected."""
+    log_bound = n * math.log(max(mag, 1.0))
+    if log_bound > math.log(1e12):
+        raise Rejected("product bound")
+    return math.exp(log_bound)
 
 
 def _evaluate(expr: str, env: dict):
@@ -797,7 +806,11 @@ class Generator:
         if v.ndim == 0:
             return self.op_unary(v)
         op = self.weighted([("sum", 5), ("mean", 3), ("max", 3), ("min", 2), ("var", 1), ("std", 1),
-                            ("argmax", 1), ("argmin", 1), ("any", 1), ("all", 1), ("add.reduce", 1)])
+                            ("argmax", 1), ("argmin", 1), ("any", 1), ("all", 1), ("add.reduce", 1),
+                            ("prod", 1), ("nansum", 1), ("nanmean", 1), ("nanmax", 1), ("nanmin", 1), ("ptp", 1),
+                            ("cumsum", 1), ("cumprod", 1), ("diff", 1)])
+        if op in ("cumsum", "cumprod", "diff"):
+            return self.op_scan(v, op)
         nd = v.ndim
         r = self.rng.random()
         if op in ("argmax", "argmin", "add.reduce") or r < 0.55:
@@ -815,7 +828,7 @@ class Generator:
         n_reduced = int(np.prod([v.shape[a] for a in axes])) if axes else 1
         if op in ("var", "std", "mean") and v.kind == "b":
             v = self.floaty(v)
-        if op in ("var", "std") and v.kind in "iu":
+        if op in ("var", "std") and v.kind in "iu" or op in ("nanmean", "ptp") and v.kind == "b":
             v = self.floaty(v)
         n = v.name
         style = self.rng.random()
@@ -832,10 +845,18 @@ class Generator:
             return self.emit(expr, [v], err=lambda out: 0.0, dep=False, decision=self.arg_decision(v, axes[0], op))
         else:
             fn = {"max": self.choice(["max", "amax"]), "min": self.choice(["min", "amin"])}.get(op, op)
-            expr = f"np.{fn}({n}, {kw})" if style < 0.5 else f"{n}.{op}({kw})"
+            has_method = op in ("sum", "mean", "max", "min", "var", "std", "prod")
+            expr = f"np.{fn}({n}, {kw})" if style < 0.5 or not has_method else f"{n}.{op}({kw})"
         vm = v.mag
+        # (the values hold no NaN: the NaN-ignoring reductions are the plain ones)
+        op = {"nansum": "sum", "nanmean": "mean", "nanmax": "max", "nanmin": "min"}.get(op, op)
+        growth = _product_bound(vm, n_reduced) if op == "prod" else 0.0
 
         def err(out):
+            if op == "prod":
+                return n_reduced * growth * v.err + EPS.get(out.dtype, 0) * n_reduced * growth
+            if op == "ptp":
+                return 2 * v.err + self.rounding(out)
             if op == "sum":
                 return n_reduced * v.err + self.rounding(out) + EPS.get(out.dtype, 0) * n_reduced * vm
             if op == "mean":
@@ -854,8 +875,29 @@ class Generator:
             def decision():
                 var = np.asarray(np.var(v.f64, axis=axis))
                 return var, np.full(var.shape, 1e-3)
-        bound = (lambda: n_reduced * vm) if op == "sum" else None
+        bound = {"sum": lambda: n_reduced * vm, "prod": lambda: growth, "ptp": lambda: 2 * vm}.get(op)
         return self.emit(expr, [v], err=err, decision=decision, int_bound=bound)
+
+    def op_scan(self, v: Val, op: str) -> Val:
+        """Running sums and products along an axis (or the flattened array), and differences."""
+        n, nd, vm = v.name, v.ndim, v.mag
+        axis = int(self.rng.integers(-nd, nd))
+        if op == "diff":
+            order = 1 if self.chance(0.7) else 2
+            expr = f"np.diff({n}, axis={axis})" if order == 1 else f"np.diff({n}, n=2, axis={axis})"
+            return self.emit(expr, [v], err=lambda out: 2 ** order * v.err + self.rounding(out),
+                             int_bound=lambda: 2 ** order * vm)
+        if self.chance(0.25):
+            axis_src, length = "", v.size
+        else:
+            axis_src, length = f"axis={axis}", v.shape[axis]
+        expr = f"np.{op}({n}{', ' if axis_src else ''}{axis_src})" if self.chance(0.5) else f"{n}.{op}({axis_src})"
+        if op == "cumsum":
+            return self.emit(expr, [v], err=lambda out: length * v.err + EPS.get(out.dtype, 0) * length * vm,
+                             int_bound=lambda: length * vm)
+        growth = _product_bound(vm, length)
+        return self.emit(expr, [v], err=lambda out: length * growth * v.err + EPS.get(out.dtype, 0) * length * growth,
+                         int_bound=lambda: growth)
 
     def arg_decision(self, v: Val, axis: int, op: str):
         def decision():

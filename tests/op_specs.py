@@ -425,6 +425,11 @@ spec("order_statistics", lambda x, t: (np.median(x), np.median(t, axis=1), np.me
 spec("order_statistics_dtypes", lambda x, i, s: (np.median(x), np.quantile(x, [0.2, 0.7]), np.median(i, axis=0),
                                                   np.percentile(i, 30.0), np.median(s, axis=1), np.quantile(s, 0.5, axis=0)),
      A32, I32, specials(), tags=("specials",))
+Z = (f64(2, 3) + 1j * f64(2, 3)).astype(np.complex128)
+spec("complex_parts", lambda z, w, x: (np.real(z), np.imag(z), np.conj(z), np.conjugate(z), z.real, z.imag, z.conj(),
+                                       np.real(x), np.imag(x), x.real, np.var(z), np.std(z, axis=0), np.abs(z),
+                                       np.var(z.astype(np.complex64), axis=1), z @ w, np.sum(z * w.T), np.mean(z, axis=1)),
+     Z, Z.T.copy(), A)
 WELL = f64(3, 3) + 3 * np.eye(3)  # well conditioned: finite differences of inverses stay accurate
 WELL_BATCH = f64(2, 3, 3) + 3 * np.eye(3)
 spec("linalg_inv_solve_det", lambda a, b, t: (np.linalg.inv(a), np.linalg.solve(a, b), np.linalg.solve(a, b[:, 0]),
@@ -547,6 +552,71 @@ spec("shape_functions_int_bool", lambda i, b: (np.flip(i), np.fliplr(b), np.rot9
 spec("stacks_mixed_dtypes", lambda i, x: (np.column_stack([i, x]), np.append(i, x), np.vstack([i, x], dtype=np.float64),
                                           np.hstack([x, i], casting="same_kind"), np.vstack([i, i], dtype=np.float32), np.kron(x, i),
                                           np.select([i > 0], [x], default=1), np.repeat(x, 2, axis=None)),
+     I32, A32)
+
+# --------------------------------------------------------------------------- products, scans, NaN-ignoring
+# Products and running products are polynomials, so zeros are smooth points: their gradients
+# (the product of the other factors; 0 with two zeros) are checked against finite differences.
+
+ZEROS = np.array([[1.5, 0.0, -2.0, 0.5], [0.0, 1.25, 0.0, -0.75], [0.5, -1.5, 2.0, 1.25]])
+POSITIVE_WEIGHTS = pos64(2, 4)
+# NaNs, but no slice of NaNs only along either axis (distinct values: one maximum per slice)
+SOME_NANS = np.array([[np.nan, 1.25, -0.5, 2.0], [0.5, np.nan, 1.75, -1.0], [0.75, -0.25, -1.5, np.nan]])
+ALL_NAN_ROW = np.array([[np.nan, 1.25, -0.5, 2.0], [np.nan, np.nan, np.nan, np.nan], [0.75, np.nan, -1.5, np.nan]])
+
+spec("prod", lambda t: (t.prod(), np.prod(t, axis=0), t.prod(axis=-1), np.prod(t, axis=(0, 2), keepdims=True)), T3,
+     grad=True)
+spec("prod_zeros", lambda z: (np.prod(z, axis=1), z.prod(axis=0), np.prod(z), np.prod(z[2]), np.prod(z[:2, :2])), ZEROS,
+     grad=True)
+spec("prod_dtypes", lambda i, b, u, x, e: (i.prod(), np.prod(b, axis=0), u.prod(axis=1), np.prod(i, dtype=np.float64),
+                                           x.prod(axis=1), np.prod(e, axis=0), np.prod(e, axis=1), np.prod(e)),
+     I8, BM, U8, A32, EMPTY)
+spec("multiply_reduce_accumulate", lambda x, i: (np.multiply.reduce(x, axis=1), np.multiply.reduce(i), np.add.accumulate(x),
+                                                 np.multiply.accumulate(x, axis=1), np.add.accumulate(i, axis=1)),
+     A, I8, tags=("ufunc_methods",))
+spec("cumsum", lambda t: (np.cumsum(t), t.cumsum(axis=1), np.cumsum(t, axis=-1), np.cumsum(t, axis=0)), T3, grad=True)
+spec("cumsum_dtypes", lambda i, b, u, x, s, e: (np.cumsum(i), b.cumsum(axis=1), np.cumsum(u, axis=0), np.cumsum(x, axis=1),
+                                                np.cumsum(i, dtype=np.float32), np.cumsum(b, axis=0, dtype=bool),
+                                                np.cumsum(s), np.cumsum(e, axis=0), np.cumsum(i, axis=1, dtype=np.int8)),
+     I8, BM, U8, A32, SCALAR0D, EMPTY)
+spec("cumprod", lambda z, t: (np.cumprod(z, axis=1), z.cumprod(axis=0), np.cumprod(z), np.cumprod(t, axis=2)), ZEROS, T3,
+     grad=True)
+spec("linear_scan", lambda a, b: (_ops.linear_scan(a, b, axis=1, reverse=False), _ops.linear_scan(a, b, axis=2, reverse=True),
+                                   _ops.linear_scan(a * 0.5, b, axis=0, reverse=True)), T3, f64(2, 3, 4), grad=True)
+spec("linear_scan_int_f32", lambda i, x: (_ops.linear_scan(i, i, axis=1, reverse=True), _ops.linear_scan(x, x, axis=0, reverse=False)),
+     I64, A32)
+spec("cumprod_dtypes", lambda i, b, x: (np.cumprod(i, axis=1), b.cumprod(axis=0), np.cumprod(x, axis=1),
+                                        np.cumprod(b, dtype=bool)), I8, BM, A32)
+spec("diff", lambda t, x: (np.diff(t), np.diff(t, axis=0), np.diff(t, n=2, axis=1), np.diff(x, prepend=0.5),
+                           np.diff(x, axis=0, append=x[:1]), np.diff(x, n=0), np.diff(x, n=3, prepend=x[:, :1], append=1.0)),
+     T3, A, grad=True)
+spec("diff_int_bool", lambda i, b, u: (np.diff(i), np.diff(b, axis=0), np.diff(u, prepend=0), np.diff(i, n=2, append=7)),
+     I32, BM, U8)
+spec("nan_reductions", lambda s: (np.nansum(s), np.nansum(s, axis=0), np.nanmean(s, axis=1, keepdims=True),
+                                  np.nanmax(s, axis=0), np.nanmin(s), np.nanmax(s, axis=(0, 1)), np.nanmean(s),
+                                  np.nanmin(s, axis=1, keepdims=True)), SOME_NANS, grad=True)
+
+
+def nan_reductions_all_nan(s):
+    import warnings
+    with warnings.catch_warnings():  # NumPy's warnings for the row of NaNs: tests/test_scans.py checks them
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return (np.nanmax(s, axis=1), np.nanmin(s, axis=1, keepdims=True), np.nanmean(s, axis=1), np.nansum(s, axis=1),
+                np.nanmax(s, axis=0))
+
+
+spec("nan_reductions_all_nan", nan_reductions_all_nan, ALL_NAN_ROW, tags=("specials",))
+spec("nan_reductions_f32_int", lambda x, i: (np.nansum(x, axis=0), np.nanmean(x), np.nanmax(x, axis=1), np.nansum(i),
+                                             np.nanmean(i, axis=0), np.nanmin(i, axis=1), np.nanmean(x, dtype=np.float64)),
+     SOME_NANS.astype(np.float32), I32)
+spec("ptp", lambda t: (np.ptp(t), np.ptp(t, axis=1), np.ptp(t, axis=(0, 2), keepdims=True)), T3, grad=True)
+spec("ptp_int", lambda i, u: (np.ptp(i), np.ptp(u, axis=0)), I32, U8)
+spec("average", lambda t, w, x: (np.average(t), np.average(t, axis=1), np.average(t, axis=(0, 2), weights=w),
+                                 np.average(x, weights=x * x + 1.0, returned=True),
+                                 np.average(x, axis=0, weights=np.array([0.25, 0.75]), keepdims=True),
+                                 np.average(t, axis=2, returned=True)), T3, POSITIVE_WEIGHTS, A, grad=True)
+spec("average_int_f32", lambda i, x: (np.average(i), np.average(i, axis=0, weights=np.array([1, 3])),
+                                      np.average(x, axis=1, weights=np.abs(i[0]) + 1), np.average(x, returned=True)),
      I32, A32)
 
 # --------------------------------------------------------------------------- inverse trigonometric, copysign, rounding

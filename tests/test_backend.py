@@ -96,7 +96,7 @@ def test_these_tests_compile_every_primitive():
               graph_of(_gather_fn, f32, np.array([0, 1, 2, 1])),
               graph_of(_scatter_fn, f64, np.arange(5) % 4, np.ones((3, 5))),
               graph_of(_matmul_fn, a, b, a[0, 0], a[0, 0, 0]), graph_of(_windows_fn, np.ones((2, 2, 5, 6))),
-              graph_of(_all_sum_fn, f32, f32.T[:2], np.float32(2))]
+              graph_of(_all_sum_fn, f32, f32.T[:2], np.float32(2)), graph_of(_scans_fn, np.ones((3, 4, 5)))]
     used = set()
 
     def walk(graph):
@@ -375,6 +375,38 @@ def test_all_sum_emits_nothing_in_one_process_and_packs_one_buffer_for_several(m
     program = check(_all_sum_fn, x, y, s)
     assert program.source.count("all_sum_in_place(packed0)") == 1, program.source
     np.testing.assert_array_equal(program([x, y, s])[1], y.T)
+
+
+# ----------------------------------------------------------------------------- products and scans
+
+def _scans_fn(x):
+    return (np.prod(x, axis=(0, 2)), x.prod(axis=-1), np.prod(x[:, :0], axis=1),
+            ops.cumsum(x, axis=2, reverse=False), ops.cumsum(x, axis=1, reverse=True),
+            ops.cumprod(x, axis=0, reverse=False), ops.cumprod(x, axis=2, reverse=True),
+            ops.linear_scan(x, x + 1, axis=1, reverse=False), ops.linear_scan(x * 2, x, axis=2, reverse=True),
+            ops.linear_scan(x, x, axis=0, reverse=True), ops.cumsum(x[:, :0], axis=1, reverse=False))
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64])
+def test_products_and_scans_along_every_axis(dtype, parallel):
+    """Scans along the last axis (a scalar per line) and along the others (a row of the
+    trailing axes at a time), both ways, also with the lines shared out over threads."""
+    x = (np.random.default_rng(0).standard_normal((3, 4, 5)) * 2).astype(dtype)
+    g = graph_of(_scans_fn, x)
+    program = compile_graph(g, parallel=parallel)
+    assert_same(program([x]), tj.interpret(g, [x]), f"{np.dtype(dtype).name}, parallel={parallel}")
+
+
+def test_scans_start_from_the_first_element():
+    """-0.0 stays -0.0 (an identity added first would make it 0.0), and a recurrence's first
+    coefficient is not read (inf * 0 would be NaN)."""
+    def f(x, a):
+        return ops.cumsum(x, axis=0, reverse=False), ops.cumprod(x, axis=0, reverse=True), \
+            ops.linear_scan(a, x, axis=0, reverse=False)
+    program = check(f, np.array([-0.0, 2.0, -0.0]), np.array([np.inf, 1.0, 2.0]))
+    cumsum, cumprod, recurrence = program([np.array([-0.0, 2.0, -0.0]), np.array([np.inf, 1.0, 2.0])])
+    assert np.signbit(cumsum[0]) and np.signbit(cumprod[2]) and np.signbit(recurrence[0])
 
 
 def test_gather_out_of_range_raises_index_error():
@@ -1028,3 +1060,18 @@ def test_programs_release_the_gil_only_when_their_calls_are_long():
         assert f"nogil={released}" in program.source.splitlines()[1]
         assert program.fn.targetoptions["nogil"] is released
         np.testing.assert_array_equal(program([x])[0], x * 2)
+
+
+def test_a_kernel_that_sums_a_constant_compiles():
+    # The passes can leave a reduction whose only operand is a constant inside a fused kernel
+    # (here the product of a gathered value and 0); it once failed to compile (fuzz seed 26).
+    def group(n, i):
+        picked = n[i, [-1, -4]]
+        return np.sum(picked * np.int64(0), axis=-1), picked.max(axis=None)
+
+    n = np.arange(25, dtype=np.int64).reshape(5, 5) % 7
+    i = np.array([2, 4], dtype=np.int32)
+    f = tj.trace(group, tiered=False)
+    with tj.mode("compiled"):
+        got = f(n, i)
+    assert got == group(n, i)

@@ -288,9 +288,9 @@ def check_facets(prim, examples):
 
 def test_registry_is_in_the_public_api():
     assert tj.primitives is registry
-    # Elementwise libm functions that no composition reproduces bit for bit (arcsin, copysign,
-    # rint ...) are primitives too; everything else stays a composition.
-    assert 25 <= len(registry) <= 80, f"{len(registry)} primitives: the design asks for a small set"
+    # NumPy breadth (LAPACK, sorting, complex parts, scans) grew the set; the front end still composes
+    # most of its ~300 functions from these
+    assert 25 <= len(registry) <= 90, f"{len(registry)} primitives: the design asks for a small set"
 
 
 @pytest.mark.parametrize("name", sorted(registry))

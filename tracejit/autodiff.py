@@ -441,6 +441,10 @@ def value_and_grad(fn, argnums=0, has_aux=False):
             return fn(*full, **kwargs)
 
         value, aux, backward, out_tracers = _vjp(partial, chosen, has_aux)
+        if len(out_tracers) == 1 and out_tracers[0].dtype.kind == "c":
+            raise TypeError(f"grad: the function returns a complex {out_tracers[0].dtype} value{_defined_at(fn)}; the "
+                            "gradient is defined for a real output, as in JAX and autograd. Differentiate its real "
+                            f"part or its absolute value (np.real, np.abs), or use tj.vjp.{_where_msg()}")
         # one float value: a scalar, or an array of one element of any rank, as autograd takes it
         if len(out_tracers) != 1 or math.prod(out_tracers[0].shape) != 1 or out_tracers[0].dtype.kind not in "fc":
             shapes = [f"{t.dtype}{list(t.shape)}" for t in out_tracers]

@@ -83,7 +83,9 @@ minimum = _elementwise("minimum", np.minimum, "np.minimum({0}, {1})")
 pow = _elementwise("pow", np.power, "{0} ** {1}")
 
 neg = _elementwise("neg", np.negative, "-{0}")
-abs = _elementwise("abs", np.absolute, "abs({0})")
+abs = defop("abs", "elementwise", impl=_as_array(np.absolute),
+            abstract_eval=lambda x: _real_part_rule(x), scalar_src="abs({0})",
+            doc="the absolute value; of complex numbers, the modulus, in the matching real dtype")
 sign = _elementwise("sign", np.sign, "np.sign({0})", differentiable=False)
 floor = _elementwise("floor", np.floor, "np.floor({0})", differentiable=False)
 exp = _elementwise("exp", np.exp, "np.exp({0})")
@@ -102,6 +104,19 @@ sqrt = _elementwise("sqrt", np.sqrt, "np.sqrt({0})")
 tanh = _elementwise("tanh", np.tanh, "np.tanh({0})")
 sin = _elementwise("sin", np.sin, "np.sin({0})")
 cos = _elementwise("cos", np.cos, "np.cos({0})")
+
+# The parts of complex numbers (of a real number: itself, zero, itself).
+
+
+def _real_part_rule(x):
+    return Aval(x.shape, np.empty(0, x.dtype).real.dtype, x.weak)
+
+
+real = defop("real", "elementwise", impl=_as_array(np.real), abstract_eval=_real_part_rule,
+             scalar_src="{0}.real", doc="the real part (of a real number: itself), in the matching real dtype")
+imag = defop("imag", "elementwise", impl=_as_array(np.imag), abstract_eval=_real_part_rule,
+             scalar_src="{0}.imag", doc="the imaginary part (of a real number: zero), in the matching real dtype")
+conj = _elementwise("conj", np.conjugate, "np.conj({0})")
 
 eq = _predicate("eq", np.equal, "{0} == {1}")
 ne = _predicate("ne", np.not_equal, "{0} != {1}")
@@ -266,7 +281,7 @@ def _reduce_rule(name):
     def rule(x, *, axes):
         if any(not 0 <= a < x.ndim for a in axes) or len(set(axes)) != len(axes):
             raise TypeError(f"{name}: bad axes {axes} for shape {x.shape}")
-        if name != "reduce_sum" and any(x.shape[a] == 0 for a in axes):
+        if name not in ("reduce_sum", "reduce_prod") and any(x.shape[a] == 0 for a in axes):
             raise ValueError(f"{name}: zero-size reduction over axes {axes} of shape {x.shape} has no identity")
         return Aval(tuple(d for i, d in enumerate(x.shape) if i not in axes), x.dtype, x.weak)
     return rule
@@ -318,26 +333,19 @@ matmul = defop("matmul", "opaque", impl=_as_array(np.matmul), abstract_eval=_mat
 
 # --------------------------------------------------------------------------- one row or matrix at a time
 #
-# These act on the last axis (sorting) or the last two (LAPACK), for every index of the leading
+# These act on the last axis (argsort) or the last two (LAPACK), for every index of the leading
 # (batch) axes, which must be equal across the operands. ``per_slice`` is the NumPy call for one
 # row or matrix and how many trailing axes it takes: the interpreter calls NumPy's batched
 # version, and the compiled program makes that call per row or matrix, which Numba compiles
 # (to its own LAPACK calls for ``np.linalg``), so one emitter serves them all.
 
 
-def _sort_rule(x):
-    if x.ndim < 1 or x.dtype.kind not in "biuf":
-        raise TypeError(f"sort: needs a real or boolean array of at least one axis, got {x}")
-    return x.strong()
-
-
 def _argsort_rule(x):
-    _sort_rule(x)
+    if x.ndim < 1 or x.dtype.kind not in "biuf":
+        raise TypeError(f"argsort: needs a real or boolean array of at least one axis, got {x}")
     return Aval(x.shape, np.int64)
 
 
-sort = defop("sort", "opaque", impl=lambda x: np.sort(x, axis=-1), abstract_eval=_sort_rule,
-             per_slice=("np.sort({})", 1), doc="each row (last axis) in ascending order, NaN last")
 argsort = defop("argsort", "opaque", impl=lambda x: np.argsort(x, axis=-1, kind="stable").astype(np.int64),
                 abstract_eval=_argsort_rule, differentiable=False, per_slice=("np.argsort({}, kind='mergesort')", 1),
                 doc="the positions that sort each row (last axis), equal values in their original order")
@@ -408,8 +416,6 @@ def _svd_impl(a):
     return u, s, vh
 
 
-inv = defop("inv", "opaque", impl=_as_array(np.linalg.inv), abstract_eval=_square_rule("inv"),
-            per_slice=("np.linalg.inv({})", 2), doc="the inverse of each matrix (LinAlgError if one is singular)")
 solve = defop("solve", "opaque", impl=_as_array(np.linalg.solve), abstract_eval=_solve_rule,
               per_slice=("np.linalg.solve({})", 2), doc="``x`` with ``a @ x == b`` for each matrix ``a`` and columns ``b``")
 slogdet = defop("slogdet", "opaque", impl=_slogdet_impl, abstract_eval=_slogdet_rule, multiple_results=True,
@@ -505,6 +511,72 @@ all_sum = defop("all_sum", "opaque", impl=_all_sum_impl, abstract_eval=_all_sum_
                 multiple_results=True, collective=True,
                 doc="the sums of the operands (one dtype) over all processes, one MPI allreduce of "
                     "them packed into one buffer; the operands themselves in one process")
+
+# --------------------------------------------------------------------------- products and scans
+# A product is a reduction like the sum (identity and combine; fused by the backend). The scans
+# run along one axis, in order or from the end (``reverse``): each line starts from its first
+# element (so -0.0 stays -0.0, as in NumPy) and goes on with the primitive's ``combine``.
+
+reduce_prod = defop("reduce_prod", "reduce",
+                    impl=lambda x, *, axes: np.asarray(np.multiply.reduce(x, axis=axes, dtype=np.asarray(x).dtype)),
+                    abstract_eval=_reduce_rule("reduce_prod"), identity=1, combine="{acc} * {x}",
+                    doc="product over ``axes`` (params: axes), same dtype")
+
+
+def _scan_rule(name):
+    def rule(x, *, axis, reverse):
+        if not 0 <= axis < x.ndim:
+            raise TypeError(f"{name}: bad axis {axis} for shape {x.shape}")
+        if x.dtype == np.bool_:
+            raise TypeError(f"{name}: bool inputs accumulate in an integer dtype; cast first")
+        return x
+    return rule
+
+
+def _scan_impl(ufunc):
+    def impl(x, *, axis, reverse):
+        x = np.asarray(x)
+        if not reverse:
+            return ufunc.accumulate(x, axis=axis, dtype=x.dtype)
+        backwards = (builtins.slice(None),) * axis + (builtins.slice(None, None, -1),)
+        return np.ascontiguousarray(ufunc.accumulate(x[backwards], axis=axis, dtype=x.dtype)[backwards])
+    return impl
+
+
+cumsum = defop("cumsum", "opaque", impl=_scan_impl(np.add), abstract_eval=_scan_rule("cumsum"),
+               combine="{acc} + {x}",
+               doc="running sums along ``axis``, from the end with ``reverse`` (params: axis, reverse)")
+cumprod = defop("cumprod", "opaque", impl=_scan_impl(np.multiply), abstract_eval=_scan_rule("cumprod"),
+                combine="{acc} * {x}",
+                doc="running products along ``axis``, from the end with ``reverse`` (params: axis, reverse)")
+
+
+def _linear_scan_rule(a, b, *, axis, reverse):
+    if a.shape != b.shape or a.dtype != b.dtype:
+        raise TypeError(f"linear_scan: coefficients and terms must have one shape and dtype, got {a} and {b}")
+    if not 0 <= axis < b.ndim:
+        raise TypeError(f"linear_scan: bad axis {axis} for shape {b.shape}")
+    if b.dtype == np.bool_:
+        raise TypeError("linear_scan: needs numbers, not bools")
+    return Aval(b.shape, b.dtype, _all_weak(a, b))
+
+
+def _linear_scan_impl(a, b, *, axis, reverse):
+    a, b = np.moveaxis(np.asarray(a), axis, 0), np.moveaxis(np.asarray(b), axis, 0)
+    out = np.empty_like(b)
+    previous = None
+    for k in (range(len(b) - 1, -1, -1) if reverse else range(len(b))):
+        out[k] = b[k] if previous is None else a[k] * out[previous] + b[k]
+        previous = k
+    return np.ascontiguousarray(np.moveaxis(out, 0, axis))
+
+
+# The first-order linear recurrence: what a running product's derivatives are (the cotangent of
+# each factor gathers the later cotangents through the factors between), without dividing by a
+# factor that may be zero.
+linear_scan = defop("linear_scan", "opaque", impl=_linear_scan_impl, abstract_eval=_linear_scan_rule,
+                    doc="``h[0] = b[0]``, ``h[i] = a[i] * h[i-1] + b[i]`` along ``axis``, from the end with "
+                        "``reverse`` (params: axis, reverse); the first coefficient is not read")
 
 # --------------------------------------------------------------------------- inverse trigonometric, rounding
 # Their own primitives: none is a composition of the primitives above that gives NumPy's values

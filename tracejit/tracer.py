@@ -162,6 +162,19 @@ class _TracerArrayMethods:
         return tnp.swapaxes(self, -1, -2)
 
     @property
+    def real(self):
+        return tnp.real(self)
+
+    @property
+    def imag(self):
+        return tnp.imag(self)
+
+    def conj(self):
+        return tnp.conjugate(self)
+
+    conjugate = conj
+
+    @property
     def itemsize(self):
         return self.dtype.itemsize
 
@@ -214,6 +227,9 @@ class _TracerArrayMethods:
     diagonal = _method("diagonal")
     trace = _method("trace")
     flatten = _method("ravel")
+    prod = _method("prod")
+    cumsum = _method("cumsum")
+    cumprod = _method("cumprod")
 
     def __repr__(self):
         return f"Tracer<{self.aval}>"

@@ -542,6 +542,56 @@ def emit_all_sum(L: Lowering, eqn):
         offset += n
 
 
+# ----------------------------------------------------------------------------- scans
+
+def _emit_scan_loops(L: Lowering, eqn, first_value, step):
+    """A scan along ``axis`` (from the end with ``reverse``): the first place of each line takes
+    ``first_value(index)``, every later one ``step(previous value, index)``, in order, as NumPy's
+    ``accumulate`` (no reassociation). Along the last axis each line keeps its value in a scalar;
+    along another, each row of the trailing axes is computed from the previous row, walking
+    memory in order. The lines (the leading axes) are independent and run in parallel."""
+    out = eqn.outputs[0]
+    axis, reverse = eqn.params["axis"], eqn.params["reverse"]
+    shape = out.aval.shape
+    n = shape[axis]
+    res = L.new_array(out)
+    if n == 0:
+        L.bind(out, res)
+        return
+    k = L.fresh("k")
+    first, rest, previous = (n - 1, f"range({n - 2}, -1, -1)", f"{k} + 1") if reverse \
+        else (0, f"range(1, {n})", f"{k} - 1")
+    L.kernels += 1
+    with L.loops(shape[:axis], parallel=True) as before:
+        if axis == len(shape) - 1:
+            acc = L.fresh("acc")
+            L.emit(f"{acc} = {first_value(before + [str(first)])}")
+            L.emit(f"{res.at(before + [str(first)])} = {acc}")
+            with L.block(f"for {k} in {rest}:"):
+                L.emit(f"{acc} = {step(acc, before + [k])}")
+                L.emit(f"{res.at(before + [k])} = {acc}")
+        else:
+            with L.loops(shape[axis + 1:], start=axis + 1) as after:
+                at = before + [str(first)] + after
+                L.emit(f"{res.at(at)} = {first_value(at)}")
+            with L.block(f"for {k} in {rest}:"), L.loops(shape[axis + 1:], start=axis + 1) as after:
+                L.emit(f"{res.at(before + [k] + after)} = {step(res.at(before + [previous] + after), before + [k] + after)}")
+    L.bind(out, res)
+
+
+def emit_scan(L: Lowering, eqn):
+    """Running sums and products (``cumsum``, ``cumprod``): the primitive's ``combine`` of the
+    value so far with each element."""
+    xr = L.ref(eqn.inputs[0])
+    _emit_scan_loops(L, eqn, xr.at, lambda acc, at: eqn.prim.combine.format(acc=acc, x=xr.at(at)))
+
+
+def emit_linear_scan(L: Lowering, eqn):
+    """``h[i] = a[i] * h[i-1] + b[i]``, starting from ``b`` at the scan's first place."""
+    ar, br = L.ref(eqn.inputs[0]), L.ref(eqn.inputs[1])
+    _emit_scan_loops(L, eqn, br.at, lambda acc, at: f"{ar.at(at)} * {acc} + {br.at(at)}")
+
+
 EMITTERS = {
     ops.broadcast_to: emit_broadcast_to,
     ops.reshape: emit_reshape,
@@ -558,6 +608,9 @@ EMITTERS = {
     ops.argmin: emit_argmin,
     fused: emit_fused,
     ops.all_sum: emit_all_sum,
+    ops.cumsum: emit_scan,
+    ops.cumprod: emit_scan,
+    ops.linear_scan: emit_linear_scan,
 }
 
 

@@ -149,7 +149,7 @@ class _Kernel:
         out = e.outputs[0]
         ins = [self._when(a) for a in e.inputs if not isinstance(a, Const)]
         if e.prim.kind == "reduce":
-            _, p = ins[0]
+            p = ins[0][1] if ins else 0  # the sum of a constant (the passes left it) is ready at once
             self.level[out.id], self.ready[out.id] = "outer", p + 1
             return
         if e.prim is ops.broadcast_to:

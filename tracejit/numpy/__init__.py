@@ -38,8 +38,8 @@ import numpy as np
 
 # NumPy names re-exported unchanged: dtypes, constants and array creation from shapes.
 from numpy import (
-    arange, bool_, e, empty, eye, float16, float32, float64, full, identity, inf, int8, int16, int32, int64, linspace,
-    nan, newaxis, ones, pi, uint8, zeros,
+    arange, bool_, complex64, complex128, e, empty, eye, float16, float32, float64, full, identity, inf, int8, int16,
+    int32, int64, linspace, nan, newaxis, ones, pi, uint8, zeros,
 )
 
 from ..errors import ShapeError, TracerError, UnsupportedError

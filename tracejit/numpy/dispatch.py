@@ -21,17 +21,19 @@ from .views import inplace_update
 _UFUNCS: dict = {}  # ufunc -> its definition (Tracer.__array_ufunc__)
 _FUNCTIONS: dict = {}  # NumPy function -> its definition (Tracer.__array_function__)
 _UFUNC_REDUCE: dict = {}  # ufunc -> the reduction its ``reduce`` method is (np.add -> sum)
+_UFUNC_ACCUMULATE: dict = {}  # ufunc -> the scan its ``accumulate`` method is (np.add -> cumsum)
 _DEFINITIONS: dict = {}  # definition -> the NumPy callables it implements, in registration order
 
 
-def implements(*numpy_callables, returns_array=False, reduces=None):
+def implements(*numpy_callables, returns_array=False, reduces=None, accumulates=None):
     """Decorator: register a definition as the front end's implementation of NumPy's
     ``numpy_callables`` (ufuncs and functions alike; aliases such as ``np.max``/``np.amax``).
 
     ``returns_array``: NumPy's function returns a 0-d *array* where the definition returns a
     scalar (``True``), or does so only for an array argument, as the method it calls does
     (``"like input"``: ``np.reshape``, ``np.squeeze``, ``np.transpose``). ``reduces``: the ufunc
-    whose ``reduce`` method this reduction is."""
+    whose ``reduce`` method this reduction is; ``accumulates``: the ufunc whose ``accumulate``
+    method this scan is."""
     def register(fn):
         entry = fn if not returns_array else _returns_array(fn, like_input=returns_array == "like input")
         for func in numpy_callables:
@@ -42,6 +44,8 @@ def implements(*numpy_callables, returns_array=False, reduces=None):
             table[func] = entry
         if reduces is not None:
             _UFUNC_REDUCE[reduces] = fn
+        if accumulates is not None:
+            _UFUNC_ACCUMULATE[accumulates] = fn
         _DEFINITIONS.setdefault(fn, []).extend(numpy_callables)
         return fn
     return register
@@ -91,9 +95,17 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
             extra = (["out"] if out is not None else []) + sorted(kwargs)
             raise UnsupportedError(f"np.{ufunc.__name__}.reduce(..., {', '.join(e + '=' for e in extra)}) is not "
                                    f"supported in traced code{_where_msg()}")
-        if ufunc is np.add:  # sum takes the accumulation dtype itself
+        if ufunc in (np.add, np.multiply):  # sum and prod take the accumulation dtype themselves
             return _UFUNC_REDUCE[ufunc](a, axis=axis, dtype=dtype, keepdims=keepdims)
         return _UFUNC_REDUCE[ufunc](a if dtype is None else astype(a, dtype), axis=axis, keepdims=keepdims)
+    if method == "accumulate" and ufunc in _UFUNC_ACCUMULATE:
+        (a,) = inputs
+        axis, dtype = kwargs.pop("axis", 0), kwargs.pop("dtype", None)
+        if out is not None or kwargs or axis is None:
+            extra = (["out"] if out is not None else []) + sorted(kwargs) + (["axis=None"] if axis is None else [])
+            raise UnsupportedError(f"np.{ufunc.__name__}.accumulate(..., {', '.join(e if '=' in e else e + '=' for e in extra)})"
+                                   f" is not supported in traced code{_where_msg()}")
+        return _UFUNC_ACCUMULATE[ufunc](a, axis=axis, dtype=dtype)
     if method != "__call__":
         raise UnsupportedError(f"np.{ufunc.__name__}.{method} is not supported in traced code{_where_msg()}")
     fn = _UFUNCS.get(ufunc)

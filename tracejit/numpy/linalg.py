@@ -3,7 +3,7 @@ pinv and norm.
 
 Layer: front end, on ``contractions``, ``reductions``, ``ufuncs`` and ``shapes``. In: arrays
 or tracers with the matrices on their last two axes (integers become float64, as NumPy's
-``linalg`` converts them). Out: the LAPACK primitives (``inv``, ``solve``, ``slogdet``,
+``linalg`` converts them). Out: the LAPACK primitives (``solve``, ``slogdet``,
 ``cholesky``, ``eigh``, ``svd``, ``qr``), applied to every matrix of a batch, and norms composed of reductions. Their
 gradients are the matrix-calculus rules in ``tracejit/rules``. Plain operands go to NumPy.
 Reached as ``np.linalg.inv(t)`` on a tracer, or as ``tj.numpy.linalg.inv``.
@@ -20,7 +20,7 @@ from ..errors import UnsupportedError, where as _where_msg
 from ..primitives import bind
 from .dispatch import implements, public_names
 from .contractions import matmul
-from .promotion import _any_tracer, _broadcast_shapes, _is_tracer, _shape, _strong, _to
+from .promotion import _any_tracer, _broadcast_shapes, _is_tracer, _shape, _strong, _to, literal
 from .reductions import max as _max, min as _min, sum as _sum
 from .shapes import _check_operand, _norm_axis, expand_dims, moveaxis, reshape, squeeze, transpose
 from .ufuncs import absolute, exp, multiply, not_equal, power, sqrt, where
@@ -57,10 +57,13 @@ def _swap_last(x):
 
 @implements(np.linalg.inv)
 def inv(a):
-    """``numpy.linalg.inv`` of each matrix of ``a``; a singular one raises ``LinAlgError``."""
+    """``numpy.linalg.inv`` of each matrix of ``a``, as ``solve(a, I)``: what NumPy computes,
+    bit for bit; a singular matrix raises ``LinAlgError``. Its gradient follows from solve's."""
     if not _any_tracer((a,)):
         return np.linalg.inv(a)
-    return bind(P.inv, _square_matrices(a, "np.linalg.inv"))
+    a = _square_matrices(a, "np.linalg.inv")
+    shape = tuple(_shape(a))
+    return bind(P.solve, a, _to(literal(np.eye(shape[-1], dtype=a.dtype)), a.dtype, shape, (a,)))
 
 
 @implements(np.linalg.solve)

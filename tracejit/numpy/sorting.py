@@ -1,8 +1,8 @@
 """Sorting: sort, argsort and the order statistics built on them (median, percentile, quantile).
 
 Layer: front end, on ``shapes``, ``reductions`` and ``indexing``. In: arrays or tracers and an
-axis. Out: the ``sort``/``argsort`` primitives, which sort the last axis (the axis asked for is
-moved there and back), and interpolation between sorted values. ``argsort`` keeps equal values
+axis. Out: the ``argsort`` primitive, which orders the last axis (the axis asked for is moved there
+and back), the elements it picks, and interpolation between sorted values. ``argsort`` keeps equal values
 in their original order (``kind='stable'``) whatever ``kind`` says: NumPy's default quicksort may
 order ties otherwise. Plain operands go to NumPy.
 """
@@ -14,7 +14,7 @@ from .. import ops as P
 from ..errors import UnsupportedError, where as _where_msg
 from ..primitives import bind
 from .dispatch import _check_no_out, implements, public_names
-from .indexing import take
+from .indexing import take, take_along_axis
 from .promotion import _any_tracer, _is_tracer, _shape, _strong, astype, literal
 from .shapes import _check_operand, _norm_axis, expand_dims, moveaxis, ravel, reshape
 from .ufuncs import add, isnan, multiply, subtract, where
@@ -30,8 +30,15 @@ def _sorted_along(prim, a, axis, fname):
         raise np.exceptions.AxisError(f"{fname}: axis {axis} is out of bounds for array of dimension 0")
     axis = _norm_axis(axis, len(_shape(a)))
     last = len(_shape(a)) - 1
-    out = bind(prim, moveaxis(a, axis, last) if axis != last else a)
+    rows = moveaxis(a, axis, last) if axis != last else a
+    out = _sorted_rows(rows) if prim is None else bind(prim, rows)
     return moveaxis(out, last, axis) if axis != last else out
+
+
+def _sorted_rows(rows):
+    """Each row (last axis) in ascending order, NaN last: the elements its argsort picks, so
+    each output's gradient goes back to the element it came from."""
+    return take_along_axis(rows, bind(P.argsort, rows), axis=-1)
 
 
 def _check_order(fname, order):
@@ -46,7 +53,7 @@ def sort(a, axis=-1, kind=None, order=None, *, stable=None):
     if not _any_tracer((a,)):
         return np.sort(a, axis=axis, kind=kind, order=order, stable=stable)
     _check_order("np.sort", order)
-    return _sorted_along(P.sort, a, axis, "np.sort")
+    return _sorted_along(None, a, axis, "np.sort")
 
 
 @implements(np.argsort)
@@ -67,7 +74,7 @@ def partition(a, kth, axis=-1, kind="introselect", order=None):
     if not _any_tracer((a,)):
         return np.partition(a, kth, axis=axis, kind=kind, order=order)
     _check_order("np.partition", order)
-    out = _sorted_along(P.sort, a, axis, "np.partition")
+    out = _sorted_along(None, a, axis, "np.partition")
     n = _shape(out)[_norm_axis(axis, len(_shape(out))) if axis is not None else 0]
     for k in np.atleast_1d(kth):
         if not -n <= int(k) < n:
@@ -100,7 +107,7 @@ def _quantiles(a, q, axis, keepdims, fname, dtype=None):
                                f"values{_where_msg()}")
     rows = reshape(moveaxis(a, axes, tuple(range(len(shape) - len(axes), len(shape)))) if axes else a,
                    tuple(shape[ax] for ax in kept) + (n,))
-    ordered = bind(P.sort, rows)
+    ordered = _sorted_rows(rows)
     at = lambda positions: take(ordered, literal(np.asarray(positions, dtype=np.int64)), axis=-1)
     if q is None:
         q = np.asarray(0.5)

@@ -494,4 +494,24 @@ def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
     return out if copy else inplace_update(x, out)
 
 
+# ----------------------------------------------------------------------------- complex parts
+
+conjugate = conj = _ufunc_fn(np.conjugate, P.conj)
+
+
+def _complex_part(name, prim, np_fn):
+    def fn(val):
+        if not _is_tracer(val):
+            return np_fn(val)
+        return _scalar0d(bind(prim, val)) if val.ndim == 0 and not getattr(val, "ndarray0d", False) else bind(prim, val)
+    fn.__name__ = name
+    fn.__doc__ = (f"``numpy.{name}``: the {name} part of complex values, in the matching real dtype (of real "
+                  f"values: {'themselves' if name == 'real' else 'zeros'}).")
+    return implements(np_fn, returns_array="like input")(fn)
+
+
+real = _complex_part("real", P.real, np.real)
+imag = _complex_part("imag", P.imag, np.imag)
+
+
 __all__ = public_names(globals())

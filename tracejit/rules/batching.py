@@ -185,7 +185,7 @@ def _per_slice_rule(prim):
     return rule
 
 
-for _per_slice in (ops.sort, ops.argsort, ops.inv, ops.solve, ops.slogdet, ops.cholesky, ops.eigh, ops.svd, ops.qr):
+for _per_slice in (ops.argsort, ops.solve, ops.slogdet, ops.cholesky, ops.eigh, ops.svd, ops.qr):
     defbatch(_per_slice, _per_slice_rule(_per_slice))
 
 # --------------------------------------------------------------------------- windows, collectives
@@ -213,3 +213,11 @@ def _all_sum_rule(values, batched, size):
 defbatch(ops.windows, _windows_rule)
 defbatch(ops.windows_sum, _windows_sum_rule)
 defbatch(ops.all_sum, _all_sum_rule)
+
+# --------------------------------------------------------------------------- products and scans
+
+defbatch(ops.reduce_prod, lambda v, b, size, *, axes: (ops.reduce_prod(v[0], axes=tuple(a + 1 for a in axes)), True))
+defbatch(ops.cumsum, lambda v, b, size, *, axis, reverse: (ops.cumsum(v[0], axis=axis + 1, reverse=reverse), True))
+defbatch(ops.cumprod, lambda v, b, size, *, axis, reverse: (ops.cumprod(v[0], axis=axis + 1, reverse=reverse), True))
+defbatch(ops.linear_scan, lambda v, b, size, *, axis, reverse: (
+    ops.linear_scan(*_all_batched(v, b, size), axis=axis + 1, reverse=reverse), True))

@@ -24,7 +24,7 @@ from .. import numpy as tnp
 from .. import ops
 from ..ops import broadcast_to, gather, matmul, reduce_sum, reshape, scatter_add
 from ..primitives import Primitive
-from .vjp import pow_by_base
+from .vjp import pow_by_base, prod_of_others, shifted
 
 __all__ = ["jvp_rules", "defjvp", "deflinear"]
 
@@ -93,7 +93,9 @@ defjvp(ops.maximum, lambda p, t, out: _minmax_jvp(p[0] > p[1], *p, *t))
 defjvp(ops.minimum, lambda p, t, out: _minmax_jvp(p[0] < p[1], *p, *t))
 defjvp(ops.pow, _pow_jvp)
 
-defjvp(ops.abs, lambda p, t, out: t[0] * tnp.sign(p[0]))
+# d|z| = real(conj(z) dz) / |z|; d|x| = sign(x) dx
+defjvp(ops.abs, lambda p, t, out: ops.real(t[0] * tnp.sign(ops.conj(p[0]))) if p[0].dtype.kind == "c"
+       else t[0] * tnp.sign(p[0]))
 defjvp(ops.exp, lambda p, t, out: t[0] * out)
 defjvp(ops.log, lambda p, t, out: t[0] / p[0])
 defjvp(ops.log1p, lambda p, t, out: t[0] / (p[0] + 1))
@@ -116,7 +118,7 @@ defjvp(ops.cast, lambda p, t, out, *, dtype: None if t[0] is None or out.dtype.k
 # --------------------------------------------------------------------------- shape
 
 for _linear in (ops.broadcast_to, ops.reshape, ops.transpose, ops.slice, ops.pad, ops.concatenate,
-                ops.windows, ops.windows_sum, ops.reduce_sum, ops.all_sum):
+                ops.windows, ops.windows_sum, ops.reduce_sum, ops.all_sum, ops.real, ops.imag, ops.conj):
     deflinear(_linear)
 defjvp(ops.gather, lambda p, t, out, *, axis: gather(t[0], p[1], axis=axis))
 defjvp(ops.scatter_add, lambda p, t, out, *, axis: t[0] if t[2] is None else
@@ -141,9 +143,8 @@ defjvp(ops.reduce_min, _extremum_jvp)
 defjvp(ops.matmul, lambda p, t, out: _sum(None if t[0] is None else matmul(t[0], p[1]),
                                            None if t[1] is None else matmul(p[0], t[1])))
 
-# --------------------------------------------------------------------------- sorting, LAPACK
+# --------------------------------------------------------------------------- LAPACK
 
-defjvp(ops.sort, lambda p, t, out: tnp.take_along_axis(t[0], ops.argsort(p[0]), axis=-1))
 
 
 def _swap_last(x):
@@ -157,7 +158,7 @@ def _solve_jvp(primals, tangents, out):
 
 def _slogdet_jvp(primals, tangents, out):
     (a,), (ta,) = primals, tangents
-    return None, reduce_sum(_swap_last(ops.inv(a)) * ta, axes=(a.ndim - 2, a.ndim - 1))
+    return None, reduce_sum(_swap_last(tnp.linalg.inv(a)) * ta, axes=(a.ndim - 2, a.ndim - 1))
 
 
 def _cholesky_jvp(primals, tangents, out):
@@ -235,10 +236,28 @@ def _qr_jvp(primals, tangents, out):
 defjvp(ops.eigh, _eigh_jvp)
 defjvp(ops.svd, _svd_jvp)
 defjvp(ops.qr, _qr_jvp)
-defjvp(ops.inv, lambda p, t, out: -matmul(out, matmul(t[0], out)))
 defjvp(ops.solve, _solve_jvp)
 defjvp(ops.slogdet, _slogdet_jvp)
 defjvp(ops.cholesky, _cholesky_jvp)
+# --------------------------------------------------------------------------- products and scans
+
+
+def _cumprod_jvp(primals, tangents, out, *, axis, reverse):
+    # the tangent's running sum, each term carried on by the later factors: a linear recurrence
+    (x,), (t,) = primals, tangents
+    return ops.linear_scan(x, shifted(out, axis, reverse, 1) * t, axis=axis, reverse=reverse)
+
+
+def _linear_scan_jvp(primals, tangents, out, *, axis, reverse):
+    (a, b), (ta, tb) = primals, tangents
+    terms = _sum(None if ta is None else ta * shifted(out, axis, reverse, 0), tb)
+    return ops.linear_scan(a, terms, axis=axis, reverse=reverse)
+
+
+defjvp(ops.reduce_prod, lambda p, t, out, *, axes: reduce_sum(t[0] * prod_of_others(p[0], axes), axes=axes))
+deflinear(ops.cumsum)
+defjvp(ops.cumprod, _cumprod_jvp)
+defjvp(ops.linear_scan, _linear_scan_jvp)
 
 # --------------------------------------------------------------------------- inverse trigonometric, copysign
 # The derivatives of rules/vjp.py's block of the same name.

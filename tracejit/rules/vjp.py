@@ -14,7 +14,9 @@ gradient flows through them.
 """
 from __future__ import annotations
 
+import builtins
 import inspect
+import math
 
 import numpy as np
 
@@ -23,7 +25,7 @@ from .. import ops
 from ..ops import broadcast_to, gather, matmul, pad, reduce_sum, reshape, scatter_add, slice, transpose
 from ..primitives import Primitive
 
-__all__ = ["vjp_rules", "defvjp", "takes_needed"]
+__all__ = ["vjp_rules", "defvjp", "takes_needed", "prod_of_others", "shifted"]
 
 vjp_rules: dict[Primitive, object] = {}
 # the primitives whose rule takes ``needed`` (one flag per input: whether the caller uses that
@@ -81,7 +83,8 @@ defvjp(ops.minimum, lambda ct, x, y, out: _minmax_vjp(ct, y, x))
 defvjp(ops.pow, _pow_vjp)
 
 defvjp(ops.neg, lambda ct, x, out: (-ct,))
-defvjp(ops.abs, lambda ct, x, out: (ct * tnp.sign(x),))
+# |z|: ct conj(z) / |z| (sign(conj(z)), 0 at 0); for a real x, ct sign(x)
+defvjp(ops.abs, lambda ct, x, out: (ct * tnp.sign(ops.conj(x) if x.dtype.kind == "c" else x),))
 defvjp(ops.exp, lambda ct, x, out: (ct * out,))
 defvjp(ops.log, lambda ct, x, out: (ct / x,))
 defvjp(ops.log1p, lambda ct, x, out: (ct / (x + 1),))
@@ -105,7 +108,29 @@ def _where_vjp(ct, cond, x, y, out):
 def _cast_vjp(ct, x, out, *, dtype):
     if x.dtype.kind not in "fc" or np.dtype(dtype).kind not in "fc":
         return (None,)
+    if x.dtype.kind == "f" and ct.dtype.kind == "c":  # a real input's cotangent is the real part
+        ct = ops.real(ct)
     return (tnp.astype(ct, x.dtype),)
+
+
+# Complex numbers follow autograd's and JAX's convention: rules are those of holomorphic
+# functions (no conjugation: mul's is ct * y), and grad of a real function of z is the
+# conjugate of its direction of steepest ascent (d|z|/dz at 3+4j is 0.6-0.8j).
+
+def _to_input_dtype(ct, x):
+    return tnp.astype(ct, x.dtype) if ct.dtype != x.dtype else ct
+
+
+def _imag_vjp(ct, x, out):
+    # the transpose of t -> imag(t) is c -> -1j c; a real input's imaginary part is constant
+    if x.dtype.kind != "c":
+        return (None,)
+    return (_to_input_dtype(ct, x) * tnp.literal(-1j, x.dtype),)
+
+
+defvjp(ops.real, lambda ct, x, out: (_to_input_dtype(ct, x),))
+defvjp(ops.imag, _imag_vjp)
+defvjp(ops.conj, lambda ct, x, out: (ops.conj(ct),))
 
 
 defvjp(ops.where, _where_vjp)
@@ -191,15 +216,8 @@ defvjp(ops.windows, lambda ct, x, out, *, window, strides: (
 defvjp(ops.windows_sum, lambda ct, cols, out, *, window, strides, image: (
     ops.windows(ct, window=window, strides=strides),))
 
-# --------------------------------------------------------------------------- sorting
-# Each output element is one input element: the cotangent goes back to where it came from.
-
-defvjp(ops.sort, lambda ct, x, out: (tnp.take_along_axis(ct, ops.argsort(ops.argsort(x)), axis=-1),))
-
 # --------------------------------------------------------------------------- LAPACK
 # The matrix-calculus rules (those of autograd's and JAX's linalg), batched over leading axes.
-
-defvjp(ops.inv, lambda ct, a, out: (-matmul(_swap_last(out), matmul(ct, _swap_last(out))),))
 
 
 def _solve_vjp(ct, a, b, out):
@@ -211,7 +229,7 @@ def _slogdet_vjp(ct, a, out):
     ct_logdet = ct[1]  # the sign is piecewise constant: no gradient
     if ct_logdet is None:
         return (None,)
-    return (tnp.expand_dims(ct_logdet, (-2, -1)) * _swap_last(ops.inv(a)),)
+    return (tnp.expand_dims(ct_logdet, (-2, -1)) * _swap_last(tnp.linalg.inv(a)),)
 
 
 def _cholesky_vjp(ct, a, out):
@@ -323,6 +341,63 @@ def _all_sum_vjp(ct, *xs, out):
 
 
 defvjp(ops.all_sum, _all_sum_vjp)
+
+# --------------------------------------------------------------------------- products and scans
+# Products' derivatives are products of the other factors, taken without dividing by the
+# factor, which may be zero (JAX's gradients, not prod / x with a NaN).
+
+
+def shifted(x, axis, reverse, fill):
+    """``x`` moved one place along ``axis`` in a scan's direction (towards the end, or towards
+    the start with ``reverse``), ``fill`` in the place left at the scan's start."""
+    if x.shape[axis] == 0:
+        return x
+    head = (builtins.slice(None),) * axis
+    edge = tnp.full_like(x, fill, shape=x.shape[:axis] + (1,) + x.shape[axis + 1:])
+    if reverse:
+        return tnp.concatenate([x[head + (builtins.slice(1, None),)], edge], axis=axis)
+    return tnp.concatenate([edge, x[head + (builtins.slice(None, -1),)]], axis=axis)
+
+
+def prod_of_others(x, axes):
+    """For each element of ``x``, the product of the other elements of its slice over ``axes``:
+    the running product before it times the one after it, along the reduced axes laid out as
+    one. One zero in a slice gives the others' product at its place, two or more give 0."""
+    kept = [i for i in range(x.ndim) if i not in axes]
+    perm = tuple(kept + sorted(axes))
+    moved = transpose(x, perm=perm) if perm != tuple(range(x.ndim)) else x
+    lead = tuple(x.shape[i] for i in kept)
+    k = len(lead)
+    lines = reshape(moved, shape=lead + (math.prod(x.shape[i] for i in axes),))
+    before = shifted(ops.cumprod(lines, axis=k, reverse=False), k, False, 1)
+    after = shifted(ops.cumprod(lines, axis=k, reverse=True), k, True, 1)
+    others = reshape(before * after, shape=moved.shape)
+    return transpose(others, perm=tuple(np.argsort(perm).tolist())) if moved is not x else others
+
+
+def _prod_vjp(ct, x, out, *, axes):
+    spread = broadcast_to(reshape(ct, shape=_keep_dims_shape(x.shape, axes)), shape=x.shape)
+    return (spread * prod_of_others(x, axes),)
+
+
+def _cumprod_vjp(ct, x, out, *, axis, reverse):
+    # d out[i] / d x[k] = (product before k) * x[k+1] * ... * x[i] for i >= k: the later
+    # cotangents gathered back through the factors between, times the product before k
+    gathered = ops.linear_scan(shifted(x, axis, not reverse, 0), ct, axis=axis, reverse=not reverse)
+    return (shifted(out, axis, reverse, 1) * gathered,)
+
+
+def _linear_scan_vjp(ct, a, b, out, *, axis, reverse):
+    # the transposed recurrence (cotangents flow back through the next coefficient) gives b's
+    # cotangent; a's is that times the value a multiplied
+    gathered = ops.linear_scan(shifted(a, axis, not reverse, 0), ct, axis=axis, reverse=not reverse)
+    return gathered * shifted(out, axis, reverse, 0), gathered
+
+
+defvjp(ops.reduce_prod, _prod_vjp)
+defvjp(ops.cumsum, lambda ct, x, out, *, axis, reverse: (ops.cumsum(ct, axis=axis, reverse=not reverse),))
+defvjp(ops.cumprod, _cumprod_vjp)
+defvjp(ops.linear_scan, _linear_scan_vjp)
 
 # --------------------------------------------------------------------------- inverse trigonometric, copysign
 # (1 - x) * (1 + x) rather than 1 - x * x: near |x| = 1, where these derivatives grow without
