@@ -566,6 +566,13 @@ class Generator:
             return np.abs(x - np.round(x)), self.margin(np.abs(x) + 1, v.err, v.inexact)
         return decision
 
+    def half_boundary_decision(self, v: Val, scale=1.0):
+        """``rint(v * scale)`` jumps where ``v * scale`` crosses a half-integer."""
+        def decision():
+            x = v.f64 * scale
+            return np.abs(x - np.floor(x) - 0.5), self.margin(np.abs(x) + 1, v.err * scale, v.inexact)
+        return decision
+
     def zero_decision(self, v: Val):
         def decision():
             x = v.f64
@@ -594,6 +601,8 @@ class Generator:
             ("log10", 1), ("neg", 2), ("abs", 2), ("square", 2), ("pow", 2), ("reciprocal", 1),
             ("positive", 1), ("relu", 1), ("sigmoid", 1), ("clip", 2), ("floor", 1), ("ceil", 1),
             ("trunc", 1), ("sign", 1), ("isfinite", 1), ("not", 1),
+            ("arcsin", 1), ("arccos", 1), ("arctan", 1), ("arctan2", 1), ("arcsinh", 1), ("arccosh", 1),
+            ("arctanh", 1), ("copysign", 1), ("rint", 1), ("round", 1),
         ]
         op = self.weighted(table)
         n = v.name
@@ -627,8 +636,28 @@ class Generator:
         elif op in ("floor", "ceil", "trunc", "sign"):
             v = self.floaty(v)
             decision = (self.zero_decision(v) if op == "sign" else self.int_boundary_decision(v))
+        elif op in ("arcsin", "arccos", "arctanh"):
+            v = self.bounded(self.floaty(v), 1.0)  # squashed into [-1, 1], then scaled inside the domain
+        elif op == "arccosh":
+            v = self.positive(v)
+        elif op in ("rint", "round"):
+            v = self.bounded(self.floaty(v))
         n = v.name
-        if op == "pow":
+        if op in ("arcsin", "arccos", "arctanh"):
+            expr = f"np.{op}({n} * 0.9)"
+        elif op == "arccosh":
+            expr = f"np.arccosh({n} + 1.0)"
+        elif op == "arctan2":  # smooth: the cut along the negative x axis is never reached
+            expr = self.choice([f"np.arctan2({n}, 0.75)", f"np.arctan2(0.75, {n})"])
+        elif op == "copysign":
+            sign = self.choice(["-1.5", "2.0"])
+            expr = f"np.copysign({n}, {sign})"
+        elif op in ("rint", "round"):
+            decimals = 0 if op == "rint" else self.choice([0, 1, 2, -1])
+            expr = f"np.rint({n})" if op == "rint" else self.choice([f"np.round({n}, {decimals})",
+                                                                    f"np.around({n}, {decimals})"])
+            decision = self.half_boundary_decision(v, 10.0 ** decimals)
+        elif op == "pow":
             e = self.choice([2, 3, -1, 2.0, 1.5, -2])
             if isinstance(e, float) or e < 0:
                 v = self.positive(v, 0.1)
@@ -656,7 +685,8 @@ class Generator:
 
     def op_binary(self, v: Val) -> Val:
         op = self.weighted([("+", 5), ("-", 4), ("*", 5), ("/", 3), ("//", 1), ("%", 1), ("**", 1),
-                            ("maximum", 2), ("minimum", 2), ("where", 3), ("compare", 3), ("logical", 2)])
+                            ("maximum", 2), ("minimum", 2), ("where", 3), ("compare", 3), ("logical", 2),
+                            ("fmod", 1)])
         if op == "compare":
             return self.op_compare(v)
         if op == "where":
@@ -674,7 +704,7 @@ class Generator:
             other_src = other_val.name
             other = other_val.value
         a_val, b_val = v, other_val
-        if op in ("/", "//", "%"):
+        if op in ("/", "//", "%", "fmod"):
             if b_val is not None:
                 b_val = self.nonzero(b_val)
                 other_src, other = b_val.name, b_val.value
@@ -682,23 +712,23 @@ class Generator:
                 other_src, other = "3", 3
         if op == "**":
             return self.op_power(v, b_val if not use_scalar else None)
-        swap = self.chance(0.35) and op not in ("/", "//", "%")
+        swap = self.chance(0.35) and op not in ("/", "//", "%", "fmod")
         names = [v.name, other_src]
         left, right = (names[::-1] if swap else names)
         operands = [v] + ([b_val] if b_val is not None else [])
         form = self.rng.random()
         ufunc = {"+": "np.add", "-": "np.subtract", "*": "np.multiply", "/": self.choice(["np.divide", "np.true_divide"]),
                  "//": "np.floor_divide", "%": self.choice(["np.remainder", "np.mod"]),
-                 "maximum": "np.maximum", "minimum": "np.minimum"}[op]
-        if op in ("maximum", "minimum") or form < 0.25:
+                 "maximum": "np.maximum", "minimum": "np.minimum", "fmod": "np.fmod"}[op]
+        if op in ("maximum", "minimum", "fmod") or form < 0.25:
             expr = f"{ufunc}({left}, {right})"
         else:
             expr = f"{left} {op} {right}"
         mags = [v.mag, float(np.max(np.abs(_f64(other)))) if np.size(other) else 0.0]
         bound = {"+": lambda: mags[0] + mags[1], "-": lambda: mags[0] + mags[1], "*": lambda: mags[0] * mags[1],
                  "//": lambda: max(mags), "%": lambda: max(mags), "maximum": lambda: max(mags),
-                 "minimum": lambda: max(mags), "/": lambda: max(mags)}[op]
-        if op in ("//", "%"):
+                 "minimum": lambda: max(mags), "/": lambda: max(mags), "fmod": lambda: max(mags)}[op]
+        if op in ("//", "%", "fmod"):  # they jump where the quotient crosses an integer
             decision = self.quotient_decision(v, b_val if b_val is not None else other)
             err = (lambda out: 0.0) if op == "//" else self.elementwise_err(expr, operands)
             return self.emit(expr, operands, err=err, decision=decision, int_bound=bound,

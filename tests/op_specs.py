@@ -633,3 +633,62 @@ spec("average", lambda t, w, x: (np.average(t), np.average(t, axis=1), np.averag
 spec("average_int_f32", lambda i, x: (np.average(i), np.average(i, axis=0, weights=np.array([1, 3])),
                                       np.average(x, axis=1, weights=np.abs(i[0]) + 1), np.average(x, returned=True)),
      I32, A32)
+
+# --------------------------------------------------------------------------- inverse trigonometric, copysign, rounding
+# New arguments are drawn here, after all the others, so the values above stay as they were.
+
+UNIT = f64(2, 3, lo=-0.9, hi=0.9)
+UNIT32 = f32(2, 3, lo=-0.9, hi=0.9)
+# the domains' edges (arcsin(2), arccosh(0.5) and arctanh(+-1)), signed zeros, tiny and huge values
+EDGES = np.array([1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 0.0, -0.0, 1e-300, -5e-324, 1e300, -1e300, np.inf, -np.inf, np.nan])
+# halves (which round to even), values just off them, signed zeros, and floats at 2**52 and beyond
+HALVES = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 3.5, -0.4, 0.49999999999999994, -0.0,
+                   4503599627370495.5, 4503599627370497.0, 1e300, 0.125, -0.375, 2.675])
+INT8_EDGES = np.array([-128, 127, -7, 7, 0, -1, -128, 100], np.int8)
+INT8_DIVISORS = np.array([3, -3, -3, 3, -1, 2, -1, 7], np.int8)
+
+spec("arcsin_arccos_arctan", lambda u, x: (np.arcsin(u), np.arccos(u), np.arctan(x), np.arctan(x * 10)), UNIT, A,
+     grad=True)
+spec("arcsin_arccos_arctan_f32_int", lambda u, x, i: (np.arcsin(u), np.arccos(u), np.arctan(x), np.arctan(i),
+                                                      np.arcsin(i // 5)), UNIT32, A32, I32)
+spec("arctan2", lambda y, x, r: (np.arctan2(y, x), np.arctan2(y, r), np.arctan2(1.5, x), np.arctan2(y, -0.5)),
+     A, B, ROW, grad=True, tags=("broadcast",))
+spec("arctan2_f32_int", lambda y, x, i: (np.arctan2(y, x), np.arctan2(y, 2), np.arctan2(i, 3)), A32, B32, I32)
+spec("arcsinh_arccosh_arctanh", lambda x, p, u: (np.arcsinh(x), np.arccosh(p + 1), np.arctanh(u)), A, P64, UNIT,
+     grad=True)
+spec("arcsinh_arccosh_arctanh_f32_int", lambda x, p, u, i: (np.arcsinh(x), np.arccosh(p + 1), np.arctanh(u),
+                                                           np.arcsinh(i), np.arccosh(np.abs(i) + 1)), A32, P32, UNIT32, I32)
+spec("copysign", lambda x, y, r: (np.copysign(x, y), np.copysign(x, r), np.copysign(x, -1.0), np.copysign(2.0, y)),
+     A, B, ROW, grad=True)
+spec("copysign_f32_int", lambda x, y, i: (np.copysign(x, y), np.copysign(i, x), np.copysign(i, -i)), A32, B32, I32)
+spec("fmod", lambda x, y, p: (np.fmod(x, y), np.fmod(x, -0.75), np.fmod(-x, p), np.fmod(x * 10, p)), A, B, P64)
+spec("fmod_grad", lambda x, y: np.fmod(x * 3, y) + np.fmod(x, -0.75) + np.fmod(2.5, y), A, P64, grad=True)
+spec("fmod_f32_int", lambda x, y, i, j, e, d: (np.fmod(x, y), np.fmod(i, j), np.fmod(i, 3), np.fmod(-7, j),
+                                               np.fmod(e, d), np.fmod(x, 2)), A32, P32, I32, NZ32, INT8_EDGES,
+     INT8_DIVISORS)
+spec("rint_round", lambda x: (np.rint(x * 3), np.round(x * 3), np.around(x, 1), x.round(2), np.round(x * 100, -1),
+                              np.round(x, decimals=12), np.round(x * 1e-20, 25), np.round(x[0, 0])), A)
+spec("rint_round_halves", lambda h: (np.rint(h), np.round(h), 1.0 / np.rint(h), np.round(h, 2), np.round(h, -1),
+                                     np.rint(h.astype(np.float32)), np.round(h.astype(np.float32), 1)), HALVES,
+     tags=("specials",))
+spec("round_int", lambda i: (np.round(i), np.round(i, 2), np.round(i * 5, -1), np.around(i * 50, -2), i.round(1)),
+     I32)
+spec("round_grad", lambda x: x * np.round(x * 3, 1) + np.rint(x * 5) + np.round(x, -1) * x, A, grad=True)
+spec("rint_round_f32", lambda x: (np.rint(x * 3), np.round(x, 2), np.round(x * 100, -1)), A32)
+
+
+def inverse_trig_specials(s):
+    edges = [s, s.astype(np.float32)]
+    return [(np.arcsin(e), np.arccos(e), np.arctan(e), np.arctan2(e, e[::-1]), np.arctan2(e, -0.0),
+             np.arctan2(-0.0, e), np.arcsinh(e), np.arccosh(e), np.arctanh(e), np.copysign(1.0, e),
+             np.copysign(e, -e), np.rint(e), np.round(e, 1), np.fmod(e, e[::-1]), np.fmod(e, 0.0), np.fmod(0.75, e),
+             # the sign of zero, through 1 / x
+             1 / np.arcsin(e), 1 / np.arctan(e), 1 / np.arcsinh(e), 1 / np.arctanh(e), 1 / np.rint(e),
+             1 / np.fmod(e, 3.0), 1 / np.arctan2(e, 1.0))
+            for e in edges]
+
+
+spec("inverse_trig_rounding_specials", inverse_trig_specials, EDGES, tags=("specials",))
+spec("inverse_trig_rounding_specials_grid",
+     lambda s: (np.arcsin(s), np.arctanh(s), np.arctan2(s, s.T), np.copysign(s, s.T), np.fmod(s, s.T), np.rint(s)),
+     SPECIAL, tags=("specials",))

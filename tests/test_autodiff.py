@@ -149,6 +149,18 @@ def test_python_float_argument_gradient():
     (lambda x: x ** 3, lambda x: 6 * x),
     (lambda x: np.sqrt(x), lambda x: -0.25 * x ** -1.5),
     (lambda x: 1 / x, lambda x: 2 / x ** 3),
+    (lambda x: np.arcsin(x / 3), lambda x: x / 27 / (1 - x ** 2 / 9) ** 1.5),
+    (lambda x: np.arccos(x / 3), lambda x: -x / 27 / (1 - x ** 2 / 9) ** 1.5),
+    (np.arctan, lambda x: -2 * x / (1 + x ** 2) ** 2),
+    (lambda x: np.arctan2(x, 1.5), lambda x: -3 * x / (2.25 + x ** 2) ** 2),
+    (lambda x: np.arctan2(1.5, x), lambda x: 3 * x / (2.25 + x ** 2) ** 2),
+    (np.arcsinh, lambda x: -x / (1 + x ** 2) ** 1.5),
+    (lambda x: np.arccosh(x + 1), lambda x: -(x + 1) / ((x + 1) ** 2 - 1) ** 1.5),
+    (lambda x: np.arctanh(x / 3), lambda x: 2 * x / 27 / (1 - x ** 2 / 9) ** 2),
+    (lambda x: np.copysign(x, -1.0) ** 3, lambda x: -6 * x),
+    (lambda x: np.fmod(x ** 2, -1.5), lambda x: np.full_like(x, 2.0)),
+    (lambda x: np.fmod(1.7, x) * x, lambda x: -2 * np.trunc(1.7 / x)),
+    (lambda x: np.round(x ** 2, 1) * x, lambda x: np.zeros_like(x)),
 ])
 @pytest.mark.parametrize("mode", ["eager", "graph"])
 def test_grad_of_grad_elementwise(fn, second, mode):

@@ -123,14 +123,17 @@ def float_ops(x, y):
             -x, np.abs(x), np.sign(x), np.floor(x), np.exp(x), np.log(x), np.log1p(x), np.expm1(x),
             np.sqrt(x), np.tanh(x), np.sin(x), np.cos(x), np.sinh(x), np.cosh(x), np.log10(x), np.log2(x),
             np.exp2(x), x == y, x != y, x < y, x <= y, x > y, x >= y, np.where(x > y, x, y),
-            x.astype(np.bool_), np.logical_not(x), np.logical_and(x, y), np.logical_or(x, y))
+            x.astype(np.bool_), np.logical_not(x), np.logical_and(x, y), np.logical_or(x, y),
+            np.arcsin(x), np.arccos(x), np.arctan(x), np.arctan2(x, y), np.arcsinh(x), np.arccosh(x),
+            np.arctanh(x), np.copysign(x, y), np.rint(x))
 
 
 def float32_ops(x, y):
     """The float32 loop bodies whose Numba implementation differs from the float64 one."""
     return (x / y, x // y, x % y, np.maximum(x, y), x ** y, np.abs(x), np.sign(x), np.floor(x), np.exp(x),
             np.log(x), np.log1p(x), np.expm1(x), np.sqrt(x), np.tanh(x), np.sin(x), np.cos(x), np.sinh(x),
-            np.cosh(x), np.log10(x), np.log2(x), np.exp2(x), x < y)
+            np.cosh(x), np.log10(x), np.log2(x), np.exp2(x), x < y, np.arcsin(x), np.arccos(x), np.arctan(x),
+            np.arctan2(x, y), np.arcsinh(x), np.arccosh(x), np.arctanh(x), np.copysign(x, y), np.rint(x))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -944,6 +944,17 @@ def test_unsupported_error_names_the_line():
     assert_message(e, location(first_body_line(f)), "np.convolve(x, x)", "eager")
 
 
+def test_round_needs_its_decimals_while_tracing():
+    with pytest.raises(tj.UnsupportedError) as e:
+        run(tj.trace(lambda x, d: np.round(x, d)), "graph", X3, 2)
+    assert_message(e, "np.round(..., decimals=)", "a traced value", "static argument")
+    with pytest.raises(tj.UnsupportedError) as e:
+        run(tj.trace(lambda x: np.round(x, 1.5)), "graph", X3)
+    assert_message(e, "decimals must be an integer", "got float")
+    rounded = tj.trace(lambda x, d: np.round(x, d), static_argnums=(1,))
+    np.testing.assert_array_equal(run(rounded, "graph", X3 * 1.2345, 2), np.round(X3 * 1.2345, 2))
+
+
 @pytest.mark.parametrize("call, name", [
     (lambda x: np.nonzero(x), "np.nonzero"),
     (lambda x: np.unique(x), "np.unique"),

@@ -602,3 +602,23 @@ def _linear_scan_impl(a, b, *, axis, reverse):
 linear_scan = defop("linear_scan", "opaque", impl=_linear_scan_impl, abstract_eval=_linear_scan_rule,
                     doc="``h[0] = b[0]``, ``h[i] = a[i] * h[i-1] + b[i]`` along ``axis``, from the end with "
                         "``reverse`` (params: axis, reverse); the first coefficient is not read")
+
+# --------------------------------------------------------------------------- inverse trigonometric, rounding
+# Their own primitives: none is a composition of the primitives above that gives NumPy's values
+# bit for bit (arcsin as atan2(x, sqrt(1 - x*x)) or arctanh as a difference of log1p are off by
+# ulps, arcsinh through log needs branches against overflow, and the sign of NaN that copysign
+# copies is out of reach of comparisons). Each is one libm function, in NumPy and in Numba alike.
+
+asin = _elementwise("asin", np.arcsin, "np.arcsin({0})")
+acos = _elementwise("acos", np.arccos, "np.arccos({0})")
+atan = _elementwise("atan", np.arctan, "np.arctan({0})")
+atan2 = _elementwise("atan2", np.arctan2, "np.arctan2({0}, {1})",
+                     doc="``arctan2(y, x)``: the angle of the point (x, y), in [-pi, pi], as C's atan2")
+asinh = _elementwise("asinh", np.arcsinh, "np.arcsinh({0})")
+acosh = _elementwise("acosh", np.arccosh, "np.arccosh({0})")
+atanh = _elementwise("atanh", np.arctanh, "np.arctanh({0})")
+copysign = _elementwise("copysign", np.copysign, "np.copysign({0}, {1})",
+                        doc="``copysign(x, y)``: the magnitude of x with the sign bit of y (that of -0.0 and NaN too)")
+rint = _elementwise("rint", np.rint, "np.rint({0})", differentiable=False,
+                    doc="the nearest integer as a float of the input's dtype, halves to even, with the input's "
+                        "sign (rint(-0.4) is -0.0)")

@@ -218,6 +218,7 @@ class _TracerArrayMethods:
     any = _method("any")
     all = _method("all")
     clip = _method("clip")
+    round = _method("round")
     dot = _method("dot")
     ravel = _method("ravel")
     swapaxes = _method("swapaxes")

@@ -144,6 +144,15 @@ sqrt = _ufunc_fn(np.sqrt, P.sqrt)
 tanh = _ufunc_fn(np.tanh, P.tanh)
 sin = _ufunc_fn(np.sin, P.sin)
 cos = _ufunc_fn(np.cos, P.cos)
+arcsin = _ufunc_fn(np.arcsin, P.asin)
+arccos = _ufunc_fn(np.arccos, P.acos)
+arctan = _ufunc_fn(np.arctan, P.atan)
+arctan2 = _ufunc_fn(np.arctan2, P.atan2)
+arcsinh = _ufunc_fn(np.arcsinh, P.asinh)
+arccosh = _ufunc_fn(np.arccosh, P.acosh)
+arctanh = _ufunc_fn(np.arctanh, P.atanh)
+copysign = _ufunc_fn(np.copysign, P.copysign)
+rint = _ufunc_fn(np.rint, P.rint)
 equal = _ufunc_fn(np.equal, P.eq)
 not_equal = _ufunc_fn(np.not_equal, P.ne)
 less = _ufunc_fn(np.less, P.lt)
@@ -326,6 +335,66 @@ def fmin(x, y):
 def heaviside(x, h0):
     zero, one = literal(0, x.dtype), literal(1, x.dtype)
     return where(less(x, 0), zero, where(greater(x, 0), one, where(isnan(x), x, h0)))
+
+
+@_composite(np.fmod)
+def fmod(x, y):
+    """C's remainder, with the sign of ``x`` (``np.mod``'s has the sign of ``y``)."""
+    if x.dtype.kind == "f":
+        # For operands of one sign NumPy's mod *is* C's fmod (it only corrects a remainder whose
+        # sign differs from the divisor's), so this is NumPy's fmod bit for bit, signed zeros
+        # included. copysign(v, 1) rather than absolute(v): its derivative at +-0 is +-1, so
+        # d/dx = 1 everywhere, and d/dy = -trunc(x / y).
+        one = literal(1, x.dtype)
+        return copysign(remainder(copysign(x, one), copysign(y, one)), x)
+    # integers: the floored remainder, moved by one divisor where the operands' signs differ
+    # (no absolute value, which the most negative integer does not have)
+    floored = remainder(x, y)
+    differs = logical_and(not_equal(floored, 0), not_equal(less(x, 0), less(y, 0)))
+    return where(differs, subtract(floored, y), floored)
+
+
+def _power_of_ten(n):
+    # 10.0 ** n as NumPy's round computes it: exact up to 1e8, then repeated products (from
+    # 1e23 on, 10.0 ** n is sometimes the neighbouring float)
+    if n < 9:
+        return 10.0 ** n
+    scale = 1e9
+    for _ in builtins.range(n - 9):
+        scale *= 10.0
+    return scale
+
+
+@implements(np.round, np.around)
+def round(a, decimals=0, out=None):
+    """``numpy.round``: halves to even, ``decimals`` places after the point (before it when
+    negative), by NumPy's own algorithm: ``rint(a * 10**decimals) / 10**decimals``. Integers
+    are unchanged for ``decimals >= 0``."""
+    if not _any_tracer((a, decimals, out)):
+        return np.round(a, decimals, out=out)
+    if _is_tracer(decimals) or not isinstance(decimals, (int, np.integer)):
+        got = "a traced value (make it a static argument)" if _is_tracer(decimals) else type(decimals).__name__
+        raise UnsupportedError(f"np.round(..., decimals=): decimals must be an integer known while tracing, got "
+                               f"{got}{_where_msg()}")
+    a = _check_operand(a, "np.round")
+    kind = _dtype_of(a).kind
+    if kind in "iu" and decimals >= 0:
+        result = copy(a)
+    elif decimals == 0:
+        result = rint(a)
+    else:
+        scale = _power_of_ten(builtins.abs(int(decimals)))
+        if decimals > 0:
+            result = true_divide(rint(multiply(a, scale)), scale)
+        else:
+            result = multiply(rint(true_divide(a, scale)), scale)
+        if kind in "iu":
+            result = astype(result, _dtype_of(a))
+    return _scalar0d(result) if out is None else inplace_update(out, result)
+
+
+around = round
+
 
 def _bool_only(name, logical):
     def fn(x, y=None):

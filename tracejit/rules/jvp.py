@@ -258,3 +258,22 @@ defjvp(ops.reduce_prod, lambda p, t, out, *, axes: reduce_sum(t[0] * prod_of_oth
 deflinear(ops.cumsum)
 defjvp(ops.cumprod, _cumprod_jvp)
 defjvp(ops.linear_scan, _linear_scan_jvp)
+
+# --------------------------------------------------------------------------- inverse trigonometric, copysign
+# The derivatives of rules/vjp.py's block of the same name.
+
+
+def _atan2_jvp(primals, tangents, out):
+    (y, x), (ty, tx) = primals, tangents
+    return _sum(_times(ty, x), _times(tx, -y)) / (x * x + y * y)
+
+
+defjvp(ops.asin, lambda p, t, out: t[0] / tnp.sqrt((1 - p[0]) * (1 + p[0])))
+defjvp(ops.acos, lambda p, t, out: -t[0] / tnp.sqrt((1 - p[0]) * (1 + p[0])))
+defjvp(ops.atan, lambda p, t, out: t[0] / (1 + p[0] * p[0]))
+defjvp(ops.atan2, _atan2_jvp)
+defjvp(ops.asinh, lambda p, t, out: t[0] / tnp.sqrt(p[0] * p[0] + 1))
+defjvp(ops.acosh, lambda p, t, out: t[0] / tnp.sqrt((p[0] - 1) * (p[0] + 1)))
+defjvp(ops.atanh, lambda p, t, out: t[0] / ((1 - p[0]) * (1 + p[0])))
+# y only picks the sign: its tangent carries nothing (see rules/vjp.py)
+defjvp(ops.copysign, lambda p, t, out: None if t[0] is None else t[0] * tnp.copysign(1.0, p[0]) * tnp.copysign(1.0, p[1]))

@@ -403,3 +403,28 @@ defvjp(ops.reduce_prod, _prod_vjp)
 defvjp(ops.cumsum, lambda ct, x, out, *, axis, reverse: (ops.cumsum(ct, axis=axis, reverse=not reverse),))
 defvjp(ops.cumprod, _cumprod_vjp)
 defvjp(ops.linear_scan, _linear_scan_vjp)
+
+# --------------------------------------------------------------------------- inverse trigonometric, copysign
+# (1 - x) * (1 + x) rather than 1 - x * x: near |x| = 1, where these derivatives grow without
+# bound, one factor is an exact difference.
+
+
+def _atan2_vjp(ct, y, x, out):
+    scale = ct / (x * x + y * y)
+    return scale * x, -scale * y
+
+
+def _copysign_vjp(ct, x, y, out):
+    # +1 where the sign bits of x and y agree, else -1: |x| with y's sign, differentiated on the
+    # side of 0 that a signed zero x stands for. y only picks the sign: no gradient reaches it.
+    return ct * tnp.copysign(1.0, x) * tnp.copysign(1.0, y), None
+
+
+defvjp(ops.asin, lambda ct, x, out: (ct / tnp.sqrt((1 - x) * (1 + x)),))
+defvjp(ops.acos, lambda ct, x, out: (-ct / tnp.sqrt((1 - x) * (1 + x)),))
+defvjp(ops.atan, lambda ct, x, out: (ct / (1 + x * x),))
+defvjp(ops.atan2, _atan2_vjp)
+defvjp(ops.asinh, lambda ct, x, out: (ct / tnp.sqrt(x * x + 1),))
+defvjp(ops.acosh, lambda ct, x, out: (ct / tnp.sqrt((x - 1) * (x + 1)),))
+defvjp(ops.atanh, lambda ct, x, out: (ct / ((1 - x) * (1 + x)),))
+defvjp(ops.copysign, _copysign_vjp)
