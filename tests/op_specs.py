@@ -13,7 +13,9 @@ mutating them (in-place behaviour is tested in test_trace.py).
 ``grad=True`` marks specs whose float64 array arguments are smooth points of the function, so
 finite-difference gradient checks may use them. ``tags``: "specials" specs feed NaN, infinities
 and signed zeros, and run with NumPy's floating-point warnings silenced; "ufunc_methods" specs
-use ``np.add.reduce`` and the like, which the ``tj.numpy`` namespace does not spell.
+use ``np.add.reduce`` and the like, which the ``tj.numpy`` namespace does not spell;
+"slow_compile" specs' compiled gradients take ten seconds or more to compile, and run among the
+long checks.
 """
 from __future__ import annotations
 
@@ -415,13 +417,13 @@ spec("einsum_dtypes", lambda x, w, i: (np.einsum("ij,jk->ik", x, w), np.einsum("
                                        np.einsum("ij->j", i)),
      A32, f32(3, 2), I32)
 spec("sort", lambda x, t: (np.sort(x), np.sort(x, axis=0), np.sort(t, axis=1), np.sort(x, axis=None), np.sort(t[0, 0])),
-     A, T3, grad=True)
+     A, T3, grad=True, tags=("slow_compile",))
 spec("argsort", lambda x, i, s: (np.argsort(x), np.argsort(x, axis=0), np.argsort(i, kind="stable"), np.argsort(s, axis=None),
                                  np.sort(s), np.sort(i, axis=0)), A, I32, specials(), tags=("specials",))
 spec("order_statistics", lambda x, t: (np.median(x), np.median(t, axis=1), np.median(t, axis=(0, 2), keepdims=True),
                                        np.quantile(x, 0.3, axis=-1), np.quantile(t, [0.1, 0.5, 0.99], axis=0),
                                        np.percentile(x, [25, 75]), np.percentile(t, 40.0, axis=2, keepdims=True)),
-     A, T3, grad=True)
+     A, T3, grad=True, tags=("slow_compile",))
 spec("order_statistics_dtypes", lambda x, i, s: (np.median(x), np.quantile(x, [0.2, 0.7]), np.median(i, axis=0),
                                                   np.percentile(i, 30.0), np.median(s, axis=1), np.quantile(s, 0.5, axis=0)),
      A32, I32, specials(), tags=("specials",))
@@ -433,7 +435,7 @@ spec("complex_parts", lambda z, w, x: (np.real(z), np.imag(z), np.conj(z), np.co
 spec("fft", lambda x, z: (np.fft.fft(x), np.fft.fft(x, n=5, axis=0), np.fft.fft(x, 2), np.fft.ifft(z, norm="ortho"),
                           np.fft.rfft(x), np.fft.rfft(x, n=3, axis=0, norm="forward"), np.fft.irfft(z), np.fft.irfft(z, n=4, axis=0),
                           np.fft.fft2(z), np.fft.ifftn(x, s=(3, 2), axes=(0, 1)), np.fft.rfftn(x), np.fft.irfftn(z), np.fft.irfft2(z, s=(2, 5)),
-                          np.fft.fftshift(x), np.fft.ifftshift(z, axes=1)), A, Z, grad=True)
+                          np.fft.fftshift(x), np.fft.ifftshift(z, axes=1)), A, Z, grad=True, tags=("slow_compile",))
 spec("fft_f32", lambda x: (np.fft.fft(x), np.fft.rfft(x, axis=0), np.fft.irfft(np.fft.rfft(x)), np.fft.fft2(x)), A32)
 spec("sliding_window_view", lambda x, t: (np.lib.stride_tricks.sliding_window_view(x, 2, axis=1),
                                           np.lib.stride_tricks.sliding_window_view(t, (2, 2), axis=(1, 2)),
@@ -445,22 +447,24 @@ spec("linspace", lambda a, b, r: (np.linspace(a, b, 5), np.linspace(a, b, 4, end
      np.array(-1.5), np.array(0.7), ROW, grad=True)
 spec("linspace_dtypes", lambda a, b, i: (np.linspace(a, b, 5, dtype=np.float32), np.linspace(i, 7, 4), np.linspace(a, i, 3)),
      np.array(-1.5, np.float32), np.array(0.7), np.array(2))
+spec("complex_parts_of_reals", lambda x: (np.real(x) * 2, np.imag(x) + x, np.conj(x) * x, x.real ** 2,
+                                          np.abs((x + 1j * x[::-1]) * (2 - 1j))), A, grad=True)
 WELL = f64(3, 3) + 3 * np.eye(3)  # well conditioned: finite differences of inverses stay accurate
 WELL_BATCH = f64(2, 3, 3) + 3 * np.eye(3)
 spec("linalg_inv_solve_det", lambda a, b, t: (np.linalg.inv(a), np.linalg.solve(a, b), np.linalg.solve(a, b[:, 0]),
                                               np.linalg.det(a), np.linalg.slogdet(a)[1], np.linalg.inv(t),
                                               np.linalg.solve(t, b), np.linalg.det(t), np.linalg.slogdet(-a)[0]),
-     WELL, f64(3, 2), WELL_BATCH, grad=True)
+     WELL, f64(3, 2), WELL_BATCH, grad=True, tags=("slow_compile",))
 spec("linalg_cholesky", lambda w, t: (np.linalg.cholesky(w @ w.T), np.linalg.cholesky(w.T @ w, upper=True),
-                                      np.linalg.cholesky(t @ t.transpose(0, 2, 1))), WELL, WELL_BATCH, grad=True)
+                                      np.linalg.cholesky(t @ t.transpose(0, 2, 1))), WELL, WELL_BATCH, grad=True, tags=("slow_compile",))
 spec("linalg_eigh", lambda a, t: (*np.linalg.eigh(a), np.linalg.eigvalsh(t), np.linalg.eigh(t)[1],
-                                  np.linalg.eigvalsh(a, UPLO="U")), WELL, WELL_BATCH, grad=True)
+                                  np.linalg.eigvalsh(a, UPLO="U")), WELL, WELL_BATCH, grad=True, tags=("slow_compile",))
 spec("linalg_svd", lambda a, w, t: (*np.linalg.svd(a, full_matrices=False), np.linalg.svd(w, compute_uv=False),
                                     np.linalg.svd(w, full_matrices=False)[2], np.linalg.svd(t)[0],
                                     np.linalg.norm(a, 2), np.linalg.norm(w, "nuc"), np.linalg.norm(t, -2, axis=(2, 1))),
-     f64(4, 3), f64(3, 4), WELL_BATCH, grad=True)
+     f64(4, 3), f64(3, 4), WELL_BATCH, grad=True, tags=("slow_compile",))
 spec("linalg_qr_pinv", lambda a, w, t: (*np.linalg.qr(a), np.linalg.qr(t)[0], np.linalg.qr(a, mode="r"), np.linalg.pinv(a),
-                                        np.linalg.pinv(w), np.linalg.pinv(t)), f64(4, 3), f64(3, 4), WELL_BATCH, grad=True)
+                                        np.linalg.pinv(w), np.linalg.pinv(t)), f64(4, 3), f64(3, 4), WELL_BATCH, grad=True, tags=("slow_compile",))
 spec("linalg_qr_wide", lambda w: (*np.linalg.qr(w),), f64(3, 4))
 spec("linalg_f32", lambda a, b: (np.linalg.inv(a), np.linalg.solve(a, b), np.linalg.det(a), np.linalg.norm(a, axis=1)),
      WELL.astype(np.float32), f32(3, 2))

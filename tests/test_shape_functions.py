@@ -140,7 +140,8 @@ def _through_every_function(x):
     return sum(np.sum(np.tanh(p) * p * (k + 1)) for k, p in enumerate(parts))
 
 
-@pytest.mark.parametrize("mode", ["eager", "graph", "compiled"])
+# compiled: two minutes of compiling on two cores, so among the long checks
+@pytest.mark.parametrize("mode", ["eager", "graph", pytest.param("compiled", marks=pytest.mark.long)])
 def test_second_derivatives_agree_with_differences_of_the_gradient(mode):
     rng = np.random.default_rng(3)
     x = rng.uniform(0.2, 1.5, (3, 4)) * np.where(rng.random((3, 4)) < 0.5, -1, 1)

@@ -94,8 +94,15 @@ defjvp(ops.minimum, lambda p, t, out: _minmax_jvp(p[0] < p[1], *p, *t))
 defjvp(ops.pow, _pow_jvp)
 
 # d|z| = real(conj(z) dz) / |z|; d|x| = sign(x) dx
-defjvp(ops.abs, lambda p, t, out: ops.real(t[0] * tnp.sign(ops.conj(p[0]))) if p[0].dtype.kind == "c"
-       else t[0] * tnp.sign(p[0]))
+def _abs_jvp(primals, tangents, out):
+    (x,), (t,) = primals, tangents
+    if x.dtype.kind != "c":
+        return t * tnp.sign(x)
+    zero = out == 0
+    return ops.real(t * tnp.where(zero, tnp.zeros_like(x), ops.conj(x) / tnp.where(zero, tnp.ones_like(out), out)))
+
+
+defjvp(ops.abs, _abs_jvp)
 defjvp(ops.exp, lambda p, t, out: t[0] * out)
 defjvp(ops.log, lambda p, t, out: t[0] / p[0])
 defjvp(ops.log1p, lambda p, t, out: t[0] / (p[0] + 1))

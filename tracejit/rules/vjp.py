@@ -83,8 +83,17 @@ defvjp(ops.minimum, lambda ct, x, y, out: _minmax_vjp(ct, y, x))
 defvjp(ops.pow, _pow_vjp)
 
 defvjp(ops.neg, lambda ct, x, out: (-ct,))
-# |z|: ct conj(z) / |z| (sign(conj(z)), 0 at 0); for a real x, ct sign(x)
-defvjp(ops.abs, lambda ct, x, out: (ct * tnp.sign(ops.conj(x) if x.dtype.kind == "c" else x),))
+def _abs_vjp(ct, x, out):
+    # a real x: ct sign(x) (piecewise constant). A complex z: ct conj(z) / |z|, written out
+    # rather than as sign(conj(z)) so that second derivatives see how it varies; 0 at z = 0
+    # (the inner where keeps that branch's gradient finite).
+    if x.dtype.kind != "c":
+        return (ct * tnp.sign(x),)
+    zero = out == 0
+    return (ct * tnp.where(zero, tnp.zeros_like(x), ops.conj(x) / tnp.where(zero, tnp.ones_like(out), out)),)
+
+
+defvjp(ops.abs, _abs_vjp)
 defvjp(ops.exp, lambda ct, x, out: (ct * out,))
 defvjp(ops.log, lambda ct, x, out: (ct / x,))
 defvjp(ops.log1p, lambda ct, x, out: (ct / (x + 1),))
