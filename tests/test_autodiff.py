@@ -451,6 +451,7 @@ COMPLEX_LOSSES = {
     "real and imag": lambda z, w: (np.real(z * w) + 2 * np.imag(z) ** 2).sum(),
     "holomorphic inside": lambda z, w: np.abs(np.exp(z) * z + (w @ z.T) @ z).sum(),
     "var": lambda z, w: np.var(z) + np.std(z, axis=1).sum(),
+    "angle": lambda z, w: (np.angle(z * w) * np.abs(z)).sum(),
 }
 
 

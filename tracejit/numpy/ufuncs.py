@@ -514,4 +514,14 @@ real = _complex_part("real", P.real, np.real)
 imag = _complex_part("imag", P.imag, np.imag)
 
 
+@implements(np.angle)
+def angle(z, deg=False):
+    """``numpy.angle``: ``arctan2(imag(z), real(z))``, in degrees with ``deg=True`` (0 or pi
+    for reals, as NumPy gives)."""
+    if not _is_tracer(z):
+        return np.angle(z, deg=deg)
+    out = arctan2(imag(z), real(z))
+    return multiply(out, 180 / np.pi) if deg else out
+
+
 __all__ = public_names(globals())
