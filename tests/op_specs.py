@@ -431,7 +431,8 @@ Z = (f64(2, 3) + 1j * f64(2, 3)).astype(np.complex128)
 spec("complex_parts", lambda z, w, x: (np.real(z), np.imag(z), np.conj(z), np.conjugate(z), z.real, z.imag, z.conj(),
                                        np.real(x), np.imag(x), x.real, np.var(z), np.std(z, axis=0), np.abs(z),
                                        np.var(z.astype(np.complex64), axis=1), z @ w, np.sum(z * w.T), np.mean(z, axis=1),
-                                       np.angle(z), np.angle(z, deg=True), np.angle(x)),
+                                       np.angle(z), np.angle(z, deg=True), np.angle(x), np.einsum("ij,kj->ik", z, z),
+                                       np.einsum("ij,ji", z, w), np.tensordot(z, x, ([1], [1]))),
      Z, Z.T.copy(), A)
 spec("fft", lambda x, z: (np.fft.fft(x), np.fft.fft(x, n=5, axis=0), np.fft.fft(x, 2), np.fft.ifft(z, norm="ortho"),
                           np.fft.rfft(x), np.fft.rfft(x, n=3, axis=0, norm="forward"), np.fft.irfft(z), np.fft.irfft(z, n=4, axis=0),

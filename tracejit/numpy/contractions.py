@@ -270,9 +270,9 @@ def einsum(subscripts, *operands, out=None, dtype=None, order="K", casting="safe
     labels, output = _einsum_labels(subscripts, shapes)
     sizes = _einsum_sizes(labels, shapes, subscripts)
     result_dtype = np.result_type(*[x.dtype for x in operands]) if dtype is None else np.dtype(dtype)
-    if result_dtype.kind not in "iuf":
-        raise UnsupportedError(f"np.einsum of {result_dtype} operands is not supported on traced values (integers "
-                               f"and floats are){_where_msg()}")
+    if result_dtype.kind not in "iufc":
+        raise UnsupportedError(f"np.einsum of {result_dtype} operands is not supported on traced values (integers, "
+                               f"floats and complex numbers are){_where_msg()}")
     if not np.can_cast(np.result_type(*[x.dtype for x in operands]), result_dtype, casting):
         raise TypeError(f"einsum: cannot cast the operands to dtype={result_dtype} under casting={casting!r}")
     terms = [(_to(x, result_dtype, shape, operands), sub) for x, shape, sub in zip(operands, shapes, labels)]
