@@ -8,17 +8,9 @@ import pytest
 
 import tracejit as tj
 from conftest import run
+from test_autodiff import numeric_grad
 
 MODES = ["eager", "graph", "compiled"]
-
-
-def _central_differences(f, x, eps=1e-6):
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        step = np.zeros_like(x)
-        step[i] = eps
-        g[i] = (f(x + step) - f(x - step)) / (2 * eps)
-    return g
 
 
 @pytest.mark.parametrize("upper", [False, True])
@@ -34,7 +26,7 @@ def test_cholesky_gradient_follows_the_triangle_numpy_reads(upper):
     def loss(a):
         return (np.linalg.cholesky(a, upper=upper) * weights).sum()
 
-    want = _central_differences(loss, a)
+    want = numeric_grad(loss, a)
     unread = np.triu(np.ones((3, 3)), 1) if not upper else np.tril(np.ones((3, 3)), -1)
     assert np.all(want[unread == 1] == 0)
     grad = tj.trace(tj.grad(loss))

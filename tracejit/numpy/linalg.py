@@ -38,16 +38,23 @@ def _float_dtype(*dtypes):
     return np.dtype(np.float32) if builtins.all(np.dtype(d) == np.float32 for d in dtypes) else np.dtype(np.float64)
 
 
-def _square_matrices(a, fname):
-    """``a`` as float square matrices, with NumPy's errors for what is not."""
+def _float_matrices(a, fname):
+    """``a`` as float matrices (its last two axes), with NumPy's error for fewer axes."""
     a = _strong(_check_operand(a, fname))
     shape = tuple(_shape(a))
     if len(shape) < 2:
         raise LinAlgError(f"{fname}: {len(shape)}-dimensional array given. Array must be at least two-dimensional"
                           f"{_where_msg()}")
+    return _to(a, _float_dtype(a.dtype), shape, (a,))
+
+
+def _square_matrices(a, fname):
+    """``a`` as float square matrices, with NumPy's errors for what is not."""
+    a = _float_matrices(a, fname)
+    shape = tuple(_shape(a))
     if shape[-1] != shape[-2]:
         raise LinAlgError(f"{fname}: last 2 dimensions of the array must be square, got shape {shape}{_where_msg()}")
-    return _to(a, _float_dtype(a.dtype), shape, (a,))
+    return a
 
 
 def _swap_last(x):
@@ -163,15 +170,6 @@ def eigvalsh(a, UPLO="L"):
     if not _any_tracer((a,)):
         return np.linalg.eigvalsh(a, UPLO=UPLO)
     return bind(P.eigh, _symmetric_input(a, UPLO, "np.linalg.eigvalsh"))[0]
-
-
-def _float_matrices(a, fname):
-    a = _strong(_check_operand(a, fname))
-    shape = tuple(_shape(a))
-    if len(shape) < 2:
-        raise LinAlgError(f"{fname}: {len(shape)}-dimensional array given. Array must be at least two-dimensional"
-                          f"{_where_msg()}")
-    return _to(a, _float_dtype(a.dtype), shape, (a,))
 
 
 @implements(np.linalg.svd)

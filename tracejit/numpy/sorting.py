@@ -153,27 +153,23 @@ def _method_and_out(fname, method, out, weights):
                                f"is{_where_msg()}")
 
 
-@implements(np.quantile)
-def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, *, weights=None):
-    """``numpy.quantile`` with NumPy's default 'linear' method, ``q`` a constant; its gradient
-    reaches the (at most two) elements each quantile interpolates."""
-    if not _any_tracer((a, q)):
-        return np.quantile(a, q, axis=axis, out=out, overwrite_input=overwrite_input, method=method,
-                           keepdims=keepdims, weights=weights)
-    _method_and_out("np.quantile", method, out, weights)
-    return _quantiles(a, _constant_fractions(q, "np.quantile", 1.0), axis, keepdims, "np.quantile",
-                      _quantile_dtype(a, q))
+def _order_statistic(name, np_fn, scale):
+    def fn(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, *, weights=None):
+        if not _any_tracer((a, q)):
+            return np_fn(a, q, axis=axis, out=out, overwrite_input=overwrite_input, method=method, keepdims=keepdims,
+                         weights=weights)
+        _method_and_out(f"np.{name}", method, out, weights)
+        return _quantiles(a, _constant_fractions(q, f"np.{name}", scale), axis, keepdims, f"np.{name}",
+                          _quantile_dtype(a, q))
+    fn.__name__ = name
+    fn.__doc__ = (f"``numpy.{name}`` with NumPy's default 'linear' method, ``q`` a constant"
+                  f"{' (in percent)' if scale == 100 else ''}; its gradient reaches the (at most two) elements each "
+                  "value interpolates.")
+    return implements(np_fn)(fn)
 
 
-@implements(np.percentile)
-def percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, *, weights=None):
-    """``numpy.percentile``: ``quantile`` of ``q / 100``."""
-    if not _any_tracer((a, q)):
-        return np.percentile(a, q, axis=axis, out=out, overwrite_input=overwrite_input, method=method,
-                             keepdims=keepdims, weights=weights)
-    _method_and_out("np.percentile", method, out, weights)
-    return _quantiles(a, _constant_fractions(q, "np.percentile", 100.0), axis, keepdims, "np.percentile",
-                      _quantile_dtype(a, q))
+quantile = _order_statistic("quantile", np.quantile, 1.0)
+percentile = _order_statistic("percentile", np.percentile, 100.0)
 
 
 @implements(np.median)

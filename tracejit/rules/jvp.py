@@ -24,7 +24,7 @@ from .. import numpy as tnp
 from .. import ops
 from ..ops import broadcast_to, gather, matmul, reduce_sum, reshape, scatter_add
 from ..primitives import Primitive
-from .vjp import pow_by_base, prod_of_others, shifted
+from .vjp import eigenvalue_gaps, pow_by_base, prod_of_others, shifted
 
 __all__ = ["jvp_rules", "defjvp", "deflinear"]
 
@@ -173,11 +173,8 @@ def _cholesky_jvp(primals, tangents, out):
     # mirrored. Then dL = L Phi(L^-1 dA L^-T), Phi the lower triangle with its diagonal halved.
     (a,), (ta,) = primals, tangents
     n = a.shape[-1]
-    lower = tnp.literal(np.tril(np.ones((n, n))), a.dtype)
-    strictly_lower = tnp.literal(np.tril(np.ones((n, n)), -1), a.dtype)
-    sym = ta * lower + _swap_last(ta * strictly_lower)
-    inner = ops.solve(out, _swap_last(ops.solve(out, sym)))
-    return matmul(out, inner * (lower - 0.5 * tnp.literal(np.eye(n), a.dtype)))
+    inner = ops.solve(out, _swap_last(ops.solve(out, _symmetric_from_lower(ta))))
+    return matmul(out, inner * tnp.literal(np.tril(np.ones((n, n))) - 0.5 * np.eye(n), a.dtype))
 
 
 def _symmetric_from_lower(ta):
@@ -195,9 +192,7 @@ def _eigh_jvp(primals, tangents, out):
     # dw = diag(V^T dA V), dV = V (F * (V^T dA V)), F_ij = 1 / (w_j - w_i) off the diagonal
     (ta,), (w, v) = tangents, out
     m = matmul(_swap_last(v), matmul(_symmetric_from_lower(ta), v))
-    eye = tnp.literal(np.eye(w.shape[-1]), w.dtype)
-    gaps = 1 / (tnp.expand_dims(w, -2) - tnp.expand_dims(w, -1) + eye) - eye
-    return _diagonal(m), matmul(v, gaps * m)
+    return _diagonal(m), matmul(v, eigenvalue_gaps(w) * m)
 
 
 def _svd_jvp(primals, tangents, out):

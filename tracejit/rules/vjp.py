@@ -264,7 +264,7 @@ def _triangle_masks(a):
     return tnp.literal(np.tril(np.ones((n, n))), a.dtype), tnp.literal(np.eye(n), a.dtype)
 
 
-def _eigenvalue_gaps(w):
+def eigenvalue_gaps(w):
     """F with F_ij = 1 / (w_j - w_i) off the diagonal and 0 on it (the first-order change of
     eigenvectors; infinite where two eigenvalues coincide, as in every framework)."""
     eye = tnp.literal(np.eye(w.shape[-1]), w.dtype)
@@ -279,7 +279,7 @@ def _eigh_vjp(ct, a, out):
     if ct_w is not None:
         inner = inner + tnp.expand_dims(ct_w, -1) * tnp.literal(np.eye(w.shape[-1]), w.dtype)
     if ct_v is not None:
-        inner = inner + _eigenvalue_gaps(w) * matmul(_swap_last(v), ct_v)
+        inner = inner + eigenvalue_gaps(w) * matmul(_swap_last(v), ct_v)
     g = matmul(v, matmul(inner, _swap_last(v)))
     lower, diagonal = _triangle_masks(a)
     return ((g + _swap_last(g)) * lower - g * diagonal,)
