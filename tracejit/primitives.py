@@ -213,6 +213,8 @@ def bind(prim: Primitive, *args, **params):
             t = a._trace
             if trace is None or t.level > trace.level:
                 trace = t
+            if a.view_of is not None:  # a view of an array: refused if that array changed since
+                a.view_of.check_fresh()
     if trace is None:
         trace = _innermost_recording_trace()
         if trace is None:

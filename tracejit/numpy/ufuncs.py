@@ -51,6 +51,8 @@ def _elementwise(ufunc, prim, *args, python_op=False):
             t = a._trace
             if trace is None or t.level > trace.level:
                 trace = t
+            if a.view_of is not None:  # (eager autodiff's fast path below does not go through bind)
+                a.view_of.check_fresh()
             key.append((a.dtype, "weak") if a.weak else a.dtype)
         elif isinstance(a, (np.ndarray, np.generic)) and a.dtype != object:
             key.append(a.dtype)

@@ -19,18 +19,28 @@ def _mark_view(out, base, index=None):
     """Remember that ``out`` is a view of ``base``: a basic-indexing view (``index`` given)
     writes in-place updates through to ``base`` as NumPy does; other views refuse them."""
     if _is_tracer(out) and out is not base:
-        out.view_of = base if index is None else _IndexView(base, index)
+        out.view_of = _IndexView(base, index)
     return out
 
 
 class _IndexView:
-    """``view_of`` of ``base[index]``: an in-place update of the view becomes ``base[index] = new``.
-    ``synced`` is the state of ``base`` the view's value agrees with."""
+    """``view_of`` of ``base[index]`` (``index`` None: a view that is not basic indexing, a
+    reshape or a transpose, through which updates are refused): an in-place update of the view
+    becomes ``base[index] = new``. ``synced`` is the state of ``base`` the view's value agrees
+    with; a view read after ``base`` changed would hold old values, so reading it raises
+    (``check_fresh``, called where values are used: ``bind`` and the ufuncs)."""
 
     __slots__ = ("base", "index", "synced")
 
     def __init__(self, base, index):
         self.base, self.index, self.synced = base, index, _state(base)
+
+    def check_fresh(self):
+        if self.synced != _state(self.base):
+            raise UnsupportedError(
+                f"a view is read after its array was changed in place{_where_msg()}\nIn NumPy the view would "
+                "see that change; traced, it holds the older values. Take the view again after changing the "
+                "array (v = x[0:2] after x[0] = 5), or copy it first if the older values are meant.")
 
 
 def _state(t):
@@ -48,7 +58,7 @@ def inplace_update(target, new_value):
             f"an in-place update of a NumPy array with a traced value cannot be recorded{_where_msg()}\n"
             "Return the new value instead, or pass the array as an argument of the traced function.")
     view = getattr(target, "view_of", None)
-    if view is not None and not isinstance(view, _IndexView):
+    if view is not None and view.index is None:
         raise UnsupportedError(
             f"in-place update of a view (a reshape, ravel or transpose of another array) is not supported in "
             f"traced code{_where_msg()}\nUpdate the original array (x[index] = value, x += ...) or a copy instead.")
