@@ -54,15 +54,16 @@ def traced_grads():
     return {}
 
 
-def _modes_of(spec):
-    """eager, graph and compiled; the compiled gradients of large programs (LAPACK, sorting,
-    FFT: ten seconds or more of compiling each) run among the long checks."""
-    slow = "slow_compile" in spec.tags
-    return ["eager", "graph", pytest.param("compiled", marks=pytest.mark.long) if slow else "compiled"]
+def _spec_and_mode_params():
+    """Every gradient spec in eager, graph and compiled mode; the compiled gradients of large
+    programs (LAPACK, sorting, FFT: ten seconds or more of compiling each) run among the long
+    checks."""
+    return [pytest.param(s, mode, id=f"{mode}-{s.name}",
+                         marks=pytest.mark.long if mode == "compiled" and "slow_compile" in s.tags else ())
+            for s in GRAD_SPECS for mode in ("eager", "graph", "compiled")]
 
 
-@pytest.mark.parametrize("spec, mode", [pytest.param(s, m, id=f"{m if isinstance(m, str) else m.values[0]}-{s.name}")
-                                        for s in GRAD_SPECS for m in _modes_of(s)])
+@pytest.mark.parametrize("spec, mode", _spec_and_mode_params())
 def test_gradient_matches_finite_differences(spec, mode, traced_grads):
     loss, positions = _scalar_loss(spec)
     assert positions, f"{spec.name} is marked grad=True but has no float64 array argument"
