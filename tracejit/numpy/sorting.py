@@ -20,7 +20,8 @@ from .shapes import _check_operand, _norm_axis, expand_dims, moveaxis, ravel, re
 from .ufuncs import add, isnan, multiply, subtract, where
 
 
-def _sorted_along(prim, a, axis, fname):
+def _sorted_along(order, a, axis, fname):
+    """``order`` (a function of rows along the last axis) applied along ``axis`` of ``a``."""
     a = _strong(_check_operand(a, fname))
     if a.dtype.kind not in "biuf":
         raise UnsupportedError(f"{fname} of {a.dtype} values is not supported on traced values{_where_msg()}")
@@ -31,7 +32,7 @@ def _sorted_along(prim, a, axis, fname):
     axis = _norm_axis(axis, len(_shape(a)))
     last = len(_shape(a)) - 1
     rows = moveaxis(a, axis, last) if axis != last else a
-    out = _sorted_rows(rows) if prim is None else bind(prim, rows)
+    out = order(rows)
     return moveaxis(out, last, axis) if axis != last else out
 
 
@@ -53,7 +54,7 @@ def sort(a, axis=-1, kind=None, order=None, *, stable=None):
     if not _any_tracer((a,)):
         return np.sort(a, axis=axis, kind=kind, order=order, stable=stable)
     _check_order("np.sort", order)
-    return _sorted_along(None, a, axis, "np.sort")
+    return _sorted_along(_sorted_rows, a, axis, "np.sort")
 
 
 @implements(np.argsort)
@@ -63,7 +64,7 @@ def argsort(a, axis=-1, kind=None, order=None, *, stable=None):
     if not _any_tracer((a,)):
         return np.argsort(a, axis=axis, kind=kind, order=order, stable=stable)
     _check_order("np.argsort", order)
-    return _sorted_along(P.argsort, a, axis, "np.argsort")
+    return _sorted_along(lambda rows: bind(P.argsort, rows), a, axis, "np.argsort")
 
 
 @implements(np.partition)
@@ -74,7 +75,7 @@ def partition(a, kth, axis=-1, kind="introselect", order=None):
     if not _any_tracer((a,)):
         return np.partition(a, kth, axis=axis, kind=kind, order=order)
     _check_order("np.partition", order)
-    out = _sorted_along(None, a, axis, "np.partition")
+    out = _sorted_along(_sorted_rows, a, axis, "np.partition")
     n = _shape(out)[_norm_axis(axis, len(_shape(out))) if axis is not None else 0]
     for k in np.atleast_1d(kth):
         if not -n <= int(k) < n:

@@ -505,7 +505,7 @@ def _complex_part(name, prim, np_fn):
     def fn(val):
         if not _is_tracer(val):
             return np_fn(val)
-        return _scalar0d(bind(prim, val)) if val.ndim == 0 and not getattr(val, "ndarray0d", False) else bind(prim, val)
+        return bind(prim, val)  # 0-d results: arrays or scalars, as the input (returns_array below)
     fn.__name__ = name
     fn.__doc__ = (f"``numpy.{name}``: the {name} part of complex values, in the matching real dtype (of real "
                   f"values: {'themselves' if name == 'real' else 'zeros'}).")
