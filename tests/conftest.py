@@ -21,10 +21,14 @@ import tempfile
 
 # The compile cache: the suite compiles a few hundred programs (~40 MB); unless the caller chose
 # a folder with TRACEJIT_CACHE_DIR, they go to a temporary one removed at the end, not into the
-# user's ~/.cache/tracejit. Set before tracejit is imported; subprocesses inherit it.
-TEMPORARY_CACHE = None if os.environ.get("TRACEJIT_CACHE_DIR") else tempfile.mkdtemp(prefix="tracejit-tests-")
-if TEMPORARY_CACHE:
-    os.environ["TRACEJIT_CACHE_DIR"] = TEMPORARY_CACHE
+# user's ~/.cache/tracejit. Set before tracejit is imported; subprocesses inherit it. In a
+# parallel run (pytest-xdist) the controlling process makes the folder, its workers inherit
+# both variables and share the folder, and only the controller removes it.
+_INHERITED = os.environ.get("TRACEJIT_TESTS_TEMPORARY_CACHE")
+TEMPORARY_CACHE = _INHERITED if _INHERITED and _INHERITED == os.environ.get("TRACEJIT_CACHE_DIR") else None
+if not TEMPORARY_CACHE and not os.environ.get("TRACEJIT_CACHE_DIR"):
+    TEMPORARY_CACHE = tempfile.mkdtemp(prefix="tracejit-tests-")
+    os.environ["TRACEJIT_CACHE_DIR"] = os.environ["TRACEJIT_TESTS_TEMPORARY_CACHE"] = TEMPORARY_CACHE
 # Compiled mode compiles before the first call returns, so that tests of compiled mode test
 # compiled code; the "tiered" mode (``run``) and the tests of tiering turn tiering on. Compiles
 # in the background stay on a thread of the test process (a helper process per program would
@@ -125,7 +129,8 @@ def assert_message(excinfo, *fragments):
 
 
 def pytest_unconfigure(config):
-    if TEMPORARY_CACHE and os.environ.get("TRACEJIT_CACHE_DIR") == TEMPORARY_CACHE:
+    is_worker = hasattr(config, "workerinput")
+    if TEMPORARY_CACHE and not is_worker and os.environ.get("TRACEJIT_CACHE_DIR") == TEMPORARY_CACHE:
         shutil.rmtree(TEMPORARY_CACHE, ignore_errors=True)
 
 
