@@ -491,7 +491,8 @@ def c128(*shape):
 # checked through losses that do not depend on those phases, are in test_linalg.py.
 Z_WELL = c128(3, 3) + 3 * np.eye(3)
 Z_WELL_BATCH = c128(2, 3, 3) + 3 * np.eye(3)
-Z_HERMITIAN = Z_WELL @ Z_WELL.conj().T + 0.5j * np.triu(np.ones((3, 3)), 1) + 0.25j * np.eye(3)  # only its lower triangle is read
+# Hermitian but for its upper triangle and the imaginary parts of its diagonal, which LAPACK does not read
+Z_HERMITIAN = Z_WELL @ Z_WELL.conj().T + 0.5j * np.triu(np.ones((3, 3)), 1) + 0.25j * np.eye(3)
 spec("linalg_complex_inv_solve_det", lambda a, b, t: (np.linalg.inv(a), np.linalg.solve(a, b), np.linalg.solve(a, b[:, 0]),
                                                       np.linalg.det(a), *np.linalg.slogdet(a), np.linalg.inv(t),
                                                       np.linalg.solve(t, b), np.linalg.det(t), *np.linalg.slogdet(t),
