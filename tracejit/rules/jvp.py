@@ -24,7 +24,7 @@ from .. import numpy as tnp
 from .. import ops
 from ..ops import broadcast_to, gather, matmul, reduce_sum, reshape, scatter_add
 from ..primitives import Primitive
-from .vjp import adjoint, eigenvalue_gaps, pow_by_base, prod_of_others, shifted, singular_value_gaps
+from .vjp import eigenvalue_gaps, pow_by_base, prod_of_others, shifted
 
 __all__ = ["jvp_rules", "defjvp", "deflinear"]
 
@@ -158,6 +158,11 @@ def _swap_last(x):
     return ops.transpose(x, perm=tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2))
 
 
+def _adjoint(x):
+    """The conjugate transpose of each matrix (the transpose of real ones)."""
+    return ops.conj(_swap_last(x)) if x.dtype.kind == "c" else _swap_last(x)
+
+
 def _solve_jvp(primals, tangents, out):
     (a, _), (ta, tb) = primals, tangents
     return ops.solve(a, _sum(tb, None if ta is None else -matmul(ta, out)))
@@ -178,7 +183,7 @@ def _cholesky_jvp(primals, tangents, out):
     # conjugate-mirrored. Then dL = L Phi(L^-1 dA L^-H), Phi the lower triangle with its diagonal halved.
     (a,), (ta,) = primals, tangents
     n = a.shape[-1]
-    inner = ops.solve(out, adjoint(ops.solve(out, _hermitian_from_lower(ta))))
+    inner = ops.solve(out, _adjoint(ops.solve(out, _hermitian_from_lower(ta))))
     return matmul(out, inner * tnp.literal(np.tril(np.ones((n, n))) - 0.5 * np.eye(n), inner.dtype))
 
 
@@ -189,7 +194,8 @@ def _hermitian_from_lower(ta):
     lower = tnp.literal(np.tril(np.ones((n, n))), ta.dtype)
     strictly_lower = tnp.literal(np.tril(np.ones((n, n)), -1), ta.dtype)
     if ta.dtype.kind == "c":
-        return ta * strictly_lower + adjoint(ta * strictly_lower) + ops.real(_diagonal(ta)) * tnp.literal(np.eye(n), ta.dtype)
+        diagonal = ops.real(_diagonal(ta)) * tnp.literal(np.eye(n), ta.dtype)
+        return ta * strictly_lower + _adjoint(ta * strictly_lower) + diagonal
     return ta * lower + _swap_last(ta * strictly_lower)
 
 
@@ -206,7 +212,7 @@ def _real_diagonal(m):
 def _eigh_jvp(primals, tangents, out):
     # dw = diag(V^H dA V), dV = V (F * (V^H dA V)), F_ij = 1 / (w_j - w_i) off the diagonal
     (ta,), (w, v) = tangents, out
-    m = matmul(adjoint(v), matmul(_hermitian_from_lower(ta), v))
+    m = matmul(_adjoint(v), matmul(_hermitian_from_lower(ta), v))
     return _real_diagonal(m), matmul(v, eigenvalue_gaps(w) * m)
 
 
@@ -218,22 +224,23 @@ def _svd_jvp(primals, tangents, out):
     (a,), (ta,), (u, s, vh) = primals, tangents, out
     m, n = a.shape[-2:]
     k = min(m, n)
-    v = adjoint(vh)
-    f, eye = singular_value_gaps(s)
+    v = _adjoint(vh)
+    eye = tnp.literal(np.eye(k), s.dtype)
     s_row, s_col = tnp.expand_dims(s, -2), tnp.expand_dims(s, -1)
-    dp = matmul(adjoint(u), matmul(ta, v))
+    f = 1 / (s_row * s_row - s_col * s_col + eye) - eye
+    dp = matmul(_adjoint(u), matmul(ta, v))
     dp_s, s_dp = dp * s_row, s_col * dp
-    du = matmul(u, f * (dp_s + adjoint(dp_s)))
-    dv = matmul(v, f * (s_dp + adjoint(s_dp)))
+    du = matmul(u, f * (dp_s + _adjoint(dp_s)))
+    dv = matmul(v, f * (s_dp + _adjoint(s_dp)))
     if a.dtype.kind == "c":
         du = du + u * tnp.expand_dims(ops.imag(_diagonal(dp)) / s * tnp.literal(1j, a.dtype), -2)
     if m > k:
         dav = matmul(ta, v)
-        du = du + (dav - matmul(u, matmul(adjoint(u), dav))) / s_row
+        du = du + (dav - matmul(u, matmul(_adjoint(u), dav))) / s_row
     if n > k:
-        datu = matmul(adjoint(ta), u)
+        datu = matmul(_adjoint(ta), u)
         dv = dv + (datu - matmul(v, matmul(vh, datu))) / s_row
-    return du, _real_diagonal(dp), adjoint(dv)
+    return du, _real_diagonal(dp), _adjoint(dv)
 
 
 def _qr_jvp(primals, tangents, out):
@@ -247,9 +254,9 @@ def _qr_jvp(primals, tangents, out):
         raise NotImplementedError(f"the derivative of np.linalg.qr of a wide {m}x{n} matrix is not implemented; "
                                   "transpose the problem so that the matrix has at least as many rows as columns")
     da_rinv = _swap_last(ops.solve(_swap_last(r), _swap_last(ta)))
-    x = matmul(adjoint(q), da_rinv)
+    x = matmul(_adjoint(q), da_rinv)
     strictly_lower = tnp.literal(np.tril(np.ones((n, n)), -1), np.finfo(a.dtype).dtype)
-    w = x * strictly_lower - adjoint(x * strictly_lower)
+    w = x * strictly_lower - _adjoint(x * strictly_lower)
     if a.dtype.kind == "c":
         w = w + ops.imag(x) * tnp.literal(np.eye(n) * 1j, a.dtype)
     return matmul(q, w - x) + da_rinv, matmul(x - w, r)

@@ -25,7 +25,7 @@ from .. import ops
 from ..ops import broadcast_to, gather, matmul, pad, reduce_sum, reshape, scatter_add, slice, transpose
 from ..primitives import Primitive
 
-__all__ = ["vjp_rules", "defvjp", "takes_needed", "prod_of_others", "shifted", "adjoint", "conj_if_complex"]
+__all__ = ["vjp_rules", "defvjp", "takes_needed", "prod_of_others", "shifted"]
 
 vjp_rules: dict[Primitive, object] = {}
 # the primitives whose rule takes ``needed`` (one flag per input: whether the caller uses that
@@ -312,13 +312,6 @@ def _eigh_vjp(ct, a, out):
     return (lower_triangle_read(matmul(conj_if_complex(v), matmul(inner, _swap_last(v)))),)
 
 
-def singular_value_gaps(s):
-    """F with F_ij = 1 / (s_j^2 - s_i^2) off the diagonal and 0 on it, and the identity."""
-    eye = tnp.literal(np.eye(s.shape[-1]), s.dtype)
-    s_row, s_col = tnp.expand_dims(s, -2), tnp.expand_dims(s, -1)
-    return 1 / (s_row * s_row - s_col * s_col + eye) - eye, eye
-
-
 def _svd_vjp(ct, a, out):
     # a = U diag(s) V^H (V = vh^H, k = min(m, n)). For real matrices, with F_ij = 1 / (s_j^2 - s_i^2)
     # off the diagonal, J = F * (U^T cU - cU^T U), K = F * (V^T cV - cV^T V):
@@ -330,8 +323,9 @@ def _svd_vjp(ct, a, out):
     (ct_u, ct_s, ct_vh), (u, s, vh) = ct, out
     m, n = a.shape[-2:]
     k = min(m, n)
-    f, eye = singular_value_gaps(s)
+    eye = tnp.literal(np.eye(k), s.dtype)
     s_row, s_col = tnp.expand_dims(s, -2), tnp.expand_dims(s, -1)
+    f = 1 / (s_row * s_row - s_col * s_col + eye) - eye
     u_conj, v_t = conj_if_complex(u), conj_if_complex(vh)
     inner = 0
     if ct_s is not None:
