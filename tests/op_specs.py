@@ -477,6 +477,44 @@ spec("linalg_norm", lambda x, t: (np.linalg.norm(x), np.linalg.norm(x, axis=0), 
                                   np.linalg.norm(t, ord=-np.inf, axis=(2, 0), keepdims=True), np.linalg.norm(x[0], 0)),
      A, T3, grad=True)
 spec("linalg_norm_ints", lambda i: (np.linalg.norm(i), np.linalg.norm(i, axis=1), np.linalg.norm(i, 1)), I32)
+
+
+_complex_rng = np.random.default_rng(20261203)  # its own stream: the specs after these keep their arguments
+
+
+def c128(*shape):
+    return _complex_rng.uniform(-2.0, 2.0, shape) + 1j * _complex_rng.uniform(-2.0, 2.0, shape)
+
+
+# Complex matrices: values in every mode (NumPy's LAPACK fixes the phases of complex singular
+# vectors and eigenvectors, and the compiled program makes the same calls). Their gradients,
+# checked through losses that do not depend on those phases, are in test_linalg.py.
+Z_WELL = c128(3, 3) + 3 * np.eye(3)
+Z_WELL_BATCH = c128(2, 3, 3) + 3 * np.eye(3)
+# Hermitian but for its upper triangle and the imaginary parts of its diagonal, which LAPACK does not read
+Z_HERMITIAN = Z_WELL @ Z_WELL.conj().T + 0.5j * np.triu(np.ones((3, 3)), 1) + 0.25j * np.eye(3)
+spec("linalg_complex_inv_solve_det", lambda a, b, t: (np.linalg.inv(a), np.linalg.solve(a, b), np.linalg.solve(a, b[:, 0]),
+                                                      np.linalg.det(a), *np.linalg.slogdet(a), np.linalg.inv(t),
+                                                      np.linalg.solve(t, b), np.linalg.det(t), *np.linalg.slogdet(t),
+                                                      np.linalg.solve(a, b.real)),
+     Z_WELL, c128(3, 2), Z_WELL_BATCH)
+spec("linalg_complex_decompositions", lambda h, w, t: (np.linalg.cholesky(h), np.linalg.cholesky(h, upper=True),
+                                                       *np.linalg.eigh(h), np.linalg.eigvalsh(h, UPLO="U"), np.linalg.eigvalsh(t),
+                                                       *np.linalg.svd(w, full_matrices=False), np.linalg.svd(w.T, compute_uv=False),
+                                                       *np.linalg.qr(w), np.linalg.qr(w.T, mode="r"), np.linalg.pinv(w),
+                                                       np.linalg.pinv(w.T), np.linalg.cholesky(t @ t.conj().transpose(0, 2, 1))),
+     Z_HERMITIAN, c128(4, 3), Z_WELL_BATCH)
+spec("linalg_complex_norm", lambda x, t: (np.linalg.norm(x), np.linalg.norm(x, axis=0), np.linalg.norm(x, 1), np.linalg.norm(x, -1),
+                                          np.linalg.norm(x, np.inf), np.linalg.norm(x, -np.inf), np.linalg.norm(x, "fro"),
+                                          np.linalg.norm(x, "nuc"), np.linalg.norm(x, 2), np.linalg.norm(x, -2),
+                                          np.linalg.norm(t, axis=(1, 2)), np.linalg.norm(t, 2, axis=(2, 0), keepdims=True),
+                                          np.linalg.norm(x[0], 3), np.linalg.norm(x[0], np.inf), np.linalg.norm(x[0], -np.inf),
+                                          np.linalg.norm(x[0], 1), np.linalg.norm(x[0], 0), np.linalg.norm(t, keepdims=True)),
+     c128(2, 3), c128(2, 3, 4))
+spec("linalg_complex64", lambda a, b: (np.linalg.inv(a), np.linalg.solve(a, b), np.linalg.det(a), *np.linalg.slogdet(a),
+                                       np.linalg.eigvalsh(a @ a.conj().T), np.linalg.svd(a, compute_uv=False),
+                                       np.linalg.norm(a, axis=1), np.linalg.norm(a, "nuc"), np.linalg.qr(a, mode="r")),
+     Z_WELL.astype(np.complex64), c128(3, 2).real.astype(np.float32))
 spec("tensordot", lambda t, u, w: (np.tensordot(t, u, axes=([1, 2], [1, 0])), np.tensordot(t, w, 1), np.tensordot(t[0], w.T, 0),
                                    np.tensordot(t, u.transpose(1, 0, 2), 2), np.dot(t, w), np.dot(t, w[:, 0])),
      T3, f64(4, 3, 2), f64(4, 2), grad=True)

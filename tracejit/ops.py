@@ -352,8 +352,14 @@ argsort = defop("argsort", "opaque", impl=lambda x: np.argsort(x, axis=-1, kind=
 
 
 def _float_matrices(name, a):
-    if a.ndim < 2 or a.shape[-1] != a.shape[-2] or a.dtype.kind != "f":
-        raise TypeError(f"{name}: needs square float matrices (..., n, n), got {a}")
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2] or a.dtype.kind not in "fc":
+        raise TypeError(f"{name}: needs square float or complex matrices (..., n, n), got {a}")
+
+
+def _real_dtype(dtype):
+    """The dtype of the real values a decomposition of ``dtype`` matrices gives (singular
+    values, eigenvalues of a Hermitian matrix, the log of an absolute determinant)."""
+    return np.finfo(dtype).dtype
 
 
 def _square_rule(name):
@@ -372,7 +378,7 @@ def _solve_rule(a, b):
 
 def _slogdet_rule(a):
     _float_matrices("slogdet", a)
-    return Aval(a.shape[:-2], a.dtype), Aval(a.shape[:-2], a.dtype)
+    return Aval(a.shape[:-2], a.dtype), Aval(a.shape[:-2], _real_dtype(a.dtype))
 
 
 def _slogdet_impl(a):
@@ -382,23 +388,24 @@ def _slogdet_impl(a):
 
 def _eigh_rule(a):
     _float_matrices("eigh", a)
-    return Aval(a.shape[:-1], a.dtype), a.strong()
+    return Aval(a.shape[:-1], _real_dtype(a.dtype)), a.strong()
+
+
+def _rectangular_matrices(name, a):
+    if a.ndim < 2 or a.dtype.kind not in "fc":
+        raise TypeError(f"{name}: needs float or complex matrices (..., m, n), got {a}")
+    *batch, m, n = a.shape
+    return tuple(batch), m, n, min(m, n)
 
 
 def _svd_rule(a):
-    if a.ndim < 2 or a.dtype.kind != "f":
-        raise TypeError(f"svd: needs float matrices (..., m, n), got {a}")
-    *batch, m, n = a.shape
-    k = min(m, n)
-    return Aval(tuple(batch) + (m, k), a.dtype), Aval(tuple(batch) + (k,), a.dtype), Aval(tuple(batch) + (k, n), a.dtype)
+    batch, m, n, k = _rectangular_matrices("svd", a)
+    return Aval(batch + (m, k), a.dtype), Aval(batch + (k,), _real_dtype(a.dtype)), Aval(batch + (k, n), a.dtype)
 
 
 def _qr_rule(a):
-    if a.ndim < 2 or a.dtype.kind != "f":
-        raise TypeError(f"qr: needs float matrices (..., m, n), got {a}")
-    *batch, m, n = a.shape
-    k = min(m, n)
-    return Aval(tuple(batch) + (m, k), a.dtype), Aval(tuple(batch) + (k, n), a.dtype)
+    batch, m, n, k = _rectangular_matrices("qr", a)
+    return Aval(batch + (m, k), a.dtype), Aval(batch + (k, n), a.dtype)
 
 
 def _qr_impl(a):
@@ -419,17 +426,19 @@ def _svd_impl(a):
 solve = defop("solve", "opaque", impl=_as_array(np.linalg.solve), abstract_eval=_solve_rule,
               per_slice=("np.linalg.solve({})", 2), doc="``x`` with ``a @ x == b`` for each matrix ``a`` and columns ``b``")
 slogdet = defop("slogdet", "opaque", impl=_slogdet_impl, abstract_eval=_slogdet_rule, multiple_results=True,
-                per_slice=("np.linalg.slogdet({})", 2), doc="the sign and the log of the absolute determinant of each matrix")
+                per_slice=("np.linalg.slogdet({})", 2), doc="the sign and the log of the absolute determinant of each matrix (for complex matrices, "
+                    "a complex sign of modulus 1 and a real log)")
 eigh = defop("eigh", "opaque", impl=_eigh_impl, abstract_eval=_eigh_rule, multiple_results=True,
              per_slice=("np.linalg.eigh({})", 2),
-             doc="the eigenvalues (ascending) and eigenvectors (columns) of each symmetric matrix, from its lower "
-                 "triangle")
+             doc="the eigenvalues (ascending, real) and eigenvectors (columns) of each symmetric or Hermitian "
+                 "matrix, from its lower triangle")
 qr = defop("qr", "opaque", impl=_qr_impl, abstract_eval=_qr_rule, multiple_results=True,
            per_slice=("np.linalg.qr({})", 2),
            doc="the reduced QR decomposition ``q, r`` of each matrix (orthonormal columns, upper triangular)")
 svd = defop("svd", "opaque", impl=_svd_impl, abstract_eval=_svd_rule, multiple_results=True,
             per_slice=("np.linalg.svd({}, full_matrices=False)", 2),
-            doc="the reduced singular value decomposition ``u, s, vh`` of each matrix (``u * s @ vh``)")
+            doc="the reduced singular value decomposition ``u, s, vh`` of each matrix (``u * s @ vh``, ``s`` "
+                "real)")
 cholesky = defop("cholesky", "opaque", impl=_as_array(np.linalg.cholesky), abstract_eval=_square_rule("cholesky"),
                  per_slice=("np.linalg.cholesky({})", 2),
                  doc="the lower Cholesky factor of each matrix, from its lower triangle (LinAlgError if one is "

@@ -2,10 +2,11 @@
 pinv and norm.
 
 Layer: front end, on ``contractions``, ``reductions``, ``ufuncs`` and ``shapes``. In: arrays
-or tracers with the matrices on their last two axes (integers become float64, as NumPy's
-``linalg`` converts them). Out: the LAPACK primitives (``solve``, ``slogdet``,
+or tracers with the matrices on their last two axes, float or complex (integers become float64,
+as NumPy's ``linalg`` converts them). Out: the LAPACK primitives (``solve``, ``slogdet``,
 ``cholesky``, ``eigh``, ``svd``, ``qr``), applied to every matrix of a batch, and norms composed of reductions. Their
-gradients are the matrix-calculus rules in ``tracejit/rules``. Plain operands go to NumPy.
+gradients are the matrix-calculus rules in ``tracejit/rules`` (for complex inputs, under the
+convention of the rest of tracejit: a rule is the transpose of the derivative, not its adjoint). Plain operands go to NumPy.
 Reached as ``np.linalg.inv(t)`` on a tracer, or as ``tj.numpy.linalg.inv``.
 """
 from __future__ import annotations
@@ -23,23 +24,25 @@ from .contractions import matmul
 from .promotion import _any_tracer, _broadcast_shapes, _is_tracer, _shape, _strong, _to, literal
 from .reductions import max as _max, min as _min, sum as _sum
 from .shapes import _check_operand, _norm_axis, expand_dims, moveaxis, reshape, squeeze, transpose
-from .ufuncs import absolute, exp, multiply, not_equal, power, sqrt, where
+from .ufuncs import absolute, conj, exp, imag, multiply, not_equal, power, real, sqrt, where
 
 LinAlgError = np.linalg.LinAlgError
 
 
 def _float_dtype(*dtypes):
-    """The dtype NumPy's ``linalg`` computes in: float32 stays, other reals become float64."""
+    """The dtype NumPy's ``linalg`` computes in: float32 and complex64 stay single precision
+    when every operand is, other reals become float64 and other complex values complex128."""
     kinds = {np.dtype(d).kind for d in dtypes}
-    if kinds & {"c"}:
-        raise UnsupportedError(f"np.linalg on complex arrays is not supported on traced values yet{_where_msg()}")
-    if not kinds <= set("biuf"):
+    if not kinds <= set("biufc"):
         raise TypeError(f"np.linalg: unsupported dtype(s) {[str(d) for d in dtypes]}")
-    return np.dtype(np.float32) if builtins.all(np.dtype(d) == np.float32 for d in dtypes) else np.dtype(np.float64)
+    single = builtins.all(np.dtype(d) in (np.float32, np.complex64) for d in dtypes)
+    if "c" in kinds:
+        return np.dtype(np.complex64 if single else np.complex128)
+    return np.dtype(np.float32 if single else np.float64)
 
 
 def _float_matrices(a, fname):
-    """``a`` as float matrices (its last two axes), with NumPy's error for fewer axes."""
+    """``a`` as float or complex matrices (its last two axes), with NumPy's error for fewer axes."""
     a = _strong(_check_operand(a, fname))
     shape = tuple(_shape(a))
     if len(shape) < 2:
@@ -49,7 +52,7 @@ def _float_matrices(a, fname):
 
 
 def _square_matrices(a, fname):
-    """``a`` as float square matrices, with NumPy's errors for what is not."""
+    """``a`` as float or complex square matrices, with NumPy's errors for what is not."""
     a = _float_matrices(a, fname)
     shape = tuple(_shape(a))
     if shape[-1] != shape[-2]:
@@ -60,6 +63,11 @@ def _square_matrices(a, fname):
 def _swap_last(x):
     n = len(_shape(x))
     return transpose(x, tuple(range(n - 2)) + (n - 1, n - 2))
+
+
+def _adjoint(x):
+    """The conjugate transpose of each matrix (the transpose of real ones)."""
+    return conj(_swap_last(x)) if x.dtype.kind == "c" else _swap_last(x)
 
 
 @implements(np.linalg.inv)
@@ -97,7 +105,8 @@ def solve(a, b):
 @implements(np.linalg.slogdet)
 def slogdet(a):
     """``numpy.linalg.slogdet``: ``(sign, logabsdet)`` of each matrix; a singular one gives
-    ``(0, -inf)``. Only ``logabsdet`` carries a gradient."""
+    ``(0, -inf)``. For complex matrices ``sign`` is complex, of modulus 1, and ``logabsdet``
+    real; a real matrix's ``sign`` is piecewise constant and carries no gradient."""
     if not _any_tracer((a,)):
         return np.linalg.slogdet(a)
     return SlogdetResult(bind(P.slogdet, _square_matrices(a, "np.linalg.slogdet")))
@@ -128,31 +137,35 @@ def det(a):
 
 @implements(np.linalg.cholesky)
 def cholesky(a, /, *, upper=False):
-    """``numpy.linalg.cholesky``: the lower factor ``L`` with ``a == L @ L.T``, from the lower
-    triangle of each matrix (``upper=True``: the upper factor ``L.T``, from the upper
-    triangle); raises ``LinAlgError`` for a matrix that is not positive definite."""
+    """``numpy.linalg.cholesky``: the lower factor ``L`` with ``a == L @ L.conj().T``, from the
+    lower triangle of each matrix (``upper=True``: the upper factor ``L.conj().T``, from the
+    upper triangle); raises ``LinAlgError`` for a matrix that is not positive definite. As in
+    LAPACK, a complex matrix's other triangle is the conjugate mirror of the one read, and the
+    imaginary parts of its diagonal are not read."""
     if not _any_tracer((a,)):
         return np.linalg.cholesky(a, upper=upper)
     a = _square_matrices(a, "np.linalg.cholesky")
-    if upper:  # the upper triangle of a is the lower triangle of its transpose
-        return _swap_last(bind(P.cholesky, _swap_last(a)))
+    if upper:  # the upper triangle of a, conjugated, is the lower triangle of its adjoint
+        return _adjoint(bind(P.cholesky, _adjoint(a)))
     return bind(P.cholesky, a)
 
 
 def _symmetric_input(a, UPLO, fname):
-    """``a`` as square matrices whose lower triangle holds the symmetric matrix: for
-    ``UPLO='U'`` the transpose, whose lower triangle is ``a``'s upper one."""
+    """``a`` as square matrices whose lower triangle holds the symmetric (or Hermitian) matrix:
+    for ``UPLO='U'`` the adjoint, whose lower triangle is ``a``'s upper one conjugated."""
     if UPLO not in ("L", "U"):
         raise ValueError(f"{fname}: UPLO must be 'L' or 'U', got {UPLO!r}")
     a = _square_matrices(a, fname)
-    return _swap_last(a) if UPLO == "U" else a
+    return _adjoint(a) if UPLO == "U" else a
 
 
 @implements(np.linalg.eigh)
 def eigh(a, UPLO="L"):
-    """``numpy.linalg.eigh``: ``(eigenvalues, eigenvectors)`` of each symmetric matrix, read
-    from its lower triangle (``UPLO='U'`` is refused: see below); eigenvalues ascending,
-    eigenvectors as columns. Gradients are infinite where two eigenvalues coincide, as in every framework."""
+    """``numpy.linalg.eigh``: ``(eigenvalues, eigenvectors)`` of each symmetric or Hermitian
+    matrix, read from its lower triangle (``UPLO='U'`` is refused: see below); eigenvalues
+    real and ascending, eigenvectors as columns. Gradients are infinite where two eigenvalues
+    coincide, as in every framework. A complex eigenvector is fixed only up to a phase, so
+    only functions that do not depend on that phase have a meaningful gradient."""
     if not _any_tracer((a,)):
         return np.linalg.eigh(a, UPLO=UPLO)
     if UPLO == "U":
@@ -166,7 +179,8 @@ def eigh(a, UPLO="L"):
 
 @implements(np.linalg.eigvalsh)
 def eigvalsh(a, UPLO="L"):
-    """``numpy.linalg.eigvalsh``: the eigenvalues of each symmetric matrix, ascending."""
+    """``numpy.linalg.eigvalsh``: the (real) eigenvalues of each symmetric or Hermitian matrix,
+    ascending."""
     if not _any_tracer((a,)):
         return np.linalg.eigvalsh(a, UPLO=UPLO)
     return bind(P.eigh, _symmetric_input(a, UPLO, "np.linalg.eigvalsh"))[0]
@@ -177,7 +191,9 @@ def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
     """``numpy.linalg.svd``: ``(U, S, Vh)`` with ``a == U * S @ Vh``, or ``S`` alone
     (``compute_uv=False``). Traced code computes the reduced decomposition: for a matrix that
     is not square, pass ``full_matrices=False`` (the extra columns of a full ``U`` or ``Vh`` are
-    not unique, and have no gradient)."""
+    not unique, and have no gradient). ``S`` is real; complex singular vectors are fixed only up
+    to a phase shared by a column of ``U`` and the row of ``Vh``, so only functions that do not
+    depend on it (``U * S @ Vh``, ``abs(U)`` ...) have a meaningful gradient."""
     if not _any_tracer((a,)):
         return np.linalg.svd(a, full_matrices=full_matrices, compute_uv=compute_uv, hermitian=hermitian)
     a = _float_matrices(a, "np.linalg.svd")
@@ -195,8 +211,8 @@ QRResult = _result_type("QRResult", ("Q", "R"))
 @implements(np.linalg.qr)
 def qr(a, mode="reduced"):
     """``numpy.linalg.qr`` in its default ``mode='reduced'`` (``'r'``: ``R`` alone): ``(Q, R)``
-    with orthonormal columns in ``Q`` and ``R`` upper triangular. Gradients need at least as
-    many rows as columns."""
+    with orthonormal columns in ``Q`` and ``R`` upper triangular with a real diagonal, as LAPACK
+    gives. Gradients need at least as many rows as columns."""
     if not _any_tracer((a,)):
         return np.linalg.qr(a, mode=mode)
     if mode not in ("reduced", "r"):
@@ -217,28 +233,37 @@ def pinv(a, rcond=None, hermitian=False, *, rtol=np._NoValue):
     m, n = _shape(a)[-2:]
     if rtol is not np._NoValue and rtol is not None:
         rcond = rtol
+    u, s, vh = bind(P.svd, a)
     if rcond is None:
-        rcond = max(m, n) * np.finfo(a.dtype).eps
+        rcond = max(m, n) * np.finfo(s.dtype).eps
     if _is_tracer(rcond):
         raise UnsupportedError(f"np.linalg.pinv: a traced rcond is not supported{_where_msg()}")
-    u, s, vh = bind(P.svd, a)
-    cutoff = multiply(_max(s, axis=-1, keepdims=True), np.asarray(rcond, dtype=a.dtype))
+    cutoff = multiply(_max(s, axis=-1, keepdims=True), np.asarray(rcond, dtype=s.dtype))
     large = s > cutoff
     s_inv = where(large, 1 / where(large, s, 1), 0)
-    return matmul(_swap_last(vh), multiply(expand_dims(s_inv, -1), _swap_last(u)))
+    return matmul(_adjoint(vh), multiply(expand_dims(s_inv, -1), _adjoint(u)))
 
 
 # ----------------------------------------------------------------------------- norm
 
+def _squared_modulus(x):
+    """``|x|**2`` of each element, without the square root of ``absolute`` (whose derivative is
+    not finite at 0); real for complex ``x``, as NumPy's norms compute it."""
+    if x.dtype.kind == "c":
+        re, im = real(x), imag(x)
+        return multiply(re, re) + multiply(im, im)
+    return multiply(x, x)
+
+
 def _vector_norm(x, ord, axis, keepdims):
     if ord is None or ord == 2:
-        return sqrt(_sum(multiply(x, x), axis=axis, keepdims=keepdims))
+        return sqrt(_sum(_squared_modulus(x), axis=axis, keepdims=keepdims))
     if ord == np.inf:
         return _max(absolute(x), axis=axis, keepdims=keepdims)
     if ord == -np.inf:
         return _min(absolute(x), axis=axis, keepdims=keepdims)
     if ord == 0:
-        return _sum(not_equal(x, 0), axis=axis, keepdims=keepdims, dtype=x.dtype)
+        return _sum(not_equal(x, 0), axis=axis, keepdims=keepdims, dtype=np.finfo(x.dtype).dtype)
     if ord == 1:
         return _sum(absolute(x), axis=axis, keepdims=keepdims)
     if isinstance(ord, str):
@@ -249,7 +274,7 @@ def _vector_norm(x, ord, axis, keepdims):
 def _matrix_norm(x, ord, axes, keepdims):
     rows, cols = axes
     if ord is None or ord == "fro":
-        out = sqrt(_sum(multiply(x, x), axis=axes, keepdims=keepdims))
+        out = sqrt(_sum(_squared_modulus(x), axis=axes, keepdims=keepdims))
     elif ord in (1, -1, np.inf, -np.inf):
         # 1: the largest column sum of |x| (summed over the rows); inf: the largest row sum
         summed, over = (rows, cols) if ord in (1, -1) else (cols, rows)
@@ -273,16 +298,17 @@ def _matrix_norm(x, ord, axes, keepdims):
 def norm(x, ord=None, axis=None, keepdims=False):
     """``numpy.linalg.norm``: vector norms (``ord`` None/2, 1, inf, -inf, 0 or any p) over one
     axis or a whole 1-d array, and matrix norms (None/'fro', 1, -1, inf, -inf) over two axes
-    or a whole 2-d array, and the norms of singular values (2, -2, 'nuc')."""
+    or a whole 2-d array, and the norms of singular values (2, -2, 'nuc'); real for complex
+    ``x``, as in NumPy."""
     if not _any_tracer((x,)):
         return np.linalg.norm(x, ord=ord, axis=axis, keepdims=keepdims)
     x = _strong(_check_operand(x, "np.linalg.norm"))
-    if x.dtype.kind not in "f":
+    if x.dtype.kind not in "fc":
         x = _to(x, _float_dtype(x.dtype), tuple(_shape(x)), (x,))
     ndim = len(_shape(x))
     if axis is None:
         if ord is None:  # the 2-norm of every element, whatever the rank
-            out = sqrt(_sum(multiply(x, x)))
+            out = sqrt(_sum(_squared_modulus(x)))
             return reshape(out, (1,) * ndim) if keepdims else out
         if ndim not in (1, 2):
             raise ValueError(f"np.linalg.norm: improper number of dimensions to norm ({ndim}) with ord={ord!r} and "

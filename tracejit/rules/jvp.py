@@ -151,11 +151,16 @@ defjvp(ops.matmul, lambda p, t, out: _sum(None if t[0] is None else matmul(t[0],
                                            None if t[1] is None else matmul(p[0], t[1])))
 
 # --------------------------------------------------------------------------- LAPACK
-
+# For complex matrices, the transposes of the real rules become conjugate transposes.
 
 
 def _swap_last(x):
     return ops.transpose(x, perm=tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2))
+
+
+def _adjoint(x):
+    """The conjugate transpose of each matrix (the transpose of real ones)."""
+    return ops.conj(_swap_last(x)) if x.dtype.kind == "c" else _swap_last(x)
 
 
 def _solve_jvp(primals, tangents, out):
@@ -164,23 +169,33 @@ def _solve_jvp(primals, tangents, out):
 
 
 def _slogdet_jvp(primals, tangents, out):
-    (a,), (ta,) = primals, tangents
-    return None, reduce_sum(_swap_last(tnp.linalg.inv(a)) * ta, axes=(a.ndim - 2, a.ndim - 1))
+    # t = tr(a^-1 da) is the change of log det: logabsdet moves by real(t), a complex sign by
+    # 1j sign imag(t) (a real sign is piecewise constant)
+    (a,), (ta,), (sign, _) = primals, tangents, out
+    t = reduce_sum(_swap_last(tnp.linalg.inv(a)) * ta, axes=(a.ndim - 2, a.ndim - 1))
+    if a.dtype.kind != "c":
+        return None, t
+    return sign * ops.imag(t) * tnp.literal(1j, a.dtype), ops.real(t)
 
 
 def _cholesky_jvp(primals, tangents, out):
-    # NumPy reads the lower triangle: the symmetric matrix it factors moves by that triangle,
-    # mirrored. Then dL = L Phi(L^-1 dA L^-T), Phi the lower triangle with its diagonal halved.
+    # NumPy reads the lower triangle: the Hermitian matrix it factors moves by that triangle,
+    # conjugate-mirrored. Then dL = L Phi(L^-1 dA L^-H), Phi the lower triangle with its diagonal halved.
     (a,), (ta,) = primals, tangents
     n = a.shape[-1]
-    inner = ops.solve(out, _swap_last(ops.solve(out, _symmetric_from_lower(ta))))
-    return matmul(out, inner * tnp.literal(np.tril(np.ones((n, n))) - 0.5 * np.eye(n), a.dtype))
+    inner = ops.solve(out, _adjoint(ops.solve(out, _hermitian_from_lower(ta))))
+    return matmul(out, inner * tnp.literal(np.tril(np.ones((n, n))) - 0.5 * np.eye(n), inner.dtype))
 
 
-def _symmetric_from_lower(ta):
+def _hermitian_from_lower(ta):
+    """The change of the Hermitian (real: symmetric) matrix LAPACK reads from the lower
+    triangle, the real part of the diagonal for a complex one."""
     n = ta.shape[-1]
     lower = tnp.literal(np.tril(np.ones((n, n))), ta.dtype)
     strictly_lower = tnp.literal(np.tril(np.ones((n, n)), -1), ta.dtype)
+    if ta.dtype.kind == "c":
+        diagonal = ops.real(_diagonal(ta)) * tnp.literal(np.eye(n), ta.dtype)
+        return ta * strictly_lower + _adjoint(ta * strictly_lower) + diagonal
     return ta * lower + _swap_last(ta * strictly_lower)
 
 
@@ -188,50 +203,62 @@ def _diagonal(m):
     return reduce_sum(m * tnp.literal(np.eye(m.shape[-1]), m.dtype), axes=(m.ndim - 1,))
 
 
+def _real_diagonal(m):
+    """The diagonal of each matrix, its real part for a complex one."""
+    d = _diagonal(m)
+    return ops.real(d) if d.dtype.kind == "c" else d
+
+
 def _eigh_jvp(primals, tangents, out):
-    # dw = diag(V^T dA V), dV = V (F * (V^T dA V)), F_ij = 1 / (w_j - w_i) off the diagonal
+    # dw = diag(V^H dA V), dV = V (F * (V^H dA V)), F_ij = 1 / (w_j - w_i) off the diagonal
     (ta,), (w, v) = tangents, out
-    m = matmul(_swap_last(v), matmul(_symmetric_from_lower(ta), v))
-    return _diagonal(m), matmul(v, eigenvalue_gaps(w) * m)
+    m = matmul(_adjoint(v), matmul(_hermitian_from_lower(ta), v))
+    return _real_diagonal(m), matmul(v, eigenvalue_gaps(w) * m)
 
 
 def _svd_jvp(primals, tangents, out):
-    # With dP = U^T dA V: ds = diag(dP); dU and dV from the off-diagonal part (the forward
-    # rule of the same 2016 derivation), plus the parts of dA outside the spans of U and V
-    # for a non-square matrix.
+    # With dP = U^H dA V: ds = real(diag(dP)); dU and dV from the off-diagonal part (the
+    # forward rule of the same 2016 derivation), plus the parts of dA outside the spans of U
+    # and V for a non-square matrix. A complex U also turns its columns' phases by
+    # 1j imag(diag(dP)) / s (V's stay: the one choice of gauge that keeps U S V^H right).
     (a,), (ta,), (u, s, vh) = primals, tangents, out
     m, n = a.shape[-2:]
     k = min(m, n)
-    v = _swap_last(vh)
+    v = _adjoint(vh)
     eye = tnp.literal(np.eye(k), s.dtype)
     s_row, s_col = tnp.expand_dims(s, -2), tnp.expand_dims(s, -1)
     f = 1 / (s_row * s_row - s_col * s_col + eye) - eye
-    dp = matmul(_swap_last(u), matmul(ta, v))
+    dp = matmul(_adjoint(u), matmul(ta, v))
     dp_s, s_dp = dp * s_row, s_col * dp
-    du = matmul(u, f * (dp_s + _swap_last(dp_s)))
-    dv = matmul(v, f * (s_dp + _swap_last(s_dp)))
+    du = matmul(u, f * (dp_s + _adjoint(dp_s)))
+    dv = matmul(v, f * (s_dp + _adjoint(s_dp)))
+    if a.dtype.kind == "c":
+        du = du + u * tnp.expand_dims(ops.imag(_diagonal(dp)) / s * tnp.literal(1j, a.dtype), -2)
     if m > k:
         dav = matmul(ta, v)
-        du = du + (dav - matmul(u, matmul(_swap_last(u), dav))) / s_row
+        du = du + (dav - matmul(u, matmul(_adjoint(u), dav))) / s_row
     if n > k:
-        datu = matmul(_swap_last(ta), u)
+        datu = matmul(_adjoint(ta), u)
         dv = dv + (datu - matmul(v, matmul(vh, datu))) / s_row
-    return du, _diagonal(dp), _swap_last(dv)
+    return du, _real_diagonal(dp), _adjoint(dv)
 
 
 def _qr_jvp(primals, tangents, out):
-    # For m >= n, with X = Q^T dA R^-1 and W the skew-symmetric part of its strictly lower
-    # triangle: dQ = Q (W - X) + dA R^-1, dR = (X - W) R (the forward rule behind the reverse
-    # one above).
+    # For m >= n, with X = Q^H dA R^-1 and W the skew-Hermitian matrix of its strictly lower
+    # triangle (plus 1j imag(X_ii) on the diagonal for complex matrices, whose R keeps a real
+    # diagonal): dQ = Q (W - X) + dA R^-1, dR = (X - W) R (the forward rule behind the
+    # reverse one).
     (a,), (ta,), (q, r) = primals, tangents, out
     m, n = a.shape[-2:]
     if m < n:
         raise NotImplementedError(f"the derivative of np.linalg.qr of a wide {m}x{n} matrix is not implemented; "
                                   "transpose the problem so that the matrix has at least as many rows as columns")
     da_rinv = _swap_last(ops.solve(_swap_last(r), _swap_last(ta)))
-    x = matmul(_swap_last(q), da_rinv)
-    strictly_lower = tnp.literal(np.tril(np.ones((n, n)), -1), a.dtype)
-    w = x * strictly_lower - _swap_last(x * strictly_lower)
+    x = matmul(_adjoint(q), da_rinv)
+    strictly_lower = tnp.literal(np.tril(np.ones((n, n)), -1), np.finfo(a.dtype).dtype)
+    w = x * strictly_lower - _adjoint(x * strictly_lower)
+    if a.dtype.kind == "c":
+        w = w + ops.imag(x) * tnp.literal(np.eye(n) * 1j, a.dtype)
     return matmul(q, w - x) + da_rinv, matmul(x - w, r)
 
 

@@ -232,6 +232,19 @@ defvjp(ops.fft, lambda ct, x, out, *, inverse, norm: (ops.fft(ct, inverse=invers
 
 # --------------------------------------------------------------------------- LAPACK
 # The matrix-calculus rules (those of autograd's and JAX's linalg), batched over leading axes.
+# For complex matrices each rule is the transpose of the derivative (see the complex block
+# above): where the real rule has a transpose, the derivative has a conjugate transpose of a
+# primal or a tangent, and its transpose conjugates the primal factors it passes through.
+
+
+def conj_if_complex(x):
+    """``conj(x)`` for complex ``x``; a real ``x`` itself (no equation)."""
+    return ops.conj(x) if x.dtype.kind == "c" else x
+
+
+def adjoint(x):
+    """The conjugate transpose of each matrix (the transpose of real ones)."""
+    return conj_if_complex(_swap_last(x))
 
 
 def _solve_vjp(ct, a, b, out):
@@ -240,28 +253,42 @@ def _solve_vjp(ct, a, b, out):
 
 
 def _slogdet_vjp(ct, a, out):
-    ct_logdet = ct[1]  # the sign is piecewise constant: no gradient
-    if ct_logdet is None:
+    # With t = tr(a^-1 da), the change of log det: d logabsdet = real(t) and, for a complex
+    # matrix, d sign = 1j sign imag(t) (a real matrix's sign is piecewise constant).
+    (ct_sign, ct_logdet), (sign, _) = ct, out
+    ct_t = ct_logdet
+    if a.dtype.kind == "c" and ct_sign is not None:
+        along_imag = ops.real(ct_sign * sign * tnp.literal(1j, a.dtype)) * tnp.literal(-1j, a.dtype)
+        ct_t = along_imag if ct_t is None else ct_t + along_imag
+    if ct_t is None:
         return (None,)
-    return (tnp.expand_dims(ct_logdet, (-2, -1)) * _swap_last(tnp.linalg.inv(a)),)
+    return (tnp.expand_dims(ct_t, (-2, -1)) * _swap_last(tnp.linalg.inv(a)),)
+
+
+def lower_triangle_read(g):
+    """The transpose of reading a Hermitian (real: symmetric) matrix from the lower triangle of
+    ``a``, as LAPACK does, applied to the cotangent ``g`` of that matrix: an entry below the
+    diagonal gets ``g_ij + conj(g_ji)``, one on it the real part of ``g_ii`` (LAPACK does not
+    read the imaginary part of the diagonal), one above it nothing."""
+    lower, diagonal = _triangle_masks(g)
+    return (g + adjoint(g)) * (lower - 0.5 * diagonal)
 
 
 def _cholesky_vjp(ct, a, out):
-    # L = out. With Phi(X) the lower triangle of X with its diagonal halved, a symmetric
-    # input's cotangent is G = L^-T Phi(L^T ct) L^-1 (Murray, 2016). NumPy reads only the lower
-    # triangle of ``a``, so an entry below the diagonal gets G_ij + G_ji, one on it G_ii, and
-    # one above nothing: what finite differences of np.linalg.cholesky measure.
+    # L = out. With Phi(X) the lower triangle of X with its diagonal halved, a Hermitian
+    # input's cotangent is G = L^-T Phi(L^T ct) conj(L)^-1 (Murray, 2016, for real L; the
+    # transpose of dL = L Phi(L^-1 dA L^-H)), which reaches ``a`` through the triangle read.
     lower, diagonal = _triangle_masks(a)
     lt = _swap_last(out)
-    g = _swap_last(ops.solve(lt, _swap_last(ops.solve(lt, matmul(lt, ct) * (lower - 0.5 * diagonal)))))
-    return ((g + _swap_last(g)) * lower - g * diagonal,)
+    inner = _swap_last(ops.solve(lt, matmul(lt, ct) * (lower - 0.5 * diagonal)))
+    return (lower_triangle_read(_swap_last(ops.solve(conj_if_complex(lt), inner))),)
 
 
 def _triangle_masks(a):
     """The lower triangle (diagonal included) and the diagonal of an (n, n) matrix, as 0/1
-    constants of ``a``'s dtype."""
-    n = a.shape[-1]
-    return tnp.literal(np.tril(np.ones((n, n))), a.dtype), tnp.literal(np.eye(n), a.dtype)
+    constants of the real dtype of ``a``."""
+    n, dtype = a.shape[-1], np.finfo(a.dtype).dtype
+    return tnp.literal(np.tril(np.ones((n, n))), dtype), tnp.literal(np.eye(n), dtype)
 
 
 def eigenvalue_gaps(w):
@@ -272,69 +299,76 @@ def eigenvalue_gaps(w):
 
 
 def _eigh_vjp(ct, a, out):
-    # G = V (diag(ct_w) + F * (V^T ct_V)) V^T for a symmetric input; NumPy reads the lower
-    # triangle, so G reaches ``a`` as in cholesky's rule.
+    # The transpose of dw = real(diag(V^H dA V)), dV = V (F * (V^H dA V)) for a Hermitian
+    # input: G = conj(V) (diag(ct_w) + F * (V^T ct_V)) V^T, which reaches ``a`` through the
+    # triangle read.
     (ct_w, ct_v), (w, v) = ct, out
     inner = 0
     if ct_w is not None:
         inner = inner + tnp.expand_dims(ct_w, -1) * tnp.literal(np.eye(w.shape[-1]), w.dtype)
     if ct_v is not None:
         inner = inner + eigenvalue_gaps(w) * matmul(_swap_last(v), ct_v)
-    g = matmul(v, matmul(inner, _swap_last(v)))
-    lower, diagonal = _triangle_masks(a)
-    return ((g + _swap_last(g)) * lower - g * diagonal,)
+    inner = _to_input_dtype(inner, a)  # real when only the eigenvalues have a cotangent
+    return (lower_triangle_read(matmul(conj_if_complex(v), matmul(inner, _swap_last(v)))),)
 
 
 def _svd_vjp(ct, a, out):
-    # a = U diag(s) V^T (V = vh^T, k = min(m, n)). With F_ij = 1 / (s_j^2 - s_i^2) off the
-    # diagonal, J = F * (U^T cU - cU^T U), K = F * (V^T cV - cV^T V):
+    # a = U diag(s) V^H (V = vh^H, k = min(m, n)). For real matrices, with F_ij = 1 / (s_j^2 - s_i^2)
+    # off the diagonal, J = F * (U^T cU - cU^T U), K = F * (V^T cV - cV^T V):
     #   ca = U (J S + diag(cs) + S K) V^T + (I - U U^T) cU S^-1 V^T + U S^-1 cV^T (I - V V^T)
     # (Townsend, "Differentiating the singular value decomposition", 2016); the last two terms
-    # vanish for square matrices.
+    # vanish for square matrices. For complex ones it is the transpose of the forward rule
+    # (rules/jvp.py): the skew parts take conjugate transposes, the outer factors are conj(U)
+    # and V^T = conj(vh), and the phase of U's columns adds diag(1j imag(U^T cU) / s).
     (ct_u, ct_s, ct_vh), (u, s, vh) = ct, out
     m, n = a.shape[-2:]
     k = min(m, n)
     eye = tnp.literal(np.eye(k), s.dtype)
     s_row, s_col = tnp.expand_dims(s, -2), tnp.expand_dims(s, -1)
     f = 1 / (s_row * s_row - s_col * s_col + eye) - eye
-    v = _swap_last(vh)
+    u_conj, v_t = conj_if_complex(u), conj_if_complex(vh)
     inner = 0
     if ct_s is not None:
         inner = inner + tnp.expand_dims(ct_s, -1) * eye
     if ct_u is not None:
         ut_cu = matmul(_swap_last(u), ct_u)
-        inner = inner + f * (ut_cu - _swap_last(ut_cu)) * s_row
+        inner = inner + f * (ut_cu - adjoint(ut_cu)) * s_row
+        if a.dtype.kind == "c":
+            inner = inner + tnp.literal(1j, a.dtype) * ops.imag(ut_cu) * eye / s_row
     if ct_vh is not None:
-        ct_v = _swap_last(ct_vh)
-        vt_cv = matmul(vh, ct_v)
-        inner = inner + s_col * (f * (vt_cv - _swap_last(vt_cv)))
-    grad = matmul(u, matmul(inner, vh))
+        ct_v = adjoint(ct_vh)
+        vt_cv = matmul(v_t, ct_v)
+        inner = inner + s_col * (f * (vt_cv - adjoint(vt_cv)))
+    grad = matmul(u_conj, matmul(_to_input_dtype(inner, a), v_t))
     if ct_u is not None and m > k:
-        projected = ct_u - matmul(u, matmul(_swap_last(u), ct_u))
-        grad = grad + matmul(projected / s_row, vh)
+        projected = ct_u - matmul(u_conj, ut_cu)
+        grad = grad + matmul(projected / s_row, v_t)
     if ct_vh is not None and n > k:
-        projected = ct_v - matmul(v, matmul(vh, ct_v))
-        grad = grad + matmul(u / s_row, _swap_last(projected))
+        projected = ct_v - matmul(_swap_last(vh), vt_cv)
+        grad = grad + matmul(u_conj / s_row, adjoint(projected))
     return (grad,)
 
 
 def _qr_vjp(ct, a, out):
-    # For m >= n: M = R cR^T - cQ^T Q, ca = (cQ + Q copyltu(M)) R^-T, where copyltu mirrors
-    # the lower triangle of M onto the upper one (Liao et al., "Differentiable programming
-    # tensor networks", 2019). A wide matrix's Q and R do not determine each other's change
-    # this way; its gradient is refused.
+    # For m >= n, the transpose of the forward rule (rules/jvp.py): with
+    # C = Q^T cQ - cR R^T and X its Hermitian part read from the upper triangle (C_ij and
+    # conj(C_ij) for i < j, real(C_ii) on the diagonal), ca = (cQ - conj(Q) X) R^-T. For real
+    # matrices this is Liao et al.'s rule ("Differentiable programming tensor networks", 2019).
+    # A wide matrix's Q and R do not determine each other's change this way; its gradient is
+    # refused.
     (ct_q, ct_r), (q, r) = ct, out
     m, n = a.shape[-2:]
     if m < n:
         raise NotImplementedError(f"the gradient of np.linalg.qr of a wide {m}x{n} matrix is not implemented; "
                                   "transpose the problem so that the matrix has at least as many rows as columns")
     ct_q = tnp.zeros_like(q) if ct_q is None else ct_q
-    m_ = -matmul(_swap_last(ct_q), q)
+    c = matmul(_swap_last(q), ct_q)
     if ct_r is not None:
-        m_ = m_ + matmul(r, _swap_last(ct_r))
+        c = c - matmul(ct_r, _swap_last(r))
     lower, diagonal = _triangle_masks(r)
-    mirrored = m_ * lower + _swap_last(m_ * (lower - diagonal))
-    return (_swap_last(ops.solve(r, _swap_last(ct_q + matmul(q, mirrored)))),)
+    upper_half = c * (1 - lower + 0.5 * diagonal)
+    hermitian = upper_half + adjoint(upper_half)
+    return (_swap_last(ops.solve(r, _swap_last(ct_q - matmul(conj_if_complex(q), hermitian)))),)
 
 
 defvjp(ops.eigh, _eigh_vjp)
