@@ -698,3 +698,15 @@ spec("inverse_trig_rounding_specials", inverse_trig_specials, EDGES, tags=("spec
 spec("inverse_trig_rounding_specials_grid",
      lambda s: (np.arcsin(s), np.arctanh(s), np.arctan2(s, s.T), np.copysign(s, s.T), np.fmod(s, s.T), np.rint(s)),
      SPECIAL, tags=("specials",))
+
+# --------------------------------------------------------------------------- linear algebra: least squares
+# Full-rank matrices, tall and wide (tests/test_lstsq.py checks the rank-deficient case, whose
+# residuals differ from NumPy's by rule). Drawn here, after all other arguments.
+
+TALL = f64(4, 3)
+WIDE = f64(3, 4)
+spec("linalg_lstsq", lambda a, w, b, c: (*np.linalg.lstsq(a, b), *np.linalg.lstsq(a, c), *np.linalg.lstsq(w, b[:3]),
+                                         *np.linalg.lstsq(w, c[:3], rcond=1e-3), *np.linalg.lstsq(a, c, rcond=-1)),
+     TALL, WIDE, f64(4), f64(4, 2), grad=True, tags=("slow_compile",))
+spec("linalg_lstsq_f32_int", lambda a, b, i: (*np.linalg.lstsq(a, b), *np.linalg.lstsq(i, b[:, 0]), *np.linalg.lstsq(a.T, i[:3])),
+     TALL.astype(np.float32), f32(4, 2), ints(4, 3))
