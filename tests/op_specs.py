@@ -710,3 +710,25 @@ spec("linalg_lstsq", lambda a, w, b, c: (*np.linalg.lstsq(a, b), *np.linalg.lsts
      TALL, WIDE, f64(4), f64(4, 2), grad=True, tags=("slow_compile",))
 spec("linalg_lstsq_f32_int", lambda a, b, i: (*np.linalg.lstsq(a, b), *np.linalg.lstsq(i, b[:, 0]), *np.linalg.lstsq(a.T, i[:3])),
      TALL.astype(np.float32), f32(4, 2), ints(4, 3))
+
+# --------------------------------------------------------------------------- running extremes
+# np.maximum.accumulate and friends. Distinct values for the gradient (no ties: the derivative
+# is one-hot on each output's holder); tests/test_scans.py checks the rule for ties.
+
+DISTINCT = _rng.permutation(24).reshape(2, 3, 4).astype(np.float64) / 5.0 - 2.0
+spec("maximum_minimum_accumulate", lambda t: (np.maximum.accumulate(t), np.maximum.accumulate(t, axis=2),
+                                              np.minimum.accumulate(t, axis=1), np.minimum.accumulate(t, axis=-1),
+                                              np.maximum.accumulate(t[0, 0]), _ops.cummax(t, axis=1, reverse=True),
+                                              _ops.cummin(t, axis=2, reverse=True)),
+     DISTINCT, grad=True, tags=("ufunc_methods",))
+spec("maximum_minimum_accumulate_dtypes",
+     lambda i, b, x, u: (np.maximum.accumulate(i, axis=1), np.minimum.accumulate(i), np.maximum.accumulate(b, axis=1),
+                         np.minimum.accumulate(b), np.maximum.accumulate(x, axis=1), np.minimum.accumulate(u, axis=1),
+                         np.maximum.accumulate(i, axis=1, dtype=np.float32), np.logical_and.accumulate(b, axis=1),
+                         np.logical_or.accumulate(x, axis=1), np.logical_and.accumulate(i), np.logical_or.accumulate(b),
+                         np.maximum.accumulate(np.zeros((2, 0)), axis=1)),
+     I8, BM, A32, U8, tags=("ufunc_methods",))
+spec("maximum_minimum_accumulate_specials",
+     lambda s: (np.maximum.accumulate(s), np.minimum.accumulate(s, axis=1), 1 / np.maximum.accumulate(s, axis=1),
+                1 / np.minimum.accumulate(s.T), np.maximum.accumulate(s.astype(np.float32), axis=1)),
+     SPECIAL, tags=("specials", "ufunc_methods"))

@@ -574,6 +574,17 @@ cumsum = defop("cumsum", "opaque", impl=_scan_impl(np.add), abstract_eval=_scan_
 cumprod = defop("cumprod", "opaque", impl=_scan_impl(np.multiply), abstract_eval=_scan_rule("cumprod"),
                 combine="{acc} * {x}",
                 doc="running products along ``axis``, from the end with ``reverse`` (params: axis, reverse)")
+# Running extremes: NaN, once reached, stays (as np.maximum.accumulate). The combine is
+# NumPy's own: between equal values the element wins (so -0.0 after 0.0 is the running
+# maximum), where Numba's np.maximum keeps the first; the gradient rule goes to the earliest.
+cummax = defop("cummax", "opaque", impl=_scan_impl(np.maximum), abstract_eval=_scan_rule("cummax"),
+               combine="{acc} if {acc} > {x} or {acc} != {acc} else {x}",
+               doc="running maxima along ``axis``, from the end with ``reverse`` (params: axis, reverse); NaN "
+                   "propagates")
+cummin = defop("cummin", "opaque", impl=_scan_impl(np.minimum), abstract_eval=_scan_rule("cummin"),
+               combine="{acc} if {acc} < {x} or {acc} != {acc} else {x}",
+               doc="running minima along ``axis``, from the end with ``reverse`` (params: axis, reverse); NaN "
+                   "propagates")
 
 
 def _linear_scan_rule(a, b, *, axis, reverse):

@@ -166,6 +166,9 @@ def markdown() -> str:
     for r in rows():
         lines.append(f"| {', '.join(f'`{n}`' for n in r['numpy'])} | {r['kind']} | {r['module']} | {r['modes']} | "
                      f"{', '.join(r['primitives']) or '-'} | {r['gradient']} |")
+    lines += ["", "Ufunc methods on traced values: " + "; ".join(
+        f"`{method}` of " + ", ".join(f"`{u.__name__}`" for u in sorted(table, key=lambda u: u.__name__))
+        for method, table in (("reduce", dispatch._UFUNC_REDUCE), ("accumulate", dispatch._UFUNC_ACCUMULATE))) + "."]
     lines += ["", "Notes on traced results that differ from NumPy's by rule:", ""]
     lines += [f"- `{_name(func)}`: {note}" for func, note in sorted(_NOTES.items(), key=lambda item: _name(item[0]))]
     return "\n".join(lines) + "\n"
