@@ -732,3 +732,27 @@ spec("maximum_minimum_accumulate_specials",
      lambda s: (np.maximum.accumulate(s), np.minimum.accumulate(s, axis=1), 1 / np.maximum.accumulate(s, axis=1),
                 1 / np.minimum.accumulate(s.T), np.maximum.accumulate(s.astype(np.float32), axis=1)),
      SPECIAL, tags=("specials", "ufunc_methods"))
+
+# --------------------------------------------------------------------------- complex sorting
+# Real part first, then imaginary part; NaNs last in NumPy's order (R + Rj, R + nanj, nan + Rj,
+# nan + nanj). Ties between real parts, and NaNs in either part (tests/test_sorting.py checks
+# the two parts of each NaN one by one).
+
+
+def _complex(real, imag):
+    z = np.empty(np.shape(real), np.complex128)
+    z.real, z.imag = real, imag
+    return z
+
+
+COMPLEX_NANS = _complex([[1.0, np.nan, 0.5, 1.0, np.nan, -1.0], [np.nan, 0.5, 0.5, 2.0, -1.0, np.nan]],
+                        [[np.nan, 1.0, 0.25, -1.0, np.nan, 2.0], [0.5, np.nan, -0.5, 0.0, 1.0, np.nan]])
+COMPLEX_TIES = _complex(_rng.integers(-1, 2, (3, 4)).astype(np.float64), f64(3, 4))
+spec("complex_sort", lambda z, t: (np.sort(z), np.sort(z, axis=0), np.argsort(z, kind="stable"), np.sort(t, axis=None),
+                                   np.argsort(t, axis=0, kind="stable"), np.sort(t.astype(np.complex64), axis=1),
+                                   np.median(t), np.median(t, axis=1), np.median(z, axis=1), np.median(z[:, :5], axis=1),
+                                   np.median(t.astype(np.complex64), axis=0, keepdims=True), np.partition(t, 0)[:, 0]),
+     COMPLEX_NANS, COMPLEX_TIES, tags=("specials",))
+spec("complex_sort_grad", lambda x, y: (np.real(np.sort(x + 1j * y)), np.imag(np.sort(x + 1j * y, axis=0)),
+                                        np.abs(np.median(x * 1j + y, axis=1)), np.abs(np.median(x - 1j * y))),
+     f64(3, 4), f64(3, 4), grad=True, tags=("slow_compile",))

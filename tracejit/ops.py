@@ -341,14 +341,17 @@ matmul = defop("matmul", "opaque", impl=_as_array(np.matmul), abstract_eval=_mat
 
 
 def _argsort_rule(x):
-    if x.ndim < 1 or x.dtype.kind not in "biuf":
-        raise TypeError(f"argsort: needs a real or boolean array of at least one axis, got {x}")
+    if x.ndim < 1 or x.dtype.kind not in "biufc":
+        raise TypeError(f"argsort: needs a numeric or boolean array of at least one axis, got {x}")
     return Aval(x.shape, np.int64)
 
 
+# Complex numbers sort by real part, then imaginary part, with NaNs last in NumPy's order
+# (R + Rj, R + nanj, nan + Rj, nan + nanj); Numba's mergesort compares them as NumPy's does.
 argsort = defop("argsort", "opaque", impl=lambda x: np.argsort(x, axis=-1, kind="stable").astype(np.int64),
                 abstract_eval=_argsort_rule, differentiable=False, per_slice=("np.argsort({}, kind='mergesort')", 1),
-                doc="the positions that sort each row (last axis), equal values in their original order")
+                doc="the positions that sort each row (last axis), equal values in their original order; complex "
+                    "numbers by real part, then imaginary part, NaNs last as NumPy orders them")
 
 
 def _float_matrices(name, a):
