@@ -666,3 +666,19 @@ def test_regression_a_gather_of_one_row_inside_a_collapsed_kernel():
     got = run(tj.trace(f), "compiled", *args)
     for g, w in zip(tj.pytree.flatten(got)[0], tj.pytree.flatten(want)[0]):
         np.testing.assert_allclose(g, w, rtol=1e-12)
+
+
+def test_regression_a_whole_array_set_to_a_traced_value_that_is_not_differentiated():
+    # Gradient seed 111: inside grad, in graph and compiled mode, y[...] = s with s a traced
+    # argument that is not differentiated made the tape tracer take the graph tracer's place
+    # (AttributeError: no attribute 'primal') instead of a value without gradient.
+    def loss(x, s):
+        y = x * 2.0
+        y[...] = s
+        y[:, 1:] = s * 3
+        return (y * x).sum()
+
+    x = np.arange(6.0).reshape(2, 3)
+    want = np.array([[0.5, 1.5, 1.5], [0.5, 1.5, 1.5]])
+    for mode in ("eager", "graph", "compiled"):
+        np.testing.assert_array_equal(run(tj.trace(tj.grad(loss)), mode, x, 0.5), want, err_msg=mode)
