@@ -682,3 +682,26 @@ def test_regression_a_whole_array_set_to_a_traced_value_that_is_not_differentiat
     want = np.array([[0.5, 1.5, 1.5], [0.5, 1.5, 1.5]])
     for mode in ("eager", "graph", "compiled"):
         np.testing.assert_array_equal(run(tj.trace(tj.grad(loss)), mode, x, 0.5), want, err_msg=mode)
+
+
+def test_regression_an_element_taken_by_integers_is_a_scalar_copy():
+    # Forward seed 265: x[1] += 0.5 on an integer array truncates in NumPy (x[1] is a scalar,
+    # += makes a float64 and x[1] = ... casts it), where traced code raised a same_kind casting
+    # error; and a scalar taken out of an array, or a reduction's result, changed in place
+    # must leave the array and other names of the scalar alone.
+    def f(a, x):
+        b = a.copy()
+        b[1] += np.float32(-1.64)
+        b[2] -= 0.7
+        y = x.copy()
+        s = y[1]
+        s += 1
+        t = y.sum()
+        u = t
+        t += 1
+        return b, y, s, u, t
+
+    _all_modes(f, np.arange(4), np.arange(4.0))
+    batched = tj.vmap(f)(np.stack([np.arange(4)] * 2), np.stack([np.arange(4.0)] * 2))
+    np.testing.assert_array_equal(batched[0], [[0, 0, 1, 3]] * 2)
+    np.testing.assert_array_equal(batched[1], [np.arange(4.0)] * 2)
