@@ -32,7 +32,11 @@ mode under every pass configuration and (gradients) against finite differences, 
 about 0.1 s per group. Compiling is what costs: Numba takes ~0.1-0.2 s per loop nest on a
 2-core machine, so a 10-program group takes ~4 s to compile cold whether its programs share one
 function or not (batching saves only the fixed ~0.3 s per compile). CI therefore compiles every
-``COMPILE_EVERY``-th group (6: 70 programs). Measured on the 2-core development machine: 46 s
+``COMPILE_EVERY``-th group (6: 70 programs). Programs calling ``np.linalg`` (LAPACK through
+Numba) and ``np.fft`` (a call out of compiled code) take longest to compile: the forward and
+gradient groups took 50 s cold without them and 77 s with them
+(``pytest tests/test_fuzz.py -k "forward_programs or gradient_programs"``, empty cache, one run
+on the 2-core development machine). Measured before they were drawn: 46 s
 for the whole module with an empty ``TRACEJIT_CACHE_DIR``, 10 s with the compiled programs
 already in the disk cache. Environment:
 
