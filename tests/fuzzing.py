@@ -21,7 +21,12 @@ None / int / negative / tuple and ``keepdims``; cumsum, cumprod and diff along a
 negative), ``None`` and ``...``; integer-array indexing with constant and traced indices
 (negative ones too), ``take``, ``take_along_axis``; concatenate, stack; reshape, transpose,
 swapaxes, moveaxis, expand_dims, squeeze, broadcast_to, ravel; ``astype`` between float32,
-float64, int32, int64 and bool; ``tj.nn`` softmax, log_softmax, logsumexp, relu, sigmoid.
+float64, int32, int64 and bool; ``tj.nn`` softmax, log_softmax, logsumexp, relu, sigmoid;
+``np.linalg`` solve, inv, det, slogdet, cholesky and eigvalsh of well-conditioned matrices the
+program builds itself (``M + c * I`` diagonally dominant, ``M @ M.T + c * I`` positive
+definite, from values squashed to |M| <= 1), and norms (only smooth ones in gradient groups);
+``np.fft`` round trips (``irfft(rfft(x))``, ``ifft(fft(x)).real``, with ``norm='ortho'``) and
+the real parts, imaginary parts and magnitudes of spectra.
 
 Tolerances. Float results are compared with the contract's rtol (float64 1e-12, float32
 1e-5) per element, plus an absolute term for elements near 0: ``atol = err * rtol / eps``,
@@ -29,7 +34,9 @@ where ``err`` is a first-order bound on the program's rounding error that the ge
 carries along: each float operation adds ``eps(dtype) * max|result|`` (sums and matmuls ``n``
 times that), and an input's error reaches the result scaled by the largest derivative of the
 operation over the data (measured by central differences on the float64 data for
-elementwise lines; written out for reductions and matmul). So ``atol`` is the contract's
+elementwise lines; written out for reductions, matmul, np.linalg and np.fft: a backward-stable
+solve rounds by ``eps * n * cond`` relative to its result, with the condition number measured
+on the data, and carries its inputs' errors through the norm of the inverse). So ``atol`` is the contract's
 rtol applied to the magnitudes that feed the output, and a float32 intermediate inside a
 float64 result counts with float32's epsilon. Integers and booleans must match exactly.
 
@@ -1275,9 +1282,155 @@ class Generator:
             return base + (v.err + EPS.get(out.dtype, 0) * v.mag * 2 if fn == "log_softmax" else 0.0)
         return self.emit(expr, [v], err=err)
 
+    # ------------------------------------------------------------------ np.linalg and np.fft
+    # The matrices are built to be well conditioned: M + c * I with |M| <= 1 and c = 2n + 1 is
+    # diagonally dominant (singular values in [n + 1, 3n + 1]), and M @ M.T + c * I is
+    # symmetric positive definite. Each result's error bound is the rounding of a backward-stable
+    # algorithm, ``eps * n * cond`` relative to the result, plus the inputs' errors carried
+    # through the derivative's norm (for x = solve(A, b): ``|A^-1| (|db| + |dA| |x|)``). The
+    # condition numbers are measured on the data. A float32 matrix is solved in float32 by
+    # tracejit and in float64 by NumPy: the float32 bound covers both.
+
+    def square_operand(self, v: Val) -> Val:
+        """A float matrix (or a batch of them) with |values| <= 1: ``v`` if it is square."""
+        square = lambda w: w.kind != "b" and 2 <= w.ndim <= 3 and w.shape[-1] == w.shape[-2] and w.shape[-1] <= 4
+        if not square(v):
+            n = int(self.rng.integers(1, 5))
+            v = self.operand(square, fresh_shape=self.choice([(n, n), (n, n), (2, n, n)]), fresh_dtype=self.float_dtype())
+        return self.bounded(self.floaty(v), 1.0)
+
+    @staticmethod
+    def _singular_values(a):
+        return np.linalg.svd(np.asarray(a, dtype=np.float64), compute_uv=False)
+
+    def _inverse_norm_and_cond(self, a):
+        s = self._singular_values(a)
+        return 1.0 / float(np.min(s)), float(np.max(s) / np.min(s))
+
+    def op_linalg(self, v: Val) -> Val:
+        m = self.square_operand(v)
+        n = m.shape[-1]
+        eye = f"np.eye({n}, dtype={m.name}.dtype)"
+        op = self.weighted([("solve", 3), ("inv", 2), ("det", 2), ("slogdet", 2), ("cholesky", 2), ("eigvalsh", 1),
+                            ("norm", 3)])
+        if op == "norm":
+            return self.op_norm(m)
+        if op in ("cholesky", "eigvalsh"):
+            # symmetric positive definite: the product's rounding is an error of the matrix
+            product = f"{m.name} @ np.swapaxes({m.name}, -1, -2)" if m.ndim == 3 else f"{m.name} @ {m.name}.T"
+            if self.chance(0.3):
+                product = f"np.swapaxes({m.name}, -1, -2) @ {m.name}" if m.ndim == 3 else f"{m.name}.T @ {m.name}"
+            matrix_src, c = f"{product} + {n + 1}.0 * {eye}", n + 1.0
+            a = np.einsum("...ij,...kj->...ik", m.f64, m.f64) + c * np.eye(n)
+            a_err = 2 * n * m.err + EPS.get(m.dtype) * (n + 2) * (n + c)
+        else:
+            c = (2.0 * n + 1) * self.choice([1.0, 1.0, -1.0])
+            matrix_src = f"{m.name} + {c!r} * {eye}"
+            a = m.f64 + c * np.eye(n)
+            a_err = m.err + EPS.get(m.dtype) * (abs(c) + 1)
+        inv_norm, cond = self._inverse_norm_and_cond(a)
+        spread = a_err * n  # the 2-norm of the matrix's error, from its elements' bound
+        rounding = lambda out: 4 * n * EPS.get(out.dtype, 0.0) * cond * (out.mag + 1.0) + self.rounding(out)
+        if op == "solve":
+            b = self.operand(lambda w: w.kind != "b" and (w.shape in ((n,), (n, 1), (n, 2)) or (
+                m.ndim == 3 and w.shape in (m.shape[:1] + (n, 1), m.shape[:1] + (n, 2)))),
+                fresh_shape=self.choice([(n,), (n, 2)]), fresh_dtype=m.dtype)
+            b = self.bounded(self.floaty(b), 4.0)
+            expr = f"np.linalg.solve({matrix_src}, {b.name})"
+            err = lambda out: inv_norm * math.sqrt(n) * (b.err + spread * out.mag) + rounding(out)
+            return self.emit(expr, [m, b], err=err)
+        if op == "inv":
+            expr = f"np.linalg.inv({matrix_src})"
+            return self.emit(expr, [m], err=lambda out: inv_norm * math.sqrt(n) * spread * out.mag + rounding(out))
+        if op == "eigvalsh":
+            # Weyl: each eigenvalue moves at most by the 2-norm of the matrix's error; the
+            # gradient needs them apart
+            expr = f"np.linalg.eigvalsh({matrix_src})"
+            decision = None
+            if self.grad and n > 1:
+                def decision():
+                    gaps = np.diff(np.linalg.eigvalsh(a), axis=-1)
+                    return gaps, self.margin(np.abs(gaps) + 1, 2 * spread, True)
+            return self.emit(expr, [m], err=lambda out: spread + rounding(out), decision=decision)
+        if op == "cholesky":
+            upper = self.chance(0.3)
+            expr = f"np.linalg.cholesky({matrix_src}{', upper=True' if upper else ''})"
+            # dL = L phi(L^-1 dA L^-T): at most |L| |L^-1|^2 |dA|
+            s = self._singular_values(a)
+            carry = math.sqrt(float(np.max(s))) / float(np.min(s))
+            return self.emit(expr, [m], err=lambda out: 2 * carry * spread + rounding(out))
+        # det and slogdet: d log|det| = tr(A^-1 dA)
+        log_err = inv_norm * n * spread
+        if op == "det":
+            expr = f"np.linalg.det({matrix_src})"
+            return self.emit(expr, [m], err=lambda out: out.mag * (2 * log_err + 4 * n * EPS.get(out.dtype, 0.0) * cond)
+                             + self.rounding(out))
+        part = self.choice(["[1]", ".logabsdet", "[0]", ".sign"])
+        expr = f"np.linalg.slogdet({matrix_src}){part}"
+        if part in ("[0]", ".sign"):  # +-1, far from a sign change: exact in every mode, no gradient
+            return self.emit(expr, [m], err=lambda out: 0.0, dep=False)
+        return self.emit(expr, [m], err=lambda out: log_err + 4 * n * EPS.get(out.dtype, 0.0) * cond + self.rounding(out))
+
+    def op_norm(self, m: Val) -> Val:
+        """Vector and matrix norms of a matrix (or its rows), smooth ones only in gradient groups."""
+        n = m.name
+        size = m.size
+        if self.grad:
+            form = self.choice([(f"np.linalg.norm({n})", None), (f"np.linalg.norm({n}, axis=-1)", -1),
+                                (f"np.linalg.norm({n}, 'fro', axis=(-2, -1))", (-2, -1)),
+                                (f"np.linalg.norm({n}, axis=0, keepdims=True)", 0)])
+        else:
+            form = self.choice([(f"np.linalg.norm({n})", None), (f"np.linalg.norm({n}, 1, axis=-1)", -1),
+                                (f"np.linalg.norm({n}, np.inf, axis=(-2, -1))", (-2, -1)),
+                                (f"np.linalg.norm({n}, 2, axis=(-2, -1))", (-2, -1)),
+                                (f"np.linalg.norm({n}, 'nuc', axis=(-1, -2))", (-1, -2)),
+                                (f"np.linalg.norm({n}, -np.inf, axis=-1, keepdims=True)", -1),
+                                (f"np.linalg.norm({n}, 3, axis=0)", 0)])
+        expr, axis = form
+        decision = None
+        if self.grad:  # the norm's gradient is x / |x|: away from 0
+            def decision():
+                norms = np.asarray(np.linalg.norm(m.f64, axis=axis))
+                return norms, self.margin(np.ones_like(norms), 2 * size * m.err, True)
+        return self.emit(expr, [m], err=lambda out: size * m.err + 4 * size * EPS.get(out.dtype, 0.0) * (out.mag + 1.0),
+                         decision=decision)
+
+    def op_fft(self, v: Val) -> Val:
+        """Round trips and real views of the discrete Fourier transform along one axis."""
+        v = self.bounded(self.floaty(v), 4.0)
+        if v.ndim == 0:
+            return self.op_unary(v)
+        axis = int(self.rng.integers(-v.ndim, v.ndim))
+        length = v.shape[axis]
+        n = v.name
+        form = self.weighted([("irfft(rfft)", 3), ("ifft(fft).real", 2), ("rfft.real", 2), ("fft.imag", 1),
+                              ("abs(rfft)", 1), ("irfft(rfft * 2)", 1), ("ortho", 1)])
+        expr = {
+            "irfft(rfft)": f"np.fft.irfft(np.fft.rfft({n}, axis={axis}), n={length}, axis={axis})",
+            "ifft(fft).real": f"np.fft.ifft(np.fft.fft({n}, axis={axis}), axis={axis}).real",
+            "rfft.real": f"np.fft.rfft({n}, axis={axis}).real",
+            "fft.imag": f"np.fft.fft({n}, axis={axis}).imag",
+            "abs(rfft)": f"np.abs(np.fft.rfft({n}, axis={axis}))",
+            "irfft(rfft * 2)": f"np.fft.irfft(np.fft.rfft({n}, axis={axis}) * 2.0, n={length}, axis={axis})",
+            "ortho": f"np.fft.ifft(np.fft.fft({n}, axis={axis}, norm='ortho') * 0.5, axis={axis}, norm='ortho').real",
+        }[form]
+        # |dF| <= length |dv|; each butterfly level rounds by eps |F|
+        gain = 1.0 if form in ("irfft(rfft)", "ifft(fft).real", "irfft(rfft * 2)", "ortho") else float(length)
+        levels = math.log2(length) + 2
+
+        def err(out):
+            return gain * 2 * v.err + 4 * levels * EPS.get(out.dtype, 0.0) * length * (v.mag + out.mag) + self.rounding(out)
+        decision = None
+        if form == "abs(rfft)" and self.grad:  # |z| has a kink at 0
+            def decision():
+                spectrum = np.abs(np.fft.rfft(v.f64, axis=axis))
+                return spectrum, self.margin(spectrum + 1, length * v.err + levels * 1e-15 * length * v.mag, True)
+        return self.emit(expr, [v], err=err, decision=decision)
+
     # ------------------------------------------------------------------ programs
     OPS = [("unary", 7), ("binary", 8), ("reduce", 4), ("shape", 3), ("index", 4), ("join", 2), ("matmul", 2),
-           ("cast", 2), ("nn", 1), ("setitem", 2)]
+           ("cast", 2), ("nn", 1), ("setitem", 2),
+           ("linalg", 0.5), ("fft", 0.5)]
 
     def step(self, v: Val) -> Val:
         op = self.weighted(self.OPS)

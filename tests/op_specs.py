@@ -736,3 +736,61 @@ spec("inverse_trig_rounding_specials", inverse_trig_specials, EDGES, tags=("spec
 spec("inverse_trig_rounding_specials_grid",
      lambda s: (np.arcsin(s), np.arctanh(s), np.arctan2(s, s.T), np.copysign(s, s.T), np.fmod(s, s.T), np.rint(s)),
      SPECIAL, tags=("specials",))
+
+# --------------------------------------------------------------------------- linear algebra: least squares
+# Full-rank matrices, tall and wide (tests/test_lstsq.py checks the rank-deficient case, whose
+# residuals differ from NumPy's by rule). Drawn here, after all other arguments.
+
+TALL = f64(4, 3)
+WIDE = f64(3, 4)
+spec("linalg_lstsq", lambda a, w, b, c: (*np.linalg.lstsq(a, b), *np.linalg.lstsq(a, c), *np.linalg.lstsq(w, b[:3]),
+                                         *np.linalg.lstsq(w, c[:3], rcond=1e-3), *np.linalg.lstsq(a, c, rcond=-1)),
+     TALL, WIDE, f64(4), f64(4, 2), grad=True, tags=("slow_compile",))
+spec("linalg_lstsq_f32_int", lambda a, b, i: (*np.linalg.lstsq(a, b), *np.linalg.lstsq(i, b[:, 0]), *np.linalg.lstsq(a.T, i[:3])),
+     TALL.astype(np.float32), f32(4, 2), ints(4, 3))
+
+# --------------------------------------------------------------------------- running extremes
+# np.maximum.accumulate and friends. Distinct values for the gradient (no ties: the derivative
+# is one-hot on each output's holder); tests/test_scans.py checks the rule for ties.
+
+DISTINCT = _rng.permutation(24).reshape(2, 3, 4).astype(np.float64) / 5.0 - 2.0
+spec("maximum_minimum_accumulate", lambda t: (np.maximum.accumulate(t), np.maximum.accumulate(t, axis=2),
+                                              np.minimum.accumulate(t, axis=1), np.minimum.accumulate(t, axis=-1),
+                                              np.maximum.accumulate(t[0, 0]), _ops.cummax(t, axis=1, reverse=True),
+                                              _ops.cummin(t, axis=2, reverse=True)),
+     DISTINCT, grad=True, tags=("ufunc_methods",))
+spec("maximum_minimum_accumulate_dtypes",
+     lambda i, b, x, u: (np.maximum.accumulate(i, axis=1), np.minimum.accumulate(i), np.maximum.accumulate(b, axis=1),
+                         np.minimum.accumulate(b), np.maximum.accumulate(x, axis=1), np.minimum.accumulate(u, axis=1),
+                         np.maximum.accumulate(i, axis=1, dtype=np.float32), np.logical_and.accumulate(b, axis=1),
+                         np.logical_or.accumulate(x, axis=1), np.logical_and.accumulate(i), np.logical_or.accumulate(b),
+                         np.maximum.accumulate(np.zeros((2, 0)), axis=1)),
+     I8, BM, A32, U8, tags=("ufunc_methods",))
+spec("maximum_minimum_accumulate_specials",
+     lambda s: (np.maximum.accumulate(s), np.minimum.accumulate(s, axis=1), 1 / np.maximum.accumulate(s, axis=1),
+                1 / np.minimum.accumulate(s.T), np.maximum.accumulate(s.astype(np.float32), axis=1)),
+     SPECIAL, tags=("specials", "ufunc_methods"))
+
+# --------------------------------------------------------------------------- complex sorting
+# Real part first, then imaginary part; NaNs last in NumPy's order (R + Rj, R + nanj, nan + Rj,
+# nan + nanj). Ties between real parts, and NaNs in either part (tests/test_sorting.py checks
+# the two parts of each NaN one by one).
+
+
+def _complex(real, imag):
+    z = np.empty(np.shape(real), np.complex128)
+    z.real, z.imag = real, imag
+    return z
+
+
+COMPLEX_NANS = _complex([[1.0, np.nan, 0.5, 1.0, np.nan, -1.0], [np.nan, 0.5, 0.5, 2.0, -1.0, np.nan]],
+                        [[np.nan, 1.0, 0.25, -1.0, np.nan, 2.0], [0.5, np.nan, -0.5, 0.0, 1.0, np.nan]])
+COMPLEX_TIES = _complex(_rng.integers(-1, 2, (3, 4)).astype(np.float64), f64(3, 4))
+spec("complex_sort", lambda z, t: (np.sort(z), np.sort(z, axis=0), np.argsort(z, kind="stable"), np.sort(t, axis=None),
+                                   np.argsort(t, axis=0, kind="stable"), np.sort(t.astype(np.complex64), axis=1),
+                                   np.median(t), np.median(t, axis=1), np.median(z, axis=1), np.median(z[:, :5], axis=1),
+                                   np.median(t.astype(np.complex64), axis=0, keepdims=True), np.partition(t, 0)[:, 0]),
+     COMPLEX_NANS, COMPLEX_TIES, tags=("specials",))
+spec("complex_sort_grad", lambda x, y: (np.real(np.sort(x + 1j * y)), np.imag(np.sort(x + 1j * y, axis=0)),
+                                        np.abs(np.median(x * 1j + y, axis=1)), np.abs(np.median(x - 1j * y))),
+     f64(3, 4), f64(3, 4), grad=True, tags=("slow_compile",))

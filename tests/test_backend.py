@@ -387,7 +387,8 @@ def _scans_fn(x):
             ops.cumsum(x, axis=2, reverse=False), ops.cumsum(x, axis=1, reverse=True),
             ops.cumprod(x, axis=0, reverse=False), ops.cumprod(x, axis=2, reverse=True),
             ops.linear_scan(x, x + 1, axis=1, reverse=False), ops.linear_scan(x * 2, x, axis=2, reverse=True),
-            ops.linear_scan(x, x, axis=0, reverse=True), ops.cumsum(x[:, :0], axis=1, reverse=False))
+            ops.linear_scan(x, x, axis=0, reverse=True), ops.cumsum(x[:, :0], axis=1, reverse=False),
+            ops.cummax(x, axis=1, reverse=False), ops.cummin(x, axis=2, reverse=True), ops.cummax(x, axis=0, reverse=True))
 
 
 @pytest.mark.parametrize("parallel", [False, True])

@@ -141,3 +141,36 @@ def test_average_checks_weights_it_knows_while_tracing():
         tj.trace(lambda x: np.average(x, weights=np.ones(3)))(np.ones((2, 3)))
     with pytest.raises(ValueError, match="diff requires input that is at least one dimensional"):
         tj.trace(lambda x: np.diff(x))(np.float64(1.0) + np.zeros(()))
+
+
+# ----------------------------------------------------------------------------- running extremes
+
+@pytest.mark.parametrize("mode", MODES)
+def test_running_extremes_send_gradients_to_the_earliest_holder(mode):
+    # equal values: the earliest element holding the running extreme gets the gradient of every
+    # output it holds (as argmax picks the first); the later equal ones get none
+    weights = 10.0 ** np.arange(7)
+    held = [1.0, 10 + 100 + 1e3, 0.0, 0.0, 1e4 + 1e5 + 1e6, 0.0, 0.0]
+    for ufunc, x in ((np.maximum, [1.0, 3.0, 2.0, 3.0, 5.0, 5.0, 0.0]), (np.minimum, [2.0, 1.0, 1.5, 1.0, -1.0, -1.0, 4.0])):
+        x = np.array(x)
+        fn = lambda x: ufunc.accumulate(x) @ weights
+        np.testing.assert_array_equal(run(tj.trace(tj.grad(fn)), mode, x), held, err_msg=ufunc.__name__)
+        # forward mode agrees: the Jacobian's rows are one-hot at each output's holder
+        jacobian = run(tj.trace(tj.jacfwd(lambda x: ufunc.accumulate(x))), mode, x)
+        np.testing.assert_array_equal(weights @ jacobian, held, err_msg=ufunc.__name__)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_running_extremes_after_nan_send_gradients_to_the_first_nan(mode):
+    x = np.array([1.0, np.nan, 3.0, np.nan, 0.5])
+    grad = run(tj.trace(tj.grad(lambda x: np.maximum.accumulate(x) @ np.arange(1.0, 6.0))), mode, x)
+    np.testing.assert_array_equal(grad, [1.0, 2 + 3 + 4 + 5, 0.0, 0.0, 0.0])
+    grad = run(tj.trace(tj.grad(lambda x: np.minimum.accumulate(x).sum())), mode, x)
+    np.testing.assert_array_equal(grad, [1.0, 4.0, 0.0, 0.0, 0.0])
+
+
+def test_running_extremes_refuse_a_scalar_and_a_dtype_for_truth_values():
+    with pytest.raises(TypeError, match="cannot accumulate on a scalar"):
+        tj.trace(lambda x: np.maximum.accumulate(x))(np.float64(1.0) + np.zeros(()))
+    with pytest.raises(UnsupportedError, match=r"np.logical_and.accumulate\(\.\.\., dtype=int64\)"):
+        tj.trace(lambda x: np.logical_and.accumulate(x, dtype=np.int64))(np.ones(3))

@@ -87,7 +87,8 @@ class TapeTracer(_TracerArrayMethods, Tracer):
         return aval is not None and aval.weak
 
     def become(self, other: "TapeTracer"):
-        """In-place update: this tracer now stands for ``other``'s value. An input being
+        """In-place update: this tracer now stands for ``other``'s value (one computed outside
+        this trace, e.g. a traced argument that is not differentiated, has no gradient). An input being
         differentiated cannot change: the gradient would be taken with respect to the new
         value, and the one asked for would silently come out wrong."""
         if self.vid in self._trace.input_vids:
@@ -95,6 +96,7 @@ class TapeTracer(_TracerArrayMethods, Tracer):
                 f"an in-place update of an array being differentiated (an argument of grad, vjp or value_and_grad) "
                 f"is not supported{_where_msg()}\nThe gradient with respect to it would be wrong. Update a copy "
                 "instead (a = a.copy(); a[i] = v), or build the new array with np.where or np.concatenate.")
+        other = self._trace.full_raise(other)  # a value from outside this trace carries no gradient
         self.primal, self._aval, self.vid = other.primal, other._aval, other.vid
         self.shape, self.dtype = other.shape, other.dtype
 

@@ -341,14 +341,17 @@ matmul = defop("matmul", "opaque", impl=_as_array(np.matmul), abstract_eval=_mat
 
 
 def _argsort_rule(x):
-    if x.ndim < 1 or x.dtype.kind not in "biuf":
-        raise TypeError(f"argsort: needs a real or boolean array of at least one axis, got {x}")
+    if x.ndim < 1 or x.dtype.kind not in "biufc":
+        raise TypeError(f"argsort: needs a numeric or boolean array of at least one axis, got {x}")
     return Aval(x.shape, np.int64)
 
 
+# Complex numbers sort by real part, then imaginary part, with NaNs last in NumPy's order
+# (R + Rj, R + nanj, nan + Rj, nan + nanj); Numba's mergesort compares them as NumPy's does.
 argsort = defop("argsort", "opaque", impl=lambda x: np.argsort(x, axis=-1, kind="stable").astype(np.int64),
                 abstract_eval=_argsort_rule, differentiable=False, per_slice=("np.argsort({}, kind='mergesort')", 1),
-                doc="the positions that sort each row (last axis), equal values in their original order")
+                doc="the positions that sort each row (last axis), equal values in their original order; complex "
+                    "numbers by real part, then imaginary part, NaNs last as NumPy orders them")
 
 
 def _float_matrices(name, a):
@@ -583,6 +586,17 @@ cumsum = defop("cumsum", "opaque", impl=_scan_impl(np.add), abstract_eval=_scan_
 cumprod = defop("cumprod", "opaque", impl=_scan_impl(np.multiply), abstract_eval=_scan_rule("cumprod"),
                 combine="{acc} * {x}",
                 doc="running products along ``axis``, from the end with ``reverse`` (params: axis, reverse)")
+# Running extremes: NaN, once reached, stays (as np.maximum.accumulate). The combine is
+# NumPy's own: between equal values the element wins (so -0.0 after 0.0 is the running
+# maximum), where Numba's np.maximum keeps the first; the gradient rule goes to the earliest.
+cummax = defop("cummax", "opaque", impl=_scan_impl(np.maximum), abstract_eval=_scan_rule("cummax"),
+               combine="{acc} if {acc} > {x} or {acc} != {acc} else {x}",
+               doc="running maxima along ``axis``, from the end with ``reverse`` (params: axis, reverse); NaN "
+                   "propagates")
+cummin = defop("cummin", "opaque", impl=_scan_impl(np.minimum), abstract_eval=_scan_rule("cummin"),
+               combine="{acc} if {acc} < {x} or {acc} != {acc} else {x}",
+               doc="running minima along ``axis``, from the end with ``reverse`` (params: axis, reverse); NaN "
+                   "propagates")
 
 
 def _linear_scan_rule(a, b, *, axis, reverse):

@@ -48,7 +48,10 @@ def _binop(name, reverse=False):
 
 def _inplace(name):
     def method(self, other):
-        return tnp.inplace_update(self, getattr(tnp, name)(self, other))
+        result = getattr(tnp, name)(self, other)
+        if self.ndim == 0 and not getattr(self, "ndarray0d", False):
+            return result  # a NumPy scalar or Python number is immutable: the name is rebound, in any dtype
+        return tnp.inplace_update(self, result)
     method.__name__ = f"__i{name}__"
     return method
 

@@ -598,7 +598,7 @@ def _emit_scan_loops(L: Lowering, eqn, first_value, step):
 
 
 def emit_scan(L: Lowering, eqn):
-    """Running sums and products (``cumsum``, ``cumprod``): the primitive's ``combine`` of the
+    """Running sums, products and extremes (``cumsum``, ``cumprod``, ``cummax``, ``cummin``): the primitive's ``combine`` of the
     value so far with each element."""
     xr = L.ref(eqn.inputs[0])
     _emit_scan_loops(L, eqn, xr.at, lambda acc, at: eqn.prim.combine.format(acc=acc, x=xr.at(at)))
@@ -628,6 +628,8 @@ EMITTERS = {
     ops.all_sum: emit_all_sum,
     ops.cumsum: emit_scan,
     ops.cumprod: emit_scan,
+    ops.cummax: emit_scan,
+    ops.cummin: emit_scan,
     ops.linear_scan: emit_linear_scan,
 }
 

@@ -46,7 +46,8 @@ def implements(*numpy_callables, returns_array=False, reduces=None, accumulates=
             _UFUNC_REDUCE[reduces] = fn
         if accumulates is not None:
             _UFUNC_ACCUMULATE[accumulates] = fn
-        _DEFINITIONS.setdefault(fn, []).extend(numpy_callables)
+        if numpy_callables:  # a ufunc method alone (np.maximum.accumulate) is no function of its own
+            _DEFINITIONS.setdefault(fn, []).extend(numpy_callables)
         return fn
     return register
 

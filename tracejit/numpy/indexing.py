@@ -107,6 +107,10 @@ def getitem(x, index):
     integer-array indexing (NumPy's rules for where the indexed axes go)."""
     if not _is_tracer(x):
         return x[index]
+    # an integer for every axis: NumPy gives a scalar, a copy rather than a view
+    scalar = builtins.all(isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_))
+                          for i in (index if isinstance(index, tuple) else (index,))) and \
+        len(index if isinstance(index, tuple) else (index,)) == x.ndim
     index = _expand_index(index, x.ndim)
     has_advanced = builtins.any(_is_advanced(i) for i in index)
     if has_advanced and builtins.any(i is None for i in index):
@@ -165,7 +169,7 @@ def getitem(x, index):
         else:
             shape.append(next(it))
     out = reshape(out, tuple(shape)) if tuple(shape) != out.shape else out
-    return _mark_view(out, x, index)
+    return out if scalar else _mark_view(out, x, index)
 
 
 def _advanced_index(x, index):

@@ -325,4 +325,69 @@ def norm(x, ord=None, axis=None, keepdims=False):
     raise ValueError(f"np.linalg.norm: improper number of dimensions to norm: axis={axis}{_where_msg()}")
 
 
+
+# ----------------------------------------------------------------------------- lstsq
+
+def _lstsq_operands(a, b):
+    """``a`` as one float64 matrix and ``b`` as its columns, with NumPy's errors: NumPy 2's
+    lstsq takes one 2-d ``a`` and a 1-d or 2-d ``b`` (no batch axes)."""
+    a = _strong(_check_operand(a, "np.linalg.lstsq"))
+    b = _strong(_check_operand(b, "np.linalg.lstsq"))
+    result_dtype = _float_dtype(a.dtype, b.dtype)
+    for operand, allowed in ((a, (2,)), (b, (1, 2))):
+        if len(_shape(operand)) not in allowed:
+            raise LinAlgError(f"np.linalg.lstsq: {len(_shape(operand))}-dimensional array given. Array must be "
+                              f"two-dimensional{_where_msg()}")
+    (m, n), vector = _shape(a), len(_shape(b)) == 1
+    if _shape(b)[0] != m:
+        raise LinAlgError(f"np.linalg.lstsq: incompatible dimensions: a of shape {tuple(_shape(a))} and b of shape "
+                          f"{tuple(_shape(b))} need the same number of rows{_where_msg()}")
+    columns = (m, 1) if vector else tuple(_shape(b))
+    work = np.dtype(np.float64)  # NumPy's lstsq computes in double precision whatever the inputs
+    return (_to(a, work, (m, n), (a, b)), _to(reshape(b, columns) if vector else b, work, columns, (a, b)),
+            vector, result_dtype)
+
+
+@implements(np.linalg.lstsq)
+def lstsq(a, b, rcond=None):
+    """``numpy.linalg.lstsq``: ``(x, residuals, rank, s)``, the least-squares solution of
+    ``a @ x == b`` of least norm, from the reduced SVD as NumPy's LAPACK call computes it (in
+    double precision; singular values at most ``rcond`` times the largest count as zero, the
+    default ``rcond`` being ``max(M, N) * eps`` and a negative one LAPACK's ``eps / 2``).
+    ``rank`` is an int32 scalar, as NumPy's.
+
+    NumPy's residuals have a shape that depends on the values (empty when the rank is below
+    N), which a traced program cannot have, so traced code follows one rule: for M > N they
+    have NumPy's full-rank shape (``(K,)``, or ``(1,)`` for a 1-d ``b``), the squared norms of
+    the columns of ``b - a @ x``, and are NaN where the matrix turns out rank-deficient when the
+    program runs (NumPy would give an empty array there); for M <= N they are empty, as in NumPy.
+    Gradients reach ``x``, ``residuals`` and ``s`` (infinite where singular values coincide)."""
+    if not _any_tracer((a, b)):
+        return np.linalg.lstsq(a, b, rcond=rcond)
+    if _is_tracer(rcond):
+        raise UnsupportedError(f"np.linalg.lstsq: a traced rcond is not supported{_where_msg()}")
+    a, b, vector, dtype = _lstsq_operands(a, b)
+    (m, n), k = _shape(a), _shape(b)[1]
+    eps = np.finfo(np.float64).eps
+    rcond = max(m, n) * eps if rcond is None else eps / 2 if rcond < 0 else float(rcond)
+    if min(m, n) == 0:  # no singular values: x is zero, and so is the rank
+        x = _to(literal(0.0), a.dtype, (n, k), (a, b))
+        s = _to(literal(np.zeros(0)), a.dtype, (0,), (a, b))
+        rank = _sum(_to(literal(np.int32(0)), np.int32, (0,), (a, b)), dtype=np.int32)
+    else:
+        u, s, vh = bind(P.svd, a)
+        large = s > multiply(_max(s), literal(rcond, a.dtype))
+        rank = _sum(large, dtype=np.int32)
+        s_inv = where(large, 1 / where(large, s, 1), 0)
+        x = matmul(_swap_last(vh), multiply(expand_dims(s_inv, -1), matmul(_swap_last(u), b)))
+    if m > n:
+        r = b - matmul(a, x)
+        residuals = where(rank == n, _sum(multiply(r, r), axis=0), np.nan)
+    else:
+        residuals = _to(literal(np.zeros(0)), a.dtype, (0,), (a, b))
+    x = reshape(x, (n,)) if vector else x
+    return tuple(_to(out, dtype, tuple(_shape(out)), (a, b)) for out in (x, residuals)) + \
+        (rank, _to(s, dtype, tuple(_shape(s)), (a, b)))
+
+
 __all__ = public_names(globals())

@@ -1,10 +1,11 @@
 """Reductions and scans: sum, prod, mean, var, std, max, min, ptp, argmax, argmin, any, all,
-average, the NaN-ignoring nansum, nanmean, nanmax, nanmin, and cumsum, cumprod, diff.
+average, the NaN-ignoring nansum, nanmean, nanmax, nanmin, and cumsum, cumprod, diff, and the
+``accumulate`` methods of maximum, minimum, logical_and and logical_or.
 
 Layer: front end, on ``shapes`` and ``ufuncs``. In: an array or tracer and NumPy's ``axis``,
 ``dtype``, ``keepdims`` (``out=``, ``where=``, ``initial=`` are refused on tracers). Out: the
 reduction primitives (``reduce_sum``, ``reduce_prod``, ``reduce_max``, ``reduce_min``,
-``argmax``, ``argmin``) and scans (``cumsum``, ``cumprod``) in the accumulation dtype NumPy
+``argmax``, ``argmin``) and scans (``cumsum``, ``cumprod``, ``cummax``, ``cummin``) in the accumulation dtype NumPy
 uses, and compositions of them (mean = sum / count, var in two passes as NumPy computes it,
 the NaN-ignoring ones with NaNs replaced by the identity, diff as slices subtracted). Plain
 arrays go to NumPy.
@@ -20,7 +21,7 @@ import warnings
 import numpy as np
 
 from .. import ops as P
-from ..errors import where as _where_msg
+from ..errors import UnsupportedError, where as _where_msg
 from ..primitives import bind
 from .dispatch import _check_no_out, implements, public_names
 from .promotion import _any_tracer, _is_tracer, _scalar0d, astype, literal
@@ -238,6 +239,37 @@ def _scan(name, prim, np_fn, ufunc):
 
 cumsum = _scan("cumsum", P.cumsum, np.cumsum, np.add)
 cumprod = _scan("cumprod", P.cumprod, np.cumprod, np.multiply)
+
+
+def _running_extremum(prim, ufunc, truth_values=False):
+    """``ufunc.accumulate`` for ``np.maximum`` and ``np.minimum`` (the running extremes, in the
+    input's dtype; NaN, once reached, stays), and for ``np.logical_or`` and ``np.logical_and``
+    (``truth_values``: "any so far" and "all so far", the running extremes of ``a != 0``). The
+    gradient of each output goes to the element that holds the extreme there: the earliest
+    among equal values."""
+    def fn(a, axis=0, dtype=None):
+        if a.ndim == 0:
+            raise TypeError(f"np.{ufunc.__name__}.accumulate: cannot accumulate on a scalar{_where_msg()}")
+        axis = _norm_axis(axis, a.ndim)
+        if truth_values:
+            if dtype is not None and np.dtype(dtype) != np.bool_:
+                raise UnsupportedError(f"np.{ufunc.__name__}.accumulate(..., dtype={np.dtype(dtype)}) is not supported "
+                                       f"in traced code; its result is bool{_where_msg()}")
+            a = not_equal(a, 0)
+        elif dtype is not None or a.weak:
+            a = astype(a, a.dtype if dtype is None else dtype)
+        if a.dtype == np.bool_:  # the scans take numbers: bools as 0 and 1
+            return astype(bind(prim, astype(a, np.uint8), axis=axis, reverse=False), np.bool_)
+        return bind(prim, a, axis=axis, reverse=False)
+    fn.__name__ = f"{ufunc.__name__}_accumulate"
+    fn.__doc__ = _running_extremum.__doc__
+    return implements(accumulates=ufunc)(fn)
+
+
+_running_extremum(P.cummax, np.maximum)
+_running_extremum(P.cummin, np.minimum)
+_running_extremum(P.cummax, np.logical_or, truth_values=True)
+_running_extremum(P.cummin, np.logical_and, truth_values=True)
 
 
 @implements(np.diff)

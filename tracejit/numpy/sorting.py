@@ -4,7 +4,8 @@ Layer: front end, on ``shapes``, ``reductions`` and ``indexing``. In: arrays or 
 axis. Out: the ``argsort`` primitive, which orders the last axis (the axis asked for is moved there
 and back), the elements it picks, and interpolation between sorted values. ``argsort`` keeps equal values
 in their original order (``kind='stable'``) whatever ``kind`` says: NumPy's default quicksort may
-order ties otherwise. Plain operands go to NumPy.
+order ties otherwise. Complex values sort as NumPy sorts them: by real part, then imaginary
+part, NaNs last in the order R + Rj, R + nanj, nan + Rj, nan + nanj. Plain operands go to NumPy.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from .ufuncs import add, isnan, multiply, subtract, where
 def _sorted_along(order, a, axis, fname):
     """``order`` (a function of rows along the last axis) applied along ``axis`` of ``a``."""
     a = _strong(_check_operand(a, fname))
-    if a.dtype.kind not in "biuf":
+    if a.dtype.kind not in "biufc":
         raise UnsupportedError(f"{fname} of {a.dtype} values is not supported on traced values{_where_msg()}")
     if axis is None:
         a, axis = ravel(a), 0
@@ -91,11 +92,13 @@ def _quantiles(a, q, axis, keepdims, fname, dtype=None):
     neighbours as NumPy's ``_lerp`` does (the median: the middle value or the mean of the two
     middle ones, as ``np.median``); a slice holding NaN gives NaN. ``q``'s axes come first."""
     a = _strong(_check_operand(a, fname))
-    if a.dtype.kind not in "biuf":
+    if a.dtype.kind == "c" and q is not None:
+        raise TypeError(f"{fname}: a must be an array of real numbers{_where_msg()}")
+    if a.dtype.kind not in "biufc":
         raise UnsupportedError(f"{fname} of {a.dtype} values is not supported on traced values{_where_msg()}")
     # NumPy subtracts the neighbours in the array's own float dtype, then interpolates in the
     # result's (float64 for an array of fractions)
-    work = a.dtype if a.dtype.kind == "f" else np.dtype(np.float64)
+    work = a.dtype if a.dtype.kind in "fc" else np.dtype(np.float64)
     dtype = dtype or work
     a = astype(a, work) if a.dtype != work else a
     shape = tuple(_shape(a))
@@ -110,7 +113,8 @@ def _quantiles(a, q, axis, keepdims, fname, dtype=None):
                    tuple(shape[ax] for ax in kept) + (n,))
     ordered = _sorted_rows(rows)
     at = lambda positions: take(ordered, literal(np.asarray(positions, dtype=np.int64)), axis=-1)
-    if q is None:
+    median = q is None
+    if median:
         q = np.asarray(0.5)
         value = at([n // 2]) if n % 2 else multiply(add(at([n // 2 - 1]), at([n // 2])), literal(0.5, work))
     else:
@@ -124,7 +128,10 @@ def _quantiles(a, q, axis, keepdims, fname, dtype=None):
         gamma = literal(virtual - below, dtype)
         value = where(gamma >= 0.5, subtract(high, multiply(step, literal(1 - (virtual - below), dtype))),
                       add(low, multiply(step, gamma)))
-    value = where(isnan(at([n - 1])), literal(np.nan, dtype), value)
+    # a slice holding NaN: NumPy's median gives its last sorted value (of complex numbers, the
+    # one NaN that sorts last), its quantiles NaN
+    last = at([n - 1])
+    value = where(isnan(last), last if median else literal(np.nan, dtype), value)
     out = moveaxis(value, -1, 0)  # q's values first, then the kept axes
     if keepdims:
         out = reshape(out, (q.size,) + tuple(1 if ax in axes else shape[ax] for ax in range(len(shape))))
@@ -175,8 +182,8 @@ percentile = _order_statistic("percentile", np.percentile, 100.0)
 
 @implements(np.median)
 def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
-    """``numpy.median``: the middle sorted value, or the mean of the two middle ones; NaN for a
-    slice holding NaN."""
+    """``numpy.median``: the middle sorted value, or the mean of the two middle ones; for a
+    slice holding NaN, its last sorted value (NaN; of complex values, NumPy's last NaN)."""
     if not _any_tracer((a,)):
         return np.median(a, axis=axis, out=out, overwrite_input=overwrite_input, keepdims=keepdims)
     _check_no_out("np.median", out)

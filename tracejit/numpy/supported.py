@@ -39,6 +39,7 @@ _SAMPLES = {
     np.linalg.eigvalsh: ((_SQUARE,), lambda f, a: f(a)),
     np.linalg.svd: ((_X,), lambda f, a: f(a, full_matrices=False)),
     np.linalg.qr: ((_X.T,), lambda f, a: f(a)),
+    np.linalg.lstsq: ((_X.T, _Y[0]), lambda f, a, b: f(a, b)),
     np.fft.fftshift: ((_X,), lambda f, x: f(x)),
     np.linspace: ((_X[0, 0], _X[1, 1]), lambda f, a, b: f(a, b, 4)),
     np.lib.stride_tricks.sliding_window_view: ((_X,), lambda f, x: f(x, 2, axis=1)),
@@ -87,6 +88,13 @@ _SAMPLES = {
     np.kron: ((_X, _Y), lambda f, x, y: f(x, y)),
     np.select: ((_MASK, _X, _Y), lambda f, m, x, y: f([m], [x], y)),
     np.meshgrid: ((_X, _Y), lambda f, x, y: f(x[0], y[:, 0])),
+}
+
+# Where a traced call's result may differ from NumPy's, by a rule: printed under the table.
+_NOTES = {
+    np.linalg.lstsq: "NumPy's residuals are empty when the rank is below N, a shape that depends on the values; "
+                     "traced, they keep the full-rank shape when M > N and are NaN where the matrix turns out "
+                     "rank-deficient when the program runs (empty when M <= N, as in NumPy).",
 }
 
 
@@ -158,6 +166,11 @@ def markdown() -> str:
     for r in rows():
         lines.append(f"| {', '.join(f'`{n}`' for n in r['numpy'])} | {r['kind']} | {r['module']} | {r['modes']} | "
                      f"{', '.join(r['primitives']) or '-'} | {r['gradient']} |")
+    lines += ["", "Ufunc methods on traced values: " + "; ".join(
+        f"`{method}` of " + ", ".join(f"`{u.__name__}`" for u in sorted(table, key=lambda u: u.__name__))
+        for method, table in (("reduce", dispatch._UFUNC_REDUCE), ("accumulate", dispatch._UFUNC_ACCUMULATE))) + "."]
+    lines += ["", "Notes on traced results that differ from NumPy's by rule:", ""]
+    lines += [f"- `{_name(func)}`: {note}" for func, note in sorted(_NOTES.items(), key=lambda item: _name(item[0]))]
     return "\n".join(lines) + "\n"
 
 

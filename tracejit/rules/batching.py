@@ -219,5 +219,7 @@ defbatch(ops.all_sum, _all_sum_rule)
 defbatch(ops.reduce_prod, lambda v, b, size, *, axes: (ops.reduce_prod(v[0], axes=tuple(a + 1 for a in axes)), True))
 defbatch(ops.cumsum, lambda v, b, size, *, axis, reverse: (ops.cumsum(v[0], axis=axis + 1, reverse=reverse), True))
 defbatch(ops.cumprod, lambda v, b, size, *, axis, reverse: (ops.cumprod(v[0], axis=axis + 1, reverse=reverse), True))
+defbatch(ops.cummax, lambda v, b, size, *, axis, reverse: (ops.cummax(v[0], axis=axis + 1, reverse=reverse), True))
+defbatch(ops.cummin, lambda v, b, size, *, axis, reverse: (ops.cummin(v[0], axis=axis + 1, reverse=reverse), True))
 defbatch(ops.linear_scan, lambda v, b, size, *, axis, reverse: (
     ops.linear_scan(*_all_batched(v, b, size), axis=axis + 1, reverse=reverse), True))

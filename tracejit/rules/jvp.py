@@ -24,7 +24,7 @@ from .. import numpy as tnp
 from .. import ops
 from ..ops import broadcast_to, gather, matmul, reduce_sum, reshape, scatter_add
 from ..primitives import Primitive
-from .vjp import eigenvalue_gaps, pow_by_base, prod_of_others, shifted
+from .vjp import eigenvalue_gaps, extremum_starts, pow_by_base, prod_of_others, shifted
 
 __all__ = ["jvp_rules", "defjvp", "deflinear"]
 
@@ -283,9 +283,21 @@ def _linear_scan_jvp(primals, tangents, out, *, axis, reverse):
     return ops.linear_scan(a, terms, axis=axis, reverse=reverse)
 
 
+def _running_extremum_jvp(maximum):
+    def rule(primals, tangents, out, *, axis, reverse):
+        # each place carries its holder's tangent: taken anew at each holder, kept in between
+        (x,), (t,) = primals, tangents
+        starts = extremum_starts(x, out, axis, reverse, maximum)
+        return ops.linear_scan(tnp.logical_not(starts).astype(t.dtype), tnp.where(starts, t, 0), axis=axis,
+                               reverse=reverse)
+    return rule
+
+
 defjvp(ops.reduce_prod, lambda p, t, out, *, axes: reduce_sum(t[0] * prod_of_others(p[0], axes), axes=axes))
 deflinear(ops.cumsum)
 defjvp(ops.cumprod, _cumprod_jvp)
+defjvp(ops.cummax, _running_extremum_jvp(maximum=True))
+defjvp(ops.cummin, _running_extremum_jvp(maximum=False))
 defjvp(ops.linear_scan, _linear_scan_jvp)
 
 # --------------------------------------------------------------------------- inverse trigonometric, copysign

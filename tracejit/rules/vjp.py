@@ -25,7 +25,7 @@ from .. import ops
 from ..ops import broadcast_to, gather, matmul, pad, reduce_sum, reshape, scatter_add, slice, transpose
 from ..primitives import Primitive
 
-__all__ = ["vjp_rules", "defvjp", "takes_needed", "prod_of_others", "shifted"]
+__all__ = ["vjp_rules", "defvjp", "takes_needed", "prod_of_others", "shifted", "extremum_starts"]
 
 vjp_rules: dict[Primitive, object] = {}
 # the primitives whose rule takes ``needed`` (one flag per input: whether the caller uses that
@@ -442,9 +442,32 @@ def _linear_scan_vjp(ct, a, b, out, *, axis, reverse):
     return gathered * shifted(out, axis, reverse, 0), gathered
 
 
+def extremum_starts(x, out, axis, reverse, maximum):
+    """Where a running maximum (or minimum) ``out`` of ``x`` takes a new holder: the scan's
+    first place, and each place whose element is strictly beyond the value so far, or is the
+    first NaN. Among equal values the earliest holds the extreme, as ``argmax`` picks the first."""
+    before = shifted(out, axis, reverse, 0)
+    kept = before >= x if maximum else before <= x
+    first = shifted(tnp.zeros_like(x, dtype=bool), axis, reverse, True)
+    return first | (~kept & (before == before))
+
+
+def _running_extremum_vjp(maximum):
+    def rule(ct, x, out, *, axis, reverse):
+        # each holder gathers the cotangents of the places it holds the extreme for: its own and
+        # the later ones up to the next holder, a linear recurrence cut at each holder
+        starts = extremum_starts(x, out, axis, reverse, maximum)
+        carried = tnp.logical_not(shifted(starts, axis, not reverse, True)).astype(ct.dtype)
+        gathered = ops.linear_scan(carried, ct, axis=axis, reverse=not reverse)
+        return (tnp.where(starts, gathered, 0),)
+    return rule
+
+
 defvjp(ops.reduce_prod, _prod_vjp)
 defvjp(ops.cumsum, lambda ct, x, out, *, axis, reverse: (ops.cumsum(ct, axis=axis, reverse=not reverse),))
 defvjp(ops.cumprod, _cumprod_vjp)
+defvjp(ops.cummax, _running_extremum_vjp(maximum=True))
+defvjp(ops.cummin, _running_extremum_vjp(maximum=False))
 defvjp(ops.linear_scan, _linear_scan_vjp)
 
 # --------------------------------------------------------------------------- inverse trigonometric, copysign
