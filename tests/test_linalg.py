@@ -234,3 +234,42 @@ def test_complex_linalg_gradients_of_a_complex64_matrix_stay_complex64():
     want = tj.grad(lambda z: np.abs(np.linalg.det(z)) + np.linalg.norm(np.linalg.inv(z)) + np.linalg.svd(z)[1].sum())(
         z.astype(np.complex128))
     np.testing.assert_allclose(grad, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+def test_hermitian_svd_and_pinv_read_the_lower_triangle_as_numpy_does(dtype):
+    # hermitian=True goes through eigh of the lower triangle: on a matrix that is not Hermitian
+    # NumPy's result is that of the mirrored lower triangle, not of the matrix
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((2, 4, 4)).astype(dtype)
+    if a.dtype.kind == "c":
+        a = a + 1j * rng.standard_normal(a.shape)
+    f = tj.trace(lambda a: (np.linalg.svd(a, hermitian=True), np.linalg.svd(a, hermitian=True, compute_uv=False),
+                            np.linalg.pinv(a, hermitian=True)))
+    want = (np.linalg.svd(a, hermitian=True), np.linalg.svd(a, hermitian=True, compute_uv=False),
+            np.linalg.pinv(a, hermitian=True))
+    assert not np.allclose(want[2], np.linalg.pinv(a))
+    for mode in ("graph", "compiled"):
+        (u, s, vh), values, inverse = run(f, mode, a)
+        for got, expected in zip((u, s, vh, values, inverse), (*want[0], want[1], want[2])):
+            np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12, err_msg=mode)
+
+
+def test_the_gradient_of_a_hermitian_pinv_matches_finite_differences():
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((3, 3))
+    weights = rng.uniform(0.5, 1.5, (3, 3))
+
+    def loss(a):
+        return (np.linalg.pinv(a, hermitian=True) * weights).sum() + np.linalg.svd(a, hermitian=True)[1].sum()
+
+    grad = tj.trace(tj.grad(loss))
+    for mode in ("eager", "graph"):
+        np.testing.assert_allclose(run(grad, mode, a), numeric_grad(loss, a), rtol=1e-6, atol=1e-8, err_msg=mode)
+
+
+def test_extended_precision_is_refused_as_numpy_refuses_it():
+    with pytest.raises(TypeError, match="unsupported in linalg"):
+        np.linalg.inv(np.eye(2, dtype=np.longdouble))
+    with pytest.raises(TypeError, match="unsupported in linalg"):
+        tj.trace(np.linalg.inv, mode="graph")(np.eye(2, dtype=np.longdouble))

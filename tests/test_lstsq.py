@@ -8,7 +8,7 @@ import pytest
 
 import tracejit as tj
 from conftest import assert_tree_close, run
-from test_autodiff import numeric_grad
+from test_autodiff import complex_numeric_grad, numeric_grad
 
 MODES = ["eager", "graph", "compiled"]
 rng = np.random.default_rng(7)
@@ -58,6 +58,33 @@ def test_the_gradient_of_x_matches_finite_differences(a):
     for mode in MODES:
         for got, expected in zip(run(grad, mode, a, b), want):
             np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-8, err_msg=mode)
+
+
+@pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
+def test_complex_problems_give_numpys_results(dtype):
+    # x complex, residuals and singular values real, in the inputs' precision, as NumPy gives
+    a = (TALL + 1j * rng.standard_normal(TALL.shape)).astype(dtype)
+    b = (B + 1j * rng.standard_normal(B.shape)).astype(dtype)
+    f = tj.trace(lambda a, b: np.linalg.lstsq(a, b))
+    want = np.linalg.lstsq(a, b)
+    for mode in ("graph", "compiled"):
+        got = run(f, mode, a, b)
+        for g, w in zip(got, want):
+            assert (np.asarray(g).dtype, np.shape(g)) == (np.asarray(w).dtype, np.shape(w)), mode
+            np.testing.assert_allclose(g, w, rtol=1e-4 if dtype == np.complex64 else 1e-10, atol=1e-6, err_msg=mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_gradient_of_a_complex_problem_matches_finite_differences(mode):
+    a = TALL + 1j * rng.standard_normal(TALL.shape)
+    weights = rng.uniform(0.5, 1.5, (3, 2))
+
+    def loss(a):
+        x, residuals, _, _ = np.linalg.lstsq(a, B)
+        return (np.abs(x) ** 2 * weights).sum() + residuals.sum()
+
+    grad = tj.trace(tj.grad(loss))
+    np.testing.assert_allclose(run(grad, mode, a), complex_numeric_grad(loss, a), rtol=1e-6, atol=1e-8, err_msg=mode)
 
 
 def test_forward_mode_matches_finite_differences():

@@ -24,7 +24,9 @@ from .contractions import matmul
 from .promotion import _any_tracer, _broadcast_shapes, _is_tracer, _shape, _strong, _to, literal
 from .reductions import max as _max, min as _min, sum as _sum
 from .shapes import _check_operand, _norm_axis, expand_dims, moveaxis, reshape, squeeze, transpose
-from .ufuncs import absolute, conj, exp, imag, multiply, not_equal, power, real, sqrt, where
+from .indexing import flip, take_along_axis
+from .sorting import argsort
+from .ufuncs import absolute, conj, exp, imag, multiply, not_equal, power, real, sign, sqrt, where
 
 LinAlgError = np.linalg.LinAlgError
 
@@ -35,6 +37,9 @@ def _float_dtype(*dtypes):
     kinds = {np.dtype(d).kind for d in dtypes}
     if not kinds <= set("biufc"):
         raise TypeError(f"np.linalg: unsupported dtype(s) {[str(d) for d in dtypes]}")
+    for d in dtypes:  # LAPACK has no extended precision: NumPy refuses it rather than round
+        if np.dtype(d).char in "gG":
+            raise TypeError(f"array type {np.dtype(d)} is unsupported in linalg{_where_msg()}")
     single = builtins.all(np.dtype(d) in (np.float32, np.complex64) for d in dtypes)
     if "c" in kinds:
         return np.dtype(np.complex64 if single else np.complex128)
@@ -196,6 +201,8 @@ def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
     depend on it (``U * S @ Vh``, ``abs(U)`` ...) have a meaningful gradient."""
     if not _any_tracer((a,)):
         return np.linalg.svd(a, full_matrices=full_matrices, compute_uv=compute_uv, hermitian=hermitian)
+    if hermitian:
+        return _hermitian_svd(_square_matrices(a, "np.linalg.svd"), compute_uv)
     a = _float_matrices(a, "np.linalg.svd")
     m, n = _shape(a)[-2:]
     if compute_uv and full_matrices and m != n:
@@ -203,6 +210,19 @@ def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
                                f"values; pass full_matrices=False for the reduced decomposition{_where_msg()}")
     u, s, vh = bind(P.svd, a)
     return SVDResult((u, s, vh)) if compute_uv else s
+
+
+def _hermitian_svd(a, compute_uv):
+    """NumPy's ``svd(a, hermitian=True)``: from ``eigh`` of the lower triangle, the singular
+    values are the eigenvalues' magnitudes in descending order, and each eigenvalue's sign
+    moves into its row of ``Vh``."""
+    w, v = bind(P.eigh, a)
+    order = flip(argsort(absolute(w), axis=-1), axis=-1)
+    s = take_along_axis(absolute(w), order, -1)
+    if not compute_uv:
+        return s
+    u = take_along_axis(v, expand_dims(order, -2), -1)
+    return SVDResult((u, s, _adjoint(multiply(u, expand_dims(take_along_axis(sign(w), order, -1), -2)))))
 
 
 QRResult = _result_type("QRResult", ("Q", "R"))
@@ -233,7 +253,7 @@ def pinv(a, rcond=None, hermitian=False, *, rtol=np._NoValue):
     m, n = _shape(a)[-2:]
     if rtol is not np._NoValue and rtol is not None:
         rcond = rtol
-    u, s, vh = bind(P.svd, a)
+    u, s, vh = _hermitian_svd(_square_matrices(a, "np.linalg.pinv"), True) if hermitian else bind(P.svd, a)
     if rcond is None:
         rcond = max(m, n) * np.finfo(s.dtype).eps
     if _is_tracer(rcond):
@@ -329,7 +349,7 @@ def norm(x, ord=None, axis=None, keepdims=False):
 # ----------------------------------------------------------------------------- lstsq
 
 def _lstsq_operands(a, b):
-    """``a`` as one float64 matrix and ``b`` as its columns, with NumPy's errors: NumPy 2's
+    """``a`` as one float64 (or complex128) matrix and ``b`` as its columns, with NumPy's errors: NumPy 2's
     lstsq takes one 2-d ``a`` and a 1-d or 2-d ``b`` (no batch axes)."""
     a = _strong(_check_operand(a, "np.linalg.lstsq"))
     b = _strong(_check_operand(b, "np.linalg.lstsq"))
@@ -343,7 +363,8 @@ def _lstsq_operands(a, b):
         raise LinAlgError(f"np.linalg.lstsq: incompatible dimensions: a of shape {tuple(_shape(a))} and b of shape "
                           f"{tuple(_shape(b))} need the same number of rows{_where_msg()}")
     columns = (m, 1) if vector else tuple(_shape(b))
-    work = np.dtype(np.float64)  # NumPy's lstsq computes in double precision whatever the inputs
+    # NumPy's lstsq computes in double precision whatever the inputs
+    work = np.dtype(np.complex128 if result_dtype.kind == "c" else np.float64)
     return (_to(a, work, (m, n), (a, b)), _to(reshape(b, columns) if vector else b, work, columns, (a, b)),
             vector, result_dtype)
 
@@ -368,26 +389,27 @@ def lstsq(a, b, rcond=None):
         raise UnsupportedError(f"np.linalg.lstsq: a traced rcond is not supported{_where_msg()}")
     a, b, vector, dtype = _lstsq_operands(a, b)
     (m, n), k = _shape(a), _shape(b)[1]
-    eps = np.finfo(np.float64).eps
+    real_work = np.dtype(np.float64)
+    eps = np.finfo(real_work).eps
     rcond = max(m, n) * eps if rcond is None else eps / 2 if rcond < 0 else float(rcond)
     if min(m, n) == 0:  # no singular values: x is zero, and so is the rank
         x = _to(literal(0.0), a.dtype, (n, k), (a, b))
-        s = _to(literal(np.zeros(0)), a.dtype, (0,), (a, b))
+        s = _to(literal(np.zeros(0)), real_work, (0,), (a, b))
         rank = _sum(_to(literal(np.int32(0)), np.int32, (0,), (a, b)), dtype=np.int32)
     else:
         u, s, vh = bind(P.svd, a)
-        large = s > multiply(_max(s), literal(rcond, a.dtype))
+        large = s > multiply(_max(s), literal(rcond, real_work))
         rank = _sum(large, dtype=np.int32)
         s_inv = where(large, 1 / where(large, s, 1), 0)
-        x = matmul(_swap_last(vh), multiply(expand_dims(s_inv, -1), matmul(_swap_last(u), b)))
+        x = matmul(_adjoint(vh), multiply(expand_dims(s_inv, -1), matmul(_adjoint(u), b)))
     if m > n:
-        r = b - matmul(a, x)
-        residuals = where(rank == n, _sum(multiply(r, r), axis=0), np.nan)
+        residuals = where(rank == n, _sum(_squared_modulus(b - matmul(a, x)), axis=0), np.nan)
     else:
-        residuals = _to(literal(np.zeros(0)), a.dtype, (0,), (a, b))
+        residuals = _to(literal(np.zeros(0)), real_work, (0,), (a, b))
     x = reshape(x, (n,)) if vector else x
-    return tuple(_to(out, dtype, tuple(_shape(out)), (a, b)) for out in (x, residuals)) + \
-        (rank, _to(s, dtype, tuple(_shape(s)), (a, b)))
+    real_dtype = np.empty(0, dtype).real.dtype  # residuals and singular values are real, as NumPy's
+    return (_to(x, dtype, tuple(_shape(x)), (a, b)), _to(residuals, real_dtype, tuple(_shape(residuals)), (a, b)),
+            rank, _to(s, real_dtype, tuple(_shape(s)), (a, b)))
 
 
 __all__ = public_names(globals())
