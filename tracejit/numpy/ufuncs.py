@@ -473,7 +473,7 @@ def sinc(x):
     """``numpy.sinc``: ``sin(pi x) / (pi x)``, computed as NumPy does (1e-20 standing in for 0)."""
     if not _is_tracer(x):
         return np.sinc(x)
-    if x.dtype.kind != "f":
+    if x.dtype.kind not in "fc":
         x = astype(x, np.float64)  # np.where(x == 0, 1e-20, x) of integers is float64
     y = multiply(np.pi, where(equal(x, 0), literal(1.0e-20, x.dtype), x))
     return _scalar0d(true_divide(sin(y), y))
@@ -486,13 +486,18 @@ def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
     ``copy=False`` updates ``x`` in place, as NumPy does."""
     if not _is_tracer(x):
         return np.nan_to_num(x, copy=copy, nan=nan, posinf=posinf, neginf=neginf)
-    if x.dtype.kind != "f":
+    if x.dtype.kind not in "fc":
         return copy_array(x) if copy else x
-    info = np.finfo(x.dtype)
-    out = x
-    for replaced, fill in ((isnan(x), nan), (equal(x, np.inf), info.max if posinf is None else posinf),
-                           (equal(x, -np.inf), info.min if neginf is None else neginf)):
-        out = where(replaced, _to(fill, x.dtype, (), (x,)), out)
+    if x.dtype.kind == "c":  # each part on its own, as NumPy does; finite values pass untouched
+        re, im = (nan_to_num(bind(prim, x), nan=nan, posinf=posinf, neginf=neginf) for prim in (P.real, P.imag))
+        parts = add(astype(re, x.dtype), multiply(astype(im, x.dtype), literal(1j, x.dtype)))
+        out = where(isfinite(x), x, parts)
+    else:
+        info = np.finfo(x.dtype)
+        out = x
+        for replaced, fill in ((isnan(x), nan), (equal(x, np.inf), info.max if posinf is None else posinf),
+                               (equal(x, -np.inf), info.min if neginf is None else neginf)):
+            out = where(replaced, _to(fill, x.dtype, (), (x,)), out)
     return out if copy else inplace_update(x, out)
 
 

@@ -24,7 +24,7 @@ from .. import numpy as tnp
 from .. import ops
 from ..ops import broadcast_to, gather, matmul, reduce_sum, reshape, scatter_add
 from ..primitives import Primitive
-from .vjp import eigenvalue_gaps, extremum_starts, pow_by_base, prod_of_others, shifted
+from .vjp import eigenvalue_gaps, extremum_starts, pow_by_base, pow_by_exponent, prod_of_others, shifted
 
 __all__ = ["jvp_rules", "defjvp", "deflinear"]
 
@@ -71,9 +71,7 @@ def _pow_jvp(primals, tangents, out):
     by_x = None if tx is None else tx * pow_by_base(x, y)
     if ty is None:
         return by_x
-    positive = x > 0
-    safe_log = tnp.log(tnp.where(positive, x, tnp.ones_like(x)))
-    return _sum(by_x, ty * tnp.where(positive, out * safe_log, tnp.zeros_like(x)))
+    return _sum(by_x, ty * pow_by_exponent(x, out))
 
 
 def _minmax_jvp(x_wins, x, y, tx, ty):
@@ -314,7 +312,7 @@ defjvp(ops.acos, lambda p, t, out: -t[0] / tnp.sqrt((1 - p[0]) * (1 + p[0])))
 defjvp(ops.atan, lambda p, t, out: t[0] / (1 + p[0] * p[0]))
 defjvp(ops.atan2, _atan2_jvp)
 defjvp(ops.asinh, lambda p, t, out: t[0] / tnp.sqrt(p[0] * p[0] + 1))
-defjvp(ops.acosh, lambda p, t, out: t[0] / tnp.sqrt((p[0] - 1) * (p[0] + 1)))
+defjvp(ops.acosh, lambda p, t, out: t[0] / (tnp.sqrt(p[0] - 1) * tnp.sqrt(p[0] + 1)))  # see vjp.py
 defjvp(ops.atanh, lambda p, t, out: t[0] / ((1 - p[0]) * (1 + p[0])))
 # y only picks the sign: its tangent carries nothing (see rules/vjp.py)
 defjvp(ops.copysign, lambda p, t, out: None if t[0] is None else t[0] * tnp.copysign(1.0, p[0]) * tnp.copysign(1.0, p[1]))

@@ -54,11 +54,16 @@ def pow_by_base(x, y):
     return y * x ** tnp.where(y == 0, tnp.ones_like(y), y - 1)
 
 
+def pow_by_exponent(x, out):
+    """d/dy x**y = x**y log x: for real x defined where x > 0, for complex x wherever x != 0;
+    elsewhere the (measure-zero) derivative is 0."""
+    defined = x != 0 if x.dtype.kind == "c" else x > 0
+    safe_log = tnp.log(tnp.where(defined, x, tnp.ones_like(x)))
+    return tnp.where(defined, out * safe_log, tnp.zeros_like(out))
+
+
 def _pow_vjp(ct, x, y, out):
-    # d/dy x**y = x**y log x, defined for x > 0; elsewhere the (measure-zero) gradient is 0.
-    positive = x > 0
-    safe_log = tnp.log(tnp.where(positive, x, tnp.ones_like(x)))
-    return ct * pow_by_base(x, y), tnp.where(positive, ct * out * safe_log, tnp.zeros_like(x))
+    return ct * pow_by_base(x, y), ct * pow_by_exponent(x, out)
 
 
 def _minmax_vjp(ct, a, b):
@@ -491,6 +496,8 @@ defvjp(ops.acos, lambda ct, x, out: (-ct / tnp.sqrt((1 - x) * (1 + x)),))
 defvjp(ops.atan, lambda ct, x, out: (ct / (1 + x * x),))
 defvjp(ops.atan2, _atan2_vjp)
 defvjp(ops.asinh, lambda ct, x, out: (ct / tnp.sqrt(x * x + 1),))
-defvjp(ops.acosh, lambda ct, x, out: (ct / tnp.sqrt((x - 1) * (x + 1)),))
+# sqrt(x - 1) sqrt(x + 1), not sqrt(x*x - 1): the two differ in sign for complex x left of the
+# imaginary axis, and only the first has arccosh's branch cut
+defvjp(ops.acosh, lambda ct, x, out: (ct / (tnp.sqrt(x - 1) * tnp.sqrt(x + 1)),))
 defvjp(ops.atanh, lambda ct, x, out: (ct / ((1 - x) * (1 + x)),))
 defvjp(ops.copysign, _copysign_vjp)
