@@ -1116,3 +1116,24 @@ def _complex_arg(dtype):
 def test_complex_parts_and_the_fft_host_call(dtype):
     program = check(_complex_fn, _complex_arg(dtype))
     assert "with numba.objmode():" in program.source
+
+
+def test_complex_values_are_ordered_as_numpy_orders_them():
+    # Numba cannot compare complex numbers; NumPy orders them by real part, then imaginary part,
+    # and a NaN in either part wins maxima and arg-maxima (the first one met) and stays in
+    # running maxima. Ties in real parts and signed infinities included.
+    rng = np.random.default_rng(0)
+    z = np.empty((4, 6), np.complex128)
+    z.real, z.imag = rng.integers(-1, 2, (4, 6)), rng.integers(-1, 2, (4, 6))
+    with_nans = z.copy()
+    with_nans[1, 2], with_nans[2, 4], with_nans[3, 0] = complex(np.nan, 1.0), complex(0.5, np.nan), complex(np.inf, -np.inf)
+
+    def orders(z):
+        return (z < z[::-1], z <= z[::-1], z > z[:, ::-1], z >= 0.5, np.max(z, axis=1), np.min(z, axis=0), np.max(z),
+                np.argmax(z, axis=1), np.argmin(z, axis=0), np.argmax(z), np.ptp(z, axis=1),
+                np.maximum.accumulate(z, axis=1), np.minimum.accumulate(z, axis=0), np.maximum(z, z[::-1]))
+
+    f = tj.trace(orders)
+    for data in (z, with_nans):
+        with np.errstate(invalid="ignore"):  # NumPy warns of comparing NaNs
+            assert_tree_close(run(f, "compiled", data), orders(data))

@@ -16,7 +16,7 @@ from ..transforms.fuse import fused
 from . import blas, collectives
 from .fused_kernels import emit_fused
 from .lowering import ArrayRef, BackendError, Lowering, ScalarRef, ViewRef, affine, identity_src, shape_src
-from .scalar import acc_dtype, combine_src, convert_src, elementwise_check, elementwise_src
+from .scalar import acc_dtype, combine_src, convert_src, elementwise_check, elementwise_src, order_src
 
 __all__ = ["EMITTERS", "emitter_for", "emit_elementwise", "emit_reduce"]
 
@@ -447,7 +447,7 @@ def _emit_arg_extremum(L: Lowering, eqn, better: str):
                 with L.block(f"if {v} != {v}:"):
                     L.emit(f"{pos} = r0")
                     L.emit("break")
-                with L.block(f"if {v} {better} {best}:"):
+                with L.block(f"if {order_src(L, x.aval.dtype, v, better, best)}:"):
                     L.emit(f"{best} = {v}")
                     L.emit(f"{pos} = r0")
         else:
@@ -601,7 +601,12 @@ def emit_scan(L: Lowering, eqn):
     """Running sums, products and extremes (``cumsum``, ``cumprod``, ``cummax``, ``cummin``): the primitive's ``combine`` of the
     value so far with each element."""
     xr = L.ref(eqn.inputs[0])
-    _emit_scan_loops(L, eqn, xr.at, lambda acc, at: eqn.prim.combine.format(acc=acc, x=xr.at(at)))
+    combine = eqn.prim.combine
+    if eqn.prim in (ops.cummax, ops.cummin) and eqn.inputs[0].aval.dtype.kind == "c":
+        # NumPy's complex maximum keeps the value so far on ties (CGE), and a NaN in either part
+        combine = "{acc} if {acc} != {acc} or %s else {x}" % order_src(
+            L, eqn.inputs[0].aval.dtype, "{acc}", ">=" if eqn.prim is ops.cummax else "<=", "{x}")
+    _emit_scan_loops(L, eqn, xr.at, lambda acc, at: combine.format(acc=acc, x=xr.at(at)))
 
 
 def emit_linear_scan(L: Lowering, eqn):

@@ -76,10 +76,12 @@ def literal_src(value, dtype) -> str:
 def identity_src(identity, dtype) -> str:
     """A reduction identity (0, "lowest", "highest") as a literal of ``dtype``."""
     dt = np.dtype(dtype)
-    if identity == "lowest":
-        value = False if dt == np.bool_ else (-np.inf if dt.kind == "f" else np.iinfo(dt).min)
+    if identity == "lowest":  # below every value in NumPy's order (complex: lexicographic)
+        value = False if dt == np.bool_ else (-np.inf if dt.kind == "f" else complex(-np.inf, -np.inf)
+                                              if dt.kind == "c" else np.iinfo(dt).min)
     elif identity == "highest":
-        value = True if dt == np.bool_ else (np.inf if dt.kind == "f" else np.iinfo(dt).max)
+        value = True if dt == np.bool_ else (np.inf if dt.kind == "f" else complex(np.inf, np.inf)
+                                             if dt.kind == "c" else np.iinfo(dt).max)
     else:
         value = identity
     return literal_src(value, dt)

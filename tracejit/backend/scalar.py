@@ -20,7 +20,8 @@ from .. import ops
 from ..core import Const
 from .lowering import Lowering, dtype_src
 
-__all__ = ["elementwise_src", "elementwise_check", "acc_dtype", "combine_src", "SCALAR_SRC_OVERRIDES",
+__all__ = ["elementwise_src", "elementwise_check", "acc_dtype", "combine_src", "order_src", "SCALAR_SRC_OVERRIDES",
+           "COMPLEX_ORDER",
            "VECTOR_MATH", "FLOAT_COMBINE", "WIDE_ACCUMULATOR"]
 
 
@@ -41,7 +42,24 @@ SCALAR_SRC_OVERRIDES = {
     # compile. float32 goes through float64 (one rounding; exact on the integer cases).
     (ops.exp2, "float32"): "np.float32(np.exp2(np.float64({0})))",
     (ops.log2, "float32"): "np.float32(np.log2(np.float64({0})))",
+    # Numba has no order of complex numbers; NumPy's is lexicographic (``COMPLEX_ORDER``).
+    (ops.lt, "c"): "complex_less({0}, {1})",
+    (ops.le, "c"): "complex_less_equal({0}, {1})",
+    (ops.gt, "c"): "complex_greater({0}, {1})",
+    (ops.ge, "c"): "complex_greater_equal({0}, {1})",
 }
+
+# The comparison operators of NumPy's order of complex numbers, as ``intrinsics`` functions.
+COMPLEX_ORDER = {"<": "complex_less", "<=": "complex_less_equal", ">": "complex_greater", ">=": "complex_greater_equal"}
+
+
+def order_src(L: Lowering, dtype, a: str, op: str, b: str) -> str:
+    """``a op b`` for one of ``< <= > >=``, in NumPy's order for ``dtype`` (lexicographic for
+    complex values, which Numba cannot compare)."""
+    if np.dtype(dtype).kind != "c":
+        return f"{a} {op} {b}"
+    L.require("from tracejit.backend.intrinsics import " + ", ".join(COMPLEX_ORDER.values()))
+    return f"{COMPLEX_ORDER[op]}({a}, {b})"
 
 # Primitive -> the family of branch-free, vectorisable functions in ``vecmath`` that replaces
 # its libm call (``vecmath.VECTOR_MATH`` says for which dtypes a family has a function).
@@ -83,6 +101,8 @@ def elementwise_src(L: Lowering, eqn) -> str:
     kind = eqn.inputs[0].aval.dtype.kind if eqn.inputs else ""
     dtype = eqn.inputs[0].aval.dtype.name if eqn.inputs else ""
     src = SCALAR_SRC_OVERRIDES.get((eqn.prim, dtype), SCALAR_SRC_OVERRIDES.get((eqn.prim, kind), src))
+    if kind == "c" and src.startswith("complex_"):
+        L.require("from tracejit.backend.intrinsics import " + ", ".join(COMPLEX_ORDER.values()))
     vector_fn = _vector_math_name(eqn.prim, eqn.outputs[0].aval.dtype)
     if vector_fn is not None:
         # branch-free float exp/log/tanh/... that LLVM inlines and vectorises (libm's do not)
