@@ -601,6 +601,18 @@ spec("select_kron_meshgrid", lambda x, y, r: (np.select([x > 0, y > 0], [x, y * 
                                               np.meshgrid(r, x[0]), np.meshgrid(r, x[:, 0], r[:2], indexing="ij"),
                                               np.meshgrid(r, x[:, 0], sparse=True), np.meshgrid(r)),
      A, B, ROW, grad=True)
+def _cross_of_2_vectors(x, y):
+    with warnings.catch_warnings():  # NumPy 2 deprecates 2-vectors; traced calls warn as NumPy does
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return np.cross(x[:, :2], y), np.cross(x, y[:, 1:]), np.cross(x[:, :2], y[:, 1:])
+
+
+spec("cross", lambda x, y, r, t: (np.cross(x, y), np.cross(x, r), np.cross(r, x), np.cross(x.T, y.T, axis=0),
+                                  np.cross(x.T, r, axisa=0, axisc=0), np.cross(t, t[..., ::-1], axisa=1, axisb=1),
+                                  _cross_of_2_vectors(x, y)),
+     A, B, ROW, T3[:, :, :3], grad=True)
+spec("cross_int_complex", lambda i, z: (np.cross(i, i[::-1]), np.cross(z, z[::-1]), np.cross(i, z)), I32, Z)
+
 spec("shape_functions_int_bool", lambda i, b: (np.flip(i), np.fliplr(b), np.rot90(i, 3), np.roll(b, 1, axis=1),
                                                np.tril(i), np.triu(b, 1), np.diag(i), np.diag(i[0], 1), np.trace(i),
                                                np.diagonal(b), np.diag(b[0]), np.repeat(i, [2, 1], axis=0),
@@ -794,3 +806,48 @@ spec("complex_sort", lambda z, t: (np.sort(z), np.sort(z, axis=0), np.argsort(z,
 spec("complex_sort_grad", lambda x, y: (np.real(np.sort(x + 1j * y)), np.imag(np.sort(x + 1j * y, axis=0)),
                                         np.abs(np.median(x * 1j + y, axis=1)), np.abs(np.median(x - 1j * y))),
      f64(3, 4), f64(3, 4), grad=True, tags=("slow_compile",))
+
+# --------------------------------------------------------------------------- complex arguments
+# Every function NumPy takes complex values for, on complex arguments, with gradients in JAX's
+# and autograd's convention (tests/test_grad_ops.py differentiates complex128 arguments). The
+# imaginary parts lie in [0.3, 0.8]: away from the branch cuts of log, sqrt and the inverse
+# trigonometric functions (the real axis, and the imaginary axis beyond +-1j). Drawn from a
+# generator of their own, so that the arguments of the specs above do not move.
+
+_complex_rng = np.random.default_rng(19)
+
+
+def _complex_args(*shape):
+    return _complex_rng.uniform(-1.5, 1.5, shape) + 1j * _complex_rng.uniform(0.3, 0.8, shape)
+
+
+ZG, WG, SQ = _complex_args(2, 3), _complex_args(2, 3), _complex_args(3, 3)
+spec("complex_elementwise", lambda z, w: (np.arcsin(z), np.arccos(z), np.arctan(z), np.arcsinh(z), np.arccosh(z),
+                                          np.arctanh(z), np.sinc(z), np.sin(z), np.cos(z), np.tan(z), np.sinh(z),
+                                          np.cosh(z), np.tanh(z), np.exp(z), np.exp2(z), np.expm1(z), np.log(z),
+                                          np.log2(z), np.log10(z), np.log1p(z), np.sqrt(z), np.square(z),
+                                          np.reciprocal(z), np.power(z, w), z ** 3, 2.0 ** z, z / w, z * w - w,
+                                          np.nan_to_num(z), np.angle(z), np.abs(z), np.conj(z) * w),
+     ZG, WG, grad=True)
+spec("complex_elementwise_piecewise", lambda z: (np.round(z, 1), np.rint(z), np.sign(z), np.nan_to_num(z * np.inf),
+                                                 np.isfinite(z), z == z[::-1], np.maximum(z, z[::-1]),
+                                                 np.fmin(z, z[::-1]), np.where(z.real > 0, z, -z)), ZG)
+spec("complex_reductions_scans", lambda z, s: (np.sum(z), np.mean(z, axis=0), np.prod(z, axis=1), np.cumsum(z, axis=1),
+                                               np.cumprod(z, axis=0), np.diff(z), np.diff(z, 2, axis=1), np.nansum(z),
+                                               np.nanmean(z, axis=1), np.average(z, axis=0, weights=[0.25, 0.75]),
+                                               np.var(z, axis=1), np.std(z), np.trace(s), np.linalg.norm(z)),
+     ZG, SQ, grad=True)
+spec("complex_order", lambda z: (np.max(z), np.min(z, axis=0), np.argmax(z), np.ptp(z, axis=1), np.nanmax(z),
+                                 np.nanmin(z, axis=1), np.median(z), np.sort(z, axis=0), np.maximum.accumulate(z, axis=1)),
+     ZG, tags=("ufunc_methods",))
+spec("complex_shapes", lambda z, w, s: (np.tril(s), np.triu(s, 1), np.diag(s), np.diag(z[0]), np.diagonal(s, -1),
+                                        np.repeat(z, 2, axis=0), np.tile(z, (2, 1)), np.split(z, 3, axis=1),
+                                        np.roll(z, 1), np.flip(z), np.rot90(s), np.kron(z, w), np.cross(z, w),
+                                        np.select([z.real > 0], [z], w), np.linspace(z[0], w[0], 4),
+                                        np.meshgrid(z[0], w[:, 0]), np.column_stack([z, w]), np.dstack([z, w]),
+                                        np.append(z, w), np.lib.stride_tricks.sliding_window_view(z, 2, axis=1)),
+     ZG, WG, SQ, grad=True)
+spec("complex_contractions", lambda z, w, s: (np.einsum("ij,kj->ik", z, w), np.einsum("ij,jk,kl->il", z, s, s),
+                                              np.tensordot(z, w, axes=([1], [1])), np.dot(z, s), np.matmul(s, z.T),
+                                              z @ s @ w.T, np.einsum("ii", s)),
+     ZG, WG, SQ, grad=True)

@@ -2,8 +2,9 @@
 hvp, elementwise_grad.
 
 Every differentiable op spec (``op_specs.SPECS`` with ``grad=True``) is checked in eager, graph
-and compiled mode: its ``jvp`` against central differences along a random direction, and
-against reverse mode through the transpose identity <jvp(v), u> = <v, vjp(u)>. (Compiling one
+and compiled mode: its ``jvp`` against central differences along a random direction (complex
+for complex arguments), and against reverse mode through the transpose identity
+<jvp(v), u> = <v, vjp(u)> (real parts, for complex values). (Compiling one
 program per spec takes minutes, so the compiled mode of those runs with the long checks.)
 """
 import numpy as np
@@ -16,11 +17,12 @@ from tracejit.primitives import registry
 from tracejit.rules.jvp import jvp_rules
 from tracejit.rules.vjp import vjp_rules
 
-from test_grad_ops import EPS, GRAD_SPECS, _float_positions
+from test_grad_ops import EPS, GRAD_SPECS, _float_positions, _random_like
 
 
 def _float_outputs(spec):
-    """``spec.fn`` as a function of its float64 array arguments, returning its float outputs."""
+    """``spec.fn`` as a function of its float64 and complex128 array arguments, returning its
+    float and complex outputs."""
     positions = _float_positions(spec)
 
     def f(*diff_args):
@@ -28,7 +30,7 @@ def _float_outputs(spec):
         for i, a in zip(positions, diff_args):
             args[i] = a
         outs = pytree.flatten(spec.fn(*args))[0]
-        return [o for o in outs if np.issubdtype(o.dtype if hasattr(o, "dtype") else np.asarray(o).dtype, np.floating)]
+        return [o for o in outs if np.issubdtype(o.dtype if hasattr(o, "dtype") else np.asarray(o).dtype, np.inexact)]
 
     return f, [spec.args[i].copy() for i in positions]
 
@@ -43,7 +45,7 @@ def traced_jvps():
 def test_jvp_matches_finite_differences_and_the_transpose_of_vjp(spec, mode, traced_jvps):
     f, primals = _float_outputs(spec)
     rng = np.random.default_rng(1)
-    tangents = [rng.standard_normal(p.shape) for p in primals]
+    tangents = [_random_like(rng, p) for p in primals]
     if spec.name not in traced_jvps:
         traced_jvps[spec.name] = tj.trace(lambda ps, ts: tj.jvp(f, ps, ts))
     outs, out_tangents = run(traced_jvps[spec.name], mode, primals, tangents)
@@ -53,12 +55,13 @@ def test_jvp_matches_finite_differences_and_the_transpose_of_vjp(spec, mode, tra
         for k, (t, a, b) in enumerate(zip(out_tangents, plus, minus)):
             np.testing.assert_allclose(t, (np.asarray(a) - np.asarray(b)) / (2 * EPS), rtol=1e-5, atol=1e-6,
                                        err_msg=f"{spec.name}: output {k} ({mode})")
-        # <jvp(v), u> = <v, vjp(u)>, with reverse mode run eagerly
-        cotangents = [rng.standard_normal(np.shape(o)) for o in outs]
+        # <jvp(v), u> = <v, vjp(u)>, with reverse mode run eagerly; with complex values the
+        # real part of each side (vjp(u) is the gradient of Re <u, f> in JAX's convention)
+        cotangents = [_random_like(rng, np.asarray(o)) for o in outs]
         _, backward = tj.vjp(f, *primals)
         in_cotangents = backward(cotangents)
-        forward_side = sum(float(np.sum(t * u)) for t, u in zip(out_tangents, cotangents))
-        reverse_side = sum(float(np.sum(v * c)) for v, c in zip(tangents, in_cotangents))
+        forward_side = sum(float(np.real(np.sum(t * u))) for t, u in zip(out_tangents, cotangents))
+        reverse_side = sum(float(np.real(np.sum(v * c))) for v, c in zip(tangents, in_cotangents))
         np.testing.assert_allclose(forward_side, reverse_side, rtol=1e-10, atol=1e-12, err_msg=spec.name)
 
 

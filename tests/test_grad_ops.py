@@ -2,8 +2,10 @@
 and second order).
 
 For each spec marked ``grad=True`` the scalar test function is ``L = sum_k <w_k, out_k>`` over
-its float outputs (fixed random weights ``w_k``), differentiated with respect to all of its
-float64 array arguments. ``tj.grad`` of it, in eager, graph and compiled mode, must match:
+its float outputs (fixed random weights ``w_k``; a complex output contributes both its real and
+its imaginary part, each with its own weights), differentiated with respect to all of its
+float64 and complex128 array arguments. A complex argument's gradient is ``dL/dx - 1j dL/dy``
+(JAX's and autograd's convention), so a step ``d`` changes ``L`` by ``Re(sum(grad * d))``. ``tj.grad`` of it, in eager, graph and compiled mode, must match:
 
 - a random-direction check: ``<grad, v>`` against the central difference of ``L`` along ``v``;
 - full central differences, element by element (the spec arguments are tiny);
@@ -26,7 +28,7 @@ EPS = 1e-6
 
 def _float_positions(spec):
     return [i for i, a in enumerate(spec.args)
-            if isinstance(a, np.ndarray) and a.dtype == np.float64 and i not in spec.static_argnums]
+            if isinstance(a, np.ndarray) and a.dtype in (np.float64, np.complex128) and i not in spec.static_argnums]
 
 
 def _scalar_loss(spec):
@@ -40,13 +42,23 @@ def _scalar_loss(spec):
         outs = pytree.flatten(spec.fn(*args))[0]
         total = 0.0
         for k, out in enumerate(outs):
-            if np.issubdtype(np.asarray(out).dtype if not hasattr(out, "dtype") else out.dtype, np.floating):
+            dtype = np.asarray(out).dtype if not hasattr(out, "dtype") else out.dtype
+            if np.issubdtype(dtype, np.inexact):
                 if k not in weights:
-                    weights[k] = np.random.default_rng(k).uniform(0.5, 1.5, np.shape(out))
-                total = total + np.sum(out * weights[k])
+                    weights[k] = np.random.default_rng(k).uniform(0.5, 1.5, (2,) + np.shape(out))
+                if np.issubdtype(dtype, np.complexfloating):  # L stays real: weigh both parts
+                    total = total + np.sum(np.real(out) * weights[k][0]) + np.sum(np.imag(out) * weights[k][1])
+                else:
+                    total = total + np.sum(out * weights[k][0])
         return total
 
     return loss, positions
+
+
+def _random_like(rng, p):
+    """A random direction of ``p``'s shape and kind (complex for a complex argument)."""
+    d = rng.standard_normal(p.shape)
+    return d + 1j * rng.standard_normal(p.shape) if p.dtype.kind == "c" else d
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +78,7 @@ def _spec_and_mode_params():
 @pytest.mark.parametrize("spec, mode", _spec_and_mode_params())
 def test_gradient_matches_finite_differences(spec, mode, traced_grads):
     loss, positions = _scalar_loss(spec)
-    assert positions, f"{spec.name} is marked grad=True but has no float64 array argument"
+    assert positions, f"{spec.name} is marked grad=True but has no float64 or complex128 array argument"
     primals = [spec.args[i].copy() for i in positions]
     argnums = tuple(range(len(positions)))
     key = spec.name
@@ -78,23 +90,25 @@ def test_gradient_matches_finite_differences(spec, mode, traced_grads):
     with np.errstate(all="ignore"):
         # Random direction over all arguments at once.
         rng = np.random.default_rng(0)
-        direction = [rng.standard_normal(p.shape) for p in primals]
+        direction = [_random_like(rng, p) for p in primals]
         plus = loss(*[p + EPS * d for p, d in zip(primals, direction)])
         minus = loss(*[p - EPS * d for p, d in zip(primals, direction)])
         numeric = (plus - minus) / (2 * EPS)
-        analytic = sum(float(np.sum(g * d)) for g, d in zip(grads, direction))
+        analytic = sum(float(np.real(np.sum(g * d))) for g, d in zip(grads, direction))
         np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-7, err_msg=f"{spec.name}: direction")
 
         # Full central differences, element by element.
         for which, (p, g) in enumerate(zip(primals, grads)):
             assert g.shape == p.shape and g.dtype == p.dtype
             expected = np.zeros_like(p)
+            units = (1.0, 1j) if p.dtype.kind == "c" else (1.0,)
             for idx in np.ndindex(p.shape):
-                shifted = [q.copy() for q in primals]
-                shifted[which][idx] += EPS
-                up = loss(*shifted)
-                shifted[which][idx] -= 2 * EPS
-                expected[idx] = (up - loss(*shifted)) / (2 * EPS)
+                for unit in units:  # dL/dx - 1j dL/dy: the step 1j contributes conj(1j) = -1j
+                    shifted = [q.copy() for q in primals]
+                    shifted[which][idx] += EPS * unit
+                    up = loss(*shifted)
+                    shifted[which][idx] -= 2 * EPS * unit
+                    expected[idx] += np.conj(unit) * (up - loss(*shifted)) / (2 * EPS)
             np.testing.assert_allclose(g, expected, rtol=1e-5, atol=1e-7,
                                        err_msg=f"{spec.name}: d/d argument {positions[which]} ({mode})")
 
@@ -120,11 +134,11 @@ def test_second_order_matches_finite_differences_of_the_gradient(spec, mode):
     primals = [spec.args[i].copy() for i in positions]
     argnums = tuple(range(len(positions)))
     rng = np.random.default_rng(1)
-    direction = [rng.standard_normal(p.shape) for p in primals]
+    direction = [_random_like(rng, p) for p in primals]
     first = tj.grad(loss, argnums=argnums)
 
     def along(*ps):
-        return sum(np.sum(g * d) for g, d in zip(first(*ps), direction))
+        return sum(np.real(np.sum(g * d)) for g, d in zip(first(*ps), direction))
 
     with tj.mode(mode):
         hv = tj.trace(tj.grad(along, argnums=argnums))(*primals)

@@ -28,10 +28,10 @@ from .promotion import (
 from .reductions import any, sum as _sum
 from .shapes import (
     _check_operand, _int_argument, _norm_axes, _norm_axis, _reshape_any, concatenate, copy, expand_dims, moveaxis, ravel,
-    reshape, transpose, zeros_like,
+    reshape, stack, transpose, zeros_like,
 )
-from .ufuncs import (add, equal, greater, greater_equal, less, logical_and, logical_not, multiply, subtract, true_divide,
-                     where)
+from .ufuncs import (add, equal, greater, greater_equal, less, logical_and, logical_not, multiply, negative, subtract,
+                     true_divide, where)
 from .views import _IndexView, _mark_view, _state, inplace_update
 
 
@@ -663,6 +663,46 @@ def kron(a, b):
     product = multiply(_reshape_any(a, tuple(d for s in a_shape for d in (s, 1))),
                        _reshape_any(b, tuple(d for s in b_shape for d in (1, s))))
     return P.reshape(product, shape=tuple(s * t for s, t in zip(a_shape, b_shape)))
+
+
+@implements(np.cross)
+def cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    """``numpy.cross``: the cross product of the 3-vectors (or 2-vectors, deprecated by NumPy
+    2, whose missing third component is 0) along ``axisa`` of ``a`` and ``axisb`` of ``b``,
+    broadcast over the other axes, with the result's components along ``axisc`` (2-vectors on
+    both sides give the third component alone). Each component is NumPy's difference of two
+    products, in NumPy's order, so the values are NumPy's to the bit."""
+    if not _any_tracer((a, b)):
+        return np.cross(a, b, axisa, axisb, axisc, axis)
+    if axis is not None:
+        axisa = axisb = axisc = axis
+    a, b = (_strong(_check_operand(x, "np.cross")) for x in (a, b))
+    a, b = (x if _is_tracer(x) else np.asarray(x) for x in (a, b))
+    a = moveaxis(a, _norm_axis(axisa, a.ndim, "np.cross: axisa"), -1)
+    b = moveaxis(b, _norm_axis(axisb, b.ndim, "np.cross: axisb"), -1)
+    n, m = _shape(a)[-1], _shape(b)[-1]
+    if n not in (2, 3) or m not in (2, 3):
+        raise ValueError(f"incompatible dimensions for cross product (dimension must be 2 or 3), got vectors of "
+                         f"{n} and {m} components{_where_msg()}")
+    if n == 2 or m == 2:
+        import warnings
+        warnings.warn("Arrays of 2-dimensional vectors are deprecated. Use arrays of 3-dimensional vectors instead. "
+                      "(deprecated in NumPy 2.0)", DeprecationWarning, stacklevel=3)
+    dtype = np.promote_types(_dtype_of(a), _dtype_of(b))
+    a, b = (x if _dtype_of(x) == dtype else (astype(x, dtype) if _is_tracer(x) else x.astype(dtype)) for x in (a, b))
+    a0, a1, b0, b1 = a[..., 0], a[..., 1], b[..., 0], b[..., 1]
+    third = subtract(multiply(a0, b1), multiply(a1, b0))
+    if n == 2 and m == 2:
+        return third
+    if n == 2:  # a2 = 0
+        first, second = multiply(a1, b[..., 2]), negative(multiply(a0, b[..., 2]))
+    elif m == 2:  # b2 = 0
+        first, second = negative(multiply(a[..., 2], b1)), multiply(a[..., 2], b0)
+    else:
+        a2, b2 = a[..., 2], b[..., 2]
+        first, second = subtract(multiply(a1, b2), multiply(a2, b1)), subtract(multiply(a2, b0), multiply(a0, b2))
+    result = stack([first, second, third], axis=-1)  # each broadcasts both operands' other axes
+    return moveaxis(result, -1, _norm_axis(axisc, result.ndim, "np.cross: axisc"))
 
 
 @implements(np.linspace)

@@ -86,6 +86,7 @@ _SAMPLES = {
     np.dstack: ((_X, _Y), lambda f, x, y: f([x, y])),
     np.append: ((_X, _Y), lambda f, x, y: f(x, y, axis=0)),
     np.kron: ((_X, _Y), lambda f, x, y: f(x, y)),
+    np.cross: ((_X, _Y), lambda f, x, y: f(x, y)),
     np.select: ((_MASK, _X, _Y), lambda f, m, x, y: f([m], [x], y)),
     np.meshgrid: ((_X, _Y), lambda f, x, y: f(x[0], y[:, 0])),
 }
