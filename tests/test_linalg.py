@@ -273,3 +273,19 @@ def test_extended_precision_is_refused_as_numpy_refuses_it():
         np.linalg.inv(np.eye(2, dtype=np.longdouble))
     with pytest.raises(TypeError, match="unsupported in linalg"):
         tj.trace(np.linalg.inv, mode="graph")(np.eye(2, dtype=np.longdouble))
+
+
+def test_float32_matrices_are_solved_in_double_precision_as_numpy_solves_them():
+    # NumPy's linalg computes single-precision input in double and rounds the result; LAPACK in
+    # float32 (what the compiled program called before) was 2e-3 off for this matrix (cond 9e5).
+    a = np.vander(np.linspace(1, 2, 6), increasing=True).astype(np.float32)
+    b = np.ones((6, 2), np.float32)
+
+    def solutions(a, b):
+        return np.linalg.inv(a), np.linalg.solve(a, b), np.linalg.pinv(a), np.linalg.svd(a)[1], np.linalg.qr(a)[1]
+
+    f = tj.trace(solutions)
+    for mode in ("graph", "compiled"):
+        for got, want in zip(run(f, mode, a, b), solutions(a, b)):
+            assert got.dtype == np.float32
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=0, err_msg=mode)

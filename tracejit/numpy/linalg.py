@@ -21,7 +21,7 @@ from ..errors import UnsupportedError, where as _where_msg
 from ..primitives import bind
 from .dispatch import implements, public_names
 from .contractions import matmul
-from .promotion import _any_tracer, _broadcast_shapes, _is_tracer, _shape, _strong, _to, literal
+from .promotion import _any_tracer, _broadcast_shapes, _is_tracer, _shape, _strong, _to, astype, literal
 from .reductions import max as _max, min as _min, sum as _sum
 from .shapes import _check_operand, _norm_axis, expand_dims, moveaxis, reshape, squeeze, transpose
 from .indexing import flip, take_along_axis
@@ -65,6 +65,23 @@ def _square_matrices(a, fname):
     return a
 
 
+_DOUBLE = {np.dtype(np.float32): np.dtype(np.float64), np.dtype(np.complex64): np.dtype(np.complex128)}
+_SINGLE = {np.dtype(np.float64): np.dtype(np.float32), np.dtype(np.complex128): np.dtype(np.complex64)}
+
+
+def _lapack(prim, *operands):
+    """``prim`` applied as NumPy's ``linalg`` applies LAPACK: single-precision operands are
+    computed on in double precision and the results rounded back, so an ill-conditioned
+    float32 matrix loses no more than NumPy's answer does."""
+    work = _DOUBLE.get(np.dtype(operands[0].dtype))
+    if work is None:
+        return bind(prim, *operands)
+    results = bind(prim, *[astype(x, work) for x in operands])
+    rounded = [astype(r, _SINGLE.get(np.dtype(r.dtype), r.dtype)) for r in
+               (results if isinstance(results, (tuple, list)) else (results,))]
+    return tuple(rounded) if isinstance(results, (tuple, list)) else rounded[0]
+
+
 def _swap_last(x):
     n = len(_shape(x))
     return transpose(x, tuple(range(n - 2)) + (n - 1, n - 2))
@@ -83,7 +100,7 @@ def inv(a):
         return np.linalg.inv(a)
     a = _square_matrices(a, "np.linalg.inv")
     shape = tuple(_shape(a))
-    return bind(P.solve, a, _to(literal(np.eye(shape[-1], dtype=a.dtype)), a.dtype, shape, (a,)))
+    return _lapack(P.solve, a, _to(literal(np.eye(shape[-1], dtype=a.dtype)), a.dtype, shape, (a,)))
 
 
 @implements(np.linalg.solve)
@@ -103,7 +120,7 @@ def solve(a, b):
     batch = _broadcast_shapes("np.linalg.solve", tuple(_shape(a))[:-2], b_shape[:-2], operands=(a, b))
     a_full = _to(a, dtype, batch + (n, n), (a, b))
     b_full = _to(reshape(b, b_shape) if vector else b, dtype, batch + b_shape[-2:], (a, b))
-    x = bind(P.solve, a_full, b_full)
+    x = _lapack(P.solve, a_full, b_full)
     return reshape(x, batch + (n,)) if vector else x
 
 
@@ -114,7 +131,7 @@ def slogdet(a):
     real; a real matrix's ``sign`` is piecewise constant and carries no gradient."""
     if not _any_tracer((a,)):
         return np.linalg.slogdet(a)
-    return SlogdetResult(bind(P.slogdet, _square_matrices(a, "np.linalg.slogdet")))
+    return SlogdetResult(_lapack(P.slogdet, _square_matrices(a, "np.linalg.slogdet")))
 
 
 def _result_type(name, fields):
@@ -151,8 +168,8 @@ def cholesky(a, /, *, upper=False):
         return np.linalg.cholesky(a, upper=upper)
     a = _square_matrices(a, "np.linalg.cholesky")
     if upper:  # the upper triangle of a, conjugated, is the lower triangle of its adjoint
-        return _adjoint(bind(P.cholesky, _adjoint(a)))
-    return bind(P.cholesky, a)
+        return _adjoint(_lapack(P.cholesky, _adjoint(a)))
+    return _lapack(P.cholesky, a)
 
 
 def _symmetric_input(a, UPLO, fname):
@@ -179,7 +196,7 @@ def eigh(a, UPLO="L"):
         raise UnsupportedError(f"np.linalg.eigh(..., UPLO='U') is not supported on traced values: its eigenvectors' "
                                f"signs would differ from NumPy's. Pass the transposed matrix with UPLO='L' (the "
                                f"default), or use np.linalg.eigvalsh(..., UPLO='U') for the eigenvalues{_where_msg()}")
-    return EighResult(bind(P.eigh, _symmetric_input(a, UPLO, "np.linalg.eigh")))
+    return EighResult(_lapack(P.eigh, _symmetric_input(a, UPLO, "np.linalg.eigh")))
 
 
 @implements(np.linalg.eigvalsh)
@@ -188,7 +205,7 @@ def eigvalsh(a, UPLO="L"):
     ascending."""
     if not _any_tracer((a,)):
         return np.linalg.eigvalsh(a, UPLO=UPLO)
-    return bind(P.eigh, _symmetric_input(a, UPLO, "np.linalg.eigvalsh"))[0]
+    return _lapack(P.eigh, _symmetric_input(a, UPLO, "np.linalg.eigvalsh"))[0]
 
 
 @implements(np.linalg.svd)
@@ -208,7 +225,7 @@ def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
     if compute_uv and full_matrices and m != n:
         raise UnsupportedError(f"np.linalg.svd(..., full_matrices=True) of a {m}x{n} matrix is not supported on traced "
                                f"values; pass full_matrices=False for the reduced decomposition{_where_msg()}")
-    u, s, vh = bind(P.svd, a)
+    u, s, vh = _lapack(P.svd, a)
     return SVDResult((u, s, vh)) if compute_uv else s
 
 
@@ -216,7 +233,7 @@ def _hermitian_svd(a, compute_uv):
     """NumPy's ``svd(a, hermitian=True)``: from ``eigh`` of the lower triangle, the singular
     values are the eigenvalues' magnitudes in descending order, and each eigenvalue's sign
     moves into its row of ``Vh``."""
-    w, v = bind(P.eigh, a)
+    w, v = _lapack(P.eigh, a)
     order = flip(argsort(absolute(w), axis=-1), axis=-1)
     s = take_along_axis(absolute(w), order, -1)
     if not compute_uv:
@@ -238,7 +255,7 @@ def qr(a, mode="reduced"):
     if mode not in ("reduced", "r"):
         raise UnsupportedError(f"np.linalg.qr(..., mode={mode!r}) is not supported on traced values; 'reduced' "
                                f"(the default) and 'r' are{_where_msg()}")
-    q, r = bind(P.qr, _float_matrices(a, "np.linalg.qr"))
+    q, r = _lapack(P.qr, _float_matrices(a, "np.linalg.qr"))
     return QRResult((q, r)) if mode == "reduced" else r
 
 
@@ -253,7 +270,7 @@ def pinv(a, rcond=None, hermitian=False, *, rtol=np._NoValue):
     m, n = _shape(a)[-2:]
     if rtol is not np._NoValue and rtol is not None:
         rcond = rtol
-    u, s, vh = _hermitian_svd(_square_matrices(a, "np.linalg.pinv"), True) if hermitian else bind(P.svd, a)
+    u, s, vh = _hermitian_svd(_square_matrices(a, "np.linalg.pinv"), True) if hermitian else _lapack(P.svd, a)
     if rcond is None:
         rcond = max(m, n) * np.finfo(s.dtype).eps
     if _is_tracer(rcond):
@@ -305,7 +322,7 @@ def _matrix_norm(x, ord, axes, keepdims):
     elif ord in ("nuc", 2, -2):
         # the sum, the largest or the smallest singular value of the matrices on the two axes
         ndim = len(_shape(x))
-        values = bind(P.svd, moveaxis(x, axes, (ndim - 2, ndim - 1)))[1]
+        values = _lapack(P.svd, moveaxis(x, axes, (ndim - 2, ndim - 1)))[1]
         out = (_sum if ord == "nuc" else _max if ord == 2 else _min)(values, axis=-1)
         if keepdims:
             out = expand_dims(out, tuple(sorted(axes)))
@@ -397,7 +414,7 @@ def lstsq(a, b, rcond=None):
         s = _to(literal(np.zeros(0)), real_work, (0,), (a, b))
         rank = _sum(_to(literal(np.int32(0)), np.int32, (0,), (a, b)), dtype=np.int32)
     else:
-        u, s, vh = bind(P.svd, a)
+        u, s, vh = _lapack(P.svd, a)
         large = s > multiply(_max(s), literal(rcond, real_work))
         rank = _sum(large, dtype=np.int32)
         s_inv = where(large, 1 / where(large, s, 1), 0)
