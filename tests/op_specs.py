@@ -845,7 +845,10 @@ spec("complex_shapes", lambda z, w, s: (np.tril(s), np.triu(s, 1), np.diag(s), n
                                         np.roll(z, 1), np.flip(z), np.rot90(s), np.kron(z, w), np.cross(z, w),
                                         np.select([z.real > 0], [z], w), np.linspace(z[0], w[0], 4),
                                         np.meshgrid(z[0], w[:, 0]), np.column_stack([z, w]), np.dstack([z, w]),
-                                        np.append(z, w), np.lib.stride_tricks.sliding_window_view(z, 2, axis=1)),
+                                        np.append(z, w), np.lib.stride_tricks.sliding_window_view(z, 2, axis=1),
+                                        _row_stack(z, w), np.atleast_3d(z), np.rollaxis(z, 1), np.fliplr(z),
+                                        np.flipud(z), np.hsplit(z, [1]), np.vsplit(z, 2), np.dsplit(z[:, :, None], 1),
+                                        np.array_split(z, 2, axis=1)),
      ZG, WG, SQ, grad=True)
 spec("complex_contractions", lambda z, w, s: (np.einsum("ij,kj->ik", z, w), np.einsum("ij,jk,kl->il", z, s, s),
                                               np.tensordot(z, w, axes=([1], [1])), np.dot(z, s), np.matmul(s, z.T),
