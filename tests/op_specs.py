@@ -611,7 +611,8 @@ spec("cross", lambda x, y, r, t: (np.cross(x, y), np.cross(x, r), np.cross(r, x)
                                   np.cross(x.T, r, axisa=0, axisc=0), np.cross(t, t[..., ::-1], axisa=1, axisb=1),
                                   _cross_of_2_vectors(x, y)),
      A, B, ROW, T3[:, :, :3], grad=True)
-spec("cross_int_complex", lambda i, z: (np.cross(i, i[::-1]), np.cross(z, z[::-1]), np.cross(i, z)), I32, Z)
+spec("cross_dtypes", lambda i, z, f: (np.cross(i, i[::-1]), np.cross(z, z[::-1]), np.cross(i, z), np.cross(f, f[::-1]),
+                                     np.cross(f, i)), I32, Z, A32)
 
 spec("shape_functions_int_bool", lambda i, b: (np.flip(i), np.fliplr(b), np.rot90(i, 3), np.roll(b, 1, axis=1),
                                                np.tril(i), np.triu(b, 1), np.diag(i), np.diag(i[0], 1), np.trace(i),
