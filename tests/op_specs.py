@@ -14,8 +14,8 @@ mutating them (in-place behaviour is tested in test_trace.py).
 finite-difference gradient checks may use them. ``tags``: "specials" specs feed NaN, infinities
 and signed zeros, and run with NumPy's floating-point warnings silenced; "ufunc_methods" specs
 use ``np.add.reduce`` and the like, which the ``tj.numpy`` namespace does not spell;
-"slow_compile" specs' compiled gradients take ten seconds or more to compile, and run among the
-long checks.
+"slow_compile" specs' compiled programs and gradients take ten seconds or more to compile, and
+run among the long checks.
 """
 from __future__ import annotations
 
@@ -419,14 +419,14 @@ spec("einsum_dtypes", lambda x, w, i: (np.einsum("ij,jk->ik", x, w), np.einsum("
 spec("sort", lambda x, t: (np.sort(x), np.sort(x, axis=0), np.sort(t, axis=1), np.sort(x, axis=None), np.sort(t[0, 0])),
      A, T3, grad=True, tags=("slow_compile",))
 spec("argsort", lambda x, i, s: (np.argsort(x), np.argsort(x, axis=0), np.argsort(i, kind="stable"), np.argsort(s, axis=None),
-                                 np.sort(s), np.sort(i, axis=0)), A, I32, specials(), tags=("specials",))
+                                 np.sort(s), np.sort(i, axis=0)), A, I32, specials(), tags=("specials", "slow_compile"))
 spec("order_statistics", lambda x, t: (np.median(x), np.median(t, axis=1), np.median(t, axis=(0, 2), keepdims=True),
                                        np.quantile(x, 0.3, axis=-1), np.quantile(t, [0.1, 0.5, 0.99], axis=0),
                                        np.percentile(x, [25, 75]), np.percentile(t, 40.0, axis=2, keepdims=True)),
      A, T3, grad=True, tags=("slow_compile",))
 spec("order_statistics_dtypes", lambda x, i, s: (np.median(x), np.quantile(x, [0.2, 0.7]), np.median(i, axis=0),
                                                   np.percentile(i, 30.0), np.median(s, axis=1), np.quantile(s, 0.5, axis=0)),
-     A32, I32, specials(), tags=("specials",))
+     A32, I32, specials(), tags=("specials", "slow_compile"))
 Z = (f64(2, 3) + 1j * f64(2, 3)).astype(np.complex128)
 spec("complex_parts", lambda z, w, x: (np.real(z), np.imag(z), np.conj(z), np.conjugate(z), z.real, z.imag, z.conj(),
                                        np.real(x), np.imag(x), x.real, np.var(z), np.std(z, axis=0), np.abs(z),

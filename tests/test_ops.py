@@ -88,8 +88,17 @@ def check_eager_matches_numpy(spec):
     assert_args_untouched(args, spec)
 
 
-@pytest.mark.parametrize("mode", TRACED_MODES)
-@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
+def _spec_and_mode_params():
+    """Every spec in graph and compiled mode; the compiled programs of the "slow_compile" specs
+    (LAPACK, sorting, FFT: ten seconds or more of compiling each) run among the long checks, and
+    the default suite compiles those primitives in ``test_backend``, ``test_linalg``,
+    ``test_sorting`` and ``test_fft``."""
+    return [pytest.param(s, mode, id=f"{s.name}-{mode}",
+                         marks=pytest.mark.long if mode == "compiled" and "slow_compile" in s.tags else ())
+            for s in SPECS for mode in TRACED_MODES]
+
+
+@pytest.mark.parametrize("spec, mode", _spec_and_mode_params())
 def test_traced_matches_eager(spec, mode):
     with fp_errors(spec):
         check_traced_matches_eager(spec, mode)
