@@ -16,7 +16,8 @@ from ..transforms.fuse import fused
 from . import blas, collectives
 from .fused_kernels import emit_fused
 from .lowering import ArrayRef, BackendError, Lowering, ScalarRef, ViewRef, affine, identity_src, shape_src
-from .scalar import acc_dtype, combine_src, convert_src, elementwise_check, elementwise_src, order_src
+from .scalar import (acc_dtype, combine_src, convert_src, elementwise_check, elementwise_src, order_src,
+                     scan_combine_src)
 
 __all__ = ["EMITTERS", "emitter_for", "emit_elementwise", "emit_reduce"]
 
@@ -601,11 +602,7 @@ def emit_scan(L: Lowering, eqn):
     """Running sums, products and extremes (``cumsum``, ``cumprod``, ``cummax``, ``cummin``): the primitive's ``combine`` of the
     value so far with each element."""
     xr = L.ref(eqn.inputs[0])
-    combine = eqn.prim.combine
-    if eqn.prim in (ops.cummax, ops.cummin) and eqn.inputs[0].aval.dtype.kind == "c":
-        # NumPy's complex maximum keeps the value so far on ties (CGE), and a NaN in either part
-        combine = "{acc} if {acc} != {acc} or %s else {x}" % order_src(
-            L, eqn.inputs[0].aval.dtype, "{acc}", ">=" if eqn.prim is ops.cummax else "<=", "{x}")
+    combine = scan_combine_src(L, eqn.prim, eqn.inputs[0].aval.dtype)
     _emit_scan_loops(L, eqn, xr.at, lambda acc, at: combine.format(acc=acc, x=xr.at(at)))
 
 

@@ -20,7 +20,8 @@ from .. import ops
 from ..core import Const
 from .lowering import Lowering, dtype_src
 
-__all__ = ["elementwise_src", "elementwise_check", "acc_dtype", "combine_src", "order_src", "SCALAR_SRC_OVERRIDES",
+__all__ = ["elementwise_src", "elementwise_check", "acc_dtype", "combine_src", "order_src", "scan_combine_src",
+           "SCALAR_SRC_OVERRIDES",
            "COMPLEX_ORDER",
            "VECTOR_MATH", "FLOAT_COMBINE", "WIDE_ACCUMULATOR"]
 
@@ -42,12 +43,11 @@ SCALAR_SRC_OVERRIDES = {
     # compile. float32 goes through float64 (one rounding; exact on the integer cases).
     (ops.exp2, "float32"): "np.float32(np.exp2(np.float64({0})))",
     (ops.log2, "float32"): "np.float32(np.log2(np.float64({0})))",
-    # Numba has no order of complex numbers; NumPy's is lexicographic (``COMPLEX_ORDER``).
-    (ops.lt, "c"): "complex_less({0}, {1})",
-    (ops.le, "c"): "complex_less_equal({0}, {1})",
-    (ops.gt, "c"): "complex_greater({0}, {1})",
-    (ops.ge, "c"): "complex_greater_equal({0}, {1})",
 }
+
+# Comparison primitives and their operators: Numba has no order of complex numbers, so complex
+# operands go through ``order_src`` (NumPy's lexicographic order).
+_COMPARISONS = {ops.lt: "<", ops.le: "<=", ops.gt: ">", ops.ge: ">="}
 
 # The comparison operators of NumPy's order of complex numbers, as ``intrinsics`` functions.
 COMPLEX_ORDER = {"<": "complex_less", "<=": "complex_less_equal", ">": "complex_greater", ">=": "complex_greater_equal"}
@@ -100,9 +100,9 @@ def elementwise_src(L: Lowering, eqn) -> str:
         src = src(**eqn.params)
     kind = eqn.inputs[0].aval.dtype.kind if eqn.inputs else ""
     dtype = eqn.inputs[0].aval.dtype.name if eqn.inputs else ""
+    if kind == "c" and eqn.prim in _COMPARISONS:
+        return order_src(L, eqn.inputs[0].aval.dtype, "{0}", _COMPARISONS[eqn.prim], "{1}")
     src = SCALAR_SRC_OVERRIDES.get((eqn.prim, dtype), SCALAR_SRC_OVERRIDES.get((eqn.prim, kind), src))
-    if kind == "c" and src.startswith("complex_"):
-        L.require("from tracejit.backend.intrinsics import " + ", ".join(COMPLEX_ORDER.values()))
     vector_fn = _vector_math_name(eqn.prim, eqn.outputs[0].aval.dtype)
     if vector_fn is not None:
         # branch-free float exp/log/tanh/... that LLVM inlines and vectorises (libm's do not)
@@ -138,6 +138,16 @@ def combine_src(L: Lowering, prim, acc_dt, acc: str, x: str) -> str:
         return prim.combine.format(acc=acc, x=x)
     L.require("from tracejit.backend.intrinsics import radd, fmaximum, fminimum")
     return f"{fn}({acc}, {x})"
+
+
+def scan_combine_src(L: Lowering, prim, dtype) -> str:
+    """A scan's combine format string ({acc}, {x}): the primitive's own, except the running
+    extremes of complex values, which NumPy's complex maximum combines as it does: the value so
+    far stays on ties (>=) and once it holds a NaN in either part."""
+    if prim in (ops.cummax, ops.cummin) and np.dtype(dtype).kind == "c":
+        keeps = order_src(L, dtype, "{acc}", ">=" if prim is ops.cummax else "<=", "{x}")
+        return "{acc} if {acc} != {acc} or " + keeps + " else {x}"
+    return prim.combine
 
 
 def convert_src(x: str, x_dtype, acc_dt) -> str:

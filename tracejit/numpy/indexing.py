@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import warnings
 
 import numpy as np
 
@@ -685,7 +686,6 @@ def cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
         raise ValueError(f"incompatible dimensions for cross product (dimension must be 2 or 3), got vectors of "
                          f"{n} and {m} components{_where_msg()}")
     if n == 2 or m == 2:
-        import warnings
         warnings.warn("Arrays of 2-dimensional vectors are deprecated. Use arrays of 3-dimensional vectors instead. "
                       "(deprecated in NumPy 2.0)", DeprecationWarning, stacklevel=3)
     dtype = np.promote_types(_dtype_of(a), _dtype_of(b))

@@ -234,8 +234,9 @@ def _hermitian_svd(a, compute_uv):
     values are the eigenvalues' magnitudes in descending order, and each eigenvalue's sign
     moves into its row of ``Vh``."""
     w, v = _lapack(P.eigh, a)
-    order = flip(argsort(absolute(w), axis=-1), axis=-1)
-    s = take_along_axis(absolute(w), order, -1)
+    magnitudes = absolute(w)
+    order = flip(argsort(magnitudes, axis=-1), axis=-1)
+    s = take_along_axis(magnitudes, order, -1)
     if not compute_uv:
         return s
     u = take_along_axis(v, expand_dims(order, -2), -1)
