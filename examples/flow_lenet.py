@@ -19,7 +19,7 @@ import numpy as np
 import tracejit.flow as tf
 
 
-def build(batch_size, lr=0.002):
+def build(batch_size, lr=0.001):
     """The placeholders, the loss, the training op and the test accuracy."""
     x = tf.placeholder(tf.float32, [None, 1, 28, 28], name="x")
     label = tf.placeholder(tf.float32, [None], name="label")
@@ -39,7 +39,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--lr", type=float, default=0.002)
+    parser.add_argument("--lr", type=float, default=0.001,
+                        help="Adam's step size (TensorFlow's default; 0.002 ends 2 epochs at about 98.5%%)")
     parser.add_argument("--limit", type=int, default=None, help="use only this many training images")
     parser.add_argument("--data", default=None, help="folder holding the four MNIST .gz files")
     parser.add_argument("--mode", default=None, choices=["eager", "graph", "compiled"])
