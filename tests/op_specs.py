@@ -14,8 +14,11 @@ mutating them (in-place behaviour is tested in test_trace.py).
 finite-difference gradient checks may use them. ``tags``: "specials" specs feed NaN, infinities
 and signed zeros, and run with NumPy's floating-point warnings silenced; "ufunc_methods" specs
 use ``np.add.reduce`` and the like, which the ``tj.numpy`` namespace does not spell;
-"slow_compile" specs' compiled programs and gradients take ten seconds or more to compile, and
-run among the long checks.
+"slow_compile" specs' compiled programs or gradients take about ten seconds or more to compile
+(the whole default suite has about eight minutes on two cores), and both run among the long
+checks; their primitives are compiled in the default suite by smaller specs and by their own
+test files (test_linalg, test_lstsq, test_sorting, test_scans, test_fft); "slow_gradient" specs'
+compiled gradients alone (several seconds of compiling each) run among the long checks.
 """
 from __future__ import annotations
 
@@ -403,7 +406,7 @@ spec("einsum_products", lambda x, w, t, q: (np.einsum("ij,jk->ik", x, w), np.ein
                                              np.einsum("bij,bjk->bik", t, q), np.einsum("i,j->ij", x[0], w[0]),
                                              np.einsum("...ij,jk->...ik", t, w.T), np.einsum("ij,ij->", x, x),
                                              np.einsum("ij,j", x, w[:, 0]), np.einsum("ij,j->j", x, x[0])),
-     A, f64(3, 4), T3, f64(2, 4, 3), grad=True)
+     A, f64(3, 4), T3, f64(2, 4, 3), grad=True, tags=("slow_gradient",))
 spec("einsum_attention", lambda q, k: np.einsum("bhqd,bhkd->bhqk", q, k) * np.einsum("bhqd->bh", q)[..., None, None],
      f64(2, 1, 3, 4), f64(2, 1, 2, 4), grad=True)
 spec("einsum_diagonals_sums", lambda m, c, t: (np.einsum("ii->i", m), np.einsum("ii", m), np.einsum("iij->ij", c),
@@ -412,7 +415,7 @@ spec("einsum_diagonals_sums", lambda m, c, t: (np.einsum("ii->i", m), np.einsum(
      f64(3, 3), f64(3, 3, 2), T3, grad=True)
 spec("einsum_chains", lambda x, w, v, t: (np.einsum("ij,jk,kl->il", x, w, v), np.einsum("abc,cd,d->ab", t, v, x[0]),
                                           np.einsum("i,i,i->i", x[0], x[1], w[:, 0]), np.einsum("ij,jk,kl", x, w, v, optimize="optimal")),
-     A, f64(3, 4), f64(4, 3), T3, grad=True)
+     A, f64(3, 4), f64(4, 3), T3, grad=True, tags=("slow_gradient",))
 spec("einsum_dtypes", lambda x, w, i: (np.einsum("ij,jk->ik", x, w), np.einsum("ij,kj->ik", i, i), np.einsum("ij,kj", i, x),
                                        np.einsum("ij->j", i)),
      A32, f32(3, 2), I32)
@@ -475,7 +478,7 @@ spec("linalg_norm", lambda x, t: (np.linalg.norm(x), np.linalg.norm(x, axis=0), 
                                   np.linalg.norm(x[0], 3), np.linalg.norm(x[0], np.inf), np.linalg.norm(x[0], -np.inf),
                                   np.linalg.norm(x[0], 1), np.linalg.norm(t, keepdims=True),
                                   np.linalg.norm(t, ord=-np.inf, axis=(2, 0), keepdims=True), np.linalg.norm(x[0], 0)),
-     A, T3, grad=True)
+     A, T3, grad=True, tags=("slow_gradient",))
 spec("linalg_norm_ints", lambda i: (np.linalg.norm(i), np.linalg.norm(i, axis=1), np.linalg.norm(i, 1)), I32)
 
 
@@ -503,7 +506,7 @@ spec("linalg_complex_decompositions", lambda h, w, t: (np.linalg.cholesky(h), np
                                                        *np.linalg.svd(w, full_matrices=False), np.linalg.svd(w.T, compute_uv=False),
                                                        *np.linalg.qr(w), np.linalg.qr(w.T, mode="r"), np.linalg.pinv(w),
                                                        np.linalg.pinv(w.T), np.linalg.cholesky(t @ t.conj().transpose(0, 2, 1))),
-     Z_HERMITIAN, c128(4, 3), Z_WELL_BATCH)
+     Z_HERMITIAN, c128(4, 3), Z_WELL_BATCH, tags=("slow_compile",))
 spec("linalg_complex_norm", lambda x, t: (np.linalg.norm(x), np.linalg.norm(x, axis=0), np.linalg.norm(x, 1), np.linalg.norm(x, -1),
                                           np.linalg.norm(x, np.inf), np.linalg.norm(x, -np.inf), np.linalg.norm(x, "fro"),
                                           np.linalg.norm(x, "nuc"), np.linalg.norm(x, 2), np.linalg.norm(x, -2),
@@ -514,10 +517,10 @@ spec("linalg_complex_norm", lambda x, t: (np.linalg.norm(x), np.linalg.norm(x, a
 spec("linalg_complex64", lambda a, b: (np.linalg.inv(a), np.linalg.solve(a, b), np.linalg.det(a), *np.linalg.slogdet(a),
                                        np.linalg.eigvalsh(a @ a.conj().T), np.linalg.svd(a, compute_uv=False),
                                        np.linalg.norm(a, axis=1), np.linalg.norm(a, "nuc"), np.linalg.qr(a, mode="r")),
-     Z_WELL.astype(np.complex64), c128(3, 2).real.astype(np.float32))
+     Z_WELL.astype(np.complex64), c128(3, 2).real.astype(np.float32), tags=("slow_compile",))
 spec("tensordot", lambda t, u, w: (np.tensordot(t, u, axes=([1, 2], [1, 0])), np.tensordot(t, w, 1), np.tensordot(t[0], w.T, 0),
                                    np.tensordot(t, u.transpose(1, 0, 2), 2), np.dot(t, w), np.dot(t, w[:, 0])),
-     T3, f64(4, 3, 2), f64(4, 2), grad=True)
+     T3, f64(4, 3, 2), f64(4, 2), grad=True, tags=("slow_gradient",))
 
 # ----------------------------------------------------------------------------- creation, 0-d, empty
 
@@ -539,7 +542,7 @@ from tracejit import nn as _nn, ops as _ops  # noqa: E402
 IMG = f64(2, 2, 5, 6)
 FILTERS = f64(3, 2, 3, 2)
 spec("conv2d", lambda x, w, b: (_nn.conv2d(x, w, b), _nn.conv2d(x, w, stride=2, padding="SAME"),
-                                _nn.conv2d(x, w, stride=(1, 2), padding=1)), IMG, FILTERS, f64(3), grad=True)
+                                _nn.conv2d(x, w, stride=(1, 2), padding=1)), IMG, FILTERS, f64(3), grad=True, tags=("slow_gradient",))
 spec("conv2d_f32", lambda x, w: _nn.conv2d(x, w, padding="SAME"), f32(2, 2, 5, 6), f32(3, 2, 3, 2))
 # distinct values, so no ties: max's gradient is one-hot in every window
 spec("max_pool2d", lambda x: (_nn.max_pool2d(x, 2), _nn.max_pool2d(x, (3, 2), stride=(1, 2)),
@@ -574,7 +577,7 @@ def _row_stack(*arrays):
 
 spec("flip_rot90", lambda t: (np.flip(t), np.flip(t, 1), np.flip(t, (0, -1)), np.fliplr(t), np.flipud(t), np.rot90(t),
                               np.rot90(t, 2, axes=(1, 2)), np.rot90(t, -1, axes=(-1, 0)), np.rot90(t, 4)),
-     T3, grad=True)
+     T3, grad=True, tags=("slow_gradient",))
 spec("roll_rollaxis", lambda t: (np.roll(t, 1), np.roll(t, -2, axis=1), np.roll(t, (1, 5), axis=(0, 2)),
                                  np.roll(t, 3, axis=(1, 1)), np.roll(t, 0), np.rollaxis(t, 2), np.rollaxis(t, 0, 3),
                                  np.rollaxis(t, -1, 1)), T3, grad=True)
@@ -587,10 +590,10 @@ spec("diag_diagonal_trace", lambda x, t, r: (np.diag(r), np.diag(r, 2), np.diag(
 spec("repeat_tile", lambda x, r: (np.repeat(x, 2), np.repeat(x, 2, axis=1), np.repeat(x, [1, 0, 3], axis=-1),
                                   np.repeat(x, [2], axis=0), x.repeat(0, axis=0), np.repeat(r, np.array([2, 1, 1])),
                                   np.tile(x, 2), np.tile(x, (2, 1, 2)), np.tile(r, (2, 1)), np.tile(x, 1)),
-     A, ROW, grad=True)
+     A, ROW, grad=True, tags=("slow_gradient",))
 spec("split_family", lambda t, r: (np.split(t, 2), np.split(t, [1, 3], axis=2), np.array_split(t, 3, axis=-1),
                                    np.array_split(t, [2, 1, 10], axis=1), np.hsplit(t, 3), np.vsplit(t, [1]),
-                                   np.dsplit(t, 2), np.hsplit(r, [2])), T3, ROW, grad=True)
+                                   np.dsplit(t, 2), np.hsplit(r, [2])), T3, ROW, grad=True, tags=("slow_gradient",))
 spec("stack_family", lambda x, y, r: (np.column_stack([r, r]), np.column_stack((x.T, r, y.T)), _row_stack(x, r),
                                       np.dstack([x, y]), np.dstack((r, r)), np.atleast_3d(r), np.atleast_3d(x, r[0]),
                                       np.atleast_2d(r, x), np.append(x, y), np.append(x, y, axis=1),
@@ -600,7 +603,7 @@ spec("select_kron_meshgrid", lambda x, y, r: (np.select([x > 0, y > 0], [x, y * 
                                               np.select([x > 0.5], [x]), np.kron(x, y), np.kron(r, x), np.kron(x, 2.0),
                                               np.meshgrid(r, x[0]), np.meshgrid(r, x[:, 0], r[:2], indexing="ij"),
                                               np.meshgrid(r, x[:, 0], sparse=True), np.meshgrid(r)),
-     A, B, ROW, grad=True)
+     A, B, ROW, grad=True, tags=("slow_gradient",))
 def _cross_of_2_vectors(x, y):
     with warnings.catch_warnings():  # NumPy 2 deprecates 2-vectors; traced calls warn as NumPy does
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -610,7 +613,7 @@ def _cross_of_2_vectors(x, y):
 spec("cross", lambda x, y, r, t: (np.cross(x, y), np.cross(x, r), np.cross(r, x), np.cross(x.T, y.T, axis=0),
                                   np.cross(x.T, r, axisa=0, axisc=0), np.cross(t, t[..., ::-1], axisa=1, axisb=1),
                                   _cross_of_2_vectors(x, y)),
-     A, B, ROW, T3[:, :, :3], grad=True)
+     A, B, ROW, T3[:, :, :3], grad=True, tags=("slow_compile",))
 spec("cross_dtypes", lambda i, z, f: (np.cross(i, i[::-1]), np.cross(z, z[::-1]), np.cross(i, z), np.cross(f, f[::-1]),
                                      np.cross(f, i)), I32, Z, A32)
 
@@ -637,7 +640,7 @@ SOME_NANS = np.array([[np.nan, 1.25, -0.5, 2.0], [0.5, np.nan, 1.75, -1.0], [0.7
 ALL_NAN_ROW = np.array([[np.nan, 1.25, -0.5, 2.0], [np.nan, np.nan, np.nan, np.nan], [0.75, np.nan, -1.5, np.nan]])
 
 spec("prod", lambda t: (t.prod(), np.prod(t, axis=0), t.prod(axis=-1), np.prod(t, axis=(0, 2), keepdims=True)), T3,
-     grad=True)
+     grad=True, tags=("slow_gradient",))
 spec("prod_zeros", lambda z: (np.prod(z, axis=1), z.prod(axis=0), np.prod(z), np.prod(z[2]), np.prod(z[:2, :2])), ZEROS,
      grad=True)
 spec("prod_dtypes", lambda i, b, u, x, e: (i.prod(), np.prod(b, axis=0), u.prod(axis=1), np.prod(i, dtype=np.float64),
@@ -652,16 +655,16 @@ spec("cumsum_dtypes", lambda i, b, u, x, s, e: (np.cumsum(i), b.cumsum(axis=1), 
                                                 np.cumsum(s), np.cumsum(e, axis=0), np.cumsum(i, axis=1, dtype=np.int8)),
      I8, BM, U8, A32, SCALAR0D, EMPTY)
 spec("cumprod", lambda z, t: (np.cumprod(z, axis=1), z.cumprod(axis=0), np.cumprod(z), np.cumprod(t, axis=2)), ZEROS, T3,
-     grad=True)
+     grad=True, tags=("slow_gradient",))
 spec("linear_scan", lambda a, b: (_ops.linear_scan(a, b, axis=1, reverse=False), _ops.linear_scan(a, b, axis=2, reverse=True),
-                                   _ops.linear_scan(a * 0.5, b, axis=0, reverse=True)), T3, f64(2, 3, 4), grad=True)
+                                   _ops.linear_scan(a * 0.5, b, axis=0, reverse=True)), T3, f64(2, 3, 4), grad=True, tags=("slow_gradient",))
 spec("linear_scan_int_f32", lambda i, x: (_ops.linear_scan(i, i, axis=1, reverse=True), _ops.linear_scan(x, x, axis=0, reverse=False)),
      I64, A32)
 spec("cumprod_dtypes", lambda i, b, x: (np.cumprod(i, axis=1), b.cumprod(axis=0), np.cumprod(x, axis=1),
                                         np.cumprod(b, dtype=bool)), I8, BM, A32)
 spec("diff", lambda t, x: (np.diff(t), np.diff(t, axis=0), np.diff(t, n=2, axis=1), np.diff(x, prepend=0.5),
                            np.diff(x, axis=0, append=x[:1]), np.diff(x, n=0), np.diff(x, n=3, prepend=x[:, :1], append=1.0)),
-     T3, A, grad=True)
+     T3, A, grad=True, tags=("slow_gradient",))
 spec("diff_int_bool", lambda i, b, u: (np.diff(i), np.diff(b, axis=0), np.diff(u, prepend=0), np.diff(i, n=2, append=7)),
      I32, BM, U8)
 spec("nan_reductions", lambda s: (np.nansum(s), np.nansum(s, axis=0), np.nanmean(s, axis=1, keepdims=True),
@@ -760,7 +763,7 @@ spec("linalg_lstsq", lambda a, w, b, c: (*np.linalg.lstsq(a, b), *np.linalg.lsts
                                          *np.linalg.lstsq(w, c[:3], rcond=1e-3), *np.linalg.lstsq(a, c, rcond=-1)),
      TALL, WIDE, f64(4), f64(4, 2), grad=True, tags=("slow_compile",))
 spec("linalg_lstsq_f32_int", lambda a, b, i: (*np.linalg.lstsq(a, b), *np.linalg.lstsq(i, b[:, 0]), *np.linalg.lstsq(a.T, i[:3])),
-     TALL.astype(np.float32), f32(4, 2), ints(4, 3))
+     TALL.astype(np.float32), f32(4, 2), ints(4, 3), tags=("slow_compile",))
 
 # --------------------------------------------------------------------------- running extremes
 # np.maximum.accumulate and friends. Distinct values for the gradient (no ties: the derivative
@@ -771,7 +774,7 @@ spec("maximum_minimum_accumulate", lambda t: (np.maximum.accumulate(t), np.maxim
                                               np.minimum.accumulate(t, axis=1), np.minimum.accumulate(t, axis=-1),
                                               np.maximum.accumulate(t[0, 0]), _ops.cummax(t, axis=1, reverse=True),
                                               _ops.cummin(t, axis=2, reverse=True)),
-     DISTINCT, grad=True, tags=("ufunc_methods",))
+     DISTINCT, grad=True, tags=("ufunc_methods", "slow_compile"))
 spec("maximum_minimum_accumulate_dtypes",
      lambda i, b, x, u: (np.maximum.accumulate(i, axis=1), np.minimum.accumulate(i), np.maximum.accumulate(b, axis=1),
                          np.minimum.accumulate(b), np.maximum.accumulate(x, axis=1), np.minimum.accumulate(u, axis=1),
@@ -803,7 +806,7 @@ spec("complex_sort", lambda z, t: (np.sort(z), np.sort(z, axis=0), np.argsort(z,
                                    np.argsort(t, axis=0, kind="stable"), np.sort(t.astype(np.complex64), axis=1),
                                    np.median(t), np.median(t, axis=1), np.median(z, axis=1), np.median(z[:, :5], axis=1),
                                    np.median(t.astype(np.complex64), axis=0, keepdims=True), np.partition(t, 0)[:, 0]),
-     COMPLEX_NANS, COMPLEX_TIES, tags=("specials",))
+     COMPLEX_NANS, COMPLEX_TIES, tags=("specials", "slow_compile"))
 spec("complex_sort_grad", lambda x, y: (np.real(np.sort(x + 1j * y)), np.imag(np.sort(x + 1j * y, axis=0)),
                                         np.abs(np.median(x * 1j + y, axis=1)), np.abs(np.median(x - 1j * y))),
      f64(3, 4), f64(3, 4), grad=True, tags=("slow_compile",))
@@ -829,7 +832,7 @@ spec("complex_elementwise", lambda z, w: (np.arcsin(z), np.arccos(z), np.arctan(
                                           np.log2(z), np.log10(z), np.log1p(z), np.sqrt(z), np.square(z),
                                           np.reciprocal(z), np.power(z, w), z ** 3, 2.0 ** z, z / w, z * w - w,
                                           np.nan_to_num(z), np.angle(z), np.abs(z), np.conj(z) * w),
-     ZG, WG, grad=True)
+     ZG, WG, grad=True, tags=("slow_compile",))
 spec("complex_elementwise_piecewise", lambda z: (np.round(z, 1), np.rint(z), np.sign(z), np.nan_to_num(z * np.inf),
                                                  np.isfinite(z), z == z[::-1], np.maximum(z, z[::-1]),
                                                  np.fmin(z, z[::-1]), np.where(z.real > 0, z, -z)), ZG)
@@ -837,10 +840,10 @@ spec("complex_reductions_scans", lambda z, s: (np.sum(z), np.mean(z, axis=0), np
                                                np.cumprod(z, axis=0), np.diff(z), np.diff(z, 2, axis=1), np.nansum(z),
                                                np.nanmean(z, axis=1), np.average(z, axis=0, weights=[0.25, 0.75]),
                                                np.var(z, axis=1), np.std(z), np.trace(s), np.linalg.norm(z)),
-     ZG, SQ, grad=True)
+     ZG, SQ, grad=True, tags=("slow_gradient",))
 spec("complex_order", lambda z: (np.max(z), np.min(z, axis=0), np.argmax(z), np.ptp(z, axis=1), np.nanmax(z),
                                  np.nanmin(z, axis=1), np.median(z), np.sort(z, axis=0), np.maximum.accumulate(z, axis=1)),
-     ZG, tags=("ufunc_methods",))
+     ZG, tags=("ufunc_methods", "slow_compile"))
 spec("complex_shapes", lambda z, w, s: (np.tril(s), np.triu(s, 1), np.diag(s), np.diag(z[0]), np.diagonal(s, -1),
                                         np.repeat(z, 2, axis=0), np.tile(z, (2, 1)), np.split(z, 3, axis=1),
                                         np.roll(z, 1), np.flip(z), np.rot90(s), np.kron(z, w), np.cross(z, w),
@@ -850,7 +853,7 @@ spec("complex_shapes", lambda z, w, s: (np.tril(s), np.triu(s, 1), np.diag(s), n
                                         _row_stack(z, w), np.atleast_3d(z), np.rollaxis(z, 1), np.fliplr(z),
                                         np.flipud(z), np.hsplit(z, [1]), np.vsplit(z, 2), np.dsplit(z[:, :, None], 1),
                                         np.array_split(z, 2, axis=1)),
-     ZG, WG, SQ, grad=True)
+     ZG, WG, SQ, grad=True, tags=("slow_compile",))
 spec("complex_contractions", lambda z, w, s: (np.einsum("ij,kj->ik", z, w), np.einsum("ij,jk,kl->il", z, s, s),
                                               np.tensordot(z, w, axes=([1], [1])), np.dot(z, s), np.matmul(s, z.T),
                                               z @ s @ w.T, np.einsum("ii", s)),

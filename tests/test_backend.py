@@ -391,8 +391,10 @@ def _scans_fn(x):
             ops.cummax(x, axis=1, reverse=False), ops.cummin(x, axis=2, reverse=True), ops.cummax(x, axis=0, reverse=True))
 
 
-@pytest.mark.parametrize("parallel", [False, True])
-@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64])
+@pytest.mark.parametrize("dtype, parallel", [
+    (np.float64, False), (np.float64, True), (np.float32, False), (np.int64, False),
+    # the parallel loops of the other dtypes are the same loops: ten seconds of compiling each
+    pytest.param(np.float32, True, marks=pytest.mark.long), pytest.param(np.int64, True, marks=pytest.mark.long)])
 def test_products_and_scans_along_every_axis(dtype, parallel):
     """Scans along the last axis (a scalar per line) and along the others (a row of the
     trailing axes at a time), both ways, also with the lines shared out over threads."""
@@ -474,8 +476,11 @@ def test_matmul_blas_plain_transposed_batched_and_vector(dtype):
     assert ("gemm(" if backend.blas.NUMPY_GEMM else "np.dot(") in program.source
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("m, k, n", [(128, 784, 10), (7, 5, 3), (1, 9, 1), (6, 3, 16)])
+@pytest.mark.parametrize("dtype, m, k, n", [
+    (np.float32, 128, 784, 10), (np.float64, 7, 5, 3), (np.float64, 1, 9, 1), (np.float64, 6, 3, 16),
+    *[pytest.param(dtype, *shape, marks=pytest.mark.long)
+      for dtype, shape in [(np.float64, (128, 784, 10)), (np.float32, (7, 5, 3)), (np.float32, (1, 9, 1)),
+                           (np.float32, (6, 3, 16))]]])
 def test_narrow_products_are_loops_reading_transposes_in_place(dtype, m, k, n):
     rng = np.random.default_rng(m + k + n)
     a = rng.standard_normal((m, k)).astype(dtype)
@@ -1097,7 +1102,7 @@ def _per_slice_args(dtype):
     return a, rng.standard_normal((2, 3, 2)).astype(dtype), x
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("dtype", [np.float64, pytest.param(np.float32, marks=pytest.mark.long)])
 def test_lapack_and_argsort_run_per_row_or_matrix(dtype):
     program = check(_per_slice_fn, *_per_slice_args(dtype))
     assert "np.linalg.solve(" in program.source and "np.argsort(" in program.source

@@ -238,8 +238,9 @@ def _damage(data: bytes, how: str) -> bytes:
     return {"empty": b"", "truncated": data[:len(data) // 2], "random": os.urandom(max(64, len(data)))}[how]
 
 
-@pytest.mark.parametrize("suffix,how", [(".nbi", "empty"), (".nbc", "truncated"), (".nbc", "random"),
-                                        (".nbi", "random")])
+@pytest.mark.parametrize("suffix,how", [(".nbi", "empty"), (".nbc", "random"),
+                                        pytest.param(".nbc", "truncated", marks=pytest.mark.long),
+                                        pytest.param(".nbi", "random", marks=pytest.mark.long)])
 def test_a_damaged_machine_code_file_is_removed_and_rebuilt(tmp_path, suffix, how):
     run_program(tmp_path)
     pycache = tmp_path / "kernels" / "__pycache__"

@@ -68,10 +68,11 @@ def traced_grads():
 
 def _spec_and_mode_params():
     """Every gradient spec in eager, graph and compiled mode; the compiled gradients of large
-    programs (LAPACK, sorting, FFT: ten seconds or more of compiling each) run among the long
-    checks."""
+    programs (tagged "slow_compile" or "slow_gradient": several seconds of compiling each) run
+    among the long checks."""
+    slow = {"slow_compile", "slow_gradient"}
     return [pytest.param(s, mode, id=f"{mode}-{s.name}",
-                         marks=pytest.mark.long if mode == "compiled" and "slow_compile" in s.tags else ())
+                         marks=pytest.mark.long if mode == "compiled" and slow & set(s.tags) else ())
             for s in GRAD_SPECS for mode in ("eager", "graph", "compiled")]
 
 

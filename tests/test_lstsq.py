@@ -45,7 +45,7 @@ def test_rcond_decides_the_rank_as_numpy_does(rcond):
         np.testing.assert_allclose(x, want[0], rtol=1e-10, err_msg=f"{mode}, rcond={rcond}")
 
 
-@pytest.mark.parametrize("a", [TALL, WIDE], ids=["tall", "wide"])
+@pytest.mark.parametrize("a", [pytest.param(TALL, id="tall"), pytest.param(WIDE, id="wide", marks=pytest.mark.long)])
 def test_the_gradient_of_x_matches_finite_differences(a):
     weights = rng.uniform(0.5, 1.5, (a.shape[1], 2))
     b = B[:a.shape[0]]
@@ -74,7 +74,7 @@ def test_complex_problems_give_numpys_results(dtype):
             np.testing.assert_allclose(g, w, rtol=1e-4 if dtype == np.complex64 else 1e-10, atol=1e-6, err_msg=mode)
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", ["eager", "graph", pytest.param("compiled", marks=pytest.mark.long)])
 def test_the_gradient_of_a_complex_problem_matches_finite_differences(mode):
     a = TALL + 1j * rng.standard_normal(TALL.shape)
     weights = rng.uniform(0.5, 1.5, (3, 2))
