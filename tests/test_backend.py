@@ -595,6 +595,31 @@ def test_an_interrupted_compile_of_a_program_in_parts_can_be_compiled_again(monk
     assert_tree_close(tj.trace(_mlp_step)(p, x), expected)
 
 
+
+def test_in_a_large_program_only_the_steps_with_a_prange_loop_are_compiled_parallel(monkeypatch):
+    # Numba's parfor passes analyse all of a function compiled with parallel=True (two thirds of
+    # the LeNet step's compile): a large program compiles its parallel steps as parts of their own.
+    monkeypatch.setattr(backend.codegen, "PARALLEL_APART_MIN_KERNELS", 4)
+    rng = np.random.default_rng(6)
+    p = {"W1": rng.standard_normal((4, 6)), "b1": rng.standard_normal(6), "W2": rng.standard_normal((6, 3))}
+    x = rng.standard_normal((5, 4))
+    with tj.mode("eager"):
+        expected = _mlp_step(p, x)
+    f = tj.trace(_mlp_step, parallel=True)
+    assert_tree_close(f(p, x), expected)
+    lowered = backend.codegen.lower(f._entry_for((p, x), {}).program.graph, parallel=True, name="step")
+    assert lowered.kernels > 4 and not lowered.flags["parallel"]
+    bodies = {src.split("(")[0]: src for src in lowered.source.split("\ndef ")[1:]}
+    assert set(bodies) == {"step", *lowered.parts}
+    assert lowered.parallel_functions and set(lowered.parallel_functions) < set(lowered.parts)
+    for part in lowered.parts:
+        assert ("prange(" in bodies[part]) == (part in lowered.parallel_functions), part
+    # below the threshold the program stays one function, compiled parallel as a whole
+    monkeypatch.setattr(backend.codegen, "PARALLEL_APART_MIN_KERNELS", lowered.kernels)
+    whole = backend.codegen.lower(f._entry_for((p, x), {}).program.graph, parallel=True, name="step")
+    assert not whole.parts and whole.parallel_functions == ["step"] and whole.flags["parallel"]
+
+
 # ----------------------------------------------------------------------------- inputs and outputs
 
 
