@@ -14,8 +14,7 @@ for it:
 - ``shape_is``: the program's check of its inputs' shapes (``codegen``);
 - ``claim_block``: the atomic block counter of a parallel loop (``Lowering.parallel_loop``);
 - ``advise_huge_pages``: transparent huge pages for a large output before its first write;
-- ``complex_less``, ``complex_less_equal``, ``complex_greater``, ``complex_greater_equal``:
-  NumPy's order of complex numbers (real parts first, then imaginary parts; a NaN in an
+- ``complex_less``, ``complex_less_equal``: NumPy's order of complex numbers (real parts first, then imaginary parts; a NaN in an
   imaginary part makes the real parts' strict comparison false), which Numba's ``<`` lacks.
 
 Numba's disk cache does not see this module's text, so ``compiler`` hashes it into every
@@ -32,8 +31,7 @@ from numba.core import cgutils, ir_utils
 from numba.extending import intrinsic
 
 __all__ = ["radd", "fmaximum", "fminimum", "advise_huge_pages", "new_array", "claim_block", "shape_is",
-           "workspace_array", "reshaped", "complex_less", "complex_less_equal", "complex_greater",
-           "complex_greater_equal"]
+           "workspace_array", "reshaped", "complex_less", "complex_less_equal"]
 
 _HUGE_PAGE = 1 << 21
 _MADV_HUGEPAGE = 14  # Linux's value; other systems get no advice
@@ -217,8 +215,8 @@ def advise_huge_pages(a):
         _madvise(start, end - start, np.int32(_MADV_HUGEPAGE))
 
 
-# NumPy's comparisons of complex numbers (its CLT, CLE, CGT and CGE): lexicographic, and a NaN
-# imaginary part on either side keeps the real parts' strict order from deciding.
+# NumPy's comparisons of complex numbers (its CLT and CLE; a > b is b < a): lexicographic, and a
+# NaN imaginary part on either side keeps the real parts' strict order from deciding.
 @numba.njit(cache=True, inline="always")
 def complex_less(a, b):
     return (a.real < b.real and a.imag == a.imag and b.imag == b.imag) or (a.real == b.real and a.imag < b.imag)
@@ -227,13 +225,3 @@ def complex_less(a, b):
 @numba.njit(cache=True, inline="always")
 def complex_less_equal(a, b):
     return (a.real < b.real and a.imag == a.imag and b.imag == b.imag) or (a.real == b.real and a.imag <= b.imag)
-
-
-@numba.njit(cache=True, inline="always")
-def complex_greater(a, b):
-    return (a.real > b.real and a.imag == a.imag and b.imag == b.imag) or (a.real == b.real and a.imag > b.imag)
-
-
-@numba.njit(cache=True, inline="always")
-def complex_greater_equal(a, b):
-    return (a.real > b.real and a.imag == a.imag and b.imag == b.imag) or (a.real == b.real and a.imag >= b.imag)

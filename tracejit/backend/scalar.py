@@ -21,9 +21,7 @@ from ..core import Const
 from .lowering import Lowering, dtype_src
 
 __all__ = ["elementwise_src", "elementwise_check", "acc_dtype", "combine_src", "order_src", "scan_combine_src",
-           "SCALAR_SRC_OVERRIDES",
-           "COMPLEX_ORDER",
-           "VECTOR_MATH", "FLOAT_COMBINE", "WIDE_ACCUMULATOR"]
+           "SCALAR_SRC_OVERRIDES", "COMPLEX_ORDER", "VECTOR_MATH", "FLOAT_COMBINE", "WIDE_ACCUMULATOR"]
 
 
 # Loop bodies replacing a primitive's ``scalar_src`` for one dtype or dtype kind, where Numba's
@@ -49,8 +47,10 @@ SCALAR_SRC_OVERRIDES = {
 # operands go through ``order_src`` (NumPy's lexicographic order).
 _COMPARISONS = {ops.lt: "<", ops.le: "<=", ops.gt: ">", ops.ge: ">="}
 
-# The comparison operators of NumPy's order of complex numbers, as ``intrinsics`` functions.
-COMPLEX_ORDER = {"<": "complex_less", "<=": "complex_less_equal", ">": "complex_greater", ">=": "complex_greater_equal"}
+# The comparison operators in NumPy's order of complex numbers: the ``intrinsics`` function and
+# whether it takes the operands swapped (a > b is b < a).
+COMPLEX_ORDER = {"<": ("complex_less", False), "<=": ("complex_less_equal", False),
+                 ">": ("complex_less", True), ">=": ("complex_less_equal", True)}
 
 
 def order_src(L: Lowering, dtype, a: str, op: str, b: str) -> str:
@@ -58,8 +58,10 @@ def order_src(L: Lowering, dtype, a: str, op: str, b: str) -> str:
     complex values, which Numba cannot compare)."""
     if np.dtype(dtype).kind != "c":
         return f"{a} {op} {b}"
-    L.require("from tracejit.backend.intrinsics import " + ", ".join(COMPLEX_ORDER.values()))
-    return f"{COMPLEX_ORDER[op]}({a}, {b})"
+    fn, swapped = COMPLEX_ORDER[op]
+    L.require(f"from tracejit.backend.intrinsics import {fn}")
+    return f"{fn}({b}, {a})" if swapped else f"{fn}({a}, {b})"
+
 
 # Primitive -> the family of branch-free, vectorisable functions in ``vecmath`` that replaces
 # its libm call (``vecmath.VECTOR_MATH`` says for which dtypes a family has a function).
