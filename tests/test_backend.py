@@ -595,7 +595,6 @@ def test_an_interrupted_compile_of_a_program_in_parts_can_be_compiled_again(monk
     assert_tree_close(tj.trace(_mlp_step)(p, x), expected)
 
 
-
 def test_in_a_large_program_only_the_steps_with_a_prange_loop_are_compiled_parallel(monkeypatch):
     # Numba's parfor passes analyse all of a function compiled with parallel=True (two thirds of
     # the LeNet step's compile): a large program compiles its parallel steps as parts of their own.

@@ -90,9 +90,9 @@ def check_eager_matches_numpy(spec):
 
 def _spec_and_mode_params():
     """Every spec in graph and compiled mode; the compiled programs of the "slow_compile" specs
-    (LAPACK, sorting, FFT: ten seconds or more of compiling each) run among the long checks, and
-    the default suite compiles those primitives in ``test_backend``, ``test_linalg``,
-    ``test_sorting`` and ``test_fft``."""
+    (LAPACK, sorting, FFT, large complex specs: about ten seconds or more of compiling each) run
+    among the long checks, and the default suite compiles those primitives in smaller specs and in
+    ``test_backend``, ``test_linalg``, ``test_lstsq``, ``test_scans``, ``test_sorting`` and ``test_fft``."""
     return [pytest.param(s, mode, id=f"{s.name}-{mode}",
                          marks=pytest.mark.long if mode == "compiled" and "slow_compile" in s.tags else ())
             for s in SPECS for mode in TRACED_MODES]
