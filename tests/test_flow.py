@@ -4,6 +4,8 @@ hand-written updates, the error messages, and agreement with the ``@tj.trace`` v
 same model."""
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 
@@ -165,9 +167,17 @@ def test_gradient_descent_matches_hand_written_update(mode):
     sess.run(tf.initialize_all_variables())
     xs = rng.normal(size=(5, 3))
     w = np.array([[1.0], [-2.0], [0.5]])
-    for _ in range(3):
-        sess.run(step, {x: xs})
-        w = w - 0.1 * _quadratic_grad(w, xs)
+    sess.run([step, {"loss": loss}], {x: xs})
+    w = w - 0.1 * _quadratic_grad(w, xs)
+    gc.collect()
+    gc.disable()  # a run leaves no reference cycles holding the fetched or fed arrays
+    try:
+        for _ in range(3):
+            sess.run([step, {"loss": loss}], {x: xs})
+            w = w - 0.1 * _quadratic_grad(w, xs)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
     np.testing.assert_allclose(sess.run(W), w, rtol=1e-12)
 
 

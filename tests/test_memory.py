@@ -337,6 +337,44 @@ def test_large_outputs_are_recycled_once_the_caller_has_dropped_them():
     np.testing.assert_allclose(recycled, np.exp(x) + 1.0, rtol=1e-12)
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_a_training_loop_leaves_no_reference_cycles_so_old_parameters_are_freed_at_once(mode):
+    # A cycle per call (a recursive closure in pytree.flatten once was one) keeps the dropped
+    # parameters alive until the garbage collector runs: about a hundred steps' worth, and
+    # the compiled program cannot recycle them, so every step touches fresh pages.
+    import gc
+
+    @tj.trace(static_argnames="lr")  # a static argument: the call takes the path that flattens
+    def step(params, x, lr=0.1):
+        grads = tj.grad(lambda p: np.sum(np.tanh(x @ p["W"] + p["b"]) ** 2))(params)
+        return {k: params[k] - lr * grads[k] for k in params}
+
+    rng = np.random.default_rng(0)
+    start = {"W": rng.standard_normal((64, 1024)), "b": np.zeros(1024)}
+    x = rng.standard_normal((8, 64))
+    with tj.mode(mode):
+        params = step(step(start, x, lr=0.1), x, lr=0.1)  # traced and compiled
+        gc.collect()
+        gc.disable()
+        try:
+            seen = set()
+            for _ in range(2):
+                params = step(params, x, lr=0.1)
+                seen.add(id(params["W"]))
+            assert gc.collect() == 0
+        finally:
+            gc.enable()
+        params = step(params, x, lr=0.1)
+    if mode == "compiled":
+        assert len(seen) == 2 and id(params["W"]) in seen  # W (512 KB) is a recycled array
+    expected = start
+    with tj.mode("eager"):
+        for _ in range(5):
+            expected = step(expected, x)
+    for k in expected:
+        np.testing.assert_allclose(params[k], expected[k], rtol=1e-12, atol=1e-12)
+
+
 def test_small_outputs_are_new_arrays_on_every_call():
     # Outputs are passed into the compiled function; small ones are made anew for each call,
     # on the fast path too, so a result the caller holds never changes.

@@ -17,58 +17,62 @@ _LEAF = "*"
 def flatten(tree):
     """Leaves in order, and the structure as a hashable value."""
     leaves = []
+    return leaves, _flatten_into(tree, leaves)
 
-    def walk(node):
-        # exact container types first: this runs on every call of a traced function
-        t = type(node)
-        if t is dict:
-            try:
-                keys = sorted(node)
-            except TypeError:
-                keys = list(node)
-            return ("d", tuple(keys), tuple([walk(node[k]) for k in keys]))
-        if t is tuple:
-            return ("t", tuple([walk(x) for x in node]))
-        if t is list:
-            return ("l", tuple([walk(x) for x in node]))
-        if t.__module__ == "numpy" or t in (float, int, bool, complex):
-            leaves.append(node)
-            return _LEAF
-        if isinstance(node, tuple) and not hasattr(node, "_fields"):
-            return ("t", tuple(walk(x) for x in node))
-        if isinstance(node, list):
-            return ("l", tuple(walk(x) for x in node))
-        if isinstance(node, dict):
-            try:
-                keys = sorted(node)
-            except TypeError:
-                keys = list(node)
-            return ("d", tuple(keys), tuple(walk(node[k]) for k in keys))
-        if node is None:
-            return ("n",)
+
+# The recursions are module-level functions, not closures: a closure that calls itself is a
+# reference cycle, which would keep every flattened array alive until the garbage collector
+# runs (in a training loop, about a hundred steps' parameters and gradients at a time).
+def _flatten_into(node, leaves):
+    """Append ``node``'s leaves to ``leaves``; return its structure."""
+    # exact container types first: this runs on every call of a traced function
+    t = type(node)
+    if t is dict:
+        try:
+            keys = sorted(node)
+        except TypeError:
+            keys = list(node)
+        return ("d", tuple(keys), tuple([_flatten_into(node[k], leaves) for k in keys]))
+    if t is tuple:
+        return ("t", tuple([_flatten_into(x, leaves) for x in node]))
+    if t is list:
+        return ("l", tuple([_flatten_into(x, leaves) for x in node]))
+    if t.__module__ == "numpy" or t in (float, int, bool, complex):
         leaves.append(node)
         return _LEAF
-
-    return leaves, walk(tree)
+    if isinstance(node, tuple) and not hasattr(node, "_fields"):
+        return ("t", tuple(_flatten_into(x, leaves) for x in node))
+    if isinstance(node, list):
+        return ("l", tuple(_flatten_into(x, leaves) for x in node))
+    if isinstance(node, dict):
+        try:
+            keys = sorted(node)
+        except TypeError:
+            keys = list(node)
+        return ("d", tuple(keys), tuple(_flatten_into(node[k], leaves) for k in keys))
+    if node is None:
+        return ("n",)
+    leaves.append(node)
+    return _LEAF
 
 
 def unflatten(treedef, leaves):
     """Rebuild a tree of structure ``treedef`` from ``leaves`` (any iterable)."""
-    it = iter(leaves)
+    return _build(treedef, iter(leaves))
 
-    def build(d):
-        if d == _LEAF:
-            return next(it)
-        kind = d[0]
-        if kind == "t":
-            return tuple(build(x) for x in d[1])
-        if kind == "l":
-            return [build(x) for x in d[1]]
-        if kind == "d":
-            return {k: build(x) for k, x in zip(d[1], d[2])}
-        return None
 
-    return build(treedef)
+def _build(d, leaves):
+    """The tree of structure ``d``, its leaves taken in order from the iterator ``leaves``."""
+    if d == _LEAF:
+        return next(leaves)
+    kind = d[0]
+    if kind == "t":
+        return tuple(_build(x, leaves) for x in d[1])
+    if kind == "l":
+        return [_build(x, leaves) for x in d[1]]
+    if kind == "d":
+        return {k: _build(x, leaves) for k, x in zip(d[1], d[2])}
+    return None
 
 
 @functools.lru_cache(maxsize=256)

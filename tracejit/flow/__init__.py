@@ -591,31 +591,32 @@ def _downstream(nodes, sources):
 
 def _flatten_fetches(fetches):
     leaves = []
+    return leaves, _fetch_structure(fetches, "fetches", leaves)
 
-    def walk(node, path):
-        if isinstance(node, Tensor):
-            leaves.append(node)
-            return ("t",)
-        if isinstance(node, (list, tuple)):
-            return (type(node), tuple(walk(x, f"{path}[{i}]") for i, x in enumerate(node)))
-        if isinstance(node, dict):
-            return ("d", tuple(node), tuple(walk(v, f"{path}[{k!r}]") for k, v in node.items()))
-        raise TypeError(f"Session.run: fetch {path} is a {type(node).__name__}, not a tensor or an op{_where()}")
 
-    return leaves, walk(fetches, "fetches")
+# Module-level recursions, not closures calling themselves: such a closure is a reference
+# cycle, which would keep each run's fetched arrays alive until the garbage collector runs.
+def _fetch_structure(node, path, leaves):
+    if isinstance(node, Tensor):
+        leaves.append(node)
+        return ("t",)
+    if isinstance(node, (list, tuple)):
+        return (type(node), tuple(_fetch_structure(x, f"{path}[{i}]", leaves) for i, x in enumerate(node)))
+    if isinstance(node, dict):
+        return ("d", tuple(node), tuple(_fetch_structure(v, f"{path}[{k!r}]", leaves) for k, v in node.items()))
+    raise TypeError(f"Session.run: fetch {path} is a {type(node).__name__}, not a tensor or an op{_where()}")
 
 
 def _unflatten_fetches(tree, values):
-    values = iter(values)
+    return _build_fetches(tree, iter(values))
 
-    def build(node):
-        if node[0] == "t":
-            return next(values)
-        if node[0] == "d":
-            return {k: build(v) for k, v in zip(node[1], node[2])}
-        return node[0](build(x) for x in node[1])
 
-    return build(tree)
+def _build_fetches(node, values):
+    if node[0] == "t":
+        return next(values)
+    if node[0] == "d":
+        return {k: _build_fetches(v, values) for k, v in zip(node[1], node[2])}
+    return node[0](_build_fetches(x, values) for x in node[1])
 
 
 _sessions: list = []
