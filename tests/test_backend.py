@@ -920,6 +920,38 @@ def test_scalar_arguments_are_computed_in_the_kernels_that_read_them():
         assert [v.aval.shape for v in kernel.inputs if v.aval.shape == ()] == [()]
 
 
+def test_a_scaled_gradient_is_updated_in_the_kernel_that_scales_it():
+    """``all_mean`` then SGD: each gradient is scaled (``g * 0.5``), then ``w - lr * mean``. The
+    broadcast ``lr`` is a scalar argument, so it starts no group of its own away from ``mean``'s
+    (the groups of the other gradients between them once put it out of reach): one kernel per
+    parameter, not two."""
+    def update(ws, gs):
+        means = [g * np.float32(0.5) for g in gs]
+        return [w - np.float32(0.03) * m for w, m in zip(ws, means)]
+
+    rng = np.random.default_rng(0)
+    shapes = [(6, 5), (5,), (5, 4), (4,), (4, 3), (3,)]
+    ws = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    gs = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    traced = tj.trace(update)
+    assert [e.prim.name for e in traced.graph(ws, gs).eqns] == ["fused"] * len(shapes)
+    assert_tree_close(run(traced, "compiled", ws, gs), update(ws, gs))
+
+
+def test_a_broadcast_scalar_that_a_matrix_product_reads_stays_a_view():
+    def f(x, w, s):
+        full = np.broadcast_to(s * 2, x.shape)  # s * 2: a scalar argument, computed once for the product
+        return full @ w, np.exp(x * full)
+
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal((4, 2)).astype(np.float32)
+    s = np.float32(0.75)
+    traced = tj.trace(f)
+    assert [e.prim.name for e in traced.graph(x, w, s).eqns] == ["fused", "broadcast_to", "matmul", "fused"]
+    for mode in ("graph", "compiled"):
+        assert_tree_close(run(traced, mode, x, w, s), f(x, w, s))
+
+
 def test_elementwise_kernel_over_a_short_last_axis_runs_as_one_loop():
     def sgd(w, g, lr):
         return w - lr * g

@@ -19,11 +19,13 @@ in topological order). Matmul, gather, scatter, concatenate, pad, slice, transpo
 stay outside (matmul goes to BLAS). Reductions over leading axes are not fused yet.
 
 *Scalar arguments*: 0-d elementwise equations computed from the graph's inputs and constants
-only (``lr`` cast to float32, ``-lr``) join no group while groups form; each group that reads
-one gets its own copy of the chain that computes it (a few scalar operations the kernel does
-before its loops), so a step with Python-scalar arguments has no 0-d kernel of its own. Only
-what something else than a group reads (a matrix product, an output) is computed once, in a
-0-d kernel as before.
+only (``lr`` cast to float32, ``-lr``), and broadcasts of such scalars to a shape, join no
+group while groups form; each group that reads one gets its own copy of the chain that
+computes it (a few scalar operations the kernel does before its loops), so a step with
+Python-scalar arguments has no 0-d kernel of its own, and ``lr * g`` joins the kernel that
+makes ``g`` instead of the group its broadcast ``lr`` would otherwise have started. Only what
+something else than a group reads (a matrix product, an output) is computed once: the 0-d
+chain in a 0-d kernel, a broadcast as the view it is.
 """
 from __future__ import annotations
 
@@ -155,15 +157,19 @@ def _seed(eqn, gid):
 
 def _scalar_arguments(graph: Graph) -> set:
     """Indices of the 0-d elementwise equations whose inputs are graph inputs, constants or
-    outputs of such equations (see the module docstring)."""
+    outputs of such equations, and of the broadcasts of 0-d ones among these (see the module
+    docstring)."""
     known = {v.id for v in graph.inputs}
     found = set()
     for i, e in enumerate(graph.eqns):
-        if e.prim.kind == "elementwise" and len(e.outputs) == 1 and e.outputs[0].aval.shape == () and all(
-                isinstance(a, Const) and a.aval.shape == () or isinstance(a, Var) and a.id in known
-                for a in e.inputs):
+        if len(e.outputs) != 1 or not all(isinstance(a, Const) and a.aval.shape == () or
+                                          isinstance(a, Var) and a.id in known for a in e.inputs):
+            continue
+        if e.prim.kind == "elementwise" and e.outputs[0].aval.shape == ():
             found.add(i)
             known.add(e.outputs[0].id)
+        elif e.prim is ops.broadcast_to and e.inputs[0].aval.shape == ():
+            found.add(i)  # nothing is computed from it here: only kernels read a broadcast
     return found
 
 
@@ -271,10 +277,14 @@ def _rebuild(graph, groups, group_of, scalar_arguments):
     needed = {v.id for v in graph.outputs} | {a.id for i, e in enumerate(eqns) if i not in in_kernel
                                               and i not in scalar_arguments for a in e.inputs if isinstance(a, Var)}
     kept = _Group(len(groups), (), 0)
+    standalone_broadcasts = set()  # read by something other than a kernel: stays a view
     for i in sorted(scalar_arguments, reverse=True):
         if eqns[i].outputs[0].id in needed:
-            kept.members.insert(0, i)
-            group_of[i] = kept
+            if eqns[i].prim is ops.broadcast_to:
+                standalone_broadcasts.add(i)
+            else:
+                kept.members.insert(0, i)
+                group_of[i] = kept
             needed.update(a.id for a in eqns[i].inputs if isinstance(a, Var))
     if kept.members:
         groups = groups + [kept]
@@ -282,7 +292,7 @@ def _rebuild(graph, groups, group_of, scalar_arguments):
     made_by = {o.id: group_of[i] for i in group_of for o in eqns[i].outputs}
     read_outside = {v.id for v in graph.outputs}
     for i, eqn in enumerate(eqns):
-        if i in scalar_arguments and i not in group_of:
+        if i in scalar_arguments and i not in group_of and i not in standalone_broadcasts:
             continue  # copied into the groups that read it
         for a in eqn.inputs:
             if isinstance(a, Var) and a.id in made_by and group_of.get(i) is not made_by[a.id]:
@@ -291,7 +301,7 @@ def _rebuild(graph, groups, group_of, scalar_arguments):
                 read_outside.add(a.id)
 
     replacement: dict[int, Eqn] = {}  # first member index -> fused equation
-    skipped: set[int] = set(scalar_arguments)
+    skipped: set[int] = set(scalar_arguments) - standalone_broadcasts
     for g in groups:
         if g.id in views_only:
             continue  # nothing to compute: views stay views
