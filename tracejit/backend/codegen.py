@@ -35,7 +35,7 @@ into a callable.
 from __future__ import annotations
 
 from ..core import Graph, Var, dtype_short
-from .emitters import emitter_for
+from .emitters import emitter_for, place_all_sum_operands
 from .lowering import (Allocation, ArrayRef, BackendError, Lowered, Lowering, Ref, ViewRef, dtype_src, eqn_comment,
                        shape_src)
 from .memory import plan_memory
@@ -82,6 +82,7 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn", write_back=
         L.arguments.add(L.var_name(var))
         input_ids.setdefault(var.id, k)
 
+    place_all_sum_operands(L, graph)
     for u, eqn in enumerate(graph.eqns):
         emitter = emitter_for(eqn.prim)
         if emitter is None:

@@ -9,9 +9,12 @@ primitive's ``scalar_src`` for elementwise primitives and an accumulator loop fr
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from .. import communicator, ops
+from ..core import Var
 from ..transforms.fuse import fused
 from . import blas, collectives
 from .fused_kernels import emit_fused
@@ -524,11 +527,31 @@ def emit_host_call(L: Lowering, eqn):
 
 # ----------------------------------------------------------------------------- collectives
 
+def place_all_sum_operands(L: Lowering, graph):
+    """With several processes, an ``all_sum`` sums its operands packed in one buffer. An operand
+    this program makes for the sum alone (no other reader, not an output) is written by its
+    producer straight into its place in that buffer, so the sum copies nothing in."""
+    if communicator.size() == 1:
+        return
+    readers = Counter(a.id for e in graph.eqns for a in e.inputs if isinstance(a, Var))
+    readers.update(a.id for a in graph.outputs if isinstance(a, Var))
+    made = {o.id for e in graph.eqns for o in e.outputs}
+    for u, eqn in enumerate(graph.eqns):
+        if eqn.prim is not ops.all_sum or eqn.outputs[0].aval.dtype not in collectives.DTYPES:
+            continue
+        total, offset = sum(out.aval.size for out in eqn.outputs), 0
+        for x in eqn.inputs:
+            if isinstance(x, Var) and x.id in made and readers[x.id] == 1:
+                L.place_in_pack(x, ("all_sum", u), offset, total, x.aval.dtype)
+            offset += x.aval.size
+
+
 def emit_all_sum(L: Lowering, eqn):
-    """One process: the operands themselves (no code). Several: the operands copied into one
-    new buffer, which is summed in place over the processes by a call back into the
-    communicator (``collectives.py``); the outputs are views of it. The number of processes is
-    a constant of the program, so its source, and its cache entry, differ between the two."""
+    """One process: the operands themselves (no code). Several: the operands packed in one
+    buffer (copied in, unless their producers wrote them there: ``place_all_sum_operands``),
+    which is summed in place over the processes by a call back into the communicator
+    (``collectives.py``); the outputs are views of it. The number of processes is a constant
+    of the program, so its source, and its cache entry, differ between the two."""
     if communicator.size() == 1:
         L.comment("(one process: the sums over processes are the operands)")
         for x, out in zip(eqn.inputs, eqn.outputs):
@@ -539,15 +562,20 @@ def emit_all_sum(L: Lowering, eqn):
         raise BackendError(f"all_sum: compiled programs sum {[str(d) for d in collectives.DTYPES]} over "
                            f"processes, not {dtype}")
     sizes = [out.aval.size for out in eqn.outputs]
-    buffer = L.alloc(L.fresh("packed"), (sum(sizes),), dtype)
+    buffer = L.pack(("all_sum", L.unit), sum(sizes), dtype)
+    L.reads(buffer)
+    in_place = [x for x in eqn.inputs if isinstance(x, Var) and x.id in L.packed and L.lookup(x) is L.packed[x.id]]
+    if in_place:
+        L.comment(f"({' '.join(L.var_name(x) for x in in_place)}: written in their places by the equations that made them)")
     offset = 0
     for x, n in zip(eqn.inputs, sizes):
-        xr = L.ref(x)
-        L.kernels += 1
-        with L.loops(x.aval.shape) as idx:
-            flat = " + ".join(f"{i} * {int(np.prod(x.aval.shape[d + 1:], dtype=np.int64))}"
-                              for d, i in enumerate(idx)) or "0"
-            L.emit(f"{buffer.name}[{offset} + {flat}] = {xr.at(idx)}")
+        if x not in in_place:
+            xr = L.ref(x)
+            L.kernels += 1
+            with L.loops(x.aval.shape) as idx:
+                flat = " + ".join(f"{i} * {int(np.prod(x.aval.shape[d + 1:], dtype=np.int64))}"
+                                  for d, i in enumerate(idx)) or "0"
+                L.emit(f"{buffer.name}[{offset} + {flat}] = {xr.at(idx)}")
         offset += n
     L.require("from tracejit.backend.collectives import all_sum_in_place")
     with L.block(f"if all_sum_in_place({buffer.name}) != 0:"):

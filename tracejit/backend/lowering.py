@@ -265,6 +265,9 @@ class Lowering:
         self.arguments: set[str] = set()  # names of the inputs and constant arrays
         self.loop_bodies = 0           # loop nests opened so far: a loop body's number, for analyses
         self.locations: dict[str, str] = {}  # see ``where``
+        self.pack_places: dict[int, tuple] = {}  # var id -> (pack key, offset, length, dtype): see ``place_in_pack``
+        self.packs: dict = {}                    # pack key -> the ArrayRef of its 1-d buffer, once allocated
+        self.packed: dict[int, ArrayRef] = {}    # var id -> the view of a pack its producer wrote it into
 
     # -- records
     def begin_step(self, eqn, unit: int):
@@ -474,9 +477,34 @@ class Lowering:
 
     def new_array(self, var: Var, init="empty", fill=None) -> ArrayRef:
         """A new array for ``var``: uninitialised (``init="empty"``), zeros, or ``"full"`` of the
-        source text ``fill``."""
+        source text ``fill``; for a var placed in a pack (``place_in_pack``), a view of its place
+        there, which the producer fills as it would a new array."""
         name = self.var_name(var)
+        place = self.pack_places.get(var.id)
+        if place is not None and init == "empty" and self.depth == 1:
+            key, offset, length, dtype = place
+            buffer = self.pack(key, length, dtype)
+            self.reads(buffer)
+            self.emit(f"{name} = {buffer.name}[{offset}:{offset + var.aval.size}].reshape({shape_src(var.aval.shape)})")
+            self.define(name)
+            self.packed[var.id] = ArrayRef(name, var.aval.shape, var.aval.dtype, buffer.root)
+            return self.packed[var.id]
         return self.alloc(name, var.aval.shape, var.aval.dtype, init, fill)
+
+    def place_in_pack(self, var: Var, key, offset: int, length: int, dtype):
+        """Let the equation that makes ``var`` write it into elements ``offset:`` of the 1-d
+        array ``key`` of ``length`` elements of ``dtype`` (allocated by the first var placed
+        there), instead of into an array of its own: an equation that reads its operands packed
+        together (a collective) then finds them there. Where the producer does not allocate
+        ``var`` with ``new_array`` at the top level, ``packed`` does not name it and the reader
+        copies it in."""
+        self.pack_places[var.id] = (key, offset, length, np.dtype(dtype))
+
+    def pack(self, key, length: int, dtype) -> ArrayRef:
+        """The 1-d array ``key`` of ``length`` elements, allocated here the first time."""
+        if key not in self.packs:
+            self.packs[key] = self.alloc(self.fresh("packed"), (length,), dtype)
+        return self.packs[key]
 
     def alloc(self, name, shape, dtype, init="empty", fill=None) -> ArrayRef:
         """A new array ``name`` (and, unless ``init`` is "empty", loops that set it). Its
