@@ -33,6 +33,14 @@ from .settings import tiered_by_default, use_helper_process
 
 __all__ = ["tiered_by_default", "use_helper_process", "submit", "block_until_compiled", "pending_count"]
 
+#: Python's GIL switch interval (seconds) while a compile runs. The compile is Python code that
+#: holds the GIL whenever it can; each time the training loop lets the GIL go (NumPy does around
+#: most operations) it waits up to one interval to get it back. At Python's default of 5 ms the
+#: interpreted MNIST softmax-regression epoch took 2.0-2.3 s while its step compiled, against
+#: 0.66 s at 0.1 ms, and the compile took as long (2.2-2.5 s), measured from an empty cache on
+#: two cores (`python benchmarks/background_compile.py`; ARCHITECTURE.md).
+SWITCH_INTERVAL_WHILE_COMPILING = 1e-4
+
 _jobs: "queue.Queue[tuple[Future, object]]" = queue.Queue()
 _pending: set = set()  # futures not done yet
 _lock = threading.Lock()
@@ -43,13 +51,28 @@ def _work():
     while True:
         future, job = _jobs.get()
         if future.set_running_or_notify_cancel():
+            interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(interval, SWITCH_INTERVAL_WHILE_COMPILING))
+            result = error = None
             try:
-                future.set_result(job())
+                result = job()  # the job installs its program: the function is compiled from here
             except BaseException as exc:  # handed to whoever waits for it, or calls next
-                future.set_exception(exc)
-        with _lock:
-            _pending.discard(future)
+                error = exc
+            finally:
+                sys.setswitchinterval(interval)
+            # Out of the pending set before the future resolves: whoever a wait releases finds
+            # pending_count() without it.
+            with _lock:
+                _pending.discard(future)
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
+        else:
+            with _lock:
+                _pending.discard(future)
         del future, job  # a finished job's program is kept by its entry, not by this frame
+        result = error = None
 
 
 def _at_exit():
