@@ -29,6 +29,7 @@ import sys
 import threading
 from concurrent.futures import Future
 
+from . import numpy_blas
 from .settings import tiered_by_default, use_helper_process
 
 __all__ = ["tiered_by_default", "use_helper_process", "submit", "block_until_compiled", "pending_count"]
@@ -53,6 +54,13 @@ def _work():
         if future.set_running_or_notify_cancel():
             interval = sys.getswitchinterval()
             sys.setswitchinterval(min(interval, SWITCH_INTERVAL_WHILE_COMPILING))
+            # NumPy's BLAS runs the interpreter's products on one thread meanwhile: OpenBLAS's
+            # threads spin while they wait, so with the compile on one of two cores a product
+            # split over both waits for the descheduled one (backend/blas.py: a small product
+            # took 306 us on one thread against 2.5 ms on two with one core busy).
+            blas_threads = numpy_blas.threads()
+            if blas_threads and blas_threads > 1:
+                numpy_blas.set_threads(1)
             result = error = None
             try:
                 result = job()  # the job installs its program: the function is compiled from here
@@ -60,6 +68,11 @@ def _work():
                 error = exc
             finally:
                 sys.setswitchinterval(interval)
+                if blas_threads and blas_threads > 1:
+                    numpy_blas.set_threads(blas_threads)
+                    blas = sys.modules.get("tracejit.backend.blas")
+                    if blas is not None:
+                        blas.forget_thread_count()
             # Out of the pending set before the future resolves: whoever a wait releases finds
             # pending_count() without it.
             with _lock:

@@ -23,34 +23,25 @@ false and the generator keeps ``np.dot``; results are the same products either w
 from __future__ import annotations
 
 import ctypes
-import glob
 import os
 
 import llvmlite.binding as llvm
-import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["NUMPY_GEMM", "SERIAL_WORK", "numpy_blas_library", "gemm", "set_max_threads", "threads_for"]
+from .. import numpy_blas
+
+__all__ = ["NUMPY_GEMM", "SERIAL_WORK", "numpy_blas_library", "gemm", "set_max_threads", "threads_for",
+           "forget_thread_count"]
+
+numpy_blas_library = numpy_blas.library_path
 
 # CBLAS enumerations
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
 _SYMBOLS = {"s": "tracejit_cblas_sgemm", "d": "tracejit_cblas_dgemm"}
-
-
-def numpy_blas_library() -> str | None:
-    """Path of the OpenBLAS shared library bundled with NumPy's wheel, or None."""
-    package = os.path.dirname(np.__file__)
-    patterns = [os.path.join(package + ".libs", "*openblas*"),          # Linux, Windows
-                os.path.join(package, ".dylibs", "*openblas*")]         # macOS
-    for pattern in patterns:
-        for path in sorted(glob.glob(pattern)):
-            if path.endswith((".so", ".dylib", ".dll")) or ".so." in path:
-                return path
-    return None
 
 
 # BLAS threads per product. OpenBLAS's threads spin while they wait; on a machine whose cores
@@ -75,17 +66,15 @@ _library = None
 
 def _register_numpy_gemm() -> bool:
     global _library
-    path = numpy_blas_library()
-    if path is None:
-        return False
+    library = numpy_blas.library()
+    if library is None:
+        return False  # another build of OpenBLAS (32-bit integers or other names): keep np.dot
     try:
-        library = ctypes.CDLL(path)  # already loaded by NumPy: this only looks it up
         addresses = {kind: ctypes.cast(getattr(library, f"scipy_cblas_{kind}gemm64_"), ctypes.c_void_p).value
                      for kind in _SYMBOLS}
-        set_threads = ctypes.cast(library.scipy_openblas_set_num_threads64_, ctypes.c_void_p).value
-        library.scipy_openblas_get_num_threads64_.restype = ctypes.c_int
-    except (OSError, AttributeError):
-        return False  # another build of OpenBLAS (32-bit integers or other names): keep np.dot
+    except AttributeError:
+        return False
+    set_threads = ctypes.cast(library.scipy_openblas_set_num_threads64_, ctypes.c_void_p).value
     for kind, address in addresses.items():
         llvm.add_symbol(_SYMBOLS[kind], address)
     llvm.add_symbol(_SET_THREADS, set_threads)
@@ -105,7 +94,7 @@ def set_max_threads(n: int | None) -> int:
         import numba
         n = numba.config.NUMBA_NUM_THREADS
         if _library is not None:
-            n = min(n, max(1, _library.scipy_openblas_get_num_threads64_()))
+            n = min(n, numpy_blas.threads())
         if hasattr(os, "sched_getaffinity"):
             n = min(n, len(os.sched_getaffinity(0)))
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
@@ -113,6 +102,12 @@ def set_max_threads(n: int | None) -> int:
     _max_threads.value = n
     _threads_now.value = 0  # unknown: the next product sets its count
     return n
+
+
+def forget_thread_count() -> None:
+    """Say that NumPy's BLAS thread count was set outside compiled code: the next compiled
+    product sets the count it wants instead of trusting the one it set last."""
+    _threads_now.value = 0
 
 
 def threads_for(m: int, n: int, k: int) -> int:
