@@ -169,6 +169,20 @@ def test_block_until_compiled_waits_for_every_function():
     slow.result()
 
 
+def test_a_compile_runs_with_a_short_switch_interval_and_numpys_blas_on_one_thread():
+    from tracejit import numpy_blas
+    if numpy_blas.threads() is None:
+        pytest.skip("NumPy has no OpenBLAS of its own here")
+    before_threads, before_interval = numpy_blas.threads(), sys.getswitchinterval()
+    numpy_blas.set_threads(2)
+    try:
+        threads, interval = tiers.submit(lambda: (numpy_blas.threads(), sys.getswitchinterval())).result()
+        assert threads == 1 and interval == pytest.approx(tiers.SWITCH_INTERVAL_WHILE_COMPILING)
+        assert (numpy_blas.threads(), sys.getswitchinterval()) == (2, before_interval)
+    finally:
+        numpy_blas.set_threads(before_threads)
+
+
 def test_check_mode_compares_the_interpreted_tier_too():
     f = tj.trace(lambda x: np.tanh(x).sum(), tiered=True, check=True)
     with tj.mode("compiled"):
