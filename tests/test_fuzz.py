@@ -655,6 +655,23 @@ def test_regression_fusion_without_dce_leaves_dead_code_unfused():
         np.testing.assert_array_equal(run(traced, mode, x), x @ x)
 
 
+def test_regression_a_dead_kernel_that_reads_a_broadcast_scalar_argument():
+    # The long fuzzer's seeds 100004 and 100013: without DCE, a dead kernel's members were left
+    # as equations of their own, and one read the broadcast of a Python-scalar argument, which
+    # only kernels compute ("fusion produced a cycle").
+    from tracejit.transforms.fuse import fuse
+
+    def f(x, k):
+        unused = x / k  # noqa: F841 - dead code for a pipeline without DCE
+        return x @ x
+
+    x = np.arange(9.0).reshape(3, 3)
+    traced = tj.trace(f, passes=[fuse])
+    tj.verify(traced.graph(x, 4))
+    for mode in ("graph", "compiled"):
+        np.testing.assert_array_equal(run(traced, mode, x, 4), x @ x)
+
+
 def test_regression_a_gather_of_one_row_inside_a_collapsed_kernel():
     # The long fuzzer's seeds 100000 and 100003: a view (a gather of one row) maps the collapsed
     # loop's indices away, and the kernel writer raised IndexError instead of keeping its loops.

@@ -317,7 +317,10 @@ def _rebuild(graph, groups, group_of, scalar_arguments):
                     inputs.append(a)
         outputs = [o for e in members for o in e.outputs if o.id in read_outside]
         if not outputs:
-            continue  # dead code (no DCE ran): nothing reads it, so it is not worth a kernel
+            # Dead code (no DCE ran): nothing reads it, so it is dropped. Left unfused, its
+            # members would read scalar arguments that only kernels compute.
+            skipped.update(g.members)
+            continue
         sub = Graph(inputs, members, outputs)
         # The members keep their own source lines; the kernel as a whole has none.
         fused_eqn = Eqn(fused, list(inputs), list(outputs), {"graph": sub, "domain": g.domain, "outer": g.outer})
