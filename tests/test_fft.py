@@ -48,3 +48,17 @@ def test_refusals():
             tj.trace(lambda x: np.fft.fft(x, n=0))(np.ones(4))
         with pytest.raises(tj.UnsupportedError, match="out="):
             tj.trace(lambda x: np.fft.fft(x, out=np.empty(4, complex)))(np.ones(4))
+
+
+def test_a_large_program_that_calls_the_fft_keeps_the_gil_and_compiles_without_warnings():
+    # The long fuzzer's seed 100028: a program of more than NOGIL_MIN_ELEMENTS elements was
+    # compiled with nogil=True around the objmode block that calls NumPy's FFT, and Numba warned.
+    import warnings
+
+    x = np.random.default_rng(0).standard_normal((64, 512))
+    f = tj.trace(lambda x: np.abs(np.fft.rfft(x * 2.0, axis=1)) + 1.0, mode="compiled", tiered=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = f(x)
+    np.testing.assert_allclose(got, np.abs(np.fft.rfft(x * 2.0, axis=1)) + 1.0, rtol=1e-12, atol=1e-12)
+    assert "nogil=False" in f.source(x)

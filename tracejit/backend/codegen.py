@@ -158,8 +158,9 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn", write_back=
     # in a program of parts, those are parts.
     njit_parallel = L.uses_prange and len(chunks) == 1
     # Releasing the GIL costs a call about 50 ns: only calls long enough for other threads to
-    # run meanwhile release it.
-    nogil = sum(v.aval.size for v in graph.inputs) + sum(
+    # run meanwhile release it. A program that calls back into the interpreter (an objmode
+    # block) keeps it: Numba warns that such code cannot run in parallel despite nogil.
+    nogil = not L.uses_objmode and sum(v.aval.size for v in graph.inputs) + sum(
         v.aval.size for eqn in graph.eqns for v in eqn.outputs) >= NOGIL_MIN_ELEMENTS
     if L.uses_prange:
         L.require("from numba import prange")

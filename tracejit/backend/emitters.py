@@ -518,6 +518,7 @@ def emit_host_call(L: Lowering, eqn):
     operand = L.array(x)
     res = L.new_array(out)
     L.require("import numba")
+    L.uses_objmode = True
     L.kernels += 1
     L.comment(f"(NumPy's {eqn.prim.name}, called from compiled code through the interpreter)")
     with L.block("with numba.objmode():"):
