@@ -570,7 +570,7 @@ def emit_all_sum(L: Lowering, eqn):
         L.comment(f"({' '.join(L.var_name(x) for x in in_place)}: written in their places by the equations that made them)")
     offset = 0
     for x, n in zip(eqn.inputs, sizes):
-        if x not in in_place:
+        if not any(x is y for y in in_place):
             xr = L.ref(x)
             L.kernels += 1
             with L.loops(x.aval.shape) as idx:
