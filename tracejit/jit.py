@@ -197,7 +197,7 @@ def _pytree_matcher(treedef, leaves):
                 walk(child, f"{node}[{i}]")
 
     walk(treedef, "args")
-    del walk  # a closure calling itself is a reference cycle: it would hold ``leaves`` until collected
+    walk = None  # a closure calling itself is a reference cycle: it would hold ``leaves`` until collected
     source = "def match(args):\n" + "".join(f"    {line}\n" for line in lines) + \
         f"    return ({''.join(n + ', ' for n in names)})\n"
     namespace = dict(consts)

@@ -29,10 +29,8 @@ chain in a 0-d kernel, a broadcast as the view it is.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from .. import ops
-from ..core import Aval, Const, Eqn, Graph, Var
+from ..core import Const, Eqn, Graph, Var
 from ..interpret import interpret
 from ..primitives import defop
 
