@@ -24,7 +24,6 @@ from .settings import cache_size, compile_limit
 from .check import check_enabled_by_env, run_checked
 from .log import enabled as log_enabled, log
 from .core import Aval
-from .errors import TracerError
 from .graph_builder import make_graph
 from .interpret import interpret
 from .modes import check_mode, get_mode

@@ -95,7 +95,7 @@ def vmap(fn, in_axes=0, out_axes=0):
 
     def wrapped(*args):
         axes = _axes_per_argument(in_axes, len(args), "in_axes")
-        flat, size, sources = [], None, []
+        flat, size = [], None
         for k, (arg, axis) in enumerate(zip(args, axes)):
             leaves, tree = pytree.flatten(arg)
             paths = pytree.leaf_paths(tree, f"args[{k}]")

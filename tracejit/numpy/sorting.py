@@ -17,7 +17,7 @@ from ..primitives import bind
 from .dispatch import _check_no_out, implements, public_names
 from .indexing import take, take_along_axis
 from .promotion import _any_tracer, _is_tracer, _shape, _strong, astype, literal
-from .shapes import _check_operand, _norm_axis, expand_dims, moveaxis, ravel, reshape
+from .shapes import _check_operand, _norm_axis, moveaxis, ravel, reshape
 from .ufuncs import add, isnan, multiply, subtract, where
 
 

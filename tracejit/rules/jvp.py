@@ -276,7 +276,7 @@ def _cumprod_jvp(primals, tangents, out, *, axis, reverse):
 
 
 def _linear_scan_jvp(primals, tangents, out, *, axis, reverse):
-    (a, b), (ta, tb) = primals, tangents
+    (a, _), (ta, tb) = primals, tangents  # the tangent is linear in b: b itself is not needed
     terms = _sum(None if ta is None else ta * shifted(out, axis, reverse, 0), tb)
     return ops.linear_scan(a, terms, axis=axis, reverse=reverse)
 
