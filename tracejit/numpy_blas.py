@@ -16,7 +16,12 @@ import os
 
 import numpy as np
 
-__all__ = ["library_path", "library", "threads", "set_threads"]
+__all__ = ["library_path", "library", "threads", "set_threads", "threads_set"]
+
+#: The thread count tracejit last gave the library (0: unknown), by ``set_threads`` here or by
+#: compiled code (``backend/blas.py`` registers its address with LLVM), so that a product that
+#: wants the count already set makes no call.
+threads_set = ctypes.c_int64(0)
 
 
 def library_path() -> str | None:
@@ -58,3 +63,4 @@ def set_threads(n: int) -> None:
     lib = library()
     if lib is not None:
         lib.scipy_openblas_set_num_threads64_(int(n))
+        threads_set.value = int(n)

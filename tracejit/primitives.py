@@ -20,7 +20,6 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-
 __all__ = ["Primitive", "defop", "bind", "registry", "Trace", "Tracer", "trace_stack", "new_trace"]
 
 KINDS = ("elementwise", "reduce", "shape", "opaque")

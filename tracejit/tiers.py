@@ -24,6 +24,7 @@ loads it), while one not started yet is dropped (``Traced.wait()`` before the en
 from __future__ import annotations
 
 import atexit
+import contextlib
 import queue
 import sys
 import threading
@@ -48,44 +49,47 @@ _lock = threading.Lock()
 _worker = None
 
 
+@contextlib.contextmanager
+def _while_compiling():
+    """The conditions a compile runs under, restored after it: the short switch interval, and
+    NumPy's BLAS on one thread. OpenBLAS's threads spin while they wait, so with the compile on
+    one of two cores an interpreted product split over both waits for the descheduled one
+    (backend/blas.py: a small product took 306 us on one thread against 2.5 ms on two with one
+    core busy)."""
+    interval = sys.getswitchinterval()
+    blas_threads = numpy_blas.threads() or 1
+    sys.setswitchinterval(min(interval, SWITCH_INTERVAL_WHILE_COMPILING))
+    if blas_threads > 1:
+        numpy_blas.set_threads(1)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(interval)
+        if blas_threads > 1:
+            numpy_blas.set_threads(blas_threads)
+
+
 def _work():
     while True:
         future, job = _jobs.get()
-        if future.set_running_or_notify_cancel():
-            interval = sys.getswitchinterval()
-            sys.setswitchinterval(min(interval, SWITCH_INTERVAL_WHILE_COMPILING))
-            # NumPy's BLAS runs the interpreter's products on one thread meanwhile: OpenBLAS's
-            # threads spin while they wait, so with the compile on one of two cores a product
-            # split over both waits for the descheduled one (backend/blas.py: a small product
-            # took 306 us on one thread against 2.5 ms on two with one core busy).
-            blas_threads = numpy_blas.threads()
-            if blas_threads and blas_threads > 1:
-                numpy_blas.set_threads(1)
-            result = error = None
+        running = future.set_running_or_notify_cancel()
+        result = error = None
+        if running:
             try:
-                result = job()  # the job installs its program: the function is compiled from here
+                with _while_compiling():
+                    result = job()  # the job installs its program: the function is compiled from here
             except BaseException as exc:  # handed to whoever waits for it, or calls next
                 error = exc
-            finally:
-                sys.setswitchinterval(interval)
-                if blas_threads and blas_threads > 1:
-                    numpy_blas.set_threads(blas_threads)
-                    blas = sys.modules.get("tracejit.backend.blas")
-                    if blas is not None:
-                        blas.forget_thread_count()
-            # Out of the pending set before the future resolves: whoever a wait releases finds
-            # pending_count() without it.
-            with _lock:
-                _pending.discard(future)
+        # Out of the pending set before the future resolves: whoever a wait releases finds
+        # pending_count() without it.
+        with _lock:
+            _pending.discard(future)
+        if running:
             if error is None:
                 future.set_result(result)
             else:
                 future.set_exception(error)
-        else:
-            with _lock:
-                _pending.discard(future)
-        del future, job  # a finished job's program is kept by its entry, not by this frame
-        result = error = None
+        del future, job, result, error  # a finished job's program is kept by its entry, not by this frame
 
 
 def _at_exit():

@@ -33,8 +33,7 @@ from numba.extending import intrinsic
 
 from .. import numpy_blas
 
-__all__ = ["NUMPY_GEMM", "SERIAL_WORK", "numpy_blas_library", "gemm", "set_max_threads", "threads_for",
-           "forget_thread_count"]
+__all__ = ["NUMPY_GEMM", "SERIAL_WORK", "numpy_blas_library", "gemm", "set_max_threads", "threads_for"]
 
 numpy_blas_library = numpy_blas.library_path
 
@@ -60,7 +59,7 @@ _SET_THREADS = "tracejit_blas_set_num_threads"
 _MAX_THREADS = "tracejit_blas_max_threads"    # read by compiled code on every product
 _THREADS_NOW = "tracejit_blas_threads_now"    # the count last set, so unchanged counts cost no call
 _max_threads = ctypes.c_int64(1)
-_threads_now = ctypes.c_int64(0)
+_threads_now = numpy_blas.threads_set
 _library = None
 
 
@@ -102,12 +101,6 @@ def set_max_threads(n: int | None) -> int:
     _max_threads.value = n
     _threads_now.value = 0  # unknown: the next product sets its count
     return n
-
-
-def forget_thread_count() -> None:
-    """Say that NumPy's BLAS thread count was set outside compiled code: the next compiled
-    product sets the count it wants instead of trusting the one it set last."""
-    _threads_now.value = 0
 
 
 def threads_for(m: int, n: int, k: int) -> int:

@@ -565,12 +565,13 @@ def emit_all_sum(L: Lowering, eqn):
     sizes = [out.aval.size for out in eqn.outputs]
     buffer = L.pack(("all_sum", L.unit), sum(sizes), dtype)
     L.reads(buffer)
-    in_place = [x for x in eqn.inputs if isinstance(x, Var) and x.id in L.packed and L.lookup(x) is L.packed[x.id]]
+    in_place = {x.id: x for x in eqn.inputs if isinstance(x, Var) and L.lookup(x) is L.packed.get(x.id)}
     if in_place:
-        L.comment(f"({' '.join(L.var_name(x) for x in in_place)}: written in their places by the equations that made them)")
+        L.comment(f"({' '.join(map(L.var_name, in_place.values()))}: written in their places by the equations "
+                  "that made them)")
     offset = 0
     for x, n in zip(eqn.inputs, sizes):
-        if not any(x is y for y in in_place):
+        if not isinstance(x, Var) or x.id not in in_place:
             xr = L.ref(x)
             L.kernels += 1
             with L.loops(x.aval.shape) as idx:

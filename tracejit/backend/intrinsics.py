@@ -14,8 +14,9 @@ for it:
 - ``shape_is``: the program's check of its inputs' shapes (``codegen``);
 - ``claim_block``: the atomic block counter of a parallel loop (``Lowering.parallel_loop``);
 - ``advise_huge_pages``: transparent huge pages for a large output before its first write;
-- ``complex_less``, ``complex_less_equal``: NumPy's order of complex numbers (real parts first, then imaginary parts; a NaN in an
-  imaginary part makes the real parts' strict comparison false), which Numba's ``<`` lacks.
+- ``complex_less``, ``complex_less_equal``: NumPy's order of complex numbers (real parts
+  first, then imaginary parts; a NaN in an imaginary part makes the real parts' strict
+  comparison false), which Numba's ``<`` lacks.
 
 Numba's disk cache does not see this module's text, so ``compiler`` hashes it into every
 program's cache key.
