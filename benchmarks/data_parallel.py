@@ -11,9 +11,9 @@ reports, as medians over the runs: time per epoch, time per step, the share of e
 time spent in the allreduce (waiting for the slower rank included), the speed-up of ``-n N``
 over ``-n 1`` and the scaling efficiency (speed-up / N). ``--allreduce`` adds the allreduce of
 the MLP's gradient (535,818 float32) alone: ``all_sum`` called eagerly, from a compiled program
-(which calls back into Python for it), and MPI's allreduce in place in one buffer (what a
-training step does), median and minimum of 200 calls; and the cost of the call back alone,
-in one process.
+(which calls back into Python for it), MPI's allreduce in place in one buffer, and the sum
+through shared memory in the process's shared segment (what a training step does on one
+machine), median and minimum of 200 calls; and the cost of the call back alone, in one process.
 The machine's load average is printed before and after: on a shared machine it says how many
 cores the ranks really had.
 """
@@ -45,13 +45,17 @@ ALLREDUCE_PROGRAM = textwrap.dedent("""
     grads = np.ones(size, np.float32)
     step = tj.trace(lambda g: dist.all_sum(g))
     step(grads)  # compiles
+    shared = communicator.shared_buffer(size, np.float32)
+    shared[:] = 0
     results = {{}}
     # A training step sums its gradients in place in the same buffer (its workspace) at every
     # step; a new buffer at every call costs more (MPICH maps the other rank's pages anew).
     for name, call in (("tj.distributed.all_sum, eager (a new buffer each call)", lambda: dist.all_sum(grads)),
                        ("all_sum in a compiled program (a new buffer each call)", lambda: step(grads)),
-                       ("MPI allreduce in place in one buffer, as a training step does",
-                        lambda: communicator.all_sum_in_place(grads))):
+                       ("MPI allreduce in place in one buffer",
+                        lambda: communicator.all_sum_in_place(grads)),
+                       ("through shared memory, in place in the shared segment, as a training step does",
+                        lambda: communicator.all_sum_in_place(shared))):
         times = []
         for _ in range(20):  # warm-up: the first allreduces set up MPI's shared buffers
             call()

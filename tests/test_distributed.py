@@ -240,6 +240,63 @@ def test_two_processes_agree_with_one(tmp_path):
     assert len(single["compiled_losses"]) == 4
 
 
+SHARED_SUMS_PROGRAM = """
+import os
+import numpy as np
+import tracejit as tj
+from tracejit import communicator
+
+dist = tj.distributed
+r, n = dist.rank(), dist.size()
+big = (300, 300)   # 360 KB of float32: summed through shared memory
+assert communicator.shared_sums_possible() and 4 * 300 * 300 >= communicator.SHARED_SUM_MIN_BYTES
+
+
+def step(w, x):
+    g = dist.all_sum({{"w": w * x, "s": x.sum()}})
+    return w - g["w"] * 0.5, g["s"] * 2
+
+
+for dtype in (np.float32, np.float64, np.int64):
+    w, x = np.arange(90000, dtype=dtype).reshape(big), np.full(big, r + 1, dtype)
+    compiled = tj.trace(step, mode="compiled", tiered=False)
+    want = step(w, x)    # eager: the same sums
+    for _ in range(3):   # the shared segment is reused from call to call
+        got = compiled(w, x)
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(want[0], w - w * (n * (n + 1) // 2) * 0.5 if dtype != np.int64 else want[0])
+    assert "shared_segment_address" in compiled.source(w, x), compiled.source(w, x)
+    assert communicator._shared.sums >= 3
+    # a program that returns the sums keeps its own buffer: MPI sums it
+    returned = tj.trace(lambda w: dist.all_sum(w), mode="compiled", tiered=False)
+    first = returned(w)
+    before = communicator._shared.sums
+    second = returned(w + 1)
+    assert "shared_segment_address" not in returned.source(w) and communicator._shared.sums == before
+    np.testing.assert_array_equal(first, n * w)
+    np.testing.assert_array_equal(second, n * (w + 1))
+
+# one process's buffer in its segment, the other's not (tiers switching at different calls): MPI
+segment = communicator.shared_buffer(90000, np.float32)
+buffer = segment if r == 0 else np.zeros(90000, np.float32)
+buffer[:] = r + 1
+communicator.all_sum_in_place(buffer)
+assert (buffer == n * (n + 1) / 2).all()
+print("prefix", communicator._shared.prefix, flush=True)
+"""
+
+
+@pytest.mark.long
+def test_large_sums_go_through_shared_memory_and_leave_nothing_behind(tmp_path):
+    done = launch(2, SHARED_SUMS_PROGRAM.format(), tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    prefixes = re.findall(r"tracejit-\d+-[0-9a-f]{8}", done.stdout)  # the lines of two ranks may mix
+    assert len(prefixes) == 2
+    left = [f for f in os.listdir("/dev/shm") if f.startswith(tuple(prefixes))]
+    assert left == [], left
+
+
 FAILING_PROGRAM = """
 import numpy as np
 import tracejit as tj

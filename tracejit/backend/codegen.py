@@ -34,6 +34,7 @@ into a callable.
 """
 from __future__ import annotations
 
+from .. import communicator
 from ..core import Graph, Var, dtype_short
 from .emitters import emitter_for, place_all_sum_operands
 from .lowering import (Allocation, ArrayRef, BackendError, Lowered, Lowering, Ref, ViewRef, dtype_src, eqn_comment,
@@ -133,6 +134,7 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn", write_back=
         if pos not in in_place:
             _emit_write_back(L, graph.outputs[pos], graph.inputs[k])
 
+    _share_sum_pack(L, roots)
     plan = plan_memory(L.buffers, [step.reads for step in L.steps], _aliases(L), roots)
     workspace = _use_workspace(L, plan)
     output_args = _pass_outputs(L, plan, returned)
@@ -245,6 +247,32 @@ def _compute_in_place(L: Lowering, atom, target_var) -> bool:
     step.reads.setdefault(target.name, None)
     L.buffers.remove(buffer)
     return True
+
+
+def _share_sum_pack(L: Lowering, roots):
+    """Make the buffer of the program's one ``all_sum`` in this process's shared segment, when
+    sums of its size go through shared memory (``communicator.shared_sums_possible``): the sum
+    then copies nothing in or out. Not when the program returns it (or a view of it): the next
+    sum overwrites the segment. A program with several sums keeps its own buffers, since they
+    would all be the same segment."""
+    if len(L.packs) != 1 or not communicator.shared_sums_possible():
+        return
+    (ref,) = L.packs.values()
+    allocation = L.allocations[ref.name]
+    buffer = allocation.buffer
+    if buffer.nbytes < communicator.SHARED_SUM_MIN_BYTES or ref.root in roots or buffer not in L.buffers:
+        return
+    L.require("from tracejit.backend.collectives import shared_segment_address")
+    L.require("from tracejit.backend.intrinsics import array_at")
+    address = f"{buffer.name}_address"
+    message = f"all_sum: the shared memory for the sum could not be made (its error is printed above){L.where()}"
+    allocation.first_line = "\n".join([
+        f"{address} = shared_segment_address({buffer.nbytes})  # this process's shared segment, "
+        "which the other processes read",
+        f"if {address} == 0:",
+        f"    raise RuntimeError({message!r})",
+        f"{buffer.name} = array_at({address}, {shape_src(buffer.shape)}, {dtype_src(buffer.dtype)})"])
+    L.buffers.remove(buffer)
 
 
 def _reads_inputs(ref: Ref) -> bool:

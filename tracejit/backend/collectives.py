@@ -2,7 +2,8 @@
 
 Layer: backend, called by the code ``emitters.emit_all_sum`` generates. In: a C-contiguous
 array of the program (its own copy of the operand). Out: the same array, summed over the
-processes in place by ``communicator.all_sum_in_place`` (one MPI allreduce through mpi4py).
+processes in place by ``communicator.all_sum_in_place`` (through shared memory between the
+processes of one machine, else one MPI allreduce through mpi4py).
 
 The compiled program is split at the collective: generated code calls ``all_sum_in_place``,
 which calls a C function pointer registered with LLVM as ``tracejit_all_sum`` (so that code
@@ -11,6 +12,11 @@ Behind the pointer is a ctypes callback that takes the GIL, wraps the buffer as 
 array without copying and hands it to mpi4py. The detour costs a few microseconds per call
 against the hundreds an allreduce of a training step's gradients takes (measured in README's
 "Data parallelism" section), and works the same with every MPI that mpi4py supports.
+
+Where large sums go through shared memory, a program that sums one buffer (not returned) makes
+it in its process's shared segment, whose address a second callback,
+``tracejit_shared_segment``, gives (``shared_segment_address``; ``codegen`` decides), so that
+the gradients are written where the other processes read them.
 
 A failure inside the callback (an MPI error) cannot unwind through compiled code: the callback
 prints the exception's traceback to stderr and returns non-zero, and the program raises a
@@ -30,9 +36,10 @@ from numba.extending import intrinsic
 
 from .. import communicator
 
-__all__ = ["all_sum_in_place", "DTYPES"]
+__all__ = ["all_sum_in_place", "shared_segment_address", "DTYPES"]
 
 _SYMBOL = "tracejit_all_sum"
+_SEGMENT_SYMBOL = "tracejit_shared_segment"
 
 #: The dtypes a compiled all_sum handles; the callback receives the index of one.
 DTYPES = tuple(np.dtype(d) for d in (np.float32, np.float64, np.int32, np.int64, np.uint32, np.uint64,
@@ -59,6 +66,18 @@ _callback = _CALLBACK_TYPE(_all_sum_callback)  # kept alive for the whole proces
 llvm.add_symbol(_SYMBOL, ctypes.cast(_callback, ctypes.c_void_p).value)
 
 
+def _shared_segment_callback(nbytes):
+    try:
+        return communicator.shared_segment(nbytes)
+    except BaseException:  # noqa: BLE001 - cannot cross compiled code; the program raises instead
+        traceback.print_exc()
+        return 0
+
+
+_segment_callback = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(_shared_segment_callback)
+llvm.add_symbol(_SEGMENT_SYMBOL, ctypes.cast(_segment_callback, ctypes.c_void_p).value)
+
+
 _I32 = ir.IntType(32)
 _I64 = ir.IntType(64)
 _VOID_P = ir.IntType(8).as_pointer()
@@ -79,3 +98,17 @@ def all_sum_in_place(typingctx, buffer):
         return builder.call(fn, [builder.bitcast(array.data, _VOID_P), array.nitems,
                                  ir.Constant(_I32, dtype_index)])
     return types.int32(buffer), codegen
+
+
+@intrinsic
+def shared_segment_address(typingctx, nbytes):
+    """The address of this process's shared segment for sums of ``nbytes`` bytes
+    (``communicator.shared_segment``), where a program packs the operands of such a sum; 0 when
+    it could not be made (the error is printed to stderr)."""
+    if not isinstance(nbytes, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_I64, [_I64]), _SEGMENT_SYMBOL)
+        return builder.call(fn, [context.cast(builder, args[0], nbytes, types.int64)])
+    return types.int64(nbytes), codegen

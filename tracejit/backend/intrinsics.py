@@ -163,6 +163,25 @@ def workspace_array(typingctx, ws, offset, shape, dtype):
 
 
 @intrinsic
+def array_at(typingctx, address, shape, dtype):
+    """The C-contiguous array of ``dtype`` and ``shape`` whose data starts at the integer
+    ``address``: memory that outlives the program (a shared segment), not owned by the array."""
+    if not isinstance(address, types.Integer) or not isinstance(shape, types.BaseTuple) or \
+            not isinstance(dtype, types.NumberClass):
+        return None
+    elem = dtype.instance_type
+    array_type = types.Array(elem, len(shape), "C")
+
+    def codegen(context, builder, signature, args):
+        address_value, shape_value, _ = args
+        data = builder.inttoptr(address_value, context.get_data_type(elem).as_pointer())
+        null = context.get_constant_null(types.MemInfoPointer(types.voidptr))
+        return _c_array(context, builder, array_type, data, shape_value, shape, null, None)
+
+    return array_type(address, shape, dtype), codegen
+
+
+@intrinsic
 def reshaped(typingctx, a, shape):
     """The C-contiguous array ``a`` seen with another ``shape`` of the same size (a fused
     kernel's collapsed loop reads and writes arrays through such views). The same as

@@ -192,8 +192,9 @@ class Allocation:
 
     def lines(self) -> str:
         """The statements, indented, as one entry of the program's lines."""
-        return "\n".join("    " * self.depth + text for text in allocation_src(self.buffer, self.first_line,
-                                                                                 iter(self.index_names)))
+        return "\n".join("    " * self.depth + line
+                         for text in allocation_src(self.buffer, self.first_line, iter(self.index_names))
+                         for line in text.split("\n"))
 
 
 # ----------------------------------------------------------------------------- lowering
