@@ -1,6 +1,6 @@
 """einsum and tensordot on traced values: the errors a user sees for malformed calls (values,
-gradients and modes are checked by the op specs), and that a matmul-shaped einsum is one
-matmul in the graph rather than a broadcast product."""
+gradients and modes are checked by the op specs), that a matmul-shaped einsum is one
+matmul in the graph rather than a broadcast product, and boolean contractions."""
 from __future__ import annotations
 
 import numpy as np
@@ -51,3 +51,14 @@ def test_a_matmul_shaped_einsum_is_one_matmul():
     graph = f.graph(np.ones((2, 3, 4)), np.ones((2, 4, 5)))
     prims = [eqn.prim.name for eqn in graph.eqns]
     assert prims.count("matmul") == 1 and "reduce_sum" not in prims, prims
+
+
+@pytest.mark.parametrize("mode", ["graph", "compiled"])
+def test_boolean_contractions_are_an_or_of_ands_as_in_numpy(mode):
+    rng = np.random.default_rng(0)
+    a, b, c = rng.random((3, 4)) > 0.6, rng.random((4, 2)) > 0.5, rng.random(4) > 0.5
+    calls = [lambda a, b, c: np.tensordot(a, b, axes=1), lambda a, b, c: np.einsum("ij,jk->ik", a, b),
+             lambda a, b, c: np.einsum("ij,j", a, c), lambda a, b, c: np.einsum("i,i", c, c)]
+    for call in calls:
+        want, got = call(a, b, c), tj.trace(call, mode=mode, tiered=False)(a, b, c)
+        assert np.asarray(got).dtype == np.bool_ and np.array_equal(got, want), (got, want)

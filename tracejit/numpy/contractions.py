@@ -270,6 +270,11 @@ def einsum(subscripts, *operands, out=None, dtype=None, order="K", casting="safe
     labels, output = _einsum_labels(subscripts, shapes)
     sizes = _einsum_sizes(labels, shapes, subscripts)
     result_dtype = np.result_type(*[x.dtype for x in operands]) if dtype is None else np.dtype(dtype)
+    if result_dtype == np.bool_ and np.can_cast(np.result_type(*[x.dtype for x in operands]), result_dtype, casting):
+        # NumPy's boolean sum of products is an OR of ANDs: whether the count of true products is nonzero
+        counts = einsum(subscripts, *[_to(x, np.bool_, tuple(_shape(x)), operands) for x in operands],
+                        dtype=np.int64, optimize=optimize)
+        return counts != 0
     if result_dtype.kind not in "iufc":
         raise UnsupportedError(f"np.einsum of {result_dtype} operands is not supported on traced values (integers, "
                                f"floats and complex numbers are){_where_msg()}")
