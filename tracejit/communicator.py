@@ -192,10 +192,18 @@ def _local_size() -> int | None:
 
 def shared_sums_possible() -> bool:
     """Whether large sums will likely go through shared memory: several processes, all on this
-    machine by the launcher's account, and a writeable ``/dev/shm``. Decides where compiled
+    machine by the launcher's account, a writeable ``/dev/shm``, and ``TRACEJIT_SHARED_SUMS``
+    not 0 (which sends every sum through MPI's allreduce). Decides where compiled
     programs put the buffer they sum; the sums themselves decide with every process together,
     at the first one (``SharedSums.usable``)."""
-    return size() > 1 and _local_size() == size() and os.access(_SHM_DIRECTORY, os.W_OK)
+    return size() > 1 and _shared_sums_wanted() and _local_size() == size() and os.access(_SHM_DIRECTORY, os.W_OK)
+
+
+def _shared_sums_wanted() -> bool:
+    value = os.environ.get("TRACEJIT_SHARED_SUMS", "1")
+    if value not in ("0", "1"):
+        raise ValueError(f"TRACEJIT_SHARED_SUMS must be 0 or 1; got {value!r}")
+    return value == "1"
 
 
 class SharedSums:
@@ -257,7 +265,7 @@ class SharedSums:
         """Whether sums go through shared memory: decided once, by every process together (the
         first large sum is a collective call on all of them): all on one host, all able to."""
         if not self.decided:
-            able = os.access(_SHM_DIRECTORY, os.W_OK)
+            able = _shared_sums_wanted() and os.access(_SHM_DIRECTORY, os.W_OK)
             everyone = self.comm.allgather((socket.gethostname(), able, self.prefix))
             if len({host for host, _, _ in everyone}) == 1 and all(ok for _, ok, _ in everyone):
                 self.prefixes = [prefix for _, _, prefix in everyone]
