@@ -18,7 +18,7 @@ from ..core import Var
 from ..transforms.fuse import fused
 from . import blas, collectives
 from .fused_kernels import emit_fused
-from .lowering import ArrayRef, BackendError, Lowering, ScalarRef, ViewRef, affine, identity_src, shape_src
+from .lowering import ArrayRef, BackendError, Lowering, ScalarRef, ViewRef, affine, dtype_src, identity_src, shape_src
 from .scalar import (acc_dtype, combine_src, convert_src, elementwise_check, elementwise_src, order_src,
                      scan_combine_src)
 
@@ -316,7 +316,7 @@ def _emit_narrow_product(L: Lowering, a, b, res, m, k, n) -> bool:
     if a_t and b_t:
         return False
     zero = identity_src(0, dtype)
-    L.require("from tracejit.backend.intrinsics import radd")
+    L.require("from tracejit.backend.intrinsics import radd, stack_array")
     r, c, i = L.fresh("r"), L.fresh("c"), L.fresh("i")  # loop indices (SSA names have no digits)
     if not a_t:
         L.comment(f"{m}x{k} @ {k}x{n}: {n} columns, rows of the left operand two at a time (loops, not BLAS)")
@@ -328,20 +328,25 @@ def _emit_narrow_product(L: Lowering, a, b, res, m, k, n) -> bool:
                 L.emit(f"{cols}[{c}, {r}] = {b_name}[{r}, {c}]")
 
         def rows(first, count):
-            accs = [[L.fresh("dot") for _ in range(n)] for _ in range(count)]
-            for row in accs:
-                for acc in row:
-                    L.emit(f"{acc} = {zero}")
-            xs = [L.fresh("x") for _ in accs]
+            # count * n accumulators on the stack, in loops over the n columns that LLVM unrolls
+            # (it then keeps them in registers and vectorises along k, as for one scalar each)
+            dots, col = L.fresh("dots"), L.fresh("q")
+            L.emit(f"{dots} = stack_array({count * n}, {dtype_src(dtype)})")
+            with L.block(f"for {col} in range({count * n}):"):
+                L.emit(f"{dots}[{col}] = {zero}")
+            xs = [L.fresh("x") for _ in range(count)]
+            w = L.fresh("w")
             with L.block(f"for {r} in range({k}):"):
                 for d, x in enumerate(xs):
                     L.emit(f"{x} = {a_name}[{first} + {d}, {r}]")
-                for x, row in zip(xs, accs):
-                    for col, acc in enumerate(row):
-                        L.emit(f"{acc} = radd({acc}, {x} * {cols}[{col}, {r}])")
-            for d, row in enumerate(accs):
-                for col, acc in enumerate(row):
-                    L.emit(f"{res.name}[{first} + {d}, {col}] = {acc}")
+                with L.block(f"for {col} in range({n}):"):
+                    L.emit(f"{w} = {cols}[{col}, {r}]")
+                    for d, x in enumerate(xs):
+                        slot = f"{d * n} + {col}" if d else col
+                        L.emit(f"{dots}[{slot}] = radd({dots}[{slot}], {x} * {w})")
+            with L.block(f"for {col} in range({n}):"):
+                for d in range(count):
+                    L.emit(f"{res.name}[{first} + {d}, {col}] = {dots}[{f'{d * n} + {col}' if d else col}]")
         if m >= 2:
             with L.block(f"for {i} in range(0, {m - m % 2}, 2):"):
                 rows(i, 2)
@@ -357,16 +362,18 @@ def _emit_narrow_product(L: Lowering, a, b, res, m, k, n) -> bool:
         L.emit(f"{acc}[{c}, {r}] = {zero}")
     step = 4 if k >= 4 else 1
     with L.block(f"for {i} in range(0, {k - k % step}, {step}):"):
-        ws = [[L.fresh("w") for _ in range(n)] for _ in range(step)]
+        # the step x n factors on the stack, in loops over the n columns that LLVM unrolls
+        ws, col = L.fresh("ws"), L.fresh("q")
         xs = [L.fresh("x") for _ in range(step)]
-        for d, row in enumerate(ws):
-            for col, w in enumerate(row):
-                L.emit(f"{w} = {b_name}[{i} + {d}, {col}]")
+        L.emit(f"{ws} = stack_array({step * n}, {dtype_src(dtype)})")
+        with L.block(f"for {col} in range({n}):"):
+            for d in range(step):
+                L.emit(f"{ws}[{d * n} + {col}] = {b_name}[{i} + {d}, {col}]")
         with L.block(f"for {r} in range({m}):"):
             for d, x in enumerate(xs):
                 L.emit(f"{x} = {a_name}[{i} + {d}, {r}]")
-            for col in range(n):
-                terms = " + ".join(f"{x} * {row[col]}" for x, row in zip(xs, ws))
+            with L.block(f"for {col} in range({n}):"):
+                terms = " + ".join(f"{x} * {ws}[{d * n} + {col}]" for d, x in enumerate(xs))
                 L.emit(f"{acc}[{col}, {r}] = {acc}[{col}, {r}] + ({terms})")
     if k % step:
         with L.block(f"for {i} in range({k - k % step}, {k}):"), L.block(f"for {r} in range({m}):"):
