@@ -37,6 +37,18 @@ def test_a_new_process_reuses_the_compiled_program(tmp_path):
     assert "found on disk" in err and "written to" not in err
 
 
+def test_with_tiering_a_compiled_program_is_loaded_before_the_first_call_returns(tmp_path):
+    # Loading takes a fraction of a second; the interpreter running beside the load would only
+    # slow both down. (A program not in the cache is interpreted while it compiles: test_tiers.)
+    program = PROGRAM + "print(f.stats['interpreted_calls'])\n"
+    for tiered, interpreted in (("0", "0"), ("1", "0")):  # the first run fills the cache
+        env = dict(os.environ, TRACEJIT_CACHE_DIR=str(tmp_path), TRACEJIT_LOG="compile", TRACEJIT_TIERED=tiered)
+        done = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip().splitlines() == [EXPECTED, interpreted], done.stdout
+    assert "because it is compiled already (in the disk cache)" in done.stderr, done.stderr
+
+
 def test_a_function_moved_to_other_lines_reuses_its_compiled_program(tmp_path):
     # The equations' lines are in the generated comments and in the messages the program raises,
     # yet the program is the same: a new process finds it, and reports the lines of the moment.

@@ -20,6 +20,13 @@ from conftest import assert_tree_close, run, tiering
 from tracejit import tiers
 
 
+@pytest.fixture(autouse=True)
+def interpreted_first(monkeypatch):
+    """Every test here sees the interpreted tier first, even with a program an earlier test
+    compiled, which compiled mode would load at once (tested on its own below)."""
+    monkeypatch.setattr(tj.backend, "is_compiled", lambda graph, **options: False)
+
+
 def sgd_step(params, x, y, lr):
     loss, g = tj.value_and_grad(lambda p: tj.nn.cross_entropy(np.tanh(x @ p["W"]) + p["b"], y))(params)
     return {k: params[k] - lr * g[k] for k in params}, loss
@@ -94,6 +101,23 @@ def test_a_program_with_a_collective_compiles_before_its_first_call_returns(caps
         g(params, x, y, 0.1)
     assert g.stats["interpreted_calls"] == 1
     g.wait()
+
+
+def test_a_program_compiled_already_is_loaded_before_the_first_call_returns(monkeypatch, capsys):
+    monkeypatch.undo()  # compiled mode's own check (a new process and the disk cache: test_disk_cache)
+    params, x, y = _problem(3)
+    with tj.mode("compiled"):
+        want = tj.trace(sgd_step, tiered=False)(params, x, y, 0.1)
+    f = tj.trace(sgd_step, tiered=True)
+    tj.set_log("compile")
+    try:
+        with tj.mode("compiled"):
+            got = f(params, x, y, 0.1)
+    finally:
+        tj.set_log("")
+    assert f.stats["interpreted_calls"] == 0 and f.stats["kernels"] > 0
+    assert "because it is compiled already" in capsys.readouterr().err
+    assert_tree_close(got, want)
 
 
 def test_the_interpreted_tier_warns_about_floating_point_errors_as_compiled_code_does():

@@ -16,11 +16,11 @@ hash of its text (``compile_graph``).
   ``collectives``; and ``disk_cache``.
 """
 from .codegen import generate_source, lower
-from .compiler import CompiledProgram, cache_info, clear_cache, compile_graph, log_enabled
+from .compiler import CompiledProgram, cache_info, clear_cache, compile_graph, is_compiled, log_enabled
 from .emitters import EMITTERS, emitter_for
 from .lowering import BackendError, Lowered
 
-__all__ = ["generate_source", "compile_graph", "CompiledProgram", "BackendError", "EMITTERS", "emitter_for",
+__all__ = ["generate_source", "compile_graph", "is_compiled", "CompiledProgram", "BackendError", "EMITTERS", "emitter_for",
            "lower", "Lowered", "cache_info", "clear_cache", "log_enabled"]
 
 

@@ -374,6 +374,21 @@ def load_program(source: str, key: str, log=None):
         return namespace, False, filename
 
 
+def has_machine_code(key: str) -> bool:
+    """Whether the cache folder holds the program of ``key`` with its machine code beside it, as
+    a finished compile leaves them (their contents are checked when they are loaded)."""
+    if _disabled is not None:
+        return False
+    module = f"tj_{key[:40]}"
+    folder = kernel_dir()
+    try:
+        names = os.listdir(os.path.join(folder, "__pycache__"))
+    except OSError:
+        return False
+    return os.path.isfile(os.path.join(folder, module + ".py")) and \
+        any(name.startswith(module + ".") and name.endswith(".nbi") for name in names)
+
+
 # ----------------------------------------------------------------------------- machine code
 
 _machine_code_cache_class = None
