@@ -68,13 +68,14 @@ def tiering(on=True):
     programs land in one cache, and the tiered runs are there to test the interpreted tier."""
     before = os.environ.get("TRACEJIT_TIERED")
     os.environ["TRACEJIT_TIERED"] = "1" if on else "0"
-    is_compiled = tj.backend.is_compiled
-    tj.backend.is_compiled = lambda graph, **options: False
+    import tracejit.backend as backend
+    is_compiled = backend.is_compiled
+    backend.is_compiled = lambda graph, **options: False
     try:
         yield
     finally:
         os.environ["TRACEJIT_TIERED"] = before if before is not None else "0"
-        tj.backend.is_compiled = is_compiled
+        backend.is_compiled = is_compiled
 
 
 def run(fn, mode, *args, **kwargs):

@@ -24,7 +24,8 @@ from tracejit import tiers
 def interpreted_first(monkeypatch):
     """Every test here sees the interpreted tier first, even with a program an earlier test
     compiled, which compiled mode would load at once (tested on its own below)."""
-    monkeypatch.setattr(tj.backend, "is_compiled", lambda graph, **options: False)
+    import tracejit.backend
+    monkeypatch.setattr(tracejit.backend, "is_compiled", lambda graph, **options: False)
 
 
 def sgd_step(params, x, y, lr):
@@ -74,6 +75,18 @@ def test_in_place_updates_are_the_same_in_both_tiers():
     assert f.stats["interpreted_calls"] == 1
 
 
+def _compiled_at_once(f, *args):
+    """``f(*args, 0.1)`` in compiled mode, logging compiles, checked to have run compiled code."""
+    tj.set_log("compile")
+    try:
+        with tj.mode("compiled"):
+            result = f(*args, 0.1)
+    finally:
+        tj.set_log("")
+    assert f.stats["interpreted_calls"] == 0 and f.stats["kernels"] > 0
+    return result
+
+
 def test_a_program_with_a_collective_compiles_before_its_first_call_returns(capsys):
     # Every process must run the same code at every step: one interpreted step beside a compiled
     # one on another process would round differently and the parameters would drift apart.
@@ -86,13 +99,7 @@ def test_a_program_with_a_collective_compiles_before_its_first_call_returns(caps
 
     want = run(tj.trace(sgd_step), "eager", params, x, y, 0.1)
     f = tj.trace(averaged_step, tiered=True)
-    tj.set_log("compile")
-    try:
-        with tj.mode("compiled"):
-            got = f(params, x, y, 0.1)
-    finally:
-        tj.set_log("")
-    assert f.stats["interpreted_calls"] == 0 and f.stats["kernels"] > 0
+    got = _compiled_at_once(f, params, x, y)
     assert_tree_close(got, want)
     assert "because it calls the collective all_sum" in capsys.readouterr().err
     # without a collective the same step is tiered
@@ -109,13 +116,7 @@ def test_a_program_compiled_already_is_loaded_before_the_first_call_returns(monk
     with tj.mode("compiled"):
         want = tj.trace(sgd_step, tiered=False)(params, x, y, 0.1)
     f = tj.trace(sgd_step, tiered=True)
-    tj.set_log("compile")
-    try:
-        with tj.mode("compiled"):
-            got = f(params, x, y, 0.1)
-    finally:
-        tj.set_log("")
-    assert f.stats["interpreted_calls"] == 0 and f.stats["kernels"] > 0
+    got = _compiled_at_once(f, params, x, y)
     assert "because it is compiled already" in capsys.readouterr().err
     assert_tree_close(got, want)
 
