@@ -49,6 +49,18 @@ def test_with_tiering_a_compiled_program_is_loaded_before_the_first_call_returns
     assert "because it is compiled already (in the disk cache)" in done.stderr, done.stderr
 
 
+def test_the_runtime_sees_whether_any_machine_code_is_cached_without_the_backend(tmp_path, monkeypatch):
+    # With none, a tiered first call need not import the backend (and Numba) to look for its program.
+    from tracejit import settings
+    monkeypatch.setenv("TRACEJIT_CACHE_DIR", str(tmp_path))
+    assert not settings.machine_code_cached()
+    (tmp_path / "kernels" / "__pycache__").mkdir(parents=True)
+    (tmp_path / "kernels" / "__pycache__" / "tj_x.f-1.py311.1.nbc").write_bytes(b"")
+    assert not settings.machine_code_cached()
+    (tmp_path / "kernels" / "__pycache__" / "tj_x.f-1.py311.nbi").write_bytes(b"")
+    assert settings.machine_code_cached() and disk_cache.cache_root() == str(tmp_path)
+
+
 def test_a_function_moved_to_other_lines_reuses_its_compiled_program(tmp_path):
     # The equations' lines are in the generated comments and in the messages the program raises,
     # yet the program is the same: a new process finds it, and reports the lines of the moment.

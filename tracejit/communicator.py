@@ -19,7 +19,7 @@ two barriers. This reads each element once and writes it n times, with no copy i
 the buffer already lives in the segment (a compiled program puts its packed gradients there,
 ``shared_segment``); MPICH's allreduce copies the buffer through its own shared cells instead.
 Every process gets the same bits, added in rank order. The MNIST MLP's gradient (2.14 MB, two
-processes) is summed in ~125 µs instead of ~310 µs this way (README, "Data parallelism").
+processes) is summed in ~0.10 ms instead of ~0.35 ms this way (README, "Data parallelism").
 
 Under MPI, an uncaught exception in any process prints its traceback (prefixed by the rank)
 and aborts the whole job with ``MPI_Abort``, so ``mpiexec`` exits non-zero with that error
@@ -276,9 +276,9 @@ class SharedSums:
         """Sum the C-contiguous ``buffer`` over the processes (see the class docstring) when it
         is every process's shared segment; returns whether it was. The processes find out
         together (a one-integer allreduce, which is also the first barrier): a process whose
-        buffer is elsewhere (one running the interpreted tier while another runs the compiled
-        one, or a program that returns the sums) makes all of them use MPI's allreduce, which
-        costs less than copying the buffer in and out."""
+        buffer is elsewhere (an eager sum, a program that returns its sums, or a process whose
+        launcher did not say that it shares the machine) makes all of them use MPI's allreduce,
+        which costs less than copying the buffer in and out."""
         from mpi4py import MPI
         k = self.size_class(buffer.nbytes)
         flat = buffer.reshape(-1)

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import inspect
 import operator
+import sys
 import threading
 import time
 import warnings
@@ -20,7 +21,7 @@ import numpy as np
 from numpy import empty as _empty, ndarray as _ndarray  # read on every call: globals are faster than np.*
 
 from . import outside, pytree, tiers
-from .settings import cache_size, compile_limit
+from .settings import cache_size, compile_limit, machine_code_cached
 from .check import check_enabled_by_env, run_checked
 from .log import enabled as log_enabled, log
 from .core import Aval
@@ -945,6 +946,8 @@ class Traced:
             log("compile", f"{self.__name__}: compiled before the first call returns, not in the background, "
                            f"because it calls the collective {collective} (every process must run the same code)")
             return False
+        if "tracejit.backend" not in sys.modules and not machine_code_cached():
+            return True  # nothing to load: the backend and Numba are imported by the compile
         from .backend import is_compiled
         if is_compiled(entry.program.graph, **self._backend_options(entry.program)):
             log("compile", f"{self.__name__}: loaded before the first call returns, not interpreted meanwhile, "

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["cache_size", "compile_limit", "tiered_by_default", "use_helper_process"]
+__all__ = ["cache_size", "compile_limit", "tiered_by_default", "use_helper_process", "cache_root",
+           "machine_code_cached"]
 
 DEFAULT_CACHE_SIZE = 64
 
@@ -64,3 +65,23 @@ def use_helper_process() -> bool:
         return False
     raise ValueError(f"TRACEJIT_COMPILE_HELPER must be 1 (compile in a helper process) or 0 (on a thread of "
                      f"this process), got {os.environ['TRACEJIT_COMPILE_HELPER']!r}")
+
+
+def cache_root() -> str:
+    """The disk cache's folder: ``TRACEJIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/tracejit`` or
+    ``~/.cache/tracejit``."""
+    root = os.environ.get("TRACEJIT_CACHE_DIR")
+    if root:
+        return root
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "tracejit")
+
+
+def machine_code_cached() -> bool:
+    """Whether the disk cache holds any compiled program's machine code: if not, no program
+    can be loaded from it, and the runtime need not import the backend (and Numba) to look."""
+    try:
+        with os.scandir(os.path.join(cache_root(), "kernels", "__pycache__")) as entries:
+            return any(entry.name.endswith(".nbi") for entry in entries)
+    except OSError:
+        return False

@@ -182,8 +182,9 @@ def _cache_key(lowered: Lowered, signature) -> str:
 def is_compiled(graph, *, fastmath=False, parallel=None, name="fn", write_back=None) -> bool:
     """Whether the program of ``graph`` (options as ``compile_graph``'s) is compiled already,
     in this process or in the disk cache, so that ``compile_graph`` only loads it (about 0.2 s
-    in a new process, most of it Numba's import). Costs a lowering (milliseconds), not Numba's
-    import."""
+    in a new process, most of it Numba's import). Costs a lowering (milliseconds) and computes
+    the key without Numba; the runtime asks only when ``settings.machine_code_cached``, since
+    importing the backend imports Numba."""
     lowered = lower(graph, fastmath=fastmath, parallel=parallel, name=name, write_back=write_back)
     key = _cache_key(lowered, _signature_spec(lowered))
     with _cache_lock:

@@ -49,6 +49,8 @@ import threading
 import types
 import warnings
 
+from ..settings import cache_root
+
 __all__ = ["cache_root", "kernel_dir", "load_program", "disabled_reason", "machine_code_cache", "forget_module",
            "code_of", "TRUST_ENV"]
 
@@ -61,12 +63,6 @@ _damaged_warned: set = set()  # entries whose damage was reported
 _loaded: dict = {}  # module name -> file (or pseudo-file) of the programs this process loaded
 
 
-def cache_root() -> str:
-    root = os.environ.get("TRACEJIT_CACHE_DIR")
-    if root:
-        return root
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "tracejit")
 
 
 def kernel_dir() -> str:

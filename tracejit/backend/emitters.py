@@ -334,6 +334,7 @@ def _emit_narrow_product(L: Lowering, a, b, res, m, k, n) -> bool:
             L.emit(f"{dots} = stack_array({count * n}, {dtype_src(dtype)})")
             with L.block(f"for {col} in range({count * n}):"):
                 L.emit(f"{dots}[{col}] = {zero}")
+            slots = [f"{d * n} + {col}" if d else col for d in range(count)]  # row d's accumulator of column col
             xs = [L.fresh("x") for _ in range(count)]
             w = L.fresh("w")
             with L.block(f"for {r} in range({k}):"):
@@ -341,12 +342,11 @@ def _emit_narrow_product(L: Lowering, a, b, res, m, k, n) -> bool:
                     L.emit(f"{x} = {a_name}[{first} + {d}, {r}]")
                 with L.block(f"for {col} in range({n}):"):
                     L.emit(f"{w} = {cols}[{col}, {r}]")
-                    for d, x in enumerate(xs):
-                        slot = f"{d * n} + {col}" if d else col
+                    for x, slot in zip(xs, slots):
                         L.emit(f"{dots}[{slot}] = radd({dots}[{slot}], {x} * {w})")
             with L.block(f"for {col} in range({n}):"):
-                for d in range(count):
-                    L.emit(f"{res.name}[{first} + {d}, {col}] = {dots}[{f'{d * n} + {col}' if d else col}]")
+                for d, slot in enumerate(slots):
+                    L.emit(f"{res.name}[{first} + {d}, {col}] = {dots}[{slot}]")
         if m >= 2:
             with L.block(f"for {i} in range(0, {m - m % 2}, 2):"):
                 rows(i, 2)
