@@ -37,8 +37,9 @@ def _sigmoid(x):
 
 NP_FUNC = {"exp": np.exp, "log": np.log, "tanh": np.tanh, "sigmoid": _sigmoid,
            "log1p": np.log1p, "expm1": np.expm1, "sin": np.sin, "cos": np.cos}
-UNARY32 = sorted(n for (n, dt) in vm.VECTOR_MATH if dt == "float32" and n != "pow")
-UNARY64 = sorted(n for (n, dt) in vm.VECTOR_MATH if dt == "float64" and n != "pow")
+# exp_nonpositive is exp on part of its domain: test_exp_nonpositive_is_exp checks it there.
+UNARY32 = sorted(n for (n, dt) in vm.VECTOR_MATH if dt == "float32" and n not in ("pow", "exp_nonpositive"))
+UNARY64 = sorted(n for (n, dt) in vm.VECTOR_MATH if dt == "float64" and n not in ("pow", "exp_nonpositive"))
 
 
 @functools.lru_cache(maxsize=None)
@@ -207,6 +208,19 @@ def test_f32_accuracy_strided_all_bit_patterns(name):
     npy = numpy32(name, x)
     d = ulp_distance(got, npy)
     assert d.max() <= F32_BOUND[name] + 2, report(name, x, got, npy, d)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exp_nonpositive_is_exp(dtype):
+    """Where it is defined (x <= 0, -inf, NaN), exp_nonpositive gives exp's bits: the strided
+    sample of every float32 bit pattern, the subnormal and zero results, and the specials."""
+    with np.errstate(invalid="ignore"):  # signalling NaNs among the bit patterns
+        x = np.concatenate([strided_sample(), SPECIAL32, np.linspace(-110, 0, 40001, dtype=np.float32)]).astype(dtype)
+    if dtype == np.float64:
+        x = np.concatenate([x, np.linspace(-760, -700, 40001), -np.abs(x) * 8])
+    x = x[~(x > 0)]
+    assert x.size > 100_000 and np.isnan(x).any() and np.isneginf(x).any()
+    assert same_bits_or_nan(apply("exp_nonpositive", dtype, x), apply("exp", dtype, x)).all()
 
 
 @pytest.mark.parametrize("name", UNARY32)
@@ -566,31 +580,39 @@ from tracejit.backend import vecmath as vm
 assert not vm.HAS_AVX512
 x = np.load(sys.argv[1])
 @numba.njit(error_model="numpy")
-def loop(x, o32, o64):
+def loop(x, o32, o64, s32, s64, n32, n64):
     for i in range(x.shape[0]):
         o32[i] = vm.exp_f32(x[i])
         o64[i] = vm.exp_f64(np.float64(x[i]) * 8.0)
-o32, o64 = np.empty_like(x), np.empty(x.shape, np.float64)
-loop(x, o32, o64)
-np.save(sys.argv[2], o32)
-np.save(sys.argv[3], o64)
+        s32[i] = vm.sigmoid_f32(x[i])
+        s64[i] = vm.sigmoid_f64(np.float64(x[i]) * 8.0)
+        n32[i] = vm.exp_nonpositive_f32(-abs(x[i]))
+        n64[i] = vm.exp_nonpositive_f64(-abs(np.float64(x[i]) * 8.0))
+outs = [np.empty_like(x), np.empty(x.shape, np.float64)] * 3
+outs = [np.empty_like(o) for o in outs]
+loop(x, *outs)
+for path, out in zip(sys.argv[2:], outs):
+    np.save(path, out)
 """
 
 
 def test_exp_without_avx512_gives_the_same_bits(tmp_path):
-    """The two ways of scaling by 2**k (vscalef on AVX-512, two multiplications elsewhere)
-    agree bit for bit, across overflow, subnormal results and underflow to zero."""
+    """The two ways of scaling by 2**k (vscalef on AVX-512, two multiplications by a power of
+    two elsewhere) agree bit for bit, across overflow, subnormal results and underflow to zero,
+    in exp, in sigmoid and in exp_nonpositive (a cheaper scaling without AVX-512)."""
     x = np.concatenate([np.linspace(-110, 95, 20001, dtype=np.float32),
-                        np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, -1e30, 1e30], np.float32)])
-    paths = [tmp_path / n for n in ("x.npy", "o32.npy", "o64.npy")]
+                        np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, -1e30, 1e30, -np.float32(2.0) ** -149],
+                                 np.float32)])
+    paths = [tmp_path / n for n in ("x.npy", "o32.npy", "o64.npy", "s32.npy", "s64.npy", "n32.npy", "n64.npy")]
     np.save(paths[0], x)
     # An AVX2 + FMA target: without FMA the polynomials round differently (see vecmath).
     env = dict(os.environ, NUMBA_CPU_NAME="haswell", NUMBA_CACHE_DIR=str(tmp_path / "nc"),
                NUMBA_CPU_FEATURES="+sse2,+sse3,+ssse3,+sse4.1,+sse4.2,+popcnt,+avx,+avx2,+fma,+f16c,+bmi,+bmi2,+lzcnt")
     subprocess.run([sys.executable, "-c", _PORTABLE_SCRIPT, *map(str, paths)], env=env, check=True, timeout=300)
-    loop32, loop64 = unary_loop("exp_f32"), unary_loop("exp_f64")
-    here32, here64 = np.empty_like(x), np.empty(x.shape, np.float64)
-    loop32(x, here32)
-    loop64(x.astype(np.float64) * 8.0, here64)
-    assert same_bits_or_nan(np.load(paths[1]), here32).all()
-    assert same_bits_or_nan(np.load(paths[2]), here64).all()
+    x64 = x.astype(np.float64) * 8.0
+    cases = [("exp_f32", x), ("exp_f64", x64), ("sigmoid_f32", x), ("sigmoid_f64", x64),
+             ("exp_nonpositive_f32", -np.abs(x)), ("exp_nonpositive_f64", -np.abs(x64))]
+    for (name, arg), path in zip(cases, paths[1:]):
+        here = np.empty(arg.shape, arg.dtype)
+        unary_loop(name)(arg, here)
+        assert same_bits_or_nan(np.load(path), here).all(), name

@@ -172,10 +172,10 @@ __all__ = [
     "f64_as_i64", "f64_as_u64", "i64_as_f64", "u64_as_f64",
     "fmuladd", "rint", "floor", "horner", "FloatFormat", "FLOAT32", "FLOAT64",
     # float32
-    "exp_f32", "log_f32", "tanh_f32", "sigmoid_f32", "log1p_f32", "expm1_f32",
+    "exp_f32", "exp_nonpositive_f32", "log_f32", "tanh_f32", "sigmoid_f32", "log1p_f32", "expm1_f32",
     "sin_f32", "cos_f32", "pow_f32",
     # float64
-    "exp_f64", "log_f64", "tanh_f64", "sigmoid_f64", "log1p_f64", "expm1_f64", "pow_f64",
+    "exp_f64", "exp_nonpositive_f64", "log_f64", "tanh_f64", "sigmoid_f64", "log1p_f64", "expm1_f64", "pow_f64",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -433,6 +433,7 @@ class FloatFormat(NamedTuple):
     log2e: float
     shift: float            # 1.5 * 2**mant_bits: x + shift - shift rounds x to an integer
     shift_bias: float       # shift + bias: its low mantissa bits hold k + bias
+    shift_bias_64: float    # shift + bias + 64: exp of x <= 0 without AVX-512 builds 2**(k + 64)
     ln2_hi: float           # ln 2 in two parts (Cody-Waite); k * ln2_hi is exact
     ln2_lo: float
     min_normal: float
@@ -440,6 +441,7 @@ class FloatFormat(NamedTuple):
     subnormal_bits: int
     exp_max: float          # clamp above the overflow threshold of exp (it stays inf)
     exp_zero_below: float   # exp rounds to +0 below this
+    two_to_minus_64: float  # undoes shift_bias_64's offset
     expm1_min: float        # expm1 rounds to -1 below this
     expm1_big_k: float      # expm1 scales in two steps above this k (2**k - 1 inexact)
     tanh_clamp: float       # tanh is exactly +-1 above this; keeps 2**(2x / ln 2) normal
@@ -472,9 +474,11 @@ FLOAT32 = FloatFormat(
     one=F32(1.0), two=F32(2.0), half=F32(0.5), zero=F32(0.0), inf=F32(np.inf), nan=F32(np.nan),
     mant_bits=23, mant_mask=0x007FFFFF, bias=127, sign_mask=-0x80000000,
     log2e=F32(1.4426950408889634), shift=F32(12582912.0), shift_bias=F32(12583039.0),
+    shift_bias_64=F32(12583103.0),
     ln2_hi=F32(0.693359375), ln2_lo=F32(-2.12194440e-4),       # k * ln2_hi exact for |k| < 2**15
     min_normal=F32(1.17549435e-38), subnormal_scale=F32(33554432.0), subnormal_bits=25,
-    exp_max=F32(88.8), exp_zero_below=F32(-104.0), expm1_min=F32(-17.5), expm1_big_k=F32(63.0),
+    exp_max=F32(88.8), exp_zero_below=F32(-104.0),
+    two_to_minus_64=F32(2.0 ** -64), expm1_min=F32(-17.5), expm1_big_k=F32(63.0),
     tanh_clamp=F32(9.5), tanh_small=F32(0.625), sqrt_half_bits=0x3F3504F3,
     # a degree-4 poly, least squares reweighted towards minimax relative error of exp
     # (2**-28 with the coefficients rounded to float32; Cephes' degree 5 is more than a
@@ -498,10 +502,12 @@ FLOAT64 = FloatFormat(
     mant_bits=52, mant_mask=0x000FFFFFFFFFFFFF, bias=1023, sign_mask=-0x7FFFFFFFFFFFFFFF - 1,
     log2e=F64(1.4426950408889634), shift=F64(6755399441055744.0),
     shift_bias=F64(6755399441056767.0),
+    shift_bias_64=F64(6755399441056831.0),
     ln2_hi=F64(6.93147180369123816490e-01), ln2_lo=F64(1.90821492927058770002e-10),  # fdlibm
     min_normal=F64(2.2250738585072014e-308), subnormal_scale=F64(18014398509481984.0),
     subnormal_bits=54,
-    exp_max=F64(710.0), exp_zero_below=F64(-746.0), expm1_min=F64(-40.0),
+    exp_max=F64(710.0), exp_zero_below=F64(-746.0),
+    two_to_minus_64=F64(2.0 ** -64), expm1_min=F64(-40.0),
     expm1_big_k=F64(511.0), tanh_clamp=F64(20.0), tanh_small=F64(0.625),
     sqrt_half_bits=0x3FE6A09E << 32,
     exp_poly=_EXPM1_POLY_F64, expm1_poly=_EXPM1_POLY_F64,
@@ -556,6 +562,18 @@ def _pow2(kf):
 
 
 @_jit
+def _reduce_ln2(x):
+    """(k, r) with x = k ln 2 + r, |r| <= ln2/2 (k as an integer-valued float), and the sum
+    x / ln 2 + shift whose low mantissa bits hold k."""
+    _always_inline()
+    t = _fmt(x)
+    shifted = fmuladd(x, t.log2e, t.shift)
+    kf = shifted - t.shift
+    r = fmuladd(kf, -t.ln2_hi, x)
+    return kf, fmuladd(kf, -t.ln2_lo, r), shifted
+
+
+@_jit
 def _scale_in_one_step(y, k):
     """y * 2**k, rounded once: one ``vscalefps``/``vscalefpd`` per vector (AVX-512)."""
     _always_inline()
@@ -576,15 +594,32 @@ _scale = _scale_in_one_step if HAS_AVX512 else _scale_in_two_steps
 
 
 @_jit
-def _reduce_ln2(x):
-    """(k, r) with x = k ln 2 + r, |r| <= ln2/2 (k as an integer-valued float), and the sum
-    x / ln 2 + shift whose low mantissa bits hold k."""
+def _exp_scaled(x):
+    """exp(x) for x between exp_zero_below and exp_max, or NaN."""
     _always_inline()
     t = _fmt(x)
-    shifted = fmuladd(x, t.log2e, t.shift)
-    kf = shifted - t.shift
-    r = fmuladd(kf, -t.ln2_hi, x)
-    return kf, fmuladd(kf, -t.ln2_lo, r), shifted
+    kf, r, _ = _reduce_ln2(x)
+    return _scale(fmuladd(horner(r, t.exp_poly), r * r, r) + t.one, kf)
+
+
+@_jit
+def _exp_nonpositive_scaled_pow2(x):
+    """exp(x) for x between exp_zero_below and 0, or NaN, in three operations after the
+    polynomial where ``_scale_in_two_steps`` takes nine: (exp(r) * 2**(k + 64)) * 2**-64. The
+    sum x / ln 2 + shift + bias + 64 holds k + bias + 64 in its low mantissa bits, so shifting
+    its bits into the exponent field gives 2**(k + 64), normal for every k <= 0 down to
+    exp_zero_below; the first product is exact and the second rounds once, so a subnormal
+    result rounds as one scaling would."""
+    _always_inline()
+    t = _fmt(x)
+    shifted = fmuladd(x, t.log2e, t.shift_bias_64)
+    kf = shifted - t.shift_bias_64
+    r = fmuladd(kf, -t.ln2_lo, fmuladd(kf, -t.ln2_hi, x))
+    y = fmuladd(horner(r, t.exp_poly), r * r, r) + t.one
+    return (y * _from_bits(_bits(shifted) << t.mant_bits, x)) * t.two_to_minus_64
+
+
+_exp_nonpositive_scaled = _exp_scaled if HAS_AVX512 else _exp_nonpositive_scaled_pow2
 
 
 @_jit
@@ -597,10 +632,17 @@ def _exp_core(x):
     # underflows costs a microcode assist, which made exp of a masked (-inf) logit ~10x
     # slower than of an ordinary one.
     underflow = x < t.exp_zero_below
-    x = t.zero if underflow else x
-    kf, r, _ = _reduce_ln2(x)
-    y = fmuladd(horner(r, t.exp_poly), r * r, r) + t.one
-    return t.zero if underflow else _scale(y, kf)
+    return t.zero if underflow else _exp_scaled(t.zero if underflow else x)
+
+
+@_jit
+def _exp_nonpositive(x):
+    """exp(x) for x <= 0, -inf or NaN (sigmoid's exp(-|x|), a softmax's exp(x - max)): no
+    clamp above, and a cheaper scaling without AVX-512."""
+    _always_inline()
+    t = _fmt(x)
+    underflow = x < t.exp_zero_below
+    return t.zero if underflow else _exp_nonpositive_scaled(t.zero if underflow else x)
 
 
 @_jit
@@ -746,7 +788,7 @@ def _sigmoid_core(x):
     """1 / (1 + exp(-x)) without overflow: exp(-|x|), then 1/(1+e) or e/(1+e)."""
     _always_inline()
     t = _fmt(x)
-    e = _exp_core(-abs(x))
+    e = _exp_nonpositive(-abs(x))
     return (t.one if x >= t.zero else e) / (t.one + e)
 
 
@@ -786,6 +828,20 @@ def exp_f64(x):
     """exp for float64: ~1 ulp, subnormal results and overflow as NumPy."""
     _always_inline()
     return _exp_core(F64(x))
+
+
+@_jit
+def exp_nonpositive_f32(x):
+    """exp_f32 for x <= 0, -inf or NaN only (the same bits there; others give garbage)."""
+    _always_inline()
+    return _exp_nonpositive(F32(x))
+
+
+@_jit
+def exp_nonpositive_f64(x):
+    """exp_f64 for x <= 0, -inf or NaN only (the same bits there; others give garbage)."""
+    _always_inline()
+    return _exp_nonpositive(F64(x))
 
 
 @_jit
@@ -1030,6 +1086,8 @@ VECTOR_MATH: dict[tuple[str, str], str] = {
     ("cos", "float32"): "cos_f32",
     ("pow", "float32"): "pow_f32",
     ("exp", "float64"): "exp_f64",
+    ("exp_nonpositive", "float32"): "exp_nonpositive_f32",
+    ("exp_nonpositive", "float64"): "exp_nonpositive_f64",
     ("log", "float64"): "log_f64",
     ("tanh", "float64"): "tanh_f64",
     ("sigmoid", "float64"): "sigmoid_f64",
