@@ -290,6 +290,34 @@ def test_reductions_propagate_nan_and_argmax_takes_the_first_nan():
     check(few_reductions, x3)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_maxima_keep_nans_apart_and_agree_with_numpy(dtype):
+    """A float max/min over long rows combines with vmaxps/vminps and a flag of NaNs seen
+    (scalar.NanFlag): a NaN anywhere in a row, a row of -inf and rows of signed zeros give
+    NumPy's values, in a fused row kernel (max, then x - max) and in a reduction alone."""
+    x = np.random.default_rng(3).standard_normal((9, 300)).astype(dtype)
+    x[0, 0] = x[1, 150] = x[2, 299] = np.nan
+    x[3] = -np.inf
+    x[4] = 0.0
+    x[4, 17] = -0.0
+    x[5] = -0.0
+    x[6, 40] = np.inf
+    x[7, 41] = -np.inf
+
+    def shifted_rows(x):
+        return x - np.max(x, axis=1, keepdims=True), np.min(x, axis=1)
+
+    def row_max(x):
+        return np.max(x, axis=1)
+    for fn in (shifted_rows, row_max):
+        program = check(fn, x)
+        assert "fmax_nonnan" in program.source or "fmin_nonnan" in program.source, fn.__name__
+    with np.errstate(invalid="ignore"):
+        got = tj.trace(shifted_rows, mode="compiled", tiered=False)(x)
+        np.testing.assert_array_equal(got[0], shifted_rows(x)[0])
+        np.testing.assert_array_equal(got[1], np.min(x, axis=1))
+
+
 def test_empty_arrays_and_zero_size_reductions():
     def f(x, y):
         return x.sum(axis=0), x.sum(axis=1), x * 2, x.max(axis=1), y @ x.T, x.T @ x, np.argmax(x, axis=1)

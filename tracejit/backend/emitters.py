@@ -19,8 +19,8 @@ from ..transforms.fuse import fused
 from . import blas, collectives
 from .fused_kernels import emit_fused
 from .lowering import ArrayRef, BackendError, Lowering, ScalarRef, ViewRef, affine, dtype_src, identity_src, shape_src
-from .scalar import (acc_dtype, combine_src, convert_src, elementwise_check, elementwise_src, order_src,
-                     scan_combine_src)
+from .scalar import (NanFlag, acc_dtype, combine_src, convert_src, elementwise_check, elementwise_src, nan_flagged,
+                     order_src, scan_combine_src)
 
 __all__ = ["EMITTERS", "emitter_for", "emit_elementwise", "emit_reduce"]
 
@@ -65,10 +65,19 @@ def emit_reduce(L: Lowering, eqn):
     if axes == tuple(range(len(shape) - len(axes), len(shape))):
         res = L.new_array(out)
         acc = L.fresh("acc")
+        flag = NanFlag(L, prim, acc_dt, acc) if nan_flagged(prim, acc_dt) else None
         with L.loops(out.aval.shape, parallel=True) as o:
             L.emit(f"{acc} = {ident}")
+            if flag is not None:
+                L.emit(flag.start)
             with L.loops([shape[d] for d in axes], "r") as r:
-                L.emit(f"{acc} = {combined(acc, o + r)}")
+                if flag is not None:
+                    for line in flag.combine(convert_src(xr.at(o + r), x.aval.dtype, acc_dt)):
+                        L.emit(line)
+                else:
+                    L.emit(f"{acc} = {combined(acc, o + r)}")
+            if flag is not None:
+                L.emit(flag.finish)
             L.emit(f"{res.at(o)} = {acc}")
         L.store_elementwise(res, [], [xr])
     else:

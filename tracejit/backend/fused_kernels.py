@@ -57,7 +57,7 @@ from .. import ops
 from ..core import Const, Var
 from ..transforms.fuse import is_index_map
 from .lowering import ArrayRef, ViewRef, dtype_src, eqn_comment, identity_src, shape_src
-from .scalar import acc_dtype, combine_src, convert_src, elementwise_check, elementwise_src
+from .scalar import NanFlag, acc_dtype, combine_src, convert_src, elementwise_check, elementwise_src, nan_flagged
 
 __all__ = ["emit_fused", "PARALLEL_MIN_SIZE", "SUM_BLOCK", "SHORT_ROW_MAX", "HUGE_PAGE_MIN_BYTES"]
 
@@ -473,7 +473,7 @@ def emit_fused(L, eqn):
             emit_outer(0)
             for p in range(K.n_phases):
                 phase_reds, phase_outs, targets = K.phase_work(p)
-                accs, blocks = {}, {}
+                accs, blocks, nan_flags = {}, {}, {}
                 for e in phase_reds:
                     acc_dt = acc_dtype(e.prim, e.outputs[0].aval.dtype)
                     acc = L.fresh("acc")
@@ -481,6 +481,9 @@ def emit_fused(L, eqn):
                     accs[e.outputs[0].id] = (acc, acc_dt)
                     if _sums_in_blocks(e):
                         blocks[e.outputs[0].id] = L.fresh("part")
+                    if nan_flagged(e.prim, acc_dt):
+                        flag = nan_flags[e.outputs[0].id] = NanFlag(L, e.prim, acc_dt, acc)
+                        L.emit(flag.start)
                 saved = dict(locals_)
                 block_start = [f"{part} = np.float32(0.0)" for part in blocks.values()]
                 block_end = [f"{accs[v][0]} = {accs[v][0]} + np.float64({part})" for v, part in blocks.items()]
@@ -494,8 +497,12 @@ def emit_fused(L, eqn):
                         x = read(e.inputs[0], idx_full)
                         L.comment(eqn_comment(L, e))
                         part = blocks.get(e.outputs[0].id)
+                        flag = nan_flags.get(e.outputs[0].id)
                         if part is not None:
                             L.emit(f"{part} = {combine_src(L, e.prim, np.float32, part, x)}")
+                        elif flag is not None:
+                            for line in flag.combine(x):
+                                L.emit(line)
                         else:
                             L.emit(_accumulate_src(L, e, acc, acc_dt, x))
                 # inner-loop locals are not visible to later phases: those recompute
@@ -505,6 +512,8 @@ def emit_fused(L, eqn):
                 for e in phase_reds:
                     out = e.outputs[0]
                     acc, acc_dt = accs[out.id]
+                    if out.id in nan_flags:
+                        L.emit(nan_flags[out.id].finish)
                     name = L.fresh(L.var_name(out) + "_")
                     dt = out.aval.dtype
                     L.emit(f"{name} = {dtype_src(dt)}({acc})" if dt != acc_dt else f"{name} = {acc}")

@@ -10,7 +10,9 @@ keyed by the primitive object, each written once:
   scalar function differs from NumPy's ufunc;
 - ``VECTOR_MATH``: the ``vecmath`` function family that replaces a float primitive's libm call;
 - ``FLOAT_COMBINE``: the LLVM operation that combines a float reduction's accumulator (so the
-  loop vectorises); ``WIDE_ACCUMULATOR``: reductions that accumulate in a wider dtype.
+  loop vectorises); ``NAN_FLAGGED_COMBINE``: the cheaper one for a maximum or minimum with a
+  scalar accumulator, which keeps a flag of NaNs seen beside it (``nan_flagged``);
+  ``WIDE_ACCUMULATOR``: reductions that accumulate in a wider dtype.
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ from ..core import Const
 from .lowering import Lowering, dtype_src
 
 __all__ = ["elementwise_src", "elementwise_check", "acc_dtype", "combine_src", "order_src", "scan_combine_src",
-           "SCALAR_SRC_OVERRIDES", "COMPLEX_ORDER", "VECTOR_MATH", "FLOAT_COMBINE", "WIDE_ACCUMULATOR"]
+           "nan_flagged", "NanFlag", "SCALAR_SRC_OVERRIDES", "COMPLEX_ORDER", "VECTOR_MATH", "FLOAT_COMBINE",
+           "NAN_FLAGGED_COMBINE", "WIDE_ACCUMULATOR"]
 
 
 # Loop bodies replacing a primitive's ``scalar_src`` for one dtype or dtype kind, where Numba's
@@ -72,6 +75,13 @@ VECTOR_MATH = {ops.exp: "exp", ops.log: "log", ops.tanh: "tanh", ops.log1p: "log
 # add (the sum then differs from a sequential one only by rounding, as NumPy's pairwise sum
 # does) and NaN-propagating maximum/minimum. The names are intrinsics of ``intrinsics``.
 FLOAT_COMBINE = {ops.reduce_sum: "radd", ops.reduce_max: "fmaximum", ops.reduce_min: "fminimum"}
+
+# A float maximum or minimum into a scalar accumulator: the combine of operands that are not
+# NaN (one vmaxps / vminps per vector) and, beside it, an or-reduction of whether an element
+# is NaN, which makes the result NaN at the end (see ``NanFlag``). The row maximum of a
+# (4096, 1000) float32 softmax takes 0.56 ms so, against 0.76 ms through fmaximum with AVX2
+# and 0.65 ms with AVX-512: as fast as a sum over the same rows, which memory bounds.
+NAN_FLAGGED_COMBINE = {ops.reduce_max: "fmax_nonnan", ops.reduce_min: "fmin_nonnan"}
 
 # Reductions whose accumulator is wider than their dtype (see ``acc_dtype``).
 WIDE_ACCUMULATOR = {ops.reduce_sum}
@@ -140,6 +150,34 @@ def combine_src(L: Lowering, prim, acc_dt, acc: str, x: str) -> str:
         return prim.combine.format(acc=acc, x=x)
     L.require("from tracejit.backend.intrinsics import radd, fmaximum, fminimum")
     return f"{fn}({acc}, {x})"
+
+
+def nan_flagged(prim, acc_dt) -> bool:
+    """Whether a reduction into a scalar accumulator of ``acc_dt`` keeps a ``NanFlag``."""
+    return prim in NAN_FLAGGED_COMBINE and np.dtype(acc_dt).kind == "f"
+
+
+class NanFlag:
+    """The flag of NaNs seen beside a float maximum's or minimum's scalar accumulator ``acc``:
+    ``start`` before the loop, ``combine(x)`` per element, ``finish`` after it (a NaN result
+    if any element was NaN, as ``np.max`` gives). The accumulator itself only ever combines
+    through ``NAN_FLAGGED_COMBINE``; what it holds after a NaN does not matter."""
+
+    def __init__(self, L: Lowering, prim, acc_dt, acc: str):
+        self.fn = NAN_FLAGGED_COMBINE[prim]
+        L.require(f"from tracejit.backend.intrinsics import {self.fn}")
+        self.acc, self.acc_dt, self.flag = acc, np.dtype(acc_dt), L.fresh("nan_seen")
+
+    @property
+    def start(self) -> str:
+        return f"{self.flag} = False"
+
+    def combine(self, x: str) -> list[str]:
+        return [f"{self.acc} = {self.fn}({self.acc}, {x})", f"{self.flag} = {self.flag} | ({x} != {x})"]
+
+    @property
+    def finish(self) -> str:
+        return f"{self.acc} = {dtype_src(self.acc_dt)}(np.nan) if {self.flag} else {self.acc}"
 
 
 def scan_combine_src(L: Lowering, prim, dtype) -> str:
