@@ -318,6 +318,30 @@ def test_row_maxima_keep_nans_apart_and_agree_with_numpy(dtype):
         np.testing.assert_array_equal(got[1], np.min(x, axis=1))
 
 
+NONPOSITIVE_EXPS = {
+    "negated_square": (lambda x, y: np.exp(-x * x), True),
+    "negated_abs": (lambda x, y: np.exp(-abs(x) * 2.0), True),
+    "shifted_by_row_maximum": (lambda x, y: np.exp(x - x.max(axis=1, keepdims=True)), True),
+    "shifted_by_raised_maximum": (lambda x, y: np.exp(x - np.maximum(x.max(axis=1, keepdims=True), -1.0)), True),
+    "other_array_maximum": (lambda x, y: np.exp(x - y.max(axis=1, keepdims=True)), False),
+    "maximum_transposed": (lambda x, y: np.exp(x - x.max(axis=1).reshape(1, -1)), False),
+    "row_minimum": (lambda x, y: np.exp(x - x.min(axis=1, keepdims=True)), False),
+    "product": (lambda x, y: np.exp(x * y), False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NONPOSITIVE_EXPS))
+def test_exp_of_a_provably_nonpositive_argument_takes_the_cheaper_exp(name):
+    fn, nonpositive = NONPOSITIVE_EXPS[name]
+    rng = np.random.default_rng(5)
+    x, y = (rng.standard_normal((6, 6)) * 30).astype(np.float32), rng.standard_normal((6, 6)).astype(np.float32)
+    x[0, 0], x[1] = np.nan, -np.inf
+    traced = tj.trace(fn, mode="compiled", tiered=False)
+    with np.errstate(all="ignore"):
+        assert_same([traced(x, y)], [fn(x, y)], name)
+    assert ("exp_nonpositive_f32" in traced.source(x, y)) == nonpositive, traced.source(x, y)
+
+
 def test_empty_arrays_and_zero_size_reductions():
     def f(x, y):
         return x.sum(axis=0), x.sum(axis=1), x * 2, x.max(axis=1), y @ x.T, x.T @ x, np.argmax(x, axis=1)

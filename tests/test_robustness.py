@@ -135,6 +135,37 @@ def test_nan_and_inf_flow_through_as_in_numpy(name, dtype):
             assert_tree_close(run(fn, mode, x.copy()), want, f"{name} in {mode} mode")
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_logsumexp_of_rows_with_infinities_as_the_plain_formula(dtype):
+    """Rows of -inf, rows holding +inf and rows holding NaN give what log(sum(exp(x))) gives
+    (the shift by the row's maximum is a fix-up only), in every mode, the compiled one
+    with its exp of non-positive arguments; so does the gradient of every mode alike."""
+    x = np.array([[-np.inf] * 5,
+                  [np.inf, 1.0, -np.inf, 2.0, 0.0],
+                  [np.nan, 1.0, 2.0, -np.inf, 3.0],
+                  [-np.inf, -1.0, -2.0, -np.inf, -3.0],
+                  [80.0, 81.0, -300.0, 79.0, 1.0],
+                  [-200.0, -201.0, -150.0, -199.0, -202.0]], dtype)
+    with np.errstate(all="ignore"):
+        want = np.logaddexp.reduce(x.astype(np.float64), axis=1)
+    assert np.isneginf(want[0]) and np.isposinf(want[1]) and np.isnan(want[2])
+    labels = np.array([1, 2, 0, 1, 1, 2])
+    lse = tj.trace(lambda x: tj.nn.logsumexp(x, axis=1))
+    loss_grad = tj.trace(tj.grad(lambda x: tj.nn.logsumexp(x, axis=1).sum()))
+    xent = tj.trace(lambda x, y: tj.nn.cross_entropy(x, y))
+    with np.errstate(all="ignore"):
+        eager_grad = tj.grad(lambda x: tj.nn.logsumexp(x, axis=1).sum())(x)
+        for mode in MODES:
+            got = run(lse, mode, x)
+            np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=mode)
+            np.testing.assert_allclose(run(xent, mode, x[3:], labels[3:]),
+                                       np.mean(want[3:] - x[3:][np.arange(3), labels[3:]]), rtol=2e-5, err_msg=mode)
+            assert_tree_close(run(loss_grad, mode, x), eager_grad, f"gradient in {mode} mode")
+    finite = np.isfinite(want)
+    softmax = np.exp(x[finite].astype(np.float64) - want[finite, None].astype(np.float64))
+    np.testing.assert_allclose(eager_grad[finite], softmax, rtol=1e-5, atol=1e-30)
+
+
 # --------------------------------------------------------------------------- empty arrays
 
 EMPTY_PROGRAMS = {

@@ -53,29 +53,46 @@ def sigmoid(x):
     return 0.5 * (np.tanh(0.5 * x) + 1)
 
 
+def _shift(peak):
+    """The shift of a log-sum-exp, from the maximum ``peak`` along its axis: the maximum, raised
+    to the lowest finite float where it is -inf (a row of -inf stays -inf when shifted, not
+    inf - inf = NaN). ``x - shift`` is then <= 0 or NaN everywhere, which lets the compiled exp
+    skip its overflow handling (``backend.scalar.nonpositive_values``). Complex rows keep the
+    older shift by 0 where the maximum is not finite."""
+    if peak.dtype.kind == "c":
+        return np.where(np.isfinite(peak), peak, 0)
+    return np.maximum(peak, np.finfo(peak.dtype).min)
+
+
+def _log_sum(total, shift, peak):
+    """``log(total) + shift``, +inf where the maximum ``peak`` is +inf: such a row's shifted
+    exps are NaN (inf - inf), its log-sum-exp is +inf."""
+    out = np.log(total) + shift
+    return out if peak.dtype.kind == "c" else np.where(peak == np.inf, np.inf, out)
+
+
 def _shifted_exps(x, axis):
-    """For a plain array: ``exp(x - peak)`` and its sum along ``axis`` (kept), and the peak --
-    what the composition below computes, without its ``where`` when every maximum is finite
-    (the common case)."""
+    """For a plain array: ``exp(x - shift)``, its sum along ``axis`` (kept) and the log-sum-exp
+    (kept) -- what the composition below computes, skipping its fix-ups when every maximum is
+    finite (the common case; they change nothing there)."""
     peak = x.max(axis=axis, keepdims=True)
-    if not np.isfinite(peak).all():
-        peak = np.where(np.isfinite(peak), peak, 0)
-    exps = np.exp(x - peak)
-    return exps, exps.sum(axis=axis, keepdims=True), peak
+    finite = np.isfinite(peak).all()
+    shift = peak if finite else _shift(peak)
+    exps = np.exp(x - shift)
+    total = exps.sum(axis=axis, keepdims=True)
+    return exps, total, np.log(total) + shift if finite else _log_sum(total, shift, peak)
 
 
 @_symbolic
 def logsumexp(x, axis=-1, keepdims=False):
     """``log(sum(exp(x), axis))`` without overflow: the maximum is subtracted first."""
     if x.__class__ is np.ndarray and x.dtype.kind in "fc":
-        _, total, peak = _shifted_exps(x, axis)
-        out = np.log(total) + peak
+        out = _shifted_exps(x, axis)[2]
         return out if keepdims else np.squeeze(out, axis=axis)
     x = _array_like(x)
     peak = stop_gradient(x.max(axis=axis, keepdims=True))
-    # A row of all -inf would give inf - inf = nan; shifting by 0 there gives log(0) = -inf.
-    peak = np.where(np.isfinite(peak), peak, 0)
-    out = np.log(np.exp(x - peak).sum(axis=axis, keepdims=True)) + peak
+    shift = _shift(peak)
+    out = _log_sum(np.exp(x - shift).sum(axis=axis, keepdims=True), shift, peak)
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
@@ -129,10 +146,10 @@ def cross_entropy(logits, labels):
 
 
 def _labels_cross_entropy_forward(logits, labels):
-    exps, total, peak = _shifted_exps(logits, -1)
+    exps, total, log_sum = _shifted_exps(logits, -1)
     rows = logits.reshape(-1, logits.shape[-1])
     picked = rows[np.arange(rows.shape[0]), labels.reshape(-1)]
-    losses = (np.log(total) + peak).reshape(-1) - picked
+    losses = log_sum.reshape(-1) - picked
     # the mean as the composition computes it: a sum, then a division in the logits' dtype
     return np.asarray(np.add.reduce(losses) / losses.dtype.type(losses.size)), (exps, total)
 

@@ -57,7 +57,8 @@ from .. import ops
 from ..core import Const, Var
 from ..transforms.fuse import is_index_map
 from .lowering import ArrayRef, ViewRef, dtype_src, eqn_comment, identity_src, shape_src
-from .scalar import NanFlag, acc_dtype, combine_src, convert_src, elementwise_check, elementwise_src, nan_flagged
+from .scalar import (NanFlag, acc_dtype, combine_src, convert_src, elementwise_check, elementwise_src, nan_flagged,
+                     nonpositive_values)
 
 __all__ = ["emit_fused", "PARALLEL_MIN_SIZE", "SUM_BLOCK", "SHORT_ROW_MAX", "HUGE_PAGE_MIN_BYTES"]
 
@@ -105,6 +106,7 @@ class _Kernel:
         self.k = eqn.params["outer"]
         self.members = self.sub.eqns
         self.made = {o.id: e for e in self.members for o in e.outputs}
+        self.nonpositive = nonpositive_values(self.members)
         self.outputs = {v.id for v in self.sub.outputs}
         self.level: dict[int, str] = {}
         self.phase: dict[int, int] = {}   # full value: the inner loop it is first needed in
@@ -374,7 +376,8 @@ def emit_fused(L, eqn):
         L.comment(eqn_comment(L, e))
         elementwise_check(L, e, operands)
         name = L.fresh(L.var_name(out) + "_")
-        L.emit(f"{name} = {elementwise_src(L, e).format(*operands)}")
+        nonpositive = isinstance(e.inputs[0], Var) and e.inputs[0].id in K.nonpositive if e.inputs else False
+        L.emit(f"{name} = {elementwise_src(L, e, nonpositive).format(*operands)}")
         locals_[out.id] = name
         if out.id in K.outputs:
             accesses.store(out.id, idx)

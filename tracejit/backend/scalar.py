@@ -9,6 +9,8 @@ keyed by the primitive object, each written once:
 - ``SCALAR_SRC_OVERRIDES``: loop bodies replacing ``scalar_src`` for a dtype where Numba's
   scalar function differs from NumPy's ufunc;
 - ``VECTOR_MATH``: the ``vecmath`` function family that replaces a float primitive's libm call;
+- ``nonpositive_values``: which values of a fused kernel are known to be <= 0 (or NaN), so
+  that their exp takes ``vecmath``'s cheaper ``exp_nonpositive``;
 - ``FLOAT_COMBINE``: the LLVM operation that combines a float reduction's accumulator (so the
   loop vectorises); ``NAN_FLAGGED_COMBINE``: the cheaper one for a maximum or minimum with a
   scalar accumulator, which keeps a flag of NaNs seen beside it (``nan_flagged``);
@@ -19,11 +21,11 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from ..core import Const
+from ..core import Const, Var
 from .lowering import Lowering, dtype_src
 
 __all__ = ["elementwise_src", "elementwise_check", "acc_dtype", "combine_src", "order_src", "scan_combine_src",
-           "nan_flagged", "NanFlag", "SCALAR_SRC_OVERRIDES", "COMPLEX_ORDER", "VECTOR_MATH", "FLOAT_COMBINE",
+           "nan_flagged", "NanFlag", "nonpositive_values", "SCALAR_SRC_OVERRIDES", "COMPLEX_ORDER", "VECTOR_MATH", "FLOAT_COMBINE",
            "NAN_FLAGGED_COMBINE", "WIDE_ACCUMULATOR"]
 
 
@@ -105,8 +107,9 @@ def _vector_math_name(prim, dtype):
     return vector_math_name(family, dtype)
 
 
-def elementwise_src(L: Lowering, eqn) -> str:
-    """The loop-body format string of an elementwise equation ({0}, {1}: its operands)."""
+def elementwise_src(L: Lowering, eqn, nonpositive_input: bool = False) -> str:
+    """The loop-body format string of an elementwise equation ({0}, {1}: its operands).
+    ``nonpositive_input``: the first operand is known to be <= 0 or NaN (``nonpositive_values``)."""
     src = eqn.prim.scalar_src
     if callable(src):
         src = src(**eqn.params)
@@ -116,11 +119,113 @@ def elementwise_src(L: Lowering, eqn) -> str:
         return order_src(L, eqn.inputs[0].aval.dtype, "{0}", _COMPARISONS[eqn.prim], "{1}")
     src = SCALAR_SRC_OVERRIDES.get((eqn.prim, dtype), SCALAR_SRC_OVERRIDES.get((eqn.prim, kind), src))
     vector_fn = _vector_math_name(eqn.prim, eqn.outputs[0].aval.dtype)
+    if vector_fn is not None and eqn.prim is ops.exp and nonpositive_input:
+        from .vecmath import vector_math_name
+        vector_fn = vector_math_name("exp_nonpositive", eqn.outputs[0].aval.dtype)
     if vector_fn is not None:
         # branch-free float exp/log/tanh/... that LLVM inlines and vectorises (libm's do not)
         L.require("from tracejit.backend import vecmath as _vm")
         src = f"_vm.{vector_fn}(" + ", ".join(f"{{{k}}}" for k in range(len(eqn.inputs))) + ")"
     return src
+
+
+_NONPOSITIVE, _NONNEGATIVE = -1, 1
+_NONNEGATIVE_RESULTS = (ops.abs, ops.sqrt, ops.exp)
+_SIGN_KEEPING = (ops.broadcast_to, ops.reshape, ops.reduce_max, ops.reduce_min, ops.reduce_sum)
+
+
+def nonpositive_values(eqns) -> set[int]:
+    """The ids of the values of ``eqns`` (a fused kernel's members, in order) whose every
+    element is <= 0 or NaN, as far as signs propagate through them (a NaN may stand anywhere,
+    so inf - inf is no exception).
+
+    What it knows: abs, sqrt and exp are >= 0; negation flips a sign, products and sums of
+    known signs have one (``-x * x`` is <= 0); a value minus an upper bound of its own is
+    <= 0. The upper bounds are the maximum of the value over some axes, kept as a
+    broadcastable shape and broadcast back (``x - x.max(axis, keepdims=True)``, a softmax's
+    shift), and the elementwise maximum of such a bound with anything else."""
+    sign: dict[int, int] = {}
+    bound: dict[int, tuple] = {}   # value -> (the value x it bounds, axes, "reduced"/"keepdims"/"full")
+
+    def sign_of(atom):
+        if isinstance(atom, Const):
+            v = np.asarray(atom.value)
+            if v.dtype.kind not in "fiu":
+                return 0
+            v = v[~np.isnan(v)] if v.dtype.kind == "f" else v
+            return _NONPOSITIVE if np.all(v <= 0) else _NONNEGATIVE if np.all(v >= 0) else 0
+        return sign.get(atom.id, 0)
+
+    def negated(a, b):
+        """Whether ``a`` is ``-b``."""
+        return isinstance(a, Var) and a.id in negations and negations[a.id] is b
+
+    negations: dict[int, object] = {}
+    for e in eqns:
+        out, ins, p = e.outputs[0], e.inputs, e.prim
+        s = 0
+        if p in _NONNEGATIVE_RESULTS:
+            s = _NONNEGATIVE
+        elif p is ops.neg:
+            s = -sign_of(ins[0])
+            negations[out.id] = ins[0]
+        elif p in _SIGN_KEEPING or (p is ops.cast and out.aval.dtype.kind == "f" and ins[0].aval.dtype.kind == "f"):
+            s = sign_of(ins[0])
+        elif p is ops.mul:
+            a, b = ins
+            if a is b:
+                s = _NONNEGATIVE
+            elif negated(a, b) or negated(b, a):
+                s = _NONPOSITIVE
+            else:
+                s = sign_of(a) * sign_of(b)
+        elif p is ops.add:
+            s = sign_of(ins[0]) if sign_of(ins[0]) == sign_of(ins[1]) else 0
+        elif p is ops.sub:
+            a, b = ins
+            upper = bound.get(b.id) if isinstance(b, Var) else None
+            if upper is not None and upper[0] is a and upper[2] == "full":
+                s = _NONPOSITIVE
+            elif sign_of(a) == -sign_of(b):
+                s = sign_of(a)
+        elif p is ops.where:
+            s = sign_of(ins[1]) if sign_of(ins[1]) == sign_of(ins[2]) else 0
+        elif p in (ops.maximum, ops.minimum):
+            sa, sb = sign_of(ins[0]), sign_of(ins[1])
+            strong = _NONNEGATIVE if p is ops.maximum else _NONPOSITIVE
+            s = strong if strong in (sa, sb) else (sa if sa == sb else 0)
+        if s:
+            sign[out.id] = s
+        _track_upper_bound(e, bound)
+    return {v for v, s in sign.items() if s == _NONPOSITIVE}
+
+
+def _track_upper_bound(e, bound):
+    """Record ``e``'s output in ``bound`` if it is an upper bound of some value (see
+    ``nonpositive_values``), with the shape it has on the way back to that value's."""
+    out, p = e.outputs[0], e.prim
+    x = e.inputs[0]
+    if p is ops.reduce_max and isinstance(x, Var):
+        bound[out.id] = (x, tuple(sorted(e.params["axes"])), "reduced")
+        return
+    if p is ops.maximum:
+        for a in e.inputs:
+            if isinstance(a, Var) and a.id in bound:
+                bound[out.id] = bound[a.id]
+                return
+        return
+    if not (isinstance(x, Var) and x.id in bound and p in (ops.reshape, ops.broadcast_to)):
+        return
+    source, axes, form = bound[x.id]
+    full = source.aval.shape
+    keepdims = tuple(1 if d in axes else n for d, n in enumerate(full))
+    shape = tuple(out.aval.shape)
+    if p is ops.reshape and form in ("reduced", "keepdims") and shape == keepdims:
+        bound[out.id] = (source, axes, "keepdims")
+    elif p is ops.broadcast_to and shape == tuple(full) and (
+            form == "keepdims" or (form == "reduced" and axes == tuple(range(len(axes))))):
+        # a reduced shape broadcasts back to the right place only if the leading axes went
+        bound[out.id] = (source, axes, "full")
 
 
 def acc_dtype(prim, dtype) -> np.dtype:
