@@ -181,7 +181,8 @@ def test_each_steps_records_name_exactly_the_arrays_its_code_uses(monkeypatch, p
         arrays = set(params).union(*(step.defines for step in lowered.steps))
         for k, step in enumerate(lowered.steps):
             code = "\n".join(line.split("#", 1)[0] for line in step.code.splitlines())
-            named = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", code)) & arrays
+            # a name starts after neither a word character nor a dot (not the e of 1e+38)
+            named = set(re.findall(r"(?<![\w.])[A-Za-z_]\w*", code)) & arrays
             assert named == set(step.reads) | set(step.defines), (fn.__name__, k, step.code)
             assert not set(step.defines) & set(params)
 

@@ -100,7 +100,11 @@ and an 11-term expm1 polynomial). exp scales by 2**k with one ``vscalefps``/``vs
 (``llvm.ldexp``) where the target has AVX-512 (``HAS_AVX512``) and in two multiplications
 elsewhere, for subnormal results and 2**(bias+1); both give the same bits, the first ~25%
 faster. Inputs whose exp rounds to zero skip the scaling (a result that underflows costs a
-microcode assist, ~15x slower); results in the subnormal range still pay it. log and log1p
+microcode assist, ~15x slower); results in the subnormal range still pay it. exp of an
+argument known to be <= 0 (``exp_nonpositive``: sigmoid's exp(-|x|); the code generator's
+choice for ``-x * x`` or a softmax's shifted logits) needs no clamp above, and without AVX-512
+scales in three operations instead of nine: the bits of x / ln 2 + shift + bias + 64 give
+2**(k + 64), normal for every such k, and the product by 2**-64 rounds once. log and log1p
 reduce to [sqrt(1/2), sqrt(2)) with bit operations (log1p by Kahan's log(u) * x / (u - 1));
 tanh above 0.625 is 1 - 2 / (exp(2|x|) + 1), scaling by 2**k with an integer add to the
 exponent field (the clamp keeps it normal); sin/cos (float32 only) reduce modulo pi/2
