@@ -25,8 +25,8 @@ from ..core import Const, Var
 from .lowering import Lowering, dtype_src
 
 __all__ = ["elementwise_src", "elementwise_check", "acc_dtype", "combine_src", "order_src", "scan_combine_src",
-           "nan_flagged", "NanFlag", "nonpositive_values", "SCALAR_SRC_OVERRIDES", "COMPLEX_ORDER", "VECTOR_MATH", "FLOAT_COMBINE",
-           "NAN_FLAGGED_COMBINE", "WIDE_ACCUMULATOR"]
+           "nan_flagged", "NanFlag", "nonpositive_values", "SCALAR_SRC_OVERRIDES", "COMPLEX_ORDER", "VECTOR_MATH",
+           "FLOAT_COMBINE", "NAN_FLAGGED_COMBINE", "WIDE_ACCUMULATOR"]
 
 
 # Loop bodies replacing a primitive's ``scalar_src`` for one dtype or dtype kind, where Numba's
@@ -135,9 +135,9 @@ _SIGN_KEEPING = (ops.broadcast_to, ops.reshape, ops.reduce_max, ops.reduce_min, 
 
 
 def nonpositive_values(eqns) -> set[int]:
-    """The ids of the values of ``eqns`` (a fused kernel's members, in order) whose every
+    """The ids of the float values of ``eqns`` (a fused kernel's members, in order) whose every
     element is <= 0 or NaN, as far as signs propagate through them (a NaN may stand anywhere,
-    so inf - inf is no exception).
+    so inf - inf is no exception; a signed zero has either sign).
 
     What it knows: abs, sqrt and exp are >= 0; negation flips a sign, products and sums of
     known signs have one (``-x * x`` is <= 0); a value minus an upper bound of its own is
@@ -194,7 +194,7 @@ def nonpositive_values(eqns) -> set[int]:
             sa, sb = sign_of(ins[0]), sign_of(ins[1])
             strong = _NONNEGATIVE if p is ops.maximum else _NONPOSITIVE
             s = strong if strong in (sa, sb) else (sa if sa == sb else 0)
-        if s:
+        if s and out.aval.dtype.kind == "f":  # integer products and sums wrap
             sign[out.id] = s
         _track_upper_bound(e, bound)
     return {v for v, s in sign.items() if s == _NONPOSITIVE}
