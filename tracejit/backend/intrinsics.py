@@ -6,8 +6,8 @@ Layer: backend, called only by generated code (``from tracejit.backend.intrinsic
 function) that writes its LLVM directly, so a program's first compile costs next to nothing
 for it:
 
-- ``radd``, ``fmaximum``, ``fminimum``: the float combines that let reduction loops vectorise
-  (a reassociable add, NaN-propagating maximum and minimum); ``fmax_nonnan`` and
+- ``radd``, ``rmuladd``, ``fmaximum``, ``fminimum``: the float combines that let reduction loops vectorise
+  (a reassociable add and multiply-add, NaN-propagating maximum and minimum); ``fmax_nonnan`` and
   ``fmin_nonnan``, maximum and minimum of operands promised not NaN (one ``vmaxps`` /
   ``vminps`` per vector), for reductions that track NaNs apart (``scalar.nan_flagged``);
 - ``new_array``, ``workspace_array``, ``reshaped``: arrays without ``np.empty``, views or
@@ -33,7 +33,7 @@ from numba import types
 from numba.core import cgutils, ir_utils
 from numba.extending import intrinsic
 
-__all__ = ["radd", "fmaximum", "fminimum", "fmax_nonnan", "fmin_nonnan", "advise_huge_pages", "new_array", "claim_block", "shape_is",
+__all__ = ["radd", "rmuladd", "fmaximum", "fminimum", "fmax_nonnan", "fmin_nonnan", "advise_huge_pages", "new_array", "claim_block", "shape_is",
            "workspace_array", "reshaped", "complex_less", "complex_less_equal"]
 
 _HUGE_PAGE = 1 << 21
@@ -48,6 +48,20 @@ def radd(typingctx, a, b):
         inst.flags = list(inst.flags) + ["reassoc"]
         return inst
     return a(a, b), codegen
+
+
+@intrinsic
+def rmuladd(typingctx, acc, x, w):
+    """``acc + x * w`` that LLVM may reassociate (so a sum over a loop vectorises) and contract
+    into one fused multiply-add, as BLAS kernels compute: the narrow products' loops
+    (``emitters._emit_narrow_product``)."""
+    if not (isinstance(acc, types.Float) and acc == x == w):
+        return None
+
+    def codegen(context, builder, signature, args):
+        product = builder.fmul(args[1], args[2], flags=("contract", "reassoc"))
+        return builder.fadd(args[0], product, flags=("contract", "reassoc"))
+    return acc(acc, x, w), codegen
 
 
 def _llvm_binary(name, fastmath=()):

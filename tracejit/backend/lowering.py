@@ -552,7 +552,7 @@ class Lowering:
 
 
 # Module-level names generated code may use besides builtins; values are never named so.
-RESERVED_NAMES = {"np", "numba", "prange", "vm", "radd", "fmaximum", "fminimum", "fmax_nonnan", "fmin_nonnan",
+RESERVED_NAMES = {"np", "numba", "prange", "vm", "radd", "rmuladd", "fmaximum", "fminimum", "fmax_nonnan", "fmin_nonnan",
                   "gemm", "new_array",
                   "workspace_array", "reshaped", "advise_huge_pages", "claim_block", "shape_is",
                   "all_sum_in_place"}
