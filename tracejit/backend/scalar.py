@@ -99,8 +99,8 @@ def elementwise_check(L: Lowering, eqn, operands):
             L.emit(f"raise ValueError({'Integers to negative integer powers are not allowed.' + L.where()!r})")
 
 
-def _vector_math_name(prim, dtype):
-    family = VECTOR_MATH.get(prim)
+def _vector_math_name(prim, dtype, nonpositive_input=False):
+    family = "exp_nonpositive" if prim is ops.exp and nonpositive_input else VECTOR_MATH.get(prim)
     if family is None:
         return None
     from .vecmath import vector_math_name
@@ -118,10 +118,7 @@ def elementwise_src(L: Lowering, eqn, nonpositive_input: bool = False) -> str:
     if kind == "c" and eqn.prim in _COMPARISONS:
         return order_src(L, eqn.inputs[0].aval.dtype, "{0}", _COMPARISONS[eqn.prim], "{1}")
     src = SCALAR_SRC_OVERRIDES.get((eqn.prim, dtype), SCALAR_SRC_OVERRIDES.get((eqn.prim, kind), src))
-    vector_fn = _vector_math_name(eqn.prim, eqn.outputs[0].aval.dtype)
-    if vector_fn is not None and eqn.prim is ops.exp and nonpositive_input:
-        from .vecmath import vector_math_name
-        vector_fn = vector_math_name("exp_nonpositive", eqn.outputs[0].aval.dtype)
+    vector_fn = _vector_math_name(eqn.prim, eqn.outputs[0].aval.dtype, nonpositive_input)
     if vector_fn is not None:
         # branch-free float exp/log/tanh/... that LLVM inlines and vectorises (libm's do not)
         L.require("from tracejit.backend import vecmath as _vm")
@@ -146,6 +143,7 @@ def nonpositive_values(eqns) -> set[int]:
     shift), and the elementwise maximum of such a bound with anything else."""
     sign: dict[int, int] = {}
     bound: dict[int, tuple] = {}   # value -> (the value x it bounds, axes, "reduced"/"keepdims"/"full")
+    negations: dict[int, object] = {}  # value -> the atom it is the negation of
 
     def sign_of(atom):
         if isinstance(atom, Const):
@@ -160,7 +158,6 @@ def nonpositive_values(eqns) -> set[int]:
         """Whether ``a`` is ``-b``."""
         return isinstance(a, Var) and a.id in negations and negations[a.id] is b
 
-    negations: dict[int, object] = {}
     for e in eqns:
         out, ins, p = e.outputs[0], e.inputs, e.prim
         s = 0
