@@ -104,6 +104,26 @@ def test_shard_and_batches_in_one_process_are_the_whole_batch():
         np.testing.assert_array_equal(b, d)
 
 
+@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("drop_last", [True, False])
+def test_batches_of_processes_are_their_shards_of_the_global_batches(monkeypatch, shuffle, drop_last):
+    # each process gathers only its part; together, in rank order, the parts are the global batch
+    x, y = np.arange(44.0).reshape(22, 2), np.arange(22) * 10
+    expected = list(tj.datasets.batches(x, y, 8, shuffle=shuffle, seed=3, drop_last=drop_last))
+    monkeypatch.setattr(communicator, "size", lambda: 2)
+    parts = []
+    for r in range(2):
+        monkeypatch.setattr(communicator, "rank", lambda r=r: r)
+        parts.append(list(dist.batches(x, y, 8, shuffle=shuffle, seed=3, drop_last=drop_last)))
+        for (xs, ys), (xb, yb) in zip(parts[r], expected):
+            np.testing.assert_array_equal(xs, dist.shard(xb))
+            np.testing.assert_array_equal(ys, dist.shard(yb))
+    assert len(parts[0]) == len(parts[1]) == len(expected) == (2 if drop_last else 3)
+    for (x0, y0), (x1, y1), (xb, yb) in zip(*parts, expected):
+        np.testing.assert_array_equal(np.concatenate([x0, x1]), xb)
+        np.testing.assert_array_equal(np.concatenate([y0, y1]), yb)
+
+
 def test_data_helpers_check_their_arguments(monkeypatch):
     x, y = np.zeros((10, 2)), np.zeros(10)
     with pytest.raises(TypeError, match="seed must be an int >= 0, the same on every process; got None"):

@@ -211,5 +211,5 @@ def batches(x, y, batch_size: int, shuffle: bool = True, seed: int = 0, drop_las
         if not drop_last and last % n:
             raise ValueError(f"batches: the last batch has {last} samples, not divisible by the number of "
                              f"processes ({n}); pass drop_last=True")
-    global_batches = datasets.batches(x, y, batch_size, shuffle=shuffle, seed=int(seed), drop_last=drop_last)
-    return (shard(xb, yb) for xb, yb in global_batches)
+    plan = datasets._batch_plan(x, y, batch_size, shuffle, int(seed), drop_last)
+    return datasets._iterate_batches(*plan, int(batch_size), communicator.rank(), n)
