@@ -95,3 +95,35 @@ def test_a_warm_cache_loads_machine_code_without_numbas_target_refresh(tmp_path)
     assert warm["disk_hits"] == 1 and not warm["refreshed"] and warm["frozen"]
     # and a program compiled after the load (Numba refreshes then) is right too
     np.testing.assert_allclose(warm["g"], np.exp(np.arange(3.0)) + 2.0, rtol=1e-12)
+
+
+def test_a_cold_compile_leaves_scipy_out_until_numba_needs_its_blas(tmp_path):
+    # Numba's first compile would import scipy.linalg only to ask whether a BLAS is there; the
+    # backend answers that itself, and Numba code that does call SciPy's BLAS still gets it
+    program = textwrap.dedent("""
+        import json, sys
+        import numba, numpy as np, tracejit as tj
+
+        @tj.trace
+        def f(x, y):
+            return np.tanh(x @ y).sum(axis=0) * 2
+
+        x, y = np.ones((3, 4), np.float32), np.full((4, 5), 0.25, np.float32)
+        out = f(x, y).tolist()
+        before = "scipy.linalg" in sys.modules
+        from numba.np import arraymath, linalg
+
+        dot = numba.njit(lambda a, b: np.dot(a, b))
+        a = np.arange(6.0).reshape(2, 3)
+        print(json.dumps(dict(out=out, before=before, have_blas=arraymath._HAVE_BLAS,
+                              restored=linalg.ensure_blas.__name__ == "ensure_blas",
+                              dot=dot(a, a.T).tolist(), after="scipy.linalg" in sys.modules)))
+    """)
+    env = dict(os.environ, TRACEJIT_CACHE_DIR=str(tmp_path), TRACEJIT_TIERED="0")
+    done = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(got["out"], (np.tanh(np.ones((3, 4)) @ np.full((4, 5), 0.25)).sum(axis=0) * 2), rtol=1e-5)
+    assert not got["before"] and got["have_blas"] and got["restored"]
+    a = np.arange(6.0).reshape(2, 3)
+    assert got["dot"] == (a @ a.T).tolist() and got["after"]

@@ -36,3 +36,29 @@ def _prefer_workqueue_threads():
 
 
 _prefer_workqueue_threads()
+
+
+def _defer_scipy_linalg():
+    # Numba's first compilation (or first load from its cache) imports numba.np.arraymath, which
+    # imports scipy.linalg only to learn whether a BLAS is there: 0.16 s of a cold start here,
+    # mostly SciPy's array-API and f2py modules. tracejit's products call NumPy's OpenBLAS, so
+    # that question is answered here from SciPy being installed (a dependency); the compiled
+    # code that does use SciPy's BLAS (np.dot, np.linalg inside Numba) still imports it when it
+    # is compiled. Skipped if Numba no longer has the names this relies on.
+    import importlib.util
+    import sys
+
+    if "numba.np.arraymath" in sys.modules or importlib.util.find_spec("scipy") is None:
+        return
+    import numba.np.linalg as numba_linalg
+    ensure_blas = getattr(numba_linalg, "ensure_blas", None)
+    if ensure_blas is None:
+        return
+    numba_linalg.ensure_blas = lambda: None
+    try:
+        import numba.np.arraymath  # noqa: F401 - decides its _HAVE_BLAS while importing
+    finally:
+        numba_linalg.ensure_blas = ensure_blas
+
+
+_defer_scipy_linalg()
