@@ -1250,3 +1250,23 @@ def test_complex_values_are_ordered_as_numpy_orders_them():
     for data in (z, with_nans):
         with np.errstate(invalid="ignore"):  # NumPy warns of comparing NaNs
             assert_tree_close(run(f, "compiled", data), orders(data))
+
+
+def test_per_function_llvm_passes_run_at_their_level_only_while_a_program_compiles(monkeypatch):
+    from numba.core.registry import cpu_target
+
+    from tracejit.backend import compiler
+    codegen = cpu_target.target_context.codegen()
+    make, levels = type(codegen)._function_pass_manager, []
+
+    def recording(self, **options):
+        levels.append(options.get("opt"))
+        return make(self, **options)
+
+    monkeypatch.setattr(type(codegen), "_function_pass_manager", recording)
+    offset = float(np.random.default_rng().integers(1, 2**40))  # a program no cache holds
+    f = tj.trace(lambda x: np.sin(x) * 3.0 + offset, mode="compiled", tiered=False)
+    x = np.linspace(-2.0, 2.0, 7)
+    np.testing.assert_allclose(f(x), np.sin(x) * 3.0 + offset, rtol=1e-15)
+    assert levels and set(levels) == {compiler.FUNCTION_PASS_LEVEL}
+    assert "_function_pass_manager" not in vars(codegen)  # Numba's own compiles are left as they were

@@ -28,6 +28,7 @@ to stderr as it is compiled, ``compile`` its compile time, ``cache`` in-memory c
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import hashlib
 import linecache
@@ -298,13 +299,45 @@ def _job(lowered: Lowered, key: str) -> dict:
             "signature": _signature_spec(lowered)}
 
 
+#: LLVM's optimisation level for the per-function passes Numba runs on each function of a
+#: program as it is added (``NUMBA_OPT``, 3, otherwise). Numba then runs the whole ``-O3``
+#: pipeline on the program's module, inlining and vectorising included, which is what decides
+#: the program's speed: the earlier ``-O3`` per function cost 0.15 s of a 1.4 s cold compile of
+#: the softmax-regression step, ``-O1`` costs 0.12 s less, and the steady-state workloads run
+#: as fast (``python -m tracejit.bench softmax_xent softmax_sgd mlp_sgd --fresh-cache``).
+FUNCTION_PASS_LEVEL = 1
+
+
+@contextlib.contextmanager
+def _function_passes_at(level: int):
+    """Numba's per-function LLVM passes at ``level`` while this thread compiles (under Numba's
+    compiler lock, so no other compile sees it). Numba offers no setting for these passes
+    alone (``NUMBA_OPT`` sets the module pipeline too): its code generator's pass-manager
+    factory is wrapped. Where that factory is missing, compiling is left as it is."""
+    from numba.core.compiler_lock import global_compiler_lock
+    from numba.core.registry import cpu_target
+
+    with global_compiler_lock:
+        codegen = cpu_target.target_context.codegen()
+        make = getattr(type(codegen), "_function_pass_manager", None)
+        if make is None or "_function_pass_manager" in vars(codegen):
+            yield
+            return
+        codegen._function_pass_manager = lambda **options: make(codegen, **{"opt": level, **options})
+        try:
+            yield
+        finally:
+            del codegen._function_pass_manager
+
+
 def compile_into_disk_cache(job: dict) -> None:
     """Compile ``job`` (from ``_job``) so that its machine code lands in the disk cache: what the
     helper process (``compile_helper``) does for a program another process will load."""
     fn, _, on_disk, _ = _dispatcher(job)
     if not on_disk:
         raise RuntimeError(f"the disk cache is not usable: {disk_cache.disabled_reason()}")
-    fn.compile(tuple(_numba_array(*t) for t in job["signature"]))
+    with _function_passes_at(FUNCTION_PASS_LEVEL):
+        fn.compile(tuple(_numba_array(*t) for t in job["signature"]))
 
 
 def _compiled_by_helper(job: dict) -> bool:
@@ -385,7 +418,8 @@ def _compile(lowered: Lowered, signature, key: str, helper_process=False):
         if on_disk:
             _compiling[key] = job
         try:
-            fn.compile(signature)
+            with _function_passes_at(FUNCTION_PASS_LEVEL):
+                fn.compile(signature)
         finally:
             _compiling.pop(key, None)
         fn.disable_compile()
