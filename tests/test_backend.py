@@ -1270,3 +1270,21 @@ def test_per_function_llvm_passes_run_at_their_level_only_while_a_program_compil
     np.testing.assert_allclose(f(x), np.sin(x) * 3.0 + offset, rtol=1e-15)
     assert levels and set(levels) == {compiler.FUNCTION_PASS_LEVEL}
     assert "_function_pass_manager" not in vars(codegen)  # Numba's own compiles are left as they were
+
+
+def test_programs_compile_without_the_passes_that_find_nothing_in_generated_code():
+    from numba.core.typed_passes import NopythonRewrites
+    from numba.core.untyped_passes import InlineClosureLikes
+
+    from tracejit.backend import compiler
+    scale = float(np.random.default_rng().integers(1, 2**40))  # a program no cache holds: compiled here
+    f = tj.trace(lambda x: np.exp(x).sum(axis=1) * scale, mode="compiled", tiered=False)
+    x = np.linspace(-1.0, 1.0, 12).reshape(3, 4)
+    np.testing.assert_allclose(f(x), np.exp(x).sum(axis=1) * scale, rtol=1e-14)
+    fn = next(iter(f._cache.values())).compiled.fn
+    assert fn._compiler.pipeline_class is compiler._program_pipeline()
+    (cres,) = fn.overloads.values()
+    assert cres.metadata["pipeline_times"]  # Numba records each pass it ran, by pipeline
+    ran = {name for times in cres.metadata["pipeline_times"].values() for name in times}
+    assert not any(InlineClosureLikes._name in name or NopythonRewrites._name in name for name in ran), ran
+    assert any("nopython_type_inference" in name for name in ran)
