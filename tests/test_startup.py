@@ -127,3 +127,17 @@ def test_a_cold_compile_leaves_scipy_out_until_numba_needs_its_blas(tmp_path):
     assert not got["before"] and got["have_blas"] and got["restored"]
     a = np.arange(6.0).reshape(2, 3)
     assert got["dot"] == (a @ a.T).tolist() and got["after"]
+
+
+def test_the_backend_turns_numbas_error_colouring_off_without_changing_the_environment():
+    program = textwrap.dedent("""
+        import json, os
+        import tracejit.backend
+        from numba.core import errors
+        print(json.dumps([type(errors.termcolor()).__name__,
+                          "NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING" in os.environ]))
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING"}
+    done = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["NOPColorScheme", False]

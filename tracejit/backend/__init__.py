@@ -15,7 +15,22 @@ hash of its text (``compile_graph``).
   ``vecmath`` (vectorisable math), ``blas`` (matrix products through NumPy's OpenBLAS),
   ``collectives``; and ``disk_cache``.
 """
-from .codegen import generate_source, lower
+import os as _os
+import sys as _sys
+
+# Numba formats an error message, coloured with colorama when that is installed, for every
+# typing rule that does not match a call it types, also when another rule does: 2,500 of them
+# for the softmax-regression step, 0.03-0.05 s of its cold compile. Numba reads this switch
+# once, when it is imported; it stays off in this process (Numba's errors print uncoloured)
+# unless Numba was imported first, and the environment is left as it was.
+if "numba" not in _sys.modules and "NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING" not in _os.environ:
+    _os.environ["NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING"] = "1"
+    try:
+        import numba.core.errors  # noqa: F401
+    finally:
+        del _os.environ["NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING"]
+
+from .codegen import generate_source, lower  # noqa: E402
 from .compiler import CompiledProgram, cache_info, clear_cache, compile_graph, is_compiled, log_enabled
 from .emitters import EMITTERS, emitter_for
 from .lowering import BackendError, Lowered
