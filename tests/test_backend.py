@@ -1273,8 +1273,8 @@ def test_per_function_llvm_passes_run_at_their_level_only_while_a_program_compil
 
 
 def test_programs_compile_without_the_passes_that_find_nothing_in_generated_code():
-    from numba.core.typed_passes import NopythonRewrites
-    from numba.core.untyped_passes import InlineClosureLikes
+    from numba.core.typed_passes import NopythonRewrites, PreLowerStripPhis
+    from numba.core.untyped_passes import InlineClosureLikes, ReconstructSSA
 
     from tracejit.backend import compiler
     scale = float(np.random.default_rng().integers(1, 2**40))  # a program no cache holds: compiled here
@@ -1286,5 +1286,6 @@ def test_programs_compile_without_the_passes_that_find_nothing_in_generated_code
     (cres,) = fn.overloads.values()
     assert cres.metadata["pipeline_times"]  # Numba records each pass it ran, by pipeline
     ran = {name for times in cres.metadata["pipeline_times"].values() for name in times}
-    assert not any(InlineClosureLikes._name in name or NopythonRewrites._name in name for name in ran), ran
+    skipped = (InlineClosureLikes, NopythonRewrites, ReconstructSSA, PreLowerStripPhis)
+    assert not any(p._name in name for p in skipped for name in ran), ran
     assert any("nopython_type_inference" in name for name in ran)

@@ -270,16 +270,19 @@ def _load_machine_code(dispatcher, signature) -> bool:
 
 @functools.cache
 def _program_pipeline():
-    """Numba's compiler for generated programs: its nopython pipeline without two passes that
-    find nothing to do in them, which took 0.13 s of the softmax-regression step's 1.33 s cold
+    """Numba's compiler for generated programs: its nopython pipeline without passes that find
+    nothing to do in them, which took 0.2 s of the softmax-regression step's 1.33 s cold
     compile. ``InlineClosureLikes`` inlines closures and comprehensions, and generated code
     defines none; ``NopythonRewrites`` rewrites whole-array arithmetic into loops and indexing
-    by string literals, and generated code writes its own loops over elements. Functions with
-    parallel loops keep the whole pipeline, whose parfor passes expect them."""
+    by string literals, and generated code writes its own loops over elements;
+    ``ReconstructSSA`` (with ``PreLowerStripPhis``, which undoes its phis) lets one variable
+    take values of different types, and generated code gives each variable one dtype (LLVM
+    makes the same machine code from either form). Functions with parallel loops keep the whole
+    pipeline, whose parfor passes expect it."""
     from numba.core.compiler import CompilerBase, DefaultPassBuilder
     from numba.core.compiler_machinery import PassManager
-    from numba.core.typed_passes import NopythonRewrites
-    from numba.core.untyped_passes import InlineClosureLikes
+    from numba.core.typed_passes import NopythonRewrites, PreLowerStripPhis
+    from numba.core.untyped_passes import InlineClosureLikes, ReconstructSSA
 
     class ProgramPipeline(CompilerBase):
         def define_pipelines(self):
@@ -288,7 +291,7 @@ def _program_pipeline():
                 return [default]
             pipeline = PassManager("tracejit program")
             for pass_class, description in default.passes:
-                if pass_class not in (InlineClosureLikes, NopythonRewrites):
+                if pass_class not in (InlineClosureLikes, NopythonRewrites, ReconstructSSA, PreLowerStripPhis):
                     pipeline.add_pass(pass_class, description)
             pipeline.finalize()
             return [pipeline]
