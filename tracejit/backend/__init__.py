@@ -77,3 +77,8 @@ def _defer_scipy_linalg():
 
 
 _defer_scipy_linalg()
+
+# Numba's typeof of an array asks whether it is a masked array, and NumPy imports numpy.ma
+# when first asked (5-10 ms): here, while the backend is loaded (in the background with tiered
+# execution), rather than in the first call of the first compiled program.
+import numpy.ma  # noqa: E402, F401
