@@ -18,7 +18,7 @@ from ..core import Var
 from ..transforms.fuse import fused
 from . import blas, collectives
 from .fused_kernels import emit_fused
-from .lowering import ArrayRef, BackendError, Lowering, ScalarRef, ViewRef, affine, dtype_src, identity_src, shape_src
+from .lowering import ArrayRef, BackendError, Lowering, ScalarRef, ViewRef, affine, dtype_src, identity_src
 from .scalar import (NanFlag, acc_dtype, combine_src, convert_src, elementwise_check, elementwise_src, nan_flagged,
                      order_src, scan_combine_src)
 
@@ -154,7 +154,7 @@ def emit_reshape(L: Lowering, eqn):
         return
     src = L.array(x)
     name = L.var_name(out)
-    L.emit(f"{name} = {src.name}.reshape({shape_src(out.aval.shape)})")
+    L.emit(f"{name} = {L.reshape_src(src.name, out.aval.shape)}")
     L.bind(out, ArrayRef(name, out.aval.shape, out.aval.dtype, src.root))
 
 
@@ -421,9 +421,9 @@ def emit_matmul(L: Lowering, eqn):
             a3, b3, c3 = ar.name, br.name, res.name
             if len(batch) > 1:
                 a3, b3, c3 = L.fresh(f"{ar.name}_"), L.fresh(f"{br.name}_"), L.fresh(f"{res.name}_")
-                L.emit(f"{a3} = {ar.name}.reshape({shape_src((nbatch, m, k))})")
-                L.emit(f"{b3} = {br.name}.reshape({shape_src((nbatch, k, n))})")
-                L.emit(f"{c3} = {res.name}.reshape({shape_src((nbatch, m, n))})")
+                L.emit(f"{a3} = {L.reshape_src(ar.name, (nbatch, m, k))}")
+                L.emit(f"{b3} = {L.reshape_src(br.name, (nbatch, k, n))}")
+                L.emit(f"{c3} = {L.reshape_src(res.name, (nbatch, m, n))}")
             L.kernels += 1
             with L.loops([nbatch], "b") as (i,):
                 L.emit(_product_src(L, (f"{a3}[{i}]", False), (f"{b3}[{i}]", False), f"{c3}[{i}]", dtype))
@@ -523,7 +523,7 @@ def emit_per_slice(L: Lowering, eqn):
 def _batched(L: Lowering, name, tail, nbatch):
     """``name`` viewed with its batch axes as one leading axis of ``nbatch``."""
     view = L.fresh(f"{name}_")
-    L.emit(f"{view} = {name}.reshape({shape_src((nbatch,) + tuple(tail))})")
+    L.emit(f"{view} = {L.reshape_src(name, (nbatch,) + tuple(tail))}")
     return view
 
 
@@ -606,7 +606,7 @@ def emit_all_sum(L: Lowering, eqn):
     offset = 0
     for out, n in zip(eqn.outputs, sizes):
         name = L.var_name(out)
-        L.emit(f"{name} = {buffer.name}[{offset}:{offset + n}].reshape({shape_src(out.aval.shape)})")
+        L.emit(f"{name} = {L.reshape_src(f'{buffer.name}[{offset}:{offset + n}]', out.aval.shape)}")
         L.bind(out, ArrayRef(name, out.aval.shape, dtype, buffer.root))
         offset += n
 

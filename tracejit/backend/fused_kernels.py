@@ -56,7 +56,7 @@ import numpy as np
 from .. import ops
 from ..core import Const, Var
 from ..transforms.fuse import is_index_map
-from .lowering import ArrayRef, ViewRef, dtype_src, eqn_comment, identity_src, shape_src
+from .lowering import ArrayRef, ViewRef, dtype_src, eqn_comment, identity_src
 from .scalar import (NanFlag, acc_dtype, combine_src, convert_src, elementwise_check, elementwise_src, nan_flagged,
                      nonpositive_values)
 
@@ -429,9 +429,8 @@ def emit_fused(L, eqn):
         dims = "x".join(map(str, collapse.shape))
         L.comment(f"loops over {dims} collapsed into one over {collapse.size}: every array read or written "
                   f"along them is C-contiguous with them as its last axes")
-        L.require("from tracejit.backend.intrinsics import reshaped")
         for (base, _), (name, shape) in collapse.views.items():
-            L.emit(f"{name} = reshaped({base}, {shape_src(shape)})")
+            L.emit(f"{name} = {L.reshape_src(base, shape)}")
         if k < n:
             inner_shape = K.domain[k:collapse.c] + (collapse.size,)
         else:

@@ -487,7 +487,7 @@ class Lowering:
             key, offset, length, dtype = place
             buffer = self.pack(key, length, dtype)
             self.reads(buffer)
-            self.emit(f"{name} = {buffer.name}[{offset}:{offset + var.aval.size}].reshape({shape_src(var.aval.shape)})")
+            self.emit(f"{name} = {self.reshape_src(f'{buffer.name}[{offset}:{offset + var.aval.size}]', var.aval.shape)}")
             self.define(name)
             self.packed[var.id] = ArrayRef(name, var.aval.shape, var.aval.dtype, buffer.root)
             return self.packed[var.id]
@@ -540,6 +540,11 @@ class Lowering:
             self.materialized[key] = out
         self.reads(out)
         return out
+
+    def reshape_src(self, array: str, shape) -> str:
+        """Source of the C-contiguous array ``array`` viewed with ``shape`` (``intrinsics.reshaped``)."""
+        self.require("from tracejit.backend.intrinsics import reshaped")
+        return f"reshaped({array}, {shape_src(shape)})"
 
     def copy_into(self, name, ref: Ref) -> ArrayRef:
         """A fresh array ``name`` holding ``ref``'s elements (one loop nest)."""
