@@ -1256,6 +1256,7 @@ def test_per_function_llvm_passes_run_at_their_level_only_while_a_program_compil
     from numba.core.registry import cpu_target
 
     from tracejit.backend import compiler
+    compiler._set_up_numba()  # Numba's own first compile (its runtime's functions) is not a program's
     codegen = cpu_target.target_context.codegen()
     make, levels = type(codegen)._function_pass_manager, []
 
@@ -1289,3 +1290,20 @@ def test_programs_compile_without_the_passes_that_find_nothing_in_generated_code
     skipped = (InlineClosureLikes, NopythonRewrites, ReconstructSSA, PreLowerStripPhis)
     assert not any(p._name in name for p in skipped for name in ran), ran
     assert any("nopython_type_inference" in name for name in ran)
+
+
+def test_compile_parts_split_the_compile_time():
+    scale = float(np.random.default_rng().integers(1, 2**40))  # a program no cache holds: compiled here
+    f = tj.trace(lambda x: np.tanh(x) * scale, mode="compiled", tiered=False)
+    x = np.linspace(-1.0, 1.0, 5)
+    np.testing.assert_allclose(f(x), np.tanh(x) * scale, rtol=1e-14)
+    parts = dict(f.stats["compile_parts"])
+    parts.pop("backend import", None)  # reported by the process's first compile or load only
+    assert set(parts) == {"source", "Numba set-up", "Numba front end", "lowering and LLVM", "other"}, parts
+    assert all(seconds >= 0 for seconds in parts.values())
+    assert parts["Numba front end"] > 0 and parts["lowering and LLVM"] > 0
+    assert sum(parts.values()) == pytest.approx(f.stats["compile_seconds"], rel=0.05, abs=0.005)
+    # the same program again, from the compiled-program cache in memory: only its source is made
+    g = tj.trace(lambda x: np.tanh(x) * scale, mode="compiled", tiered=False)
+    g(x)
+    assert set(g.stats["compile_parts"]) - {"backend import"} == {"source"}

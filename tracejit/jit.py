@@ -484,10 +484,12 @@ class Traced:
         self._warned_compile_limit = False
         # trace_seconds: running the function on tracers (recording the graph), summed over traces;
         # traced_equations: the equations recorded, so trace_seconds / traced_equations is the
-        # tracing time per equation; pass_seconds: the passes run on the recorded graphs.
+        # tracing time per equation; pass_seconds: the passes run on the recorded graphs;
+        # compile_parts: compile_seconds by part ("backend import", then those of
+        # ``CompiledProgram.compile_parts``), summed over compiles.
         self.stats = {"traces": 0, "cache_hits": 0, "retraces": [], "trace_seconds": 0.0, "traced_equations": 0,
-                      "pass_seconds": 0.0, "compile_seconds": 0.0, "kernels": 0, "fused_ops": 0, "temp_bytes": 0,
-                      "compiled_programs": 0, "interpreted_calls": 0}
+                      "pass_seconds": 0.0, "compile_seconds": 0.0, "compile_parts": {}, "kernels": 0, "fused_ops": 0,
+                      "temp_bytes": 0, "compiled_programs": 0, "interpreted_calls": 0}
 
     def __repr__(self):
         return f"<tj.trace of {getattr(self.fn, '__qualname__', self.fn)}>"
@@ -956,11 +958,14 @@ class Traced:
         return True
 
     def _compile(self, entry, helper_process=False):
-        from .backend import compile_graph
+        from .backend import compile_graph, take_import_seconds
         start = time.perf_counter()
         compiled = compile_graph(entry.program.graph, helper_process=helper_process,
                                  **self._backend_options(entry.program))
         self.stats["compile_seconds"] += time.perf_counter() - start
+        parts = self.stats["compile_parts"]
+        for part, seconds in {"backend import": take_import_seconds(), **compiled.compile_parts}.items():
+            parts[part] = parts.get(part, 0.0) + seconds
         self.stats["kernels"] = compiled.kernels
         self.stats["fused_ops"] = compiled.fused_ops
         self.stats["temp_bytes"] = compiled.temp_bytes

@@ -17,6 +17,9 @@ hash of its text (``compile_graph``).
 """
 import os as _os
 import sys as _sys
+import time as _time
+
+_import_start = _time.perf_counter()
 
 # Numba formats an error message, coloured with colorama when that is installed, for every
 # typing rule that does not match a call it types, also when another rule does: 2,500 of them
@@ -36,7 +39,7 @@ from .emitters import EMITTERS, emitter_for
 from .lowering import BackendError, Lowered
 
 __all__ = ["generate_source", "compile_graph", "is_compiled", "CompiledProgram", "BackendError", "EMITTERS", "emitter_for",
-           "lower", "Lowered", "cache_info", "clear_cache", "log_enabled"]
+           "lower", "Lowered", "cache_info", "clear_cache", "log_enabled", "take_import_seconds"]
 
 
 def _prefer_workqueue_threads():
@@ -82,3 +85,14 @@ _defer_scipy_linalg()
 # when first asked (5-10 ms): here, while the backend is loaded (in the background with tiered
 # execution), rather than in the first call of the first compiled program.
 import numpy.ma  # noqa: E402, F401
+
+_import_seconds = _time.perf_counter() - _import_start
+
+
+def take_import_seconds() -> float:
+    """How long importing the backend took (Numba's import and set-up above included), the
+    first time it is asked, 0 after: the first compile or load of a process reports it as the
+    "backend import" part of its time (``Traced.stats["compile_parts"]``)."""
+    global _import_seconds
+    seconds, _import_seconds = _import_seconds, 0.0
+    return seconds

@@ -428,11 +428,45 @@ def hand_off_unfinished() -> int:
     return len(jobs)
 
 
+_numba_set_up = False
+
+
+def _set_up_numba() -> float:
+    """Numba's one-time set-up in this process (its target's registries of implementations,
+    which its first compile loads), done here to time it apart; 0 once done. A program loaded
+    from the disk cache does not need it (``_load_machine_code``)."""
+    global _numba_set_up
+    if _numba_set_up:
+        return 0.0
+    from numba.core.registry import cpu_target
+    start = time.perf_counter()
+    cpu_target.target_context.refresh()
+    _numba_set_up = True
+    return time.perf_counter() - start
+
+
+def _numba_pass_seconds(dispatcher) -> dict:
+    """Numba's time in its front end (bytecode to typed IR, the parts it compiles as it types
+    calls to them included) and in lowering (LLVM IR, LLVM's passes and machine code), from the
+    pass timings it keeps with the compiled overload. Nothing where Numba found the machine
+    code in its own cache after all (an interrupted write of ours), which keeps no timings."""
+    (compiled,) = dispatcher.overloads.values()
+    pipelines = (compiled.metadata or {}).get("pipeline_times") or {}
+    if not pipelines:
+        return {}
+    timings = [item for pipeline in pipelines.values() for item in pipeline.items()]
+    split = next((i for i, (name, _) in enumerate(timings) if name.endswith("native_lowering")), len(timings))
+
+    def seconds(items):
+        return sum(t.init + t.run + t.finalize for _, t in items)
+    return {"Numba front end": seconds(timings[:split]), "lowering and LLVM": seconds(timings[split:])}
+
+
 def _compile(lowered: Lowered, signature, key: str, helper_process=False):
-    """The Numba function of ``lowered`` and how it was obtained: "compiled", "compiled by a
+    """The Numba function of ``lowered``, how it was obtained: "compiled", "compiled by a
     helper process" (``helper_process``: a new process compiles it into the disk cache while
     this thread waits; only with a usable disk cache), or "loaded from the disk cache"
-    (machine code an earlier process compiled)."""
+    (machine code an earlier process compiled), and for a compile here its parts' seconds."""
     import numba
     filename = _filename(lowered, key)
     job = _job(lowered, key)
@@ -444,18 +478,19 @@ def _compile(lowered: Lowered, signature, key: str, helper_process=False):
         # from disk, Numba probably has its machine code (inside it are the parts' too)
         if from_disk and _load_machine_code(fn, signature):
             _log("cache", f"{lowered.fn_name}: machine code loaded from {os.path.dirname(filename)}")
-            return fn, "loaded from the disk cache"
+            return fn, "loaded from the disk cache", {}
         if helper_process and on_disk and _compiled_by_helper(job) and _load_machine_code(fn, signature):
-            return fn, "compiled by a helper process"
+            return fn, "compiled by a helper process", {}
         if on_disk:
             _compiling[key] = job
+        setup = _set_up_numba()
         try:
             with _function_passes_at(FUNCTION_PASS_LEVEL):
                 fn.compile(signature)
         finally:
             _compiling.pop(key, None)
         fn.disable_compile()
-        return fn, "compiled"
+        return fn, "compiled", {"Numba set-up": setup, **_numba_pass_seconds(fn)}
     except numba.core.errors.NumbaError as exc:
         raise _explain(exc, lowered, filename) from None
 
@@ -570,6 +605,10 @@ class CompiledProgram:
 
     ``origin`` says how the machine code was obtained: "compiled", "loaded from the disk cache"
     or "found in memory" (an identical program compiled earlier in this process).
+    ``compile_parts`` says where the time to obtain it went, in seconds: "source" (generating
+    it), and for a compile in this process "Numba set-up" (its first compile's), "Numba front
+    end", "lowering and LLVM" and "other" (Numba's caching and what its timings leave out); or
+    "loading" from the disk cache, or "compile" by a helper process.
 
     Temporaries live in a *workspace* (see ``memory``): one ``uint8`` array, allocated on the
     first call and reused by later ones. Calls running at the same time (threads) each take
@@ -578,7 +617,7 @@ class CompiledProgram:
 
     __slots__ = ("fn", "source", "kernels", "fused_ops", "name", "filename", "key", "_consts", "_expect",
                  "_passthrough", "_n_out", "_written", "temp_bytes", "memory", "_pool", "entry", "outputs",
-                 "locations", "origin")
+                 "locations", "origin", "compile_parts")
 
     def __init__(self, fn, lowered: Lowered, key: str):
         self.fn = fn
@@ -674,6 +713,7 @@ def compile_graph(graph, *, fastmath=False, parallel=None, name="fn", write_back
     then take no CPU time from this process's threads)."""
     start = time.perf_counter()
     lowered = lower(graph, fastmath=fastmath, parallel=parallel, name=name, write_back=write_back)
+    parts = {"source": time.perf_counter() - start}
     signature = _signature(lowered)
     key = _cache_key(lowered, _signature_spec(lowered))
     with _cache_lock:
@@ -685,7 +725,11 @@ def compile_graph(graph, *, fastmath=False, parallel=None, name="fn", write_back
         else:
             if log_enabled("source"):
                 _log("source", f"{lowered.fn_name} ({len(graph.eqns)} equations):\n{lowered.source}")
-            fn, origin = _compile(lowered, signature, key, helper_process)
+            compile_start = time.perf_counter()
+            fn, origin, numba_parts = _compile(lowered, signature, key, helper_process)
+            rest = time.perf_counter() - compile_start - sum(numba_parts.values())
+            parts.update(numba_parts)
+            parts["other" if numba_parts else "loading" if origin.startswith("loaded") else "compile"] = rest
             _cache.put(key, fn)
             weakref.finalize(fn, _forget, key, f"tj_{key[:40]}", id(fn.py_func.__globals__))
             _counts["compiles"] += 1
@@ -700,4 +744,5 @@ def compile_graph(graph, *, fastmath=False, parallel=None, name="fn", write_back
                         "nothing compiled")
     program = CompiledProgram(fn, lowered, key)
     program.origin = origin
+    program.compile_parts = parts
     return program

@@ -105,7 +105,8 @@ def main(argv):
                           "t_compiled": t_result, "startup": t_built - T_START, "first_call": t_result - t_built,
                           "loss": loss, "kernels": stats.get("kernels"),
                           "interpreted_calls": stats.get("interpreted_calls"),
-                          "compile_seconds": stats.get("compile_seconds")}))
+                          "compile_seconds": stats.get("compile_seconds"),
+                          "compile_parts": stats.get("compile_parts")}))
         return 0
     try:
         wl = wl_module.get(workload)
@@ -138,7 +139,8 @@ def main(argv):
     print(json.dumps({"status": "ok", "t_start": T_START, "t_built": t_built, "t_result": t_result,
                       "t_compiled": t_compiled,
                       "startup": t_built - T_START, "first_call": t_result - t_built,
-                      "kernels": stats.get("kernels"), "compile_seconds": stats.get("compile_seconds")}))
+                      "kernels": stats.get("kernels"), "compile_seconds": stats.get("compile_seconds"),
+                      "compile_parts": stats.get("compile_parts")}))
     return 0
 
 

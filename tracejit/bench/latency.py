@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 
-from .results import Result, SystemResult
+from .results import Result, SystemResult, format_time
 from .workloads import LATENCY_TARGET, PEER_SYSTEMS, get
 
 __all__ = ["LATENCY_SYSTEMS", "run_latency"]
@@ -146,13 +146,15 @@ def run_latency(size="full", systems=LATENCY_SYSTEMS, cold_runs=2, warm_runs=3, 
                 systems_out[s] = SystemResult(s, status="skipped", note="no runs")
                 continue
             last = runs[phase][s][-1]
+            parts = _median_parts(runs[phase][s])
             systems_out[s] = SystemResult(
                 s, median=statistics.median(xs), min=min(xs), max=max(xs), rounds=len(xs), batch=1, samples=xs,
                 first_call=statistics.median(o["first_call"] for o in runs[phase][s]),
                 compile_seconds=last.get("compile_seconds"), kernels=last.get("kernels"),
                 extra={"startup": statistics.median(o["startup"] for o in runs[phase][s]),
                        "compiled_tier": statistics.median(o["compiled_latency"] for o in runs[phase][s]),
-                       **({"loss": last["loss"]} if "loss" in last else {})})
+                       **({"loss": last["loss"]} if "loss" in last else {}),
+                       **({"compile_parts": parts} if parts else {})})
         results.append(Result(name=f"{prefix}_{phase}", title=title, kind="latency", baseline="numpy",
                               systems=systems_out, params={"target": target, "size_desc": target},
                               notes=[f"process start to the end of {target}; start-up = interpreter and "
@@ -160,5 +162,14 @@ def run_latency(size="full", systems=LATENCY_SYSTEMS, cold_runs=2, warm_runs=3, 
                                      f"process start to first result of {target}; start-up = interpreter, "
                                      "imports and inputs; first call = tracing and compiling (or loading), or with "
                                      "tiered execution tracing and interpreting; compiled tier = process start to "
-                                     "the compiled program's first result"]))
+                                     "the compiled program's first result"]
+                              + [f"{s}'s compile by part (medians): "
+                                 + ", ".join(f"{part} {format_time(seconds)}" for part, seconds in r.extra["compile_parts"].items())
+                                 for s, r in systems_out.items() if r.ok and r.extra.get("compile_parts")]))
     return results
+
+
+def _median_parts(runs) -> dict:
+    """The median over ``runs`` of each part of tracejit's compile (``stats["compile_parts"]``)."""
+    names = dict.fromkeys(part for o in runs for part in (o.get("compile_parts") or {}))
+    return {part: statistics.median((o.get("compile_parts") or {}).get(part, 0.0) for o in runs) for part in names}
