@@ -47,7 +47,8 @@ def test_star_import_still_gives_every_public_name():
     assert "tracejit.bench" in imported_after(program)
 
 
-WARM_PROGRAM = textwrap.dedent("""
+# A new process's first compiled call (the programs below go on from it)
+FIRST_CALL = textwrap.dedent("""
     import json, sys
     import numpy as np, tracejit as tj
 
@@ -57,6 +58,9 @@ WARM_PROGRAM = textwrap.dedent("""
 
     x, y = np.ones((3, 4), np.float32), np.full((4, 5), 0.25, np.float32)
     out = f(x, y).tolist()
+""")
+
+WARM_PROGRAM = FIRST_CALL + textwrap.dedent("""
     fn = next(iter(f._cache.values())).compiled.fn
     refreshed = "numba.np.npyimpl" in sys.modules  # imported only by Numba's target refresh
     try:
@@ -100,17 +104,9 @@ def test_a_warm_cache_loads_machine_code_without_numbas_target_refresh(tmp_path)
 def test_a_cold_compile_leaves_scipy_out_until_numba_needs_its_blas(tmp_path):
     # Numba's first compile would import scipy.linalg only to ask whether a BLAS is there; the
     # backend answers that itself, and Numba code that does call SciPy's BLAS still gets it
-    program = textwrap.dedent("""
-        import json, sys
-        import numba, numpy as np, tracejit as tj
-
-        @tj.trace
-        def f(x, y):
-            return np.tanh(x @ y).sum(axis=0) * 2
-
-        x, y = np.ones((3, 4), np.float32), np.full((4, 5), 0.25, np.float32)
-        out = f(x, y).tolist()
+    program = FIRST_CALL + textwrap.dedent("""
         before = "scipy.linalg" in sys.modules
+        import numba
         from numba.np import arraymath, linalg
 
         dot = numba.njit(lambda a, b: np.dot(a, b))
