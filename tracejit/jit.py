@@ -485,8 +485,9 @@ class Traced:
         # trace_seconds: running the function on tracers (recording the graph), summed over traces;
         # traced_equations: the equations recorded, so trace_seconds / traced_equations is the
         # tracing time per equation; pass_seconds: the passes run on the recorded graphs;
-        # compile_parts: compile_seconds by part ("backend import", then those of
-        # ``CompiledProgram.compile_parts``), summed over compiles.
+        # compile_parts: compile_seconds by part (``CompiledProgram.compile_parts``, summed over
+        # compiles), and "backend import", the backend's import time, which the process's first
+        # compile or load reports wherever the import happened.
         self.stats = {"traces": 0, "cache_hits": 0, "retraces": [], "trace_seconds": 0.0, "traced_equations": 0,
                       "pass_seconds": 0.0, "compile_seconds": 0.0, "compile_parts": {}, "kernels": 0, "fused_ops": 0,
                       "temp_bytes": 0, "compiled_programs": 0, "interpreted_calls": 0}
