@@ -186,6 +186,9 @@ def test_workload_selection():
     assert workloads.select(["dispatch", "dispatch"]) == ["dispatch"]
     assert "elementwise_16m" not in workloads.select(quick=True) and "compile" in workloads.select(quick=True)
     assert workloads.select() == list(workloads.WORKLOADS) + ["compile", "trace", "mnist_epoch"]
+    # the latency results' names select the benchmark that measures them (cold and warm together)
+    assert workloads.select(["compile_cold", "compile_warm"]) == ["compile"]
+    assert workloads.select(["epoch_warm", "softmax_sgd"]) == ["mnist_epoch", "softmax_sgd"]
     with pytest.raises(KeyError, match="unknown workload"):
         workloads.select(["nope"])
 

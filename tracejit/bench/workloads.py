@@ -796,6 +796,10 @@ def get(name) -> Workload:
         raise KeyError(f"unknown workload {name!r}; known: {', '.join(all_names())}") from None
 
 
+# result names -> the benchmark that measures them
+_MEASURED_BY = {**dict.fromkeys(LATENCY_NAMES, "compile"), "epoch_cold": "mnist_epoch", "epoch_warm": "mnist_epoch"}
+
+
 def all_names():
     return list(WORKLOADS) + ["compile", "trace", "mnist_epoch"]
 
@@ -804,12 +808,14 @@ def select(patterns=None, quick=False):
     """Workload names matching ``patterns`` (exact names or prefixes, e.g. ``elementwise``);
     all (or the quick set) when ``patterns`` is empty. ``"compile"`` is the latency benchmark,
     ``"trace"`` the tracing-time one, ``"mnist_epoch"`` the time to train one MNIST epoch from
-    process start."""
+    process start; the names of their results (``compile_cold``, ``epoch_warm``, ...) select them
+    too, each of which measures its cold and warm results together."""
     names = all_names()
     if not patterns:
         return list(QUICK) if quick else names
     chosen = []
     for p in patterns:
+        p = _MEASURED_BY.get(p, p)
         hits = [n for n in names if n == p] or [n for n in names if n.startswith(p)]
         if not hits:
             raise KeyError(f"unknown workload {p!r}; known: {', '.join(names)}")
