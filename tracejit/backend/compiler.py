@@ -309,8 +309,10 @@ def _dispatcher(job: dict):
     on_disk = not filename.startswith("<")
 
     def jit(fn_name, py_func):
+        # no_cfunc_wrapper: the runtime calls programs through their Python entry point; the C
+        # one Numba would also make costs 15 ms of a cold compile
         dispatcher = numba.njit(fastmath=job["flags"]["fastmath"], parallel=fn_name in job["parallel_functions"],
-                                error_model="numpy", nogil=job["flags"]["nogil"],
+                                error_model="numpy", nogil=job["flags"]["nogil"], no_cfunc_wrapper=True,
                                 pipeline_class=_program_pipeline())(py_func)
         if on_disk:  # machine code kept beside the module, with the cache's checks
             dispatcher._cache = disk_cache.machine_code_cache(py_func)
