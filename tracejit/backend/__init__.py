@@ -64,9 +64,8 @@ def _defer_scipy_linalg():
     # code that does use SciPy's BLAS (np.dot, np.linalg inside Numba) still imports it when it
     # is compiled. Skipped if Numba no longer has the names this relies on.
     import importlib.util
-    import sys
 
-    if "numba.np.arraymath" in sys.modules or importlib.util.find_spec("scipy") is None:
+    if "numba.np.arraymath" in _sys.modules or importlib.util.find_spec("scipy") is None:
         return
     import numba.np.linalg as numba_linalg
     ensure_blas = getattr(numba_linalg, "ensure_blas", None)

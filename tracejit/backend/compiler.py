@@ -706,6 +706,10 @@ class CompiledProgram:
                                 [arrays[k] for _, k in self._passthrough], outs))
 
 
+# the part of ``CompiledProgram.compile_parts`` that takes the time ``_compile``'s own parts leave
+_REST_OF = {"compiled": "other", "loaded from the disk cache": "loading", "compiled by a helper process": "compile"}
+
+
 def compile_graph(graph, *, fastmath=False, parallel=None, name="fn", write_back=None,
                   helper_process=False) -> CompiledProgram:
     """Generate, compile (or fetch from the cache) and wrap the program for ``graph``.
@@ -729,9 +733,8 @@ def compile_graph(graph, *, fastmath=False, parallel=None, name="fn", write_back
                 _log("source", f"{lowered.fn_name} ({len(graph.eqns)} equations):\n{lowered.source}")
             compile_start = time.perf_counter()
             fn, origin, numba_parts = _compile(lowered, signature, key, helper_process)
-            rest = time.perf_counter() - compile_start - sum(numba_parts.values())
             parts.update(numba_parts)
-            parts["other" if numba_parts else "loading" if origin.startswith("loaded") else "compile"] = rest
+            parts[_REST_OF[origin]] = time.perf_counter() - compile_start - sum(numba_parts.values())
             _cache.put(key, fn)
             weakref.finalize(fn, _forget, key, f"tj_{key[:40]}", id(fn.py_func.__globals__))
             _counts["compiles"] += 1
