@@ -1161,6 +1161,54 @@ def test_fast_path_for_pytree_arguments_never_takes_a_wrong_program():
     assert step.stats["cache_hits"] == hits_before + 1
 
 
+class _Rate:
+    """A static argument whose hash follows its value, which can be changed in place."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __hash__(self):
+        return hash(self.value)
+
+    def __eq__(self, other):
+        return isinstance(other, _Rate) and other.value == self.value
+
+
+def test_fast_path_with_static_arguments_never_takes_a_wrong_program():
+    # Calls with static arguments (an optimiser object, say) take the fast path too: the
+    # static must be the same object with the same hash, else the call goes the full way to
+    # the program for its value.
+    @tj.trace(mode="compiled", static_argnames=("rate", "axis"))
+    def step(rate, params, x, axis):
+        step.traces += 1
+        return {k: v - rate.value * x.sum(axis=axis) for k, v in params.items()}
+
+    step.traces = 0
+    params = {"W": np.ones(3), "b": np.zeros(3)}
+    x = np.arange(6.0).reshape(2, 3)
+    half = _Rate(0.5)
+    for _ in range(3):
+        out = step(half, params, x, 0)
+        np.testing.assert_allclose(out["W"], 1 - 0.5 * x.sum(axis=0))
+    assert step.traces == 1
+    hits = step.stats["cache_hits"]
+    step(half, params, x, 0)
+    assert step.stats["cache_hits"] == hits + 1
+    # an equal object: the program of that value, no retrace
+    out = step(_Rate(0.5), params, x, 0)
+    np.testing.assert_allclose(out["b"], -0.5 * x.sum(axis=0))
+    assert step.traces == 1
+    # the same object changed in place: its new value, not the program of the old one
+    half.value = 2.0
+    for _ in range(2):
+        out = step(half, params, x, 0)
+        np.testing.assert_allclose(out["W"], 1 - 2.0 * x.sum(axis=0))
+    assert step.traces == 2
+    # another static value of a tuple-free kind: its own program
+    out = step(half, {"W": np.ones(2), "b": np.zeros(2)}, x, 1)
+    np.testing.assert_allclose(out["W"], 1 - 2.0 * x.sum(axis=1))
+
+
 def _armed_add():
     """``a + b`` traced for (2, 3) float32 arrays, called twice so that its later calls with
     those arrays take the shortest call path (one layout, one array result)."""

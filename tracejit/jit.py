@@ -158,12 +158,17 @@ _MISSING = object()
 _first = operator.itemgetter(0)
 
 
-def _pytree_matcher(treedef, leaves):
+def _pytree_matcher(treedef, leaves, pinned=frozenset()):
     """A generated function ``args -> leaves or None``: the leaves of ``args`` when it has
     exactly the structure ``treedef`` (same container types, lengths and dict keys) and each
     leaf the type -- and for arrays the shape, dtype and strides -- of ``leaves``; else None.
-    Faster than flattening and looking up: one pass, no key to build or hash."""
+    Faster than flattening and looking up: one pass, no key to build or hash.
+
+    The leaves whose indices are in ``pinned`` (static arguments) must be the very objects of
+    ``leaves``, with the same hash (a static argument changed in place since would give
+    another program), and are not returned."""
     lines, consts, names = [], {"ndarray": np.ndarray, "MISSING": _MISSING}, []
+    position = [0]
 
     def const(value):
         name = f"k{len(consts)}"
@@ -172,7 +177,14 @@ def _pytree_matcher(treedef, leaves):
 
     def walk(d, expr):
         if d == pytree._LEAF:
-            leaf, name = leaves[len(names)], f"v{len(names)}"
+            k = position[0]
+            position[0] += 1
+            leaf = leaves[k]
+            if k in pinned:
+                lines.extend([f"if {expr} is not {const(leaf)} or hash({expr}) != {const(hash(leaf))}:",
+                              "    return None"])
+                return
+            name = f"v{len(names)}"
             names.append(name)
             lines.append(f"{name} = {expr}")
             if type(leaf) is np.ndarray:
@@ -591,7 +603,7 @@ class Traced:
         if self.check:
             return run_checked(self, self.fn, args, kwargs, lambda: self._run(entry, leaves, mode))
         result = self._run(entry, leaves, mode)
-        if mode == "compiled" and not kwargs and not key[2] and not entry.checks_contents:
+        if mode == "compiled" and not kwargs and not entry.checks_contents:
             if entry.bindings:
                 self._guard_fast(entry.bindings)
             self._remember_fast(entry, args, leaves)
@@ -679,9 +691,21 @@ class Traced:
             return
         if not all(_direct(a) or type(a) in _SCALAR_DTYPES for a in leaves):
             return
-        treedef = None
+        treedef, pinned = None, frozenset()
         if all(type(a) is np.ndarray for a in args):
             key = _ARGUMENT_KEYS[len(args)](*args)
+        elif self._static_nums:
+            # static arguments are leaves of the matcher that must be the same objects
+            flat, parts = [], []
+            for i, a in enumerate(args):
+                if i in self._static_nums:
+                    pinned |= {len(flat)}
+                    flat.append(a)
+                    parts.append(pytree._LEAF)
+                else:
+                    parts.append(pytree._flatten_into(a, flat))
+            treedef = ("t", tuple(parts))
+            key = (treedef, tuple(id(a) if k in pinned else _leaf_layout(a) for k, a in enumerate(flat)))
         else:
             flat, treedef = pytree.flatten(args)
             key = (treedef, tuple(map(_leaf_layout, flat)))
@@ -762,7 +786,7 @@ class Traced:
         # pytree's key here only marks its matcher as registered).
         fast[key] = run
         if treedef is not None:
-            fast.setdefault("pytrees", []).append((_pytree_matcher(treedef, flat), run))
+            fast.setdefault("pytrees", []).append((_pytree_matcher(treedef, flat, pinned), run))
 
     def _run(self, entry, leaves, mode):
         runner = entry.runners.get(mode) or self._make_runner(entry, mode)
