@@ -701,6 +701,27 @@ def test_outputs_are_fresh_arrays_unless_they_are_inputs():
     assert_same(outs, tj.interpret(graph_of(f, x, y), [x, y]))
 
 
+@pytest.mark.parametrize("case", ["passed in", "returned copy", "NumPy routine", "parallel loop"])
+def test_only_programs_that_make_no_array_compile_without_numbas_runtime(case):
+    # A program whose temporaries are workspace views and whose outputs are passed in makes no
+    # array itself and is compiled without Numba's reference counting; one that returns an
+    # array it made, calls a NumPy routine that returns one, or runs a parallel loop keeps it.
+    # Either way the values are NumPy's.
+    x = np.linspace(-1, 1, 12).reshape(3, 4)
+    f, runtime = {
+        "passed in": (lambda x: (np.tanh(x) @ x.T).sum(axis=1), False),
+        "returned copy": (lambda x: (x.reshape(12), x * 2), True),  # an input's view: its copy is returned
+        "NumPy routine": (lambda x: np.sort(x * 2, axis=1), True),
+        "parallel loop": (lambda x: np.exp(x) + 1.0, True),
+    }[case]
+    if case == "parallel loop":
+        x = np.linspace(-1, 1, 1 << 20)
+    graph = graph_of(f, x)
+    program = compile_graph(graph, parallel=case == "parallel loop" or None)
+    assert ("_nrt=False" not in program.source.splitlines()[1]) is runtime
+    assert_same(program([x]), tj.interpret(graph, [x]))
+
+
 def test_wrong_input_shapes_are_refused():
     program = compile_graph(graph_of(lambda x: x + 1, np.ones(3)))
     with pytest.raises(ValueError, match="shape"):

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from .. import communicator
 from ..core import Graph, Var, dtype_short
-from .emitters import emitter_for, place_all_sum_operands
+from .emitters import ALLOCATION_FREE, emitter_for, place_all_sum_operands
 from .lowering import (Allocation, ArrayRef, BackendError, Lowered, Lowering, Ref, ViewRef, dtype_src, eqn_comment,
                        shape_src)
 from .memory import plan_memory
@@ -166,9 +166,19 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn", write_back=
         v.aval.size for eqn in graph.eqns for v in eqn.outputs) >= NOGIL_MIN_ELEMENTS
     if L.uses_prange:
         L.require("from numba import prange")
+    # Numba's runtime counts the references of every array a function makes, views included
+    # (calls at each one, and a pass to prune them). A program that makes no array itself (its
+    # temporaries in the workspace, its outputs passed in, nothing returned) is compiled
+    # without it: the softmax-regression step's cold compile takes 50-60 ms less. Parallel
+    # loops are scheduled through arrays of the runtime's, and an objmode block needs it.
+    allocated = {b.name for b in plan.temporaries} | passed
+    nrt = bool(kept) or len(chunks) > 1 or L.uses_prange or L.uses_objmode or L.uses_runtime or \
+        any(b.name not in allocated for b in L.buffers) or \
+        any(emitter_for(eqn.prim) not in ALLOCATION_FREE for eqn in graph.eqns)
     header = [
         f"# tracejit: generated program for {name!r}",
-        f"# numba.njit(fastmath={bool(fastmath)}, parallel={njit_parallel}, error_model='numpy', nogil={nogil})",
+        f"# numba.njit(fastmath={bool(fastmath)}, parallel={njit_parallel}, error_model='numpy', nogil={nogil}"
+        f"{'' if nrt else ', _nrt=False'})",
         "import numpy as np",
         *L.imports,
         "",
@@ -202,7 +212,7 @@ def lower(graph: Graph, *, fastmath=False, parallel=None, name="fn", write_back=
                    workspace_bytes=plan.temp_bytes, write_back=write_back, memory=plan,
                    output_args=[(b.shape, b.dtype) for b in output_args],
                    output_positions=[returned.index(b.name) for b in output_args],
-                   flags={"fastmath": bool(fastmath), "parallel": njit_parallel, "nogil": nogil}, parts=parts,
+                   flags={"fastmath": bool(fastmath), "parallel": njit_parallel, "nogil": nogil, "nrt": nrt}, parts=parts,
                    parallel_functions=parallel_functions, locations=L.locations, steps=L.steps)
 
 

@@ -313,6 +313,7 @@ def _dispatcher(job: dict):
         # one Numba would also make costs 15 ms of a cold compile
         dispatcher = numba.njit(fastmath=job["flags"]["fastmath"], parallel=fn_name in job["parallel_functions"],
                                 error_model="numpy", nogil=job["flags"]["nogil"], no_cfunc_wrapper=True,
+                                _nrt=job["flags"].get("nrt", True),
                                 pipeline_class=_program_pipeline())(py_func)
         if on_disk:  # machine code kept beside the module, with the cache's checks
             dispatcher._cache = disk_cache.machine_code_cache(py_func)

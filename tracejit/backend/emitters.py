@@ -295,6 +295,7 @@ def _product_src(L: Lowering, a, b, out, dtype) -> str:
     if blas.NUMPY_GEMM and dtype in (np.float32, np.float64):
         L.require("from tracejit.backend.blas import gemm")
         return f"gemm({a_name}, {a_t}, {b_name}, {b_t}, {out})"
+    L.uses_runtime = True  # Numba's np.dot copies operands it cannot hand to BLAS as they are
     return f"np.dot({a_name}{'.T' if a_t else ''}, {b_name}{'.T' if b_t else ''}, {out})"
 
 
@@ -684,6 +685,18 @@ EMITTERS = {
     ops.cummin: emit_scan,
     ops.linear_scan: emit_linear_scan,
 }
+
+
+#: Emitters whose code makes no array but through ``Lowering.alloc`` (which memory planning
+#: turns into workspace views or arrays passed in) and calls nothing that does, unless they set
+#: ``Lowering.uses_runtime``: a program made of these alone can be compiled without Numba's
+#: reference-counting runtime (``codegen``).
+#: The others (``per_slice`` NumPy routines, host calls, windows) call functions that return
+#: new arrays.
+ALLOCATION_FREE = frozenset({
+    emit_broadcast_to, emit_reshape, emit_transpose, emit_slice, emit_pad, emit_concatenate, emit_gather,
+    emit_scatter_add, emit_matmul, emit_argmax, emit_argmin, emit_fused, emit_all_sum, emit_scan,
+    emit_linear_scan, emit_elementwise, emit_reduce})
 
 
 def emitter_for(prim):

@@ -243,6 +243,7 @@ class Lowering:
         self.parallel = parallel      # as given to tj.trace: None (backend decides), True, False
         self.uses_prange = False      # set by an emitter that writes a ``prange`` loop
         self.uses_objmode = False     # set by an emitter that writes a ``numba.objmode`` block
+        self.uses_runtime = False     # set by an emitter that calls a Numba function that makes arrays
         self.imports: list[str] = []  # extra import lines the program needs (emitters add them)
         self.fused_ops = 0            # equations folded into fused kernels (by their emitter)
         self.printer = GraphPrinter(graph)
