@@ -141,3 +141,22 @@ def test_a_batched_argument_updated_in_place_is_updated_as_a_loop_would(mode):
     got = run(tj.trace(tj.vmap(f, in_axes=(1, None))), mode, mapped, 2.0)
     np.testing.assert_allclose(got, want)
     np.testing.assert_allclose(mapped, looped)
+
+
+@pytest.mark.parametrize("mode", ["eager", "graph", "compiled"])
+def test_a_per_example_index_out_of_range_raises_as_numpy_does(mode):
+    # Batched rows and batched indices are gathered from the rows laid end to end; an index
+    # out of range must raise, not read (or, in the gradient, add into) the next example's row.
+    x = np.arange(6.0).reshape(2, 3)
+    pick = tj.trace(tj.vmap(lambda r, i: np.take(r, i)), mode=mode)
+    grad = tj.trace(tj.vmap(lambda r, i: tj.grad(lambda r: np.take(r, i).sum())(r)), mode=mode)
+    inside = np.array([[-1], [2]])  # negative indices count from the end of each row
+    np.testing.assert_array_equal(pick(x, inside), [[2.0], [5.0]])
+    np.testing.assert_array_equal(grad(x, inside), [[0, 0, 1], [0, 0, 1]])
+    for outside in (np.array([[3], [0]]), np.array([[0], [-4]])):
+        with pytest.raises(IndexError, match="out of bounds"):
+            np.take(x[0], outside[0]) if outside[0, 0] == 3 else np.take(x[1], outside[1])
+        with pytest.raises(IndexError, match="out of bounds"):
+            pick(x, outside)
+        with pytest.raises(IndexError, match="out of bounds"):
+            grad(x, outside)

@@ -83,13 +83,18 @@ defbatch(ops.concatenate, _concatenate_rule)
 
 
 def _offset_indices(idx, n, size):
-    """Per-example indices into the merged (batch x n) axis; negative ones counted from the end."""
+    """Per-example indices into the merged (batch x n) axis; negative ones counted from the end.
+    One outside [-n, n) becomes ``size * n``, past the merged axis, so that the gather or
+    scatter raises IndexError as NumPy does for that example: offset, it would read (or add
+    into) another example's row."""
     idx_shape = _shape(idx)
     dtype = idx.dtype
     zero = np.zeros(idx_shape, dtype)
     wrapped = ops.where(ops.lt(idx, zero), ops.add(idx, np.full(idx_shape, n, dtype)), idx)
+    inside = ops.logical_and(ops.ge(wrapped, zero), ops.lt(wrapped, np.full(idx_shape, n, dtype)))
     offsets = np.broadcast_to((np.arange(size) * n).reshape((size,) + (1,) * (len(idx_shape) - 1)), idx_shape)
-    return ops.add(wrapped, np.ascontiguousarray(offsets, dtype=dtype))
+    return ops.where(inside, ops.add(wrapped, np.ascontiguousarray(offsets, dtype=dtype)),
+                     np.full(idx_shape, size * n, dtype))
 
 
 def _axis_first(x, axis):
