@@ -1190,6 +1190,37 @@ def test_short_row_gradients_equal_finite_differences_and_eager():
     np.testing.assert_allclose(compiled, numeric, rtol=1e-5, atol=1e-8)
 
 
+def test_cross_entropy_picks_labels_in_its_row_kernel_and_checks_them_in_every_mode():
+    # The label's logit is picked by comparing columns with the label inside the row kernel,
+    # and its gradient is a select in the softmax's kernel: no scatter-add, one gather (of the
+    # labels themselves, which checks them). Negative labels count from the end; labels out of
+    # range raise IndexError in every mode, never a loss that picked nothing.
+    def loss(w, x, y):
+        return tj.nn.cross_entropy(x @ w, y)
+    rng = np.random.default_rng(4)
+    w, x = rng.standard_normal((6, 10)).astype(np.float32), rng.standard_normal((32, 6)).astype(np.float32)
+    y = rng.integers(-10, 10, 32)
+    step = tj.trace(tj.value_and_grad(loss))
+    source = step.source(w, x, y)
+    assert "scatter_add" not in source and source.count(" = gather[") == 1
+    forward = tj.trace(loss)
+    assert forward.source(w, x, y).count("raise IndexError") == 1
+    logits = (x @ w).astype(np.float64)
+    rows = logits - logits.max(axis=1, keepdims=True)
+    expected = np.mean(np.log(np.exp(rows).sum(axis=1)) - rows[np.arange(32), y])
+    for mode in ("eager", "graph", "compiled"):
+        np.testing.assert_allclose(run(forward, mode, w, x, y), expected, rtol=1e-5)
+        value, grad = run(step, mode, w, x, y)
+        np.testing.assert_allclose(grad, run(step, "eager", w, x, y)[1], rtol=1e-5, atol=1e-7)
+        for bad in (10, -11):
+            labels = y.copy()
+            labels[7] = bad
+            with pytest.raises(IndexError, match="out of bounds"):
+                run(forward, mode, w, x, labels)
+            with pytest.raises(IndexError, match="out of bounds"):
+                run(step, mode, w, x, labels)
+
+
 def test_programs_release_the_gil_only_when_their_calls_are_long():
     from tracejit.backend.codegen import NOGIL_MIN_ELEMENTS
     small, large = np.ones(8, np.float32), np.ones(NOGIL_MIN_ELEMENTS, np.float32)

@@ -15,6 +15,8 @@ import functools
 
 from . import ops
 from .autodiff import EagerGradient, TapeTracer, stop_gradient
+from .numpy.indexing import take
+from .numpy.promotion import literal
 
 __all__ = ["relu", "sigmoid", "softmax", "log_softmax", "logsumexp", "one_hot", "cross_entropy", "accuracy",
            "conv2d", "max_pool2d"]
@@ -135,9 +137,16 @@ def cross_entropy(logits, labels):
                 if fused is not None:
                     return fused
         # -log_softmax(logits)[label] = logsumexp(logits) - logits[label]: the full log-softmax
-        # array is never formed, so the logits are read once for the row reductions.
-        picked = np.take_along_axis(logits, np.expand_dims(labels, -1), axis=-1)
-        return np.mean(logsumexp(logits, axis=-1) - np.squeeze(picked, axis=-1))
+        # array is never formed, so the logits are read once for the row reductions. The label's
+        # logit is picked by comparing each column with the label, which compiles into the
+        # kernel of the row reductions (its gradient into that of the softmax), where a gather
+        # and its scatter-add gradient would be kernels of their own. Taking each label from
+        # 0..C-1 checks it as indexing would: a negative one counts from the end, one out of
+        # range raises IndexError, rather than pick nothing.
+        classes = literal(np.arange(logits.shape[-1]))
+        checked = take(classes, labels)
+        picked = np.sum(np.where(np.expand_dims(checked, -1) == classes, logits, 0), axis=-1)
+        return np.mean(logsumexp(logits, axis=-1) - picked)
     logp = log_softmax(logits, axis=-1)
     if np.shape(labels) != np.shape(logits):
         raise ValueError(f"cross_entropy: targets must be integer labels of shape {np.shape(logits)[:-1]} or "

@@ -223,7 +223,12 @@ def take(a, indices, axis=None, out=None, mode="raise"):
     if axis is None:
         a, axis = ravel(a), 0
     axis = _norm_axis(axis, a.ndim)
-    indices = _normalize_int_index(indices, a.shape[axis], axis)
+    if _is_tracer(indices) and indices.dtype.kind in "iu":
+        # gather counts negative indices from the end and raises on others out of range, as
+        # np.take does, in every mode and under every transformation: no wrapping here
+        indices = astype(indices, np.int64)
+    else:
+        indices = _normalize_int_index(indices, a.shape[axis], axis)
     return P.gather(a, _to(indices, np.int64, _shape(indices)), axis=axis)
 
 
