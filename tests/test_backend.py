@@ -1208,10 +1208,14 @@ def test_cross_entropy_picks_labels_in_its_row_kernel_and_checks_them_in_every_m
     logits = (x @ w).astype(np.float64)
     rows = logits - logits.max(axis=1, keepdims=True)
     expected = np.mean(np.log(np.exp(rows).sum(axis=1)) - rows[np.arange(32), y])
+    softmax = np.exp(rows) / np.exp(rows).sum(axis=1, keepdims=True)
+    softmax[np.arange(32), y] -= 1.0
+    expected_grad = x.astype(np.float64).T @ softmax / 32  # (softmax - one_hot) / rows, through x @ w
     for mode in ("eager", "graph", "compiled"):
         np.testing.assert_allclose(run(forward, mode, w, x, y), expected, rtol=1e-5)
         value, grad = run(step, mode, w, x, y)
         np.testing.assert_allclose(grad, run(step, "eager", w, x, y)[1], rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(grad, expected_grad, rtol=1e-4, atol=1e-6)
         for bad in (10, -11):
             labels = y.copy()
             labels[7] = bad

@@ -303,16 +303,14 @@ def test_a_cache_hit_allocates_nothing_but_its_outputs():
             python_peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
             after = rtsys.get_allocation_stats()
-        arguments = len(program._expect) + len(program._consts) + (program.temp_bytes > 0)
         output_bytes = sum(a.nbytes for a in new_params.values()) + loss.nbytes
         runtime = "_nrt=False" not in program.source.splitlines()[1]
-        print(after.alloc - before.alloc, arguments, program._n_out, python_peak, output_bytes, program.temp_bytes,
-              int(runtime))
+        print(after.alloc - before.alloc, python_peak, output_bytes, program.temp_bytes, int(runtime))
     """)
     env = {**os.environ, "NUMBA_NRT_STATS": "1", "PYTHONPATH": ROOT}
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr
-    allocations, arguments, outputs, peak, output_bytes, temp_bytes, runtime = map(int, out.stdout.split())
+    allocations, peak, output_bytes, temp_bytes, runtime = map(int, out.stdout.split())
     assert temp_bytes > 100_000  # the step has temporaries (activations, gradients) ...
     # ... but allocates none of them on a cache hit; it makes no array itself, so it is
     # compiled without Numba's runtime, whose wrappers of the arguments are not made either

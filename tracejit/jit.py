@@ -700,10 +700,11 @@ class Traced:
             for i, a in enumerate(args):
                 if i in self._static_nums:
                     pinned |= {len(flat)}
-                    flat.append(a)
-                    parts.append(pytree._LEAF)
+                    arg_leaves, part = [a], pytree._LEAF
                 else:
-                    parts.append(pytree._flatten_into(a, flat))
+                    arg_leaves, part = pytree.flatten(a)
+                flat.extend(arg_leaves)
+                parts.append(part)
             treedef = ("t", tuple(parts))
             key = (treedef, tuple(id(a) if k in pinned else _leaf_layout(a) for k, a in enumerate(flat)))
         else:
