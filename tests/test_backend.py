@@ -1308,25 +1308,33 @@ def test_complex_values_are_ordered_as_numpy_orders_them():
             assert_tree_close(run(f, "compiled", data), orders(data))
 
 
-def test_per_function_llvm_passes_run_at_their_level_only_while_a_program_compiles(monkeypatch):
+def test_llvm_passes_run_at_their_levels_only_while_a_program_compiles(monkeypatch):
     from numba.core.registry import cpu_target
 
     from tracejit.backend import compiler
     compiler._set_up_numba()  # Numba's own first compile (its runtime's functions) is not a program's
     codegen = cpu_target.target_context.codegen()
-    make, levels = type(codegen)._function_pass_manager, []
+    levels = {"_function_pass_manager": [], "_module_pass_manager": []}
 
-    def recording(self, **options):
-        levels.append(options.get("opt"))
-        return make(self, **options)
+    def recording(name):
+        make = getattr(type(codegen), name)
 
-    monkeypatch.setattr(type(codegen), "_function_pass_manager", recording)
+        def record(self, **options):
+            levels[name].append(options.get("opt"))
+            return make(self, **options)
+        return record
+
+    for name in levels:
+        monkeypatch.setattr(type(codegen), name, recording(name))
     offset = float(np.random.default_rng().integers(1, 2**40))  # a program no cache holds
     f = tj.trace(lambda x: np.sin(x) * 3.0 + offset, mode="compiled", tiered=False)
     x = np.linspace(-2.0, 2.0, 7)
     np.testing.assert_allclose(f(x), np.sin(x) * 3.0 + offset, rtol=1e-15)
-    assert levels and set(levels) == {compiler.FUNCTION_PASS_LEVEL}
-    assert "_function_pass_manager" not in vars(codegen)  # Numba's own compiles are left as they were
+    assert levels["_function_pass_manager"] and set(levels["_function_pass_manager"]) == {compiler.FUNCTION_PASS_LEVEL}
+    # the full pipeline at the module's level; Numba's cheap pass before it keeps the level it asks for
+    assert compiler.MODULE_PASS_LEVEL in levels["_module_pass_manager"]
+    assert set(levels["_module_pass_manager"]) == {compiler.MODULE_PASS_LEVEL, codegen._opt_level}
+    assert not set(levels) & set(vars(codegen))  # Numba's own compiles are left as they were
 
 
 def test_programs_compile_without_the_passes_that_find_nothing_in_generated_code():

@@ -334,35 +334,52 @@ def _job(lowered: Lowered, key: str) -> dict:
 
 
 #: LLVM's optimisation level for the per-function passes Numba runs on each function of a
-#: program as it is added (``NUMBA_OPT``, 3, otherwise). Numba then runs the whole ``-O3``
-#: pipeline on the program's module, inlining and vectorising included, which is what decides
-#: the program's speed. With ``-O1`` here the softmax-regression step's cold compile takes 1.30 s
-#: instead of 1.41, its LLVM passes 0.25 s instead of 0.32, and the machine code of the
-#: benchmark's programs is the same but for a few instructions (their times too:
-#: ``python -m tracejit.bench softmax_xent elementwise_1m softmax_sgd mlp_sgd --fresh-cache``).
+#: program as it is added (``NUMBA_OPT``, 3, otherwise). With ``-O1`` here the softmax-regression
+#: step's cold compile took 1.30 s instead of 1.41, its LLVM passes 0.25 s instead of 0.32, and
+#: the machine code of the benchmark's programs is the same but for a few instructions.
 FUNCTION_PASS_LEVEL = 1
+
+#: LLVM's optimisation level for the pipeline Numba then runs on the program's whole module
+#: (``NUMBA_OPT``, 3, otherwise): the one that inlines and vectorises, and decides the program's
+#: speed. Loop and SLP vectorisation are on at every level (Numba asks for them). ``-O2`` leaves
+#: out what ``-O3`` adds (argument promotion, aggressive instruction combining, more
+#: unswitching), which finds little in generated loops: the softmax-regression step's cold
+#: compile takes 0.1-0.25 s less, and in one-thread A/B runs (fresh process and cache each,
+#: alternating) its step took 48-50 us at both levels, the elementwise chain 0.79 ms at both,
+#: the MLP step 0.89-0.91 ms against 0.90-0.93, and softmax plus cross-entropy 1.61-1.63 ms
+#: against 2.01-2.05 ms at ``-O3``.
+MODULE_PASS_LEVEL = 2
 
 
 @contextlib.contextmanager
-def _function_passes_at(level: int):
-    """Numba's per-function LLVM passes at ``level`` while this thread compiles (under Numba's
-    compiler lock, so no other compile sees it). Numba offers no setting for these passes
-    alone (``NUMBA_OPT`` sets the module pipeline too): its code generator's pass-manager
-    factory is wrapped. Where that factory is missing, compiling is left as it is."""
+def _llvm_passes_at(function_level: int, module_level: int):
+    """Numba's LLVM passes at these levels while this thread compiles (under Numba's compiler
+    lock, so no other compile sees them): the per-function passes, and the full pipeline on the
+    module. Numba offers no setting for these alone (``NUMBA_OPT`` sets every pass manager,
+    its cheap module pass at ``-O0`` included): its code generator's pass-manager factories are
+    wrapped, and a level Numba passes itself (the cheap pass's) is kept. Where a factory is
+    missing, compiling is left as it is."""
     from numba.core.compiler_lock import global_compiler_lock
     from numba.core.registry import cpu_target
 
     with global_compiler_lock:
         codegen = cpu_target.target_context.codegen()
-        make = getattr(type(codegen), "_function_pass_manager", None)
-        if make is None or "_function_pass_manager" in vars(codegen):
+        factories = {"_function_pass_manager": function_level, "_module_pass_manager": module_level}
+        makers = {name: getattr(type(codegen), name, None) for name in factories}
+        if None in makers.values() or any(name in vars(codegen) for name in factories):
             yield
             return
-        codegen._function_pass_manager = lambda **options: make(codegen, **{"opt": level, **options})
+        for name, level in factories.items():
+            setattr(codegen, name, functools.partial(_at_level, makers[name], codegen, level))
         try:
             yield
         finally:
-            del codegen._function_pass_manager
+            for name in factories:
+                delattr(codegen, name)
+
+
+def _at_level(make, codegen, level: int, **options):
+    return make(codegen, **{"opt": level, **options})
 
 
 def compile_into_disk_cache(job: dict) -> None:
@@ -371,7 +388,7 @@ def compile_into_disk_cache(job: dict) -> None:
     fn, _, on_disk, _ = _dispatcher(job)
     if not on_disk:
         raise RuntimeError(f"the disk cache is not usable: {disk_cache.disabled_reason()}")
-    with _function_passes_at(FUNCTION_PASS_LEVEL):
+    with _llvm_passes_at(FUNCTION_PASS_LEVEL, MODULE_PASS_LEVEL):
         fn.compile(tuple(_numba_array(*t) for t in job["signature"]))
 
 
@@ -488,7 +505,7 @@ def _compile(lowered: Lowered, signature, key: str, helper_process=False):
             _compiling[key] = job
         setup = _set_up_numba()
         try:
-            with _function_passes_at(FUNCTION_PASS_LEVEL):
+            with _llvm_passes_at(FUNCTION_PASS_LEVEL, MODULE_PASS_LEVEL):
                 fn.compile(signature)
         finally:
             _compiling.pop(key, None)
