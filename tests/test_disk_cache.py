@@ -37,6 +37,18 @@ def test_a_new_process_reuses_the_compiled_program(tmp_path):
     assert "found on disk" in err and "written to" not in err
 
 
+def test_machine_code_is_kept_without_numbas_annotated_ir(tmp_path):
+    run_program(tmp_path)
+    data_files = list((tmp_path / "kernels").rglob("*.nbc"))
+    assert data_files
+    for data_file in data_files:  # Numba's reduced compile result, pickled
+        data = data_file.read_bytes()
+        assert disk_cache.TYPE_ANNOTATION_NOT_KEPT.encode() in data
+        assert b"label 0" not in data  # the annotated IR's first block
+    out, err = run_program(tmp_path)  # and the program loads and runs from it
+    assert out == EXPECTED and "found on disk" in err
+
+
 def test_with_tiering_a_compiled_program_is_loaded_before_the_first_call_returns(tmp_path):
     # Loading takes a fraction of a second; the interpreter running beside the load would only
     # slow both down. (A program not in the cache is interpreted while it compiles: test_tiers.)

@@ -55,6 +55,9 @@ __all__ = ["cache_root", "kernel_dir", "load_program", "disabled_reason", "machi
            "code_of", "TRUST_ENV"]
 
 TRUST_ENV = "TRACEJIT_CACHE_TRUST"
+#: What a program loaded from the disk cache has for Numba's type annotations (``inspect_types``).
+TYPE_ANNOTATION_NOT_KEPT = ("(not kept in tracejit's disk cache: see the program's generated source, "
+                            "CompiledProgram.source)")
 
 _lock = threading.RLock()
 _disabled: str | None = None  # why the disk cache is off in this process, once it is
@@ -428,6 +431,12 @@ def _make_machine_code_cache_class():
 
     class Impl(caching.CompileResultCacheImpl):
         _locator_classes = [Locator]
+
+        def reduce(self, cres):
+            # Numba keeps with the machine code the typed IR as annotated text, for its
+            # ``inspect_types``: for the softmax-regression step 180 kB, which took 12 ms of its
+            # cold compile to render. A program's readable form is its generated source.
+            return cres._replace(type_annotation=TYPE_ANNOTATION_NOT_KEPT)._reduce()
 
     class CacheFile(caching.IndexDataCacheFile):
         def _load_index(self):
