@@ -43,9 +43,9 @@ already in the disk cache. Environment:
 - ``TRACEJIT_FUZZ_COMPILED=all`` (or a number k: every k-th group) -- compiled mode for more
   groups (``all``: ~2.5 min cold, ~10 s warm);
 - ``TRACEJIT_FUZZ_LONG=1`` (or ``pytest --long``) -- the long run: ``TRACEJIT_FUZZ_LONG_GROUPS``
-  (default 300) more groups of each kind, from seed 100000, every one compiled with two pass
-  configurations (4500 programs; about 1.5 hours cold on 2 cores: ~9.5 s per forward group,
-  ~10 s per gradient group).
+  (default 300) more groups of each kind, from seed ``TRACEJIT_FUZZ_LONG_FIRST_SEED`` (default
+  100000), every one compiled with two pass configurations (4500 programs; about 1.5 hours cold
+  on 2 cores: ~9.5 s per forward group, ~10 s per gradient group).
 """
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ CI_FORWARD_GROUPS = 32
 CI_GRAD_GROUPS = 12
 LONG = os.environ.get("TRACEJIT_FUZZ_LONG", "").strip().lower() in ("1", "true", "yes", "on")
 LONG_GROUPS = int(os.environ.get("TRACEJIT_FUZZ_LONG_GROUPS", "300"))
-LONG_FIRST_SEED = 100_000
+LONG_FIRST_SEED = int(os.environ.get("TRACEJIT_FUZZ_LONG_FIRST_SEED", "100000"))
 # Compiled mode in CI: every COMPILE_EVERY-th group (by seed); "all" (or 1) compiles every group.
 _compiled = os.environ.get("TRACEJIT_FUZZ_COMPILED", "6").strip().lower()
 COMPILE_EVERY = 1 if _compiled in ("all", "1") else int(_compiled)
