@@ -431,14 +431,20 @@ def test_timing_inner_records_the_time_inside_each_call_and_leaves_calls_as_they
 
 
 @pytest.mark.long
-def test_the_mnist_epoch_from_a_cold_start(no_peers):
+def test_the_mnist_epoch_from_a_cold_start(no_peers, monkeypatch):
     """The epoch benchmark's children train one MNIST epoch with each system from the same
     start, and reach the same loss."""
     if not os.environ.get("TRACEJIT_DATA"):
         pytest.skip("needs MNIST under $TRACEJIT_DATA")
+    monkeypatch.setenv("TRACEJIT_TIERED", "1")  # as users run it (the suite turns tiering off)
     cold, warm = latency.run_latency(systems=("numpy", "compiled"), cold_runs=1, warm_runs=1, epoch=True)
     assert (cold.name, warm.name) == ("epoch_cold", "epoch_warm")
     for result in (cold, warm):
         assert all(s.ok for s in result.systems.values()), result.table()
     losses = [result.systems[s].extra["loss"] for result in (cold, warm) for s in ("numpy", "compiled")]
     np.testing.assert_allclose(losses, losses[0], rtol=1e-4)
+    # from a cold cache the first steps ran in the interpreter; the table says how many
+    compiled = cold.systems["compiled"]
+    assert compiled.note.startswith("steps run by the interpreter while the step compiled: "), compiled.note
+    assert int(compiled.note.rsplit(" ", 1)[1]) > 0
+    assert ("kernels = 0" in " ".join(cold.notes)) == (compiled.kernels == 0)

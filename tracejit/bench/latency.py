@@ -147,8 +147,11 @@ def run_latency(size="full", systems=LATENCY_SYSTEMS, cold_runs=2, warm_runs=3, 
                 continue
             last = runs[phase][s][-1]
             parts = _median_parts(runs[phase][s])
+            interpreted = [o["interpreted_calls"] for o in runs[phase][s] if o.get("interpreted_calls")]
+            note = f"steps run by the interpreter while the step compiled: {_spread(interpreted)}" \
+                if epoch and interpreted else ""
             systems_out[s] = SystemResult(
-                s, median=statistics.median(xs), min=min(xs), max=max(xs), rounds=len(xs), batch=1, samples=xs,
+                s, note=note, median=statistics.median(xs), min=min(xs), max=max(xs), rounds=len(xs), batch=1, samples=xs,
                 first_call=statistics.median(o["first_call"] for o in runs[phase][s]),
                 compile_seconds=last.get("compile_seconds"), kernels=last.get("kernels"),
                 extra={"startup": statistics.median(o["startup"] for o in runs[phase][s]),
@@ -163,10 +166,17 @@ def run_latency(size="full", systems=LATENCY_SYSTEMS, cold_runs=2, warm_runs=3, 
                                      "imports and inputs; first call = tracing and compiling (or loading), or with "
                                      "tiered execution tracing and interpreting; compiled tier = process start to "
                                      "the compiled program's first result"]
+                              + (["kernels = 0: the compiled tier never ran (the epoch ended first)"]
+                                 if epoch and any(r.ok and r.kernels == 0 for r in systems_out.values()) else [])
                               + [f"{s}'s compile by part (medians): "
                                  + ", ".join(f"{part} {format_time(seconds)}" for part, seconds in r.extra["compile_parts"].items())
                                  for s, r in systems_out.items() if r.ok and r.extra.get("compile_parts")]))
     return results
+
+
+def _spread(counts) -> str:
+    """``counts`` as "n" when all are equal, else "lowest-highest"."""
+    return str(counts[0]) if min(counts) == max(counts) else f"{min(counts)}-{max(counts)}"
 
 
 def _median_parts(runs) -> dict:
