@@ -166,6 +166,18 @@ def test_the_key_changes_with_the_modules_generated_code_calls(monkeypatch):
     assert compiler._cache_key(program, "(float32[:],)") != key
 
 
+def test_the_key_changes_with_llvms_optimisation_levels(monkeypatch):
+    import types
+
+    from tracejit.backend import compiler
+    program = types.SimpleNamespace(flags={"fastmath": False}, source="def f(a):\n    return (a,)\n")
+    key = compiler._cache_key(program, "(float32[:],)")
+    monkeypatch.setattr(compiler, "MODULE_PASS_LEVEL", 3)
+    o3 = compiler._cache_key(program, "(float32[:],)")
+    monkeypatch.setattr(compiler, "FUNCTION_PASS_LEVEL", 3)
+    assert len({key, o3, compiler._cache_key(program, "(float32[:],)")}) == 3
+
+
 # --------------------------------------------------------------------------- the cache is code
 # Whatever is in the cache folder is executed or unpickled: it is used only when nobody else can
 # have written it. Tests run as root here, so another user is stood in through disk_cache's

@@ -176,6 +176,7 @@ def _numba_version() -> str:
 def _cache_key(lowered: Lowered, signature) -> str:
     """The program's key; ``signature`` is its arguments' types (``_signature_spec``)."""
     text = (f"numba {_numba_version()}\nhelpers {_helpers_hash()}\n{sorted(lowered.flags.items())}\n"
+            f"llvm passes -O{FUNCTION_PASS_LEVEL} -O{MODULE_PASS_LEVEL}\n"  # machine code made with other passes differs
             f"{signature}\n{disk_cache.code_of(lowered.source)}")
     return hashlib.sha256(text.encode()).hexdigest()
 
