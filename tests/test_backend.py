@@ -1337,6 +1337,42 @@ def test_llvm_passes_run_at_their_levels_only_while_a_program_compiles(monkeypat
     assert not set(levels) & set(vars(codegen))  # Numba's own compiles are left as they were
 
 
+def test_objects_older_than_a_compile_are_frozen_only_while_it_runs(monkeypatch):
+    import gc
+
+    from numba.core.registry import cpu_target
+
+    from tracejit.backend import compiler
+    codegen = cpu_target.target_context.codegen()
+    make, frozen = type(codegen)._module_pass_manager, []
+
+    def recording(self, **options):
+        frozen.append(gc.get_freeze_count())
+        return make(self, **options)
+
+    monkeypatch.setattr(type(codegen), "_module_pass_manager", recording)
+    assert gc.get_freeze_count() == 0
+    offset = float(np.random.default_rng().integers(1, 2**40))  # a program no cache holds
+    f = tj.trace(lambda x: np.cos(x) * 2.0 - offset, mode="compiled", tiered=False)
+    x = np.linspace(-2.0, 2.0, 5)
+    np.testing.assert_allclose(f(x), np.cos(x) * 2.0 - offset, rtol=1e-15)
+    assert frozen and min(frozen) > 0  # while Numba compiled, the process's objects were frozen
+    assert gc.get_freeze_count() == 0
+
+    # a freeze made by someone else is neither extended nor undone
+    gc.freeze()
+    try:
+        calls = []
+        monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+        monkeypatch.setattr(gc, "unfreeze", lambda: calls.append("unfreeze"))
+        g = tj.trace(lambda x: np.cos(x) * 3.0 - offset, mode="compiled", tiered=False)
+        np.testing.assert_allclose(g(x), np.cos(x) * 3.0 - offset, rtol=1e-15)
+        assert calls == [] and gc.get_freeze_count() > 0
+    finally:
+        monkeypatch.undo()
+        gc.unfreeze()
+
+
 def test_programs_compile_without_the_passes_that_find_nothing_in_generated_code():
     from numba.core.typed_passes import NopythonRewrites, PreLowerStripPhis
     from numba.core.untyped_passes import InlineClosureLikes, ReconstructSSA
