@@ -15,31 +15,29 @@ hash of its text (``compile_graph``).
   ``vecmath`` (vectorisable math), ``blas`` (matrix products through NumPy's OpenBLAS),
   ``collectives``; and ``disk_cache``.
 """
+import gc as _gc
 import os as _os
 import sys as _sys
 import time as _time
 
 _import_start = _time.perf_counter()
 
-# Numba formats an error message, coloured with colorama when that is installed, for every
-# typing rule that does not match a call it types, also when another rule does: 2,500 of them
-# for the softmax-regression step, 0.03-0.05 s of its cold compile. Numba reads this switch
-# once, when it is imported; it stays off in this process (Numba's errors print uncoloured)
-# unless Numba was imported first, and the environment is left as it was.
-if "numba" not in _sys.modules and "NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING" not in _os.environ:
-    _os.environ["NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING"] = "1"
-    try:
-        import numba.core.errors  # noqa: F401
-    finally:
-        del _os.environ["NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING"]
-
-from .codegen import generate_source, lower  # noqa: E402
-from .compiler import CompiledProgram, cache_info, clear_cache, compile_graph, is_compiled, log_enabled
-from .emitters import EMITTERS, emitter_for
-from .lowering import BackendError, Lowered
-
 __all__ = ["generate_source", "compile_graph", "is_compiled", "CompiledProgram", "BackendError", "EMITTERS", "emitter_for",
            "lower", "Lowered", "cache_info", "clear_cache", "log_enabled", "take_import_seconds"]
+
+
+def _quiet_typing_errors():
+    # Numba formats an error message, coloured with colorama when that is installed, for every
+    # typing rule that does not match a call it types, also when another rule does: 2,500 of them
+    # for the softmax-regression step, 0.03-0.05 s of its cold compile. Numba reads this switch
+    # once, when it is imported; it stays off in this process (Numba's errors print uncoloured)
+    # unless Numba was imported first, and the environment is left as it was.
+    if "numba" not in _sys.modules and "NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING" not in _os.environ:
+        _os.environ["NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING"] = "1"
+        try:
+            import numba.core.errors  # noqa: F401
+        finally:
+            del _os.environ["NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING"]
 
 
 def _prefer_workqueue_threads():
@@ -51,9 +49,6 @@ def _prefer_workqueue_threads():
     import numba
     if "NUMBA_THREADING_LAYER" not in os.environ and numba.config.THREADING_LAYER == "default":
         numba.config.THREADING_LAYER = "workqueue"
-
-
-_prefer_workqueue_threads()
 
 
 def _defer_scipy_linalg():
@@ -78,12 +73,28 @@ def _defer_scipy_linalg():
         numba_linalg.ensure_blas = ensure_blas
 
 
-_defer_scipy_linalg()
+# Importing Numba makes a hundred thousand objects that live as long as the process, and the
+# full collections they set off scan every object of the process each time: the backend's
+# import took 175-186 ms with them and 165-172 ms without (after NumPy and tracejit, four
+# alternating runs). The cycle collector waits until the import is done.
+_collecting = _gc.isenabled()
+_gc.disable()
+try:
+    _quiet_typing_errors()
+    from .codegen import generate_source, lower
+    from .compiler import CompiledProgram, cache_info, clear_cache, compile_graph, is_compiled, log_enabled
+    from .emitters import EMITTERS, emitter_for
+    from .lowering import BackendError, Lowered
+    _prefer_workqueue_threads()
+    _defer_scipy_linalg()
 
-# Numba's typeof of an array asks whether it is a masked array, and NumPy imports numpy.ma
-# when first asked (5-10 ms): here, while the backend is loaded (in the background with tiered
-# execution), rather than in the first call of the first compiled program.
-import numpy.ma  # noqa: E402, F401
+    # Numba's typeof of an array asks whether it is a masked array, and NumPy imports numpy.ma
+    # when first asked (5-10 ms): here, while the backend is loaded (in the background with tiered
+    # execution), rather than in the first call of the first compiled program.
+    import numpy.ma  # noqa: F401
+finally:
+    if _collecting:
+        _gc.enable()
 
 _import_seconds = _time.perf_counter() - _import_start
 
