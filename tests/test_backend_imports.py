@@ -51,3 +51,14 @@ def test_the_child_sees_a_cycle(tmp_path):
     child = subprocess.run([sys.executable, "-c", _CHILD.format(path=str(tmp_path), name="a")],
                            cwd=REPO, capture_output=True, text=True, timeout=120)
     assert child.returncode != 0 and "ImportError" in child.stderr
+
+
+def test_importing_the_backend_leaves_the_cycle_collector_as_it_found_it():
+    # the import pauses the collector while it runs (tracejit/backend/__init__.py)
+    program = ("import gc; {before}; import tracejit.backend, tracejit.backend.compiler; "
+               "print(gc.isenabled(), gc.get_freeze_count())")
+    for before, expected in (("pass", "True 0"), ("gc.disable()", "False 0")):
+        done = subprocess.run([sys.executable, "-c", program.format(before=before)], cwd=REPO,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == expected.split(), (before, done.stdout)
