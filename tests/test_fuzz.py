@@ -19,7 +19,9 @@ element, plus an atol for elements near 0 of ``rtol / eps`` times the rounding-e
 the generator carries for each output; integers and booleans exactly; the kind of each result
 (array or NumPy scalar), its dtype and shape exactly. Gradients between modes: rtol 1e-12 plus
 an atol of 1e-10 times the largest component of that gradient (the backward pass sums
-products whose cancellation the generator does not track). Finite differences: 1e-5 of
+products whose cancellation the generator does not track), and at least 64 eps times the
+largest component of any of the loss's gradients, the rounding noise of a gradient that is
+exactly zero (an output that cancels to zero). Finite differences: 1e-5 of
 ``sum |g * v|`` plus the loss's rounding bound over the step.
 
 On a failure the message gives the seed, the failing program's source, the group's source, a
@@ -74,6 +76,10 @@ COMPILE_EVERY = 1 if _compiled in ("all", "1") else int(_compiled)
 
 GRAD_RTOL = 1e-12
 GRAD_ATOL_SCALE = 1e-10
+# A gradient that is exactly zero (an output that cancels, or that the loss reads through a
+# product with zero) comes out as rounding noise of the backward pass's terms, whose size is
+# that of the loss's other gradients; two evaluation orders disagree there at ~eps times them.
+GRAD_NOISE_ULPS = 64
 FD_STEPS = (1e-6, 1e-7, 1e-5)
 FD_RTOL = 1e-5
 
@@ -172,10 +178,13 @@ def compare_outputs(group, got, want, where):
             raise Mismatch(out.program, f"{where}: output {out.name} (program {out.program}): {problem}")
 
 
-def grad_tolerance(g):
+def grad_tolerance(g, loss_scale=0.0):
+    """rtol and atol for the gradient ``g``; ``loss_scale``: the largest component of any of the
+    loss's gradients, which bounds the rounding noise of a component that is exactly zero."""
     g = np.asarray(g)
     scale = float(np.max(np.abs(g))) if g.size else 0.0
-    return GRAD_RTOL, GRAD_ATOL_SCALE * max(scale, 1e-300)
+    noise = GRAD_NOISE_ULPS * fuzzing.EPS[fuzzing.F64] * loss_scale
+    return GRAD_RTOL, max(GRAD_ATOL_SCALE * scale, noise, 1e-300)
 
 
 def loss_error(group) -> float:
@@ -195,9 +204,10 @@ def compare_grad_result(group, got, want, where):
     problem = _leaf_problem(g_value, w_value, fuzzing.F64, rtol, atol)
     if problem:
         raise Mismatch(None, f"{where}: loss value: {problem}")
+    loss_scale = max((float(np.max(np.abs(w))) for w in w_grads if np.size(w)), default=0.0)
     for k, (g, w) in enumerate(zip(g_grads, w_grads)):
         name = group.args[group.diff_argnums[k]].name
-        problem = _leaf_problem(g, w, w.dtype, *grad_tolerance(w))
+        problem = _leaf_problem(g, w, w.dtype, *grad_tolerance(w, loss_scale))
         if problem:
             raise Mismatch(None, f"{where}: gradient with respect to {name}: {problem}")
 
