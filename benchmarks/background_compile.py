@@ -3,8 +3,8 @@
     python benchmarks/background_compile.py                   # softmax step, 3 rounds
     python benchmarks/background_compile.py --workload mlp_sgd --repeat 5
 
-Each round starts, for each way (``thread``: ``TRACEJIT_COMPILE_HELPER=0``; ``process``: ``=1``),
-a new Python process with an empty cache folder. It calls the workload's tracejit step once
+Each round starts, for each way (``thread``: ``TRACEJIT_COMPILE_HELPER=0``; ``process``: ``=1``;
+``auto``: the default, which chooses when the compile starts), a new Python process with an empty cache folder. It calls the workload's tracejit step once
 (tiered: the interpreter answers while the program compiles in the background) and then either
 keeps calling it until the compiled program has taken over (``busy``, a training loop) or waits
 for it (``idle``). Printed per way, medians over the rounds: the time from the first call to the
@@ -72,10 +72,11 @@ def main():
     with tempfile.TemporaryDirectory() as cache:
         alone = child(args.workload, "interpreter", "0", cache)["interpreted_call"]
     print(f"{args.workload}: an interpreted call alone (graph mode) takes {alone * 1e3:.2f} ms")
-    runs = {(how, way): [] for how in ("busy", "idle") for way in ("thread", "process")}
+    ways = (("thread", "0"), ("process", "1"), ("auto", "auto"))
+    runs = {(how, way): [] for how in ("busy", "idle") for way, _ in ways}
     for r in range(args.repeat):
         for how in ("busy", "idle"):
-            for way, helper in (("thread", "0"), ("process", "1")):
+            for way, helper in ways:
                 with tempfile.TemporaryDirectory() as cache:
                     runs[(how, way)].append(child(args.workload, how, helper, cache))
         print(f"round {r + 1}/{args.repeat} done", file=sys.stderr)

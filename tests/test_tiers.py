@@ -159,8 +159,63 @@ def test_bad_settings_name_what_is_wrong(monkeypatch):
     with pytest.raises(ValueError, match="TRACEJIT_TIERED must be 1 .* or 0 .*got 'sometimes'"):
         run(tj.trace(lambda x: x + 1), "compiled", np.ones(2))
     monkeypatch.setenv("TRACEJIT_COMPILE_HELPER", "maybe")
-    with pytest.raises(ValueError, match="TRACEJIT_COMPILE_HELPER must be 1 .* or 0 .*got 'maybe'"):
+    with pytest.raises(ValueError, match="TRACEJIT_COMPILE_HELPER must be 1 .*, 0 .* or auto .*got 'maybe'"):
         tiers.use_helper_process()
+
+
+def test_the_helper_compiles_only_when_nobody_waits_and_a_core_is_free(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.2, 1.0, 1.0))
+    for setting, expected in (("1", True), ("0", False), ("auto", True), ("", True)):
+        monkeypatch.setenv("TRACEJIT_COMPILE_HELPER", setting)
+        assert tiers.helper_wanted() is expected, setting
+    with tiers.waiting():  # a caller blocked in wait(): the thread starts compiling at once
+        assert tiers.helper_wanted() is False
+        monkeypatch.setenv("TRACEJIT_COMPILE_HELPER", "1")
+        assert tiers.helper_wanted() is True  # an explicit setting is obeyed
+    monkeypatch.setenv("TRACEJIT_COMPILE_HELPER", "auto")
+    assert tiers.helper_wanted() is True
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.6, 3.0, 3.0))  # no core to spare
+    assert tiers.helper_wanted() is False
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.4, 3.0, 3.0))
+    assert tiers.helper_wanted() is True
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert tiers.helper_wanted() is False
+
+
+def _waiters_seen_within(seconds=20.0):
+    """How many callers ``tiers.waiting`` counts, once it counts one or ``seconds`` passed."""
+    import time
+    deadline = time.monotonic() + seconds
+    while not tiers._waiters and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return tiers._waiters
+
+
+def test_wait_and_block_until_compiled_count_as_waiting_while_they_block(monkeypatch):
+    import threading
+    seen = []
+
+    def decide():  # asked when the compile is about to start; the caller is in wait() by then
+        seen.append(_waiters_seen_within())
+        return False
+    monkeypatch.setattr(tiers, "helper_wanted", decide)
+    k = float(np.random.default_rng().integers(1, 10**9))  # a new program: not in the disk cache
+    f = tj.trace(lambda x: np.sin(x) * k, tiered=True)
+    with tj.mode("compiled"):
+        f(np.ones(5))
+        f.wait()
+        np.testing.assert_allclose(f(np.ones(5)), np.sin(np.ones(5)) * k)
+    assert seen == [1] and f.stats["interpreted_calls"] == 1
+    release = threading.Event()
+    job = tiers.submit(lambda: (release.wait(20), _waiters_seen_within())[1])
+    waiter = threading.Thread(target=tj.block_until_compiled)
+    waiter.start()
+    release.set()
+    waiter.join(30)
+    assert job.result() == 1 and tiers._waiters == 0
+
 
 
 def test_a_failed_background_compile_raises_on_the_next_call_and_in_wait(monkeypatch):
@@ -257,6 +312,54 @@ def test_a_helper_process_compiles_into_the_disk_cache_and_this_process_loads_it
     assert done.stdout.splitlines() == ["compiled by a helper process", "True True"]
     again = _run_script(source, tmp_path, TRACEJIT_COMPILE_HELPER="1")  # a new process: from the disk cache
     assert again.stdout.splitlines() == ["loaded from the disk cache", "True True"], again.stderr
+
+
+_AS_IF_IDLE_MACHINE = textwrap.dedent("""
+    import os
+    os.getloadavg = lambda: (0.0, 0.0, 0.0)  # whatever else this machine runs: a core to spare
+    os.cpu_count = lambda: 4
+""")
+
+
+@pytest.mark.long
+def test_by_default_a_helper_compiles_while_the_caller_keeps_calling(tmp_path):
+    source = _AS_IF_IDLE_MACHINE + _script("""
+        x = np.linspace(-1, 1, 600).reshape(30, 20)
+        expected = np.tanh(x @ x.T).sum(axis=0) * 2
+        end = time.time() + 300
+        while not f.stats["kernels"] and time.time() < end:  # a training loop: never waits
+            assert np.allclose(f(x), expected, rtol=1e-12)
+        print(next(iter(f._cache.values())).compiled.origin)
+        print(f.stats["interpreted_calls"] > 1, np.allclose(f(x), expected, rtol=1e-12))
+    """)
+    done = _run_script(source, tmp_path, TRACEJIT_COMPILE_HELPER="auto")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["compiled by a helper process", "True True"], done.stderr
+
+
+@pytest.mark.long
+def test_a_helper_still_starting_gives_way_to_this_process_when_the_caller_waits(tmp_path):
+    source = _AS_IF_IDLE_MACHINE + _script("""
+        import threading
+        from tracejit.backend import compiler
+        compiler.HELPER_START_SECONDS = 120  # however slow this machine: the helper is "starting"
+        started, by_helper = threading.Event(), compiler._compiled_by_helper
+
+        def helper_started(job, still_wanted):
+            started.set()
+            return by_helper(job, still_wanted)
+        compiler._compiled_by_helper = helper_started
+        x = np.linspace(-1, 1, 600).reshape(30, 20)
+        first = f(x)
+        assert started.wait(120)
+        f.wait()
+        print(next(iter(f._cache.values())).compiled.origin)
+        print(np.allclose(f(x), first, rtol=1e-12), np.allclose(first, np.tanh(x @ x.T).sum(axis=0) * 2))
+    """)
+    done = _run_script(source, tmp_path, TRACEJIT_COMPILE_HELPER="auto", TRACEJIT_LOG="compile")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["compiled", "True True"], done.stderr
+    assert "compiling in this process instead of the helper, which was still starting" in done.stderr
 
 
 @pytest.mark.long

@@ -1006,7 +1006,7 @@ class Traced:
 
         def compile_and_switch():
             try:
-                compiled = self._compile(entry, tiers.use_helper_process())
+                compiled = self._compile(entry, tiers.helper_wanted)
             except BaseException as exc:
                 error = exc  # ``exc`` itself is unbound when the except block ends
 
@@ -1029,11 +1029,13 @@ class Traced:
         that the next calls run compiled code (benchmarks and tests measure that tier). Raises
         the compile's error if one failed, and ``TimeoutError`` after ``timeout`` seconds."""
         from concurrent.futures import TimeoutError as FutureTimeout
-        for future in list(self._pending):
-            try:
-                future.result(timeout)
-            except FutureTimeout:
-                raise TimeoutError(f"{self.__name__}.wait: the compile is still running after {timeout} s") from None
+        with tiers.waiting():
+            for future in list(self._pending):
+                try:
+                    future.result(timeout)
+                except FutureTimeout:
+                    raise TimeoutError(f"{self.__name__}.wait: the compile is still running after {timeout} s") \
+                        from None
         self._pending = [f for f in self._pending if not f.done()]
 
     def _over_compile_limit(self) -> bool:

@@ -54,17 +54,20 @@ def tiered_by_default() -> bool:
                      f"the first call returns), got {os.environ['TRACEJIT_TIERED']!r}")
 
 
-def use_helper_process() -> bool:
-    """Whether a background compile runs in a helper process (``TRACEJIT_COMPILE_HELPER=1``)
-    instead of a thread of this process (``0``, the default: on a machine whose cores are busy
-    the helper's start-up makes it the slower one, see ARCHITECTURE.md)."""
+def use_helper_process() -> bool | None:
+    """Where a background compile runs (``TRACEJIT_COMPILE_HELPER``): True for a helper process
+    (``1``), False for a thread of this process (``0``), None to let ``tiers.helper_wanted``
+    choose when the compile starts (``auto``, the default)."""
     value = os.environ.get("TRACEJIT_COMPILE_HELPER", "").strip().lower()
     if value in ("1", "true", "yes", "on"):
         return True
-    if value in ("0", "false", "no", "off", ""):
+    if value in ("0", "false", "no", "off"):
         return False
-    raise ValueError(f"TRACEJIT_COMPILE_HELPER must be 1 (compile in a helper process) or 0 (on a thread of "
-                     f"this process), got {os.environ['TRACEJIT_COMPILE_HELPER']!r}")
+    if value in ("", "auto"):
+        return None
+    raise ValueError(f"TRACEJIT_COMPILE_HELPER must be 1 (compile in a helper process), 0 (on a thread of "
+                     f"this process) or auto (choose at each compile, the default), got "
+                     f"{os.environ['TRACEJIT_COMPILE_HELPER']!r}")
 
 
 def cache_root() -> str:

@@ -6,12 +6,15 @@ the optimised graph with the interpreter until the compiled program is ready. ``
 queues a job for one worker thread and returns a ``concurrent.futures.Future``;
 ``block_until_compiled`` waits for every job submitted so far.
 
-The job runs on that thread and compiles there, in this process, unless
-``TRACEJIT_COMPILE_HELPER=1``: then the thread starts a helper process that compiles the
-program into the disk cache, waits for it without holding the GIL, and loads the machine code.
-The helper leaves this process's core to the training loop but pays Python's and Numba's
-start-up first; measured on this project's machine of two busy cores the thread was the faster
-(ARCHITECTURE.md, ``benchmarks/background_compile.py``). One worker, because Numba compiles one
+The job runs on that thread. It compiles there, in this process, or has a helper process
+compile the program into the disk cache, waiting for it without holding the GIL, and loads the
+machine code (``helper_wanted`` chooses when the compile starts, unless
+``TRACEJIT_COMPILE_HELPER`` is 1 or 0). A compile on the thread shares the GIL with the
+training loop, which slows both; the helper leaves them apart but pays Python's and Numba's
+start-up first, and needs a core of its own. So the helper compiles while the caller keeps
+calling on a machine with a core to spare, and the thread when someone waits for the compile
+(``Traced.wait``, ``block_until_compiled``) or the cores are busy (ARCHITECTURE.md,
+``benchmarks/background_compile.py``). One worker, because Numba compiles one
 function at a time in a process anyway (its compiler lock). The thread is a daemon: a program
 that ends while a compile is still running does not wait for it; a compile already in Numba's
 hands is then handed to a helper process that finishes it into the disk cache (the next run
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import os
 import queue
 import sys
 import threading
@@ -33,7 +37,8 @@ from concurrent.futures import Future
 from . import numpy_blas
 from .settings import tiered_by_default, use_helper_process
 
-__all__ = ["tiered_by_default", "use_helper_process", "submit", "block_until_compiled", "pending_count"]
+__all__ = ["tiered_by_default", "use_helper_process", "helper_wanted", "waiting", "submit", "block_until_compiled",
+           "pending_count"]
 
 #: Python's GIL switch interval (seconds) while a compile runs. The compile is Python code that
 #: holds the GIL whenever it can; each time the training loop lets the GIL go (NumPy does around
@@ -44,6 +49,7 @@ __all__ = ["tiered_by_default", "use_helper_process", "submit", "block_until_com
 SWITCH_INTERVAL_WHILE_COMPILING = 1e-4
 
 _jobs: "queue.Queue[tuple[Future, object]]" = queue.Queue()
+_waiters = 0  # threads blocked until compiles finish (``waiting``)
 _pending: set = set()  # futures not done yet
 _lock = threading.Lock()
 _worker = None
@@ -67,6 +73,46 @@ def _while_compiling():
         sys.setswitchinterval(interval)
         if blas_threads > 1:
             numpy_blas.set_threads(blas_threads)
+
+
+@contextlib.contextmanager
+def waiting():
+    """Marks a thread blocked until compiles finish: compiles that start meanwhile run on the
+    compile thread, which is then the faster way (the helper would first start Python)."""
+    global _waiters
+    with _lock:
+        _waiters += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _waiters -= 1
+
+
+def helper_wanted() -> bool:
+    """Whether the compile that is about to start should run in a helper process: as
+    ``TRACEJIT_COMPILE_HELPER`` says when it is 1 or 0; by default (``auto``) when nobody waits
+    for it and the machine has a core to spare (one-minute load average below the CPU count
+    less a half, the training loop included, where the system reports it). Measured from an
+    empty cache on this project's two cores, the softmax-regression step's compile while the
+    training loop kept calling: on the thread the compiled program came 1.91 s after the first
+    call and the interpreted calls took 0.80 ms meanwhile, in a helper 1.74 s and 0.34 ms; with
+    the caller waiting, 1.09 s on the thread and 1.62 s in a helper
+    (``python benchmarks/background_compile.py``)."""
+    setting = use_helper_process()
+    if setting is not None:
+        return setting
+    with _lock:
+        if _waiters:
+            return False
+    cores = os.cpu_count() or 1
+    if cores < 2:
+        return False
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average (Windows): the CPU count alone
+        return True
+    return load < cores - 0.5
 
 
 def _work():
@@ -129,6 +175,7 @@ def block_until_compiled(timeout: float | None = None) -> None:
     with _lock:
         futures = list(_pending)
     from concurrent.futures import wait
-    done, not_done = wait(futures, timeout=timeout)
+    with waiting():
+        done, not_done = wait(futures, timeout=timeout)
     if not_done:
         raise TimeoutError(f"tj.block_until_compiled: {len(not_done)} compile(s) still running after {timeout} s")

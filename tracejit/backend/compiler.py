@@ -417,34 +417,64 @@ def compile_into_disk_cache(job: dict) -> None:
         fn.compile(tuple(_numba_array(*t) for t in job["signature"]))
 
 
-def _compiled_by_helper(job: dict) -> bool:
+def _compiled_by_helper(job: dict, still_wanted=None) -> bool:
     """Compile ``job`` in a new Python process that leaves the machine code in the disk cache,
-    this thread waiting without holding the GIL; False (logged) when it did not."""
+    this thread waiting without holding the GIL; False (logged) when it did not. While the
+    helper is still starting (its first ``HELPER_START_SECONDS``), ``still_wanted()`` is asked
+    every few milliseconds; when it turns false (someone now waits for the compile, which this
+    thread does sooner than a helper that is still importing Numba) the helper is stopped and
+    False returned, so that this process compiles."""
     import json
     import subprocess
     start = time.perf_counter()
     try:
-        done = subprocess.run(_HELPER_COMMAND, input=json.dumps(job), text=True, capture_output=True,
-                              env=_helper_environment(), timeout=_HELPER_TIMEOUT)
-    except (OSError, subprocess.SubprocessError) as exc:
+        helper = subprocess.Popen(_HELPER_COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, env=_helper_environment(), text=True)
+    except OSError as exc:
         _log("compile", f"{job['fn_name']}: no helper process ({exc}); compiling in this process")
         return False
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+    request = json.dumps(job)
+    while True:
+        starting = still_wanted is not None and time.perf_counter() - start < HELPER_START_SECONDS
+        try:
+            _, stderr = helper.communicate(request, timeout=_HELPER_POLL_SECONDS if starting else _HELPER_TIMEOUT)
+            break
+        except subprocess.TimeoutExpired:
+            request = None  # sent already: later calls only collect the output
+            if not starting:
+                helper.kill()
+                helper.communicate()
+                _log("compile", f"{job['fn_name']}: the helper process took over {_HELPER_TIMEOUT:g} s; "
+                                "compiling in this process")
+                return False
+            if not still_wanted():
+                helper.kill()
+                helper.communicate()
+                _log("compile", f"{job['fn_name']}: the compile is waited for; compiling in this process "
+                                "instead of the helper, which was still starting")
+                return False
+    if helper.returncode != 0:
+        last = (stderr.strip().splitlines() or ["no message"])[-1]
         _log("compile", f"{job['fn_name']}: the helper process failed ({last}); compiling in this process")
         return False
     _log("compile", f"{job['fn_name']}: compiled by a helper process in {time.perf_counter() - start:.3f} s")
     return True
 
 
+#: Seconds after its start during which a helper is given up for a compile in this process as
+#: soon as someone waits for the compile: about the time the helper takes to start Python,
+#: NumPy and Numba on this project's machine, after which it has the head start.
+HELPER_START_SECONDS = 0.5
+_HELPER_POLL_SECONDS = 0.01
 _HELPER_TIMEOUT = 1800.0
 _HELPER_COMMAND = [sys.executable, "-m", "tracejit.backend.compile_helper"]
 
 
 def _helper_environment() -> dict:
-    """This process's environment for a helper: the same cache folder, and this tracejit."""
+    """This process's environment for a helper: the same cache folder, this tracejit, and no MPI."""
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ, TRACEJIT_CACHE_DIR=disk_cache.cache_root())
+    env["TRACEJIT_MPI"] = "0"  # a process of its own, never a rank of this process's MPI job
     env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
@@ -510,7 +540,8 @@ def _numba_pass_seconds(dispatcher) -> dict:
 def _compile(lowered: Lowered, signature, key: str, helper_process=False):
     """The Numba function of ``lowered``, how it was obtained: "compiled", "compiled by a
     helper process" (``helper_process``: a new process compiles it into the disk cache while
-    this thread waits; only with a usable disk cache), or "loaded from the disk cache"
+    this thread waits; only with a usable disk cache; a callable decides when the compile is
+    about to start, after the disk cache was looked at), or "loaded from the disk cache"
     (machine code an earlier process compiled), and for a compile here its parts' seconds."""
     import numba
     filename = _filename(lowered, key)
@@ -524,7 +555,11 @@ def _compile(lowered: Lowered, signature, key: str, helper_process=False):
         if from_disk and _load_machine_code(fn, signature):
             _log("cache", f"{lowered.fn_name}: machine code loaded from {os.path.dirname(filename)}")
             return fn, "loaded from the disk cache", {}
-        if helper_process and on_disk and _compiled_by_helper(job) and _load_machine_code(fn, signature):
+        still_wanted = helper_process if callable(helper_process) else None
+        if still_wanted is not None:  # decided now, when the compile is about to start
+            helper_process = on_disk and still_wanted()
+        if helper_process and on_disk and _compiled_by_helper(job, still_wanted) \
+                and _load_machine_code(fn, signature):
             return fn, "compiled by a helper process", {}
         if on_disk:
             _compiling[key] = job
@@ -760,7 +795,8 @@ def compile_graph(graph, *, fastmath=False, parallel=None, name="fn", write_back
     ``write_back``: ``{output position: input position}`` of outputs the program writes into
     its input arrays (see ``codegen.lower``). ``helper_process``: compile in a new process
     that fills the disk cache, then load from there (for compiles in the background, which
-    then take no CPU time from this process's threads)."""
+    then take no CPU time from this process's threads); True, False, or a function without
+    arguments that says which when the compile is about to start (``tiers.helper_wanted``)."""
     start = time.perf_counter()
     lowered = lower(graph, fastmath=fastmath, parallel=parallel, name=name, write_back=write_back)
     parts = {"source": time.perf_counter() - start}
