@@ -11,10 +11,11 @@ compile the program into the disk cache, waiting for it without holding the GIL,
 machine code (``helper_wanted`` chooses when the compile starts, unless
 ``TRACEJIT_COMPILE_HELPER`` is 1 or 0). A compile on the thread shares the GIL with the
 training loop, which slows both; the helper leaves them apart but pays Python's and Numba's
-start-up first, and needs a core of its own. So the helper compiles while the caller keeps
-calling on a machine with a core to spare, and the thread when someone waits for the compile
-(``Traced.wait``, ``block_until_compiled``) or the cores are busy (ARCHITECTURE.md,
-``benchmarks/background_compile.py``). One worker, because Numba compiles one
+start-up first (once: it stays for the next compiles), and needs a core of its own. So the
+helper compiles while the caller keeps calling on a machine with a core to spare, and the
+thread when someone waits for the compile (``Traced.wait``, ``block_until_compiled``), the
+cores are busy, or this process has compiled before without a helper (the backend decides
+that part; ARCHITECTURE.md, ``benchmarks/background_compile.py``). One worker, because Numba compiles one
 function at a time in a process anyway (its compiler lock). The thread is a daemon: a program
 that ends while a compile is still running does not wait for it; a compile already in Numba's
 hands is then handed to a helper process that finishes it into the disk cache (the next run
@@ -95,10 +96,11 @@ def helper_wanted() -> bool:
     for it and the machine has a core to spare (one-minute load average below the CPU count
     less a half, the training loop included, where the system reports it). Measured from an
     empty cache on this project's two cores, the softmax-regression step's compile while the
-    training loop kept calling: on the thread the compiled program came 1.91 s after the first
-    call and the interpreted calls took 0.80 ms meanwhile, in a helper 1.74 s and 0.34 ms; with
-    the caller waiting, 1.09 s on the thread and 1.62 s in a helper
-    (``python benchmarks/background_compile.py``)."""
+    training loop kept calling: on the thread the compiled program came 1.89 s after the first
+    call and the interpreted calls took 0.79 ms meanwhile, in a helper 1.68 s and 0.34 ms; with
+    the caller waiting, 1.08 s on the thread and 1.42 s in a helper
+    (``python benchmarks/background_compile.py``). The backend also compiles on the thread when
+    this process has compiled before and has no helper running (``compiler._compile``)."""
     setting = use_helper_process()
     if setting is not None:
         return setting

@@ -189,9 +189,11 @@ def is_compiled(graph, *, fastmath=False, parallel=None, name="fn", write_back=N
     importing the backend imports Numba."""
     lowered = lower(graph, fastmath=fastmath, parallel=parallel, name=name, write_back=write_back)
     key = _cache_key(lowered, _signature_spec(lowered))
-    with _cache_lock:
-        if _cache.alive.get(key) is not None:
-            return True
+    # Without ``_cache_lock``: a compile holds it until it ends, and the caller (a first call)
+    # must not wait for another function's compile to answer. A look at the weak dictionary
+    # is safe under the GIL, and an answer that is already stale only means a tiered call.
+    if _cache.alive.get(key) is not None:
+        return True
     return disk_cache.has_machine_code(key)
 
 
@@ -418,48 +420,94 @@ def compile_into_disk_cache(job: dict) -> None:
 
 
 def _compiled_by_helper(job: dict, still_wanted=None) -> bool:
-    """Compile ``job`` in a new Python process that leaves the machine code in the disk cache,
-    this thread waiting without holding the GIL; False (logged) when it did not. While the
-    helper is still starting (its first ``HELPER_START_SECONDS``), ``still_wanted()`` is asked
-    every few milliseconds; when it turns false (someone now waits for the compile, which this
-    thread does sooner than a helper that is still importing Numba) the helper is stopped and
-    False returned, so that this process compiles."""
+    """Compile ``job`` in the helper process (``compile_helper``, started the first time and
+    kept for the next jobs, whose compiles find Numba warm there), which leaves the machine
+    code in the disk cache, this thread waiting without holding the GIL; False (logged) when it
+    did not. While the helper is still starting (its first ``HELPER_START_SECONDS``),
+    ``still_wanted()`` is asked every few milliseconds; when it turns false (someone now waits
+    for the compile, which this thread does sooner than a helper still importing Numba) the
+    helper is stopped and False returned, so that this process compiles."""
     import json
-    import subprocess
+    import queue
     start = time.perf_counter()
-    try:
-        helper = subprocess.Popen(_HELPER_COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, env=_helper_environment(), text=True)
-    except OSError as exc:
-        _log("compile", f"{job['fn_name']}: no helper process ({exc}); compiling in this process")
-        return False
-    request = json.dumps(job)
-    while True:
-        starting = still_wanted is not None and time.perf_counter() - start < HELPER_START_SECONDS
+    with _helper_lock:
+        helper = _running_helper()
+        if helper is None:
+            return False
+        process, replies, started = helper
         try:
-            _, stderr = helper.communicate(request, timeout=_HELPER_POLL_SECONDS if starting else _HELPER_TIMEOUT)
-            break
-        except subprocess.TimeoutExpired:
-            request = None  # sent already: later calls only collect the output
-            if not starting:
-                helper.kill()
-                helper.communicate()
-                _log("compile", f"{job['fn_name']}: the helper process took over {_HELPER_TIMEOUT:g} s; "
-                                "compiling in this process")
+            process.stdin.write(json.dumps(job) + "\n")
+            process.stdin.flush()
+        except OSError as exc:
+            _stop_helper(f"{job['fn_name']}: the helper process cannot take the job ({exc}); compiling in this process")
+            return False
+        while True:
+            starting = still_wanted is not None and time.perf_counter() - started < HELPER_START_SECONDS
+            try:
+                reply = replies.get(timeout=_HELPER_POLL_SECONDS if starting else _HELPER_TIMEOUT)
+            except queue.Empty:
+                if not starting:
+                    _stop_helper(f"{job['fn_name']}: the helper process took over {_HELPER_TIMEOUT:g} s; "
+                                 "compiling in this process")
+                    return False
+                if not still_wanted():
+                    _stop_helper(f"{job['fn_name']}: the compile is waited for; compiling in this process "
+                                 "instead of the helper, which was still starting")
+                    return False
+                continue
+            if reply is None:
+                _stop_helper(f"{job['fn_name']}: the helper process ended (status {process.poll()}); "
+                             "compiling in this process")
                 return False
-            if not still_wanted():
-                helper.kill()
-                helper.communicate()
-                _log("compile", f"{job['fn_name']}: the compile is waited for; compiling in this process "
-                                "instead of the helper, which was still starting")
+            if reply != "ok":
+                _log("compile", f"{job['fn_name']}: the helper process failed ({reply[6:]}); compiling in this process")
                 return False
-    if helper.returncode != 0:
-        last = (stderr.strip().splitlines() or ["no message"])[-1]
-        _log("compile", f"{job['fn_name']}: the helper process failed ({last}); compiling in this process")
-        return False
-    _log("compile", f"{job['fn_name']}: compiled by a helper process in {time.perf_counter() - start:.3f} s")
-    return True
+            _log("compile", f"{job['fn_name']}: compiled by a helper process in {time.perf_counter() - start:.3f} s")
+            return True
 
+
+def _running_helper():
+    """The helper process, its replies (a queue of lines; None once it ended) and when it
+    started: the one running, or a new one; None (logged) when none can be started."""
+    global _helper
+    import queue
+    import subprocess
+    import threading
+    if _helper is not None and _helper[0].poll() is None:
+        return _helper
+    try:
+        process = subprocess.Popen(_HELPER_COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL, env=_helper_environment(), text=True)
+    except OSError as exc:
+        _log("compile", f"no helper process ({exc}); compiling in this process")
+        return None
+    replies = queue.Queue()
+
+    def read_replies():
+        for line in process.stdout:
+            replies.put(line.strip())
+        replies.put(None)
+    threading.Thread(target=read_replies, name="tracejit-helper-replies", daemon=True).start()
+    _helper = (process, replies, time.perf_counter())
+    return _helper
+
+
+def _stop_helper(message: str) -> None:
+    global _helper
+    if _helper is not None:
+        _helper[0].kill()
+        _helper[0].wait()
+        _helper = None
+    _log("compile", message)
+
+
+def helper_running() -> bool:
+    """Whether this process has a helper process (``compile_helper``) that is still running."""
+    return _helper is not None and _helper[0].poll() is None
+
+
+_helper = None  # (Popen, replies, start time) of the helper process, once started
+_helper_lock = threading.Lock()
 
 #: Seconds after its start during which a helper is given up for a compile in this process as
 #: soon as someone waits for the compile: about the time the helper takes to start Python,
@@ -541,7 +589,8 @@ def _compile(lowered: Lowered, signature, key: str, helper_process=False):
     """The Numba function of ``lowered``, how it was obtained: "compiled", "compiled by a
     helper process" (``helper_process``: a new process compiles it into the disk cache while
     this thread waits; only with a usable disk cache; a callable decides when the compile is
-    about to start, after the disk cache was looked at), or "loaded from the disk cache"
+    about to start, after the disk cache was looked at, unless this process has compiled
+    before and has no helper running), or "loaded from the disk cache"
     (machine code an earlier process compiled), and for a compile here its parts' seconds."""
     import numba
     filename = _filename(lowered, key)
@@ -557,7 +606,10 @@ def _compile(lowered: Lowered, signature, key: str, helper_process=False):
             return fn, "loaded from the disk cache", {}
         still_wanted = helper_process if callable(helper_process) else None
         if still_wanted is not None:  # decided now, when the compile is about to start
-            helper_process = on_disk and still_wanted()
+            # Once this process has compiled, Numba is warm here and a compile costs a fraction of
+            # a cold one (the runtime helpers every program calls are compiled already), which a
+            # new helper would pay again; a helper already running is as warm.
+            helper_process = on_disk and (helper_running() or not _numba_set_up) and still_wanted()
         if helper_process and on_disk and _compiled_by_helper(job, still_wanted) \
                 and _load_machine_code(fn, signature):
             return fn, "compiled by a helper process", {}
