@@ -422,6 +422,34 @@ def test_a_helper_still_starting_gives_way_to_this_process_when_the_caller_waits
 
 
 @pytest.mark.long
+def test_a_helper_that_ended_before_it_read_the_job_is_replaced(tmp_path, monkeypatch):
+    """The helper ends when no job came for a while; a job written just as it ended goes to a
+    new helper, not to a compile in this process."""
+    from tracejit.backend import compiler
+    marker = tmp_path / "ended-once"
+    ends_first = textwrap.dedent(f"""
+        import os, runpy, sys
+        if not os.path.exists({str(marker)!r}):
+            open({str(marker)!r}, "w").close()
+            sys.exit(0)  # as a helper whose idle time ran out
+        runpy.run_module("tracejit.backend.compile_helper", run_name="__main__")
+    """)
+    monkeypatch.setattr(compiler, "_HELPER_COMMAND", [sys.executable, "-c", ends_first])
+    monkeypatch.setattr(compiler, "_helper", None)
+    k = float(np.random.default_rng().integers(1, 10**9))  # a new program: not in the disk cache
+    f = tj.trace(lambda x: np.sinh(x) * k)
+    x = np.linspace(-1, 1, 7)
+    try:
+        with tj.mode("compiled"):
+            program = compiler.compile_graph(f.graph(x), helper_process=True)
+        assert program.origin == "compiled by a helper process" and marker.exists()
+        np.testing.assert_allclose(program([x])[0], np.sinh(x) * k, rtol=1e-12)
+    finally:
+        if compiler._helper is not None:
+            compiler._stop_helper("test over")
+
+
+@pytest.mark.long
 def test_a_compile_unfinished_at_exit_is_finished_by_a_helper_for_the_next_run(tmp_path):
     """A program that ends while its step compiles does not wait, and the next run finds the
     program in the disk cache all the same (a helper process finished the compile)."""

@@ -6,15 +6,33 @@ and argument types), one JSON object per line on standard input, and compiles ea
 process that asked for it loads it. It answers each job with one line on standard output:
 ``ok``, or ``error`` and the error's first line, in which case the asking process compiles the
 program itself (and raises the error with its full explanation, if it is one). It stays for the
-next job, whose compile finds Numba warm, until its standard input ends.
+next job, whose compile finds Numba warm, until its standard input ends or no job came for
+``IDLE_SECONDS`` (it holds ~160 MB; the asking process starts another when it needs one).
 """
 import json
+import queue
 import sys
+import threading
+
+IDLE_SECONDS = 120.0
 
 
 def main() -> int:
     from .compiler import compile_into_disk_cache  # before the first job arrives: the start-up
-    for line in sys.stdin:
+    lines = queue.Queue()
+
+    def read_jobs():
+        for line in sys.stdin:
+            lines.put(line)
+        lines.put(None)
+    threading.Thread(target=read_jobs, daemon=True).start()
+    while True:
+        try:
+            line = lines.get(timeout=IDLE_SECONDS)
+        except queue.Empty:
+            return 0
+        if line is None:
+            return 0
         if not line.strip():
             continue
         try:
@@ -27,7 +45,6 @@ def main() -> int:
             print(reply, flush=True)
         except (BrokenPipeError, OSError):  # the asking process has ended; the cache has the program
             return 0
-    return 0
 
 
 if __name__ == "__main__":

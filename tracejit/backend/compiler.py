@@ -428,42 +428,53 @@ def _compiled_by_helper(job: dict, still_wanted=None) -> bool:
     for the compile, which this thread does sooner than a helper still importing Numba) the
     helper is stopped and False returned, so that this process compiles."""
     import json
-    import queue
     start = time.perf_counter()
     with _helper_lock:
-        helper = _running_helper()
-        if helper is None:
-            return False
-        process, replies, started = helper
-        try:
-            process.stdin.write(json.dumps(job) + "\n")
-            process.stdin.flush()
-        except OSError as exc:
-            _stop_helper(f"{job['fn_name']}: the helper process cannot take the job ({exc}); compiling in this process")
-            return False
-        while True:
-            starting = still_wanted is not None and time.perf_counter() - started < HELPER_START_SECONDS
+        for attempt in range(2):
+            helper = _running_helper()
+            if helper is None:
+                return False
+            process, replies, started = helper
             try:
-                reply = replies.get(timeout=_HELPER_POLL_SECONDS if starting else _HELPER_TIMEOUT)
-            except queue.Empty:
-                if not starting:
-                    _stop_helper(f"{job['fn_name']}: the helper process took over {_HELPER_TIMEOUT:g} s; "
-                                 "compiling in this process")
-                    return False
-                if not still_wanted():
-                    _stop_helper(f"{job['fn_name']}: the compile is waited for; compiling in this process "
-                                 "instead of the helper, which was still starting")
-                    return False
-                continue
-            if reply is None:
-                _stop_helper(f"{job['fn_name']}: the helper process ended (status {process.poll()}); "
+                process.stdin.write(json.dumps(job) + "\n")
+                process.stdin.flush()
+            except OSError:
+                reply = None  # it has just ended (it ends when no job came for a while)
+            else:
+                reply = _helper_reply(job, replies, started, still_wanted)
+            if reply is None and process.wait() == 0 and attempt == 0:
+                continue  # it had ended before it read the job: start another
+            break
+        if reply is False:
+            return False
+        if reply is None:
+            _stop_helper(f"{job['fn_name']}: the helper process ended (status {process.poll()}); "
+                         "compiling in this process")
+            return False
+        if reply != "ok":
+            _log("compile", f"{job['fn_name']}: the helper process failed ({reply[6:]}); compiling in this process")
+            return False
+        _log("compile", f"{job['fn_name']}: compiled by a helper process in {time.perf_counter() - start:.3f} s")
+        return True
+
+
+def _helper_reply(job, replies, started, still_wanted):
+    """The helper's reply line to ``job``, None when it ended first, False when it was stopped
+    (it took too long, or someone waits for the compile while the helper is still starting)."""
+    import queue
+    while True:
+        starting = still_wanted is not None and time.perf_counter() - started < HELPER_START_SECONDS
+        try:
+            return replies.get(timeout=_HELPER_POLL_SECONDS if starting else _HELPER_TIMEOUT)
+        except queue.Empty:
+            if not starting:
+                _stop_helper(f"{job['fn_name']}: the helper process took over {_HELPER_TIMEOUT:g} s; "
                              "compiling in this process")
                 return False
-            if reply != "ok":
-                _log("compile", f"{job['fn_name']}: the helper process failed ({reply[6:]}); compiling in this process")
+            if not still_wanted():
+                _stop_helper(f"{job['fn_name']}: the compile is waited for; compiling in this process "
+                             "instead of the helper, which was still starting")
                 return False
-            _log("compile", f"{job['fn_name']}: compiled by a helper process in {time.perf_counter() - start:.3f} s")
-            return True
 
 
 def _running_helper():
