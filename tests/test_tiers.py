@@ -331,7 +331,8 @@ def test_by_default_a_helper_compiles_while_the_caller_keeps_calling_and_stays_f
             return np.exp(x.T @ x).max(axis=1) - 1
 
         helpers = set()
-        for fn, expected in ((f, lambda x: np.tanh(x @ x.T).sum(axis=0) * 2), (g, lambda x: np.exp(x.T @ x).max(axis=1) - 1)):
+        for fn, expected in ((f, lambda x: np.tanh(x @ x.T).sum(axis=0) * 2),
+                             (g, lambda x: np.exp(x.T @ x).max(axis=1) - 1)):
             x = np.linspace(-1, 1, 600).reshape(30, 20)
             end = time.time() + 300
             while not fn.stats["kernels"] and time.time() < end:  # a training loop: never waits

@@ -15,11 +15,12 @@ start-up first (once: it stays for the next compiles), and needs a core of its o
 helper compiles while the caller keeps calling on a machine with a core to spare, and the
 thread when someone waits for the compile (``Traced.wait``, ``block_until_compiled``), the
 cores are busy, or this process has compiled before without a helper (the backend decides
-that part; ARCHITECTURE.md, ``benchmarks/background_compile.py``). One worker, because Numba compiles one
-function at a time in a process anyway (its compiler lock). The thread is a daemon: a program
-that ends while a compile is still running does not wait for it; a compile already in Numba's
-hands is then handed to a helper process that finishes it into the disk cache (the next run
-loads it), while one not started yet is dropped (``Traced.wait()`` before the end keeps it).
+that part; ARCHITECTURE.md, ``benchmarks/background_compile.py``). One worker, because Numba
+compiles one function at a time in a process anyway (its compiler lock). The thread is a
+daemon: a program that ends while a compile is still running does not wait for it; a compile
+already in Numba's hands is then handed to a helper process that finishes it into the disk
+cache (the next run loads it), as does a helper already compiling it, while one not started
+yet is dropped (``Traced.wait()`` before the end keeps it).
 
 ``TRACEJIT_TIERED`` (``1`` by default, ``0`` to compile before the first call returns, as
 ``tj.trace(tiered=False)`` does for one function) and ``TRACEJIT_COMPILE_HELPER`` are read in

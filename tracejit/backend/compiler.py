@@ -598,9 +598,9 @@ def _numba_pass_seconds(dispatcher) -> dict:
 
 def _compile(lowered: Lowered, signature, key: str, helper_process=False):
     """The Numba function of ``lowered``, how it was obtained: "compiled", "compiled by a
-    helper process" (``helper_process``: a new process compiles it into the disk cache while
-    this thread waits; only with a usable disk cache; a callable decides when the compile is
-    about to start, after the disk cache was looked at, unless this process has compiled
+    helper process" (``helper_process``: the helper process compiles it into the disk cache
+    while this thread waits; only with a usable disk cache; a callable decides when the compile
+    is about to start, after the disk cache was looked at, unless this process has compiled
     before and has no helper running), or "loaded from the disk cache"
     (machine code an earlier process compiled), and for a compile here its parts' seconds."""
     import numba
@@ -856,8 +856,8 @@ def compile_graph(graph, *, fastmath=False, parallel=None, name="fn", write_back
                   helper_process=False) -> CompiledProgram:
     """Generate, compile (or fetch from the cache) and wrap the program for ``graph``.
     ``write_back``: ``{output position: input position}`` of outputs the program writes into
-    its input arrays (see ``codegen.lower``). ``helper_process``: compile in a new process
-    that fills the disk cache, then load from there (for compiles in the background, which
+    its input arrays (see ``codegen.lower``). ``helper_process``: compile in the helper process,
+    which fills the disk cache, then load from there (for compiles in the background, which
     then take no CPU time from this process's threads); True, False, or a function without
     arguments that says which when the compile is about to start (``tiers.helper_wanted``)."""
     start = time.perf_counter()
