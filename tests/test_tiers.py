@@ -451,6 +451,31 @@ def test_a_helper_that_ended_before_it_read_the_job_is_replaced(tmp_path, monkey
 
 
 @pytest.mark.long
+def test_lines_that_are_not_the_jobs_reply_do_not_answer_it(monkeypatch):
+    """The reply to a job is the line with the job's key: a stray line on the helper's standard
+    output (or a late reply to a job given up) is passed over, not taken for the answer."""
+    from tracejit.backend import compiler
+    strays = textwrap.dedent("""
+        import runpy
+        print("ok")
+        print("0123456789abcdef ok", flush=True)  # another job's reply
+        runpy.run_module("tracejit.backend.compile_helper", run_name="__main__")
+    """)
+    monkeypatch.setattr(compiler, "_HELPER_COMMAND", [sys.executable, "-c", strays])
+    monkeypatch.setattr(compiler, "_helper", None)
+    k = float(np.random.default_rng().integers(1, 10**9))  # a new program: not in the disk cache
+    f = tj.trace(lambda x: np.cosh(x) * k)
+    x = np.linspace(-1, 1, 5)
+    try:
+        program = compiler.compile_graph(f.graph(x), helper_process=True)
+        assert program.origin == "compiled by a helper process"
+        np.testing.assert_allclose(program([x])[0], np.cosh(x) * k, rtol=1e-12)
+    finally:
+        if compiler._helper is not None:
+            compiler._stop_helper("test over")
+
+
+@pytest.mark.long
 def test_a_compile_unfinished_at_exit_is_finished_by_a_helper_for_the_next_run(tmp_path):
     """A program that ends while its step compiles does not wait, and the next run finds the
     program in the disk cache all the same (a helper process finished the compile)."""

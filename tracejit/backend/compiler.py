@@ -452,20 +452,28 @@ def _compiled_by_helper(job: dict, still_wanted=None) -> bool:
                          "compiling in this process")
             return False
         if reply != "ok":
-            _log("compile", f"{job['fn_name']}: the helper process failed ({reply[6:]}); compiling in this process")
+            _log("compile", f"{job['fn_name']}: the helper process failed ({reply[len('error '):]}); "
+                            "compiling in this process")
             return False
         _log("compile", f"{job['fn_name']}: compiled by a helper process in {time.perf_counter() - start:.3f} s")
         return True
 
 
 def _helper_reply(job, replies, started, still_wanted):
-    """The helper's reply line to ``job``, None when it ended first, False when it was stopped
-    (it took too long, or someone waits for the compile while the helper is still starting)."""
+    """The helper's reply to ``job`` (``ok`` or ``error ...``, from the line that starts with the
+    job's key; other lines, such as the reply to a job given up earlier, are passed over), None
+    when it ended first, False when it was stopped (it took too long, or someone waits for the
+    compile while the helper is still starting)."""
     import queue
     while True:
         starting = still_wanted is not None and time.perf_counter() - started < HELPER_START_SECONDS
         try:
-            return replies.get(timeout=_HELPER_POLL_SECONDS if starting else _HELPER_TIMEOUT)
+            line = replies.get(timeout=_HELPER_POLL_SECONDS if starting else _HELPER_TIMEOUT)
+            if line is None:
+                return None
+            key, _, reply = line.partition(" ")
+            if key == job["key"]:
+                return reply
         except queue.Empty:
             if not starting:
                 _stop_helper(f"{job['fn_name']}: the helper process took over {_HELPER_TIMEOUT:g} s; "
