@@ -422,57 +422,51 @@ def test_a_helper_still_starting_gives_way_to_this_process_when_the_caller_waits
     assert "compiling in this process instead of the helper, which was still starting" in done.stderr
 
 
+def _origin_with_helper_script(monkeypatch, script, ufunc):
+    """Compiles ``ufunc(x) * k`` (a new program) with the helper process started as ``python -c
+    script``, checks the program's values against NumPy and returns how it was obtained."""
+    from tracejit.backend import compiler
+    monkeypatch.setattr(compiler, "_HELPER_COMMAND", [sys.executable, "-c", textwrap.dedent(script)])
+    monkeypatch.setattr(compiler, "_helper", None)
+    k = float(np.random.default_rng().integers(1, 10**9))  # a new program: not in the disk cache
+    f = tj.trace(lambda x: ufunc(x) * k)
+    x = np.linspace(-1, 1, 7)
+    try:
+        program = compiler.compile_graph(f.graph(x), helper_process=True)
+        np.testing.assert_allclose(program([x])[0], ufunc(x) * k, rtol=1e-12)
+        return program.origin
+    finally:
+        if compiler._helper is not None:
+            compiler._stop_helper("test over")
+
+
 @pytest.mark.long
 def test_a_helper_that_ended_before_it_read_the_job_is_replaced(tmp_path, monkeypatch):
     """The helper ends when no job came for a while; a job written just as it ended goes to a
     new helper, not to a compile in this process."""
-    from tracejit.backend import compiler
     marker = tmp_path / "ended-once"
-    ends_first = textwrap.dedent(f"""
+    ends_first = f"""
         import os, runpy, sys
         if not os.path.exists({str(marker)!r}):
             open({str(marker)!r}, "w").close()
             sys.exit(0)  # as a helper whose idle time ran out
         runpy.run_module("tracejit.backend.compile_helper", run_name="__main__")
-    """)
-    monkeypatch.setattr(compiler, "_HELPER_COMMAND", [sys.executable, "-c", ends_first])
-    monkeypatch.setattr(compiler, "_helper", None)
-    k = float(np.random.default_rng().integers(1, 10**9))  # a new program: not in the disk cache
-    f = tj.trace(lambda x: np.sinh(x) * k)
-    x = np.linspace(-1, 1, 7)
-    try:
-        with tj.mode("compiled"):
-            program = compiler.compile_graph(f.graph(x), helper_process=True)
-        assert program.origin == "compiled by a helper process" and marker.exists()
-        np.testing.assert_allclose(program([x])[0], np.sinh(x) * k, rtol=1e-12)
-    finally:
-        if compiler._helper is not None:
-            compiler._stop_helper("test over")
+    """
+    assert _origin_with_helper_script(monkeypatch, ends_first, np.sinh) == "compiled by a helper process"
+    assert marker.exists()
 
 
 @pytest.mark.long
 def test_lines_that_are_not_the_jobs_reply_do_not_answer_it(monkeypatch):
     """The reply to a job is the line with the job's key: a stray line on the helper's standard
     output (or a late reply to a job given up) is passed over, not taken for the answer."""
-    from tracejit.backend import compiler
-    strays = textwrap.dedent("""
+    strays = """
         import runpy
         print("ok")
         print("0123456789abcdef ok", flush=True)  # another job's reply
         runpy.run_module("tracejit.backend.compile_helper", run_name="__main__")
-    """)
-    monkeypatch.setattr(compiler, "_HELPER_COMMAND", [sys.executable, "-c", strays])
-    monkeypatch.setattr(compiler, "_helper", None)
-    k = float(np.random.default_rng().integers(1, 10**9))  # a new program: not in the disk cache
-    f = tj.trace(lambda x: np.cosh(x) * k)
-    x = np.linspace(-1, 1, 5)
-    try:
-        program = compiler.compile_graph(f.graph(x), helper_process=True)
-        assert program.origin == "compiled by a helper process"
-        np.testing.assert_allclose(program([x])[0], np.cosh(x) * k, rtol=1e-12)
-    finally:
-        if compiler._helper is not None:
-            compiler._stop_helper("test over")
+    """
+    assert _origin_with_helper_script(monkeypatch, strays, np.cosh) == "compiled by a helper process"
 
 
 @pytest.mark.long

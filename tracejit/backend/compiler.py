@@ -491,7 +491,6 @@ def _running_helper():
     global _helper
     import queue
     import subprocess
-    import threading
     if _helper is not None and _helper[0].poll() is None:
         return _helper
     try:
