@@ -308,11 +308,12 @@ print("prefix", communicator._shared.prefix, flush=True)
 
 
 @pytest.mark.long
-def test_large_sums_go_through_shared_memory_and_leave_nothing_behind(tmp_path):
-    done = launch(2, SHARED_SUMS_PROGRAM.format(), tmp_path)
+@pytest.mark.parametrize("n", [2, 3])   # 3: the sum of more than two, added in rank order
+def test_large_sums_go_through_shared_memory_and_leave_nothing_behind(tmp_path, n):
+    done = launch(n, SHARED_SUMS_PROGRAM.format(), tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    prefixes = re.findall(r"tracejit-\d+-[0-9a-f]{8}", done.stdout)  # the lines of two ranks may mix
-    assert len(prefixes) == 2
+    prefixes = re.findall(r"tracejit-\d+-[0-9a-f]{8}", done.stdout)  # the lines of the ranks may mix
+    assert len(prefixes) == n
     left = [f for f in os.listdir("/dev/shm") if f.startswith(tuple(prefixes))]
     assert left == [], left
 

@@ -1,8 +1,8 @@
 """The process group: which process this is, how many there are, and the MPI calls on buffers.
 
-Layer: below everything else (imports nothing from tracejit), so that the primitive set
-(``ops``), the backend (``backend/collectives.py``) and the public ``tracejit.distributed``
-can all reach the same communicator. In: contiguous NumPy buffers. Out: the same buffers,
+Layer: below everything else (it imports only ``shared_memory``, its native half, beside it), so
+that the primitive set (``ops``), the backend (``backend/collectives.py``) and the public
+``tracejit.distributed`` can all reach the same communicator. In: contiguous NumPy buffers. Out: the same buffers,
 summed or broadcast over the processes, in place.
 
 MPI is used only when the process was started by an MPI launcher (``mpiexec``/``mpirun``,
@@ -18,8 +18,11 @@ map, and each adds up one slice of all the buffers and writes it into every one 
 two barriers. This reads each element once and writes it n times, with no copy in or out when
 the buffer already lives in the segment (a compiled program puts its packed gradients there,
 ``shared_segment``); MPICH's allreduce copies the buffer through its own shared cells instead.
-Every process gets the same bits, added in rank order. The MNIST MLP's gradient (2.14 MB, two
-processes) is summed in ~0.10 ms instead of ~0.35 ms this way (README, "Data parallelism").
+Every process gets the same bits, added in rank order. The sums and their barriers run in
+native code (``shared_memory``), which compiled programs call without Python; this module
+makes the segments, decides with the other processes whether to share, and fills in the
+native code's table. The MNIST MLP's gradient (2.14 MB, two processes) is summed in about
+0.05 ms instead of 0.35 ms through MPI (README, "Data parallelism").
 
 Under MPI, an uncaught exception in any process prints its traceback (prefixed by the rank)
 and aborts the whole job with ``MPI_Abort``, so ``mpiexec`` exits non-zero with that error
@@ -50,16 +53,42 @@ _initialised = False   # whether the decision (MPI or a lone process) has been t
 
 class CollectiveStats:
     """Time spent in collectives by this process: ``calls``, ``seconds`` and ``bytes`` (summed
-    buffer sizes). The benchmark reads it to report the fraction of a step spent communicating."""
-
-    __slots__ = ("calls", "seconds", "bytes")
+    buffer sizes), counted in Python and by the native sums through shared memory together. The
+    benchmark reads it to report the fraction of a step spent communicating."""
 
     def __init__(self):
         self.reset()
 
     def reset(self):
         """Set every count back to zero."""
-        self.calls, self.seconds, self.bytes = 0, 0.0, 0
+        self._calls, self._seconds, self._bytes = 0, 0.0, 0
+        self._native_start = _native_counts()
+
+    def _native(self, i):
+        return _native_counts()[i] - self._native_start[i]
+
+    @property
+    def calls(self) -> int:
+        return self._calls + self._native(0)
+
+    @property
+    def seconds(self) -> float:
+        return self._seconds + self._native(1)
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes + self._native(2)
+
+
+def _native_counts():
+    """(calls, seconds, bytes) of the native sums so far (``shared_memory``), zeros before they ran."""
+    if _native is None:
+        return 0, 0.0, 0
+    table = _native.TABLE
+    return int(table[_native.CALLS]), table[_native.NANOSECONDS] * 1e-9, int(table[_native.BYTES])
+
+
+_native = None         # the module ``shared_memory``, once sums go through shared memory
 
 
 #: This process's counts of collective calls (see ``CollectiveStats``).
@@ -137,22 +166,25 @@ def _checked_buffer(buffer, what):
     return buffer
 
 
-def all_sum_in_place(buffer: np.ndarray) -> np.ndarray:
+def all_sum_in_place(buffer: np.ndarray, agreed: int = -1) -> np.ndarray:
     """Replace ``buffer`` (a C-contiguous array) by its sum over all processes: through shared
     memory when every process runs on this machine and has its buffer in its shared segment
     (``shared_segment``; at least ``SHARED_SUM_MIN_BYTES``), else one MPI allreduce. A process on
-    its own leaves it as it is."""
+    its own leaves it as it is. ``agreed`` is for compiled programs whose native sum
+    (``shared_memory.sum_in_place``) returned without summing: what the processes agreed there."""
     comm = world()
     if comm is None or comm.Get_size() == 1:
         return buffer
     _checked_buffer(buffer, "all_sum_in_place")
-    start = time.perf_counter()
-    if not (buffer.nbytes >= SHARED_SUM_MIN_BYTES and _shared_sums().usable() and _shared.sum_in_place(buffer)):
+    start, native_start = time.perf_counter(), _native_counts()
+    if not (buffer.nbytes >= SHARED_SUM_MIN_BYTES and _shared_sums().usable()
+            and _shared.sum_in_place(buffer, agreed)):
         from mpi4py import MPI
         comm.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
-    stats.seconds += time.perf_counter() - start
-    stats.calls += 1
-    stats.bytes += buffer.nbytes
+        stats._calls += 1
+        stats._bytes += buffer.nbytes
+    # the native sum counts its own calls and time
+    stats._seconds += time.perf_counter() - start - (_native_counts()[1] - native_start[1])
     return buffer
 
 
@@ -164,9 +196,9 @@ def broadcast_in_place(buffer: np.ndarray, root: int = 0) -> np.ndarray:
     _checked_buffer(buffer, "broadcast_in_place")
     start = time.perf_counter()
     comm.Bcast(buffer, root=root)
-    stats.seconds += time.perf_counter() - start
-    stats.calls += 1
-    stats.bytes += buffer.nbytes
+    stats._seconds += time.perf_counter() - start
+    stats._calls += 1
+    stats._bytes += buffer.nbytes
     return buffer
 
 
@@ -178,7 +210,6 @@ def broadcast_in_place(buffer: np.ndarray, root: int = 0) -> np.ndarray:
 SHARED_SUM_MIN_BYTES = 1 << 18
 
 _SHM_DIRECTORY = "/dev/shm"
-_SEGMENT_MIN_BYTES = 1 << 16
 
 
 def _local_size() -> int | None:
@@ -218,9 +249,15 @@ class SharedSums:
         barrier; seg[q][slice r] = seg[0][slice r] + ... + seg[n-1][slice r] for every q; barrier
 
     No process reads or writes another's segment outside those two barriers, so a process may
-    fill its own segment for the next sum as soon as it has left the second one."""
+    fill its own segment for the next sum as soon as it has left the second one. The barriers
+    spin on a control block per process (a small segment every process maps), and the sums run
+    in native code that compiled programs call without going through Python
+    (``shared_memory``); this class makes the segments and fills in the native code's table."""
 
     def __init__(self, comm):
+        global _native
+        from . import shared_memory
+        _native = self.native = shared_memory
         self.comm = comm
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
         self.prefix = f"tracejit-{os.getpid()}-{secrets.token_hex(4)}"
@@ -229,81 +266,92 @@ class SharedSums:
         self.peers = {}        # (rank, size class) -> mmap of another process's segment
         self.prefixes = None   # every process's prefix, once the processes agreed to share
         self.decided = False
-        self.sums = 0          # sums done through shared memory
         atexit.register(self.close)
 
-    @staticmethod
-    def size_class(nbytes: int) -> int:
-        return max(int(nbytes - 1).bit_length(), _SEGMENT_MIN_BYTES.bit_length() - 1)
+    @property
+    def sums(self) -> int:
+        """The sums done through shared memory so far."""
+        return int(self.native.TABLE[self.native.CALLS])
 
     def _path(self, prefix, k):
         return os.path.join(_SHM_DIRECTORY, f"{prefix}-{k}")
 
+    def _create(self, name, nbytes) -> tuple:
+        path = self._path(self.prefix, name)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+        try:
+            os.ftruncate(fd, nbytes)
+            return path, mmap.mmap(fd, nbytes)
+        finally:
+            os.close(fd)
+
+    def _map(self, q, name, nbytes) -> mmap.mmap:
+        fd = os.open(self._path(self.prefixes[q], name), os.O_RDWR)
+        try:
+            return mmap.mmap(fd, nbytes)
+        finally:
+            os.close(fd)
+
     def segment(self, nbytes: int) -> mmap.mmap:
         """This process's segment for sums of ``nbytes``, created the first time."""
-        k = self.size_class(nbytes)
+        k = self.native.size_class(nbytes)
         if k not in self.own:
-            path = self._path(self.prefix, k)
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
-            try:
-                os.ftruncate(fd, 1 << k)
-                self.own[k] = (path, mmap.mmap(fd, 1 << k))
-            finally:
-                os.close(fd)
+            self.own[k] = self._create(k, 1 << k)
+            if k < self.native.SIZE_CLASSES:
+                self.native.TABLE[self.native.segment_slot(k, self.rank)] = _address(self.own[k][1])
         return self.own[k][1]
-
-    def _peer(self, q, k) -> mmap.mmap:
-        if (q, k) not in self.peers:
-            fd = os.open(self._path(self.prefixes[q], k), os.O_RDWR)
-            try:
-                self.peers[q, k] = mmap.mmap(fd, 1 << k)
-            finally:
-                os.close(fd)
-        return self.peers[q, k]
 
     def usable(self) -> bool:
         """Whether sums go through shared memory: decided once, by every process together (the
-        first large sum is a collective call on all of them): all on one host, all able to."""
+        first large sum is a collective call on all of them): all on one host, all able to. Then
+        every process maps every other's control block and the native sums take over."""
         if not self.decided:
-            able = _shared_sums_wanted() and os.access(_SHM_DIRECTORY, os.W_OK)
-            everyone = self.comm.allgather((socket.gethostname(), able, self.prefix))
-            if len({host for host, _, _ in everyone}) == 1 and all(ok for _, ok, _ in everyone):
-                self.prefixes = [prefix for _, _, prefix in everyone]
+            native = self.native
+            able = _shared_sums_wanted() and os.access(_SHM_DIRECTORY, os.W_OK) and self.size <= native.MAX_PROCESSES
+            path, control = self._create("control", mmap.PAGESIZE) if able else (None, None)
+            try:
+                everyone = self.comm.allgather((socket.gethostname(), able, self.prefix))
+                if len({host for host, _, _ in everyone}) == 1 and all(ok for _, ok, _ in everyone):
+                    self.prefixes = [prefix for _, _, prefix in everyone]
+                    self.controls = [control if q == self.rank else self._map(q, "control", mmap.PAGESIZE)
+                                     for q in range(self.size)]
+                    self.comm.Barrier()  # every process has mapped every control block
+            finally:
+                if path:
+                    os.unlink(path)
+            if self.prefixes is not None:
+                table = native.TABLE
+                table[native.RANK], table[native.SIZE] = self.rank, self.size
+                table[native.MIN_BYTES] = SHARED_SUM_MIN_BYTES
+                for q, block in enumerate(self.controls):
+                    table[native.control_slot(q)] = _address(block)
+                table[native.READY] = 1
             self.decided = True
         return self.prefixes is not None
 
-    def sum_in_place(self, buffer: np.ndarray) -> bool:
+    def sum_in_place(self, buffer: np.ndarray, agreed: int = -1) -> bool:
         """Sum the C-contiguous ``buffer`` over the processes (see the class docstring) when it
         is every process's shared segment; returns whether it was. The processes find out
-        together (a one-integer allreduce, which is also the first barrier): a process whose
+        together, at the first barrier (``shared_memory.sum_in_place``): a process whose
         buffer is elsewhere (an eager sum, a program that returns its sums, or a process whose
         launcher did not say that it shares the machine) makes all of them use MPI's allreduce,
-        which costs less than copying the buffer in and out."""
-        from mpi4py import MPI
-        k = self.size_class(buffer.nbytes)
-        flat = buffer.reshape(-1)
-        own = np.frombuffer(self.own[k][1], dtype=buffer.dtype, count=flat.size) if k in self.own else None
-        everywhere = np.array([own is not None and own.ctypes.data == flat.ctypes.data], dtype=np.int32)
-        self.comm.Allreduce(MPI.IN_PLACE, everywhere, op=MPI.MIN)
-        if not everywhere[0]:
-            return False
-        segments = [own if q == self.rank else
-                    np.frombuffer(self._peer(q, k), dtype=buffer.dtype, count=flat.size)
-                    for q in range(self.size)]
-        lo, hi = (flat.size * self.rank) // self.size, (flat.size * (self.rank + 1)) // self.size
-        total = own[lo:hi]
-        np.add(segments[0][lo:hi], segments[1][lo:hi], out=total)
-        for segment in segments[2:]:
-            np.add(total, segment[lo:hi], out=total)
-        for q, segment in enumerate(segments):
-            if q != self.rank:
-                segment[lo:hi] = total
-        self.comm.Barrier()
-        self.sums += 1
-        if k not in self.shared:  # every process has mapped it now
-            self.shared.add(k)
-            os.unlink(self.own[k][0])
-        return True
+        which costs less than copying the buffer in and out. ``agreed``: what the processes
+        agreed in a native sum that a compiled program already called, -1 for none."""
+        native = self.native
+        address, kind = _address(buffer), native.element_kind(buffer.dtype)
+        if agreed < 0:
+            agreed = native.sum_in_place(address, buffer.nbytes, kind)
+        if agreed == 1:  # every buffer is its process's segment, not yet mapped everywhere
+            k = native.size_class(buffer.nbytes)
+            for q in range(self.size):
+                if q != self.rank and (q, k) not in self.peers:
+                    self.peers[q, k] = self._map(q, k, 1 << k)
+                    native.TABLE[native.segment_slot(k, q)] = _address(self.peers[q, k])
+            agreed = native.sum_in_place(address, buffer.nbytes, kind)
+            if agreed == 2:  # every process has mapped this class's segments now
+                self.shared.add(k)
+                os.unlink(self.own[k][0])
+        return agreed == 2
 
     def close(self):
         """Remove this process's segment files that are still there (at exit)."""
@@ -314,6 +362,13 @@ class SharedSums:
                 except FileNotFoundError:
                     pass
             self.shared.add(k)
+
+
+def _address(memory) -> int:
+    """The address of a mapping or an array's first element."""
+    if isinstance(memory, mmap.mmap):
+        memory = np.frombuffer(memory, np.uint8)
+    return memory.__array_interface__["data"][0]
 
 
 _shared = None
@@ -337,4 +392,4 @@ def shared_buffer(count: int, dtype) -> np.ndarray:
 def shared_segment(nbytes: int) -> int:
     """The address of this process's shared segment for sums of ``nbytes`` (created the first
     time): a compiled program packs the operands of such a sum there (``shared_buffer``)."""
-    return shared_buffer(nbytes, np.uint8).ctypes.data
+    return _address(shared_buffer(nbytes, np.uint8))

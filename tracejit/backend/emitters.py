@@ -16,7 +16,7 @@ import numpy as np
 from .. import communicator, ops
 from ..core import Var
 from ..transforms.fuse import fused
-from . import blas, collectives
+from . import blas
 from .fused_kernels import emit_fused
 from .lowering import ArrayRef, BackendError, Lowering, ScalarRef, ViewRef, affine, dtype_src, identity_src
 from .scalar import (NanFlag, acc_dtype, combine_src, convert_src, elementwise_check, elementwise_src, nan_flagged,
@@ -555,6 +555,7 @@ def place_all_sum_operands(L: Lowering, graph):
     producer straight into its place in that buffer, so the sum copies nothing in."""
     if communicator.size() == 1:
         return
+    from . import collectives  # several processes only: it loads the native sums (shared_memory)
     readers = Counter(a.id for e in graph.eqns for a in e.inputs if isinstance(a, Var))
     readers.update(a.id for a in graph.outputs if isinstance(a, Var))
     made = {o.id for e in graph.eqns for o in e.outputs}
@@ -579,6 +580,7 @@ def emit_all_sum(L: Lowering, eqn):
         for x, out in zip(eqn.inputs, eqn.outputs):
             L.bind(out, L.lookup(x))
         return
+    from . import collectives
     dtype = eqn.outputs[0].aval.dtype
     if dtype not in collectives.DTYPES:
         raise BackendError(f"all_sum: compiled programs sum {[str(d) for d in collectives.DTYPES]} over "
