@@ -2,8 +2,8 @@
 
 Layer: below everything else (it imports only ``shared_memory``, its native half, beside it), so
 that the primitive set (``ops``), the backend (``backend/collectives.py``) and the public
-``tracejit.distributed`` can all reach the same communicator. In: contiguous NumPy buffers. Out: the same buffers,
-summed or broadcast over the processes, in place.
+``tracejit.distributed`` can all reach the same communicator. In: contiguous NumPy buffers.
+Out: the same buffers, summed or broadcast over the processes, in place.
 
 MPI is used only when the process was started by an MPI launcher (``mpiexec``/``mpirun``,
 which set ``PMI_SIZE``, ``OMPI_COMM_WORLD_SIZE`` or ``PMIX_RANK``), or when
@@ -22,7 +22,7 @@ Every process gets the same bits, added in rank order. The sums and their barrie
 native code (``shared_memory``), which compiled programs call without Python; this module
 makes the segments, decides with the other processes whether to share, and fills in the
 native code's table. The MNIST MLP's gradient (2.14 MB, two processes) is summed in about
-0.05 ms instead of 0.35 ms through MPI (README, "Data parallelism").
+0.09 ms instead of 0.35-0.42 ms through MPI (README, "Data parallelism").
 
 Under MPI, an uncaught exception in any process prints its traceback (prefixed by the rank)
 and aborts the whole job with ``MPI_Abort``, so ``mpiexec`` exits non-zero with that error
@@ -348,7 +348,7 @@ class SharedSums:
                     self.peers[q, k] = self._map(q, k, 1 << k)
                     native.TABLE[native.segment_slot(k, q)] = _address(self.peers[q, k])
             agreed = native.sum_in_place(address, buffer.nbytes, kind)
-            if agreed == 2:  # every process has mapped this class's segments now
+            if agreed == 2 and k not in self.shared:  # every process has mapped its segments now
                 self.shared.add(k)
                 os.unlink(self.own[k][0])
         return agreed == 2

@@ -155,7 +155,8 @@ def _signature(lowered: Lowered):
 # checks only the program's own file, so their text is part of the key (a changed intrinsic
 # must not be served from machine code compiled before the change). ``shared_memory`` sets the
 # element kinds that programs pass to its native sum.
-_HELPER_MODULES = ("intrinsics.py", "vecmath.py", "blas.py", "collectives.py", os.path.join("..", "shared_memory.py"))
+_HELPER_MODULES = ("intrinsics.py", "vecmath.py", "blas.py", "collectives.py",
+                   os.path.join("..", "shared_memory.py"))
 
 
 @functools.lru_cache(maxsize=1)
