@@ -303,6 +303,12 @@ buffer = segment if r == 0 else np.zeros(90000, np.float32)
 buffer[:] = r + 1
 communicator.all_sum_in_place(buffer)
 assert (buffer == n * (n + 1) / 2).all()
+# the same, with process 0 in a compiled step (its native sum) and the others eager (theirs, from Python)
+w, x = np.arange(90000, dtype=np.float32).reshape(big), np.full(big, r + 1, np.float32)
+mixed = tj.trace(step, mode="compiled" if r == 0 else "eager", tiered=False)
+for _ in range(2):
+    got = mixed(w, x)
+    np.testing.assert_array_equal(got[0], w - w * (n * (n + 1) // 2) * 0.5)
 print("prefix", communicator._shared.prefix, flush=True)
 """
 
