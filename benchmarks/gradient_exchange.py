@@ -9,7 +9,9 @@ compiled step writes its packed gradients there) and the other gradients (a fill
 the segment), the exchange, and the SGD update of all
 535,818 parameters into a new buffer. The exchanges, over the same segments:
 
-- ``push`` (what ``communicator.SharedSums`` does): each process adds its half of both
+- ``tracejit``: ``communicator.all_sum_in_place`` of the segment, the native sum a compiled
+  step calls (``shared_memory``): the ``push`` below, with spinning barriers and one pass.
+- ``push``: the same in NumPy between MPI barriers: each process adds its half of both
   segments and writes the sum into both; one barrier before, one after.
 - ``pull``: each adds its half into its own segment; after a barrier it copies the other
   half from the other segment; a third barrier keeps the next product from overwriting a half
@@ -67,12 +69,13 @@ def main(argv=None):
     from mpi4py import MPI
 
     comm, me = communicator.world(), communicator.rank()
+    from tracejit import shared_memory
     sums = communicator._shared_sums()
     if not sums.usable():
         sys.exit("the processes cannot share memory")
     own = communicator.shared_buffer(PARAMETERS, np.float32)
-    comm.Barrier()  # both segments exist before either is mapped
-    other = np.frombuffer(sums._peer(1 - me, sums.size_class(own.nbytes)), np.float32, count=PARAMETERS)
+    communicator.all_sum_in_place(own)  # the first sum maps the other process's segment
+    other = np.frombuffer(sums.peers[1 - me, shared_memory.size_class(own.nbytes)], np.float32, count=PARAMETERS)
     first, second = (own, other) if me == 0 else (other, own)
     halves = [slice(0, PARAMETERS // 2), slice(PARAMETERS // 2, PARAMETERS)]
     mine, theirs = halves[me], halves[1 - me]
@@ -101,6 +104,10 @@ def main(argv=None):
             out[i] = value
             shared[i] = value
 
+    def native(out):
+        communicator.all_sum_in_place(own)
+        update(own, params, out)
+
     def push(out):
         comm.Barrier()
         np.add(first[mine], second[mine], out=own[mine])
@@ -128,7 +135,9 @@ def main(argv=None):
         out[theirs] = other[theirs]
         comm.Barrier()
 
-    ways = {"push (tracejit's)": push, "pull": pull, "in the update": in_the_update, "sharded update": sharded}
+    ways = {"tracejit": native, "push": push, "pull": pull, "in the update": in_the_update,
+            "sharded update": sharded}
+
     def gradients():
         np.matmul(x.T, d, out=product)
         rest.fill(1.0)
