@@ -155,6 +155,14 @@ class _Builder(ir.IRBuilder):
     def min(self, a, b):
         return self.select(self.icmp_signed("<", a, b), a, b)
 
+    def segment_word(self, table, k, q):
+        """The address of TABLE[segment_slot(k, q)]: process q's segment of class k."""
+        return self.word(table, self.add(self.int(_SEGMENTS), self.add(self.mul(k, self.int(MAX_PROCESSES)), q)))
+
+    def control_block(self, table, q):
+        """A pointer to process q's control block (TABLE[control_slot(q)])."""
+        return self.pointer(self.read(table, self.add(self.int(_CONTROL), q)))
+
 
 def _declare(module, name, result, arguments):
     """The external function ``name`` (a C function or an LLVM intrinsic), declared once."""
@@ -179,8 +187,7 @@ def _add_slice(module, kind):
     hi = b.sdiv(b.mul(count, b.add(rank, b.int(1))), size)
 
     def segment(q, offset):   # &segment_q[offset]
-        address = b.read(table, b.add(b.int(_SEGMENTS), b.add(b.mul(k, b.int(MAX_PROCESSES)), q)))
-        return b.gep(b.pointer(address, element), [offset], inbounds=True)
+        return b.gep(b.pointer(b.load(b.segment_word(table, k, q)), element), [offset], inbounds=True)
 
     with b.if_else(b.icmp_signed("==", size, b.int(2))) as (two, more):
         with two:   # one pass: each element read once and written into both segments
@@ -215,10 +222,10 @@ def _arrive_and_wait(module, table):
     fn, b = _function(module, "arrive_and_wait", ir.VoidType(), [_I64])
     (phase,) = fn.args
     sched_yield = _declare(module, "sched_yield", _I32, [])
-    own = b.pointer(b.read(table, b.add(b.int(_CONTROL), b.read(table, RANK))))
+    own = b.control_block(table, b.read(table, RANK))
     b.store_atomic(phase, b.word(own, _ARRIVED), "release", 8)
     with b.loop(0, b.read(table, SIZE)) as q:
-        arrived = b.word(b.pointer(b.read(table, b.add(b.int(_CONTROL), q))), _ARRIVED)
+        arrived = b.word(b.control_block(table, q), _ARRIVED)
         spins = b.variable(b.int(0))
         check, spin, done = (b.append_basic_block(name) for name in ("check", "spin", "arrived"))
         b.branch(check)
@@ -270,20 +277,17 @@ def _sum_in_place(module, table):
     start = b.call(now, [])
     rank, size, k = b.read(table, RANK), b.read(table, SIZE), _size_class_of(b, nbytes)
 
-    def segment_word(q):   # TABLE[segment_slot(k, q)]
-        return b.word(table, b.add(b.int(_SEGMENTS), b.add(b.mul(k, b.int(MAX_PROCESSES)), q)))
-
     # flag: 2 the buffer is this process's segment, and every other one is mapped; 1 it is; 0 not
     flag = b.variable(b.int(0))
     known_kind = b.and_(b.icmp_signed(">=", kind, b.int(0)), b.icmp_signed("<", kind, b.int(len(_KIND_TYPES))))
     sized = b.and_(b.icmp_signed("<", k, b.int(SIZE_CLASSES)), known_kind)
     with b.if_then(sized):
-        with b.if_then(b.icmp_signed("==", b.load(segment_word(rank)), address)):
+        with b.if_then(b.icmp_signed("==", b.load(b.segment_word(table, k, rank)), address)):
             b.store(b.int(2), flag)
             with b.loop(0, size) as q:
-                with b.if_then(b.icmp_signed("==", b.load(segment_word(q)), b.int(0))):
+                with b.if_then(b.icmp_signed("==", b.load(b.segment_word(table, k, q)), b.int(0))):
                     b.store(b.int(1), flag)
-    own = b.pointer(b.read(table, b.add(b.int(_CONTROL), rank)))
+    own = b.control_block(table, rank)
     phase = b.add(b.load_atomic(b.word(own, _ARRIVED), "acquire", 8), b.int(1))
     for index, value in ((_FLAG, b.load(flag)), (_NBYTES, nbytes), (_KIND, kind)):
         b.store(value, b.word(own, index))
@@ -292,7 +296,7 @@ def _sum_in_place(module, table):
     # agreed: the least flag, 0 where a process sums another size or kind
     agreed = b.variable(b.int(2))
     with b.loop(0, size) as q:
-        other = b.pointer(b.read(table, b.add(b.int(_CONTROL), q)))
+        other = b.control_block(table, q)
         b.store(b.min(b.load(agreed), b.read(other, _FLAG)), agreed)
         differs = b.or_(b.icmp_signed("!=", b.read(other, _NBYTES), nbytes),
                         b.icmp_signed("!=", b.read(other, _KIND), kind))
@@ -320,7 +324,7 @@ def _segment_address(module, table):
     k = _size_class_of(b, fn.args[0])
     with b.if_then(b.icmp_signed(">=", k, b.int(SIZE_CLASSES)), likely=False):
         b.ret(b.int(0))
-    b.ret(b.read(table, b.add(b.int(_SEGMENTS), b.add(b.mul(k, b.int(MAX_PROCESSES)), b.read(table, RANK)))))
+    b.ret(b.load(b.segment_word(table, k, b.read(table, RANK))))
 
 
 def _machine_code():
