@@ -4,7 +4,8 @@
     python benchmarks/background_compile.py --workload mlp_sgd --repeat 5
 
 Each round starts, for each way (``thread``: ``TRACEJIT_COMPILE_HELPER=0``; ``process``: ``=1``;
-``auto``: the default, which chooses when the compile starts), a new Python process with an empty cache folder. It calls the workload's tracejit step once
+``auto``: the default, which chooses when the compile starts), a new Python process with an
+empty cache folder. It calls the workload's tracejit step once
 (tiered: the interpreter answers while the program compiles in the background) and then either
 keeps calling it until the compiled program has taken over (``busy``, a training loop) or waits
 for it (``idle``). Printed per way, medians over the rounds: the time from the first call to the

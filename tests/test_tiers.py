@@ -217,7 +217,6 @@ def test_wait_and_block_until_compiled_count_as_waiting_while_they_block(monkeyp
     assert job.result() == 1 and tiers._waiters == 0
 
 
-
 def test_a_failed_background_compile_raises_on_the_next_call_and_in_wait(monkeypatch):
     import tracejit.backend
 
