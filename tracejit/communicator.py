@@ -265,6 +265,7 @@ class SharedSums:
         self.shared = set()    # size classes every process has mapped (their files are removed)
         self.peers = {}        # (rank, size class) -> mmap of another process's segment
         self.prefixes = None   # every process's prefix, once the processes agreed to share
+        self.controls = None   # every process's control block (mmaps), once they agreed
         self.decided = False
         atexit.register(self.close)
 
